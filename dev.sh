@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# venvkeeper developer entry point: sets up .dev/venv (idempotent) and runs a job in it.
+#   ./dev.sh scan [ARGS...]   scan this host (all local filesystems) and print the table
+#   ./dev.sh test [ARGS...]   run the whole test suite (what .ci/run calls)
+#   ./dev.sh lint             ruff and mypy
+#   ./dev.sh bench [ARGS...]  the benchmarks of bench/
+#   ./dev.sh setup            only set up
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$PWD
+venv=$root/.dev/venv
+
+pick_python() {
+    # Any CPython 3.9+ will do; prefer the one on PATH, then Debian's.
+    for c in "${VENVKEEPER_DEV_PYTHON:-}" python3 /usr/bin/python3; do
+        [ -n "$c" ] || continue
+        if command -v "$c" >/dev/null 2>&1 &&
+            "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then
+            command -v "$c"; return 0
+        fi
+    done
+    echo "dev.sh: no CPython 3.9+ with venv and ensurepip found (on Debian: apt-get install python3-venv)" >&2
+    return 1
+}
+
+setup() {
+    local stamp=$venv/.venvkeeper-stamp want
+    want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
+        "$venv/bin/python" -c 'import venvkeeper' 2>/dev/null; then
+        return 0
+    fi
+    local py; py=$(pick_python)
+    echo "dev.sh: setting up $venv with $py" >&2
+    rm -rf "$venv"
+    "$py" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+    echo "$want" >"$stamp"
+}
+
+cmd=${1:-help}; [ $# -gt 0 ] && shift
+case "$cmd" in
+    setup) setup ;;
+    scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
+    test) setup; exec "$venv/bin/python" -m pytest "$@" ;;
+    lint) setup; "$venv/bin/ruff" check src tests bench; "$venv/bin/ruff" format --check src tests bench; "$venv/bin/mypy" ;;
+    bench) setup; exec "$venv/bin/python" bench/run.py "$@" ;;
+    *) sed -n '2,8p' "$0"; exit 2 ;;
+esac

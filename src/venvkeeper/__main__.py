@@ -1,0 +1,5 @@
+import sys
+
+from venvkeeper.cli import main
+
+sys.exit(main())

@@ -1,0 +1,35 @@
+"""The check interface: a check is a pure function from facts to findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Callable
+
+from venvkeeper.model import Finding, Severity, VenvFacts
+
+BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})
+
+
+@dataclass(frozen=True)
+class CodeDoc:
+    severity: Severity
+    summary: str  # one line for the README table
+
+
+@dataclass(frozen=True)
+class Check:
+    """One concern. ``codes`` documents every finding code the check may yield."""
+
+    name: str
+    codes: Mapping[str, CodeDoc]
+    run: Callable[[VenvFacts], Iterator[Finding]]
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def short_list(items: list[str], limit: int = 3) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

@@ -1,0 +1,74 @@
+"""The interpreter links: dangling, missing, a script instead of a binary, stale extras."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from venvkeeper.checks._base import Check, CodeDoc, short_list
+from venvkeeper.model import Finding, Severity, VenvFacts, VenvKind
+
+MISSING = "interpreter-missing"
+DANGLING = "interpreter-dangling"
+STALE_LINK = "stale-link"
+NOT_BINARY = "interpreter-not-binary"
+VERSION_UNKNOWN = "version-unknown"
+
+
+def run(facts: VenvFacts) -> Iterator[Finding]:
+    if facts.kind is VenvKind.CONDA:
+        return
+    if not facts.chains:
+        yield Finding(
+            MISSING,
+            Severity.CRITICAL,
+            "bin/ has no python: the venv cannot start; rebuild it (venvkeeper repair)",
+        )
+        return
+    primary = next((c for c in facts.chains if c.name in ("python", "python3")), facts.chains[0])
+    if primary.resolved is None:
+        why = primary.error or "does not exist"
+        hops = " -> ".join(primary.hops)
+        yield Finding(
+            DANGLING,
+            Severity.CRITICAL,
+            f"bin/{primary.name} is broken ({hops}: {primary.broken_at or ''} {why}):"
+            " the venv cannot start; repair it (relink to the same minor, or rebuild)",
+        )
+    stale = [c.name for c in facts.chains if c is not primary and c.resolved is None]
+    if stale and primary.resolved is not None:
+        yield Finding(
+            STALE_LINK,
+            Severity.WARNING,
+            f"bin/{short_list(stale)} dangle while bin/{primary.name} works"
+            " (left behind by an upgrade?): scripts that name them fail; remove or relink them",
+        )
+    base = facts.base
+    if base is None:
+        return
+    if base.is_script:
+        yield Finding(
+            NOT_BINARY,
+            Severity.WARNING,
+            f"bin/{primary.name} resolves to {base.executable}, a script (a pyenv shim?),"
+            " not an interpreter: the Python it runs depends on the caller's settings;"
+            " relink it to a real interpreter",
+        )
+    elif base.version is None:
+        yield Finding(
+            VERSION_UNKNOWN,
+            Severity.UNKNOWN,
+            f"cannot tell the version of {base.executable} from its name or its stdlib",
+        )
+
+
+CHECK = Check(
+    "interpreter",
+    {
+        MISSING: CodeDoc(Severity.CRITICAL, "bin/ holds no python at all"),
+        DANGLING: CodeDoc(Severity.CRITICAL, "bin/python's link chain ends in nothing: fails loudly"),
+        STALE_LINK: CodeDoc(Severity.WARNING, "another bin/pythonX.Y link dangles"),
+        NOT_BINARY: CodeDoc(Severity.WARNING, "bin/python resolves to a script such as a pyenv shim"),
+        VERSION_UNKNOWN: CodeDoc(Severity.UNKNOWN, "the base's version cannot be found statically"),
+    },
+    run,
+)

@@ -1,0 +1,63 @@
+"""The silent failure: the interpreter runs X.Y while the packages live in lib/pythonA.B."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from venvkeeper.checks._base import BOOTSTRAP, Check, CodeDoc, plural, short_list
+from venvkeeper.inspect import canonical_name
+from venvkeeper.model import Finding, Severity, VenvFacts
+
+MISMATCH = "version-mismatch"
+HALF_UPGRADED = "half-upgraded"
+
+
+def run(facts: VenvFacts) -> Iterator[Finding]:
+    base = facts.base
+    if base is None or base.version is None or base.is_script:
+        return
+    active = [s for s in facts.site_dirs if s.python_version == base.version]
+    others = [s for s in facts.site_dirs if s.python_version != base.version]
+    active_names = {canonical_name(d.name) for s in active for d in s.distributions}
+    active_real = active_names - BOOTSTRAP
+    stranded = [
+        d
+        for s in others
+        for d in s.distributions
+        if canonical_name(d.name) not in active_names and canonical_name(d.name) not in BOOTSTRAP
+    ]
+    if not stranded:
+        return
+    where = ", ".join(sorted({f"lib/python{s.python_version}" for s in others}))
+    names = sorted({d.name for d in stranded})
+    if not active_real:
+        yield Finding(
+            MISMATCH,
+            Severity.CRITICAL,
+            f"the interpreter is now Python {base.version} but {plural(len(names), 'package')}"
+            f" ({short_list(names)}) live in {where} and are invisible to it:"
+            " rebuild the venv for the new version (venvkeeper repair)",
+        )
+    else:
+        yield Finding(
+            HALF_UPGRADED,
+            Severity.WARNING,
+            f"packages are split between lib/python{base.version} and {where}:"
+            f" {plural(len(names), 'package')} ({short_list(names)}) exist only in {where},"
+            f" invisible to Python {base.version}; reinstall them or rebuild the venv",
+        )
+
+
+CHECK = Check(
+    "versions",
+    {
+        MISMATCH: CodeDoc(
+            Severity.CRITICAL,
+            "the interpreter is X.Y but the packages live in lib/pythonA.B: the silent failure",
+        ),
+        HALF_UPGRADED: CodeDoc(
+            Severity.WARNING, "packages in two lib/pythonX.Y directories, some invisible"
+        ),
+    },
+    run,
+)

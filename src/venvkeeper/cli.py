@@ -1,0 +1,198 @@
+"""The command line: parse, call one library function, render, pick the exit code.
+
+This is the only module that prints or exits. Exit codes (a contract, see the README):
+0 every venv ok, 1 the worst is a warning (or unknown), 2 the worst is critical,
+3 a usage error or an internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import os
+import sys
+from typing import Callable, Optional, TextIO
+
+from venvkeeper import __version__
+from venvkeeper.errors import VenvkeeperError
+from venvkeeper.formats import OutputFormat, render
+from venvkeeper.formats import json as json_format
+from venvkeeper.formats import table
+from venvkeeper.model import Severity
+from venvkeeper.scan import ScanOptions, Scanner, inspect_path
+from venvkeeper.textutil import escape
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    ERROR = 3
+
+
+def exit_code_for(worst: Severity) -> ExitCode:
+    """The exit status of a scan whose worst venv status is *worst*."""
+    return {
+        Severity.OK: ExitCode.OK,
+        Severity.INFO: ExitCode.OK,
+        Severity.WARNING: ExitCode.WARNING,
+        Severity.UNKNOWN: ExitCode.WARNING,
+        Severity.CRITICAL: ExitCode.CRITICAL,
+    }[worst]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.ERROR), f"{self.prog}: error: {message}\n")
+
+
+def _add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", action="store_true", help="also measure each venv's size on disk")
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also run each venv's interpreter (as its owner, clean environment, timeout)"
+        " to confirm its packages import; without it nothing in a scanned tree is executed",
+    )
+    p.add_argument("--deep-timeout", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+
+
+def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("scan", help="find every venv under the roots and diagnose each one")
+    p.add_argument(
+        "roots",
+        nargs="*",
+        metavar="ROOT",
+        help="directories to search (default: every local filesystem from /)",
+    )
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="skip directories whose name (or path, when GLOB has a /) matches")
+    p.add_argument("--one-file-system", action="store_true",
+                   help="do not cross into other filesystems below each root")
+    p.add_argument("--include-network", action="store_true",
+                   help="also walk network filesystems (nfs, cifs, sshfs, ...)")
+    p.add_argument("--only-problems", action="store_true", help="list only venvs that are not ok")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="parallel directory walkers (default 2)")
+    _add_selection(p)
+    p.set_defaults(func=_cmd_scan)
+
+
+def _add_show(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("show", help="every fact and finding of one venv")
+    p.add_argument("path", metavar="PATH")
+    _add_selection(p)
+    p.set_defaults(func=_cmd_show)
+
+
+def _add_codes(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("codes", help="list every finding code and its usual severity")
+    p.set_defaults(func=_cmd_codes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="venvkeeper",
+        description="Find every Python virtual environment on this host and tell which ones"
+        " a Python upgrade broke, by reading files only.",
+    )
+    parser.add_argument("--version", action="version", version=f"venvkeeper {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_scan(sub)
+    _add_show(sub)
+    _add_codes(sub)
+    return parser
+
+
+def _progress(stream: TextIO) -> Optional[Callable[[int, int], None]]:
+    if not stream.isatty():
+        return None
+
+    def show(dirs: int, venvs: int) -> None:
+        stream.write(f"\r\x1b[Kscanning: {dirs:,} directories, {venvs:,} venvs judged")
+        stream.flush()
+
+    return show
+
+
+def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    opts = ScanOptions(
+        roots=tuple(args.roots),
+        exclude=tuple(args.exclude),
+        one_file_system=args.one_file_system,
+        include_network=args.include_network,
+        size=args.size,
+        deep=args.deep,
+        deep_timeout=args.deep_timeout,
+        **({"walk_workers": args.workers} if args.workers else {}),
+    )
+    for r in opts.roots:
+        if not os.path.isdir(r):
+            raise VenvkeeperError(f"{escape(r)} is not a directory")
+    progress = None if (args.quiet or args.json) else _progress(err)
+    scanner = Scanner(opts, progress)
+    for _ in scanner.reports():
+        pass
+    if progress is not None:
+        err.write("\r\x1b[K")
+    report = scanner.report()
+    if args.json:
+        out.write(render(report, OutputFormat.JSON))
+    elif args.quiet:
+        out.write(table.summary(report) + "\n")
+    else:
+        tty = out.isatty()
+        width = os.get_terminal_size(out.fileno()).columns if tty else 0
+        out.write(render(report, OutputFormat.TABLE, color=tty, only_problems=args.only_problems,
+                         width=width))
+    return int(exit_code_for(report.worst))
+
+
+def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    opts = ScanOptions(size=args.size, deep=args.deep, deep_timeout=args.deep_timeout)
+    rep = inspect_path(args.path, opts)
+    out.write(json_format.render_venv(rep) if args.json else table.render_show(rep))
+    return int(exit_code_for(rep.status))
+
+
+def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.checks import all_codes
+
+    for code, doc in sorted(all_codes().items()):
+        out.write(f"{code:30} {doc.severity.value:9} {doc.summary}\n")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None, out: Optional[TextIO] = None,
+         err: Optional[TextIO] = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else int(ExitCode.ERROR)
+    if not getattr(args, "func", None):
+        parser.print_help(out)
+        return int(ExitCode.ERROR)
+    try:
+        return int(args.func(args, out, err))
+    except VenvkeeperError as e:
+        err.write(f"venvkeeper: error: {escape(str(e))}\n")
+        return int(ExitCode.ERROR)
+    except KeyboardInterrupt:
+        err.write("venvkeeper: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except Exception as e:  # the last line of defence: never a bare traceback
+        err.write(
+            f"venvkeeper: internal error: {type(e).__name__}: {escape(str(e))}\n"
+            "Please report this with the command line you used.\n"
+        )
+        if os.environ.get("VENVKEEPER_DEBUG"):
+            raise
+        return int(ExitCode.ERROR)

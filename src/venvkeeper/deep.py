@@ -1,0 +1,126 @@
+"""``--deep``: run a venv's own interpreter to confirm its packages import.
+
+This is the only place venvkeeper executes code from a scanned tree, and only when the
+user asked for it. It runs as the venv's owner (privileges dropped when root), with a
+minimal environment (no PYTHONPATH, no PYTHONHOME, nothing inherited), ``-E -s`` (ignore
+PYTHON* variables and the user site), in ``/`` as working directory, under a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from typing import Optional
+
+from venvkeeper import _subprocess
+from venvkeeper.checks._base import CodeDoc, short_list
+from venvkeeper.errors import CommandError
+from venvkeeper.model import DeepResult, Finding, Severity, VenvFacts
+
+START_FAILED = "deep-start-failed"
+IMPORT_FAILED = "deep-import-failed"
+SKIPPED = "deep-skipped"
+
+CODES = {
+    START_FAILED: CodeDoc(Severity.CRITICAL, "--deep: the venv's interpreter did not start"),
+    IMPORT_FAILED: CodeDoc(Severity.CRITICAL, "--deep: installed packages failed to import"),
+    SKIPPED: CodeDoc(Severity.INFO, "--deep was not possible (not the owner, no interpreter)"),
+}
+
+MAX_MODULES = 500
+
+# Runs inside the scanned venv: must work on Python 2.7 to 3.13. Module names come on stdin.
+_PROBE = r"""
+import sys, json
+mods = json.loads(sys.stdin.read())
+failed = []
+for m in mods:
+    try:
+        __import__(m)
+    except BaseException as e:
+        failed.append([m, (type(e).__name__ + ": " + str(e))[:200]])
+sys.stdout.write("\n@@venvkeeper@@" + json.dumps({
+    "version": "%d.%d.%d" % tuple(sys.version_info[:3]),
+    "prefix": sys.prefix,
+    "failed": failed,
+}))
+"""
+
+
+def _modules(facts: VenvFacts) -> list[str]:
+    names: dict[str, None] = {}
+    for site in facts.site_dirs:
+        if facts.base is not None and site.python_version != facts.base.version:
+            continue
+        for d in site.distributions:
+            for t in d.top_level:
+                if t.isidentifier() and not t.startswith("_"):
+                    names[t] = None
+    return list(names)[:MAX_MODULES]
+
+
+def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
+    """Start ``bin/python`` of the venv and import every top-level module of its packages."""
+    python = f"{facts.path}/bin/python"
+    if not os.path.lexists(python):
+        python = f"{facts.path}/bin/python3"
+    if not os.path.lexists(python):
+        return DeepResult(ran=False, error="no bin/python to run")
+    owner = facts.owner_uid
+    me = os.geteuid()
+    user: Optional[int] = None
+    group: Optional[int] = None
+    home = "/"
+    try:
+        pw = pwd.getpwuid(owner)
+        home = pw.pw_dir
+        group = pw.pw_gid
+    except KeyError:
+        group = owner
+    if me == 0 and owner != 0:
+        user = owner
+    elif me != owner and me != 0:
+        return DeepResult(ran=False, error=f"not run: the venv belongs to uid {owner}, not to you")
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home}
+    try:
+        done = _subprocess.run(
+            [python, "-E", "-s", "-c", _PROBE],
+            timeout=timeout,
+            env=env,
+            cwd="/",
+            user=user,
+            group=group if user is not None else None,
+            input=json.dumps(_modules(facts)),
+        )
+    except CommandError as e:
+        return DeepResult(ran=True, error=str(e))
+    marker = done.stdout.rfind("@@venvkeeper@@")
+    if done.returncode != 0 or marker < 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return DeepResult(ran=True, error=f"exit {done.returncode}: {tail[:300]}")
+    try:
+        data = json.loads(done.stdout[marker + len("@@venvkeeper@@") :])
+        failed = tuple(f"{m} ({why})" for m, why in data.get("failed", []))
+        return DeepResult(ran=True, version=str(data.get("version")), failed_imports=failed)
+    except (ValueError, TypeError) as e:
+        return DeepResult(ran=True, error=f"unreadable probe output: {e}")
+
+
+def deep_findings(facts: VenvFacts, deep: DeepResult) -> tuple[Finding, ...]:
+    if not deep.ran:
+        return (Finding(SKIPPED, Severity.INFO, f"--deep: {deep.error}"),)
+    if deep.error:
+        return (
+            Finding(START_FAILED, Severity.CRITICAL, f"--deep: the interpreter failed: {deep.error}"),
+        )
+    if deep.failed_imports:
+        return (
+            Finding(
+                IMPORT_FAILED,
+                Severity.CRITICAL,
+                f"--deep: {len(deep.failed_imports)} module(s) failed to import:"
+                f" {short_list(list(deep.failed_imports), 2)}",
+            ),
+        )
+    return ()

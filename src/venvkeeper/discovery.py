@@ -1,0 +1,318 @@
+"""Walk the roots and yield candidate venv directories, fast.
+
+The walk never follows symlinks, never descends into a venv (inspection reads what it
+needs), prunes pseudo and (by default) network filesystems, and counts every directory it
+could not read instead of raising. Work is a shared LIFO stack of directories, so memory
+stays proportional to depth times fan-out, not to the size of the tree; results stream out
+as they are found.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import queue
+import re
+import stat
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Union
+
+from venvkeeper import fsutil
+from venvkeeper.model import Alias, CondaEnv, VenvKind
+from venvkeeper.mounts import Mount
+
+MAX_DEPTH = 200
+_EXAMPLES = 20
+
+
+@dataclass(frozen=True)
+class Candidate:
+    path: str
+    kind: VenvKind
+
+
+Found = Union[Candidate, Alias, CondaEnv]
+
+
+@dataclass(frozen=True)
+class WalkOptions:
+    exclude: tuple[str, ...] = ()
+    one_file_system: bool = False
+    include_network: bool = False
+    mounts: tuple[Mount, ...] = ()
+    workers: int = 1
+
+
+@dataclass
+class WalkStats:
+    """Filled in while walking; read once the walk is done."""
+
+    directories: int = 0
+    entries: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: list[tuple[str, str]] = field(default_factory=list)
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped[reason] += 1
+        if len(self.examples) < _EXAMPLES:
+            self.examples.append((path, reason))
+
+    def merge(self, other: WalkStats) -> None:
+        self.directories += other.directories
+        self.entries += other.entries
+        self.skipped.update(other.skipped)
+        room = _EXAMPLES - len(self.examples)
+        if room > 0:
+            self.examples.extend(other.examples[:room])
+
+
+def compile_excludes(globs: Iterable[str]) -> Callable[[str, str], bool]:
+    """A predicate ``(path, name) -> excluded``. A glob with a ``/`` matches the whole path,
+    one without matches the directory's name (as in rsync and fd)."""
+    by_name = [fnmatch.translate(g) for g in globs if "/" not in g]
+    by_path = [fnmatch.translate(g.rstrip("/")) for g in globs if "/" in g]
+    name_re = re.compile("|".join(by_name)) if by_name else None
+    path_re = re.compile("|".join(by_path)) if by_path else None
+
+    def excluded(path: str, name: str) -> bool:
+        return bool(
+            (name_re is not None and name_re.match(name))
+            or (path_re is not None and path_re.match(path))
+        )
+
+    return excluded
+
+
+class _Walker:
+    def __init__(self, options: WalkOptions, stats: WalkStats) -> None:
+        self.options = options
+        self.stats = stats
+        self.excluded = compile_excludes(options.exclude)
+        self.has_excludes = bool(options.exclude)
+        skip: dict[str, str] = {}
+        for m in options.mounts:
+            if m.is_pseudo:
+                skip[m.mountpoint] = "pseudo-filesystem"
+            elif m.is_network and not options.include_network:
+                skip[m.mountpoint] = "network-filesystem"
+            else:
+                skip.pop(m.mountpoint, None)  # a later mount over the same point wins
+        self.skip_mounts = skip
+        self.mountpoints = frozenset(m.mountpoint for m in options.mounts)
+        self.seen_mounts: set[tuple[int, int]] = set()
+        self.seen_lock = threading.Lock()
+
+    # One directory: list it once, decide venv or not, return the subdirectories to visit.
+    def visit(
+        self, path: str, depth: int, dev: int, stats: WalkStats, emit: Callable[[Found], None]
+    ) -> list[tuple[str, int, int]]:
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except OSError as e:
+            stats.skip(path, fsutil.os_error_reason(e))
+            return []
+        stats.directories += 1
+        stats.entries += len(entries)
+        cfg: Optional[os.DirEntry[str]] = None
+        subdirs: list[str] = []
+        for e in entries:
+            name = e.name
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    subdirs.append(name)
+                elif name == "pyvenv.cfg":
+                    cfg = e
+                elif name == ".venv" and e.is_symlink():
+                    self.alias(e.path, stats, emit)
+            except OSError as err:
+                stats.skip(e.path, fsutil.os_error_reason(err))
+        base = path if path.endswith("/") else path + "/"
+        if cfg is not None or "pyvenv.cfg" in subdirs:
+            if "bin" in subdirs:
+                # A venv root, even when pyvenv.cfg is a FIFO or a directory: inspection
+                # reports that. Never descend.
+                emit(Candidate(path, VenvKind.VENV))
+                return []
+            stats.skip(path, "pyvenv-cfg-without-bin")
+        if "conda-meta" in subdirs:
+            emit(CondaEnv(path))
+            return [(base + "envs", depth + 1, dev)] if "envs" in subdirs else []
+        if "bin" in subdirs and "lib" in subdirs and _is_legacy_virtualenv(base):
+            emit(Candidate(path, VenvKind.LEGACY_VIRTUALENV))
+            return []
+        if depth >= MAX_DEPTH:
+            if subdirs:
+                stats.skip(path, "too-deep")
+            return []
+        out: list[tuple[str, int, int]] = []
+        for name in subdirs:
+            child = base + name
+            if self.has_excludes and self.excluded(child, name):
+                stats.skip(child, "excluded")
+                continue
+            child_dev = dev
+            if child in self.mountpoints:
+                reason = self.skip_mounts.get(child)
+                if reason is not None:
+                    stats.skip(child, reason)
+                    continue
+                try:
+                    st = os.lstat(child)
+                except OSError as e:
+                    stats.skip(child, fsutil.os_error_reason(e))
+                    continue
+                with self.seen_lock:
+                    key = (st.st_dev, st.st_ino)
+                    if key in self.seen_mounts:  # a bind mount looping back
+                        stats.skip(child, "mount-loop")
+                        continue
+                    self.seen_mounts.add(key)
+                child_dev = st.st_dev
+                if self.options.one_file_system and child_dev != dev:
+                    stats.skip(child, "other-filesystem")
+                    continue
+            elif self.options.one_file_system:
+                try:
+                    child_dev = os.lstat(child).st_dev
+                except OSError as e:
+                    stats.skip(child, fsutil.os_error_reason(e))
+                    continue
+                if child_dev != dev:
+                    stats.skip(child, "other-filesystem")
+                    continue
+            out.append((child, depth + 1, child_dev))
+        return out
+
+    def alias(self, link: str, stats: WalkStats, emit: Callable[[Found], None]) -> None:
+        try:
+            target = os.path.realpath(link)
+            st = os.stat(target)
+        except (OSError, ValueError, RuntimeError):
+            stats.skip(link, "dangling-venv-alias")
+            return
+        if stat.S_ISDIR(st.st_mode) and fsutil.lexists(os.path.join(target, "pyvenv.cfg")):
+            emit(Alias(link, target))
+
+
+def _is_legacy_virtualenv(base: str) -> bool:
+    """virtualenv < 20: ``lib/pythonX.Y/orig-prefix.txt`` beside a ``bin/python``."""
+    if not fsutil.lexists(base + "bin/python"):
+        return False
+    for e in fsutil.listdir(base + "lib"):
+        if e.name.startswith("python") and fsutil.lexists(e.path + "/orig-prefix.txt"):
+            return True
+    return False
+
+
+def walk(
+    roots: Sequence[str], options: WalkOptions, stats: Optional[WalkStats] = None
+) -> Iterator[Found]:
+    """Yield every venv, legacy virtualenv, conda environment and ``.venv`` alias under
+    *roots*, as found. *stats* (if given) is filled in; read it after the iterator ends."""
+    stats = stats if stats is not None else WalkStats()
+    walker = _Walker(options, stats)
+    start: list[tuple[str, int, int]] = []
+    for root in _normalize_roots(roots):
+        try:
+            st = os.stat(root)
+        except OSError as e:
+            stats.skip(root, fsutil.os_error_reason(e))
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            stats.skip(root, "not-a-directory")
+            continue
+        start.append((root, 0, st.st_dev))
+    if options.workers <= 1:
+        yield from _walk_serial(walker, start, stats)
+    else:
+        yield from _walk_parallel(walker, start, stats, options.workers)
+
+
+def _normalize_roots(roots: Sequence[str]) -> list[str]:
+    """Absolute, without duplicates, and without roots nested inside another root."""
+    seen: list[str] = []
+    for r in sorted({os.path.abspath(r) for r in roots}):
+        if not any(r == s or r.startswith(s.rstrip("/") + "/") for s in seen):
+            seen.append(r)
+    return seen
+
+
+def _walk_serial(
+    walker: _Walker, start: list[tuple[str, int, int]], stats: WalkStats
+) -> Iterator[Found]:
+    found: list[Found] = []
+    emit = found.append
+    stack = list(reversed(start))
+    while stack:
+        path, depth, dev = stack.pop()
+        children = walker.visit(path, depth, dev, stats, emit)
+        if children:
+            children.reverse()
+            stack.extend(children)
+        if found:
+            yield from found
+            found.clear()
+
+
+_DONE = object()
+
+
+def _walk_parallel(
+    walker: _Walker, start: list[tuple[str, int, int]], stats: WalkStats, workers: int
+) -> Iterator[Found]:
+    stack = list(reversed(start))
+    cv = threading.Condition()
+    active = 0
+    out: queue.SimpleQueue[object] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def worker() -> None:
+        nonlocal active
+        local = WalkStats()
+        emit = out.put
+        try:
+            while not stop.is_set():
+                with cv:
+                    while not stack and active > 0:
+                        cv.wait()
+                    if not stack:
+                        cv.notify_all()
+                        return
+                    item = stack.pop()
+                    active += 1
+                children: list[tuple[str, int, int]] = []
+                try:
+                    children = walker.visit(item[0], item[1], item[2], local, emit)
+                finally:
+                    with cv:
+                        children.reverse()
+                        stack.extend(children)
+                        active -= 1
+                        if children or active == 0:
+                            cv.notify_all()
+        finally:
+            with cv:
+                stats.merge(local)
+            out.put(_DONE)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    remaining = workers
+    try:
+        while remaining:
+            item = out.get()
+            if item is _DONE:
+                remaining -= 1
+            else:
+                yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        with cv:
+            cv.notify_all()
+        for t in threads:
+            t.join()

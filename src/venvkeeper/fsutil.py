@@ -1,0 +1,128 @@
+"""Careful file access for scanned trees: regular files only, every read capped, no hangs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Optional
+
+#: Default cap for one read: far above any honest pyvenv.cfg, METADATA header or RECORD.
+READ_LIMIT = 1 << 20
+
+
+class NotRegularFile(OSError):
+    """The path exists but is a FIFO, socket, device or directory: we never open those."""
+
+
+def describe_mode(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "not a regular file"
+
+
+def read_bytes(path: str, limit: int = READ_LIMIT) -> tuple[bytes, bool]:
+    """Read at most *limit* bytes of the regular file *path* (symlinks followed).
+
+    Returns ``(data, truncated)``. Raises :class:`NotRegularFile` for anything that is not a
+    regular file (checked before opening, so a FIFO or a device is never opened) and the
+    usual :class:`OSError` subclasses otherwise.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        # The file may have been swapped for something else between stat and open.
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        return data[:limit], True
+    return data, False
+
+
+def read_text(path: str, limit: int = READ_LIMIT) -> tuple[str, bool]:
+    from venvkeeper.textutil import decode
+
+    data, truncated = read_bytes(path, limit)
+    return decode(data), truncated
+
+
+def read_head(path: str, limit: int = 512) -> Optional[bytes]:
+    """The first bytes of a regular file, or None when it cannot be read for any reason."""
+    try:
+        return read_bytes(path, limit)[0]
+    except OSError:
+        return None
+
+
+def os_error_reason(e: OSError) -> str:
+    """A short, stable reason for a counted skip."""
+    code = e.errno
+    if isinstance(e, NotRegularFile):
+        return "not-regular-file"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission-denied"
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return "vanished"
+    if code == errno.ESTALE:
+        return "stale-handle"
+    if code == errno.ELOOP:
+        return "symlink-loop"
+    if code == errno.ENAMETOOLONG:
+        return "name-too-long"
+    if code == errno.EIO:
+        return "io-error"
+    return "os-error"
+
+
+def lexists(path: str) -> bool:
+    try:
+        os.lstat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def is_file(path: str) -> bool:
+    """True for an existing regular file (symlinks followed); never raises."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def listdir(path: str) -> list[os.DirEntry[str]]:
+    """Entries of a directory, or [] when it cannot be read."""
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except (OSError, ValueError):
+        return []

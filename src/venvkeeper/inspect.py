@@ -1,0 +1,784 @@
+"""Static inspection: read one venv directory into :class:`VenvFacts`. Never runs anything.
+
+Every read goes through :mod:`venvkeeper.fsutil` (regular files only, capped); every I/O
+problem becomes an entry of ``VenvFacts.errors`` or a field saying "unknown", never an
+exception. Facts about base interpreters are shared between venvs through a
+:class:`HostCache`, since hundreds of venvs usually share a handful of bases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import stat
+import threading
+from typing import Optional
+from urllib.parse import unquote, urlsplit
+
+from venvkeeper import fsutil
+from venvkeeper.cfg import parse_pyvenv_cfg
+from venvkeeper.model import (
+    BaseInterpreter,
+    BaseOrigin,
+    Creator,
+    DirectUrlKind,
+    Distribution,
+    Extension,
+    LinkChain,
+    PyvenvCfg,
+    RecordedLocation,
+    Script,
+    SiteDir,
+    VenvFacts,
+    VenvKind,
+)
+
+CFG_LIMIT = 64 << 10
+METADATA_LIMIT = 256 << 10
+SMALL_LIMIT = 64 << 10
+RECORD_LIMIT = 4 << 20
+MAX_HOPS = 40
+MAX_SCRIPTS = 2000
+MAX_DISTS = 20000
+
+_PY_NAME = re.compile(r"python(\d+)\.(\d+)(t?)$")
+_PY_DIR = re.compile(r"python(\d+\.\d+t?)$")
+_EXT_TAG = re.compile(r"\.(cpython-(\d)(\d+)(t?)-[^.]+|abi3)\.so$")
+_ACTIVATE = re.compile(
+    r"""^[ \t]*(?:export[ \t]+)?VIRTUAL_ENV=(?:"([^"$`]*)"|'([^'$`]*)'|([^\s"'$`;]+))[ \t]*$""",
+    re.MULTILINE,
+)
+_PATCHLEVEL = re.compile(rb'#define\s+PY_VERSION\s+"(\d+\.\d+\.\d+)[^"]*"')
+_PATH_VERSION = re.compile(
+    r"/(?:versions/|cpython-|Cellar/python@\d+\.\d+/|python-)(\d+\.\d+\.\d+)(?:[-_/+]|$)"
+)
+_VERSIONED = re.compile(r"^python\d+(\.\d+t?)?$")
+_NAME_NORMALIZE = re.compile(r"[-_.]+")
+
+
+def canonical_name(name: str) -> str:
+    return _NAME_NORMALIZE.sub("-", name).lower()
+
+
+class HostCache:
+    """Facts about files outside the venvs (base interpreters, their stdlib), cached per
+    scan. Thread-safe: the worst a race does is compute one value twice."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stdlib: dict[tuple[str, str], Optional[str]] = {}
+        self._patch: dict[tuple[str, str], Optional[str]] = {}
+        self._head: dict[str, Optional[bytes]] = {}
+
+    def stdlib_prefix(self, start_dir: str, version: str) -> Optional[str]:
+        """Search upwards from *start_dir* for ``lib/pythonX.Y/os.py``, as getpath does."""
+        key = (start_dir, version)
+        if key in self._stdlib:
+            return self._stdlib[key]
+        found: Optional[str] = None
+        d = start_dir
+        for _ in range(64):
+            for lib in ("lib", "lib64"):
+                base = f"{d.rstrip('/')}/{lib}/python{version}"
+                if fsutil.is_file(base + "/os.py") or fsutil.is_file(base + ".zip"):
+                    found = d
+                    break
+            if found is not None:
+                break
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+        # python3.13t keeps its stdlib in lib/python3.13t; the zip fallback uses X.Y digits.
+        with self._lock:
+            self._stdlib[key] = found
+        return found
+
+    def patch_version(self, prefix: Optional[str], version: str, executable: str) -> Optional[str]:
+        key = (prefix or "", executable)
+        if key in self._patch:
+            return self._patch[key]
+        found: Optional[str] = None
+        if prefix:
+            head = fsutil.read_head(f"{prefix}/include/python{version}/patchlevel.h", 64 << 10)
+            if head:
+                m = _PATCHLEVEL.search(head)
+                if m:
+                    found = m.group(1).decode()
+        if found is None:
+            m2 = _PATH_VERSION.search(executable)
+            if m2 and m2.group(1).startswith(version.rstrip("t") + "."):
+                found = m2.group(1)
+        with self._lock:
+            self._patch[key] = found
+        return found
+
+    def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
+        """Whether two regular files hold the same bytes (None when unreadable or huge)."""
+        try:
+            sa, sb = os.stat(a), os.stat(b)
+            if sa.st_size != sb.st_size:
+                return False
+            if sa.st_size > limit:
+                return None
+            with open(a, "rb") as fa, open(b, "rb") as fb:
+                while True:
+                    ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+                    if ca != cb:
+                        return False
+                    if not ca:
+                        return True
+        except OSError:
+            return None
+
+    def is_script(self, path: str) -> bool:
+        """True when *path* starts with ``#!``: a shell wrapper (a pyenv shim), not a binary."""
+        if path not in self._head:
+            self._head[path] = fsutil.read_head(path, 4)
+        head = self._head[path]
+        return bool(head and head.startswith(b"#!"))
+
+
+def classify_origin(executable: str, venv_path: str) -> BaseOrigin:
+    p = executable
+    if p.startswith(venv_path.rstrip("/") + "/"):
+        return BaseOrigin.VENV_COPY
+    if "/.pyenv/versions/" in p or "/pyenv/versions/" in p:
+        return BaseOrigin.PYENV
+    if "/uv/python/" in p:
+        return BaseOrigin.UV
+    if "/Cellar/" in p or "/homebrew/" in p or "/linuxbrew/" in p:
+        return BaseOrigin.HOMEBREW
+    if any(s in p for s in ("/conda", "/miniconda", "/anaconda", "/miniforge", "/mambaforge")):
+        return BaseOrigin.CONDA
+    if p.startswith(("/usr/local/", "/opt/")):
+        return BaseOrigin.LOCAL
+    if p.startswith(("/usr/bin/", "/bin/", "/usr/libexec/", "/usr/lib/", "/usr/lib64/")):
+        return BaseOrigin.SYSTEM
+    return BaseOrigin.OTHER
+
+
+def resolve_chain(venv: str, name: str) -> LinkChain:
+    """Follow ``bin/NAME`` hop by hop without resolving anything the OS would not."""
+    path = f"{venv}/bin/{name}"
+    hops = [path]
+    for _ in range(MAX_HOPS):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return LinkChain(name, tuple(hops), None, broken_at=path)
+        except OSError as e:
+            return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
+        if not stat.S_ISLNK(st.st_mode):
+            try:
+                real = os.path.realpath(path)
+            except (OSError, RuntimeError, ValueError):
+                real = path
+            if not stat.S_ISREG(st.st_mode):
+                what = fsutil.describe_mode(st.st_mode)
+                return LinkChain(name, tuple(hops), None, broken_at=path, error=f"is {what}")
+            return LinkChain(name, tuple(hops), real)
+        try:
+            target = os.readlink(path)
+        except OSError as e:
+            return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
+        path = os.path.normpath(os.path.join(os.path.dirname(path), target))
+        hops.append(path)
+    return LinkChain(name, tuple(hops), None, error="too many symlinks (a loop?)")
+
+
+def _chain_names(bin_entries: list[os.DirEntry[str]]) -> list[str]:
+    names = [e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name == "python"]
+
+    def order(n: str) -> tuple[int, str]:
+        return ({"python": 0, "python3": 1}.get(n, 2), n)
+
+    return sorted(names, key=order)
+
+
+def _version_from_name(path: str) -> Optional[str]:
+    m = _PY_NAME.search(os.path.basename(path))
+    return f"{m.group(1)}.{m.group(2)}{m.group(3)}" if m else None
+
+
+def _judge_base(
+    venv: str,
+    chains: tuple[LinkChain, ...],
+    cfg: Optional[PyvenvCfg],
+    host: HostCache,
+    orig_prefix: Optional[str] = None,
+    legacy_version: Optional[str] = None,
+) -> Optional[BaseInterpreter]:
+    primary = next((c for c in chains if c.name in ("python", "python3")), None)
+    if primary is None and chains:
+        primary = chains[0]
+    if primary is None or primary.resolved is None:
+        return None
+    exe = primary.resolved
+    version = _version_from_name(exe)
+    if version is None:
+        # A copy named python/python3, or a base binary named python3: use a versioned
+        # sibling that reaches the same file, else the lib/pythonX.Y landmark beside it.
+        for c in chains:
+            v = _version_from_name(c.hops[0])
+            if v and (c.resolved == exe or (primary.is_copy and c.is_copy)):
+                version = v
+                break
+    if version is None and legacy_version:
+        version = legacy_version
+    if version is None:
+        prefix_guess = os.path.dirname(os.path.dirname(exe))
+        found = [
+            m.group(1)
+            for e in fsutil.listdir(prefix_guess + "/lib")
+            if (m := _PY_DIR.match(e.name)) and fsutil.is_file(e.path + "/os.py")
+        ]
+        if len(found) == 1:
+            version = found[0]
+    origin = classify_origin(exe, venv)
+    is_copy = primary.is_copy
+    # Where the interpreter will look for its stdlib: from pyvenv.cfg `home` (what getpath
+    # uses), from orig-prefix.txt for legacy virtualenvs, else beside the binary.
+    home = cfg.get("home") if cfg is not None else None
+    if orig_prefix:
+        start = orig_prefix
+    elif home:
+        start = home
+    else:
+        start = os.path.dirname(exe)
+    prefix = host.stdlib_prefix(start, version) if version else None
+    if prefix is None and version and start != os.path.dirname(exe) and not is_copy:
+        prefix = host.stdlib_prefix(os.path.dirname(exe), version)
+    patch = host.patch_version(prefix, version, exe) if version else None
+    copy_source: Optional[str] = None
+    copy_identical: Optional[bool] = None
+    if is_copy and home:
+        origin = BaseOrigin.VENV_COPY
+        for name in (os.path.basename(primary.hops[0]), f"python{version}", "python3"):
+            cand = f"{home.rstrip('/')}/{name}"
+            if fsutil.is_file(cand):
+                copy_source = os.path.realpath(cand)
+                copy_identical = host.same_bytes(exe, copy_source)
+                break
+    return BaseInterpreter(
+        executable=exe,
+        version=version,
+        patch_version=patch,
+        prefix=prefix,
+        stdlib_present=prefix is not None,
+        origin=origin,
+        is_copy=is_copy,
+        is_script=host.is_script(exe),
+        copy_source=copy_source,
+        copy_identical=copy_identical,
+    )
+
+
+def _parse_record(text: str) -> tuple[list[str], list[str], list[str]]:
+    """Extension files, top-level ``.pth`` files and top-level importable names in a RECORD."""
+    exts: list[str] = []
+    pths: list[str] = []
+    top: dict[str, None] = {}
+    for line in text.splitlines():
+        path = line.split(",", 1)[0].strip('"')
+        head, slash, rest = path.partition("/")
+        if path.endswith(".so"):
+            exts.append(path)
+            if not slash:
+                top[path.split(".", 1)[0]] = None
+        elif path.endswith(".pth") and not slash:
+            pths.append(path)
+        elif not slash and path.endswith(".py"):
+            top[path[:-3]] = None
+        if slash and rest and head.isidentifier() and not head.startswith("__"):
+            top[head] = None
+    return exts, pths, list(top)
+
+
+def _extension(path: str) -> Extension:
+    m = _EXT_TAG.search(path)
+    if not m:
+        return Extension(path, None, None)
+    if m.group(1) == "abi3":
+        return Extension(path, "abi3", None)
+    return Extension(path, m.group(1), f"{m.group(2)}.{m.group(3)}{m.group(4)}")
+
+
+def _header_fields(text: str) -> dict[str, str]:
+    """Name, Version and Requires-Python from a METADATA/PKG-INFO header."""
+    wanted = {"name": "", "version": "", "requires-python": ""}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        key, sep, value = line.partition(":")
+        k = key.strip().lower()
+        if sep and k in wanted and not wanted[k]:
+            wanted[k] = value.strip()
+    return wanted
+
+
+def _direct_url(
+    text: str,
+) -> tuple[DirectUrlKind, Optional[str], Optional[str], Optional[str], Optional[str]]:
+    """(kind, url, vcs, commit, local path) from a PEP 610 ``direct_url.json``."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return DirectUrlKind.INVALID, None, None, None, None
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        return DirectUrlKind.INVALID, None, None, None, None
+    url: str = data["url"]
+    local: Optional[str] = None
+    if url.startswith("file:"):
+        local = unquote(urlsplit(url).path)
+    vcs_info = data.get("vcs_info")
+    if isinstance(vcs_info, dict):
+        vcs = vcs_info.get("vcs")
+        commit = vcs_info.get("commit_id")
+        return (
+            DirectUrlKind.VCS,
+            url,
+            vcs if isinstance(vcs, str) else None,
+            commit if isinstance(commit, str) else None,
+            None,
+        )
+    dir_info = data.get("dir_info")
+    if isinstance(dir_info, dict):
+        kind = DirectUrlKind.EDITABLE if dir_info.get("editable") is True else DirectUrlKind.DIRECTORY
+        return kind, url, None, None, local
+    if isinstance(data.get("archive_info"), dict):
+        return DirectUrlKind.ARCHIVE, url, None, None, local
+    return DirectUrlKind.INVALID, url, None, None, local
+
+
+def _read_dist(site: str, entry: str) -> tuple[Distribution, list[str]]:
+    """One distribution, and the top-level ``.pth`` files its RECORD says it installed."""
+    d = f"{site}/{entry}"
+    egg = entry.endswith(".egg-info")
+    problems: list[str] = []
+    meta_name = "PKG-INFO" if egg else "METADATA"
+    fields = {"name": "", "version": "", "requires-python": ""}
+    try:
+        text, _ = fsutil.read_text(f"{d}/{meta_name}", METADATA_LIMIT)
+        fields = _header_fields(text)
+    except FileNotFoundError:
+        problems.append(f"no {meta_name}")
+    except OSError as e:
+        problems.append(f"{meta_name} unreadable: {e.strerror}")
+    stem = entry.rsplit(".", 1)[0]
+    fallback_name, _, fallback_version = stem.partition("-")
+    name = fields["name"] or fallback_name
+    version = fields["version"] or fallback_version.split("-")[0]
+    if not fields["name"] or not fields["version"]:
+        problems.append("metadata lacks Name or Version")
+    installer = None
+    head = fsutil.read_head(f"{d}/INSTALLER", 256)
+    if head is not None:
+        installer = head.decode("utf-8", "replace").strip() or None
+    requested = fsutil.lexists(f"{d}/REQUESTED")
+    du_kind = du_url = vcs = commit = local = None
+    editable_exists: Optional[bool] = None
+    try:
+        du_text, _ = fsutil.read_text(f"{d}/direct_url.json", SMALL_LIMIT)
+        du_kind, du_url, vcs, commit, local = _direct_url(du_text)
+        if du_kind is DirectUrlKind.INVALID:
+            problems.append("direct_url.json is not valid PEP 610 JSON")
+        if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local:
+            editable_exists = fsutil.is_dir(local)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        problems.append(f"direct_url.json unreadable: {e.strerror}")
+    exts: list[Extension] = []
+    pths: list[str] = []
+    record_top: list[str] = []
+    if not egg:
+        try:
+            rec, _ = fsutil.read_text(f"{d}/RECORD", RECORD_LIMIT)
+            ext_paths, pths, record_top = _parse_record(rec)
+            exts = [_extension(p) for p in ext_paths]
+        except FileNotFoundError:
+            problems.append("no RECORD")
+        except OSError as e:
+            problems.append(f"RECORD unreadable: {e.strerror}")
+    wheel_tags: tuple[str, ...] = ()
+    if any(x.abi_tag is None for x in exts):
+        head2 = fsutil.read_head(f"{d}/WHEEL", SMALL_LIMIT)
+        if head2:
+            wheel_tags = tuple(
+                ln.split(":", 1)[1].strip()
+                for ln in head2.decode("utf-8", "replace").splitlines()
+                if ln.lower().startswith("tag:")
+            )
+    top = fsutil.read_head(f"{d}/top_level.txt", SMALL_LIMIT)
+    if top:
+        listed = top.decode("utf-8", "replace").splitlines()
+        top_level = tuple(t.strip() for t in listed if t.strip().isidentifier())
+    else:
+        top_level = tuple(record_top)
+    dist = Distribution(
+        name=name,
+        version=version,
+        site_dir=site,
+        dist_info=entry,
+        installer=installer,
+        requested=requested,
+        requires_python=fields["requires-python"] or None,
+        direct_url_kind=du_kind,
+        direct_url=du_url,
+        vcs=vcs,
+        commit_id=commit,
+        editable_path=local if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) else None,
+        editable_path_exists=editable_exists,
+        extensions=tuple(exts),
+        wheel_tags=wheel_tags,
+        top_level=top_level,
+        problems=tuple(problems),
+    )
+    return dist, pths
+
+
+_KNOWN_PTH = ("_virtualenv.pth", "distutils-precedence.pth")
+
+
+def _read_site_dir(site: str, version: Optional[str], errors: list[str]) -> SiteDir:
+    try:
+        with os.scandir(site) as it:
+            entries = [(e.name, e) for e in it]
+    except OSError as e:
+        errors.append(f"{site}: {e.strerror or e}")
+        return SiteDir(site, version, ())
+    dists: list[Distribution] = []
+    owned_pth: set[str] = set()
+    pth_files: list[str] = []
+    egg_links: list[tuple[str, str, bool]] = []
+    for name, _e in entries:
+        if name.endswith((".dist-info", ".egg-info")) and len(dists) < MAX_DISTS:
+            try:
+                if not _e.is_dir():
+                    continue
+            except OSError:
+                continue
+            dist, pths = _read_dist(site, name)
+            dists.append(dist)
+            owned_pth.update(pths)
+        elif name.endswith(".pth"):
+            pth_files.append(name)
+        elif name.endswith(".egg-link"):
+            head = fsutil.read_head(f"{site}/{name}", 4096)
+            target = head.decode("utf-8", "surrogateescape").splitlines()[0].strip() if head else ""
+            egg_links.append((name, target, bool(target) and fsutil.is_dir(target)))
+    # .pth files owned by a distribution (listed in its RECORD) are accounted for.
+    pth_imports: list[str] = []
+    for name in pth_files:
+        if name in owned_pth or name in _KNOWN_PTH:
+            continue
+        try:
+            text, _ = fsutil.read_text(f"{site}/{name}", SMALL_LIMIT)
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith(("import ", "import\t")):
+                pth_imports.append(f"{name}: {line[:120]}")
+    dists.sort(key=lambda x: canonical_name(x.name))
+    return SiteDir(
+        path=site,
+        python_version=version,
+        distributions=tuple(dists),
+        pth_imports=tuple(pth_imports),
+        egg_links=tuple(egg_links),
+        writable_by_others=_writable_by_others(site),
+    )
+
+
+def _writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
+    """World-writable (without sticky bit), or group-writable by a non-root group while
+    owned by root: a way for other users to change what the owner runs."""
+    if st is None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+    if stat.S_ISLNK(st.st_mode):
+        return False
+    mode = st.st_mode
+    if mode & stat.S_IWOTH and not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
+        return True
+    return bool(mode & stat.S_IWGRP and st.st_uid == 0 and st.st_gid != 0)
+
+
+def _site_dirs(venv: str, errors: list[str]) -> tuple[SiteDir, ...]:
+    seen: set[str] = set()
+    out: list[SiteDir] = []
+    for lib in ("lib", "lib64", "local/lib"):
+        for e in fsutil.listdir(f"{venv}/{lib}"):
+            m = _PY_DIR.match(e.name)
+            if not m:
+                continue
+            site = f"{e.path}/site-packages"
+            try:
+                key = os.path.realpath(site)
+            except (OSError, ValueError):
+                key = site
+            if key in seen or not fsutil.is_dir(site):
+                continue
+            seen.add(key)
+            out.append(_read_site_dir(site, m.group(1), errors))
+    out.sort(key=lambda s: s.path)
+    return tuple(out)
+
+
+def _parse_shebang(head: bytes) -> tuple[Optional[str], bool]:
+    """(interpreter path, relative) from the start of a script."""
+    if not head.startswith(b"#!"):
+        return None, False
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\n", 2)
+    first = lines[0][2:].strip()
+    if first in ("/bin/sh", "/usr/bin/env sh", "/bin/bash") and len(lines) > 1:
+        second = lines[1]
+        if second.startswith("'''exec' "):
+            rest = second[len("'''exec' ") :]
+            if rest.startswith('"$('):
+                return None, True  # uv relocatable: interpreter found beside the script
+            try:
+                parts = shlex.split(rest)
+            except ValueError:
+                return None, False
+            return (parts[0] if parts else None), False
+        return None, False
+    if not first:
+        return None, False
+    try:
+        parts = shlex.split(first)
+    except ValueError:
+        parts = first.split()
+    if not parts:
+        return None, False
+    if os.path.basename(parts[0]) == "env":
+        return None, False  # resolved through PATH at run time
+    return parts[0], False
+
+
+def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ...]:
+    out: list[Script] = []
+    for e in bin_entries[:MAX_SCRIPTS]:
+        name = e.name
+        if name == "python" or _VERSIONED.match(name) or name.startswith("activate"):
+            continue
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        head = fsutil.read_head(e.path, 512)
+        if not head:
+            continue
+        interp, relative = _parse_shebang(head)
+        if interp is None and not relative:
+            continue
+        if interp is not None and "python" not in os.path.basename(interp):
+            continue
+        exists = None if interp is None else fsutil.is_file(interp)
+        out.append(Script(name, interp, exists, relative))
+    out.sort(key=lambda s: s.name)
+    return tuple(out)
+
+
+def _same_dir(a: str, b: str) -> bool:
+    if os.path.normpath(a) == os.path.normpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def _locations(
+    venv: str,
+    activate: Optional[str],
+    recorded: Optional[str],
+    scripts: tuple[Script, ...],
+) -> tuple[RecordedLocation, ...]:
+    found: list[tuple[str, str]] = []
+    if activate:
+        found.append(("activate", activate))
+    if recorded:
+        found.append(("pyvenv.cfg command", recorded))
+    for sc in scripts:
+        interp = sc.interpreter
+        if interp and os.path.basename(os.path.dirname(interp)) == "bin":
+            found.append((f"script {sc.name}", os.path.dirname(os.path.dirname(interp))))
+    verdict: dict[str, bool] = {}
+    out = []
+    for source, where in found:
+        if where not in verdict:
+            verdict[where] = _same_dir(where, venv)
+        out.append(RecordedLocation(source, where, verdict[where]))
+    return tuple(out)
+
+
+def _activate_virtual_env(venv: str) -> Optional[str]:
+    head = fsutil.read_head(f"{venv}/bin/activate", SMALL_LIMIT)
+    if not head:
+        return None
+    for m in _ACTIVATE.finditer(head.decode("utf-8", "surrogateescape")):
+        value = m.group(1) or m.group(2) or m.group(3)
+        if value and value.startswith("/"):
+            return value
+    return None
+
+
+def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
+    """The destination directory named by ``command`` in pyvenv.cfg (venv 3.11+, virtualenv)."""
+    command = cfg.get("command") if cfg else None
+    if not command:
+        return None
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    positional = [w for w in words[1:] if not w.startswith("-")]
+    # "python -m venv DEST": skip the module name after -m.
+    if "-m" in words:
+        i = words.index("-m")
+        if i + 1 < len(words) and words[i + 1] in positional:
+            positional.remove(words[i + 1])
+    dest = positional[-1] if positional else None
+    if dest and dest.startswith("/"):
+        return os.path.normpath(dest)
+    return None
+
+
+def detect_creator(path: str, kind: VenvKind, cfg: Optional[PyvenvCfg]) -> Creator:
+    if kind is VenvKind.LEGACY_VIRTUALENV:
+        return Creator.LEGACY_VIRTUALENV
+    if kind is VenvKind.CONDA:
+        return Creator.CONDA
+    p = path + "/"
+    if "/pipx/venvs/" in p or "/pipx/shared/" in p:
+        return Creator.PIPX
+    if "/pypoetry/virtualenvs/" in p or "/poetry/virtualenvs/" in p:
+        return Creator.POETRY
+    if "/.tox/" in p:
+        return Creator.TOX
+    if "/.nox/" in p:
+        return Creator.NOX
+    if "/hatch/env/" in p:
+        return Creator.HATCH
+    if "/pdm/venvs/" in p or "/.pdm-build/" in p:
+        return Creator.PDM
+    if re.search(r"/\.pyenv/versions/[^/]+/envs/", p) or (
+        re.search(r"/\.pyenv/versions/[^/]+/$", p)
+    ):
+        return Creator.PYENV_VIRTUALENV
+    if cfg is None:
+        return Creator.UNKNOWN
+    if cfg.get("uv"):
+        return Creator.UV
+    if cfg.get("virtualenv"):
+        return Creator.VIRTUALENV
+    command = cfg.get("command") or ""
+    if "-m venv" in command or (cfg.get("home") and cfg.get("version") and not cfg.get("implementation")):
+        return Creator.VENV
+    return Creator.UNKNOWN
+
+
+def _legacy(venv: str) -> tuple[Optional[str], Optional[str]]:
+    for e in fsutil.listdir(f"{venv}/lib"):
+        m = _PY_DIR.match(e.name)
+        if m:
+            head = fsutil.read_head(e.path + "/orig-prefix.txt", 4096)
+            if head is not None:
+                return head.decode("utf-8", "surrogateescape").strip() or None, m.group(1)
+    return None, None
+
+
+def tree_size(path: str) -> int:
+    total = 0
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        for e in fsutil.listdir(d):
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_size
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(e.path)
+    return total
+
+
+def inspect_venv(
+    path: str,
+    kind: VenvKind = VenvKind.VENV,
+    *,
+    host: Optional[HostCache] = None,
+    size: bool = False,
+) -> VenvFacts:
+    """Read everything venvkeeper judges about the venv at *path*, statically."""
+    host = host if host is not None else HostCache()
+    path = path.rstrip("/") or "/"
+    errors: list[str] = []
+    try:
+        st = os.lstat(path)
+        owner, mode = st.st_uid, st.st_mode
+    except OSError as e:
+        errors.append(f"{path}: {e.strerror}")
+        owner, mode = -1, 0
+    cfg: Optional[PyvenvCfg] = None
+    cfg_error: Optional[str] = None
+    orig_prefix = legacy_version = None
+    if kind is VenvKind.LEGACY_VIRTUALENV:
+        orig_prefix, legacy_version = _legacy(path)
+    else:
+        try:
+            text, truncated = fsutil.read_text(f"{path}/pyvenv.cfg", CFG_LIMIT)
+            cfg = parse_pyvenv_cfg(text, truncated)
+        except fsutil.NotRegularFile as e:
+            cfg_error = f"pyvenv.cfg is {e.strerror}, not a regular file"
+        except FileNotFoundError:
+            cfg_error = "pyvenv.cfg is missing"
+        except OSError as e:
+            cfg_error = f"pyvenv.cfg cannot be read: {e.strerror}"
+    try:
+        with os.scandir(f"{path}/bin") as it:
+            bin_entries = list(it)
+    except OSError as e:
+        errors.append(f"bin/: {e.strerror}")
+        bin_entries = []
+    chains = tuple(resolve_chain(path, n) for n in _chain_names(bin_entries))
+    base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version)
+    writable = [
+        rel
+        for rel in ("", "bin", "pyvenv.cfg")
+        if _writable_by_others(f"{path}/{rel}".rstrip("/"))
+    ]
+    site_dirs = _site_dirs(path, errors)
+    writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
+    scripts = _scripts(path, bin_entries)
+    activate = _activate_virtual_env(path)
+    recorded = recorded_destination(cfg)
+    return VenvFacts(
+        path=path,
+        kind=kind,
+        creator=detect_creator(path, kind, cfg),
+        cfg=cfg,
+        cfg_error=cfg_error,
+        chains=chains,
+        base=base,
+        site_dirs=site_dirs,
+        scripts=scripts,
+        activate_virtual_env=activate,
+        recorded_path=recorded,
+        locations=_locations(path, activate, recorded, scripts),
+        owner_uid=owner,
+        mode=mode,
+        writable_by_others=tuple(w or "." for w in writable),
+        orig_prefix=orig_prefix,
+        size_bytes=tree_size(path) if size else None,
+        errors=tuple(errors),
+    )

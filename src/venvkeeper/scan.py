@@ -1,0 +1,196 @@
+"""The scan: discovery and inspection in one pipeline, judged by the checks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from venvkeeper.checks import run_checks
+from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk
+from venvkeeper.errors import UsageError
+from venvkeeper.inspect import HostCache, inspect_venv
+from venvkeeper.model import (
+    Alias,
+    CondaEnv,
+    Report,
+    ScanStats,
+    VenvFacts,
+    VenvKind,
+    VenvReport,
+)
+from venvkeeper.mounts import read_mounts
+
+#: Called now and then with (directories walked, venvs judged).
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What to scan and how. Host paths are parameters so tests can build their own worlds."""
+
+    roots: tuple[str, ...] = ()  # empty: every local filesystem from /
+    exclude: tuple[str, ...] = ()
+    one_file_system: bool = False
+    include_network: bool = False
+    size: bool = False
+    deep: bool = False
+    deep_timeout: float = 30.0
+    walk_workers: int = 2
+    inspect_workers: int = 4
+    mountinfo: str = "/proc/self/mountinfo"
+
+
+def judge(
+    facts: VenvFacts, options: ScanOptions, alias_of: Optional[str] = None
+) -> VenvReport:
+    findings = run_checks(facts)
+    deep = None
+    if options.deep and facts.kind is not VenvKind.CONDA:
+        from venvkeeper.deep import deep_findings, run_deep
+
+        deep = run_deep(facts, timeout=options.deep_timeout)
+        findings = findings + deep_findings(facts, deep)
+        findings = tuple(sorted(findings, key=lambda f: -f.severity.rank))
+    return VenvReport(facts, findings, alias_of, deep)
+
+
+def inspect_path(path: str, options: Optional[ScanOptions] = None) -> VenvReport:
+    """Judge the single venv at *path* (``venvkeeper show``)."""
+    options = options or ScanOptions()
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        raise UsageError(f"{path} is not a directory")
+    names = set(os.listdir(path))
+    if "pyvenv.cfg" in names:
+        kind = VenvKind.VENV
+    elif "conda-meta" in names:
+        kind = VenvKind.CONDA
+    elif "bin" in names and any(
+        os.path.exists(os.path.join(path, "lib", d, "orig-prefix.txt"))
+        for d in (os.listdir(os.path.join(path, "lib")) if "lib" in names else [])
+    ):
+        kind = VenvKind.LEGACY_VIRTUALENV
+    else:
+        raise UsageError(
+            f"{path} is not a virtual environment (no pyvenv.cfg, no legacy"
+            " orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
+        )
+    return judge(inspect_venv(path, kind, size=options.size), options)
+
+
+class Scanner:
+    """Runs one scan; iterate :meth:`reports` to stream, then read :meth:`report`."""
+
+    def __init__(self, options: ScanOptions, progress: Optional[Progress] = None) -> None:
+        self.options = options
+        self.progress = progress
+        self.stats = WalkStats()
+        self.aliases: list[Alias] = []
+        self.conda: list[CondaEnv] = []
+        self.venvs: list[VenvReport] = []
+        self.started = time.time()
+        self.duration = 0.0
+        mounts = tuple(read_mounts(options.mountinfo))
+        roots = options.roots or ("/",)
+        self.roots = tuple(os.path.abspath(r) for r in roots)
+        self.walk_options = WalkOptions(
+            exclude=options.exclude,
+            one_file_system=options.one_file_system,
+            include_network=options.include_network,
+            mounts=mounts,
+            workers=options.walk_workers,
+        )
+        self.host = HostCache()
+
+    def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> VenvReport:
+        facts = inspect_venv(cand.path, cand.kind, host=self.host, size=self.options.size)
+        return judge(facts, self.options, alias_of)
+
+    def reports(self) -> Iterator[VenvReport]:
+        t0 = time.perf_counter()
+        limit = max(1, self.options.inspect_workers) * 8
+        pending: set[Future[VenvReport]] = set()
+        seen: set[str] = set()
+        last = 0.0
+        with ThreadPoolExecutor(max(1, self.options.inspect_workers)) as pool:
+
+            def drain(block: bool) -> Iterator[VenvReport]:
+                nonlocal pending
+                if not pending:
+                    return
+                done, pending = wait(
+                    pending, timeout=None if block else 0, return_when=FIRST_COMPLETED
+                )
+                for fut in done:
+                    rep = fut.result()
+                    self.venvs.append(rep)
+                    yield rep
+
+            for item in walk(self.roots, self.walk_options, self.stats):
+                if isinstance(item, Candidate):
+                    seen.add(item.path)
+                    pending.add(pool.submit(self._inspect, item))
+                    while len(pending) >= limit:
+                        yield from drain(True)
+                    yield from drain(False)
+                elif isinstance(item, Alias):
+                    self.aliases.append(item)
+                elif isinstance(item, CondaEnv):
+                    self.conda.append(item)
+                if self.progress is not None:
+                    now = time.perf_counter()
+                    if now - last > 0.1:
+                        last = now
+                        self.progress(self.stats.directories, len(self.venvs))
+            # A .venv alias whose target lies outside the roots: judge the target too.
+            outside = [a for a in self.aliases if a.target not in seen]
+            if outside:
+                real_seen = {os.path.realpath(p) for p in seen}
+                for a in outside:
+                    if a.target not in real_seen:
+                        real_seen.add(a.target)
+                        cand = Candidate(a.target, VenvKind.VENV)
+                        pending.add(pool.submit(self._inspect, cand, a.path))
+            while pending:
+                yield from drain(True)
+        self.duration = time.perf_counter() - t0
+        if self.progress is not None:
+            self.progress(self.stats.directories, len(self.venvs))
+
+    def report(self) -> Report:
+        venvs = sorted(self.venvs, key=lambda r: (-r.status.rank, r.path))
+        return Report(
+            roots=self.roots,
+            venvs=tuple(venvs),
+            aliases=tuple(sorted(self.aliases, key=lambda a: a.path)),
+            conda_envs=tuple(sorted(self.conda, key=lambda c: c.path)),
+            stats=ScanStats(
+                directories=self.stats.directories,
+                entries=self.stats.entries,
+                skipped=dict(self.stats.skipped),
+                skipped_examples=tuple(self.stats.examples),
+                duration_seconds=self.duration,
+            ),
+            hostname=socket.gethostname(),
+            started_at=self.started,
+        )
+
+
+def scan(
+    roots: Sequence[str] = (),
+    options: Optional[ScanOptions] = None,
+    progress: Optional[Progress] = None,
+) -> Report:
+    """Find and judge every venv under *roots* (every local filesystem when empty)."""
+    options = options or ScanOptions()
+    if roots:
+        options = ScanOptions(**{**options.__dict__, "roots": tuple(roots)})
+    scanner = Scanner(options, progress)
+    for _ in scanner.reports():
+        pass
+    return scanner.report()
