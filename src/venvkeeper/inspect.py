@@ -256,12 +256,11 @@ def _judge_base(
     copy_identical: Optional[bool] = None
     if is_copy and home:
         origin = BaseOrigin.VENV_COPY
-        for name in (os.path.basename(primary.hops[0]), f"python{version}", "python3"):
-            cand = f"{home.rstrip('/')}/{name}"
+        if version:  # only the same minor can be the source of this copy
+            cand = f"{home.rstrip('/')}/python{version}"
             if fsutil.is_file(cand):
                 copy_source = os.path.realpath(cand)
                 copy_identical = host.same_bytes(exe, copy_source)
-                break
     return BaseInterpreter(
         executable=exe,
         version=version,

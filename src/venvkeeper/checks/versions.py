@@ -10,6 +10,11 @@ from venvkeeper.model import Finding, Severity, VenvFacts
 
 MISMATCH = "version-mismatch"
 HALF_UPGRADED = "half-upgraded"
+CFG_DIFFERS = "cfg-version-differs"
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
 
 
 def run(facts: VenvFacts) -> Iterator[Finding]:
@@ -26,7 +31,16 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
         for d in s.distributions
         if canonical_name(d.name) not in active_names and canonical_name(d.name) not in BOOTSTRAP
     ]
+    recorded = facts.recorded_version
     if not stranded:
+        if recorded and _minor(recorded) != base.version.rstrip("t"):
+            yield Finding(
+                CFG_DIFFERS,
+                Severity.WARNING,
+                f"pyvenv.cfg records Python {recorded} but bin/python runs {base.version}"
+                " (a partial `venv --upgrade`?): tools that trust pyvenv.cfg misjudge it;"
+                " recreate the venv or repair it",
+            )
         return
     where = ", ".join(sorted({f"lib/python{s.python_version}" for s in others}))
     names = sorted({d.name for d in stranded})
@@ -35,7 +49,8 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             MISMATCH,
             Severity.CRITICAL,
             f"the interpreter is now Python {base.version} but {plural(len(names), 'package')}"
-            f" ({short_list(names)}) live in {where} and are invisible to it:"
+            f" ({short_list(names)}) {'lives' if len(names) == 1 else 'live'} in {where},"
+            " invisible to it:"
             " rebuild the venv for the new version (venvkeeper repair)",
         )
     else:
@@ -57,6 +72,9 @@ CHECK = Check(
         ),
         HALF_UPGRADED: CodeDoc(
             Severity.WARNING, "packages in two lib/pythonX.Y directories, some invisible"
+        ),
+        CFG_DIFFERS: CodeDoc(
+            Severity.WARNING, "pyvenv.cfg records another minor than bin/python runs"
         ),
     },
     run,

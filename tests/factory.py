@@ -1,0 +1,271 @@
+"""Builders for real test worlds: projects, wheels, venvs, a fake distro prefix.
+
+Everything here is real: real interpreters from pyenv or PATH, real ``venv``,
+``virtualenv`` and ``uv`` runs, real installs by pip and uv (offline, through the
+dependency-free build backend in ``tests/data/vkbackend.py``). Ground truth comes from
+running the venvs (:func:`run_in_venv`), which only the tests do, never venvkeeper.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from conftest import pyenv_root
+
+DATA = Path(__file__).parent / "data"
+DEV_BIN = Path(sys.executable).parent
+
+_C_SOURCE = r"""
+#include <Python.h>
+static PyObject *add(PyObject *self, PyObject *args) {
+    long a, b;
+    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+    return PyLong_FromLong(a + b);
+}
+static PyMethodDef methods[] = {{"add", add, METH_VARARGS, "add"}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&mod); }
+"""
+
+
+def tool(name: str) -> str:
+    """A tool installed in the test environment (uv, virtualenv)."""
+    cand = DEV_BIN / name
+    if cand.exists():
+        return str(cand)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed: run ./dev.sh setup")
+    return found
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_CONFIG": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "PIP_CONFIG_FILE": os.devnull,
+        "VIRTUALENV_OVERRIDE_APP_DATA": os.environ.get("VK_TEST_APP_DATA", "/tmp/vk-test-app-data"),
+    }
+    env["UV_CACHE_DIR"] = os.environ.get("VK_TEST_UV_CACHE", "/tmp/vk-test-uv-cache")
+    env.update(extra)
+    return env
+
+
+def sh(*argv: object, timeout: float = 300, env: Optional[dict[str, str]] = None,
+       cwd: Optional[Path] = None) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, timeout=timeout,
+        env=env or clean_env(), cwd=cwd,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"{argv} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+@dataclass(frozen=True)
+class Project:
+    path: Path
+    name: str
+    module: str
+    script: Optional[str]
+    ext: bool
+
+
+def make_project(root: Path, name: str, version: str = "1.0", *, ext: bool = False,
+                 script: Optional[str] = None, requires_python: Optional[str] = None) -> Project:
+    module = name.replace("-", "_")
+    proj = root / f"src-{name}-{version}"
+    pkg = proj / module
+    pkg.mkdir(parents=True)
+    init = f'VALUE = "{name}-{version}"\n\ndef main():\n    print("{name} OK")\n'
+    if ext:
+        init = "from . import _speed\n" + init
+        (pkg / "_speed.c").write_text(_C_SOURCE)
+    (pkg / "__init__.py").write_text(init)
+    cfg: dict[str, object] = {"name": name, "version": version, "packages": [module]}
+    if ext:
+        cfg["ext"] = {f"{module}._speed": f"{module}/_speed.c"}
+    if script:
+        cfg["scripts"] = {script: f"{module}:main"}
+    if requires_python:
+        cfg["requires_python"] = requires_python
+    (proj / "vkproject.json").write_text(json.dumps(cfg))
+    (proj / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "vkbackend"\nbackend-path = ["."]\n'
+    )
+    shutil.copy(DATA / "vkbackend.py", proj / "vkbackend.py")
+    return Project(proj, name, module, script, ext)
+
+
+def make_venv(python: Path, dest: Path, *, creator: str = "venv", copies: bool = False,
+              system_site: bool = False, pip: bool = False) -> Path:
+    if creator == "venv":
+        args: list[object] = [python, "-m", "venv"]
+        if copies:
+            args.append("--copies")
+        if system_site:
+            args.append("--system-site-packages")
+        if not pip:
+            args.append("--without-pip")
+        sh(*args, dest)
+    elif creator == "virtualenv":
+        args = [tool("virtualenv"), "-p", python, "--no-download", "--no-periodic-update"]
+        if copies:
+            args.append("--copies")
+        if system_site:
+            args.append("--system-site-packages")
+        if not pip:
+            args += ["--no-pip", "--no-setuptools", "--no-wheel"]
+        sh(*args, dest)
+    elif creator == "uv":
+        args = [tool("uv"), "venv", "-q", "-p", python, "--no-python-downloads"]
+        if system_site:
+            args.append("--system-site-packages")
+        if pip:
+            args.append("--seed")
+        sh(*args, dest)
+    else:
+        raise ValueError(creator)
+    return dest
+
+
+def install(venv: Path, *projects: Project, editable: bool = False, installer: str = "uv") -> None:
+    targets: list[object] = []
+    for p in projects:
+        targets += ["-e", p.path] if editable else [p.path]
+    if installer == "uv":
+        sh(tool("uv"), "pip", "install", "-q", "--python", venv / "bin" / "python",
+           "--no-index", "--offline", *targets)
+    else:
+        sh(venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-index", *targets)
+
+
+# Directories that a simulated upgrade removed from the host (FakeDistro.hidden). The real
+# ones (pyenv's stdlib of a removed minor) must stay for the rest of the machine, so
+# ground-truth runs happen in a private mount namespace with an empty directory over each.
+_HIDE_SCRIPT = (
+    'e=$1; shift; n=$1; shift; i=0; while [ "$i" -lt "$n" ]; do'
+    ' mount --bind "$e" "$1" || exit 99; shift; i=$((i+1)); done; exec "$@"'
+)
+
+
+def can_hide() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                         capture_output=True, timeout=30)
+    return res.returncode == 0
+
+
+def _hidden(argv: list[str], hide: Sequence[Path]) -> list[str]:
+    if not hide:
+        return argv
+    empty = Path("/tmp/vk-test-empty")
+    empty.mkdir(exist_ok=True)
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _HIDE_SCRIPT, "sh",
+            str(empty), str(len(hide)), *map(str, hide), *argv]
+
+
+def run_in_venv(venv: Path, code: str, *, user: Optional[int] = None, timeout: float = 60,
+                hide: Sequence[Path] = ()) -> subprocess.CompletedProcess[str]:
+    """Ground truth: what really happens when the venv's interpreter runs *code*."""
+    kwargs: dict[str, object] = {}
+    if user is not None:
+        kwargs = {"user": user, "group": user, "extra_groups": []}
+    argv = [str(venv / "bin" / "python"), "-c", code]
+    if not (venv / "bin" / "python").exists():
+        return subprocess.CompletedProcess(argv, 127, "", "No such file or directory")
+    argv = _hidden(argv, hide)
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True,
+            timeout=timeout, env=clean_env(), cwd="/", **kwargs,  # type: ignore[arg-type]
+        )
+    except OSError as e:  # the interpreter itself is missing: what a shell would say
+        return subprocess.CompletedProcess(argv, 127, "", str(e))
+
+
+def imports_ok(venv: Path, *modules: str, hide: Sequence[Path] = ()) -> bool:
+    code = "".join(f"import {m}\n" for m in modules)
+    res = run_in_venv(venv, code, hide=hide)
+    # A Python that cannot find its stdlib from its own prefix warns and falls back to the
+    # prefix it was compiled with; on a real host that is the same removed directory.
+    lost = "Could not find platform independent libraries" in res.stderr
+    return res.returncode == 0 and not lost
+
+
+def script_runs(venv: Path, script: str,
+                hide: Sequence[Path] = ()) -> subprocess.CompletedProcess[str]:
+    argv = _hidden([str(venv / "bin" / script)], hide)
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                              env=clean_env(), cwd="/")
+    except OSError as e:  # the shebang's interpreter is missing
+        return subprocess.CompletedProcess(argv, 127, "", str(e))
+
+
+class FakeDistro:
+    """A prefix that behaves like a distro's ``/usr``: ``bin/python3`` links to a
+    versioned binary, ``lib/pythonX.Y`` holds its stdlib. Upgrades repoint ``python3``
+    and remove the old minor, exactly as a distro upgrade does.
+
+    Binaries are copies of pyenv's (they load their libpython through an absolute rpath);
+    ``lib`` and ``include`` entries link to pyenv's stdlib and headers.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.hidden: list[Path] = []
+        (root / "bin").mkdir(parents=True, exist_ok=True)
+        (root / "lib").mkdir(exist_ok=True)
+        (root / "include").mkdir(exist_ok=True)
+
+    @staticmethod
+    def available(minor: str) -> bool:
+        r = pyenv_root()
+        return r is not None and any((r / "versions").glob(f"{minor}.*/bin/python{minor}"))
+
+    def install(self, minor: str) -> Path:
+        r = pyenv_root()
+        assert r is not None
+        src = sorted((r / "versions").glob(f"{minor}.*/bin/python{minor}"))[-1]
+        prefix = src.parent.parent
+        exe = self.root / "bin" / f"python{minor}"
+        shutil.copy2(src, exe)
+        for sub in ("lib", "include"):
+            link = self.root / sub / f"python{minor}"
+            if not link.exists():
+                link.symlink_to(prefix / sub / f"python{minor}")
+        return exe
+
+    def set_default(self, minor: str) -> Path:
+        link = self.root / "bin" / "python3"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(f"python{minor}")
+        return link
+
+    def remove(self, minor: str) -> None:
+        """Remove a minor as its distro package would; its pyenv original (which the
+        copied binary would fall back to) is hidden from ground-truth runs."""
+        r = pyenv_root()
+        assert r is not None
+        src = sorted((r / "versions").glob(f"{minor}.*/bin/python{minor}"))[-1]
+        self.hidden.append(src.parent.parent / "lib" / f"python{minor}")
+        for p in (self.root / "bin" / f"python{minor}", self.root / "lib" / f"python{minor}",
+                  self.root / "include" / f"python{minor}"):
+            if p.is_symlink() or p.is_file():
+                p.unlink()
