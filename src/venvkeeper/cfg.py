@@ -13,17 +13,16 @@ def parse_pyvenv_cfg(text: str, truncated: bool = False) -> PyvenvCfg:
 
     Like CPython's ``site.venv()`` and ``getpath``: a line is ``key = value`` split at the
     first ``=``, keys are case-insensitive, spaces around both are dropped, lines without
-    ``=`` are ignored. Unknown keys are kept. Problems (junk lines, duplicate keys, a BOM,
-    a NUL byte, truncation) are collected, never raised.
+    ``=`` are ignored. Unknown keys are kept. Problems (junk lines, duplicate keys, a NUL
+    byte, truncation) are collected, never raised.
     """
     values: dict[str, str] = {}
     duplicates: list[str] = []
     problems: list[CfgProblem] = []
+    # A byte-order mark is harmless in practice (tested: the venv still finds its base
+    # through bin/python), so it is dropped without a problem.
     if text.startswith("\ufeff"):
         text = text[1:]
-        problems.append(
-            CfgProblem(1, "starts with a byte-order mark: Python does not see the first key")
-        )
     if "\x00" in text:
         problems.append(CfgProblem(0, "contains NUL bytes: not a text file"))
     for lineno, raw in enumerate(text.splitlines(), start=1):

@@ -14,8 +14,9 @@ import pwd
 from typing import Optional
 
 from venvkeeper import _subprocess
-from venvkeeper.checks._base import CodeDoc, short_list
+from venvkeeper.checks._base import BOOTSTRAP, CodeDoc, short_list
 from venvkeeper.errors import CommandError
+from venvkeeper.inspect import canonical_name
 from venvkeeper.model import DeepResult, Finding, Severity, VenvFacts
 
 START_FAILED = "deep-start-failed"
@@ -32,7 +33,7 @@ MAX_MODULES = 500
 
 # Runs inside the scanned venv: must work on Python 2.7 to 3.13. Module names come on stdin.
 _PROBE = r"""
-import sys, json
+import sys, json, os
 mods = json.loads(sys.stdin.read())
 failed = []
 for m in mods:
@@ -43,6 +44,7 @@ for m in mods:
 sys.stdout.write("\n@@venvkeeper@@" + json.dumps({
     "version": "%d.%d.%d" % tuple(sys.version_info[:3]),
     "prefix": sys.prefix,
+    "uid": os.getuid(),
     "failed": failed,
 }))
 """
@@ -54,6 +56,10 @@ def _modules(facts: VenvFacts) -> list[str]:
         if facts.base is not None and site.python_version != facts.base.version:
             continue
         for d in site.distributions:
+            # pip and setuptools patch distutils on import and trip over each other in one
+            # process; their presence is not what --deep is asked to confirm.
+            if canonical_name(d.name) in BOOTSTRAP:
+                continue
             for t in d.top_level:
                 if t.isidentifier() and not t.startswith("_"):
                     names[t] = None
@@ -102,7 +108,13 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
     try:
         data = json.loads(done.stdout[marker + len("@@venvkeeper@@") :])
         failed = tuple(f"{m} ({why})" for m, why in data.get("failed", []))
-        return DeepResult(ran=True, version=str(data.get("version")), failed_imports=failed)
+        uid = data.get("uid")
+        return DeepResult(
+            ran=True,
+            version=str(data.get("version")),
+            failed_imports=failed,
+            uid=uid if isinstance(uid, int) else None,
+        )
     except (ValueError, TypeError) as e:
         return DeepResult(ran=True, error=f"unreadable probe output: {e}")
 

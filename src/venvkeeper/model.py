@@ -256,6 +256,7 @@ class DeepResult:
     version: Optional[str] = None
     failed_imports: tuple[str, ...] = ()
     error: Optional[str] = None
+    uid: Optional[int] = None  # the user the probe ran as
 
 
 @dataclass(frozen=True)

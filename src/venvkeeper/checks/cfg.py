@@ -10,7 +10,6 @@ from venvkeeper.model import Finding, Severity, VenvFacts, VenvKind
 UNREADABLE = "cfg-unreadable"
 MALFORMED = "cfg-malformed"
 NO_HOME = "cfg-no-home"
-BOM_HOME = "cfg-bom-hides-home"
 
 
 def run(facts: VenvFacts) -> Iterator[Finding]:
@@ -30,18 +29,11 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
         yield Finding(
             NO_HOME,
             Severity.WARNING,
-            "pyvenv.cfg has no 'home' key: Python cannot tell which base it belongs to;"
-            " recreate it or add 'home = DIR-OF-BASE-PYTHON'",
+            "pyvenv.cfg has no 'home' key: Python finds its base only through the bin/python"
+            " link (a copy falls back to its compiled-in prefix) and tools cannot tell it;"
+            " add 'home = DIRECTORY-OF-THE-BASE-PYTHON'",
         )
-    first = next(iter(cfg.values), None)
-    if first == "home" and any("byte-order mark" in p.message for p in cfg.problems):
-        yield Finding(
-            BOM_HOME,
-            Severity.CRITICAL,
-            "pyvenv.cfg starts with a byte-order mark, so Python does not see its 'home' line:"
-            " the venv runs without its base; save the file without the BOM",
-        )
-    shown = [p for p in cfg.problems if "byte-order mark" not in p.message or first != "home"]
+    shown = cfg.problems
     if shown:
         p = shown[0]
         where = f"line {p.line}: " if p.line else ""
@@ -54,7 +46,6 @@ CHECK = Check(
     {
         UNREADABLE: CodeDoc(Severity.UNKNOWN, "pyvenv.cfg missing, unreadable, or not a regular file"),
         NO_HOME: CodeDoc(Severity.WARNING, "pyvenv.cfg has no `home` key"),
-        BOM_HOME: CodeDoc(Severity.CRITICAL, "a byte-order mark hides the `home` key from Python"),
         MALFORMED: CodeDoc(Severity.WARNING, "junk lines, duplicate keys, NUL bytes, or a huge file"),
     },
     run,

@@ -131,6 +131,7 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
             "version": rep.deep.version,
             "failed_imports": [_s(x) for x in rep.deep.failed_imports],
             "error": _s(rep.deep.error),
+            "uid": rep.deep.uid,
         },
     }
 
