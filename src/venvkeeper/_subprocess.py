@@ -36,11 +36,6 @@ def run(
     exits non-zero.
     """
     args = [str(a) for a in argv]
-    extra: dict[str, object] = {}
-    if user is not None:
-        extra["user"] = user
-        extra["group"] = group if group is not None else user
-        extra["extra_groups"] = []
     try:
         proc = subprocess.run(
             args,
@@ -53,7 +48,9 @@ def run(
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
             check=False,
-            **extra,  # type: ignore[arg-type]
+            user=user,
+            group=(group if group is not None else user) if user is not None else None,
+            extra_groups=[] if user is not None else None,
         )
     except subprocess.TimeoutExpired as e:
         raise CommandError(f"{args[0]} did not finish within {timeout:g}s", args) from e

@@ -15,11 +15,10 @@ from typing import Callable, Optional, TextIO
 
 from venvkeeper import __version__
 from venvkeeper.errors import VenvkeeperError
-from venvkeeper.formats import OutputFormat, render
+from venvkeeper.formats import OutputFormat, render, table
 from venvkeeper.formats import json as json_format
-from venvkeeper.formats import table
 from venvkeeper.model import Severity
-from venvkeeper.scan import ScanOptions, Scanner, inspect_path
+from venvkeeper.scan import Scanner, ScanOptions, inspect_path
 from venvkeeper.textutil import escape
 
 
@@ -67,16 +66,32 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="ROOT",
         help="directories to search (default: every local filesystem from /)",
     )
-    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                   help="skip directories whose name (or path, when GLOB has a /) matches")
-    p.add_argument("--one-file-system", action="store_true",
-                   help="do not cross into other filesystems below each root")
-    p.add_argument("--include-network", action="store_true",
-                   help="also walk network filesystems (nfs, cifs, sshfs, ...)")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip directories whose name (or path, when GLOB has a /) matches",
+    )
+    p.add_argument(
+        "--one-file-system",
+        action="store_true",
+        help="do not cross into other filesystems below each root",
+    )
+    p.add_argument(
+        "--include-network",
+        action="store_true",
+        help="also walk network filesystems (nfs, cifs, sshfs, ...)",
+    )
     p.add_argument("--only-problems", action="store_true", help="list only venvs that are not ok")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="parallel directory walkers (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel directory walkers (default 2)",
+    )
     _add_selection(p)
     p.set_defaults(func=_cmd_scan)
 
@@ -146,8 +161,11 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         tty = out.isatty()
         width = os.get_terminal_size(out.fileno()).columns if tty else 0
-        out.write(render(report, OutputFormat.TABLE, color=tty, only_problems=args.only_problems,
-                         width=width))
+        out.write(
+            render(
+                report, OutputFormat.TABLE, color=tty, only_problems=args.only_problems, width=width
+            )
+        )
     return int(exit_code_for(report.worst))
 
 
@@ -166,8 +184,9 @@ def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None, out: Optional[TextIO] = None,
-         err: Optional[TextIO] = None) -> int:
+def main(
+    argv: Optional[list[str]] = None, out: Optional[TextIO] = None, err: Optional[TextIO] = None
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()

@@ -124,7 +124,9 @@ def deep_findings(facts: VenvFacts, deep: DeepResult) -> tuple[Finding, ...]:
         return (Finding(SKIPPED, Severity.INFO, f"--deep: {deep.error}"),)
     if deep.error:
         return (
-            Finding(START_FAILED, Severity.CRITICAL, f"--deep: the interpreter failed: {deep.error}"),
+            Finding(
+                START_FAILED, Severity.CRITICAL, f"--deep: the interpreter failed: {deep.error}"
+            ),
         )
     if deep.failed_imports:
         return (

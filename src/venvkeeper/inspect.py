@@ -345,7 +345,9 @@ def _direct_url(
         )
     dir_info = data.get("dir_info")
     if isinstance(dir_info, dict):
-        kind = DirectUrlKind.EDITABLE if dir_info.get("editable") is True else DirectUrlKind.DIRECTORY
+        kind = (
+            DirectUrlKind.EDITABLE if dir_info.get("editable") is True else DirectUrlKind.DIRECTORY
+        )
         return kind, url, None, None, local
     if isinstance(data.get("archive_info"), dict):
         return DirectUrlKind.ARCHIVE, url, None, None, local
@@ -429,7 +431,9 @@ def _read_dist(site: str, entry: str) -> tuple[Distribution, list[str]]:
         direct_url=du_url,
         vcs=vcs,
         commit_id=commit,
-        editable_path=local if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) else None,
+        editable_path=local
+        if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY)
+        else None,
         editable_path_exists=editable_exists,
         extensions=tuple(exts),
         wheel_tags=wheel_tags,
@@ -680,7 +684,9 @@ def detect_creator(path: str, kind: VenvKind, cfg: Optional[PyvenvCfg]) -> Creat
     if cfg.get("virtualenv"):
         return Creator.VIRTUALENV
     command = cfg.get("command") or ""
-    if "-m venv" in command or (cfg.get("home") and cfg.get("version") and not cfg.get("implementation")):
+    if "-m venv" in command or (
+        cfg.get("home") and cfg.get("version") and not cfg.get("implementation")
+    ):
         return Creator.VENV
     return Creator.UNKNOWN
 
@@ -752,9 +758,7 @@ def inspect_venv(
     chains = tuple(resolve_chain(path, n) for n in _chain_names(bin_entries))
     base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version)
     writable = [
-        rel
-        for rel in ("", "bin", "pyvenv.cfg")
-        if _writable_by_others(f"{path}/{rel}".rstrip("/"))
+        rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
     site_dirs = _site_dirs(path, errors)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]

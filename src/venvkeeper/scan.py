@@ -45,9 +45,7 @@ class ScanOptions:
     mountinfo: str = "/proc/self/mountinfo"
 
 
-def judge(
-    facts: VenvFacts, options: ScanOptions, alias_of: Optional[str] = None
-) -> VenvReport:
+def judge(facts: VenvFacts, options: ScanOptions, alias_of: Optional[str] = None) -> VenvReport:
     findings = run_checks(facts)
     deep = None
     if options.deep and facts.kind is not VenvKind.CONDA:

@@ -44,9 +44,13 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
 CHECK = Check(
     "pyvenv.cfg",
     {
-        UNREADABLE: CodeDoc(Severity.UNKNOWN, "pyvenv.cfg missing, unreadable, or not a regular file"),
+        UNREADABLE: CodeDoc(
+            Severity.UNKNOWN, "pyvenv.cfg missing, unreadable, or not a regular file"
+        ),
         NO_HOME: CodeDoc(Severity.WARNING, "pyvenv.cfg has no `home` key"),
-        MALFORMED: CodeDoc(Severity.WARNING, "junk lines, duplicate keys, NUL bytes, or a huge file"),
+        MALFORMED: CodeDoc(
+            Severity.WARNING, "junk lines, duplicate keys, NUL bytes, or a huge file"
+        ),
     },
     run,
 )

@@ -24,6 +24,15 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             "bin/ has no python: the venv cannot start; rebuild it (venvkeeper repair)",
         )
         return
+    names = {c.name for c in facts.chains}
+    if "python" not in names:
+        others = short_list(sorted(names))
+        yield Finding(
+            MISSING,
+            Severity.CRITICAL,
+            f"bin/python is missing (bin/{others} exist): console scripts and services that"
+            " run bin/python cannot start; relink bin/python",
+        )
     primary = next((c for c in facts.chains if c.name in ("python", "python3")), facts.chains[0])
     if primary.resolved is None:
         why = primary.error or "does not exist"
@@ -64,10 +73,14 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
 CHECK = Check(
     "interpreter",
     {
-        MISSING: CodeDoc(Severity.CRITICAL, "bin/ holds no python at all"),
-        DANGLING: CodeDoc(Severity.CRITICAL, "bin/python's link chain ends in nothing: fails loudly"),
+        MISSING: CodeDoc(Severity.CRITICAL, "bin/ holds no python at all, or no bin/python"),
+        DANGLING: CodeDoc(
+            Severity.CRITICAL, "bin/python's link chain ends in nothing: fails loudly"
+        ),
         STALE_LINK: CodeDoc(Severity.WARNING, "another bin/pythonX.Y link dangles"),
-        NOT_BINARY: CodeDoc(Severity.WARNING, "bin/python resolves to a script such as a pyenv shim"),
+        NOT_BINARY: CodeDoc(
+            Severity.WARNING, "bin/python resolves to a script such as a pyenv shim"
+        ),
         VERSION_UNKNOWN: CodeDoc(Severity.UNKNOWN, "the base's version cannot be found statically"),
     },
     run,

@@ -35,6 +35,10 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
 
 CHECK = Check(
     "origin",
-    {UNMANAGED: CodeDoc(Severity.WARNING, "base interpreter not patched by the OS (pyenv, uv, ...)")},
+    {
+        UNMANAGED: CodeDoc(
+            Severity.WARNING, "base interpreter not patched by the OS (pyenv, uv, ...)"
+        )
+    },
     run,
 )

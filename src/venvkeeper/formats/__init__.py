@@ -14,8 +14,14 @@ class OutputFormat(enum.Enum):
     JSON = "json"
 
 
-def render(report: Report, fmt: OutputFormat, *, color: bool = False,
-           only_problems: bool = False, width: int = 0) -> str:
+def render(
+    report: Report,
+    fmt: OutputFormat,
+    *,
+    color: bool = False,
+    only_problems: bool = False,
+    width: int = 0,
+) -> str:
     if fmt is OutputFormat.TABLE:
         return table.render(report, color=color, only_problems=only_problems, width=width)
     if fmt is OutputFormat.JSON:

@@ -38,7 +38,7 @@ def python_column(rep: VenvReport) -> str:
 
 
 def rows(report: Report, only_problems: bool = False) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for rep in report.venvs:
         if only_problems and rep.status is Severity.OK:
             continue
@@ -112,7 +112,9 @@ def render_rich(report: Report, only_problems: bool = False, width: int = 120) -
     return buf.getvalue()
 
 
-def render(report: Report, *, color: bool = False, only_problems: bool = False, width: int = 0) -> str:
+def render(
+    report: Report, *, color: bool = False, only_problems: bool = False, width: int = 0
+) -> str:
     if color:
         return render_rich(report, only_problems, width or 120)
     return render_plain(report, only_problems, width)
@@ -168,7 +170,9 @@ def render_show(rep: VenvReport) -> str:
             out.append(f"  problem (line {p.line}): {escape(p.message)}")
     out.append("site-packages:")
     for s in f.site_dirs:
-        out.append(f"  {escape(s.path)} (python {s.python_version}, {len(s.distributions)} distributions)")
+        out.append(
+            f"  {escape(s.path)} (python {s.python_version}, {len(s.distributions)} distributions)"
+        )
         for d in s.distributions:
             extra = []
             if d.installer:

@@ -1,0 +1,154 @@
+"""The CLI contract: exit codes, formats, README blocks, and choices mapped exhaustively."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import require_python, run_cli
+from factory import make_venv
+from venvkeeper.checks import CHECKS, all_codes
+from venvkeeper.cli import ExitCode, build_parser, exit_code_for
+from venvkeeper.formats import OutputFormat, render
+from venvkeeper.model import Severity
+from venvkeeper.scan import scan
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _block(name: str) -> str:
+    text = README.read_text()
+    m = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", text, re.S)
+    assert m, f"README lacks the {name} block"
+    return m.group(1)
+
+
+def test_every_severity_maps_to_an_exit_code() -> None:
+    expected = {
+        Severity.OK: 0,
+        Severity.INFO: 0,
+        Severity.WARNING: 1,
+        Severity.UNKNOWN: 1,
+        Severity.CRITICAL: 2,
+    }
+    for sev in Severity:
+        assert exit_code_for(sev) == expected[sev]
+
+
+def test_every_output_format_renders(tmp_path: Path) -> None:
+    report = scan([str(tmp_path)])
+    for fmt in OutputFormat:
+        assert render(report, fmt).strip()
+
+
+def test_readme_lists_every_finding_code_with_its_severity() -> None:
+    rows = dict(re.findall(r"^\| `([a-z0-9-]+)` \| (\w+) \|", _block("codes"), re.M))
+    codes = all_codes()
+    assert rows == {c: d.severity.value for c, d in codes.items()}
+
+
+def test_check_registry_codes_are_unique_and_named() -> None:
+    seen: set[str] = set()
+    for check in CHECKS:
+        for code in check.codes:
+            assert re.fullmatch(r"[a-z][a-z0-9-]+", code)
+            assert code not in seen
+            seen.add(code)
+
+
+def test_readme_usage_matches_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    if sys.version_info < (3, 10):
+        pytest.skip("argparse says 'optional arguments' before 3.10")
+    parser = build_parser()
+    top = parser.format_help()
+    sub = next(
+        a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"
+    ).choices["scan"].format_help()  # type: ignore[attr-defined]
+    expected = f"```\n{top}```\n\n```\n{sub}```\n"
+    assert _block("usage") == expected
+
+
+def test_exit_code_0_for_ok(tmp_path: Path) -> None:
+    system = Path("/usr/bin/python3")
+    res = subprocess.run([str(system), "-m", "venv", "--without-pip", str(tmp_path / "v")],
+                         capture_output=True, timeout=120)
+    if res.returncode != 0:
+        pytest.skip("the system python3 cannot make venvs")
+    assert run_cli("scan", str(tmp_path)).code == ExitCode.OK
+
+
+def test_exit_code_0_when_nothing_is_found(tmp_path: Path) -> None:
+    res = run_cli("scan", str(tmp_path))
+    assert res.code == 0
+    assert "0 venvs" in res.out
+
+
+def test_exit_code_1_for_warning(tmp_path: Path) -> None:
+    make_venv(require_python("3.11"), tmp_path / "v")  # a pyenv base: unmanaged-base
+    assert run_cli("scan", str(tmp_path)).code == ExitCode.WARNING
+
+
+def test_exit_code_2_for_critical(tmp_path: Path) -> None:
+    v = make_venv(require_python("3.11"), tmp_path / "v")
+    (v / "bin" / "python").unlink()
+    (v / "bin" / "python").symlink_to("/nonexistent/python3.11")
+    res = run_cli("scan", str(tmp_path))
+    assert res.code == ExitCode.CRITICAL
+    assert "interpreter-dangling" in res.out
+
+
+def test_exit_code_3_for_usage_errors(tmp_path: Path) -> None:
+    assert run_cli("scan", str(tmp_path / "missing")).code == ExitCode.ERROR
+    assert run_cli("scan", "--no-such-option").code == ExitCode.ERROR
+    assert run_cli().code == ExitCode.ERROR
+    res = run_cli("show", str(tmp_path))
+    assert res.code == ExitCode.ERROR and "not a virtual environment" in res.err
+
+
+def test_only_problems_quiet_and_json(tmp_path: Path) -> None:
+    py = require_python("3.11")
+    make_venv(py, tmp_path / "a")
+    b = make_venv(py, tmp_path / "b")
+    (b / "bin" / "python").unlink()  # python3 still works, but scripts name bin/python
+    full = run_cli("scan", str(tmp_path))
+    assert str(tmp_path / "a") in full.out and str(tmp_path / "b") in full.out
+    quiet = run_cli("scan", "-q", str(tmp_path))
+    assert quiet.out.count("\n") == 1 and quiet.out.startswith("2 venvs: 1 critical, 1 warning")
+    doc = json.loads(run_cli("scan", "--json", str(tmp_path)).out)
+    assert doc["schema_version"] == 1
+    assert doc["summary"]["venvs"] == 2 and doc["summary"]["worst"] == "critical"
+    assert [v["status"] for v in doc["venvs"]] == ["critical", "warning"]  # worst first
+    for key in ("path", "status", "creator", "python", "findings", "packages"):
+        assert key in doc["venvs"][0]
+
+
+def test_show_prints_every_fact(tmp_path: Path) -> None:
+    v = make_venv(require_python("3.11"), tmp_path / "v")
+    res = run_cli("show", str(v))
+    assert res.code == 1
+    for label in ("findings:", "interpreter links:", "pyvenv.cfg:", "site-packages:", "python:"):
+        assert label in res.out
+    doc = json.loads(run_cli("show", "--json", str(v)).out)
+    assert doc["path"] == str(v) and doc["schema_version"] == 1
+
+
+def test_module_entry_point(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "venvkeeper", "scan", "-q", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "0 venvs" in res.stdout
+
+
+def test_size_on_request(tmp_path: Path) -> None:
+    v = make_venv(require_python("3.11"), tmp_path / "v")
+    doc = json.loads(run_cli("scan", "--json", str(tmp_path)).out)
+    assert doc["venvs"][0]["size_bytes"] is None
+    doc = json.loads(run_cli("scan", "--json", "--size", str(tmp_path)).out)
+    assert doc["venvs"][0]["size_bytes"] > 0
+    assert os.path.exists(v)
