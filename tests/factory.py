@@ -64,11 +64,19 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def sh(*argv: object, timeout: float = 300, env: Optional[dict[str, str]] = None,
-       cwd: Optional[Path] = None) -> subprocess.CompletedProcess[str]:
+def sh(
+    *argv: object,
+    timeout: float = 300,
+    env: Optional[dict[str, str]] = None,
+    cwd: Optional[Path] = None,
+) -> subprocess.CompletedProcess[str]:
     res = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, timeout=timeout,
-        env=env or clean_env(), cwd=cwd,
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or clean_env(),
+        cwd=cwd,
     )
     if res.returncode != 0:
         raise RuntimeError(f"{argv} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
@@ -84,8 +92,15 @@ class Project:
     ext: bool
 
 
-def make_project(root: Path, name: str, version: str = "1.0", *, ext: bool = False,
-                 script: Optional[str] = None, requires_python: Optional[str] = None) -> Project:
+def make_project(
+    root: Path,
+    name: str,
+    version: str = "1.0",
+    *,
+    ext: bool = False,
+    script: Optional[str] = None,
+    requires_python: Optional[str] = None,
+) -> Project:
     module = name.replace("-", "_")
     proj = root / f"src-{name}-{version}"
     pkg = proj / module
@@ -110,8 +125,15 @@ def make_project(root: Path, name: str, version: str = "1.0", *, ext: bool = Fal
     return Project(proj, name, module, script, ext)
 
 
-def make_venv(python: Path, dest: Path, *, creator: str = "venv", copies: bool = False,
-              system_site: bool = False, pip: bool = False) -> Path:
+def make_venv(
+    python: Path,
+    dest: Path,
+    *,
+    creator: str = "venv",
+    copies: bool = False,
+    system_site: bool = False,
+    pip: bool = False,
+) -> Path:
     if creator == "venv":
         args: list[object] = [python, "-m", "venv"]
         if copies:
@@ -147,8 +169,17 @@ def install(venv: Path, *projects: Project, editable: bool = False, installer: s
     for p in projects:
         targets += ["-e", p.path] if editable else [p.path]
     if installer == "uv":
-        sh(tool("uv"), "pip", "install", "-q", "--python", venv / "bin" / "python",
-           "--no-index", "--offline", *targets)
+        sh(
+            tool("uv"),
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            venv / "bin" / "python",
+            "--no-index",
+            "--offline",
+            *targets,
+        )
     else:
         sh(venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-index", *targets)
 
@@ -165,8 +196,9 @@ _HIDE_SCRIPT = (
 def can_hide() -> bool:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return False
-    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                         capture_output=True, timeout=30)
+    res = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, timeout=30
+    )
     return res.returncode == 0
 
 
@@ -175,12 +207,30 @@ def _hidden(argv: list[str], hide: Sequence[Path]) -> list[str]:
         return argv
     empty = Path("/tmp/vk-test-empty")
     empty.mkdir(exist_ok=True)
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _HIDE_SCRIPT, "sh",
-            str(empty), str(len(hide)), *map(str, hide), *argv]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        _HIDE_SCRIPT,
+        "sh",
+        str(empty),
+        str(len(hide)),
+        *map(str, hide),
+        *argv,
+    ]
 
 
-def run_in_venv(venv: Path, code: str, *, user: Optional[int] = None, timeout: float = 60,
-                hide: Sequence[Path] = ()) -> subprocess.CompletedProcess[str]:
+def run_in_venv(
+    venv: Path,
+    code: str,
+    *,
+    user: Optional[int] = None,
+    timeout: float = 60,
+    hide: Sequence[Path] = (),
+) -> subprocess.CompletedProcess[str]:
     """Ground truth: what really happens when the venv's interpreter runs *code*."""
     kwargs: dict[str, object] = {}
     if user is not None:
@@ -191,8 +241,13 @@ def run_in_venv(venv: Path, code: str, *, user: Optional[int] = None, timeout: f
     argv = _hidden(argv, hide)
     try:
         return subprocess.run(
-            argv, capture_output=True, text=True,
-            timeout=timeout, env=clean_env(), cwd="/", **kwargs,  # type: ignore[arg-type]
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=clean_env(),
+            cwd="/",
+            **kwargs,  # type: ignore[arg-type]
         )
     except OSError as e:  # the interpreter itself is missing: what a shell would say
         return subprocess.CompletedProcess(argv, 127, "", str(e))
@@ -207,12 +262,14 @@ def imports_ok(venv: Path, *modules: str, hide: Sequence[Path] = ()) -> bool:
     return res.returncode == 0 and not lost
 
 
-def script_runs(venv: Path, script: str,
-                hide: Sequence[Path] = ()) -> subprocess.CompletedProcess[str]:
+def script_runs(
+    venv: Path, script: str, hide: Sequence[Path] = ()
+) -> subprocess.CompletedProcess[str]:
     argv = _hidden([str(venv / "bin" / script)], hide)
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                              env=clean_env(), cwd="/")
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, env=clean_env(), cwd="/"
+        )
     except OSError as e:  # the shebang's interpreter is missing
         return subprocess.CompletedProcess(argv, 127, "", str(e))
 
@@ -265,7 +322,10 @@ class FakeDistro:
         assert r is not None
         src = sorted((r / "versions").glob(f"{minor}.*/bin/python{minor}"))[-1]
         self.hidden.append(src.parent.parent / "lib" / f"python{minor}")
-        for p in (self.root / "bin" / f"python{minor}", self.root / "lib" / f"python{minor}",
-                  self.root / "include" / f"python{minor}"):
+        for p in (
+            self.root / "bin" / f"python{minor}",
+            self.root / "lib" / f"python{minor}",
+            self.root / "include" / f"python{minor}",
+        ):
             if p.is_symlink() or p.is_file():
                 p.unlink()

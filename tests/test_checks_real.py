@@ -8,8 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import factory
 import pytest
+
+import factory
 from conftest import User, require_python, run_cli
 from factory import FakeDistro, imports_ok, install, make_project, make_venv, run_in_venv
 
@@ -118,8 +119,11 @@ def test_system_python_venv_is_ok_and_pyenv_venv_is_unmanaged(tmp_path: Path, py
     system = Path("/usr/bin/python3")
     if not system.exists():
         pytest.skip("no /usr/bin/python3")
-    res = subprocess.run([str(system), "-m", "venv", "--without-pip", str(tmp_path / "sys")],
-                         capture_output=True, timeout=120)
+    res = subprocess.run(
+        [str(system), "-m", "venv", "--without-pip", str(tmp_path / "sys")],
+        capture_output=True,
+        timeout=120,
+    )
     if res.returncode != 0:
         pytest.skip(f"the system python3 cannot make venvs: {res.stderr[-200:]!r}")
     rep = judge(tmp_path / "sys")
@@ -146,8 +150,11 @@ def test_deep_confirms_imports_as_the_owner(tmp_path: Path, unprivileged_user: U
         install(broken, alpha)
         shutil.rmtree(broken / "lib" / "python3.11" / "site-packages" / "alpha")
         for v in (good, broken):
-            subprocess.run(["chown", "-R", f"{unprivileged_user.uid}:{unprivileged_user.gid}",
-                            str(v)], check=True, timeout=60)
+            subprocess.run(
+                ["chown", "-R", f"{unprivileged_user.uid}:{unprivileged_user.gid}", str(v)],
+                check=True,
+                timeout=60,
+            )
         assert imports_ok(good, "alpha") and not imports_ok(broken, "alpha")
         # Without --deep nothing runs and the damage is invisible to a static read...
         assert judge(broken)["deep"] is None
@@ -162,8 +169,9 @@ def test_deep_confirms_imports_as_the_owner(tmp_path: Path, unprivileged_user: U
         shutil.rmtree(top)
 
 
-def test_deep_never_inherits_the_callers_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     py311: Path) -> None:
+def test_deep_never_inherits_the_callers_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, py311: Path
+) -> None:
     """needrestart's CVE-2024-48990: a PYTHONPATH from elsewhere must never reach the probe."""
     evil = tmp_path / "evil"
     evil.mkdir()

@@ -10,8 +10,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import factory
 import pytest
+
+import factory
 from conftest import User, find_python, require_python, run_cli
 from factory import (
     FakeDistro,
@@ -107,7 +108,10 @@ def upgrade(tmp_path_factory: pytest.TempPathFactory) -> World:
 def test_before_upgrade_every_venv_works_and_none_is_critical(upgrade: World) -> None:
     for kind in KINDS:
         assert upgrade.truth_before[kind], f"{kind} should work before the upgrade"
-        assert upgrade.before[kind]["status"] != "critical", (kind, upgrade.before[kind]["findings"])
+        assert upgrade.before[kind]["status"] != "critical", (
+            kind,
+            upgrade.before[kind]["findings"],
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -137,8 +141,9 @@ def test_after_upgrade_the_reason_is_the_right_one(upgrade: World, kind: str) ->
 
 def test_silent_failure_really_is_silent_and_counts_invisible_packages(upgrade: World) -> None:
     venv = upgrade.root / "envs" / "py3-venv"
-    res = run_in_venv(venv, "import sys; print('%d.%d' % sys.version_info[:2])",
-                      hide=upgrade.hidden)
+    res = run_in_venv(
+        venv, "import sys; print('%d.%d' % sys.version_info[:2])", hide=upgrade.hidden
+    )
     assert res.returncode == 0 and res.stdout.strip() == "3.12"  # it starts...
     assert not imports_ok(venv, "alpha", hide=upgrade.hidden)  # ...but its packages are gone
     v = upgrade.after["py3-venv"]
@@ -181,7 +186,10 @@ def test_copied_venv_scripts_run_the_other_interpreter(tmp_path: Path, py311: Pa
     copy = tmp_path / "copy"
     shutil.copytree(v, copy, symlinks=True)
     truth = subprocess.run(
-        [str(copy / "bin" / "alpha-cli")], capture_output=True, text=True, timeout=60,
+        [str(copy / "bin" / "alpha-cli")],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=factory.clean_env(PYTHONVERBOSE="0"),
     )
     assert truth.returncode == 0  # it runs, but with orig's interpreter
@@ -322,8 +330,11 @@ def test_world_writable_site_packages_is_real_and_reported(
         # Ground truth: another user can plant code the owner will import.
         res = subprocess.run(
             ["sh", "-c", f"echo 'print(1)' > {site}/planted.py"],
-            user=unprivileged_user.uid, group=unprivileged_user.gid, extra_groups=[],
-            capture_output=True, timeout=30,
+            user=unprivileged_user.uid,
+            group=unprivileged_user.gid,
+            extra_groups=[],
+            capture_output=True,
+            timeout=30,
         )
         assert res.returncode == 0
         rep = scan_json(v)[str(v)]
@@ -344,8 +355,9 @@ def test_pth_import_runs_code_and_is_reported(tmp_path: Path, py311: Path) -> No
 
 def test_system_site_packages_and_prompt_are_read(tmp_path: Path, py311: Path) -> None:
     v = tmp_path / "v"
-    factory.sh(py311, "-m", "venv", "--without-pip", "--system-site-packages",
-               "--prompt", "hello", v)
+    factory.sh(
+        py311, "-m", "venv", "--without-pip", "--system-site-packages", "--prompt", "hello", v
+    )
     rep = scan_json(v)[str(v)]
     cfg = rep["pyvenv_cfg"]["values"]
     assert cfg["include-system-site-packages"] == "true"
@@ -383,8 +395,12 @@ def test_python27_legacy_or_skip(tmp_path: Path) -> None:
     py = find_python("2.7")
     if py is None:
         pytest.skip("CPython 2.7 is not installed")
-    if subprocess.run([str(py), "-c", "import virtualenv"], capture_output=True,
-                      timeout=30).returncode != 0:
+    if (
+        subprocess.run(
+            [str(py), "-c", "import virtualenv"], capture_output=True, timeout=30
+        ).returncode
+        != 0
+    ):
         pytest.skip("CPython 2.7 has no virtualenv module to make a legacy virtualenv with")
     v = tmp_path / "v"
     factory.sh(py, "-m", "virtualenv", v)
