@@ -90,7 +90,8 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="parallel directory walkers (default 2)",
+        help="most parallel directory walkers; the extra ones run only while listings are"
+        " slow (cold cache, NFS) (default 4)",
     )
     _add_selection(p)
     p.set_defaults(func=_cmd_scan)

@@ -15,6 +15,7 @@ import queue
 import re
 import stat
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -259,47 +260,98 @@ def _walk_serial(
 
 
 _DONE = object()
+#: A directory whose listing took this long beyond its size was read from the device, not
+#: the cache: more walkers then overlap that waiting. On a warm cache extra threads only
+#: fight over the GIL, so they park again after a streak of fast listings.
+_SLOW_SECONDS = 0.0003
+_PER_ENTRY_SECONDS = 0.000002
+_WAKE_AFTER_SLOW = 3
+_PARK_AFTER_FAST = 4096
 
 
 def _walk_parallel(
     walker: _Walker, start: list[tuple[str, int, int]], stats: WalkStats, workers: int
 ) -> Iterator[Found]:
-    stack = list(reversed(start))
+    """Up to *workers* walkers, each depth-first on its own stack. Walker 0 always runs;
+    the others are woken only while listings are slow (cold cache, NFS) and park after a
+    streak of fast ones. A running walker hands half of a new batch of subdirectories to
+    the shared stack only while another running walker is idle."""
+    shared = list(reversed(start))
     cv = threading.Condition()
-    active = 0
+    state = {"limit": 1, "idle": 0, "slow": 0, "fast": 0, "finished": 0}
     out: queue.SimpleQueue[object] = queue.SimpleQueue()
     stop = threading.Event()
+    clock = time.perf_counter
 
-    def worker() -> None:
-        nonlocal active
-        local = WalkStats()
+    def note(elapsed: float, entries: int) -> None:
+        # Called without the lock: counters are hints, updated under the lock when acted on.
+        if elapsed - entries * _PER_ENTRY_SECONDS > _SLOW_SECONDS:
+            state["fast"] = 0
+            state["slow"] += 1
+            if state["slow"] >= _WAKE_AFTER_SLOW and state["limit"] < workers:
+                with cv:
+                    state["limit"] = workers
+                    state["slow"] = 0
+                    cv.notify_all()
+        else:
+            state["fast"] += 1
+            if state["fast"] >= _PARK_AFTER_FAST:
+                state["slow"] = 0
+                state["fast"] = 0
+                state["limit"] = 1
+
+    def worker(ident: int) -> None:
+        local_stats = WalkStats()
         emit = out.put
+        mine: list[tuple[str, int, int]] = []
         try:
             while not stop.is_set():
-                with cv:
-                    while not stack and active > 0:
-                        cv.wait()
-                    if not stack:
-                        cv.notify_all()
-                        return
-                    item = stack.pop()
-                    active += 1
-                children: list[tuple[str, int, int]] = []
-                try:
-                    children = walker.visit(item[0], item[1], item[2], local, emit)
-                finally:
+                if ident >= state["limit"] and mine:
+                    with cv:  # parked: give the work back
+                        shared.extend(mine)
+                        mine.clear()
+                        cv.notify()
+                if not mine:
                     with cv:
-                        children.reverse()
-                        stack.extend(children)
-                        active -= 1
-                        if children or active == 0:
-                            cv.notify_all()
+                        state["idle"] += 1
+                        while not state["finished"] and (not shared or ident >= state["limit"]):
+                            if state["idle"] == workers and not shared:
+                                state["finished"] = 1
+                                cv.notify_all()
+                                break
+                            cv.wait(0.05 if ident >= state["limit"] else None)
+                        state["idle"] -= 1
+                        if state["finished"] and not shared:
+                            return
+                        if not shared:
+                            continue
+                        mine.append(shared.pop())
+                path, depth, dev = mine.pop()
+                before = local_stats.entries
+                t0 = clock()
+                children = walker.visit(path, depth, dev, local_stats, emit)
+                note(clock() - t0, local_stats.entries - before)
+                if not children:
+                    continue
+                children.reverse()
+                if state["idle"] and state["limit"] > 1 and len(children) > 1:
+                    with cv:
+                        half = len(children) // 2
+                        shared.extend(children[:half])
+                        children = children[half:]
+                        cv.notify_all()
+                mine.extend(children)
         finally:
             with cv:
-                stats.merge(local)
+                stats.merge(local_stats)
+                if mine:  # stopped early: nothing to hand over any more
+                    mine.clear()
+                if stop.is_set():
+                    state["finished"] = 1
+                cv.notify_all()
             out.put(_DONE)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
     remaining = workers
@@ -313,6 +365,7 @@ def _walk_parallel(
     finally:
         stop.set()
         with cv:
+            state["finished"] = 1
             cv.notify_all()
         for t in threads:
             t.join()

@@ -40,7 +40,7 @@ class ScanOptions:
     size: bool = False
     deep: bool = False
     deep_timeout: float = 30.0
-    walk_workers: int = 2
+    walk_workers: int = 4
     inspect_workers: int = 4
     mountinfo: str = "/proc/self/mountinfo"
 

@@ -1,0 +1,177 @@
+"""The walk: pruning at venv roots, the parallel walker, filesystems, aliases."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from venvkeeper import discovery
+from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk
+from venvkeeper.model import Alias, CondaEnv, VenvKind
+from venvkeeper.mounts import Mount
+from venvkeeper.scan import ScanOptions, scan
+
+
+def fake_venv(path: Path, minor: str = "3.11") -> Path:
+    """A venv skeleton (enough for discovery; inspection tests use real venvs)."""
+    (path / "bin").mkdir(parents=True)
+    (path / "lib" / f"python{minor}" / "site-packages").mkdir(parents=True)
+    (path / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {minor}.0\n")
+    (path / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    return path
+
+
+def build_tree(root: Path, seed: int = 7) -> set[str]:
+    rng = random.Random(seed)
+    venvs: set[str] = set()
+    for i in range(40):
+        d = root
+        for _ in range(rng.randint(1, 5)):
+            d = d / f"d{rng.randint(0, 6)}"
+        d.mkdir(parents=True, exist_ok=True)
+        for j in range(rng.randint(0, 5)):
+            (d / f"f{j}.txt").write_text("x")
+        if i % 4 == 0 and not (d / "pyvenv.cfg").exists():
+            v = d / f"venv{i}"
+            if not v.exists():
+                venvs.add(str(fake_venv(v)))
+    return venvs
+
+
+def found(root: Path, **kw: object) -> tuple[set[str], WalkStats]:
+    st = WalkStats()
+    got = {x.path for x in walk([str(root)], WalkOptions(**kw), st)  # type: ignore[arg-type]
+           if isinstance(x, Candidate)}
+    return got, st
+
+
+def test_serial_walk_finds_every_venv_and_prunes(tmp_path: Path) -> None:
+    venvs = build_tree(tmp_path)
+    # A venv inside a venv's lib/ must not be reported: we never descend into venvs.
+    inner = next(iter(sorted(venvs)))
+    fake_venv(Path(inner) / "lib" / "nested")
+    got, st = found(tmp_path, workers=1)
+    assert got == venvs
+    assert not any("nested" in p for p in got)
+
+
+@pytest.mark.parametrize("workers", [2, 4, 8])
+def test_parallel_walk_equals_serial_when_every_walker_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    venvs = build_tree(tmp_path, seed=workers)
+    # Make every listing count as slow, so every walker wakes and work is really shared.
+    monkeypatch.setattr(discovery, "_SLOW_SECONDS", -1.0)
+    monkeypatch.setattr(discovery, "_WAKE_AFTER_SLOW", 1)
+    got, st = found(tmp_path, workers=workers)
+    serial, st1 = found(tmp_path, workers=1)
+    assert got == serial == venvs
+    assert st.directories == st1.directories and st.entries == st1.entries
+
+
+def test_parallel_walk_on_a_warm_tree_parks_extra_walkers(tmp_path: Path) -> None:
+    venvs = build_tree(tmp_path, seed=3)
+    got, _ = found(tmp_path, workers=4)
+    assert got == venvs
+
+
+def test_early_stop_of_the_consumer_ends_the_walkers(tmp_path: Path) -> None:
+    build_tree(tmp_path, seed=5)
+    it = walk([str(tmp_path)], WalkOptions(workers=4))
+    next(it)
+    it.close()  # must not hang
+
+
+def test_conda_and_legacy_and_alias(tmp_path: Path) -> None:
+    conda = tmp_path / "miniconda"
+    (conda / "conda-meta").mkdir(parents=True)
+    (conda / "bin").mkdir()
+    env = conda / "envs" / "data"
+    (env / "conda-meta").mkdir(parents=True)
+    (conda / "pkgs" / "somepkg" / "bin").mkdir(parents=True)
+    legacy = tmp_path / "old"
+    (legacy / "bin").mkdir(parents=True)
+    (legacy / "bin" / "python").write_text("")
+    (legacy / "lib" / "python2.7").mkdir(parents=True)
+    (legacy / "lib" / "python2.7" / "orig-prefix.txt").write_text("/usr")
+    outside = fake_venv(tmp_path.parent / f"{tmp_path.name}-outside")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / ".venv").symlink_to(outside)
+    try:
+        items = list(walk([str(tmp_path)], WalkOptions()))
+        assert CondaEnv(str(conda)) in items and CondaEnv(str(env)) in items
+        assert Candidate(str(legacy), VenvKind.LEGACY_VIRTUALENV) in items
+        assert Alias(str(proj / ".venv"), str(outside)) in items
+        report = scan([str(tmp_path)])
+        assert [v.path for v in report.venvs if v.alias_of] == [str(outside)]
+        assert {c.path for c in report.conda_envs} == {str(conda), str(env)}
+    finally:
+        shutil.rmtree(outside)
+
+
+def test_network_and_pseudo_filesystems_are_skipped_by_the_mount_table(tmp_path: Path) -> None:
+    nfs = tmp_path / "nfs"
+    proc = tmp_path / "procish"
+    v1 = fake_venv(nfs / "shared-venv")
+    fake_venv(proc / "x")
+    mounts = (Mount(str(nfs), "nfs4"), Mount(str(proc), "proc"))
+    got, st = found(tmp_path, mounts=mounts)
+    assert got == set()
+    assert st.skipped["network-filesystem"] == 1 and st.skipped["pseudo-filesystem"] == 1
+    got, st = found(tmp_path, mounts=mounts, include_network=True)
+    assert got == {str(v1)}
+
+
+def test_mountinfo_is_a_parameter_of_the_scan(tmp_path: Path) -> None:
+    nfs = tmp_path / "net"
+    fake_venv(nfs / "v")
+    info = tmp_path / "mountinfo"
+    info.write_text(f"36 35 0:31 / {nfs} rw,relatime shared:1 - nfs4 srv:/x rw\n")
+    r = scan([str(tmp_path)], ScanOptions(mountinfo=str(info)))
+    assert r.venvs == () and r.stats.skipped == {"network-filesystem": 1}
+    r = scan([str(tmp_path)], ScanOptions(mountinfo=str(info), include_network=True))
+    assert len(r.venvs) == 1
+
+
+def test_one_file_system_with_a_real_mount(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to mount a tmpfs in a private namespace")
+    fake_venv(tmp_path / "here")
+    (tmp_path / "mnt").mkdir()
+    code = (
+        "import json, sys; from venvkeeper.scan import scan, ScanOptions;"
+        f"a = scan([{str(tmp_path)!r}], ScanOptions(one_file_system=True));"
+        f"b = scan([{str(tmp_path)!r}]);"
+        "print(json.dumps([[v.path for v in a.venvs], [v.path for v in b.venvs],"
+        " a.stats.skipped]))"
+    )
+    script = (
+        f"mount -t tmpfs none {tmp_path / 'mnt'} && mkdir -p {tmp_path / 'mnt/v/bin'}"
+        f" && touch {tmp_path / 'mnt/v/pyvenv.cfg'} && exec {sys.executable} -c \"$0\""
+    )
+    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          script, code], capture_output=True, text=True, timeout=120)
+    if res.returncode != 0 and "mount" in res.stderr:
+        pytest.skip(f"cannot mount tmpfs here: {res.stderr.strip()}")
+    import json
+
+    one, every, skipped = json.loads(res.stdout)
+    assert one == [str(tmp_path / "here")]
+    assert sorted(every) == [str(tmp_path / "here"), str(tmp_path / "mnt" / "v")]
+    assert skipped == {"other-filesystem": 1}
+
+
+def test_excludes_by_name_and_by_path(tmp_path: Path) -> None:
+    fake_venv(tmp_path / "node_modules" / "v")
+    fake_venv(tmp_path / "a" / "cache" / "v")
+    keep = fake_venv(tmp_path / "b" / "cache" / "v")
+    got, st = found(tmp_path, exclude=("node_modules", f"{tmp_path}/a/*"))
+    assert got == {str(keep)}
+    assert st.skipped["excluded"] == 2
