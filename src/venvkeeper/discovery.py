@@ -118,31 +118,40 @@ class _Walker:
             return []
         stats.directories += 1
         stats.entries += len(entries)
-        cfg: Optional[os.DirEntry[str]] = None
+        cfg = False  # a pyvenv.cfg of any type: inspection judges a FIFO or a directory
+        has_bin = has_lib = has_conda = False
         subdirs: list[str] = []
-        for e in entries:
-            name = e.name
+        for entry in entries:
+            name = entry.name
             try:
-                if e.is_dir(follow_symlinks=False):
+                if entry.is_dir(follow_symlinks=False):
                     subdirs.append(name)
+                    if name == "bin":
+                        has_bin = True
+                    elif name == "lib":
+                        has_lib = True
+                    elif name == "conda-meta":
+                        has_conda = True
+                    elif name == "pyvenv.cfg":
+                        cfg = True
                 elif name == "pyvenv.cfg":
-                    cfg = e
-                elif name == ".venv" and e.is_symlink():
-                    self.alias(e.path, stats, emit)
+                    cfg = True
+                elif name == ".venv" and entry.is_symlink():
+                    self.alias(entry.path, stats, emit)
             except OSError as err:
-                stats.skip(e.path, fsutil.os_error_reason(err))
+                stats.skip(entry.path, fsutil.os_error_reason(err))
         base = path if path.endswith("/") else path + "/"
-        if cfg is not None or "pyvenv.cfg" in subdirs:
-            if "bin" in subdirs:
+        if cfg:
+            if has_bin:
                 # A venv root, even when pyvenv.cfg is a FIFO or a directory: inspection
                 # reports that. Never descend.
                 emit(Candidate(path, VenvKind.VENV))
                 return []
             stats.skip(path, "pyvenv-cfg-without-bin")
-        if "conda-meta" in subdirs:
+        if has_conda:
             emit(CondaEnv(path))
             return [(base + "envs", depth + 1, dev)] if "envs" in subdirs else []
-        if "bin" in subdirs and "lib" in subdirs and _is_legacy_virtualenv(base):
+        if has_bin and has_lib and _is_legacy_virtualenv(base):
             emit(Candidate(path, VenvKind.LEGACY_VIRTUALENV))
             return []
         if depth >= MAX_DEPTH:
