@@ -36,7 +36,22 @@ setup() {
     "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]"
+    legacy_tools
     echo "$want" >"$stamp"
+}
+
+legacy_tools() {
+    # virtualenv < 20 for CPython 2.7, to make real legacy virtualenvs in the tests.
+    local py27
+    py27=$(ls "$(pyenv root 2>/dev/null || echo ~/.pyenv)"/versions/2.7.*/bin/python2.7 2>/dev/null | tail -n 1)
+    [ -n "$py27" ] || py27=$(command -v python2.7 || true)
+    if [ -z "$py27" ]; then
+        echo "dev.sh: no CPython 2.7: legacy virtualenv tests will be skipped" >&2
+        return 0
+    fi
+    "$py27" -m pip install -q --disable-pip-version-check --target "$root/.dev/legacy-virtualenv" \
+        'virtualenv<20' >/dev/null 2>&1 ||
+        echo "dev.sh: could not install virtualenv<20 for $py27: legacy tests will be skipped" >&2
 }
 
 cmd=${1:-help}; [ $# -gt 0 ] && shift

@@ -391,18 +391,32 @@ def test_creators_are_recognised(tmp_path: Path, creator: str, minor: str) -> No
     assert rep["python"]["now"] == minor
 
 
-def test_python27_legacy_or_skip(tmp_path: Path) -> None:
-    py = find_python("2.7")
-    if py is None:
-        pytest.skip("CPython 2.7 is not installed")
-    if (
-        subprocess.run(
-            [str(py), "-c", "import virtualenv"], capture_output=True, timeout=30
-        ).returncode
-        != 0
-    ):
-        pytest.skip("CPython 2.7 has no virtualenv module to make a legacy virtualenv with")
-    v = tmp_path / "v"
-    factory.sh(py, "-m", "virtualenv", v)
-    rep = scan_json(tmp_path)
-    assert str(v) in rep
+LEGACY_VIRTUALENV = Path(__file__).parent.parent / ".dev" / "legacy-virtualenv"
+
+
+def test_legacy_virtualenv_of_python27(tmp_path: Path) -> None:
+    """virtualenv < 20 on CPython 2.7: no pyvenv.cfg, a copied binary, orig-prefix.txt.
+    It lives while its base's stdlib lives and dies when the base goes."""
+    if not FakeDistro.available("2.7"):
+        pytest.skip("pyenv CPython 2.7 is not installed")
+    if not (LEGACY_VIRTUALENV / "virtualenv.py").exists():
+        pytest.skip("virtualenv<20 for 2.7 is not set up (./dev.sh setup installs it)")
+    if not factory.can_hide():
+        pytest.skip("needs root and unshare to hide the removed stdlib")
+    distro = FakeDistro(tmp_path / "usr")
+    py27 = distro.install("2.7")
+    v = tmp_path / "legacy"
+    factory.sh(py27, "-m", "virtualenv", "--no-download", "--no-pip", "--no-wheel",
+               "--no-setuptools", v, env=factory.clean_env(PYTHONPATH=str(LEGACY_VIRTUALENV)))
+    assert not (v / "pyvenv.cfg").exists()
+    assert run_in_venv(v, "import json").returncode == 0
+    rep = scan_json(tmp_path)[str(v)]
+    assert rep["kind"] == "legacy-virtualenv" and rep["creator"] == "legacy-virtualenv"
+    assert rep["python"]["now"] == "2.7" and rep["python"]["copy"] is True
+    assert rep["status"] == "warning"
+    assert {"legacy-virtualenv", "copied-interpreter"} <= codes(rep)
+    distro.remove("2.7")
+    # (its own lib/python2.7 keeps the .pyc of what ran before: import something else)
+    assert run_in_venv(v, "import json", hide=distro.hidden).returncode != 0
+    rep = scan_json(tmp_path)[str(v)]
+    assert rep["status"] == "critical" and rep["findings"][0]["code"] == "stdlib-missing"

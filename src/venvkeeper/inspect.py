@@ -237,8 +237,14 @@ def _judge_base(
         ]
         if len(found) == 1:
             version = found[0]
-    origin = classify_origin(exe, venv)
-    is_copy = primary.is_copy
+    try:
+        venv_real = os.path.realpath(venv)
+    except (OSError, ValueError):
+        venv_real = venv
+    origin = classify_origin(exe, venv_real)
+    # A copy: bin/python is a regular file, or links to one inside the venv (legacy
+    # virtualenv: python -> python2.7, a copied binary).
+    is_copy = primary.is_copy or exe.startswith(venv_real.rstrip("/") + "/")
     # Where the interpreter will look for its stdlib: from pyvenv.cfg `home` (what getpath
     # uses), from orig-prefix.txt for legacy virtualenvs, else beside the binary.
     home = cfg.get("home") if cfg is not None else None
