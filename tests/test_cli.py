@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_python, run_cli
-from factory import make_venv
 from venvkeeper.checks import CHECKS, all_codes
 from venvkeeper.cli import ExitCode, build_parser, exit_code_for
 from venvkeeper.formats import OutputFormat, render
 from venvkeeper.model import Severity
 from venvkeeper.scan import scan
+
+from conftest import require_python, run_cli
+from factory import make_venv
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -68,17 +69,22 @@ def test_readme_usage_matches_help(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("argparse says 'optional arguments' before 3.10")
     parser = build_parser()
     top = parser.format_help()
-    sub = next(
-        a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"
-    ).choices["scan"].format_help()  # type: ignore[attr-defined]
+    sub = (
+        next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        .choices["scan"]
+        .format_help()
+    )  # type: ignore[attr-defined]
     expected = f"```\n{top}```\n\n```\n{sub}```\n"
     assert _block("usage") == expected
 
 
 def test_exit_code_0_for_ok(tmp_path: Path) -> None:
     system = Path("/usr/bin/python3")
-    res = subprocess.run([str(system), "-m", "venv", "--without-pip", str(tmp_path / "v")],
-                         capture_output=True, timeout=120)
+    res = subprocess.run(
+        [str(system), "-m", "venv", "--without-pip", str(tmp_path / "v")],
+        capture_output=True,
+        timeout=120,
+    )
     if res.returncode != 0:
         pytest.skip("the system python3 cannot make venvs")
     assert run_cli("scan", str(tmp_path)).code == ExitCode.OK
@@ -140,8 +146,12 @@ def test_show_prints_every_fact(tmp_path: Path) -> None:
 
 
 def test_module_entry_point(tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "venvkeeper", "scan", "-q", str(tmp_path)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "venvkeeper", "scan", "-q", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0 and "0 venvs" in res.stdout
 
 

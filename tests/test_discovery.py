@@ -46,8 +46,11 @@ def build_tree(root: Path, seed: int = 7) -> set[str]:
 
 def found(root: Path, **kw: object) -> tuple[set[str], WalkStats]:
     st = WalkStats()
-    got = {x.path for x in walk([str(root)], WalkOptions(**kw), st)  # type: ignore[arg-type]
-           if isinstance(x, Candidate)}
+    got = {
+        x.path
+        for x in walk([str(root)], WalkOptions(**kw), st)  # type: ignore[arg-type]
+        if isinstance(x, Candidate)
+    }
     return got, st
 
 
@@ -56,7 +59,7 @@ def test_serial_walk_finds_every_venv_and_prunes(tmp_path: Path) -> None:
     # A venv inside a venv's lib/ must not be reported: we never descend into venvs.
     inner = next(iter(sorted(venvs)))
     fake_venv(Path(inner) / "lib" / "nested")
-    got, st = found(tmp_path, workers=1)
+    got, _st = found(tmp_path, workers=1)
     assert got == venvs
     assert not any("nested" in p for p in got)
 
@@ -154,10 +157,14 @@ def test_one_file_system_with_a_real_mount(tmp_path: Path) -> None:
     )
     script = (
         f"mount -t tmpfs none {tmp_path / 'mnt'} && mkdir -p {tmp_path / 'mnt/v/bin'}"
-        f" && touch {tmp_path / 'mnt/v/pyvenv.cfg'} && exec {sys.executable} -c \"$0\""
+        f' && touch {tmp_path / "mnt/v/pyvenv.cfg"} && exec {sys.executable} -c "$0"'
     )
-    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                          script, code], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if res.returncode != 0 and "mount" in res.stderr:
         pytest.skip(f"cannot mount tmpfs here: {res.stderr.strip()}")
     import json

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import factory
-from conftest import User, find_python, require_python, run_cli
+from conftest import User, require_python, run_cli
 from factory import (
     FakeDistro,
     imports_ok,
@@ -406,8 +406,17 @@ def test_legacy_virtualenv_of_python27(tmp_path: Path) -> None:
     distro = FakeDistro(tmp_path / "usr")
     py27 = distro.install("2.7")
     v = tmp_path / "legacy"
-    factory.sh(py27, "-m", "virtualenv", "--no-download", "--no-pip", "--no-wheel",
-               "--no-setuptools", v, env=factory.clean_env(PYTHONPATH=str(LEGACY_VIRTUALENV)))
+    factory.sh(
+        py27,
+        "-m",
+        "virtualenv",
+        "--no-download",
+        "--no-pip",
+        "--no-wheel",
+        "--no-setuptools",
+        v,
+        env=factory.clean_env(PYTHONPATH=str(LEGACY_VIRTUALENV)),
+    )
     assert not (v / "pyvenv.cfg").exists()
     assert run_in_venv(v, "import json").returncode == 0
     rep = scan_json(tmp_path)[str(v)]
