@@ -182,3 +182,45 @@ def test_excludes_by_name_and_by_path(tmp_path: Path) -> None:
     got, st = found(tmp_path, exclude=("node_modules", f"{tmp_path}/a/*"))
     assert got == {str(keep)}
     assert st.skipped["excluded"] == 2
+
+
+def test_a_venv_that_vanishes_before_inspection_is_a_counted_skip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from venvkeeper import scan as scan_module
+
+    keep = fake_venv(tmp_path / "keep")
+    gone = fake_venv(tmp_path / "gone")
+    real = scan_module.inspect_venv
+
+    def racing(path: str, *a: object, **kw: object):  # type: ignore[no-untyped-def]
+        if path == str(gone):
+            shutil.rmtree(gone)  # removed between discovery and inspection
+        return real(path, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "inspect_venv", racing)
+    r = scan([str(tmp_path)])
+    assert [v.path for v in r.venvs] == [str(keep)]
+    assert r.stats.skipped == {"vanished": 1}
+
+
+def test_an_internal_error_costs_one_verdict_not_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from venvkeeper import scan as scan_module
+
+    fake_venv(tmp_path / "a")
+    bad = fake_venv(tmp_path / "b")
+    real = scan_module.inspect_venv
+
+    def buggy(path: str, *a: object, **kw: object):  # type: ignore[no-untyped-def]
+        if path == str(bad):
+            raise ZeroDivisionError("a bug")
+        return real(path, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "inspect_venv", buggy)
+    r = scan([str(tmp_path)])
+    by_path = {v.path: v for v in r.venvs}
+    assert by_path[str(bad)].status.value == "unknown"
+    assert [f.code for f in by_path[str(bad)].findings] == ["read-errors"]
+    assert "ZeroDivisionError" in by_path[str(bad)].findings[0].message

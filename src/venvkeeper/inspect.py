@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from venvkeeper import fsutil
 from venvkeeper.cfg import parse_pyvenv_cfg
+from venvkeeper.errors import VenvkeeperError
 from venvkeeper.model import (
     BaseInterpreter,
     BaseOrigin,
@@ -60,6 +61,32 @@ _NAME_NORMALIZE = re.compile(r"[-_.]+")
 
 def canonical_name(name: str) -> str:
     return _NAME_NORMALIZE.sub("-", name).lower()
+
+
+class VenvVanished(VenvkeeperError):
+    """The venv directory disappeared between discovery and inspection."""
+
+
+def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
+    """Facts for a venv that could not be read at all: judged ``unknown`` by read-errors."""
+    return VenvFacts(
+        path=path,
+        kind=kind,
+        creator=Creator.UNKNOWN,
+        cfg=None,
+        cfg_error=None,
+        chains=(),
+        base=None,
+        site_dirs=(),
+        scripts=(),
+        activate_virtual_env=None,
+        recorded_path=None,
+        locations=(),
+        owner_uid=-1,
+        mode=0,
+        writable_by_others=(),
+        errors=(error,),
+    )
 
 
 class HostCache:
@@ -737,6 +764,8 @@ def inspect_venv(
     try:
         st = os.lstat(path)
         owner, mode = st.st_uid, st.st_mode
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise VenvVanished(path) from e
     except OSError as e:
         errors.append(f"{path}: {e.strerror}")
         owner, mode = -1, 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -13,7 +14,7 @@ from typing import Callable, Optional
 from venvkeeper.checks import run_checks
 from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk
 from venvkeeper.errors import UsageError
-from venvkeeper.inspect import HostCache, inspect_venv
+from venvkeeper.inspect import HostCache, VenvVanished, empty_facts, inspect_venv
 from venvkeeper.model import (
     Alias,
     CondaEnv,
@@ -78,7 +79,11 @@ def inspect_path(path: str, options: Optional[ScanOptions] = None) -> VenvReport
             f"{path} is not a virtual environment (no pyvenv.cfg, no legacy"
             " orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
         )
-    return judge(inspect_venv(path, kind, size=options.size), options)
+    try:
+        facts = inspect_venv(path, kind, size=options.size)
+    except VenvVanished as e:
+        raise UsageError(f"{path} vanished while it was read") from e
+    return judge(facts, options)
 
 
 class Scanner:
@@ -104,15 +109,23 @@ class Scanner:
             workers=options.walk_workers,
         )
         self.host = HostCache()
+        self.lock = threading.Lock()
 
-    def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> VenvReport:
-        facts = inspect_venv(cand.path, cand.kind, host=self.host, size=self.options.size)
+    def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
+        try:
+            facts = inspect_venv(cand.path, cand.kind, host=self.host, size=self.options.size)
+        except VenvVanished:
+            with self.lock:
+                self.stats.skip(cand.path, "vanished")
+            return None
+        except Exception as e:  # a bug must cost one venv's verdict, never the whole scan
+            facts = empty_facts(cand.path, cand.kind, f"internal error: {type(e).__name__}: {e}")
         return judge(facts, self.options, alias_of)
 
     def reports(self) -> Iterator[VenvReport]:
         t0 = time.perf_counter()
         limit = max(1, self.options.inspect_workers) * 8
-        pending: set[Future[VenvReport]] = set()
+        pending: set[Future[Optional[VenvReport]]] = set()
         seen: set[str] = set()
         last = 0.0
         with ThreadPoolExecutor(max(1, self.options.inspect_workers)) as pool:
@@ -126,8 +139,9 @@ class Scanner:
                 )
                 for fut in done:
                     rep = fut.result()
-                    self.venvs.append(rep)
-                    yield rep
+                    if rep is not None:
+                        self.venvs.append(rep)
+                        yield rep
 
             for item in walk(self.roots, self.walk_options, self.stats):
                 if isinstance(item, Candidate):

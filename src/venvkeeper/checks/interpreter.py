@@ -18,6 +18,8 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
     if facts.kind is VenvKind.CONDA:
         return
     if not facts.chains:
+        if facts.errors:
+            return  # bin/ could not be read: read-errors says so, we cannot tell more
         yield Finding(
             MISSING,
             Severity.CRITICAL,
