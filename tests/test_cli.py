@@ -162,3 +162,23 @@ def test_size_on_request(tmp_path: Path) -> None:
     doc = json.loads(run_cli("scan", "--json", "--size", str(tmp_path)).out)
     assert doc["venvs"][0]["size_bytes"] > 0
     assert os.path.exists(v)
+
+
+def test_hostile_names_are_escaped_in_every_format(tmp_path: Path) -> None:
+    from venvkeeper.formats import table
+
+    name = "evil\x1b[31m[bold]x\nnext\udcff"
+    v = make_venv(require_python("3.11"), tmp_path / "v")
+    target = os.fsencode(str(tmp_path)) + b"/" + os.fsencode(name)
+    os.rename(v, target)
+    report = scan([str(tmp_path)])
+    assert len(report.venvs) == 1
+    for text in (
+        table.render(report, color=False),
+        table.render(report, color=True, width=1000),
+        table.render_show(report.venvs[0]),
+    ):
+        assert "\x1b[31m" not in text and "\nnext" not in text
+        assert "\\x1b[31m[bold]x\\x0anext\\xff" in text
+    doc = json.loads(render(report, OutputFormat.JSON))
+    assert doc["venvs"][0]["path"].endswith("evil\\x1b[31m[bold]x\\x0anext\\xff")
