@@ -74,7 +74,7 @@ def summary(report: Report) -> str:
         top = sorted(st.skipped.items(), key=lambda kv: -kv[1])[:4]
         skip_txt = "; skipped " + ", ".join(f"{n} {reason}" for reason, n in top)
     return (
-        f"{len(report.venvs)} venvs: {counts}{extra}"
+        f"{len(report.venvs)} venv{'' if len(report.venvs) == 1 else 's'}: {counts}{extra}"
         f" ({st.directories:,} directories in {st.duration_seconds:.2f}s{skip_txt})"
     )
 
