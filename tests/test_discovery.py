@@ -224,3 +224,21 @@ def test_an_internal_error_costs_one_verdict_not_the_scan(
     assert by_path[str(bad)].status.value == "unknown"
     assert [f.code for f in by_path[str(bad)].findings] == ["read-errors"]
     assert "ZeroDivisionError" in by_path[str(bad)].findings[0].message
+
+
+def test_inspection_pool_gives_the_same_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from venvkeeper import scan as scan_module
+
+    build_tree(tmp_path, seed=11)
+    inline = scan([str(tmp_path)], ScanOptions(inspect_workers=4))
+    # Pretend every inspection waited on the disk: the pool takes over after the first venv.
+    monkeypatch.setattr(scan_module, "_POOL_AFTER", 1)
+    monkeypatch.setattr(scan_module, "_IO_SHARE", -1.0)
+    monkeypatch.setattr(scan_module, "_MIN_SPENT", -1.0)
+    pooled = scan([str(tmp_path)], ScanOptions(inspect_workers=4))
+    assert len(inline.venvs) >= 5
+    assert [(v.path, v.findings) for v in pooled.venvs] == [
+        (v.path, v.findings) for v in inline.venvs
+    ]

@@ -37,7 +37,7 @@ from venvkeeper.model import (
 )
 
 CFG_LIMIT = 64 << 10
-METADATA_LIMIT = 256 << 10
+METADATA_LIMIT = 64 << 10  # the header; long descriptions follow it
 SMALL_LIMIT = 64 << 10
 RECORD_LIMIT = 4 << 20
 MAX_HOPS = 40
@@ -308,25 +308,24 @@ def _judge_base(
     )
 
 
-def _parse_record(text: str) -> tuple[list[str], list[str], list[str]]:
-    """Extension files, top-level ``.pth`` files and top-level importable names in a RECORD."""
-    exts: list[str] = []
-    pths: list[str] = []
-    top: dict[str, None] = {}
-    for line in text.splitlines():
-        path = line.split(",", 1)[0].strip('"')
-        head, slash, rest = path.partition("/")
-        if path.endswith(".so"):
-            exts.append(path)
-            if not slash:
-                top[path.split(".", 1)[0]] = None
-        elif path.endswith(".pth") and not slash:
-            pths.append(path)
-        elif not slash and path.endswith(".py"):
-            top[path[:-3]] = None
-        if slash and rest and head.isidentifier() and not head.startswith("__"):
-            top[head] = None
-    return exts, pths, list(top)
+_RECORD_EXT = re.compile(r'^"?([^,"\n]*\.so)"?,', re.M)
+_RECORD_PTH = re.compile(r'^"?([^,/"\n]*\.pth)"?,', re.M)
+_RECORD_TOP = re.compile(r'^"?([A-Za-z_][A-Za-z0-9_]*)(?:/[^,\n]|\.py"?,|\.[^,/\n]*\.so"?,)', re.M)
+
+
+def _parse_record(text: str, top_level: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """Extension files, top-level ``.pth`` files and (when asked) top-level importable names
+    listed in a RECORD.
+
+    This runs for every distribution of every venv, the hot spot of a scan: a substring test
+    (C speed) decides whether a regular expression has anything to find at all.
+    """
+    exts = _RECORD_EXT.findall(text) if ".so" in text else []
+    pths = _RECORD_PTH.findall(text) if ".pth" in text else []
+    top: list[str] = []
+    if top_level:
+        top = [t for t in dict.fromkeys(_RECORD_TOP.findall(text)) if not t.startswith("__")]
+    return exts, pths, top
 
 
 def _extension(path: str) -> Extension:
@@ -341,9 +340,8 @@ def _extension(path: str) -> Extension:
 def _header_fields(text: str) -> dict[str, str]:
     """Name, Version and Requires-Python from a METADATA/PKG-INFO header."""
     wanted = {"name": "", "version": "", "requires-python": ""}
-    for line in text.splitlines():
-        if not line.strip():
-            break
+    header = text.replace("\r\n", "\n").split("\n\n", 1)[0]
+    for line in header.splitlines():
         key, sep, value = line.partition(":")
         k = key.strip().lower()
         if sep and k in wanted and not wanted[k]:
@@ -387,7 +385,7 @@ def _direct_url(
     return DirectUrlKind.INVALID, url, None, None, local
 
 
-def _read_dist(site: str, entry: str) -> tuple[Distribution, list[str]]:
+def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, list[str]]:
     """One distribution, and the top-level ``.pth`` files its RECORD says it installed."""
     d = f"{site}/{entry}"
     egg = entry.endswith(".egg-info")
@@ -431,7 +429,7 @@ def _read_dist(site: str, entry: str) -> tuple[Distribution, list[str]]:
     if not egg:
         try:
             rec, _ = fsutil.read_text(f"{d}/RECORD", RECORD_LIMIT)
-            ext_paths, pths, record_top = _parse_record(rec)
+            ext_paths, pths, record_top = _parse_record(rec, want_top)
             exts = [_extension(p) for p in ext_paths]
         except FileNotFoundError:
             problems.append("no RECORD")
@@ -446,7 +444,7 @@ def _read_dist(site: str, entry: str) -> tuple[Distribution, list[str]]:
                 for ln in head2.decode("utf-8", "replace").splitlines()
                 if ln.lower().startswith("tag:")
             )
-    top = fsutil.read_head(f"{d}/top_level.txt", SMALL_LIMIT)
+    top = fsutil.read_head(f"{d}/top_level.txt", SMALL_LIMIT) if want_top else None
     if top:
         listed = top.decode("utf-8", "replace").splitlines()
         top_level = tuple(t.strip() for t in listed if t.strip().isidentifier())
@@ -479,7 +477,9 @@ def _read_dist(site: str, entry: str) -> tuple[Distribution, list[str]]:
 _KNOWN_PTH = ("_virtualenv.pth", "distutils-precedence.pth")
 
 
-def _read_site_dir(site: str, version: Optional[str], errors: list[str]) -> SiteDir:
+def _read_site_dir(
+    site: str, version: Optional[str], errors: list[str], top_level: bool
+) -> SiteDir:
     try:
         with os.scandir(site) as it:
             entries = [(e.name, e) for e in it]
@@ -497,7 +497,7 @@ def _read_site_dir(site: str, version: Optional[str], errors: list[str]) -> Site
                     continue
             except OSError:
                 continue
-            dist, pths = _read_dist(site, name)
+            dist, pths = _read_dist(site, name, top_level)
             dists.append(dist)
             owned_pth.update(pths)
         elif name.endswith(".pth"):
@@ -545,7 +545,7 @@ def _writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
     return bool(mode & stat.S_IWGRP and st.st_uid == 0 and st.st_gid != 0)
 
 
-def _site_dirs(venv: str, errors: list[str]) -> tuple[SiteDir, ...]:
+def _site_dirs(venv: str, errors: list[str], top_level: bool) -> tuple[SiteDir, ...]:
     seen: set[str] = set()
     out: list[SiteDir] = []
     for lib in ("lib", "lib64", "local/lib"):
@@ -561,7 +561,7 @@ def _site_dirs(venv: str, errors: list[str]) -> tuple[SiteDir, ...]:
             if key in seen or not fsutil.is_dir(site):
                 continue
             seen.add(key)
-            out.append(_read_site_dir(site, m.group(1), errors))
+            out.append(_read_site_dir(site, m.group(1), errors, top_level))
     out.sort(key=lambda s: s.path)
     return tuple(out)
 
@@ -756,8 +756,13 @@ def inspect_venv(
     *,
     host: Optional[HostCache] = None,
     size: bool = False,
+    top_level: bool = False,
 ) -> VenvFacts:
-    """Read everything venvkeeper judges about the venv at *path*, statically."""
+    """Read everything venvkeeper judges about the venv at *path*, statically.
+
+    *top_level* also collects each distribution's importable top-level names (what
+    ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+    """
     host = host if host is not None else HostCache()
     path = path.rstrip("/") or "/"
     errors: list[str] = []
@@ -795,7 +800,7 @@ def inspect_venv(
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
-    site_dirs = _site_dirs(path, errors)
+    site_dirs = _site_dirs(path, errors, top_level)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
     scripts = _scripts(path, bin_entries)
     activate = _activate_virtual_env(path)

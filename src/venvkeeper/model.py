@@ -179,7 +179,7 @@ class Distribution:
     editable_path_exists: Optional[bool] = None
     extensions: tuple[Extension, ...] = ()
     wheel_tags: tuple[str, ...] = ()
-    top_level: tuple[str, ...] = ()
+    top_level: tuple[str, ...] = ()  # importable names; collected only for --deep
     problems: tuple[str, ...] = ()
 
 

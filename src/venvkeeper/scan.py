@@ -26,6 +26,12 @@ from venvkeeper.model import (
 )
 from venvkeeper.mounts import read_mounts
 
+#: Inspection moves to a thread pool after this many inline venvs if more than this share
+#: of their wall time was spent waiting (not on the CPU), and they took at least this long.
+_POOL_AFTER = 4
+_IO_SHARE = 0.5
+_MIN_SPENT = 0.02
+
 #: Called now and then with (directories walked, venvs judged).
 Progress = Callable[[int, int], None]
 
@@ -80,7 +86,7 @@ def inspect_path(path: str, options: Optional[ScanOptions] = None) -> VenvReport
             " orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
         )
     try:
-        facts = inspect_venv(path, kind, size=options.size)
+        facts = inspect_venv(path, kind, size=options.size, top_level=options.deep)
     except VenvVanished as e:
         raise UsageError(f"{path} vanished while it was read") from e
     return judge(facts, options)
@@ -113,7 +119,13 @@ class Scanner:
 
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
         try:
-            facts = inspect_venv(cand.path, cand.kind, host=self.host, size=self.options.size)
+            facts = inspect_venv(
+                cand.path,
+                cand.kind,
+                host=self.host,
+                size=self.options.size,
+                top_level=self.options.deep,
+            )
         except VenvVanished:
             with self.lock:
                 self.stats.skip(cand.path, "vanished")
@@ -123,33 +135,64 @@ class Scanner:
         return judge(facts, self.options, alias_of)
 
     def reports(self) -> Iterator[VenvReport]:
+        """Judge venvs as discovery finds them, yielding each report when it is ready.
+
+        Inspection starts inline, in the discovery thread: on a warm cache it is pure CPU
+        work and threads would only fight over the GIL. When the venvs inspected so far spent
+        most of their time waiting for the disk (wall time well above thread CPU time: a cold
+        cache, NFS), the remaining ones go to a pool of ``inspect_workers`` threads.
+        """
         t0 = time.perf_counter()
-        limit = max(1, self.options.inspect_workers) * 8
+        workers = max(1, self.options.inspect_workers)
+        limit = workers * 8
         pending: set[Future[Optional[VenvReport]]] = set()
         seen: set[str] = set()
         last = 0.0
-        with ThreadPoolExecutor(max(1, self.options.inspect_workers)) as pool:
+        waited = spent = 0.0
+        inline = 0
+        pool: Optional[ThreadPoolExecutor] = None
 
-            def drain(block: bool) -> Iterator[VenvReport]:
-                nonlocal pending
-                if not pending:
-                    return
-                done, pending = wait(
-                    pending, timeout=None if block else 0, return_when=FIRST_COMPLETED
-                )
-                for fut in done:
-                    rep = fut.result()
-                    if rep is not None:
-                        self.venvs.append(rep)
-                        yield rep
+        def drain(block: bool) -> Iterator[VenvReport]:
+            nonlocal pending
+            if not pending:
+                return
+            done, pending = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                rep = fut.result()
+                if rep is not None:
+                    self.venvs.append(rep)
+                    yield rep
 
+        def submit(cand: Candidate, alias_of: Optional[str] = None) -> Iterator[VenvReport]:
+            nonlocal pool, waited, spent, inline
+            if pool is None:
+                w0, c0 = time.perf_counter(), time.thread_time()
+                rep = self._inspect(cand, alias_of)
+                wall = time.perf_counter() - w0
+                waited += wall - (time.thread_time() - c0)
+                spent += wall
+                inline += 1
+                if rep is not None:
+                    self.venvs.append(rep)
+                    yield rep
+                if (
+                    workers > 1
+                    and inline >= _POOL_AFTER
+                    and waited > _IO_SHARE * spent
+                    and spent > _MIN_SPENT
+                ):
+                    pool = ThreadPoolExecutor(workers)
+                return
+            pending.add(pool.submit(self._inspect, cand, alias_of))
+            while len(pending) >= limit:
+                yield from drain(True)
+            yield from drain(False)
+
+        try:
             for item in walk(self.roots, self.walk_options, self.stats):
                 if isinstance(item, Candidate):
                     seen.add(item.path)
-                    pending.add(pool.submit(self._inspect, item))
-                    while len(pending) >= limit:
-                        yield from drain(True)
-                    yield from drain(False)
+                    yield from submit(item)
                 elif isinstance(item, Alias):
                     self.aliases.append(item)
                 elif isinstance(item, CondaEnv):
@@ -166,10 +209,12 @@ class Scanner:
                 for a in outside:
                     if a.target not in real_seen:
                         real_seen.add(a.target)
-                        cand = Candidate(a.target, VenvKind.VENV)
-                        pending.add(pool.submit(self._inspect, cand, a.path))
+                        yield from submit(Candidate(a.target, VenvKind.VENV), a.path)
             while pending:
                 yield from drain(True)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         self.duration = time.perf_counter() - t0
         if self.progress is not None:
             self.progress(self.stats.directories, len(self.venvs))
