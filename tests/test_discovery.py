@@ -237,7 +237,16 @@ def test_inspection_pool_gives_the_same_verdicts(
     monkeypatch.setattr(scan_module, "_POOL_AFTER", 1)
     monkeypatch.setattr(scan_module, "_IO_SHARE", -1.0)
     monkeypatch.setattr(scan_module, "_MIN_SPENT", -1.0)
+    made: list[object] = []
+
+    class SpyPool(scan_module.ThreadPoolExecutor):
+        def __init__(self, *a: object, **kw: object) -> None:
+            made.append(self)
+            super().__init__(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan_module, "ThreadPoolExecutor", SpyPool)
     pooled = scan([str(tmp_path)], ScanOptions(inspect_workers=4))
+    assert len(made) == 1
     assert len(inline.venvs) >= 5
     assert [(v.path, v.findings) for v in pooled.venvs] == [
         (v.path, v.findings) for v in inline.venvs
