@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -189,3 +190,21 @@ def test_metadata_header_never_raises(text: str) -> None:
 def test_metadata_header_stops_at_body() -> None:
     text = "Metadata-Version: 2.1\nName: a\nVersion: 1\n\nName: not-this\n"
     assert _header_fields(text) == {"name": "a", "version": "1", "requires-python": ""}
+
+
+def test_link_chain_resolves_dotdot_against_the_real_parent(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from venvkeeper.inspect import resolve_chain
+
+    real = tmp_path / "real" / "deep"
+    real.mkdir(parents=True)
+    (tmp_path / "real" / "py").symlink_to(os.path.realpath(sys.executable))
+    (tmp_path / "alias").symlink_to(real)  # alias/.. is tmp_path/real, not tmp_path
+    v = tmp_path / "v"
+    (v / "bin").mkdir(parents=True)
+    (v / "bin" / "python").symlink_to(tmp_path / "alias" / ".." / "py")
+    assert os.path.exists(v / "bin" / "python")  # the kernel agrees it works
+    chain = resolve_chain(str(v), "python")
+    assert chain.resolved == os.path.realpath(sys.executable)

@@ -211,7 +211,16 @@ def resolve_chain(venv: str, name: str) -> LinkChain:
             target = os.readlink(path)
         except OSError as e:
             return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
-        path = os.path.normpath(os.path.join(os.path.dirname(path), target))
+        joined = os.path.join(os.path.dirname(path), target)
+        path = os.path.normpath(joined)
+        if ".." in joined.split("/"):
+            # The kernel resolves ".." against the real directory it reached, not the
+            # path it came by, so the lexical normpath may be wrong.
+            try:
+                real_dir = os.path.realpath(os.path.dirname(joined))
+                path = os.path.join(real_dir, os.path.basename(joined))
+            except (OSError, ValueError):
+                pass
         hops.append(path)
     return LinkChain(name, tuple(hops), None, error="too many symlinks (a loop?)")
 
