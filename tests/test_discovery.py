@@ -18,12 +18,12 @@ from venvkeeper.mounts import Mount
 from venvkeeper.scan import ScanOptions, scan
 
 
-def fake_venv(path: Path, minor: str = "3.11") -> Path:
+def fake_venv(path: Path, minor: str = "3.11", python: str = "") -> Path:
     """A venv skeleton (enough for discovery; inspection tests use real venvs)."""
     (path / "bin").mkdir(parents=True)
     (path / "lib" / f"python{minor}" / "site-packages").mkdir(parents=True)
     (path / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {minor}.0\n")
-    (path / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    (path / "bin" / "python").symlink_to(python or os.path.realpath(sys.executable))
     return path
 
 

@@ -43,6 +43,6 @@ def parse_pyvenv_cfg(text: str, truncated: bool = False) -> PyvenvCfg:
         values[key] = value
     for key in duplicates:
         problems.append(CfgProblem(0, f"key {key!r} appears more than once"))
-    if truncated:
-        problems.append(CfgProblem(0, "file is too large: only its beginning was read"))
+    if truncated:  # the most telling problem of a huge file goes first
+        problems.insert(0, CfgProblem(0, "file is too large: only its beginning was read"))
     return PyvenvCfg(values, tuple(duplicates), tuple(problems), truncated)

@@ -236,6 +236,8 @@ def walk(
             stats.skip(root, "not-a-directory")
             continue
         start.append((root, 0, st.st_dev))
+        # A bind mount of a root below itself is then recognised as a loop.
+        walker.seen_mounts.add((st.st_dev, st.st_ino))
     if options.workers <= 1:
         yield from _walk_serial(walker, start, stats)
     else:

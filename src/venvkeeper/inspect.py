@@ -196,6 +196,10 @@ def resolve_chain(venv: str, name: str) -> LinkChain:
             st = os.lstat(path)
         except FileNotFoundError:
             return LinkChain(name, tuple(hops), None, broken_at=path)
+        except PermissionError as e:
+            return LinkChain(
+                name, tuple(hops), None, broken_at=path, error=str(e.strerror), unreadable=True
+            )
         except OSError as e:
             return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
         if not stat.S_ISLNK(st.st_mode):
@@ -805,6 +809,9 @@ def inspect_venv(
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
     chains = tuple(resolve_chain(path, n) for n in _chain_names(bin_entries))
+    errors += [
+        f"bin/{c.name}: cannot follow {c.broken_at}: {c.error}" for c in chains if c.unreadable
+    ]
     base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version)
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))

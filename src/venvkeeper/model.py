@@ -129,6 +129,7 @@ class LinkChain:
     resolved: Optional[str]  # the real file reached, None when the chain breaks
     broken_at: Optional[str] = None  # the hop that does not exist
     error: Optional[str] = None  # a loop, a permission problem, ...
+    unreadable: bool = False  # a hop could not be examined (permission): broken or not, unknown
 
     @property
     def is_symlink(self) -> bool:

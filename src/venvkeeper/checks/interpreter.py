@@ -36,7 +36,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             " run bin/python cannot start; relink bin/python",
         )
     primary = next((c for c in facts.chains if c.name in ("python", "python3")), facts.chains[0])
-    if primary.resolved is None:
+    if primary.resolved is None and not primary.unreadable:  # unreadable: read-errors
         why = primary.error or "does not exist"
         hops = " -> ".join(primary.hops)
         yield Finding(
@@ -45,7 +45,9 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             f"bin/{primary.name} is broken ({hops}: {primary.broken_at or ''} {why}):"
             " the venv cannot start; repair it (relink to the same minor, or rebuild)",
         )
-    stale = [c.name for c in facts.chains if c is not primary and c.resolved is None]
+    stale = [
+        c.name for c in facts.chains if c is not primary and c.resolved is None and not c.unreadable
+    ]
     if stale and primary.resolved is not None:
         yield Finding(
             STALE_LINK,
