@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from venvkeeper.checks import CHECKS, all_codes
-from venvkeeper.cli import ExitCode, build_parser, exit_code_for
+from venvkeeper.cli import ExitCode, exit_code_for
 from venvkeeper.formats import OutputFormat, render
 from venvkeeper.model import Severity
 from venvkeeper.scan import scan
@@ -63,19 +63,18 @@ def test_check_registry_codes_are_unique_and_named() -> None:
             seen.add(code)
 
 
-def test_readme_usage_matches_help(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "100")
+def test_readme_blocks_match_the_code() -> None:
+    """The usage and codes blocks are generated: python tools/update_readme.py."""
     if sys.version_info < (3, 10):
         pytest.skip("argparse says 'optional arguments' before 3.10")
-    parser = build_parser()
-    top = parser.format_help()
-    sub = (
-        next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-        .choices["scan"]
-        .format_help()
-    )  # type: ignore[attr-defined]
-    expected = f"```\n{top}```\n\n```\n{sub}```\n"
-    assert _block("usage") == expected
+    sys.path.insert(0, str(README.parent / "tools"))
+    try:
+        import update_readme
+    finally:
+        sys.path.pop(0)
+    assert update_readme.render(README.read_text()) == README.read_text(), (
+        "README.md is out of date: run python tools/update_readme.py"
+    )
 
 
 def test_exit_code_0_for_ok(tmp_path: Path) -> None:

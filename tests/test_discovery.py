@@ -251,3 +251,13 @@ def test_inspection_pool_gives_the_same_verdicts(
     assert [(v.path, v.findings) for v in pooled.venvs] == [
         (v.path, v.findings) for v in inline.venvs
     ]
+
+
+def test_vcs_internals_and_caches_are_not_walked_unless_asked(tmp_path: Path) -> None:
+    hidden = fake_venv(tmp_path / "proj" / ".git" / "odd" / "v")
+    fake_venv(tmp_path / "proj" / "__pycache__" / "v")
+    normal = fake_venv(tmp_path / "proj" / ".venv")
+    got, _ = found(tmp_path)
+    assert got == {str(normal)}
+    got, _ = found(tmp_path, all_dirs=True)
+    assert str(hidden) in got and len(got) == 3

@@ -136,11 +136,13 @@ def test_record_parsing() -> None:
         "../../../bin/tool,,\n"
         "pkg-1.0.dist-info/RECORD,,\n"
         '"quoted,name.py",,\n'
+        '"odd,dir/_q.cpython-311-x86_64-linux-gnu.so",sha256=x,3\n'
     )
     exts, pths, top = _parse_record(rec)
     assert exts == [
         "pkg/_speed.cpython-311-x86_64-linux-gnu.so",
         "_top.cpython-311-x86_64-linux-gnu.so",
+        "odd,dir/_q.cpython-311-x86_64-linux-gnu.so",
     ]
     assert pths == ["hook.pth"]
     assert top == ["pkg", "_top", "single"]

@@ -74,6 +74,11 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="skip directories whose name (or path, when GLOB has a /) matches",
     )
     p.add_argument(
+        "--all-dirs",
+        action="store_true",
+        help="also descend into .git, .hg, .svn, .bzr and __pycache__ directories",
+    )
+    p.add_argument(
         "--one-file-system",
         action="store_true",
         help="do not cross into other filesystems below each root",
@@ -138,6 +143,7 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     opts = ScanOptions(
         roots=tuple(args.roots),
         exclude=tuple(args.exclude),
+        all_dirs=args.all_dirs,
         one_file_system=args.one_file_system,
         include_network=args.include_network,
         size=args.size,

@@ -26,6 +26,10 @@ from venvkeeper.model import Alias, CondaEnv, VenvKind
 from venvkeeper.mounts import Mount
 
 MAX_DEPTH = 200
+
+#: Directories that never hold a venv and are often huge: version-control internals and
+#: bytecode caches. Not descended into unless WalkOptions.all_dirs (``--all-dirs``).
+NEVER_VENV = frozenset({".git", ".hg", ".svn", ".bzr", "__pycache__"})
 _EXAMPLES = 20
 
 
@@ -45,6 +49,7 @@ class WalkOptions:
     include_network: bool = False
     mounts: tuple[Mount, ...] = ()
     workers: int = 1
+    all_dirs: bool = False  # also descend into NEVER_VENV directories
 
 
 @dataclass
@@ -93,6 +98,7 @@ class _Walker:
         self.stats = stats
         self.excluded = compile_excludes(options.exclude)
         self.has_excludes = bool(options.exclude)
+        self.never = frozenset() if options.all_dirs else NEVER_VENV
         skip: dict[str, str] = {}
         for m in options.mounts:
             if m.is_pseudo:
@@ -160,6 +166,8 @@ class _Walker:
             return []
         out: list[tuple[str, int, int]] = []
         for name in subdirs:
+            if name in self.never:
+                continue
             child = base + name
             if self.has_excludes and self.excluded(child, name):
                 stats.skip(child, "excluded")
@@ -283,23 +291,26 @@ _PARK_AFTER_FAST = 4096
 def _walk_parallel(
     walker: _Walker, start: list[tuple[str, int, int]], stats: WalkStats, workers: int
 ) -> Iterator[Found]:
-    """Up to *workers* walkers, each depth-first on its own stack. Walker 0 always runs;
-    the others are woken only while listings are slow (cold cache, NFS) and park after a
-    streak of fast ones. A running walker hands half of a new batch of subdirectories to
-    the shared stack only while another running walker is idle."""
-    shared = list(reversed(start))
+    """The calling thread walks depth-first on its own stack, exactly as the serial walk
+    does, and so does whoever consumes the results (inspection) between two directories:
+    on a warm cache that single thread is the fastest there is, since threads would only
+    fight over the GIL. Up to ``workers - 1`` helper walkers sleep until listings turn
+    slow (a cold cache, NFS), then share the work, and park again after a streak of fast
+    listings. A walker hands half of a new batch of subdirectories to the shared stack only
+    while a helper is awake and idle."""
+    helpers = workers - 1
+    shared: list[tuple[str, int, int]] = []
     cv = threading.Condition()
     state = {"limit": 1, "idle": 0, "slow": 0, "fast": 0, "finished": 0}
-    out: queue.SimpleQueue[object] = queue.SimpleQueue()
-    stop = threading.Event()
+    out: queue.SimpleQueue[Found] = queue.SimpleQueue()
     clock = time.perf_counter
 
     def note(elapsed: float, entries: int) -> None:
-        # Called without the lock: counters are hints, updated under the lock when acted on.
+        # Counters are hints read and written without the lock; acting on them takes it.
         if elapsed - entries * _PER_ENTRY_SECONDS > _SLOW_SECONDS:
             state["fast"] = 0
             state["slow"] += 1
-            if state["slow"] >= _WAKE_AFTER_SLOW and state["limit"] < workers:
+            if state["slow"] >= _WAKE_AFTER_SLOW and state["limit"] == 1:
                 with cv:
                     state["limit"] = workers
                     state["slow"] = 0
@@ -307,76 +318,86 @@ def _walk_parallel(
         else:
             state["fast"] += 1
             if state["fast"] >= _PARK_AFTER_FAST:
-                state["slow"] = 0
-                state["fast"] = 0
+                state["slow"] = state["fast"] = 0
                 state["limit"] = 1
 
-    def worker(ident: int) -> None:
-        local_stats = WalkStats()
-        emit = out.put
+    def step(
+        item: tuple[str, int, int], local: WalkStats, emit: Callable[[Found], None]
+    ) -> list[tuple[str, int, int]]:
+        before = local.entries
+        t0 = clock()
+        children = walker.visit(item[0], item[1], item[2], local, emit)
+        note(clock() - t0, local.entries - before)
+        if not children:
+            return children
+        children.reverse()
+        if state["idle"] and state["limit"] > 1 and len(children) > 1:
+            with cv:
+                half = len(children) // 2
+                shared.extend(children[:half])
+                children = children[half:]
+                cv.notify_all()
+        return children
+
+    def helper(ident: int) -> None:
+        local = WalkStats()
         mine: list[tuple[str, int, int]] = []
         try:
-            while not stop.is_set():
+            while True:
                 if ident >= state["limit"] and mine:
-                    with cv:  # parked: give the work back
+                    with cv:  # parked: hand the work back
                         shared.extend(mine)
                         mine.clear()
-                        cv.notify()
+                        cv.notify_all()
                 if not mine:
                     with cv:
                         state["idle"] += 1
-                        while not state["finished"] and (not shared or ident >= state["limit"]):
-                            if state["idle"] == workers and not shared:
-                                state["finished"] = 1
-                                cv.notify_all()
-                                break
-                            cv.wait(0.05 if ident >= state["limit"] else None)
-                        state["idle"] -= 1
-                        if state["finished"] and not shared:
-                            return
-                        if not shared:
-                            continue
-                        mine.append(shared.pop())
-                path, depth, dev = mine.pop()
-                before = local_stats.entries
-                t0 = clock()
-                children = walker.visit(path, depth, dev, local_stats, emit)
-                note(clock() - t0, local_stats.entries - before)
-                if not children:
-                    continue
-                children.reverse()
-                if state["idle"] and state["limit"] > 1 and len(children) > 1:
-                    with cv:
-                        half = len(children) // 2
-                        shared.extend(children[:half])
-                        children = children[half:]
                         cv.notify_all()
-                mine.extend(children)
+                        while not state["finished"] and (not shared or ident >= state["limit"]):
+                            cv.wait()
+                        state["idle"] -= 1
+                        if state["finished"]:
+                            return
+                        mine.append(shared.pop())
+                mine.extend(step(mine.pop(), local, out.put))
         finally:
             with cv:
-                stats.merge(local_stats)
-                if mine:  # stopped early: nothing to hand over any more
-                    mine.clear()
-                if stop.is_set():
-                    state["finished"] = 1
-                cv.notify_all()
-            out.put(_DONE)
+                stats.merge(local)
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
+    threads = [threading.Thread(target=helper, args=(i,), daemon=True) for i in range(1, workers)]
     for t in threads:
         t.start()
-    remaining = workers
+    found: list[Found] = []
+    mine = list(reversed(start))
     try:
-        while remaining:
-            item = out.get()
-            if item is _DONE:
-                remaining -= 1
-            else:
-                yield item  # type: ignore[misc]
+        while True:
+            while True:  # what the helpers found
+                try:
+                    found.append(out.get_nowait())
+                except queue.Empty:
+                    break
+            if found:
+                yield from found
+                found.clear()
+            if not mine:
+                with cv:
+                    if shared:
+                        mine.append(shared.pop())
+                    elif state["idle"] == helpers:
+                        break  # nothing queued and every helper idle: done
+                    else:
+                        cv.wait(0.05)
+                        continue
+            mine.extend(step(mine.pop(), stats, found.append))
     finally:
-        stop.set()
         with cv:
             state["finished"] = 1
             cv.notify_all()
         for t in threads:
             t.join()
+    while True:
+        try:
+            found.append(out.get_nowait())
+        except queue.Empty:
+            break
+    yield from found

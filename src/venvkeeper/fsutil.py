@@ -39,14 +39,26 @@ def read_bytes(path: str, limit: int = READ_LIMIT) -> tuple[bytes, bool]:
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
+    return _read_open(path, limit)
+
+
+def _read_open(path: str, limit: int) -> tuple[bytes, bool]:
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
-        # The file may have been swapped for something else between stat and open.
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        # The file may have been swapped for something else since we looked.
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        chunks: list[bytes] = []
-        left = limit + 1
+        if st.st_size <= limit:  # the common case: one read
+            data = os.read(fd, st.st_size + 1)
+            if len(data) <= st.st_size:
+                return data, False
+            chunks = [data]
+            left = limit + 1 - len(data)
+        else:
+            chunks = []
+            left = limit + 1
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 16))
             if not chunk:
@@ -59,6 +71,16 @@ def read_bytes(path: str, limit: int = READ_LIMIT) -> tuple[bytes, bool]:
     if len(data) > limit:
         return data[:limit], True
     return data, False
+
+
+def read_listed(entry: os.DirEntry[str], limit: int = READ_LIMIT) -> tuple[bytes, bool]:
+    """Like :func:`read_bytes` for a file met in a directory listing: its type is already
+    known from the listing (no extra ``stat``), so only regular files are opened."""
+    if entry.is_symlink():
+        return read_bytes(entry.path, limit)
+    if not entry.is_file(follow_symlinks=False):
+        raise NotRegularFile(errno.EINVAL, "not a regular file", entry.path)
+    return _read_open(entry.path, limit)
 
 
 def read_text(path: str, limit: int = READ_LIMIT) -> tuple[str, bool]:

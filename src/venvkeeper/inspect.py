@@ -8,6 +8,8 @@ exception. Facts about base interpreters are shared between venvs through a
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
@@ -35,9 +37,10 @@ from venvkeeper.model import (
     VenvFacts,
     VenvKind,
 )
+from venvkeeper.textutil import decode
 
 CFG_LIMIT = 64 << 10
-METADATA_LIMIT = 64 << 10  # the header; long descriptions follow it
+METADATA_LIMIT = 8 << 10  # Name and Version open the header; descriptions follow it
 SMALL_LIMIT = 64 << 10
 RECORD_LIMIT = 4 << 20
 MAX_HOPS = 40
@@ -187,6 +190,15 @@ def classify_origin(executable: str, venv_path: str) -> BaseOrigin:
     return BaseOrigin.OTHER
 
 
+@functools.lru_cache(maxsize=4096)
+def _realdir(path: str) -> str:
+    """``realpath`` of a directory, cached: the bases of many venvs share a few directories."""
+    try:
+        return os.path.realpath(path).rstrip("/") or ""
+    except (OSError, RuntimeError, ValueError):
+        return path
+
+
 def resolve_chain(venv: str, name: str) -> LinkChain:
     """Follow ``bin/NAME`` hop by hop without resolving anything the OS would not."""
     path = f"{venv}/bin/{name}"
@@ -203,10 +215,7 @@ def resolve_chain(venv: str, name: str) -> LinkChain:
         except OSError as e:
             return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
         if not stat.S_ISLNK(st.st_mode):
-            try:
-                real = os.path.realpath(path)
-            except (OSError, RuntimeError, ValueError):
-                real = path
+            real = _realdir(os.path.dirname(path)) + "/" + os.path.basename(path)
             if not stat.S_ISREG(st.st_mode):
                 what = fsutil.describe_mode(st.st_mode)
                 return LinkChain(name, tuple(hops), None, broken_at=path, error=f"is {what}")
@@ -321,20 +330,31 @@ def _judge_base(
     )
 
 
-_RECORD_EXT = re.compile(r'^"?([^,"\n]*\.so)"?,', re.M)
-_RECORD_PTH = re.compile(r'^"?([^,/"\n]*\.pth)"?,', re.M)
 _RECORD_TOP = re.compile(r'^"?([A-Za-z_][A-Za-z0-9_]*)(?:/[^,\n]|\.py"?,|\.[^,/\n]*\.so"?,)', re.M)
+
+
+def _record_paths(text: str, suffix: str) -> list[str]:
+    """Paths in a RECORD that end with *suffix*: found with ``str.find`` (C speed), not a
+    regular expression that would try every line, since most RECORDs hold a few or none."""
+    out: list[str] = []
+    for needle in (suffix + ",", suffix + '",'):
+        i = text.find(needle)
+        while i >= 0:
+            start = text.rfind("\n", 0, i) + 1
+            path = text[start : i + len(suffix)]
+            if path.startswith('"'):
+                path = path[1:]
+            if path and "," not in path or needle.endswith('",'):
+                out.append(path)
+            i = text.find(needle, i + len(needle))
+    return out
 
 
 def _parse_record(text: str, top_level: bool = True) -> tuple[list[str], list[str], list[str]]:
     """Extension files, top-level ``.pth`` files and (when asked) top-level importable names
-    listed in a RECORD.
-
-    This runs for every distribution of every venv, the hot spot of a scan: a substring test
-    (C speed) decides whether a regular expression has anything to find at all.
-    """
-    exts = _RECORD_EXT.findall(text) if ".so" in text else []
-    pths = _RECORD_PTH.findall(text) if ".pth" in text else []
+    listed in a RECORD. This runs for every distribution of every venv: the hot spot."""
+    exts = _record_paths(text, ".so")
+    pths = [p for p in _record_paths(text, ".pth") if "/" not in p]
     top: list[str] = []
     if top_level:
         top = [t for t in dict.fromkeys(_RECORD_TOP.findall(text)) if not t.startswith("__")]
@@ -350,15 +370,23 @@ def _extension(path: str) -> Extension:
     return Extension(path, m.group(1), f"{m.group(2)}.{m.group(3)}{m.group(4)}")
 
 
+_HEADER_FIELD = re.compile(
+    r"^(name|version|requires-python)[ \t]*:[ \t]*(.*?)[ \t\r]*$", re.M | re.I
+)
+
+
 def _header_fields(text: str) -> dict[str, str]:
-    """Name, Version and Requires-Python from a METADATA/PKG-INFO header."""
+    """Name, Version and Requires-Python from a METADATA/PKG-INFO header (the part before
+    the first blank line: the long description follows it). The first of each wins."""
     wanted = {"name": "", "version": "", "requires-python": ""}
-    header = text.replace("\r\n", "\n").split("\n\n", 1)[0]
-    for line in header.splitlines():
-        key, sep, value = line.partition(":")
-        k = key.strip().lower()
-        if sep and k in wanted and not wanted[k]:
-            wanted[k] = value.strip()
+    end = text.find("\n\n")
+    if end < 0 and "\r" in text:
+        end = text.find("\r\n\r\n")
+    header = text if end < 0 else text[:end]
+    for key, value in _HEADER_FIELD.findall(header):
+        k = key.lower()
+        if not wanted[k]:
+            wanted[k] = value
     return wanted
 
 
@@ -398,69 +426,84 @@ def _direct_url(
     return DirectUrlKind.INVALID, url, None, None, local
 
 
-def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, list[str]]:
-    """One distribution, and the top-level ``.pth`` files its RECORD says it installed."""
+def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Optional[list[str]]]:
+    """One distribution, and the top-level ``.pth`` files its RECORD says it installed
+    (None when the RECORD was not read).
+
+    The dist-info directory is listed once; then only the files that exist and are regular
+    are opened (no probing of absent files, no ``stat`` per file)."""
     d = f"{site}/{entry}"
     egg = entry.endswith(".egg-info")
     problems: list[str] = []
+    try:
+        with os.scandir(d) as it:
+            listing = {e.name: e for e in it}
+    except OSError as e:
+        listing = {}
+        problems.append(f"{entry} unreadable: {e.strerror}")
+
+    def read(name: str, limit: int) -> Optional[str]:
+        """The text of a listed file; None when absent; a problem noted when unreadable."""
+        e = listing.get(name)
+        if e is None:
+            return None
+        try:
+            return decode(fsutil.read_listed(e, limit)[0])
+        except OSError as err:
+            problems.append(f"{name} unreadable: {err.strerror}")
+            return None
+
     meta_name = "PKG-INFO" if egg else "METADATA"
     fields = {"name": "", "version": "", "requires-python": ""}
-    try:
-        text, _ = fsutil.read_text(f"{d}/{meta_name}", METADATA_LIMIT)
-        fields = _header_fields(text)
-    except FileNotFoundError:
+    meta = read(meta_name, METADATA_LIMIT)
+    if meta is not None:
+        fields = _header_fields(meta)
+    elif meta_name not in listing:
         problems.append(f"no {meta_name}")
-    except OSError as e:
-        problems.append(f"{meta_name} unreadable: {e.strerror}")
     stem = entry.rsplit(".", 1)[0]
     fallback_name, _, fallback_version = stem.partition("-")
     name = fields["name"] or fallback_name
     version = fields["version"] or fallback_version.split("-")[0]
     if not fields["name"] or not fields["version"]:
         problems.append("metadata lacks Name or Version")
-    installer = None
-    head = fsutil.read_head(f"{d}/INSTALLER", 256)
-    if head is not None:
-        installer = head.decode("utf-8", "replace").strip() or None
-    requested = fsutil.lexists(f"{d}/REQUESTED")
+    installer_text = read("INSTALLER", 256)
+    installer = (installer_text.strip() or None) if installer_text is not None else None
+    requested = "REQUESTED" in listing
     du_kind = du_url = vcs = commit = local = None
     editable_exists: Optional[bool] = None
-    try:
-        du_text, _ = fsutil.read_text(f"{d}/direct_url.json", SMALL_LIMIT)
+    du_text = read("direct_url.json", SMALL_LIMIT)
+    if du_text is not None:
         du_kind, du_url, vcs, commit, local = _direct_url(du_text)
         if du_kind is DirectUrlKind.INVALID:
             problems.append("direct_url.json is not valid PEP 610 JSON")
         if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local:
             editable_exists = fsutil.is_dir(local)
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        problems.append(f"direct_url.json unreadable: {e.strerror}")
     exts: list[Extension] = []
     pths: list[str] = []
     record_top: list[str] = []
-    if not egg:
-        try:
-            rec, _ = fsutil.read_text(f"{d}/RECORD", RECORD_LIMIT)
+    record_read = False
+    wheel = read("WHEEL", SMALL_LIMIT) if not egg else None
+    # A purelib wheel holds no compiled code, and RECORDs can be huge (botocore's lists
+    # thousands of files): read it only for platlib wheels, or when --deep needs names.
+    pure = wheel is not None and "root-is-purelib: true" in wheel.lower()
+    if not egg and (not pure or want_top):
+        rec = read("RECORD", RECORD_LIMIT)
+        if rec is not None:
+            record_read = True
             ext_paths, pths, record_top = _parse_record(rec, want_top)
             exts = [_extension(p) for p in ext_paths]
-        except FileNotFoundError:
+        elif "RECORD" not in listing:
             problems.append("no RECORD")
-        except OSError as e:
-            problems.append(f"RECORD unreadable: {e.strerror}")
     wheel_tags: tuple[str, ...] = ()
-    if any(x.abi_tag is None for x in exts):
-        head2 = fsutil.read_head(f"{d}/WHEEL", SMALL_LIMIT)
-        if head2:
-            wheel_tags = tuple(
-                ln.split(":", 1)[1].strip()
-                for ln in head2.decode("utf-8", "replace").splitlines()
-                if ln.lower().startswith("tag:")
-            )
-    top = fsutil.read_head(f"{d}/top_level.txt", SMALL_LIMIT) if want_top else None
+    if wheel and any(x.abi_tag is None for x in exts):
+        wheel_tags = tuple(
+            ln.split(":", 1)[1].strip()
+            for ln in wheel.splitlines()
+            if ln.lower().startswith("tag:")
+        )
+    top = read("top_level.txt", SMALL_LIMIT) if want_top else None
     if top:
-        listed = top.decode("utf-8", "replace").splitlines()
-        top_level = tuple(t.strip() for t in listed if t.strip().isidentifier())
+        top_level = tuple(t.strip() for t in top.splitlines() if t.strip().isidentifier())
     else:
         top_level = tuple(record_top)
     dist = Distribution(
@@ -484,7 +527,16 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, lis
         top_level=top_level,
         problems=tuple(problems),
     )
-    return dist, pths
+    return dist, (pths if record_read else None)
+
+
+def _record_lists(site: str, dist_info: str, name: str) -> bool:
+    """Whether the RECORD of *dist_info* lists the top-level file *name*."""
+    try:
+        rec, _ = fsutil.read_text(f"{site}/{dist_info}/RECORD", RECORD_LIMIT)
+    except OSError:
+        return False
+    return name in _parse_record(rec, False)[1]
 
 
 _KNOWN_PTH = ("_virtualenv.pth", "distutils-precedence.pth")
@@ -501,6 +553,7 @@ def _read_site_dir(
         return SiteDir(site, version, ())
     dists: list[Distribution] = []
     owned_pth: set[str] = set()
+    unread: list[str] = []  # dist-infos whose RECORD was not needed so far
     pth_files: list[str] = []
     egg_links: list[tuple[str, str, bool]] = []
     for name, _e in entries:
@@ -512,7 +565,10 @@ def _read_site_dir(
                 continue
             dist, pths = _read_dist(site, name, top_level)
             dists.append(dist)
-            owned_pth.update(pths)
+            if pths is None:
+                unread.append(dist.dist_info)
+            else:
+                owned_pth.update(pths)
         elif name.endswith(".pth"):
             pth_files.append(name)
         elif name.endswith(".egg-link"):
@@ -528,9 +584,10 @@ def _read_site_dir(
             text, _ = fsutil.read_text(f"{site}/{name}", SMALL_LIMIT)
         except OSError:
             continue
-        for line in text.splitlines():
-            if line.startswith(("import ", "import\t")):
-                pth_imports.append(f"{name}: {line[:120]}")
+        lines = [ln for ln in text.splitlines() if ln.startswith(("import ", "import\t"))]
+        if not lines or any(_record_lists(site, d, name) for d in unread):
+            continue
+        pth_imports += [f"{name}: {ln[:120]}" for ln in lines]
     dists.sort(key=lambda x: canonical_name(x.name))
     return SiteDir(
         path=site,
@@ -559,7 +616,7 @@ def _writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
 
 
 def _site_dirs(venv: str, errors: list[str], top_level: bool) -> tuple[SiteDir, ...]:
-    seen: set[str] = set()
+    seen: set[tuple[int, int]] = set()
     out: list[SiteDir] = []
     for lib in ("lib", "lib64", "local/lib"):
         for e in fsutil.listdir(f"{venv}/{lib}"):
@@ -567,11 +624,12 @@ def _site_dirs(venv: str, errors: list[str], top_level: bool) -> tuple[SiteDir, 
             if not m:
                 continue
             site = f"{e.path}/site-packages"
-            try:
-                key = os.path.realpath(site)
+            try:  # lib64 is often a link to lib: one directory, judged once
+                st = os.stat(site)
             except (OSError, ValueError):
-                key = site
-            if key in seen or not fsutil.is_dir(site):
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen or not stat.S_ISDIR(st.st_mode):
                 continue
             seen.add(key)
             out.append(_read_site_dir(site, m.group(1), errors, top_level))
@@ -579,36 +637,37 @@ def _site_dirs(venv: str, errors: list[str], top_level: bool) -> tuple[SiteDir, 
     return tuple(out)
 
 
+_EXEC_TRICK = re.compile(r"""^'''exec' (?:"([^"]*)"|'([^']*)'|(\S+))""")
+
+
 def _parse_shebang(head: bytes) -> tuple[Optional[str], bool]:
-    """(interpreter path, relative) from the start of a script."""
+    """(interpreter path, relative) from the start of a script.
+
+    Like the kernel: the interpreter is the first word after ``#!``, no quoting. Also the
+    ``#!/bin/sh`` + ``'''exec' "PATH"`` trick that pip and uv use for paths too long for a
+    shebang, where ``"$(dirname ...)"`` marks uv's relocatable scripts.
+    """
     if not head.startswith(b"#!"):
         return None, False
     text = head.decode("utf-8", "surrogateescape")
     lines = text.split("\n", 2)
-    first = lines[0][2:].strip()
-    if first in ("/bin/sh", "/usr/bin/env sh", "/bin/bash") and len(lines) > 1:
-        second = lines[1]
-        if second.startswith("'''exec' "):
-            rest = second[len("'''exec' ") :]
-            if rest.startswith('"$('):
-                return None, True  # uv relocatable: interpreter found beside the script
-            try:
-                parts = shlex.split(rest)
-            except ValueError:
-                return None, False
-            return (parts[0] if parts else None), False
+    words = lines[0][2:].split(None, 1)
+    if not words:
         return None, False
-    if not first:
-        return None, False
-    try:
-        parts = shlex.split(first)
-    except ValueError:
-        parts = first.split()
-    if not parts:
-        return None, False
-    if os.path.basename(parts[0]) == "env":
+    interp = words[0]
+    if interp in ("/bin/sh", "/bin/bash", "/usr/bin/sh") and len(lines) > 1:
+        m = _EXEC_TRICK.match(lines[1])
+        if m is None:
+            return None, False
+        found = m.group(1) or m.group(2) or m.group(3)
+        if found is None:
+            return None, False
+        if found.startswith("$("):
+            return None, True  # uv relocatable: the interpreter beside the script
+        return found, False
+    if os.path.basename(interp) == "env":
         return None, False  # resolved through PATH at run time
-    return parts[0], False
+    return interp, False
 
 
 def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ...]:
@@ -685,10 +744,10 @@ def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
     command = cfg.get("command") if cfg else None
     if not command:
         return None
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
+    words = command.split()
+    if '"' in command or "'" in command:
+        with contextlib.suppress(ValueError):
+            words = shlex.split(command)
     positional = [w for w in words[1:] if not w.startswith("-")]
     # "python -m venv DEST": skip the module name after -m.
     if "-m" in words:

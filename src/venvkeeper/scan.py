@@ -42,6 +42,7 @@ class ScanOptions:
 
     roots: tuple[str, ...] = ()  # empty: every local filesystem from /
     exclude: tuple[str, ...] = ()
+    all_dirs: bool = False
     one_file_system: bool = False
     include_network: bool = False
     size: bool = False
@@ -109,6 +110,7 @@ class Scanner:
         self.roots = tuple(os.path.abspath(r) for r in roots)
         self.walk_options = WalkOptions(
             exclude=options.exclude,
+            all_dirs=options.all_dirs,
             one_file_system=options.one_file_system,
             include_network=options.include_network,
             mounts=mounts,

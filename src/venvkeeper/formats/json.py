@@ -166,7 +166,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report) -> str:
-    return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False) + "\n"
+    """One line of JSON: a scan of a whole host is large, and the C encoder (used only
+    without indentation) is several times faster. Pipe through ``jq`` to read it."""
+    return json.dumps(report_to_dict(report), ensure_ascii=False) + "\n"
 
 
 def render_venv(rep: VenvReport) -> str:
