@@ -181,3 +181,17 @@ def test_hostile_names_are_escaped_in_every_format(tmp_path: Path) -> None:
         assert "\\x1b[31m[bold]x\\x0anext\\xff" in text
     doc = json.loads(render(report, OutputFormat.JSON))
     assert doc["venvs"][0]["path"].endswith("evil\\x1b[31m[bold]x\\x0anext\\xff")
+
+
+def test_streamed_json_equals_the_whole_document(tmp_path: Path) -> None:
+    from venvkeeper.formats import json as json_format
+
+    py = require_python("3.11")
+    make_venv(py, tmp_path / "a")
+    make_venv(py, tmp_path / "b")
+    report = scan([str(tmp_path)])
+    streamed = json.loads("".join(json_format.render_chunks(report)))
+    assert streamed == json_format.report_to_dict(report)
+    assert len(streamed["venvs"]) == 2
+    empty = scan([str(tmp_path / "a" / "bin")])
+    assert json.loads(json_format.render(empty))["venvs"] == []

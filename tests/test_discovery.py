@@ -261,3 +261,30 @@ def test_vcs_internals_and_caches_are_not_walked_unless_asked(tmp_path: Path) ->
     assert got == {str(normal)}
     got, _ = found(tmp_path, all_dirs=True)
     assert str(hidden) in got and len(got) == 3
+
+
+def test_walk_beside_streams_the_same_as_walk(tmp_path: Path) -> None:
+    venvs = build_tree(tmp_path, seed=13)
+    st_a, st_b = WalkStats(), WalkStats()
+    a = list(discovery.walk([str(tmp_path)], WalkOptions(), st_a))
+    b = list(discovery.walk_beside([str(tmp_path)], WalkOptions(), st_b))
+    assert sorted(map(repr, a)) == sorted(map(repr, b))
+    assert {x.path for x in b} == venvs
+    assert (st_a.directories, st_a.entries) == (st_b.directories, st_b.entries)
+
+
+def test_walk_beside_child_is_reaped_when_the_consumer_stops(tmp_path: Path) -> None:
+    build_tree(tmp_path, seed=17)
+    it = discovery.walk_beside([str(tmp_path)], WalkOptions())
+    next(it)
+    it.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left behind, not even a zombie
+
+
+def test_scan_with_and_without_the_walker_process(tmp_path: Path) -> None:
+    build_tree(tmp_path, seed=19)
+    a = scan([str(tmp_path)], ScanOptions(walk_beside=True))
+    b = scan([str(tmp_path)], ScanOptions(walk_beside=False))
+    assert [(v.path, v.findings) for v in a.venvs] == [(v.path, v.findings) for v in b.venvs]
+    assert a.stats.directories == b.stats.directories

@@ -11,6 +11,7 @@ import argparse
 import enum
 import os
 import sys
+import time
 from typing import Callable, Optional, TextIO
 
 from venvkeeper import __version__
@@ -132,8 +133,13 @@ def _progress(stream: TextIO) -> Optional[Callable[[int, int], None]]:
     if not stream.isatty():
         return None
 
+    started = time.monotonic()
+
     def show(dirs: int, venvs: int) -> None:
-        stream.write(f"\r\x1b[Kscanning: {dirs:,} directories, {venvs:,} venvs judged")
+        # The walk may run in another process: then only venvs are counted as they come.
+        walked = f"{dirs:,} directories, " if dirs else ""
+        elapsed = time.monotonic() - started
+        stream.write(f"\r\x1b[Kscanning: {walked}{venvs:,} venvs judged ({elapsed:.0f}s)")
         stream.flush()
 
     return show
@@ -162,7 +168,8 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write("\r\x1b[K")
     report = scanner.report()
     if args.json:
-        out.write(render(report, OutputFormat.JSON))
+        for chunk in json_format.render_chunks(report):
+            out.write(chunk)
     elif args.quiet:
         out.write(table.summary(report) + "\n")
     else:

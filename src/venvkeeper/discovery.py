@@ -9,10 +9,13 @@ as they are found.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
+import pickle
 import queue
 import re
+import signal
 import stat
 import threading
 import time
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 from venvkeeper import fsutil
+from venvkeeper.errors import VenvkeeperError
 from venvkeeper.model import Alias, CondaEnv, VenvKind
 from venvkeeper.mounts import Mount
 
@@ -401,3 +405,64 @@ def _walk_parallel(
         except queue.Empty:
             break
     yield from found
+
+
+def walk_beside(
+    roots: Sequence[str], options: WalkOptions, stats: Optional[WalkStats] = None
+) -> Iterator[Found]:
+    """:func:`walk` in a forked child process, streaming what it finds through a pipe, so
+    that the caller can inspect venvs on another core while the walk goes on: on a
+    machine with two cores and a warm cache that overlaps the two halves of a scan.
+
+    Falls back to :func:`walk` in this process when forking is not safe (other threads
+    are running: a child would inherit their locks) or not possible.
+    """
+    stats = stats if stats is not None else WalkStats()
+    if not hasattr(os, "fork") or threading.active_count() > 1 or (os.cpu_count() or 1) < 2:
+        yield from walk(roots, options, stats)
+        return
+    try:
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+    except OSError:
+        yield from walk(roots, options, stats)
+        return
+    if pid == 0:  # the child: walk, send, and leave without running any exit handler
+        code = 0
+        try:
+            os.close(rfd)
+            with os.fdopen(wfd, "wb") as pipe:
+                child_stats = WalkStats()
+                for item in walk(roots, options, child_stats):
+                    pickle.dump(item, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                    pipe.flush()
+                pickle.dump(child_stats, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # including KeyboardInterrupt: the parent reports it
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    finished = False
+    try:
+        with os.fdopen(rfd, "rb") as pipe:
+            while True:
+                try:
+                    item = pickle.load(pipe)  # noqa: S301 - our own child, through a pipe
+                except EOFError:
+                    break
+                if isinstance(item, WalkStats):
+                    stats.merge(item)
+                    finished = True
+                else:
+                    yield item
+    finally:
+        if not finished:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if not finished or os.waitstatus_to_exitcode(status) != 0:
+        raise WalkFailed("the directory walk stopped before its end (interrupted?)")
+
+
+class WalkFailed(VenvkeeperError):
+    """The walker process died: the scan would be incomplete."""

@@ -344,7 +344,7 @@ def _record_paths(text: str, suffix: str) -> list[str]:
             path = text[start : i + len(suffix)]
             if path.startswith('"'):
                 path = path[1:]
-            if path and "," not in path or needle.endswith('",'):
+            if (path and "," not in path) or needle.endswith('",'):
                 out.append(path)
             i = text.find(needle, i + len(needle))
     return out

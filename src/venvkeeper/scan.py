@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from venvkeeper.checks import run_checks
-from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk
+from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
 from venvkeeper.errors import UsageError
 from venvkeeper.inspect import HostCache, VenvVanished, empty_facts, inspect_venv
 from venvkeeper.model import (
@@ -49,6 +49,7 @@ class ScanOptions:
     deep: bool = False
     deep_timeout: float = 30.0
     walk_workers: int = 4
+    walk_beside: bool = True  # walk in a forked process while this one inspects
     inspect_workers: int = 4
     mountinfo: str = "/proc/self/mountinfo"
 
@@ -191,7 +192,8 @@ class Scanner:
             yield from drain(False)
 
         try:
-            for item in walk(self.roots, self.walk_options, self.stats):
+            walker = walk_beside if self.options.walk_beside else walk
+            for item in walker(self.roots, self.walk_options, self.stats):
                 if isinstance(item, Candidate):
                     seen.add(item.path)
                     yield from submit(item)

@@ -6,6 +6,7 @@ import json
 import pwd
 import stat
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from typing import Any, Optional
 
 from venvkeeper import __version__
@@ -136,8 +137,8 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
     }
 
 
-def report_to_dict(report: Report) -> dict[str, Any]:
-    return {
+def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "venvkeeper", "version": __version__},
         "host": _s(report.hostname),
@@ -159,16 +160,29 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 {"path": _s(p), "reason": r} for p, r in report.stats.skipped_examples
             ],
         },
-        "venvs": [venv_to_dict(v) for v in report.venvs],
         "aliases": [{"path": _s(a.path), "target": _s(a.target)} for a in report.aliases],
         "conda_envs": [{"path": _s(c.path)} for c in report.conda_envs],
     }
+    if with_venvs:
+        doc["venvs"] = [venv_to_dict(v) for v in report.venvs]
+    return doc
+
+
+def render_chunks(report: Report) -> Iterator[str]:
+    """The JSON document in pieces, a venv at a time: the same text as :func:`render`
+    without holding all of it (or all of its dictionaries) in memory at once."""
+    head = report_to_dict(report, with_venvs=False)
+    text = json.dumps(head, ensure_ascii=False)
+    yield text[:-1] + ', "venvs": ['
+    for i, v in enumerate(report.venvs):
+        yield ("," if i else "") + json.dumps(venv_to_dict(v), ensure_ascii=False)
+    yield "]}\n"
 
 
 def render(report: Report) -> str:
-    """One line of JSON: a scan of a whole host is large, and the C encoder (used only
-    without indentation) is several times faster. Pipe through ``jq`` to read it."""
-    return json.dumps(report_to_dict(report), ensure_ascii=False) + "\n"
+    """One line of JSON (the C encoder is used only without indentation, and a scan of a
+    whole host is large). Pipe through ``jq`` to read it."""
+    return "".join(render_chunks(report))
 
 
 def render_venv(rep: VenvReport) -> str:
