@@ -7,7 +7,6 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -96,8 +95,3 @@ def run_cli(*args: str) -> Result:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), out=out, err=err)
     return Result(code, out.getvalue(), err.getvalue())
-
-
-@pytest.fixture
-def cli() -> Iterator[type[Result]]:
-    yield Result  # marker fixture; tests call run_cli directly

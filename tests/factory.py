@@ -329,3 +329,22 @@ class FakeDistro:
         ):
             if p.is_symlink() or p.is_file():
                 p.unlink()
+
+
+def in_mount_namespace(setup: str, python_code: str) -> subprocess.CompletedProcess[str]:
+    """Run shell *setup* (mounts) then *python_code* with this interpreter, inside a
+    private mount namespace, so the mounts vanish with it. Skips when that is not allowed."""
+    import pytest
+
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for mounts in a private namespace")
+    script = f'{setup} && exec {sys.executable} -c "$0"'
+    res = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, python_code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if res.returncode != 0 and "mount" in res.stderr:
+        pytest.skip(f"mounts are not allowed here: {res.stderr.strip()}")
+    return res

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk
 from venvkeeper.model import Alias, CondaEnv, VenvKind
 from venvkeeper.mounts import Mount
 from venvkeeper.scan import ScanOptions, scan
+
+from factory import in_mount_namespace
 
 
 def fake_venv(path: Path, minor: str = "3.11", python: str = "") -> Path:
@@ -144,8 +146,6 @@ def test_mountinfo_is_a_parameter_of_the_scan(tmp_path: Path) -> None:
 
 
 def test_one_file_system_with_a_real_mount(tmp_path: Path) -> None:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare to mount a tmpfs in a private namespace")
     fake_venv(tmp_path / "here")
     (tmp_path / "mnt").mkdir()
     code = (
@@ -155,21 +155,11 @@ def test_one_file_system_with_a_real_mount(tmp_path: Path) -> None:
         "print(json.dumps([[v.path for v in a.venvs], [v.path for v in b.venvs],"
         " a.stats.skipped]))"
     )
-    script = (
+    setup = (
         f"mount -t tmpfs none {tmp_path / 'mnt'} && mkdir -p {tmp_path / 'mnt/v/bin'}"
-        f' && touch {tmp_path / "mnt/v/pyvenv.cfg"} && exec {sys.executable} -c "$0"'
+        f" && touch {tmp_path / 'mnt/v/pyvenv.cfg'}"
     )
-    res = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if res.returncode != 0 and "mount" in res.stderr:
-        pytest.skip(f"cannot mount tmpfs here: {res.stderr.strip()}")
-    import json
-
-    one, every, skipped = json.loads(res.stdout)
+    one, every, skipped = json.loads(in_mount_namespace(setup, code).stdout)
     assert one == [str(tmp_path / "here")]
     assert sorted(every) == [str(tmp_path / "here"), str(tmp_path / "mnt" / "v")]
     assert skipped == {"other-filesystem": 1}

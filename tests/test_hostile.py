@@ -28,6 +28,7 @@ from venvkeeper.scan import scan
 from venvkeeper.textutil import decode, escape
 
 from conftest import User
+from factory import in_mount_namespace
 from test_discovery import fake_venv
 
 DEV_PYTHON = sys.executable
@@ -173,25 +174,15 @@ def test_interpreter_symlink_loop(tmp_path: Path) -> None:
 
 
 def test_bind_mount_loop_terminates(tmp_path: Path) -> None:
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare for a bind mount in a private namespace")
     (tmp_path / "a" / "b").mkdir(parents=True)
     fake_venv(tmp_path / "a" / "v")
-    # The scan root mounted again below itself.
     code = (
         "import json; from venvkeeper.scan import scan;"
         f"r = scan([{str(tmp_path)!r}]);"
         "print(json.dumps([[v.path for v in r.venvs], r.stats.skipped]))"
     )
-    script = f'mount --bind {tmp_path} {tmp_path / "a" / "b"} && exec {DEV_PYTHON} -c "$0"'
-    res = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if res.returncode != 0 and "mount" in res.stderr:
-        pytest.skip(f"bind mounts are not allowed here: {res.stderr.strip()}")
+    # The scan root mounted again below itself.
+    res = in_mount_namespace(f"mount --bind {tmp_path} {tmp_path / 'a' / 'b'}", code)
     venvs, skipped = json.loads(res.stdout)
     assert venvs == [str(tmp_path / "a" / "v")]  # not again through a/b
     assert skipped == {"mount-loop": 1}

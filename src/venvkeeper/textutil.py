@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-_SAFE = {c: None for c in range(0x20, 0x7F)}
-
-
 def escape(text: str) -> str:
     """Return *text* with control characters, lone surrogates (bytes that were not UTF-8)
     and backslashes escaped, so that it prints on one line and cannot drive a terminal.
