@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 def escape(text: str) -> str:
     """Return *text* with control characters, lone surrogates (bytes that were not UTF-8)
     and backslashes escaped, so that it prints on one line and cannot drive a terminal.

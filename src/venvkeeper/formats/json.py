@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import pwd
 import stat
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 from venvkeeper import __version__
