@@ -22,9 +22,22 @@ from pathlib import Path
 #: What the template venv holds. "service": a typical production web service (Django,
 #: Celery, SQLAlchemy, boto3, NumPy, ...). "small": a small tool venv.
 TEMPLATES = {
-    "service": ["django", "djangorestframework", "celery", "redis", "sqlalchemy",
-                "psycopg2-binary", "boto3", "numpy", "requests", "gunicorn", "pyyaml",
-                "jinja2", "click", "rich"],
+    "service": [
+        "django",
+        "djangorestframework",
+        "celery",
+        "redis",
+        "sqlalchemy",
+        "psycopg2-binary",
+        "boto3",
+        "numpy",
+        "requests",
+        "gunicorn",
+        "pyyaml",
+        "jinja2",
+        "click",
+        "rich",
+    ],
     "small": ["requests", "rich", "click", "packaging", "pyyaml", "markupsafe", "jinja2"],
 }
 
@@ -95,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--template", choices=sorted(TEMPLATES), default="service")
     args = ap.parse_args(argv)
     root: Path = args.root.resolve()
-    params = {"venvs": args.venvs, "files": args.files, "seed": args.seed,
-              "template": args.template, "v": 3}
+    params = {
+        "venvs": args.venvs,
+        "files": args.files,
+        "seed": args.seed,
+        "template": args.template,
+        "v": 3,
+    }
     stamp = root / ".bench-tree.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("params") == params:
         print(f"make_tree: {root} is ready: {stamp.read_text().strip()}")

@@ -45,8 +45,9 @@ def timed(argv: list[str], timeout: float = 1800) -> tuple[float, int, int, byte
     rss_file.parent.mkdir(parents=True, exist_ok=True)
     full = [str(gnu_time), "-f", "%M", "-o", str(rss_file), *argv] if gnu_time.exists() else argv
     t0 = time.perf_counter()
-    proc = subprocess.run(full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=timeout, check=False
+    )
     wall = time.perf_counter() - t0
     rss = 0
     if gnu_time.exists():
@@ -58,12 +59,14 @@ def fd_command() -> str | None:
     found = shutil.which("fdfind") or shutil.which("fd")
     if found or os.geteuid() != 0:
         return found
-    res = subprocess.run(["apt-get", "install", "-y", "-q", "fd-find"], capture_output=True,
-                         timeout=600)
+    res = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "fd-find"], capture_output=True, timeout=600
+    )
     if res.returncode != 0:
         subprocess.run(["apt-get", "update", "-q"], capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "fd-find"], capture_output=True,
-                       timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "fd-find"], capture_output=True, timeout=600
+        )
     return shutil.which("fdfind")
 
 
@@ -91,9 +94,21 @@ def measure(name: str, argv: list[str], runs: int, cold: bool) -> dict[str, obje
     }
 
 
-def suite(root: str, runs: int, cold: bool, vk_args: list[str], prune_pseudo: bool) -> list[dict]:
+def suite(
+    root: str,
+    runs: int,
+    cold: bool,
+    vk_args: list[str],
+    prune_pseudo: bool,
+    skip: tuple[str, ...] = (),
+) -> list[dict]:
+    """Each tool over *root*; *skip* are paths that every tool leaves out (the benchmark
+    trees themselves, when / is measured)."""
     results = []
-    vk = measure("venvkeeper", [str(VENVKEEPER), "scan", "--json", *vk_args, root], runs, cold)
+    vk_skip = [a for p in skip for a in ("--exclude", p)]
+    vk = measure(
+        "venvkeeper", [str(VENVKEEPER), "scan", "--json", *vk_args, *vk_skip, root], runs, cold
+    )
     stdout = vk.pop("stdout")
     assert isinstance(stdout, bytes)
     if vk["exit"] not in (0, 1, 2):
@@ -103,9 +118,12 @@ def suite(root: str, runs: int, cold: bool, vk_args: list[str], prune_pseudo: bo
     vk["venvs_per_s"] = round(vk["found"] / vk["median_s"]) if vk["median_s"] else None
     results.append(vk)
     find = ["find", root]
-    if prune_pseudo:
-        find += ["(", "-path", "/proc", "-o", "-path", "/sys", "-o", "-path", "/dev", ")",
-                 "-prune", "-o"]
+    if prune_pseudo or skip:
+        pruned = (["/proc", "/sys", "/dev"] if prune_pseudo else []) + list(skip)
+        find += ["("]
+        for i, p in enumerate(pruned):
+            find += (["-o"] if i else []) + ["-path", p]
+        find += [")", "-prune", "-o"]
     find += ["-name", "pyvenv.cfg", "-print"]
     f = measure("find", find, runs, cold)
     f["found"] = f.pop("stdout").count(b"\n")  # type: ignore[union-attr]
@@ -113,8 +131,9 @@ def suite(root: str, runs: int, cold: bool, vk_args: list[str], prune_pseudo: bo
     fd = fd_command()
     if fd:
         fdargv = [fd, "--no-ignore", "--hidden", "--glob", "pyvenv.cfg", root]
-        if prune_pseudo:
-            fdargv[1:1] = ["--exclude", "/proc", "--exclude", "/sys", "--exclude", "/dev"]
+        if prune_pseudo or skip:
+            pruned = (["/proc", "/sys", "/dev"] if prune_pseudo else []) + list(skip)
+            fdargv[1:1] = [a for p in pruned for a in ("--exclude", p)]
         r = measure("fd", fdargv, runs, cold)
         r["found"] = r.pop("stdout").count(b"\n")  # type: ignore[union-attr]
         results.append(r)
@@ -126,14 +145,46 @@ def suite(root: str, runs: int, cold: bool, vk_args: list[str], prune_pseudo: bo
     return results
 
 
+def inspection_rate(root: str, runs: int) -> dict[str, float]:
+    """Static inspection and checks alone (no walk, no start-up), in this process: venvs
+    and distributions judged per second, median of *runs*."""
+    from venvkeeper.checks import run_checks
+    from venvkeeper.discovery import Candidate, WalkOptions, walk
+    from venvkeeper.inspect import HostCache, inspect_venv
+
+    found = [c for c in walk([root], WalkOptions()) if isinstance(c, Candidate)]
+    times = []
+    dists = 0
+    for _ in range(runs + 1):
+        host = HostCache()
+        t0 = time.perf_counter()
+        dists = 0
+        for c in found:
+            facts = inspect_venv(c.path, c.kind, host=host)
+            run_checks(facts)
+            dists += len(facts.distributions)
+        times.append(time.perf_counter() - t0)
+    best = statistics.median(times[1:])
+    return {
+        "venvs": len(found),
+        "seconds": round(best, 3),
+        "venvs_per_s": round(len(found) / best),
+        "dists_per_s": round(dists / best),
+    }
+
+
 def markdown(title: str, rows: list[dict]) -> str:
-    lines = [f"### {title}", "",
-             "| tool | median s | min s | max s | vs find | peak RSS MiB | found | venvs/s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| tool | median s | min s | max s | vs find | peak RSS MiB | found | venvs/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['tool']} | {r['median_s']} | {r['min_s']} | {r['max_s']} |"
-            f" {r['ratio_to_find']}x | {r['peak_rss_mib']} | {r['found']} |"
+            f" {r['ratio_to_find']}{'x' if r['ratio_to_find'] != '' else ''} |"
+            f" {r['peak_rss_mib']} | {r['found']} |"
             f" {r.get('venvs_per_s') or ''} |"
         )
     return "\n".join(lines) + "\n"
@@ -151,28 +202,74 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--venvkeeper-args", default="", help="extra arguments for venvkeeper scan")
     args = ap.parse_args(argv)
-    subprocess.run([sys.executable, str(HERE / "make_tree.py"), args.tree, "--venvs",
-                    str(args.venvs), "--files", str(args.files), "--template", args.template],
-                   check=True, timeout=3600)
+    subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "make_tree.py"),
+            args.tree,
+            "--venvs",
+            str(args.venvs),
+            "--files",
+            str(args.files),
+            "--template",
+            args.template,
+        ],
+        check=True,
+        timeout=3600,
+    )
     tree_info = json.loads((Path(args.tree) / ".bench-tree.json").read_text())
     vk_args = shlex.split(args.venvkeeper_args)
     cache = "cold" if args.cold else "warm"
-    sections = [(f"Synthetic tree, {tree_info['template']} template"
-                 f" ({tree_info['venvs']} venvs of {tree_info['entries_per_venv']:,} entries,"
-                 f" {tree_info['files']:,} files,"
-                 f" {tree_info['directories']:,} directories; {cache} cache)",
-                 suite(args.tree, args.runs, args.cold, vk_args, prune_pseudo=False))]
+    sections = [
+        (
+            f"Synthetic tree, {tree_info['template']} template"
+            f" ({tree_info['venvs']} venvs of {tree_info['entries_per_venv']:,} entries,"
+            f" {tree_info['files']:,} files,"
+            f" {tree_info['directories']:,} directories; {cache} cache)",
+            suite(args.tree, args.runs, args.cold, vk_args, prune_pseudo=False),
+        )
+    ]
+    rate = inspection_rate(args.tree, args.runs)
+    sections[0][1].append(
+        {
+            "tool": "venvkeeper inspection only",
+            "median_s": rate["seconds"],
+            "min_s": "",
+            "max_s": "",
+            "ratio_to_find": "",
+            "peak_rss_mib": "",
+            "found": rate["venvs"],
+            "venvs_per_s": rate["venvs_per_s"],
+            "dists_per_s": rate["dists_per_s"],
+        }
+    )
     if args.also_root:
-        sections.append((f"/ of this machine ({cache} cache)",
-                         suite("/", args.runs, args.cold, vk_args, prune_pseudo=True)))
+        trees = tuple(str(p) for p in Path(args.tree).parent.glob("vk-bench-*"))
+        sections.append(
+            (
+                f"/ of this machine, benchmark trees left out ({cache} cache)",
+                suite("/", args.runs, args.cold, vk_args, prune_pseudo=True, skip=trees),
+            )
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     md = "".join(markdown(t, rows) + "\n" for t, rows in sections)
-    header = (f"venvkeeper args: `{args.venvkeeper_args or '(default)'}`; {args.runs} runs"
-              f" each; {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d')}\n\n")
+    header = (
+        f"venvkeeper args: `{args.venvkeeper_args or '(default)'}`; {args.runs} runs"
+        f" each; {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d')}\n\n"
+    )
     (args.out / "results.md").write_text(header + md)
-    (args.out / "results.json").write_text(json.dumps(
-        {"tree": tree_info, "cache": cache, "venvkeeper_args": args.venvkeeper_args,
-         "sections": [{"title": t, "rows": rows} for t, rows in sections]}, indent=2) + "\n")
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "tree": tree_info,
+                "cache": cache,
+                "venvkeeper_args": args.venvkeeper_args,
+                "sections": [{"title": t, "rows": rows} for t, rows in sections],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(header + md)
     return 0
 
