@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = inspection_rate(args.tree, args.runs)
     sections[0][1].append(
         {
-            "tool": "venvkeeper inspection only",
+            "tool": f"venvkeeper inspection only ({rate['dists_per_s']:,} distributions/s)",
             "median_s": rate["seconds"],
             "min_s": "",
             "max_s": "",
