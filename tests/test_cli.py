@@ -195,3 +195,29 @@ def test_streamed_json_equals_the_whole_document(tmp_path: Path) -> None:
     assert len(streamed["venvs"]) == 2
     empty = scan([str(tmp_path / "a" / "bin")])
     assert json.loads(json_format.render(empty))["venvs"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("minor", ["3.9", "3.10", "3.12", "3.13"])
+def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor: str) -> None:
+    """The tool (not only the venvs it judges) runs on CPython 3.9 to 3.13."""
+    import packaging
+
+    py = require_python(minor)
+    make_venv(require_python("3.11"), tmp_path / "tree" / "v")
+    path = os.pathsep.join(
+        [str(README.parent / "src"), str(Path(packaging.__file__).parent.parent)]
+    )
+    res = subprocess.run(
+        [str(py), "-m", "venvkeeper", "scan", "--json", str(tmp_path / "tree")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "LANG": "C.UTF-8"},
+    )
+    assert res.returncode == 1, res.stderr  # a pyenv base: unmanaged-base
+    theirs = json.loads(res.stdout)["venvs"]
+    ours = json.loads(run_cli("scan", "--json", str(tmp_path / "tree")).out)["venvs"]
+    assert [(v["path"], v["findings"]) for v in theirs] == [
+        (v["path"], v["findings"]) for v in ours
+    ]
