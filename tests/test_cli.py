@@ -112,6 +112,8 @@ def test_exit_code_2_for_critical(tmp_path: Path) -> None:
 def test_exit_code_3_for_usage_errors(tmp_path: Path) -> None:
     assert run_cli("scan", str(tmp_path / "missing")).code == ExitCode.ERROR
     assert run_cli("scan", "--no-such-option").code == ExitCode.ERROR
+    assert run_cli("scan", "--workers", "0", str(tmp_path)).code == ExitCode.ERROR
+    assert run_cli("scan", "--deep-timeout", "-1", str(tmp_path)).code == ExitCode.ERROR
     assert run_cli().code == ExitCode.ERROR
     res = run_cli("show", str(tmp_path))
     assert res.code == ExitCode.ERROR and "not a virtual environment" in res.err

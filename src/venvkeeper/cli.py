@@ -19,7 +19,7 @@ from venvkeeper.errors import VenvkeeperError
 from venvkeeper.formats import OutputFormat, render, table
 from venvkeeper.formats import json as json_format
 from venvkeeper.model import Severity
-from venvkeeper.scan import Scanner, ScanOptions, inspect_path
+from venvkeeper.scan import ScanOptions, inspect_path, scan
 from venvkeeper.textutil import escape
 
 
@@ -41,6 +41,20 @@ def exit_code_for(worst: Severity) -> ExitCode:
     }[worst]
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -55,7 +69,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         help="also run each venv's interpreter (as its owner, clean environment, timeout)"
         " to confirm its packages import; without it nothing in a scanned tree is executed",
     )
-    p.add_argument("--deep-timeout", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--deep-timeout", type=_positive_float, default=30.0, metavar="SECONDS")
     p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
 
 
@@ -93,7 +107,7 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     p.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         default=None,
         metavar="N",
         help="most parallel directory walkers; the extra ones run only while listings are"
@@ -161,12 +175,9 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not os.path.isdir(r):
             raise VenvkeeperError(f"{escape(r)} is not a directory")
     progress = None if (args.quiet or args.json) else _progress(err)
-    scanner = Scanner(opts, progress)
-    for _ in scanner.reports():
-        pass
+    report = scan(options=opts, progress=progress)
     if progress is not None:
         err.write("\r\x1b[K")
-    report = scanner.report()
     if args.json:
         for chunk in json_format.render_chunks(report):
             out.write(chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -250,7 +251,7 @@ def scan(
     """Find and judge every venv under *roots* (every local filesystem when empty)."""
     options = options or ScanOptions()
     if roots:
-        options = ScanOptions(**{**options.__dict__, "roots": tuple(roots)})
+        options = dataclasses.replace(options, roots=tuple(roots))
     scanner = Scanner(options, progress)
     for _ in scanner.reports():
         pass
