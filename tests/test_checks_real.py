@@ -191,3 +191,14 @@ def test_deep_never_inherits_the_callers_environment(
     (v / "bin" / "python").chmod(0o755)
     judge(v)
     assert not marker.exists()
+
+
+def test_deep_times_out_on_a_hanging_interpreter(tmp_path: Path, py311: Path) -> None:
+    v = make_venv(py311, tmp_path / "v")
+    (v / "bin" / "python").unlink()
+    (v / "bin" / "python").write_text("#!/bin/sh\nexec sleep 60\n")
+    (v / "bin" / "python").chmod(0o755)
+    rep = judge(v, "--deep", "--deep-timeout", "1")
+    assert rep["deep"]["ran"] is True
+    assert "did not finish" in rep["deep"]["error"]
+    assert "deep-start-failed" in codes(rep) and rep["status"] == "critical"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import selectors
+import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
 from venvkeeper.errors import CommandError
+
+#: Most a child may print on one stream before it is stopped.
+OUTPUT_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -28,38 +36,94 @@ def run(
     group: Optional[int] = None,
     check: bool = False,
     input: Optional[str] = None,
+    output_limit: int = OUTPUT_LIMIT,
 ) -> Completed:
     """Run *argv* and capture its output.
 
     ``user``/``group`` drop privileges in the child (supplementary groups cleared) when set.
-    Raises :class:`CommandError` when the program cannot start, times out, or (with *check*)
-    exits non-zero.
+    The child leads a session of its own: on a timeout, or when it prints more than
+    *output_limit* bytes on a stream, the whole process group is killed, grandchildren
+    included. Raises :class:`CommandError` when the program cannot start, times out,
+    floods its output, or (with *check*) exits non-zero.
     """
     args = [str(a) for a in argv]
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             args,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=dict(env) if env is not None else None,
             cwd=cwd,
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            check=False,
             user=user,
             group=(group if group is not None else user) if user is not None else None,
             extra_groups=[] if user is not None else None,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as e:
-        raise CommandError(f"{args[0]} did not finish within {timeout:g}s", args) from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, subprocess.SubprocessError) as e:
         raise CommandError(f"cannot run {args[0]}: {e}", args) from e
-    done = Completed(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+    with proc:  # closes the pipes whatever happens
+        try:
+            out, err, problem = _collect(proc, input, timeout, output_limit)
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+            proc.wait()
+    if problem == "timeout":
+        raise CommandError(f"{args[0]} did not finish within {timeout:g}s", args)
+    if problem == "flood":
+        raise CommandError(f"{args[0]} printed more than {output_limit} bytes: stopped", args)
+    stdout = out.decode("utf-8", "replace")
+    stderr = err.decode("utf-8", "replace")
+    done = Completed(tuple(args), proc.returncode, stdout, stderr)
     if check and proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-5:]
-        raise CommandError(
-            f"{args[0]} exited {proc.returncode}: {' / '.join(tail)}", args, proc.stderr
-        )
+        tail = stderr.strip().splitlines()[-5:]
+        raise CommandError(f"{args[0]} exited {proc.returncode}: {' / '.join(tail)}", args, stderr)
     return done
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _collect(
+    proc: subprocess.Popen[bytes], input: Optional[str], timeout: float, limit: int
+) -> tuple[bytes, bytes, Optional[str]]:
+    """Feed *input*, read both pipes until they close, within *timeout* and *limit*."""
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None and proc.stderr is not None
+    buffers: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    sizes = dict.fromkeys(buffers, 0)
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write((input or "").encode())
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    with selectors.DefaultSelector() as sel:
+        for fd in buffers:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return b"", b"", "timeout"
+            for key, _ in sel.select(left):
+                fd = key.fd
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                sizes[fd] += len(chunk)
+                if sizes[fd] > limit:
+                    return b"", b"", "flood"
+                buffers[fd].append(chunk)
+    left = deadline - time.monotonic()
+    try:
+        proc.wait(max(left, 0.001))
+    except subprocess.TimeoutExpired:
+        return b"", b"", "timeout"
+    return (
+        b"".join(buffers[proc.stdout.fileno()]),
+        b"".join(buffers[proc.stderr.fileno()]),
+        None,
+    )
