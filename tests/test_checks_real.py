@@ -202,3 +202,12 @@ def test_deep_times_out_on_a_hanging_interpreter(tmp_path: Path, py311: Path) ->
     assert rep["deep"]["ran"] is True
     assert "did not finish" in rep["deep"]["error"]
     assert "deep-start-failed" in codes(rep) and rep["status"] == "critical"
+
+
+def test_a_script_run_by_the_system_python_is_not_a_move(tmp_path: Path, py311: Path) -> None:
+    v = make_venv(py311, tmp_path / "v")
+    tool = v / "bin" / "sys-tool"
+    tool.write_text("#!/usr/bin/python3\nprint('hi')\n")
+    tool.chmod(0o755)
+    rep = judge(v)
+    assert not {"moved", "scripts-foreign-interpreter"} & set(codes(rep))

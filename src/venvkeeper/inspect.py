@@ -715,10 +715,22 @@ def _locations(
         found.append(("activate", activate))
     if recorded:
         found.append(("pyvenv.cfg command", recorded))
+    venvish: dict[str, bool] = {}
     for sc in scripts:
         interp = sc.interpreter
-        if interp and os.path.basename(os.path.dirname(interp)) == "bin":
-            found.append((f"script {sc.name}", os.path.dirname(os.path.dirname(interp))))
+        if not interp or os.path.basename(os.path.dirname(interp)) != "bin":
+            continue
+        prefix = os.path.dirname(os.path.dirname(interp))
+        # A script run by /usr/bin/python3 (a copied-in tool) says nothing of where this
+        # venv was: only a prefix that is gone, or is a venv, is a recorded location.
+        if prefix not in venvish:
+            venvish[prefix] = (
+                prefix in (activate, recorded)
+                or not fsutil.lexists(prefix)
+                or (fsutil.lexists(prefix + "/pyvenv.cfg"))
+            )
+        if venvish[prefix]:
+            found.append((f"script {sc.name}", prefix))
     verdict: dict[str, bool] = {}
     out = []
     for source, where in found:
