@@ -278,3 +278,16 @@ def test_scan_with_and_without_the_walker_process(tmp_path: Path) -> None:
     b = scan([str(tmp_path)], ScanOptions(walk_beside=False))
     assert [(v.path, v.findings) for v in a.venvs] == [(v.path, v.findings) for v in b.venvs]
     assert a.stats.directories == b.stats.directories
+
+
+def test_container_storage_is_not_this_hosts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    docker = tmp_path / "var" / "lib" / "docker"
+    inside = fake_venv(docker / "overlay2" / "abc" / "diff" / "app" / "venv")
+    mine = fake_venv(tmp_path / "srv" / "venv")
+    monkeypatch.setattr(discovery, "NEVER_PATHS", frozenset({str(docker)}))
+    got, st = found(tmp_path)
+    assert got == {str(mine)} and st.skipped == {"not-this-host": 1}
+    got, _ = found(tmp_path, all_dirs=True)
+    assert got == {str(mine), str(inside)}

@@ -91,7 +91,8 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--all-dirs",
         action="store_true",
-        help="also descend into .git, .hg, .svn, .bzr and __pycache__ directories",
+        help="also descend into .git, .hg, .svn, .bzr and __pycache__ directories, and into"
+        " container storage (/var/lib/docker, ...)",
     )
     p.add_argument(
         "--one-file-system",

@@ -34,6 +34,18 @@ MAX_DEPTH = 200
 #: Directories that never hold a venv and are often huge: version-control internals and
 #: bytecode caches. Not descended into unless WalkOptions.all_dirs (``--all-dirs``).
 NEVER_VENV = frozenset({".git", ".hg", ".svn", ".bzr", "__pycache__"})
+
+#: Places whose venvs belong to other root filesystems (container and image storage: a
+#: venv there links to the container's /usr, not this host's, so judging it here would be
+#: wrong), and kernel filesystems in case the mount table could not be read. Not walked
+#: unless WalkOptions.all_dirs.
+NEVER_PATHS = frozenset(
+    {
+        "/proc", "/sys", "/dev",
+        "/var/lib/docker", "/var/lib/containers", "/var/lib/lxc", "/var/lib/lxd",
+        "/var/lib/machines", "/var/lib/containerd", "/var/lib/kubelet/pods", "/snap",
+    }
+)  # fmt: skip
 _EXAMPLES = 20
 
 
@@ -103,6 +115,7 @@ class _Walker:
         self.excluded = compile_excludes(options.exclude)
         self.has_excludes = bool(options.exclude)
         self.never = frozenset() if options.all_dirs else NEVER_VENV
+        self.never_paths = frozenset() if options.all_dirs else NEVER_PATHS
         skip: dict[str, str] = {}
         for m in options.mounts:
             if m.is_pseudo:
@@ -173,6 +186,9 @@ class _Walker:
             if name in self.never:
                 continue
             child = base + name
+            if child in self.never_paths and child not in self.skip_mounts:
+                stats.skip(child, "not-this-host")
+                continue
             if self.has_excludes and self.excluded(child, name):
                 stats.skip(child, "excluded")
                 continue
