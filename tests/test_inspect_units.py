@@ -210,3 +210,33 @@ def test_link_chain_resolves_dotdot_against_the_real_parent(tmp_path: Path) -> N
     assert os.path.exists(v / "bin" / "python")  # the kernel agrees it works
     chain = resolve_chain(str(v), "python")
     assert chain.resolved == os.path.realpath(sys.executable)
+
+
+def _fake_dist(site: Path, name: str) -> None:
+    di = site / f"{name}-1.0.dist-info"
+    di.mkdir(parents=True)
+    (di / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (di / "WHEEL").write_text("Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+
+
+def test_free_threaded_layout_is_its_own_version(tmp_path: Path) -> None:
+    """CPython 3.13t keeps its stdlib and packages in lib/python3.13t: another ABI."""
+    from venvkeeper.checks import run_checks
+    from venvkeeper.inspect import inspect_venv
+
+    prefix = tmp_path / "opt"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "python3.13t").write_bytes(b"\x7fELF")
+    (prefix / "lib" / "python3.13t").mkdir(parents=True)
+    (prefix / "lib" / "python3.13t" / "os.py").write_text("")
+    v = tmp_path / "v"
+    (v / "bin").mkdir(parents=True)
+    (v / "bin" / "python").symlink_to(prefix / "bin" / "python3.13t")
+    (v / "pyvenv.cfg").write_text(f"home = {prefix}/bin\nversion_info = 3.13.0\n")
+    _fake_dist(v / "lib" / "python3.13t" / "site-packages", "ok")
+    facts = inspect_venv(str(v))
+    assert facts.base is not None and facts.base.version == "3.13t" and facts.base.stdlib_present
+    assert [f.code for f in run_checks(facts)] == []
+    _fake_dist(v / "lib" / "python3.13" / "site-packages", "stranded")
+    codes = [f.code for f in run_checks(inspect_venv(str(v)))]
+    assert codes == ["half-upgraded"]
