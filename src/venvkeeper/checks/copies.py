@@ -28,7 +28,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
         COPIED,
         Severity.WARNING,
         f"bin/python is a private copy of the interpreter ({base.executable}): the OS's"
-        " security fixes never reach it; rebuild with symlinks (venvkeeper repair)",
+        " security fixes never reach it; recreate the venv with symlinks (the default)",
     )
     recorded = facts.recorded_version
     if recorded and base.patch_version:

@@ -23,7 +23,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
         yield Finding(
             MISSING,
             Severity.CRITICAL,
-            "bin/ has no python: the venv cannot start; rebuild it (venvkeeper repair)",
+            "bin/ has no python: the venv cannot start; recreate it",
         )
         return
     names = {c.name for c in facts.chains}

@@ -17,7 +17,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             LEGACY,
             Severity.WARNING,
             f"made by virtualenv before 20 (base {facts.orig_prefix or 'unknown'}): a copied"
-            " interpreter that current tools do not manage; rebuild it (venvkeeper repair)",
+            " interpreter that current tools do not manage; recreate it with a current venv",
         )
     if facts.errors:
         yield Finding(

@@ -37,7 +37,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             Severity.CRITICAL,
             f"venv was moved from {old_txt}: {plural(len(dead), 'console script')}"
             f" ({short_list(sorted(dead))}) name an interpreter that no longer exists and"
-            " cannot start; rewrite its paths (venvkeeper repair)",
+            " cannot start; recreate it here, or move it back",
         )
     else:
         sources = sorted({loc.source for loc in elsewhere if not loc.source.startswith("script ")})
@@ -47,7 +47,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             MOVED,
             Severity.WARNING,
             f"venv was moved or copied from {old_txt} ({', '.join(sources)} still name it):"
-            " activate and scripts act on the old path; rewrite its paths (venvkeeper repair)",
+            " activate and scripts act on the old path; recreate it here",
         )
     if live:
         yield Finding(

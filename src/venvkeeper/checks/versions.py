@@ -51,7 +51,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             f"the interpreter is now Python {base.version} but {plural(len(names), 'package')}"
             f" ({short_list(names)}) {'lives' if len(names) == 1 else 'live'} in {where},"
             " invisible to it:"
-            " rebuild the venv for the new version (venvkeeper repair)",
+            " recreate the venv with it and reinstall the same packages",
         )
     else:
         yield Finding(
