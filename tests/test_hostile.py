@@ -266,6 +266,10 @@ def test_unreadable_directories_as_an_unprivileged_user(
     cfg_locked = fake_venv(shared_tmp / "cfglocked", python=system)
     site_locked = fake_venv(shared_tmp / "sitelocked", python=system)
     root_only = fake_venv(shared_tmp / "rootonly")  # its base lives under /root
+    # A script naming a python the user may not look at: unknown, not "moved".
+    script = root_only / "bin" / "tool"
+    script.write_text(f"#!{os.path.realpath(sys.executable)}\n")
+    script.chmod(0o755)
     for v in (ok, cfg_locked, site_locked, root_only):
         for dirpath, _dirnames, _filenames in os.walk(v):
             os.chmod(dirpath, 0o755)

@@ -134,6 +134,30 @@ def is_file(path: str) -> bool:
         return False
 
 
+def path_state(path: str) -> Optional[bool]:
+    """Whether *path* exists (links not followed): None when we may not look."""
+    try:
+        os.lstat(path)
+        return True
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return False
+    except OSError:
+        return None
+
+
+def file_state(path: str) -> Optional[bool]:
+    """True for a regular file (symlinks followed), False when it is not there (or a link
+    to nothing, or a loop), None when we may not look (permission): unknown, not absent."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        return False if e.errno == errno.ELOOP else None
+    except ValueError:
+        return False
+
+
 def is_dir(path: str) -> bool:
     try:
         return stat.S_ISDIR(os.stat(path).st_mode)

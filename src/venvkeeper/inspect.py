@@ -689,7 +689,7 @@ def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ..
             continue
         if interp is not None and "python" not in os.path.basename(interp):
             continue
-        exists = None if interp is None else fsutil.is_file(interp)
+        exists = None if interp is None else fsutil.file_state(interp)
         out.append(Script(name, interp, exists, relative))
     out.sort(key=lambda s: s.name)
     return tuple(out)
@@ -726,8 +726,8 @@ def _locations(
         if prefix not in venvish:
             venvish[prefix] = (
                 prefix in (activate, recorded)
-                or not fsutil.lexists(prefix)
-                or (fsutil.lexists(prefix + "/pyvenv.cfg"))
+                or fsutil.path_state(prefix) is False
+                or fsutil.lexists(prefix + "/pyvenv.cfg")
             )
         if venvish[prefix]:
             found.append((f"script {sc.name}", prefix))
