@@ -158,6 +158,18 @@ def file_state(path: str) -> Optional[bool]:
         return False
 
 
+def dir_state(path: str) -> Optional[bool]:
+    """Like :func:`file_state` for a directory: None when we may not look."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        return False if e.errno == errno.ELOOP else None
+    except ValueError:
+        return False
+
+
 def is_dir(path: str) -> bool:
     try:
         return stat.S_ISDIR(os.stat(path).st_mode)

@@ -98,22 +98,32 @@ class HostCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._stdlib: dict[tuple[str, str], Optional[str]] = {}
+        self._stdlib: dict[tuple[str, str], tuple[Optional[str], bool]] = {}
         self._patch: dict[tuple[str, str], Optional[str]] = {}
         self._head: dict[str, Optional[bytes]] = {}
 
-    def stdlib_prefix(self, start_dir: str, version: str) -> Optional[str]:
-        """Search upwards from *start_dir* for ``lib/pythonX.Y/os.py``, as getpath does."""
+    def stdlib_prefix(self, start_dir: str, version: str) -> tuple[Optional[str], bool]:
+        """Search upwards from *start_dir* for the stdlib landmark, as getpath does:
+        ``lib/pythonX.Y/os.py`` (``lib/python3.13t`` for free-threaded builds) or the
+        zipped ``lib/pythonXY.zip``. Returns (prefix found, whether a permission error hid
+        a candidate): not found *and* hidden means "cannot tell", not "gone"."""
         key = (start_dir, version)
         if key in self._stdlib:
             return self._stdlib[key]
         found: Optional[str] = None
+        denied = False
+        zipped = "python" + version.rstrip("t").replace(".", "") + ".zip"
         d = start_dir
         for _ in range(64):
             for lib in ("lib", "lib64"):
-                base = f"{d.rstrip('/')}/{lib}/python{version}"
-                if fsutil.is_file(base + "/os.py") or fsutil.is_file(base + ".zip"):
-                    found = d
+                root = f"{d.rstrip('/')}/{lib}"
+                for landmark in (f"{root}/python{version}/os.py", f"{root}/{zipped}"):
+                    state = fsutil.file_state(landmark)
+                    if state:
+                        found = d
+                        break
+                    denied = denied or state is None
+                if found is not None:
                     break
             if found is not None:
                 break
@@ -121,10 +131,9 @@ class HostCache:
             if parent == d:
                 break
             d = parent
-        # python3.13t keeps its stdlib in lib/python3.13t; the zip fallback uses X.Y digits.
         with self._lock:
-            self._stdlib[key] = found
-        return found
+            self._stdlib[key] = (found, denied)
+        return found, denied
 
     def patch_version(self, prefix: Optional[str], version: str, executable: str) -> Optional[str]:
         key = (prefix or "", executable)
@@ -303,9 +312,13 @@ def _judge_base(
         start = home
     else:
         start = os.path.dirname(exe)
-    prefix = host.stdlib_prefix(start, version) if version else None
-    if prefix is None and version and start != os.path.dirname(exe) and not is_copy:
-        prefix = host.stdlib_prefix(os.path.dirname(exe), version)
+    prefix: Optional[str] = None
+    denied = False
+    if version:
+        prefix, denied = host.stdlib_prefix(start, version)
+        if prefix is None and start != os.path.dirname(exe) and not is_copy:
+            prefix, denied2 = host.stdlib_prefix(os.path.dirname(exe), version)
+            denied = denied or denied2
     patch = host.patch_version(prefix, version, exe) if version else None
     copy_source: Optional[str] = None
     copy_identical: Optional[bool] = None
@@ -321,7 +334,7 @@ def _judge_base(
         version=version,
         patch_version=patch,
         prefix=prefix,
-        stdlib_present=prefix is not None,
+        stdlib_present=True if prefix is not None else (None if denied else False),
         origin=origin,
         is_copy=is_copy,
         is_script=host.is_script(exe),
@@ -477,7 +490,7 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Opt
         if du_kind is DirectUrlKind.INVALID:
             problems.append("direct_url.json is not valid PEP 610 JSON")
         if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local:
-            editable_exists = fsutil.is_dir(local)
+            editable_exists = fsutil.dir_state(local)
     exts: list[Extension] = []
     pths: list[str] = []
     record_top: list[str] = []
@@ -574,7 +587,8 @@ def _read_site_dir(
         elif name.endswith(".egg-link"):
             head = fsutil.read_head(f"{site}/{name}", 4096)
             target = head.decode("utf-8", "surrogateescape").splitlines()[0].strip() if head else ""
-            egg_links.append((name, target, bool(target) and fsutil.is_dir(target)))
+            exists = fsutil.dir_state(target) if target else False
+            egg_links.append((name, target, exists is not False))
     # .pth files owned by a distribution (listed in its RECORD) are accounted for.
     pth_imports: list[str] = []
     for name in pth_files:
@@ -884,6 +898,8 @@ def inspect_venv(
         f"bin/{c.name}: cannot follow {c.broken_at}: {c.error}" for c in chains if c.unreadable
     ]
     base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version)
+    if base is not None and base.stdlib_present is None:
+        errors.append(f"the stdlib of {base.executable} is hidden from this user (permission)")
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]

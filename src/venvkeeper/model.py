@@ -148,7 +148,7 @@ class BaseInterpreter:
     version: Optional[str]  # "X.Y", or "X.Yt" for free-threaded builds
     patch_version: Optional[str]  # "X.Y.Z" when files tell it
     prefix: Optional[str]  # where the stdlib landmark was found
-    stdlib_present: bool
+    stdlib_present: Optional[bool]  # None: hidden from the scanning user
     origin: BaseOrigin
     is_copy: bool
     is_script: bool = False  # a shell wrapper such as a pyenv shim, not an interpreter

@@ -12,7 +12,7 @@ MISSING = "stdlib-missing"
 
 def run(facts: VenvFacts) -> Iterator[Finding]:
     base = facts.base
-    if base is None or base.version is None or base.is_script or base.stdlib_present:
+    if base is None or base.version is None or base.is_script or base.stdlib_present is not False:
         return
     home = facts.orig_prefix or (facts.cfg.get("home") if facts.cfg else None) or base.executable
     what = "the copied interpreter" if base.is_copy else f"Python {base.version}"
