@@ -270,7 +270,15 @@ def test_unreadable_directories_as_an_unprivileged_user(
     script = root_only / "bin" / "tool"
     script.write_text(f"#!{os.path.realpath(sys.executable)}\n")
     script.chmod(0o755)
-    for v in (ok, cfg_locked, site_locked, root_only):
+    # A base whose binary the user may see but whose stdlib is root's only.
+    base = shared_tmp / "base"
+    (base / "bin").mkdir(parents=True)
+    (base / "bin" / "python3.11").write_bytes(b"\x7fELF")
+    (base / "lib" / "python3.11").mkdir(parents=True)
+    (base / "lib" / "python3.11" / "os.py").write_text("")
+    os.chmod(base / "lib" / "python3.11", 0o700)
+    hidden_stdlib = fake_venv(shared_tmp / "hiddenstdlib", python=str(base / "bin" / "python3.11"))
+    for v in (ok, cfg_locked, site_locked, root_only, hidden_stdlib, base / "bin"):
         for dirpath, _dirnames, _filenames in os.walk(v):
             os.chmod(dirpath, 0o755)
     os.chmod(locked, 0o700)  # owned by root: the user cannot list it
@@ -279,7 +287,7 @@ def test_unreadable_directories_as_an_unprivileged_user(
     res = run_scan_subprocess(str(shared_tmp), user=unprivileged_user)
     got = venvs_of(res)
     doc = json.loads(res.stdout)
-    assert doc["stats"]["skipped"] == {"permission-denied": 1}
+    assert doc["stats"]["skipped"] == {"permission-denied": 2}  # locked/ and base/lib/...
     assert str(locked / "hidden") not in got
     assert got[str(ok)]["status"] != "unknown"
     assert got[str(cfg_locked)]["findings"][0]["code"] == "cfg-unreadable"
@@ -288,6 +296,10 @@ def test_unreadable_directories_as_an_unprivileged_user(
     # A link the user cannot follow is not "dangling": the verdict is unknown.
     assert got[str(root_only)]["status"] == "unknown"
     assert [f["code"] for f in got[str(root_only)]["findings"]] == ["read-errors"]
+    hs = got[str(hidden_stdlib)]
+    assert hs["python"]["stdlib_present"] is None
+    assert "stdlib-missing" not in {f["code"] for f in hs["findings"]}
+    assert hs["status"] == "unknown"
 
 
 # --- garbage inside site-packages -------------------------------------------------------
