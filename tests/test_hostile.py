@@ -278,6 +278,7 @@ def test_unreadable_directories_as_an_unprivileged_user(
     (base / "lib" / "python3.11" / "os.py").write_text("")
     os.chmod(base / "lib" / "python3.11", 0o700)
     hidden_stdlib = fake_venv(shared_tmp / "hiddenstdlib", python=str(base / "bin" / "python3.11"))
+    (hidden_stdlib / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\nversion = 3.11.2\n")
     for v in (ok, cfg_locked, site_locked, root_only, hidden_stdlib, base / "bin"):
         for dirpath, _dirnames, _filenames in os.walk(v):
             os.chmod(dirpath, 0o755)
