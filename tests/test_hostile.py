@@ -270,15 +270,16 @@ def test_unreadable_directories_as_an_unprivileged_user(
     script = root_only / "bin" / "tool"
     script.write_text(f"#!{os.path.realpath(sys.executable)}\n")
     script.chmod(0o755)
-    # A base whose binary the user may see but whose stdlib is root's only.
+    # A base whose binary the user may see but whose stdlib is root's only. (3.7: no
+    # /lib/python3.7 above it, where the upward search, like CPython's, would end.)
     base = shared_tmp / "base"
     (base / "bin").mkdir(parents=True)
-    (base / "bin" / "python3.11").write_bytes(b"\x7fELF")
-    (base / "lib" / "python3.11").mkdir(parents=True)
-    (base / "lib" / "python3.11" / "os.py").write_text("")
-    os.chmod(base / "lib" / "python3.11", 0o700)
-    hidden_stdlib = fake_venv(shared_tmp / "hiddenstdlib", python=str(base / "bin" / "python3.11"))
-    (hidden_stdlib / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\nversion = 3.11.2\n")
+    (base / "bin" / "python3.7").write_bytes(b"\x7fELF")
+    (base / "lib" / "python3.7").mkdir(parents=True)
+    (base / "lib" / "python3.7" / "os.py").write_text("")
+    os.chmod(base / "lib" / "python3.7", 0o700)
+    hidden_stdlib = fake_venv(shared_tmp / "hiddenstdlib", python=str(base / "bin" / "python3.7"))
+    (hidden_stdlib / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\nversion = 3.7.16\n")
     for v in (ok, cfg_locked, site_locked, root_only, hidden_stdlib, base / "bin"):
         for dirpath, _dirnames, _filenames in os.walk(v):
             os.chmod(dirpath, 0o755)
