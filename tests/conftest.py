@@ -14,12 +14,12 @@ from typing import Optional
 import pytest
 from hypothesis import settings
 
+from venvkeeper.cli import main
+
 # Property tests check behaviour, not speed: no per-example deadline that a loaded CI
 # machine could trip over.
 settings.register_profile("venvkeeper", deadline=None, print_blob=True)
 settings.load_profile("venvkeeper")
-
-from venvkeeper.cli import main
 
 TEST_USER = "vk-test"
 
