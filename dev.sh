@@ -59,7 +59,7 @@ case "$cmd" in
     setup) setup ;;
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
     test) setup; exec "$venv/bin/python" -m pytest "$@" ;;
-    lint) setup; "$venv/bin/ruff" check src tests bench; "$venv/bin/ruff" format --check src tests bench; "$venv/bin/mypy" ;;
+    lint) setup; "$venv/bin/ruff" check src tests bench tools; "$venv/bin/ruff" format --check src tests bench tools; "$venv/bin/mypy" ;;
     bench) setup; exec "$venv/bin/python" bench/run.py "$@" ;;
     *) sed -n '2,8p' "$0"; exit 2 ;;
 esac
