@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # venvkeeper developer entry point: sets up .dev/venv (idempotent) and runs a job in it.
 #   ./dev.sh scan [ARGS...]   scan this host (all local filesystems) and print the table
-#   ./dev.sh test [ARGS...]   run the whole test suite (what .ci/run calls)
+#   ./dev.sh test [ARGS...]   lint, then the whole test suite (what .ci/run calls); with
+#                             ARGS, only pytest ARGS
 #   ./dev.sh lint             ruff and mypy
 #   ./dev.sh bench [ARGS...]  the benchmarks of bench/
 #   ./dev.sh setup            only set up
@@ -54,12 +55,18 @@ legacy_tools() {
         echo "dev.sh: could not install virtualenv<20 for $py27: legacy tests will be skipped" >&2
 }
 
+lint() {
+    "$venv/bin/ruff" check src tests bench tools
+    "$venv/bin/ruff" format --check src tests bench tools
+    "$venv/bin/mypy"
+}
+
 cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     setup) setup ;;
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
-    test) setup; exec "$venv/bin/python" -m pytest "$@" ;;
-    lint) setup; "$venv/bin/ruff" check src tests bench tools; "$venv/bin/ruff" format --check src tests bench tools; "$venv/bin/mypy" ;;
+    test) setup; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
+    lint) setup; lint ;;
     bench) setup; exec "$venv/bin/python" bench/run.py "$@" ;;
-    *) sed -n '2,8p' "$0"; exit 2 ;;
+    *) sed -n '2,9p' "$0"; exit 2 ;;
 esac
