@@ -68,5 +68,5 @@ case "$cmd" in
     test) setup; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
     lint) setup; lint ;;
     bench) setup; exec "$venv/bin/python" bench/run.py "$@" ;;
-    *) sed -n '2,9p' "$0"; exit 2 ;;
+    *) sed -n '2,8p' "$0"; exit 2 ;;
 esac
