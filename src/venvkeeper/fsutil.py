@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Optional
+from typing import Callable, Optional
 
 #: Default cap for one read: far above any honest pyvenv.cfg, METADATA header or RECORD.
 READ_LIMIT = 1 << 20
@@ -134,40 +134,31 @@ def is_file(path: str) -> bool:
         return False
 
 
-def path_state(path: str) -> Optional[bool]:
-    """Whether *path* exists (links not followed): None when we may not look."""
+def _state(path: str, follow: bool, kind: Optional[Callable[[int], bool]]) -> Optional[bool]:
+    """Whether *path* exists (and is of *kind*): False when it is not there (or a link to
+    nothing, or a loop), None when we may not look (permission): unknown, not absent."""
     try:
-        os.lstat(path)
-        return True
+        st = os.stat(path) if follow else os.lstat(path)
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return False
-    except OSError:
-        return None
+    except OSError as e:
+        return False if e.errno == errno.ELOOP else None
+    return True if kind is None else kind(st.st_mode)
+
+
+def path_state(path: str) -> Optional[bool]:
+    """Whether *path* exists, links not followed."""
+    return _state(path, False, None)
 
 
 def file_state(path: str) -> Optional[bool]:
-    """True for a regular file (symlinks followed), False when it is not there (or a link
-    to nothing, or a loop), None when we may not look (permission): unknown, not absent."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError as e:
-        return False if e.errno == errno.ELOOP else None
-    except ValueError:
-        return False
+    """Whether *path* is a regular file, symlinks followed."""
+    return _state(path, True, stat.S_ISREG)
 
 
 def dir_state(path: str) -> Optional[bool]:
-    """Like :func:`file_state` for a directory: None when we may not look."""
-    try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError as e:
-        return False if e.errno == errno.ELOOP else None
-    except ValueError:
-        return False
+    """Whether *path* is a directory, symlinks followed."""
+    return _state(path, True, stat.S_ISDIR)
 
 
 def is_dir(path: str) -> bool:
