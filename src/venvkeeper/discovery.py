@@ -109,9 +109,8 @@ def compile_excludes(globs: Iterable[str]) -> Callable[[str, str], bool]:
 
 
 class _Walker:
-    def __init__(self, options: WalkOptions, stats: WalkStats) -> None:
+    def __init__(self, options: WalkOptions) -> None:
         self.options = options
-        self.stats = stats
         self.excluded = compile_excludes(options.exclude)
         self.has_excludes = bool(options.exclude)
         self.never = frozenset() if options.all_dirs else NEVER_VENV
@@ -252,7 +251,7 @@ def walk(
     """Yield every venv, legacy virtualenv, conda environment and ``.venv`` alias under
     *roots*, as found. *stats* (if given) is filled in; read it after the iterator ends."""
     stats = stats if stats is not None else WalkStats()
-    walker = _Walker(options, stats)
+    walker = _Walker(options)
     start: list[tuple[str, int, int]] = []
     for root in _normalize_roots(roots):
         try:
