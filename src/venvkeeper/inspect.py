@@ -9,6 +9,7 @@ exception. Facts about base interpreters are shared between venvs through a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -22,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from venvkeeper import fsutil
 from venvkeeper.cfg import parse_pyvenv_cfg
 from venvkeeper.errors import VenvkeeperError
+from venvkeeper.hostfs import REAL, HostFS
 from venvkeeper.model import (
     BaseInterpreter,
     BaseOrigin,
@@ -94,9 +96,11 @@ def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
 
 class HostCache:
     """Facts about files outside the venvs (base interpreters, their stdlib), cached per
-    scan. Thread-safe: the worst a race does is compute one value twice."""
+    scan, asked of *fs*: the real host, or a changed one when predicting. Thread-safe: the
+    worst a race does is compute one value twice."""
 
-    def __init__(self) -> None:
+    def __init__(self, fs: HostFS = REAL) -> None:
+        self.fs = fs
         self._lock = threading.Lock()
         self._stdlib: dict[tuple[str, str], tuple[Optional[str], bool]] = {}
         self._patch: dict[tuple[str, str], Optional[str]] = {}
@@ -118,7 +122,7 @@ class HostCache:
             for lib in ("lib", "lib64"):
                 root = f"{d.rstrip('/')}/{lib}"
                 for landmark in (f"{root}/python{version}/os.py", f"{root}/{zipped}"):
-                    state = fsutil.file_state(landmark)
+                    state = self.fs.file_state(landmark)
                     if state:
                         found = d
                         break
@@ -141,7 +145,7 @@ class HostCache:
             return self._patch[key]
         found: Optional[str] = None
         if prefix:
-            head = fsutil.read_head(f"{prefix}/include/python{version}/patchlevel.h", 64 << 10)
+            head = self.fs.read_head(f"{prefix}/include/python{version}/patchlevel.h", 64 << 10)
             if head:
                 m = _PATCHLEVEL.search(head)
                 if m:
@@ -156,26 +160,12 @@ class HostCache:
 
     def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
         """Whether two regular files hold the same bytes (None when unreadable or huge)."""
-        try:
-            sa, sb = os.stat(a), os.stat(b)
-            if sa.st_size != sb.st_size:
-                return False
-            if sa.st_size > limit:
-                return None
-            with open(a, "rb") as fa, open(b, "rb") as fb:
-                while True:
-                    ca, cb = fa.read(1 << 20), fb.read(1 << 20)
-                    if ca != cb:
-                        return False
-                    if not ca:
-                        return True
-        except OSError:
-            return None
+        return self.fs.same_bytes(a, b, limit)
 
     def is_script(self, path: str) -> bool:
         """True when *path* starts with ``#!``: a shell wrapper (a pyenv shim), not a binary."""
         if path not in self._head:
-            self._head[path] = fsutil.read_head(path, 4)
+            self._head[path] = self.fs.read_head(path, 4)
         head = self._head[path]
         return bool(head and head.startswith(b"#!"))
 
@@ -208,13 +198,22 @@ def _realdir(path: str) -> str:
         return path
 
 
-def resolve_chain(venv: str, name: str) -> LinkChain:
+def _realdir_in(fs: HostFS, path: str) -> str:
+    if fs is REAL:
+        return _realdir(path)
+    try:
+        return fs.realpath(path).rstrip("/") or ""
+    except (OSError, RuntimeError, ValueError):
+        return path
+
+
+def resolve_chain(venv: str, name: str, fs: HostFS = REAL) -> LinkChain:
     """Follow ``bin/NAME`` hop by hop without resolving anything the OS would not."""
     path = f"{venv}/bin/{name}"
     hops = [path]
     for _ in range(MAX_HOPS):
         try:
-            st = os.lstat(path)
+            st = fs.lstat(path)
         except FileNotFoundError:
             return LinkChain(name, tuple(hops), None, broken_at=path)
         except PermissionError as e:
@@ -224,13 +223,13 @@ def resolve_chain(venv: str, name: str) -> LinkChain:
         except OSError as e:
             return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
         if not stat.S_ISLNK(st.st_mode):
-            real = _realdir(os.path.dirname(path)) + "/" + os.path.basename(path)
+            real = _realdir_in(fs, os.path.dirname(path)) + "/" + os.path.basename(path)
             if not stat.S_ISREG(st.st_mode):
                 what = fsutil.describe_mode(st.st_mode)
                 return LinkChain(name, tuple(hops), None, broken_at=path, error=f"is {what}")
             return LinkChain(name, tuple(hops), real)
         try:
-            target = os.readlink(path)
+            target = fs.readlink(path)
         except OSError as e:
             return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
         joined = os.path.join(os.path.dirname(path), target)
@@ -239,7 +238,7 @@ def resolve_chain(venv: str, name: str) -> LinkChain:
             # The kernel resolves ".." against the real directory it reached, not the
             # path it came by, so the lexical normpath may be wrong.
             try:
-                real_dir = os.path.realpath(os.path.dirname(joined))
+                real_dir = fs.realpath(os.path.dirname(joined))
                 path = os.path.join(real_dir, os.path.basename(joined))
             except (OSError, ValueError):
                 pass
@@ -290,13 +289,13 @@ def _judge_base(
         prefix_guess = os.path.dirname(os.path.dirname(exe))
         found = [
             m.group(1)
-            for e in fsutil.listdir(prefix_guess + "/lib")
-            if (m := _PY_DIR.match(e.name)) and fsutil.is_file(e.path + "/os.py")
+            for n in host.fs.listdir(prefix_guess + "/lib")
+            if (m := _PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
         ]
         if len(found) == 1:
             version = found[0]
     try:
-        venv_real = os.path.realpath(venv)
+        venv_real = host.fs.realpath(venv)
     except (OSError, ValueError):
         venv_real = venv
     origin = classify_origin(exe, venv_real)
@@ -326,8 +325,8 @@ def _judge_base(
         origin = BaseOrigin.VENV_COPY
         if version:  # only the same minor can be the source of this copy
             cand = f"{home.rstrip('/')}/python{version}"
-            if fsutil.is_file(cand):
-                copy_source = os.path.realpath(cand)
+            if host.fs.is_file(cand):
+                copy_source = host.fs.realpath(cand)
                 copy_identical = host.same_bytes(exe, copy_source)
     return BaseInterpreter(
         executable=exe,
@@ -684,7 +683,9 @@ def _parse_shebang(head: bytes) -> tuple[Optional[str], bool]:
     return interp, False
 
 
-def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ...]:
+def _scripts(
+    venv: str, bin_entries: list[os.DirEntry[str]], fs: HostFS = REAL
+) -> tuple[Script, ...]:
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
@@ -703,7 +704,7 @@ def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ..
             continue
         if interp is not None and "python" not in os.path.basename(interp):
             continue
-        exists = None if interp is None else fsutil.file_state(interp)
+        exists = None if interp is None else fs.file_state(interp)
         out.append(Script(name, interp, exists, relative))
     out.sort(key=lambda s: s.name)
     return tuple(out)
@@ -848,6 +849,53 @@ def tree_size(path: str) -> int:
     return total
 
 
+def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter]) -> list[str]:
+    """The read errors met outside the venv: they depend on the host, not the venv."""
+    out = [f"bin/{c.name}: cannot follow {c.broken_at}: {c.error}" for c in chains if c.unreadable]
+    if base is not None and base.stdlib_present is None:
+        out.append(f"the stdlib of {base.executable} is hidden from this user (permission)")
+    return out
+
+
+def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
+    """*facts* as they would be on the host *host* describes (a planned change, another
+    host): everything that depends on files outside the venv is asked again, the venv's own
+    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links."""
+    if facts.kind is VenvKind.CONDA:
+        return facts
+    fs = host.fs
+    if fs.path_state(facts.path) is False:
+        raise VenvVanished(facts.path)
+    chains = tuple(resolve_chain(facts.path, c.name, fs) for c in facts.chains)
+    legacy_version = None
+    if facts.kind is VenvKind.LEGACY_VIRTUALENV:
+        legacy_version = next((s.python_version for s in facts.site_dirs), None)
+    base = _judge_base(facts.path, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
+    scripts = tuple(
+        dataclasses.replace(s, interpreter_exists=fs.file_state(s.interpreter))
+        if s.interpreter
+        else s
+        for s in facts.scripts
+    )
+    site_dirs = tuple(
+        dataclasses.replace(
+            s,
+            distributions=tuple(
+                dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path))
+                if d.editable_path
+                else d
+                for d in s.distributions
+            ),
+        )
+        for s in facts.site_dirs
+    )
+    old = set(_host_errors(facts.chains, facts.base))
+    errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
+    return dataclasses.replace(
+        facts, chains=chains, base=base, scripts=scripts, site_dirs=site_dirs, errors=tuple(errors)
+    )
+
+
 def inspect_venv(
     path: str,
     kind: VenvKind = VenvKind.VENV,
@@ -893,19 +941,15 @@ def inspect_venv(
     except OSError as e:
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
-    chains = tuple(resolve_chain(path, n) for n in _chain_names(bin_entries))
-    errors += [
-        f"bin/{c.name}: cannot follow {c.broken_at}: {c.error}" for c in chains if c.unreadable
-    ]
+    chains = tuple(resolve_chain(path, n, host.fs) for n in _chain_names(bin_entries))
     base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version)
-    if base is not None and base.stdlib_present is None:
-        errors.append(f"the stdlib of {base.executable} is hidden from this user (permission)")
+    errors += _host_errors(chains, base)
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
     site_dirs = _site_dirs(path, errors, top_level)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
-    scripts = _scripts(path, bin_entries)
+    scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
     recorded = recorded_destination(cfg)
     return VenvFacts(

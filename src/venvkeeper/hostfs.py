@@ -1,0 +1,302 @@
+"""The questions venvkeeper asks about files outside a venv, behind one small interface.
+
+Scanning asks the real host (:data:`REAL`). Prediction asks a *changed* host: an
+:class:`Overlay` that answers like the OS would after a planned change (``python3``
+repointed, a prefix removed, a package's files gone) or like another host described by a
+profile, while every path the change does not touch is answered by the host below it.
+
+The methods mirror :mod:`os` (same return values, same :class:`OSError` subclasses), so code
+written against the real filesystem runs unchanged against an overlay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterable, Mapping
+from typing import Callable, Optional
+
+from venvkeeper import fsutil
+
+MAX_HOPS = 40
+
+
+class HostFS:
+    """The real host: every answer comes from the OS."""
+
+    def lstat(self, path: str) -> os.stat_result:
+        return os.lstat(path)
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(path)
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(path)
+
+    def realpath(self, path: str) -> str:
+        return os.path.realpath(path)
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in a directory; [] when it cannot be read."""
+        try:
+            return os.listdir(path)
+        except (OSError, ValueError):
+            return []
+
+    def read_head(self, path: str, limit: int) -> Optional[bytes]:
+        return fsutil.read_head(path, limit)
+
+    def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
+        """Whether two regular files hold the same bytes (None when unreadable or huge)."""
+        try:
+            sa, sb = os.stat(a), os.stat(b)
+            if sa.st_size != sb.st_size:
+                return False
+            if sa.st_size > limit:
+                return None
+            with open(a, "rb") as fa, open(b, "rb") as fb:
+                while True:
+                    ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+                    if ca != cb:
+                        return False
+                    if not ca:
+                        return True
+        except OSError:
+            return None
+
+    # Derived questions, the same for every host.
+
+    def _state(
+        self, path: str, follow: bool, kind: Optional[Callable[[int], bool]]
+    ) -> Optional[bool]:
+        try:
+            st = self.stat(path) if follow else self.lstat(path)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return False
+        except OSError as e:
+            return False if e.errno == errno.ELOOP else None
+        return True if kind is None else kind(st.st_mode)
+
+    def path_state(self, path: str) -> Optional[bool]:
+        """Whether *path* exists, links not followed (None: we may not look)."""
+        return self._state(path, False, None)
+
+    def file_state(self, path: str) -> Optional[bool]:
+        """Whether *path* is a regular file, links followed (None: we may not look)."""
+        return self._state(path, True, stat.S_ISREG)
+
+    def dir_state(self, path: str) -> Optional[bool]:
+        return self._state(path, True, stat.S_ISDIR)
+
+    def is_file(self, path: str) -> bool:
+        return self.file_state(path) is True
+
+
+#: The real host.
+REAL = HostFS()
+
+_ELF = b"\x7fELF\x02\x01\x01\x00"
+
+
+def _fake_stat(mode: int, size: int = 0) -> os.stat_result:
+    return os.stat_result((mode, 0, 0, 1, 0, 0, size, 0, 0, 0))
+
+
+def _missing(path: str) -> FileNotFoundError:
+    return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+
+
+class Overlay(HostFS):
+    """A host as it will be (or as another host is): some entries added, some removed.
+
+    - *links*: path -> link target (a relative target is read as the OS would);
+    - *files*: path -> the first bytes of a file that will exist (an interpreter binary, a
+      stdlib landmark, a ``patchlevel.h``); their parent directories exist too;
+    - *removed*: paths that will not exist, with everything below them;
+    - *hidden*: (directory, name pattern): entries of that directory matching the pattern
+      will not exist unless added (a profile lists a directory's interpreters completely);
+    - *dir_links*: directory aliases of another host (``/bin`` -> ``/usr/bin``).
+
+    Added entries win over removed ones. Paths are compared after resolving the links of
+    their directories through the overlay itself, so ``/bin/python3`` and
+    ``/usr/bin/python3`` are the same entry on a merged-``/usr`` system.
+    """
+
+    def __init__(
+        self,
+        base: HostFS = REAL,
+        *,
+        links: Optional[Mapping[str, str]] = None,
+        files: Optional[Mapping[str, bytes]] = None,
+        removed: Iterable[str] = (),
+        hidden: Iterable[tuple[str, str]] = (),
+        dir_links: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self.base = base
+        self.links = {os.path.normpath(k): v for k, v in (links or {}).items()}
+        self.files = {os.path.normpath(k): v for k, v in (files or {}).items()}
+        self.dir_links = {os.path.normpath(k): v for k, v in (dir_links or {}).items()}
+        self.dirs: set[str] = set()
+        for p in list(self.links) + list(self.files) + list(self.dir_links):
+            d = os.path.dirname(p)
+            while d not in self.dirs and d != "/":
+                self.dirs.add(d)
+                d = os.path.dirname(d)
+        self.removed: set[str] = set()
+        for r in removed:
+            r = os.path.normpath(r)
+            self.removed.add(r)
+            # The same entry through its directory's real name (merged /usr).
+            with contextlib.suppress(OSError, ValueError):
+                real_dir = base.realpath(os.path.dirname(r))
+                self.removed.add(os.path.join(real_dir, os.path.basename(r)))
+        self.hidden: dict[str, list[re.Pattern[str]]] = {}
+        for d, pattern in hidden:
+            self.hidden.setdefault(os.path.normpath(d), []).append(re.compile(pattern))
+        self._canon: dict[str, str] = {}
+
+    # --- the entries themselves -------------------------------------------------------
+
+    def _gone(self, p: str) -> bool:
+        """Whether *p*, or a directory above it, will not exist."""
+        while p != "/":
+            if p in self.removed:
+                return True
+            d, name = os.path.split(p)
+            if any(x.fullmatch(name) for x in self.hidden.get(d, ())):
+                return True
+            p = d
+        return False
+
+    def _lstat_exact(self, p: str) -> os.stat_result:
+        """lstat of *p*, whose directory part has no links left."""
+        if p in self.links or p in self.dir_links:
+            return _fake_stat(stat.S_IFLNK | 0o777)
+        if p in self.files:
+            return _fake_stat(stat.S_IFREG | 0o755, len(self.files[p]))
+        if p in self.dirs:
+            return _fake_stat(stat.S_IFDIR | 0o755)
+        if self._gone(p):
+            raise _missing(p)
+        return self.base.lstat(p)
+
+    def _readlink_exact(self, p: str) -> str:
+        if p in self.links:
+            return self.links[p]
+        if p in self.dir_links:
+            return self.dir_links[p]
+        if self._gone(p):
+            raise _missing(p)
+        return self.base.readlink(p)
+
+    def _resolve_dir(self, d: str, hops: int = 0) -> str:
+        """The directory *d* with every link in it resolved through the overlay."""
+        d = os.path.normpath(d)
+        if d == "/":
+            return d
+        if d in self._canon:
+            return self._canon[d]
+        parent = self._resolve_dir(os.path.dirname(d), hops)
+        p = os.path.join(parent, os.path.basename(d))
+        for _ in range(MAX_HOPS - hops):
+            st = self._lstat_exact(p)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.path.join(os.path.dirname(p), self._readlink_exact(p))
+                hops += 1
+                p = os.path.join(
+                    self._resolve_dir(os.path.dirname(target), hops), os.path.basename(target)
+                )
+                p = os.path.normpath(p)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), d)
+            self._canon[d] = p
+            return p
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), d)
+
+    def _exact(self, path: str) -> str:
+        path = os.path.normpath(path)
+        if path == "/":
+            return path
+        return os.path.join(self._resolve_dir(os.path.dirname(path)), os.path.basename(path))
+
+    # --- the os-like interface ----------------------------------------------------------
+
+    def lstat(self, path: str) -> os.stat_result:
+        return self._lstat_exact(self._exact(path))
+
+    def readlink(self, path: str) -> str:
+        return self._readlink_exact(self._exact(path))
+
+    def _follow(self, path: str) -> str:
+        """The exact path a chain of links from *path* ends at (raises like ``stat``)."""
+        p = self._exact(path)
+        for _ in range(MAX_HOPS):
+            st = self._lstat_exact(p)
+            if not stat.S_ISLNK(st.st_mode):
+                return p
+            p = self._exact(os.path.join(os.path.dirname(p), self._readlink_exact(p)))
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+
+    def stat(self, path: str) -> os.stat_result:
+        p = self._follow(path)
+        if p in self.files or p in self.dirs or p in self.links or p in self.dir_links:
+            return self._lstat_exact(p)
+        return self.base.stat(p)
+
+    def realpath(self, path: str) -> str:
+        try:
+            return self._follow(path)
+        except OSError:
+            pass
+        try:  # like os.path.realpath: what cannot be resolved stays as written
+            return os.path.join(self._resolve_dir(os.path.dirname(path)), os.path.basename(path))
+        except OSError:
+            return os.path.normpath(path)
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            d = self._follow(path)
+        except OSError:
+            return []
+        names: set[str] = set()
+        if not self._gone(d):
+            names.update(n for n in self.base.listdir(d) if not self._gone(f"{d}/{n}"))
+        prefix = d.rstrip("/") + "/"
+        for p in list(self.links) + list(self.files) + list(self.dirs) + list(self.dir_links):
+            if p.startswith(prefix) and "/" not in p[len(prefix) :]:
+                names.add(p[len(prefix) :])
+        return sorted(names)
+
+    def read_head(self, path: str, limit: int) -> Optional[bytes]:
+        try:
+            p = self._follow(path)
+        except OSError:
+            return None
+        if p in self.files:
+            return self.files[p][:limit]
+        if p in self.dirs:
+            return None
+        return self.base.read_head(p, limit)
+
+    def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
+        try:
+            pa, pb = self._follow(a), self._follow(b)
+        except OSError:
+            return None
+        if pa in self.files or pb in self.files:
+            return True if pa == pb else None
+        return self.base.same_bytes(pa, pb, limit)
+
+
+def interpreter_bytes(script: bool = False) -> bytes:
+    """The head of a file standing for an interpreter in an overlay."""
+    return b"#!/bin/sh\n" if script else _ELF
+
+
+def patchlevel_bytes(patch: str) -> bytes:
+    """A ``patchlevel.h`` head that tells *patch* the way CPython's does."""
+    return f'#define PY_VERSION "{patch}"\n'.encode()
