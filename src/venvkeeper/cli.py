@@ -18,7 +18,8 @@ from venvkeeper import __version__
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.formats import OutputFormat, render, table
 from venvkeeper.formats import json as json_format
-from venvkeeper.model import Severity
+from venvkeeper.fsutil import write_atomically
+from venvkeeper.model import Prediction, Severity
 from venvkeeper.scan import ScanOptions, inspect_path, scan
 from venvkeeper.textutil import escape
 
@@ -75,6 +76,14 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 
 def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("scan", help="find every venv under the roots and diagnose each one")
+    _add_walk(p)
+    p.add_argument("--only-problems", action="store_true", help="list only venvs that are not ok")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    _add_selection(p)
+    p.set_defaults(func=_cmd_scan)
+
+
+def _add_walk(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "roots",
         nargs="*",
@@ -104,8 +113,6 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
         action="store_true",
         help="also walk network filesystems (nfs, cifs, sshfs, ...)",
     )
-    p.add_argument("--only-problems", action="store_true", help="list only venvs that are not ok")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     p.add_argument(
         "--workers",
         type=_positive_int,
@@ -114,8 +121,85 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="most parallel directory walkers; the extra ones run only while listings are"
         " slow (cold cache, NFS) (default 4)",
     )
-    _add_selection(p)
-    p.set_defaults(func=_cmd_scan)
+
+
+def _add_change(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("the planned change (options combine; none: this host as it is)")
+    g.add_argument(
+        "--python-becomes",
+        action="append",
+        default=[],
+        metavar="[LINK=]X.Y",
+        help="unversioned links (default /usr/bin/python3 and /usr/bin/python) will lead to"
+        " pythonX.Y in their directory",
+    )
+    g.add_argument(
+        "--remove",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an interpreter, link or prefix that will disappear (with everything below it)",
+    )
+    g.add_argument(
+        "--remove-package",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a system package (dpkg, rpm) whose files will disappear, e.g. python3.10-minimal",
+    )
+    g.add_argument(
+        "--host-profile",
+        metavar="FILE",
+        help="judge the venvs as the host of this profile would (venvkeeper host-profile)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+
+
+def _add_predict(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "predict", help="which venvs a planned Python change (or another host) would break"
+    )
+    _add_walk(p)
+    _add_change(p)
+    p.add_argument("--only-problems", action="store_true", help="leave out the venvs that survive")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _add_plan(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="the repair plan of every venv that is broken (or would be, under a change)",
+    )
+    _add_walk(p)
+    _add_change(p)
+    p.add_argument("--all", action="store_true", help="also list venvs that need nothing")
+    p.set_defaults(func=_cmd_plan)
+
+
+def _add_host_profile(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "host-profile",
+        help="this host's Python interpreters as JSON, for predict --host-profile elsewhere",
+    )
+    p.add_argument(
+        "--search",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="search only these bin directories (default: /usr/bin, /usr/local/bin, /opt/*/bin,"
+        " pyenv and uv installations, ~/.local/bin of every user, and PATH)",
+    )
+    p.add_argument(
+        "--no-run",
+        action="store_true",
+        help="never run an interpreter, even a root-owned system one whose files do not"
+        " tell its version",
+    )
+    p.add_argument(
+        "--no-packages", action="store_true", help="do not ask dpkg/rpm who owns each one"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write the profile to FILE")
+    p.set_defaults(func=_cmd_host_profile)
 
 
 def _add_show(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -140,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_scan(sub)
     _add_show(sub)
+    _add_predict(sub)
+    _add_plan(sub)
+    _add_host_profile(sub)
     _add_codes(sub)
     return parser
 
@@ -160,21 +247,26 @@ def _progress(stream: TextIO) -> Optional[Callable[[int, int], None]]:
     return show
 
 
-def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _scan_options(args: argparse.Namespace) -> ScanOptions:
     opts = ScanOptions(
         roots=tuple(args.roots),
         exclude=tuple(args.exclude),
         all_dirs=args.all_dirs,
         one_file_system=args.one_file_system,
         include_network=args.include_network,
-        size=args.size,
-        deep=args.deep,
-        deep_timeout=args.deep_timeout,
+        size=getattr(args, "size", False),
+        deep=getattr(args, "deep", False),
+        deep_timeout=getattr(args, "deep_timeout", 30.0),
         **({"walk_workers": args.workers} if args.workers else {}),
     )
     for r in opts.roots:
         if not os.path.isdir(r):
             raise VenvkeeperError(f"{escape(r)} is not a directory")
+    return opts
+
+
+def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    opts = _scan_options(args)
     progress = None if (args.quiet or args.json) else _progress(err)
     report = scan(options=opts, progress=progress)
     if progress is not None:
@@ -200,6 +292,58 @@ def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     rep = inspect_path(args.path, opts)
     out.write(json_format.render_venv(rep) if args.json else table.render_show(rep))
     return int(exit_code_for(rep.status))
+
+
+def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
+    from venvkeeper.interpreters import load_profile
+    from venvkeeper.predict import Change, parse_python_becomes, predict
+
+    change = Change(
+        python_becomes=tuple(parse_python_becomes(t) for t in args.python_becomes),
+        remove=tuple(os.path.abspath(p) for p in args.remove),
+        remove_packages=tuple(args.remove_package),
+        profile=load_profile(args.host_profile) if args.host_profile else None,
+    )
+    opts = _scan_options(args)
+    progress = None if args.json else _progress(err)
+    report = scan(options=opts, progress=progress)
+    if progress is not None:
+        err.write("\r\x1b[K")
+    return predict(report, change)
+
+
+def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import predict as fmt
+
+    pred = _predict(args, err)
+    if args.json:
+        out.write(fmt.render_json(pred))
+    else:
+        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
+        out.write(fmt.render_predict(pred, args.only_problems, width))
+    return int(exit_code_for(pred.worst))
+
+
+def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import predict as fmt
+
+    pred = _predict(args, err)
+    out.write(fmt.render_json(pred) if args.json else fmt.render_plan(pred, not args.all))
+    return int(exit_code_for(pred.worst))
+
+
+def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.interpreters import Places, default_places, host_profile, render_profile
+
+    places = default_places()
+    if args.search:
+        places = Places(tuple(os.path.abspath(d) for d in args.search), ())
+    text = render_profile(host_profile(places, run=not args.no_run, packages=not args.no_packages))
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        out.write(text)
+    return int(ExitCode.OK)
 
 
 def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -175,3 +176,26 @@ def listdir(path: str) -> list[os.DirEntry[str]]:
             return list(it)
     except (OSError, ValueError):
         return []
+
+
+def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
+    """Write *text* to *path* as one step: a temporary file beside it, fsync, rename. A
+    reader sees the old file or the new one, never half of one."""
+    from venvkeeper.errors import VenvkeeperError
+
+    d = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        try:
+            data = text.encode()
+            while data:
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise VenvkeeperError(f"cannot write {path}: {e.strerror or e}") from e

@@ -157,6 +157,12 @@ class Overlay(HostFS):
         for d, pattern in hidden:
             self.hidden.setdefault(os.path.normpath(d), []).append(re.compile(pattern))
         self._canon: dict[str, str] = {}
+        for d in list(self.hidden):  # also under the directory's real name
+            with contextlib.suppress(OSError, ValueError):
+                real = self._resolve_dir(d)
+                if real != d:
+                    self.hidden.setdefault(real, []).extend(self.hidden[d])
+        self._canon.clear()
 
     # --- the entries themselves -------------------------------------------------------
 

@@ -209,7 +209,11 @@ def _realdir_in(fs: HostFS, path: str) -> str:
 
 def resolve_chain(venv: str, name: str, fs: HostFS = REAL) -> LinkChain:
     """Follow ``bin/NAME`` hop by hop without resolving anything the OS would not."""
-    path = f"{venv}/bin/{name}"
+    return follow_links(f"{venv}/bin/{name}", name, fs)
+
+
+def follow_links(path: str, name: str, fs: HostFS = REAL) -> LinkChain:
+    """Follow the absolute *path* hop by hop, as the kernel would when executing it."""
     hops = [path]
     for _ in range(MAX_HOPS):
         try:

@@ -330,3 +330,215 @@ class Report:
 
     def count(self, status: Severity) -> int:
         return sum(1 for v in self.venvs if v.status is status)
+
+
+# --- interpreters and hosts (host-profile, predict, plan) --------------------------------
+
+
+@dataclass(frozen=True)
+class InterpreterName:
+    """One name an interpreter is reached by, e.g. ``/usr/bin/python3``, with its hops."""
+
+    path: str
+    hops: tuple[str, ...]  # path first, then each link target; the last is the binary
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """A Python installed on a host (not a venv): a candidate base for venvs."""
+
+    executable: str  # real path of the binary
+    names: tuple[InterpreterName, ...]
+    version: Optional[str]  # "X.Y" ("X.Yt" free-threaded)
+    patch_version: Optional[str] = None
+    prefix: Optional[str] = None  # where its stdlib landmark is
+    stdlib_present: Optional[bool] = None
+    origin: BaseOrigin = BaseOrigin.OTHER
+    is_script: bool = False
+    package: Optional[str] = None  # the system package that owns it
+    version_source: str = "unknown"  # "name", "stdlib", "ran", "profile", "unknown"
+
+    @property
+    def usable(self) -> bool:
+        """Can be the base of a venv: a real binary of a known version with its stdlib."""
+        return not self.is_script and self.version is not None and self.stdlib_present is True
+
+    @property
+    def best_name(self) -> str:
+        """The path to link a venv to: the shortest versioned name (patch updates flow in
+        through it and it never moves to another minor), else the executable."""
+        versioned = [n.path for n in self.names if _is_versioned_name(n.path, self.version)]
+        return min(versioned, key=lambda p: (len(p), p)) if versioned else self.executable
+
+
+def _is_versioned_name(path: str, version: Optional[str]) -> bool:
+    return version is not None and path.rsplit("/", 1)[-1] == f"python{version}"
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    """The interpreters of one host, as ``venvkeeper host-profile`` found them.
+
+    ``bin_dirs`` and ``trees`` are the places searched: whatever Python files the profile
+    does not list there do not exist on that host. Elsewhere the filesystem is assumed
+    shared (the venv tree itself, an NFS mount)."""
+
+    hostname: str
+    created_at: float
+    os_release: str
+    bin_dirs: tuple[str, ...]
+    trees: tuple[str, ...]
+    dir_links: tuple[tuple[str, str], ...]  # (directory, its link target) on that host
+    interpreters: tuple[Interpreter, ...]
+
+
+# --- predictions and repair plans -------------------------------------------------------
+
+
+class Effect(enum.Enum):
+    """What a planned change does to one venv."""
+
+    SURVIVES = "survives"
+    BREAKS_LOUDLY = "breaks-loudly"  # its interpreter link will dangle
+    BREAKS_SILENTLY = "breaks-silently"  # it will start another minor: packages invisible
+    LOSES_STDLIB = "loses-stdlib"  # a copied interpreter left without its stdlib
+    ABI_MISMATCH = "abi-mismatch"  # its compiled extensions will not load
+    BREAKS = "breaks"  # critical for another reason (a removed editable source, ...)
+    DEGRADES = "degrades"  # new warnings, still starts
+    UNKNOWN = "unknown"  # the change hides what we need to judge it
+    ALREADY_BROKEN = "already-broken"  # critical before the change
+    REMOVED = "removed"  # the change removes the venv itself
+
+    @property
+    def breaks(self) -> bool:
+        return self in _BREAKING
+
+
+_BREAKING = frozenset(
+    {
+        Effect.BREAKS_LOUDLY,
+        Effect.BREAKS_SILENTLY,
+        Effect.LOSES_STDLIB,
+        Effect.ABI_MISMATCH,
+        Effect.BREAKS,
+    }
+)
+
+
+class Strategy(enum.Enum):
+    """How a venv would be repaired (the repair command executes it)."""
+
+    NONE = "none"  # nothing to repair
+    RELINK = "relink"  # the same minor exists elsewhere: point the links at it
+    REWRITE_PATHS = "rewrite-paths"  # moved: fix shebangs, activate, pyvenv.cfg
+    REBUILD = "rebuild"  # a new venv on another interpreter, the same packages
+    USE_TOOL = "use-tool"  # managed by pipx, poetry, ...: run that tool's command
+    MANUAL = "manual"  # needs a person: no usable interpreter, a lost source, ...
+
+
+class RequirementKind(enum.Enum):
+    INDEX = "index"  # name==version from an index (or a wheelhouse)
+    EDITABLE = "editable"  # -e the local source directory
+    LOCAL = "local"  # a local directory or archive
+    ARCHIVE = "archive"  # an archive URL
+    VCS = "vcs"  # a VCS URL at the recorded commit
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    version: str
+    kind: RequirementKind
+    spec: str  # what an installer is given: "alpha==1.0", "-e /src/gamma", "x @ git+...@abc"
+    source: Optional[str] = None  # the local path or URL, when not from an index
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Something that may stop a rebuild, with the package it concerns."""
+
+    code: str  # requires-python, needs-new-wheel, source-missing, vcs-source, no-metadata
+    package: str
+    message: str
+    fatal: bool = True  # False: a risk to know about, not a certain failure
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter a repair would use."""
+
+    path: str  # the name to link to (e.g. /usr/bin/python3.12)
+    executable: str
+    version: str
+    patch_version: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RepairPlan:
+    path: str
+    strategy: Strategy
+    reason: str
+    target: Optional[Target] = None
+    packages: tuple[Requirement, ...] = ()
+    skipped: tuple[str, ...] = ()  # distributions left to the new venv's seed (pip, ...)
+    blockers: tuple[Blocker, ...] = ()
+    system_site_packages: bool = False
+    prompt: Optional[str] = None
+    copies: bool = False  # the old venv held a copied interpreter
+    old_location: Optional[str] = None  # rewrite-paths: where the venv was
+    tool_command: Optional[str] = None  # use-tool: what to run instead
+
+    @property
+    def blocked(self) -> bool:
+        return any(b.fatal for b in self.blockers)
+
+
+@dataclass(frozen=True)
+class VenvPrediction:
+    now: VenvReport
+    then: Optional[VenvReport]  # None when the change removes the venv
+    effect: Effect
+    plan: Optional[RepairPlan] = None
+
+    @property
+    def path(self) -> str:
+        return self.now.path
+
+    @property
+    def status(self) -> Severity:
+        """The venv's status after the change; a venv the change deletes counts as broken."""
+        return self.then.status if self.then is not None else Severity.CRITICAL
+
+
+@dataclass(frozen=True)
+class ChangeDescription:
+    """A planned change, as the user described it (for reports)."""
+
+    python_becomes: tuple[tuple[str, str], ...] = ()  # (unversioned link, X.Y)
+    removed: tuple[str, ...] = ()
+    removed_packages: tuple[str, ...] = ()
+    host_profile: Optional[str] = None  # the profiled host's name
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.python_becomes or self.removed or self.removed_packages or self.host_profile
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    change: ChangeDescription
+    scan: Report
+    venvs: tuple[VenvPrediction, ...]
+
+    @property
+    def worst(self) -> Severity:
+        worst = Severity.OK
+        for v in self.venvs:
+            if v.status.rank > worst.rank:
+                worst = v.status
+        return worst
+
+    def count(self, effect: Effect) -> int:
+        return sum(1 for v in self.venvs if v.effect is effect)

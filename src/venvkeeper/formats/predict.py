@@ -1,0 +1,257 @@
+"""Output of ``predict`` and ``plan``: pure functions from a :class:`Prediction` to text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from venvkeeper import __version__
+from venvkeeper.formats.json import SCHEMA_VERSION
+from venvkeeper.formats.table import python_column
+from venvkeeper.model import (
+    Effect,
+    Prediction,
+    RepairPlan,
+    Strategy,
+    VenvPrediction,
+    VenvReport,
+)
+from venvkeeper.textutil import escape
+
+HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "WHY")
+
+#: Effects in the order the summary tells them.
+_ORDER = (
+    Effect.BREAKS_LOUDLY,
+    Effect.BREAKS_SILENTLY,
+    Effect.LOSES_STDLIB,
+    Effect.ABI_MISMATCH,
+    Effect.BREAKS,
+    Effect.REMOVED,
+    Effect.UNKNOWN,
+    Effect.DEGRADES,
+    Effect.ALREADY_BROKEN,
+    Effect.SURVIVES,
+)
+
+
+def _python(v: VenvPrediction) -> str:
+    now = python_column(v.now)
+    if v.then is None:
+        return f"{now} -> removed"
+    then = _version(v.then)
+    return now if then == _version(v.now) else f"{now} => {then}"
+
+
+def _version(rep: VenvReport) -> str:
+    base = rep.facts.base
+    if base is None:
+        return "missing" if rep.facts.chains else "?"
+    return base.patch_version or base.version or "?"
+
+
+def plan_summary(plan: Optional[RepairPlan]) -> str:
+    if plan is None or plan.strategy is Strategy.NONE:
+        return "-"
+    text: str = plan.strategy.value
+    if plan.target is not None and plan.strategy in (Strategy.RELINK, Strategy.REBUILD):
+        text += f" on {escape(plan.target.path)}"
+    if plan.strategy is Strategy.USE_TOOL and plan.tool_command:
+        text += ": " + escape(plan.tool_command)
+    if plan.blocked:
+        text += " (blocked)"
+    return text
+
+
+def _why(v: VenvPrediction) -> str:
+    if v.then is None:
+        return "the change removes the venv itself"
+    if v.effect is Effect.SURVIVES:
+        return ""
+    rep = v.then if v.effect is not Effect.ALREADY_BROKEN else v.now
+    main = rep.main_finding
+    return escape(f"{main.code}: {main.message}") if main is not None else ""
+
+
+def predict_rows(pred: Prediction, only_problems: bool = False) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for v in pred.venvs:
+        if only_problems and v.effect in (Effect.SURVIVES,):
+            continue
+        out.append((v.effect.value, escape(v.path), _python(v), plan_summary(v.plan), _why(v)))
+    return out
+
+
+def describe_change(pred: Prediction) -> str:
+    c = pred.change
+    parts = [f"{link} -> python{ver}" for link, ver in c.python_becomes]
+    parts += [f"remove {p}" for p in c.removed]
+    parts += [f"remove package {p}" for p in c.removed_packages]
+    if c.host_profile:
+        parts.insert(0, f"on host {c.host_profile}")
+    return escape("; ".join(parts)) if parts else "no change (this host as it is)"
+
+
+def predict_summary(pred: Prediction) -> str:
+    counts = [f"{pred.count(e)} {e.value}" for e in _ORDER if pred.count(e)]
+    breaking = sum(1 for v in pred.venvs if v.effect.breaks or v.effect is Effect.REMOVED)
+    n = len(pred.venvs)
+    return f"{n} venv{'' if n == 1 else 's'}, {breaking} would break: {', '.join(counts) or 'none'}"
+
+
+def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...], width: int) -> list[str]:
+    table = [headers, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers) - 1)]
+    lines = []
+    for r in table:
+        line = "  ".join([*(r[i].ljust(widths[i]) for i in range(len(widths))), r[-1]]).rstrip()
+        if width and len(line) > width:
+            line = line[: width - 1] + "…"
+        lines.append(line)
+    return lines
+
+
+def render_predict(pred: Prediction, only_problems: bool = False, width: int = 0) -> str:
+    lines = [f"change: {describe_change(pred)}", ""]
+    lines += _table(predict_rows(pred, only_problems), HEADERS, width)
+    lines += ["", predict_summary(pred)]
+    return "\n".join(lines) + "\n"
+
+
+def render_plan(pred: Prediction, only_needed: bool = True) -> str:
+    """One block per venv that needs work: strategy, why, target, packages, blockers."""
+    blocks = [f"change: {describe_change(pred)}"]
+    shown = 0
+    for v in pred.venvs:
+        plan = v.plan
+        if plan is None or (only_needed and plan.strategy is Strategy.NONE):
+            continue
+        shown += 1
+        b = [f"{escape(v.path)}: {plan.strategy.value}" + (" (blocked)" if plan.blocked else "")]
+        b.append(f"  why:      {escape(plan.reason)}")
+        if plan.target is not None:
+            t = plan.target
+            b.append(
+                f"  target:   {escape(t.path)} (Python {t.patch_version or t.version}"
+                + (f", {escape(t.executable)}" if t.executable != t.path else "")
+                + ")"
+            )
+        if plan.tool_command:
+            b.append(f"  run:      {escape(plan.tool_command)}")
+        if plan.old_location and plan.strategy is Strategy.REWRITE_PATHS:
+            b.append(f"  moved:    from {escape(plan.old_location)}")
+        opts = []
+        if plan.system_site_packages:
+            opts.append("--system-site-packages")
+        if plan.prompt:
+            opts.append(f"--prompt {plan.prompt}")
+        if plan.copies:
+            opts.append("(was --copies: symlinks by policy)")
+        if opts:
+            b.append(f"  options:  {escape(' '.join(opts))}")
+        if plan.strategy in (Strategy.REBUILD, Strategy.USE_TOOL, Strategy.MANUAL) and (
+            plan.packages or plan.skipped
+        ):
+            specs = ", ".join(r.spec for r in plan.packages) or "none"
+            b.append(f"  install:  {escape(specs)}")
+            if plan.skipped:
+                b.append(f"  seed:     {escape(', '.join(plan.skipped))} (left to the new venv)")
+        for blk in plan.blockers:
+            mark = "BLOCKER" if blk.fatal else "risk"
+            b.append(f"  {mark + ':':9} {escape(blk.message)}")
+        blocks.append("\n".join(b))
+    n = len(pred.venvs)
+    blocks.append(f"{shown} of {n} venv{'' if n == 1 else 's'} need a repair")
+    return "\n\n".join(blocks) + "\n"
+
+
+# --- JSON -------------------------------------------------------------------------------
+
+
+def plan_to_dict(plan: Optional[RepairPlan]) -> Optional[dict[str, Any]]:
+    if plan is None:
+        return None
+    t = plan.target
+    return {
+        "strategy": plan.strategy.value,
+        "reason": escape(plan.reason),
+        "blocked": plan.blocked,
+        "target": None
+        if t is None
+        else {
+            "path": t.path,
+            "executable": t.executable,
+            "version": t.version,
+            "patch": t.patch_version,
+        },
+        "options": {
+            "system_site_packages": plan.system_site_packages,
+            "prompt": plan.prompt,
+            "copies": plan.copies,
+        },
+        "packages": [
+            {
+                "name": r.name,
+                "version": r.version,
+                "kind": r.kind.value,
+                "spec": r.spec,
+                "source": r.source,
+            }
+            for r in plan.packages
+        ],
+        "seed_skipped": list(plan.skipped),
+        "blockers": [
+            {"code": b.code, "package": b.package, "fatal": b.fatal, "message": b.message}
+            for b in plan.blockers
+        ],
+        "old_location": plan.old_location,
+        "tool_command": plan.tool_command,
+    }
+
+
+def _findings(rep: Optional[VenvReport]) -> list[dict[str, str]]:
+    if rep is None:
+        return []
+    return [
+        {"code": f.code, "severity": f.severity.value, "message": escape(f.message)}
+        for f in rep.findings
+    ]
+
+
+def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
+    c = pred.change
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": f"venvkeeper {__version__}",
+        "kind": "prediction",
+        "change": {
+            "python_becomes": [{"link": link, "version": v} for link, v in c.python_becomes],
+            "removed": list(c.removed),
+            "removed_packages": list(c.removed_packages),
+            "host_profile": c.host_profile,
+        },
+        "summary": {
+            "venvs": len(pred.venvs),
+            "worst": pred.worst.value,
+            **{e.value: pred.count(e) for e in _ORDER},
+        },
+        "venvs": [
+            {
+                "path": escape(v.path),
+                "effect": v.effect.value,
+                "breaks": v.effect.breaks or v.effect is Effect.REMOVED,
+                "status_now": v.now.status.value,
+                "status_then": v.status.value,
+                "python_now": _version(v.now),
+                "python_then": _version(v.then) if v.then else None,
+                "findings_now": _findings(v.now),
+                "findings_then": _findings(v.then),
+                "plan": plan_to_dict(v.plan),
+            }
+            for v in pred.venvs
+        ],
+    }
+
+
+def render_json(pred: Prediction) -> str:
+    return json.dumps(prediction_to_dict(pred), indent=2, ensure_ascii=False) + "\n"

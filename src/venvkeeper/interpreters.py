@@ -1,0 +1,445 @@
+"""The Pythons installed on a host (not venvs): found, judged, and written as a profile.
+
+``venvkeeper host-profile`` searches the usual places and ``PATH``; the profile it prints
+is what ``predict --host-profile`` reads to judge a shared tree of venvs as another host
+would. Versions are read statically (the file name, the stdlib landmark, ``patchlevel.h``);
+only a system interpreter owned by root, in directories only root can write, is ever run to
+ask its version, and only when the files do not tell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import re
+import socket
+import stat
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from venvkeeper import _subprocess, pkgdb
+from venvkeeper.errors import CommandError, UsageError
+from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
+from venvkeeper.inspect import HostCache, classify_origin, follow_links
+from venvkeeper.model import BaseOrigin, HostProfile, Interpreter, InterpreterName
+
+PROFILE_KIND = "venvkeeper-host-profile"
+PROFILE_SCHEMA = 1
+MAX_HOMES = 2000
+
+#: File names that are interpreters (not python3-config, not python3.11-dbg-config, ...).
+NAME = re.compile(r"python(\d+(\.\d+t?)?)?")
+_VERSIONED = re.compile(r"python(\d+\.\d+t?)")
+#: What a profile's searched prefixes hide: lib/python3.10, lib/python310.zip, ...
+_STDLIB_DIR = r"python\d[\d.]*t?(\.zip)?"
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where to look for interpreters: bin directories, and trees of installations."""
+
+    bin_dirs: tuple[str, ...]
+    trees: tuple[str, ...]  # each child's bin/ is searched (pyenv versions, uv pythons)
+
+
+def _homes(root: str = "/") -> list[str]:
+    homes = [os.path.join(root, "root")]
+    with contextlib.suppress(OSError):
+        homes += sorted(e.path for e in os.scandir(os.path.join(root, "home")) if e.is_dir())
+    return homes[:MAX_HOMES]
+
+
+def default_places(env_path: Optional[str] = None) -> Places:
+    """The usual places on Linux, and the directories on *env_path* (default ``$PATH``)."""
+    bins = ["/usr/bin", "/bin", "/usr/local/bin"]
+    bins += sorted(glob.glob("/opt/*/bin")) + sorted(glob.glob("/opt/*/*/bin"))
+    bins += ["/opt/homebrew/bin", "/home/linuxbrew/.linuxbrew/bin"]
+    trees = []
+    for env in ("PYENV_ROOT",):
+        if os.environ.get(env):
+            trees.append(os.path.join(os.environ[env], "versions"))
+    if os.environ.get("UV_PYTHON_INSTALL_DIR"):
+        trees.append(os.environ["UV_PYTHON_INSTALL_DIR"])
+    for home in _homes():
+        bins.append(f"{home}/.local/bin")
+        trees += [f"{home}/.pyenv/versions", f"{home}/.local/share/uv/python"]
+    path = os.environ.get("PATH", "") if env_path is None else env_path
+    bins += [d for d in path.split(os.pathsep) if d.startswith("/")]
+    return Places(tuple(dict.fromkeys(bins)), tuple(dict.fromkeys(trees)))
+
+
+def _tree_bins(tree: str, fs: HostFS) -> list[str]:
+    return [f"{tree}/{n}/bin" for n in sorted(fs.listdir(tree))]
+
+
+def _is_venv_bin(d: str, fs: HostFS) -> bool:
+    """A venv's bin/ on PATH (an activated venv) holds no base interpreter."""
+    return fs.path_state(os.path.dirname(d) + "/pyvenv.cfg") is True
+
+
+def _version_from_names(names: Iterable[InterpreterName]) -> Optional[str]:
+    for n in names:
+        for hop in n.hops:
+            m = _VERSIONED.fullmatch(hop.rsplit("/", 1)[-1])
+            if m:
+                return m.group(1)
+    return None
+
+
+def _root_only(path: str) -> bool:
+    """*path* and every directory above it belong to root and only root can write them:
+    running it cannot run anything another user planted."""
+    p = path
+    while True:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return False
+        if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return False
+        parent = os.path.dirname(p)
+        if parent == p:
+            return True
+        p = parent
+
+
+_PROBE = (
+    "import sys; v = sys.version_info; "
+    "print('%d.%d.%d' % v[:3]); print(sys.base_prefix); print(getattr(sys, 'abiflags', ''))"
+)
+
+
+def _ask(exe: str) -> Optional[tuple[str, str, str]]:
+    """(X.Y[t], X.Y.Z, prefix) from running a root-owned system interpreter, isolated."""
+    try:
+        res = _subprocess.run(
+            [exe, "-I", "-S", "-c", _PROBE],
+            timeout=10,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+            cwd="/",
+        )
+    except CommandError:
+        return None
+    lines = res.stdout.splitlines()
+    if res.returncode != 0 or len(lines) < 3 or not re.fullmatch(r"\d+\.\d+\.\d+", lines[0]):
+        return None
+    minor = lines[0].rsplit(".", 1)[0] + ("t" if "t" in lines[2] else "")
+    return minor, lines[0], lines[1]
+
+
+def find_interpreters(
+    places: Places,
+    fs: HostFS = REAL,
+    *,
+    run: bool = False,
+    packages: bool = False,
+) -> tuple[Interpreter, ...]:
+    """Every interpreter reachable by a Python-ish name in *places*, one entry per binary
+    with every name that leads to it. *run* lets root-owned system interpreters be asked
+    their version when their files do not tell; *packages* asks the package manager who
+    owns each one."""
+    by_exe: dict[str, list[InterpreterName]] = {}
+    seen_dirs: set[str] = set()
+    dirs = list(places.bin_dirs) + [b for t in places.trees for b in _tree_bins(t, fs)]
+    for d in dirs:
+        try:
+            real = fs.realpath(d)
+        except (OSError, ValueError):
+            continue
+        if real in seen_dirs or fs.dir_state(d) is not True or _is_venv_bin(d, fs):
+            continue
+        seen_dirs.add(real)
+        for name in sorted(fs.listdir(d)):
+            if not NAME.fullmatch(name):
+                continue
+            chain = follow_links(f"{d}/{name}", name, fs)
+            if chain.resolved is None:
+                continue
+            by_exe.setdefault(chain.resolved, []).append(InterpreterName(chain.hops[0], chain.hops))
+    host = HostCache(fs)
+    found: list[Interpreter] = []
+    for exe, names in by_exe.items():
+        names.sort(key=lambda n: (len(n.path), n.path))
+        version = _version_from_names(names)
+        source = "name" if version else "unknown"
+        is_script = host.is_script(exe)
+        prefix: Optional[str] = None
+        stdlib: Optional[bool] = False
+        if version is None and not is_script:
+            guess = os.path.dirname(os.path.dirname(exe))
+            cands = [
+                m.group(1)
+                for n in fs.listdir(guess + "/lib")
+                if (m := _VERSIONED.fullmatch(n)) and fs.is_file(f"{guess}/lib/{n}/os.py")
+            ]
+            if len(cands) == 1:
+                version, source = cands[0], "stdlib"
+        patch = None
+        if version and not is_script:  # a shim has no stdlib of its own
+            prefix, denied = host.stdlib_prefix(os.path.dirname(exe), version)
+            stdlib = True if prefix else (None if denied else False)
+            patch = host.patch_version(prefix, version, exe)
+        unsure = version is None or patch is None
+        if run and fs is REAL and not is_script and unsure and _root_only(exe):
+            asked = _ask(exe)
+            if asked is not None and (version is None or asked[0] == version):
+                version, patch, source = asked[0], asked[1], "ran"
+                if prefix is None:
+                    prefix, denied = host.stdlib_prefix(asked[2] + "/bin", version)
+                    stdlib = True if prefix else (None if denied else False)
+        found.append(
+            Interpreter(
+                executable=exe,
+                names=tuple(names),
+                version=version,
+                patch_version=patch,
+                prefix=prefix,
+                stdlib_present=stdlib,
+                origin=classify_origin(exe, "/nonexistent-venv"),
+                is_script=is_script,
+                version_source=source,
+            )
+        )
+    if packages and found:
+        owned = pkgdb.owners([p for i in found for p in (i.executable, *(n.path for n in i.names))])
+        found = [
+            _with_package(
+                i,
+                owned.get(i.executable)
+                or next((owned[n.path] for n in i.names if n.path in owned), None),
+            )
+            for i in found
+        ]
+    found.sort(key=lambda i: i.names[0].path if i.names else i.executable)
+    return tuple(found)
+
+
+def _with_package(i: Interpreter, package: Optional[str]) -> Interpreter:
+    from dataclasses import replace
+
+    return replace(i, package=package)
+
+
+def _dir_links(paths: Iterable[str], fs: HostFS) -> tuple[tuple[str, str], ...]:
+    """Every directory link met on the way to *paths* (``/bin`` -> ``usr/bin``)."""
+    out: dict[str, str] = {}
+    for p in paths:
+        d = os.path.dirname(p)
+        parts = [x for x in d.split("/") if x]
+        cur = ""
+        for part in parts:
+            cur = f"{cur}/{part}"
+            if cur in out:
+                continue
+            try:
+                if stat.S_ISLNK(fs.lstat(cur).st_mode):
+                    out[cur] = fs.readlink(cur)
+            except (OSError, ValueError):
+                break
+    return tuple(sorted(out.items()))
+
+
+def host_profile(
+    places: Optional[Places] = None, *, run: bool = True, packages: bool = True
+) -> HostProfile:
+    """This host's interpreters, as ``venvkeeper host-profile`` prints them."""
+    places = places or default_places()
+    interps = find_interpreters(places, run=run, packages=packages)
+    bins = [d for d in places.bin_dirs if REAL.dir_state(d) is True]
+    trees = [t for t in places.trees if REAL.dir_state(t) is True]
+    hops = [h for i in interps for n in i.names for h in n.hops] + [b + "/x" for b in bins]
+    return HostProfile(
+        hostname=socket.gethostname(),
+        created_at=time.time(),
+        os_release=_os_release(),
+        bin_dirs=tuple(bins),
+        trees=tuple(trees),
+        dir_links=_dir_links(hops + [t + "/x" for t in trees], REAL),
+        interpreters=interps,
+    )
+
+
+def _os_release(path: str = "/etc/os-release") -> str:
+    head = REAL.read_head(path, 16 << 10)
+    if not head:
+        return ""
+    for line in head.decode("utf-8", "replace").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.split("=", 1)[1].strip().strip('"')
+    return ""
+
+
+# --- the profile as a file --------------------------------------------------------------
+
+
+def profile_to_dict(p: HostProfile) -> dict[str, Any]:
+    return {
+        "kind": PROFILE_KIND,
+        "schema_version": PROFILE_SCHEMA,
+        "hostname": p.hostname,
+        "created_at": p.created_at,
+        "os_release": p.os_release,
+        "searched": {"bin_dirs": list(p.bin_dirs), "trees": list(p.trees)},
+        "dir_links": dict(p.dir_links),
+        "interpreters": [
+            {
+                "executable": i.executable,
+                "version": i.version,
+                "patch_version": i.patch_version,
+                "prefix": i.prefix,
+                "stdlib_present": i.stdlib_present,
+                "origin": i.origin.value,
+                "is_script": i.is_script,
+                "package": i.package,
+                "version_source": i.version_source,
+                "names": [{"path": n.path, "hops": list(n.hops)} for n in i.names],
+            }
+            for i in p.interpreters
+        ],
+    }
+
+
+def render_profile(p: HostProfile) -> str:
+    return json.dumps(profile_to_dict(p), indent=2, ensure_ascii=True) + "\n"
+
+
+class _Bad(Exception):
+    pass
+
+
+def _get(
+    d: Any, key: str, kind: type | tuple[type, ...], where: str, optional: bool = False
+) -> Any:
+    if not isinstance(d, dict):
+        raise _Bad(f"{where} is not an object")
+    v = d.get(key)
+    if v is None and optional:
+        return None
+    if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+        raise _Bad(f"{where}.{key} is missing or not a {getattr(kind, '__name__', kind)}")
+    return v
+
+
+def _abs_paths(items: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(items, list) or not all(
+        isinstance(x, str) and x.startswith("/") for x in items
+    ):
+        raise _Bad(f"{where} must be a list of absolute paths")
+    return tuple(os.path.normpath(x) for x in items)
+
+
+def profile_from_dict(data: Any) -> HostProfile:
+    """Validate and load a profile; raises ``ValueError`` naming the first bad field."""
+    try:
+        if _get(data, "kind", str, "profile") != PROFILE_KIND:
+            raise _Bad(f"not a venvkeeper host profile (kind is not {PROFILE_KIND!r})")
+        version = _get(data, "schema_version", int, "profile")
+        if version > PROFILE_SCHEMA:
+            raise _Bad(
+                f"schema_version {version} is newer than this venvkeeper reads"
+                f" ({PROFILE_SCHEMA}): upgrade venvkeeper"
+            )
+        searched = _get(data, "searched", dict, "profile")
+        links = _get(data, "dir_links", dict, "profile")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in links.items()):
+            raise _Bad("profile.dir_links must map paths to link targets")
+        interps = []
+        for n, item in enumerate(_get(data, "interpreters", list, "profile")):
+            where = f"interpreters[{n}]"
+            names = []
+            for m, nm in enumerate(_get(item, "names", list, where)):
+                hops = _abs_paths(_get(nm, "hops", list, f"{where}.names[{m}]"), f"{where}.hops")
+                if not hops:
+                    raise _Bad(f"{where}.names[{m}].hops is empty")
+                names.append(InterpreterName(hops[0], hops))
+            version = _get(item, "version", str, where, optional=True)
+            if version is not None and not re.fullmatch(r"\d+\.\d+t?", version):
+                raise _Bad(f"{where}.version {version!r} is not X.Y")
+            origin = _get(item, "origin", str, where)
+            try:
+                origin_value = BaseOrigin(origin)
+            except ValueError:
+                raise _Bad(f"{where}.origin {origin!r} is unknown") from None
+            stdlib = item.get("stdlib_present")
+            interps.append(
+                Interpreter(
+                    executable=_abs_paths([_get(item, "executable", str, where)], where)[0],
+                    names=tuple(names),
+                    version=version,
+                    patch_version=_get(item, "patch_version", str, where, optional=True),
+                    prefix=_get(item, "prefix", str, where, optional=True),
+                    stdlib_present=stdlib if isinstance(stdlib, bool) else None,
+                    origin=origin_value,
+                    is_script=bool(item.get("is_script")),
+                    package=_get(item, "package", str, where, optional=True),
+                    version_source="profile",
+                )
+            )
+        return HostProfile(
+            hostname=str(data.get("hostname") or "?"),
+            created_at=float(data.get("created_at") or 0),
+            os_release=str(data.get("os_release") or ""),
+            bin_dirs=_abs_paths(_get(searched, "bin_dirs", list, "searched"), "searched.bin_dirs"),
+            trees=_abs_paths(_get(searched, "trees", list, "searched"), "searched.trees"),
+            dir_links=tuple(sorted(links.items())),
+            interpreters=tuple(interps),
+        )
+    except _Bad as e:
+        raise ValueError(str(e)) from None
+
+
+def load_profile(path: str) -> HostProfile:
+    """Read a profile file; a clear :class:`UsageError` for anything wrong with it."""
+    try:
+        text = REAL.read_head(path, 16 << 20)
+        if text is None:
+            raise OSError(f"cannot read {path} (missing, unreadable or not a regular file)")
+        data = json.loads(text.decode("utf-8"))
+        return profile_from_dict(data)
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"host profile {path}: {e}") from e
+    except ValueError as e:
+        raise UsageError(f"host profile {path}: {e}") from e
+
+
+def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
+    """The filesystem as the profiled host has it: in the places it searched, exactly the
+    interpreters it lists (and their stdlib landmarks); elsewhere, this host's files."""
+    hidden: list[tuple[str, str]] = []
+    for d in p.bin_dirs:
+        hidden.append((d, NAME.pattern))
+        prefix = os.path.dirname(d)
+        for sub in ("lib", "lib64", "include"):
+            hidden.append((f"{prefix}/{sub}", _STDLIB_DIR))
+    links: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    for i in p.interpreters:
+        for n in i.names:
+            for a, b in zip(n.hops, n.hops[1:]):
+                links[a] = b
+        files[i.executable] = interpreter_bytes(i.is_script)
+        if i.version and i.prefix and i.stdlib_present:
+            files[f"{i.prefix}/lib/python{i.version}/os.py"] = b""
+            if i.patch_version:
+                files[f"{i.prefix}/include/python{i.version}/patchlevel.h"] = patchlevel_bytes(
+                    i.patch_version
+                )
+    return Overlay(
+        base,
+        links=links,
+        files=files,
+        removed=p.trees,
+        hidden=hidden,
+        dir_links=dict(p.dir_links),
+    )
+
+
+def places_for(profile: Optional[HostProfile], extra: Sequence[str] = ()) -> Places:
+    """Where to look for interpreters on the host a profile (or this host) describes, plus
+    *extra* bin directories (the ``home`` of the venvs being judged)."""
+    base = Places(profile.bin_dirs, profile.trees) if profile is not None else default_places()
+    return Places(tuple(dict.fromkeys(base.bin_dirs + tuple(extra))), base.trees)

@@ -1,0 +1,399 @@
+"""Findings -> a repair plan per venv. Pure: it reads facts already gathered (and asks
+*exists* about source paths), never writes. ``venvkeeper repair`` executes these plans.
+
+Strategies, cheapest first:
+
+- **relink**: the venv's packages are built for minor X.Y and an interpreter of the same
+  minor *and the same origin* (the OS, pyenv, Homebrew, uv) exists at another path: point
+  the links (and ``home``) at it. A system venv is never relinked onto a pyenv Python:
+  that would trade the distro's security fixes for a working link.
+- **rewrite-paths**: the interpreter is fine but the venv was moved: shebangs, activate
+  scripts and ``pyvenv.cfg`` name the old place.
+- **rebuild**: a new venv on the target interpreter with the very same packages, read from
+  the old site-packages (exact pins, editables from their source, local paths, VCS at the
+  recorded commit).
+- **use-tool**: pipx, poetry, uv tool, tox, nox, hatch and pdm keep metadata of their own:
+  their command is given instead (``repair --force`` may rebuild anyway).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Callable, Optional
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.inspect import canonical_name, classify_origin
+from venvkeeper.model import (
+    BaseOrigin,
+    Blocker,
+    Creator,
+    DirectUrlKind,
+    Distribution,
+    Finding,
+    Interpreter,
+    RepairPlan,
+    Requirement,
+    RequirementKind,
+    Severity,
+    Strategy,
+    Target,
+    VenvFacts,
+    VenvKind,
+)
+
+Exists = Callable[[str], Optional[bool]]
+
+#: Problems of the interpreter or its version: fixed by a relink or a rebuild.
+INTERPRETER_CODES = frozenset(
+    {
+        "interpreter-dangling",
+        "interpreter-missing",
+        "stdlib-missing",
+        "version-mismatch",
+        "half-upgraded",
+        "abi-mismatch",
+        "cfg-version-differs",
+        "interpreter-not-binary",
+        "deep-start-failed",
+        "deep-import-failed",
+    }
+)
+MOVED_CODES = frozenset({"moved", "scripts-foreign-interpreter"})
+
+_TOOLS = {
+    Creator.PIPX: "pipx reinstall {name}{python}",
+    Creator.POETRY: "poetry env remove --all && poetry install  (in the project directory)",
+    Creator.TOX: "tox --recreate  (in the project directory)",
+    Creator.NOX: "nox --no-reuse-existing-virtualenvs  (in the project directory)",
+    Creator.HATCH: "hatch env prune && hatch env create  (in the project directory)",
+    Creator.PDM: "pdm venv remove in-project && pdm install  (in the project directory)",
+}
+
+
+def _tool_command(facts: VenvFacts, target: Optional[Target]) -> Optional[str]:
+    name = os.path.basename(facts.path)
+    python = f" --python {target.path}" if target else ""
+    if facts.creator is Creator.UV and "/uv/tools/" in facts.path + "/":
+        return f"uv tool install --reinstall{python} {name}"
+    pattern = _TOOLS.get(facts.creator)
+    return pattern.format(name=name, python=python) if pattern else None
+
+
+def packages_minor(facts: VenvFacts) -> Optional[str]:
+    """The minor version the venv's packages were installed for: the lib/pythonX.Y holding
+    the most packages that are not pip/setuptools/wheel."""
+    best: Optional[tuple[int, str]] = None
+    for s in facts.site_dirs:
+        if s.python_version is None:
+            continue
+        n = sum(1 for d in s.distributions if canonical_name(d.name) not in BOOTSTRAP)
+        if best is None or n > best[0]:
+            best = (n, s.python_version)
+    if best is not None:
+        return best[1]
+    return facts.base.version if facts.base else None
+
+
+def _old_origin(facts: VenvFacts) -> Optional[BaseOrigin]:
+    """Where the venv's interpreter came from: its first link target outside the venv."""
+    root = facts.path.rstrip("/") + "/"
+    for c in facts.chains:
+        for hop in c.hops[1:]:
+            if not hop.startswith(root):
+                return classify_origin(hop, facts.path)
+    if facts.cfg is not None and facts.cfg.get("home"):
+        return classify_origin(str(facts.cfg.get("home")) + "/python", facts.path)
+    return None
+
+
+def _external_name(facts: VenvFacts) -> Optional[str]:
+    """The first path outside the venv that bin/python led to (e.g. /usr/bin/python3)."""
+    root = facts.path.rstrip("/") + "/"
+    for c in facts.chains:
+        for hop in c.hops[1:]:
+            if not hop.startswith(root):
+                return hop
+    return None
+
+
+_ORIGIN_ORDER = {
+    BaseOrigin.SYSTEM: 0,
+    BaseOrigin.LOCAL: 1,
+    BaseOrigin.HOMEBREW: 2,
+    BaseOrigin.UV: 3,
+    BaseOrigin.PYENV: 4,
+}
+
+
+def _version_key(i: Interpreter) -> tuple[int, ...]:
+    try:
+        return Version(i.patch_version or (i.version or "0").rstrip("t")).release
+    except InvalidVersion:
+        return (0,)
+
+
+def _target(i: Interpreter, name: Optional[str] = None) -> Target:
+    assert i.version is not None
+    return Target(name or i.best_name, i.executable, i.version, i.patch_version)
+
+
+def choose_relink(
+    facts: VenvFacts, minor: str, interpreters: Sequence[Interpreter]
+) -> Optional[Target]:
+    """An interpreter of the same minor and origin as the venv's old base, if any."""
+    origin = _old_origin(facts)
+    same = [
+        i
+        for i in interpreters
+        if i.usable and i.version == minor and (origin is None or i.origin is origin)
+    ]
+    if not same:
+        return None
+    best = max(same, key=lambda i: (_version_key(i), -len(i.best_name)))
+    return _target(best)
+
+
+def choose_rebuild(facts: VenvFacts, interpreters: Sequence[Interpreter]) -> Optional[Target]:
+    """The interpreter to rebuild on: the one the venv's links reach now when it works (the
+    venv keeps the name it was made with, e.g. /usr/bin/python3), else the system python3,
+    else the newest Python of the venv's old origin, else the newest Python at all."""
+    usable = [i for i in interpreters if i.usable]
+    if not usable:
+        return None
+    base = facts.base
+    external = _external_name(facts)
+    if base is not None and not base.is_copy:
+        for i in usable:
+            if i.executable == base.executable:
+                keep = external if external and any(n.path == external for n in i.names) else None
+                return _target(i, keep)
+    for i in usable:
+        for n in i.names:
+            if n.path in ("/usr/bin/python3", "/bin/python3"):
+                return _target(i, n.path)
+    origin = _old_origin(facts)
+    same = [i for i in usable if i.origin is origin]
+    pool = same or usable
+    best = max(pool, key=lambda i: (-_ORIGIN_ORDER.get(i.origin, 9), _version_key(i)))
+    return _target(best)
+
+
+def requirement(dist: Distribution) -> Requirement:
+    """How to install *dist* again, exactly as it was."""
+    kind = dist.direct_url_kind
+    if kind is DirectUrlKind.EDITABLE and dist.editable_path:
+        return Requirement(
+            dist.name,
+            dist.version,
+            RequirementKind.EDITABLE,
+            f"-e {dist.editable_path}",
+            dist.editable_path,
+        )
+    if kind is DirectUrlKind.VCS and dist.direct_url:
+        url = dist.direct_url
+        if dist.vcs and not url.startswith(dist.vcs + "+"):
+            url = f"{dist.vcs}+{url}"
+        if dist.commit_id:
+            url = f"{url}@{dist.commit_id}"
+        return Requirement(
+            dist.name, dist.version, RequirementKind.VCS, f"{dist.name} @ {url}", url
+        )
+    if kind in (DirectUrlKind.DIRECTORY, DirectUrlKind.ARCHIVE) and dist.direct_url:
+        local = dist.direct_url.startswith("file:")
+        return Requirement(
+            dist.name,
+            dist.version,
+            RequirementKind.LOCAL if local else RequirementKind.ARCHIVE,
+            f"{dist.name} @ {dist.direct_url}",
+            dist.editable_path if local and dist.editable_path else dist.direct_url,
+        )
+    return Requirement(
+        dist.name, dist.version, RequirementKind.INDEX, f"{dist.name}=={dist.version}"
+    )
+
+
+def _local_path(req: Requirement) -> Optional[str]:
+    src = req.source
+    if not src:
+        return None
+    if src.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(src).path)
+    return src if src.startswith("/") else None
+
+
+def package_set(
+    facts: VenvFacts, minor: Optional[str], exists: Optional[Exists] = None
+) -> tuple[tuple[Requirement, ...], tuple[str, ...], tuple[Blocker, ...]]:
+    """(requirements, skipped, blockers) for every distribution of the venv. When a name is
+    in several lib/pythonX.Y directories, the one of *minor* wins. pip is left to the new
+    venv's seed; setuptools and wheel are kept (REQUESTED cannot tell a seed from a wish,
+    and code that imports pkg_resources needs setuptools where 3.12+ no longer seeds it)."""
+    chosen: dict[str, Distribution] = {}
+    for s in sorted(facts.site_dirs, key=lambda s: s.python_version == minor):
+        for d in s.distributions:
+            chosen[canonical_name(d.name)] = d
+    reqs: list[Requirement] = []
+    skipped: list[str] = []
+    blockers: list[Blocker] = []
+    for key in sorted(chosen):
+        d = chosen[key]
+        if key == "pip":
+            skipped.append(f"{d.name}=={d.version}")
+            continue
+        if "metadata lacks Name or Version" in d.problems:
+            blockers.append(
+                Blocker(
+                    "no-metadata",
+                    d.name,
+                    f"{d.dist_info} has no usable Name/Version: it cannot be pinned;"
+                    " reinstall it by hand",
+                )
+            )
+            continue
+        req = requirement(d)
+        reqs.append(req)
+        local = _local_path(req)
+        if local and exists is not None and exists(local) is False:
+            what = "editable source" if req.kind is RequirementKind.EDITABLE else "local source"
+            blockers.append(
+                Blocker("source-missing", d.name, f"the {what} {local} of {d.name} is gone")
+            )
+        if req.kind is RequirementKind.VCS:
+            blockers.append(
+                Blocker(
+                    "vcs-source",
+                    d.name,
+                    f"{d.name} comes from {req.source}: the rebuild needs that repository"
+                    " (network access, credentials)",
+                    fatal=False,
+                )
+            )
+    return tuple(reqs), tuple(skipped), tuple(blockers)
+
+
+def version_blockers(
+    facts: VenvFacts, reqs: Sequence[Requirement], minor: Optional[str], target: Target
+) -> list[Blocker]:
+    """What may stop the same pins installing on *target*'s minor."""
+    if minor == target.version:
+        return []
+    by_name = {canonical_name(d.name): d for d in facts.distributions}
+    out: list[Blocker] = []
+    py = target.patch_version or f"{target.version.rstrip('t')}.0"
+    for req in reqs:
+        d = by_name.get(canonical_name(req.name))
+        if d is None:
+            continue
+        if d.requires_python:
+            try:
+                ok = SpecifierSet(d.requires_python).contains(py, prereleases=True)
+            except InvalidSpecifier:
+                ok = True
+            if not ok:
+                out.append(
+                    Blocker(
+                        "requires-python",
+                        d.name,
+                        f"{d.name} {d.version} requires Python {d.requires_python}, not {py}:"
+                        " the pin cannot install (repair --allow-upgrades picks the nearest"
+                        " version that can)",
+                    )
+                )
+        pinned = sorted({x.python_version for x in d.extensions if x.python_version})
+        if pinned and any(p != target.version for p in pinned):
+            tag = "cp" + target.version.replace(".", "")
+            out.append(
+                Blocker(
+                    "needs-new-wheel",
+                    d.name,
+                    f"{d.name} {d.version} has extensions compiled for CPython"
+                    f" {', '.join(pinned)}: it needs a {tag} wheel of {d.version} (index or"
+                    " wheelhouse) or a build from source (compiler, Python headers)",
+                    fatal=False,
+                )
+            )
+    return out
+
+
+def make_plan(
+    facts: VenvFacts,
+    findings: Sequence[Finding],
+    interpreters: Sequence[Interpreter],
+    exists: Optional[Exists] = None,
+) -> RepairPlan:
+    """The repair plan for one judged venv on a host with *interpreters*."""
+    cfg = facts.cfg
+    blank = RepairPlan(
+        facts.path,
+        Strategy.NONE,
+        "",
+        system_site_packages=bool(cfg and cfg.include_system_site_packages),
+        prompt=cfg.get("prompt") if cfg else None,
+        copies=bool(facts.base and facts.base.is_copy),
+    )
+    if facts.kind is VenvKind.CONDA:
+        return replace(blank, reason="a conda environment: not judged")
+    codes = {f.code for f in findings}
+    broken = [f for f in findings if f.severity is Severity.CRITICAL]
+    interp_problems = [f for f in findings if f.code in INTERPRETER_CODES]
+    moved = [f for f in findings if f.code in MOVED_CODES]
+    minor = packages_minor(facts)
+    if not interp_problems and not moved:
+        if broken:
+            worst = broken[0]
+            return replace(blank, strategy=Strategy.MANUAL, reason=f"{worst.code}: {worst.message}")
+        return replace(blank, reason="nothing to repair")
+    reqs, skipped, blockers = package_set(facts, minor, exists)
+    why = (interp_problems or moved)[0]
+    reason = f"{why.code}: {why.message}"
+    if not interp_problems:
+        old = next((loc.path for loc in facts.locations if not loc.same_as_venv), None)
+        return replace(blank, strategy=Strategy.REWRITE_PATHS, reason=reason, old_location=old)
+    target: Optional[Target] = None
+    strategy = Strategy.REBUILD
+    if minor is not None and "interpreter-not-binary" not in codes:
+        target = choose_relink(facts, minor, interpreters)
+        if target is not None and (
+            facts.base is None or facts.base.executable != target.executable or facts.base.is_copy
+        ):
+            strategy = Strategy.RELINK
+        else:
+            target = None
+    if target is None:
+        target = choose_rebuild(facts, interpreters)
+    if target is None:
+        return replace(
+            blank,
+            strategy=Strategy.MANUAL,
+            reason=reason
+            + "; and no usable Python (binary, known version, stdlib present) was found"
+            " on the host to repair it with: install one",
+            packages=reqs,
+            skipped=skipped,
+            blockers=blockers,
+        )
+    if strategy is Strategy.REBUILD:
+        blockers = blockers + tuple(version_blockers(facts, reqs, minor, target))
+    elif moved:
+        reason += "; it was also moved: paths are rewritten with the relink"
+    tool = _tool_command(facts, target)
+    if tool is not None:
+        strategy = Strategy.USE_TOOL
+    return replace(
+        blank,
+        strategy=strategy,
+        reason=reason,
+        target=target,
+        packages=reqs,
+        skipped=skipped,
+        blockers=blockers,
+        tool_command=tool,
+        old_location=next((loc.path for loc in facts.locations if not loc.same_as_venv), None),
+    )

@@ -1,0 +1,193 @@
+"""What a planned change will do to each venv, judged before it happens.
+
+The change is described as a host that differs from this one (an :class:`~venvkeeper.hostfs.
+Overlay`): ``python3`` repointed to another minor, paths or a package's files removed, or
+another host's interpreters (a profile) in place of this one's. Each venv's facts from a
+normal scan are asked again against that host (:func:`venvkeeper.inspect.rejudge`: its own
+files are not re-read), the same checks judge them, and the two verdicts are compared.
+Nothing is written and nothing is run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from venvkeeper import pkgdb
+from venvkeeper.checks import run_checks
+from venvkeeper.errors import UsageError
+from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes
+from venvkeeper.inspect import HostCache, VenvVanished, rejudge
+from venvkeeper.interpreters import find_interpreters, places_for, profile_overlay
+from venvkeeper.model import (
+    ChangeDescription,
+    Effect,
+    HostProfile,
+    Interpreter,
+    Prediction,
+    Report,
+    Severity,
+    VenvKind,
+    VenvPrediction,
+    VenvReport,
+)
+from venvkeeper.plan import make_plan
+
+#: The unversioned names ``--python-becomes X.Y`` repoints when no path is given.
+DEFAULT_LINKS = ("/usr/bin/python3", "/usr/bin/python")
+_MINOR = re.compile(r"\d+\.\d+t?")
+
+PackageFiles = Callable[[str], list[str]]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A planned change. Every part is optional; they combine."""
+
+    python_becomes: tuple[tuple[Optional[str], str], ...] = ()  # (link or None, "X.Y")
+    remove: tuple[str, ...] = ()
+    remove_packages: tuple[str, ...] = ()
+    profile: Optional[HostProfile] = None
+
+    def describe(self) -> ChangeDescription:
+        return ChangeDescription(
+            python_becomes=tuple(
+                (p or f"{DEFAULT_LINKS[0]} (and {DEFAULT_LINKS[1]})", v)
+                for p, v in self.python_becomes
+            ),
+            removed=self.remove,
+            removed_packages=self.remove_packages,
+            host_profile=self.profile.hostname if self.profile else None,
+        )
+
+
+def parse_python_becomes(text: str) -> tuple[Optional[str], str]:
+    """``3.12`` or ``/usr/local/bin/python3=3.12``."""
+    path, sep, version = text.rpartition("=")
+    if not sep:
+        path, version = "", text
+    version = version.strip()
+    if not _MINOR.fullmatch(version):
+        raise UsageError(f"--python-becomes {text}: the version must be X.Y (e.g. 3.12)")
+    if path and not path.startswith("/"):
+        raise UsageError(f"--python-becomes {text}: the link must be an absolute path")
+    return (os.path.normpath(path) if path else None), version
+
+
+def build_world(
+    change: Change, base: HostFS = REAL, package_files: Optional[PackageFiles] = None
+) -> HostFS:
+    """The host as it will be after *change*."""
+    fs = profile_overlay(change.profile, base) if change.profile is not None else base
+    if not (change.python_becomes or change.remove or change.remove_packages):
+        return fs
+    removed = [os.path.abspath(p) for p in change.remove]
+    lister = package_files or pkgdb.package_files
+    for pkg in change.remove_packages:
+        removed += lister(pkg)
+    links: dict[str, str] = {}
+    files: dict[str, bytes] = {}
+    for path, version in change.python_becomes:
+        paths = [path] if path else [p for p in DEFAULT_LINKS if fs.path_state(p) is not False]
+        for p in paths or [DEFAULT_LINKS[0]]:
+            d = os.path.dirname(p)
+            links[p] = f"python{version}"
+            target = f"{d}/python{version}"
+            if fs.file_state(target) is not True:  # the upgrade will install it
+                files[target] = interpreter_bytes()
+                landmark = f"{os.path.dirname(d)}/lib/python{version}/os.py"
+                if fs.file_state(landmark) is not True:
+                    files[landmark] = b""
+    return Overlay(fs, links=links, files=files, removed=removed)
+
+
+_LOUD = frozenset({"interpreter-dangling", "interpreter-missing"})
+
+
+def classify(now: VenvReport, then: VenvReport) -> Effect:
+    """The effect of the change on one venv, from its verdicts before and after."""
+    if now.status is Severity.CRITICAL:
+        return Effect.ALREADY_BROKEN
+    critical = {f.code for f in then.findings if f.severity is Severity.CRITICAL}
+    if critical:
+        if critical & _LOUD:
+            return Effect.BREAKS_LOUDLY
+        if "stdlib-missing" in critical:
+            return Effect.LOSES_STDLIB
+        if "version-mismatch" in critical:
+            return Effect.BREAKS_SILENTLY
+        if "abi-mismatch" in critical:
+            return Effect.ABI_MISMATCH
+        return Effect.BREAKS
+    if then.status is Severity.UNKNOWN and now.status is not Severity.UNKNOWN:
+        return Effect.UNKNOWN
+    before = {f.code for f in now.findings}
+    if then.status.rank > now.status.rank or any(
+        f.code not in before and f.severity.rank >= Severity.WARNING.rank for f in then.findings
+    ):
+        return Effect.DEGRADES
+    return Effect.SURVIVES
+
+
+def _homes(report: Report) -> list[str]:
+    """Directories the venvs' interpreters were in: worth searching for a relink target."""
+    out: list[str] = []
+    for v in report.venvs:
+        cfg = v.facts.cfg
+        home = cfg.get("home") if cfg else None
+        if home and home.startswith("/"):
+            out.append(os.path.normpath(home))
+        for c in v.facts.chains:
+            for hop in c.hops[1:]:
+                if not hop.startswith(v.path.rstrip("/") + "/"):
+                    out.append(os.path.dirname(hop))
+                    break
+    return sorted(set(out))
+
+
+def host_interpreters(
+    report: Report, fs: HostFS = REAL, profile: Optional[HostProfile] = None
+) -> tuple[Interpreter, ...]:
+    """The interpreters a repair could use on the host *fs* describes (found statically)."""
+    return find_interpreters(places_for(profile, _homes(report)), fs)
+
+
+def predict(
+    report: Report,
+    change: Change,
+    *,
+    base: HostFS = REAL,
+    package_files: Optional[PackageFiles] = None,
+    plans: bool = True,
+) -> Prediction:
+    """Judge every venv of *report* (a scan of this host) on the host after *change*."""
+    world = build_world(change, base, package_files)
+    host = HostCache(world)
+    interps = host_interpreters(report, world, change.profile) if plans else ()
+    out: list[VenvPrediction] = []
+    for now in report.venvs:
+        if now.facts.kind is VenvKind.CONDA:
+            continue
+        try:
+            then_facts = rejudge(now.facts, host)
+        except VenvVanished:
+            out.append(VenvPrediction(now, None, Effect.REMOVED))
+            continue
+        then = VenvReport(then_facts, run_checks(then_facts), now.alias_of)
+        plan = make_plan(then_facts, then.findings, interps, world.path_state) if plans else None
+        out.append(VenvPrediction(now, then, classify(now, then), plan))
+    out.sort(key=lambda p: (-p.status.rank, not p.effect.breaks, p.path))
+    return Prediction(change.describe(), report, tuple(out))
+
+
+def plan_now(report: Report, base: HostFS = REAL) -> Prediction:
+    """Repair plans for the venvs of *report* as this host is now (``venvkeeper plan``
+    without a change): a prediction of no change, whose plans are the point."""
+    return predict(report, Change(), base=base)
+
+
+def worst_effects(pred: Prediction) -> Sequence[VenvPrediction]:
+    return [v for v in pred.venvs if v.effect.breaks or v.effect is Effect.REMOVED]
