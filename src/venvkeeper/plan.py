@@ -160,8 +160,9 @@ def choose_relink(
 
 def choose_rebuild(facts: VenvFacts, interpreters: Sequence[Interpreter]) -> Optional[Target]:
     """The interpreter to rebuild on: the one the venv's links reach now when it works (the
-    venv keeps the name it was made with, e.g. /usr/bin/python3), else the system python3,
-    else the newest Python of the venv's old origin, else the newest Python at all."""
+    venv keeps the name it was made with, e.g. /usr/bin/python3), else the newest in the
+    directory its interpreter came from (preferring its ``python3``), else the system
+    python3, else the newest Python of the venv's old origin, else the newest at all."""
     usable = [i for i in interpreters if i.usable]
     if not usable:
         return None
@@ -172,6 +173,17 @@ def choose_rebuild(facts: VenvFacts, interpreters: Sequence[Interpreter]) -> Opt
             if i.executable == base.executable:
                 keep = external if external and any(n.path == external for n in i.names) else None
                 return _target(i, keep)
+    # The directory the venv's interpreter came from (its `home`): an upgraded prefix
+    # keeps its unversioned python3 there.
+    home = facts.cfg.get("home") if facts.cfg is not None else None
+    if external and not home:
+        home = os.path.dirname(external)
+    if home:
+        home = home.rstrip("/")
+        there = [(i, n) for i in usable for n in i.names if os.path.dirname(n.path) == home]
+        if there:
+            i, n = max(there, key=lambda x: (x[1].path.endswith("/python3"), _version_key(x[0])))
+            return _target(i, n.path if n.path.endswith("/python3") else None)
     for i in usable:
         for n in i.names:
             if n.path in ("/usr/bin/python3", "/bin/python3"):

@@ -1,0 +1,284 @@
+"""predict against what really happens: the simulated distro upgrade of the scan tests,
+judged *before* it happens, must equal the scan *after* it and the ground truth of running
+every venv; host profiles of two hosts sharing one tree; --remove-package on real dpkg."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import factory
+from conftest import require_python, run_cli
+from factory import FakeDistro, imports_ok, install, make_project, make_venv
+
+pytestmark = pytest.mark.slow
+
+KINDS = ("py3-venv", "versioned-venv", "copies", "virtualenv", "uv-py3", "pip-venv", "editable")
+
+#: What the upgrade does to each kind, as predict names it.
+EFFECTS = {
+    "py3-venv": "breaks-silently",
+    "uv-py3": "breaks-silently",
+    "pip-venv": "breaks-silently",
+    "editable": "breaks-silently",
+    "versioned-venv": "breaks-loudly",
+    "virtualenv": "breaks-loudly",
+    "copies": "loses-stdlib",
+}
+
+
+def verdicts_scan(*args: str) -> dict[str, tuple[str, str]]:
+    """path -> (status, main finding code) from ``venvkeeper scan --json``."""
+    res = run_cli("scan", "--json", *args)
+    assert res.code in (0, 1, 2), res.err
+    return {
+        v["path"]: (v["status"], v["findings"][0]["code"] if v["findings"] else "")
+        for v in json.loads(res.out)["venvs"]
+    }
+
+
+def run_predict(*args: str) -> dict[str, dict]:
+    res = run_cli("predict", "--json", *args)
+    assert res.code in (0, 1, 2), res.err
+    return {v["path"]: v for v in json.loads(res.out)["venvs"]}
+
+
+def verdicts_predicted(pred: dict[str, dict]) -> dict[str, tuple[str, str]]:
+    return {
+        p: (v["status_then"], v["findings_then"][0]["code"] if v["findings_then"] else "")
+        for p, v in pred.items()
+    }
+
+
+@dataclass
+class Upgrade:
+    root: Path
+    made: dict[str, Path]
+    gamma: Path  # the editable project's source
+    predicted_absent: dict[str, dict]  # before, 3.12 not installed yet
+    predicted_present: dict[str, dict]  # before, 3.12 installed beside 3.10
+    before: dict[str, tuple[str, str]]
+    after: dict[str, tuple[str, str]]
+    truth_before: dict[str, bool]
+    truth_after: dict[str, bool]
+    profile_before: Path
+    profile_after: Path
+    predicted_on_before_host: dict[str, dict]  # after the change, with the old profile
+
+
+@pytest.fixture(scope="module")
+def upgrade(tmp_path_factory: pytest.TempPathFactory) -> Upgrade:
+    for minor in ("3.10", "3.12"):
+        if not FakeDistro.available(minor):
+            pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
+    if not factory.can_hide():
+        pytest.skip("needs root and unshare to hide the removed stdlib in a mount namespace")
+    root = tmp_path_factory.mktemp("predict")
+    usr = root / "usr"
+    distro = FakeDistro(usr)
+    distro.install("3.10")
+    py3 = distro.set_default("3.10")
+    py310 = usr / "bin" / "python3.10"
+    alpha = make_project(root, "alpha", script="alpha-cli")
+    beta = make_project(root, "beta", ext=True)
+    gamma = make_project(root / "work", "gamma")
+    envs = root / "envs"
+    made = {
+        "py3-venv": make_venv(py3, envs / "py3-venv"),
+        "versioned-venv": make_venv(py310, envs / "versioned-venv"),
+        "copies": make_venv(py310, envs / "copies", copies=True),
+        "virtualenv": make_venv(py310, envs / "virtualenv", creator="virtualenv"),
+        "uv-py3": make_venv(py3, envs / "uv-py3", creator="uv"),
+        "pip-venv": make_venv(py3, envs / "pip-venv", pip=True),
+        "editable": make_venv(py3, envs / "editable"),
+    }
+    for name, v in made.items():
+        if name == "editable":
+            install(v, gamma, editable=True)
+        elif name == "pip-venv":
+            install(v, alpha, beta, installer="pip")
+        else:
+            install(v, alpha, beta)
+
+    def truth() -> dict[str, bool]:
+        return {
+            name: imports_ok(
+                v,
+                *(("gamma",) if name == "editable" else ("alpha", "beta._speed")),
+                hide=distro.hidden,
+            )
+            for name, v in made.items()
+        }
+
+    change = (
+        f"--python-becomes={usr}/bin/python3=3.12",
+        f"--remove={usr}/bin/python3.10",
+        f"--remove={usr}/lib/python3.10",
+        f"--remove={usr}/include/python3.10",
+    )
+    profile_before = root / "before.json"
+    assert (
+        run_cli("host-profile", "--search", str(usr / "bin"), "-o", str(profile_before)).code == 0
+    )
+    truth_before = truth()
+    before = verdicts_scan(str(envs))
+    predicted_absent = run_predict(str(envs), *change)
+    distro.install("3.12")
+    predicted_present = run_predict(str(envs), *change)
+    distro.set_default("3.12")
+    distro.remove("3.10")
+    truth_after = truth()
+    after = verdicts_scan(str(envs))
+    profile_after = root / "after.json"
+    assert run_cli("host-profile", "--search", str(usr / "bin"), "-o", str(profile_after)).code == 0
+    on_before = run_predict(str(envs), "--host-profile", str(profile_before))
+    return Upgrade(
+        root,
+        made,
+        gamma.path,
+        predicted_absent,
+        predicted_present,
+        before,
+        after,
+        truth_before,
+        truth_after,
+        profile_before,
+        profile_after,
+        on_before,
+    )
+
+
+@pytest.mark.parametrize("variant", ["new-minor-absent", "new-minor-installed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_prediction_equals_the_scan_after_the_change(
+    upgrade: Upgrade, kind: str, variant: str
+) -> None:
+    pred = upgrade.predicted_absent if variant == "new-minor-absent" else upgrade.predicted_present
+    path = str(upgrade.made[kind])
+    assert verdicts_predicted(pred)[path] == upgrade.after[path], pred[path]["findings_then"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_prediction_matches_ground_truth_and_names_the_effect(upgrade: Upgrade, kind: str) -> None:
+    v = upgrade.predicted_absent[str(upgrade.made[kind])]
+    assert upgrade.truth_before[kind], "every venv works before the change"
+    assert v["status_now"] != "critical"
+    assert (v["status_then"] == "critical") == (not upgrade.truth_after[kind])
+    assert v["effect"] == EFFECTS[kind]
+    assert v["breaks"] is True
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_plan_under_the_change_rebuilds_on_the_new_python(upgrade: Upgrade, kind: str) -> None:
+    plan = upgrade.predicted_absent[str(upgrade.made[kind])]["plan"]
+    usr = upgrade.root / "usr"
+    assert plan["strategy"] == "rebuild"
+    assert plan["target"]["version"] == "3.12"
+    assert plan["target"]["executable"] == str(usr / "bin" / "python3.12")
+    specs = {p["spec"] for p in plan["packages"]}
+    if kind == "editable":
+        assert specs == {f"-e {upgrade.gamma}"}
+    else:
+        # installed from their source directories: reinstalled from there, exactly
+        kinds = {p["name"]: (p["kind"], p["version"]) for p in plan["packages"]}
+        assert kinds["alpha"] == ("local", "1.0") and kinds["beta"] == ("local", "1.0")
+        assert any(s.startswith("alpha @ file://") for s in specs)
+        assert "pip" not in kinds
+        # beta has an extension compiled for 3.10: a 3.12 wheel or a build is needed.
+        assert any(
+            b["code"] == "needs-new-wheel" and b["package"] == "beta" for b in plan["blockers"]
+        )
+
+
+def test_the_old_hosts_profile_sees_the_venvs_as_they_were(upgrade: Upgrade) -> None:
+    """Host A (3.10 at the path) and host B (3.12 there) share the tree: judged through A's
+    profile, on this host already upgraded, the verdicts are A's real ones."""
+    for kind, path in upgrade.made.items():
+        v = upgrade.predicted_on_before_host[str(path)]
+        status = v["status_then"]
+        assert (status, v["findings_then"][0]["code"] if v["findings_then"] else "") == (
+            upgrade.before[str(path)]
+        ), kind
+        assert (status == "critical") == (not upgrade.truth_before[kind]), kind
+        # ...while this host (B) sees them broken, as running them showed.
+        assert (upgrade.after[str(path)][0] == "critical") == (not upgrade.truth_after[kind])
+
+
+def test_the_new_hosts_profile_equals_the_upgrade(upgrade: Upgrade) -> None:
+    pred = run_predict(str(upgrade.root / "envs"), "--host-profile", str(upgrade.profile_after))
+    assert verdicts_predicted(pred) == upgrade.after
+
+
+def test_profile_lists_the_interpreters_with_their_links(upgrade: Upgrade) -> None:
+    doc = json.loads(upgrade.profile_before.read_text())
+    assert doc["kind"] == "venvkeeper-host-profile" and doc["schema_version"] == 1
+    (interp,) = doc["interpreters"]
+    usr = upgrade.root / "usr"
+    assert interp["version"] == "3.10" and interp["stdlib_present"] is True
+    assert interp["patch_version"].startswith("3.10.")
+    names = {n["path"]: n["hops"] for n in interp["names"]}
+    assert names[str(usr / "bin" / "python3")] == [
+        str(usr / "bin" / "python3"),
+        str(usr / "bin" / "python3.10"),
+    ]
+
+
+# --- --remove-package on the real package database ---------------------------------------
+
+
+def _dpkg_python() -> tuple[str, Path]:
+    if not shutil.which("dpkg-query"):
+        pytest.skip("this machine has no dpkg")
+    from venvkeeper import pkgdb
+
+    owned = pkgdb.owners(["/usr/bin/python3"])
+    if "/usr/bin/python3" not in owned:
+        pytest.skip("/usr/bin/python3 is not owned by a dpkg package here")
+    real = Path("/usr/bin/python3").resolve()
+    pkg = pkgdb.owners([str(real)]).get(str(real))
+    if pkg is None:
+        pytest.skip(f"{real} is not owned by a dpkg package here")
+    return pkg, real
+
+
+def test_package_files_are_the_real_file_list() -> None:
+    from venvkeeper import pkgdb
+
+    pkg, real = _dpkg_python()
+    files = pkgdb.package_files(pkg)
+    assert str(real) in files
+    assert "/usr/bin" not in files and "/usr" not in files  # shared directories stay
+
+
+def test_remove_package_breaks_the_venvs_on_that_python(tmp_path: Path) -> None:
+    pkg, real = _dpkg_python()
+    versioned = make_venv(real, tmp_path / "versioned")  # links python3.X itself
+    other = make_venv(require_python("3.12"), tmp_path / "pyenv")
+    pred = run_predict(str(tmp_path), "--remove-package", pkg)
+    assert pred[str(versioned)]["effect"] == "breaks-loudly"
+    assert pred[str(other)]["effect"] == "survives"
+    res = run_cli("predict", str(tmp_path), "--remove-package", pkg)
+    assert res.code == 2
+    assert f"remove package {pkg}" in res.out
+
+
+def test_remove_package_without_a_package_manager_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dpkg-query, no rpm
+    res = run_cli("predict", str(tmp_path), "--remove-package", "python3.10-minimal")
+    assert res.code == 3
+    assert "neither dpkg nor rpm" in res.err and "--remove PATH" in res.err
+    assert "Traceback" not in res.err
+
+
+def test_remove_package_that_is_not_installed_is_a_clear_error(tmp_path: Path) -> None:
+    if not shutil.which("dpkg-query"):
+        pytest.skip("this machine has no dpkg")
+    res = run_cli("predict", str(tmp_path), "--remove-package", "no-such-package-vk")
+    assert res.code == 3
+    assert "no installed package" in res.err
