@@ -132,8 +132,28 @@ def classify(now: VenvReport, then: VenvReport) -> Effect:
     return Effect.SURVIVES
 
 
-def _homes(report: Report) -> list[str]:
-    """Directories the venvs' interpreters were in: worth searching for a relink target."""
+MAX_SIBLINGS = 64
+
+
+def _homes(report: Report, fs: HostFS = REAL) -> list[str]:
+    """Directories the venvs' interpreters were in, and the bin/ of their sibling
+    installations (``versions/3.11.7/bin`` -> ``versions/*/bin``, a Homebrew Cellar):
+    where a relink target of the same minor is likely to be."""
+    found = _home_dirs(report)
+    out = list(found)
+    for home in found:
+        if os.path.basename(home) != "bin":
+            continue
+        install = os.path.dirname(home)
+        parent = os.path.dirname(install)
+        if parent in ("/", "/usr", "") or install in ("/usr", "/usr/local"):
+            continue
+        names = fs.listdir(parent)[:MAX_SIBLINGS]
+        out += [f"{parent}/{n}/bin" for n in names]
+    return sorted(set(out))
+
+
+def _home_dirs(report: Report) -> list[str]:
     out: list[str] = []
     for v in report.venvs:
         cfg = v.facts.cfg
@@ -152,7 +172,7 @@ def host_interpreters(
     report: Report, fs: HostFS = REAL, profile: Optional[HostProfile] = None
 ) -> tuple[Interpreter, ...]:
     """The interpreters a repair could use on the host *fs* describes (found statically)."""
-    return find_interpreters(places_for(profile, _homes(report)), fs)
+    return find_interpreters(places_for(profile, _homes(report, fs)), fs)
 
 
 def predict(

@@ -1,0 +1,388 @@
+"""Units of predict: the overlay filesystem, repair plans, profile files, the CLI contract;
+and a real relink scenario (a patch release replaced under a pyenv-style tree)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from venvkeeper.errors import UsageError
+from venvkeeper.hostfs import Overlay
+from venvkeeper.interpreters import load_profile, profile_from_dict
+from venvkeeper.model import (
+    BaseOrigin,
+    DirectUrlKind,
+    Distribution,
+    Extension,
+    Interpreter,
+    InterpreterName,
+    RequirementKind,
+    Strategy,
+)
+from venvkeeper.plan import requirement, version_blockers
+from venvkeeper.predict import parse_python_becomes
+from venvkeeper.scan import inspect_path
+
+from conftest import find_python, require_python, run_cli
+from factory import imports_ok, install, make_project, make_venv
+
+# --- the overlay ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "usr" / "bin").mkdir(parents=True)
+    (tmp_path / "usr" / "lib" / "python3.10").mkdir(parents=True)
+    (tmp_path / "usr" / "lib" / "python3.10" / "os.py").write_text("")
+    (tmp_path / "usr" / "bin" / "python3.10").write_bytes(b"\x7fELF")
+    (tmp_path / "usr" / "bin" / "python3").symlink_to("python3.10")
+    (tmp_path / "bin").symlink_to("usr/bin")  # a merged /usr
+    return tmp_path
+
+
+def test_overlay_passes_untouched_paths_through(tree: Path) -> None:
+    o = Overlay()
+    p = str(tree / "usr" / "bin" / "python3")
+    assert o.readlink(p) == "python3.10"
+    assert o.file_state(p) is True
+    assert sorted(o.listdir(str(tree / "usr" / "bin"))) == ["python3", "python3.10"]
+    assert o.realpath(str(tree / "bin" / "python3")) == str(tree / "usr" / "bin" / "python3.10")
+
+
+def test_overlay_repoints_a_link_and_adds_files(tree: Path) -> None:
+    b = tree / "usr" / "bin"
+    o = Overlay(
+        links={str(b / "python3"): "python3.12"},
+        files={str(b / "python3.12"): b"\x7fELF", str(tree / "usr/lib/python3.12/os.py"): b""},
+    )
+    # through the directory link too: /bin/python3 is /usr/bin/python3
+    assert o.readlink(str(tree / "bin" / "python3")) == "python3.12"
+    assert o.realpath(str(tree / "bin" / "python3")) == str(b / "python3.12")
+    assert o.file_state(str(tree / "usr/lib/python3.12/os.py")) is True
+    assert o.dir_state(str(tree / "usr/lib/python3.12")) is True
+    assert "python3.12" in o.listdir(str(b))
+    assert o.read_head(str(b / "python3"), 4) == b"\x7fELF"
+    assert (b / "python3").resolve().name == "python3.10"  # the real host is untouched
+
+
+def test_overlay_removes_trees_and_hides_patterns(tree: Path) -> None:
+    o = Overlay(removed=[str(tree / "usr" / "lib" / "python3.10")])
+    assert o.file_state(str(tree / "usr/lib/python3.10/os.py")) is False
+    assert o.path_state(str(tree / "usr/lib/python3.10")) is False
+    assert o.listdir(str(tree / "usr" / "lib")) == []
+    hidden = Overlay(hidden=[(str(tree / "bin"), r"python.*")])  # named via the link
+    assert hidden.path_state(str(tree / "usr" / "bin" / "python3.10")) is False
+    with pytest.raises(FileNotFoundError):
+        hidden.lstat(str(tree / "usr" / "bin" / "python3"))
+
+
+def test_overlay_removing_a_link_does_not_remove_its_target(tree: Path) -> None:
+    o = Overlay(removed=[str(tree / "bin" / "python3")])
+    assert o.path_state(str(tree / "usr" / "bin" / "python3")) is False
+    assert o.file_state(str(tree / "usr" / "bin" / "python3.10")) is True
+
+
+def test_overlay_link_loops_are_eloop(tree: Path) -> None:
+    a, b = str(tree / "a"), str(tree / "b")
+    o = Overlay(links={a: "b", b: "a"})
+    assert o.file_state(a) is False
+    with pytest.raises(OSError):
+        o.stat(a)
+
+
+@given(st.lists(st.sampled_from(["a", "b", "..", ".", "c", "x/y", "/abs"]), max_size=6))
+def test_overlay_never_raises_unexpectedly_on_odd_links(parts: list[str]) -> None:
+    o = Overlay(links={"/vk-nowhere/l": "/".join(parts) or "."})
+    for q in (o.file_state, o.path_state, o.dir_state):
+        assert q("/vk-nowhere/l") in (True, False, None)
+    o.realpath("/vk-nowhere/l")
+    o.listdir("/vk-nowhere")
+
+
+# --- plans -------------------------------------------------------------------------------
+
+
+def dist(**kw: object) -> Distribution:
+    base: dict[str, object] = {
+        "name": "pkg",
+        "version": "1.0",
+        "site_dir": "/v/lib/python3.10/site-packages",
+        "dist_info": "pkg-1.0.dist-info",
+    }
+    base.update(kw)
+    return Distribution(**base)  # type: ignore[arg-type]
+
+
+def test_requirement_specs() -> None:
+    assert requirement(dist()).spec == "pkg==1.0"
+    vcs = requirement(
+        dist(
+            direct_url_kind=DirectUrlKind.VCS,
+            direct_url="https://git.example/pkg.git",
+            vcs="git",
+            commit_id="abc123",
+        )
+    )
+    assert vcs.kind is RequirementKind.VCS
+    assert vcs.spec == "pkg @ git+https://git.example/pkg.git@abc123"
+    ed = requirement(
+        dist(
+            direct_url_kind=DirectUrlKind.EDITABLE,
+            direct_url="file:///src/pkg",
+            editable_path="/src/pkg",
+        )
+    )
+    assert (ed.kind, ed.spec) == (RequirementKind.EDITABLE, "-e /src/pkg")
+    arch = requirement(
+        dist(direct_url_kind=DirectUrlKind.ARCHIVE, direct_url="https://h/pkg-1.0.tar.gz")
+    )
+    assert (arch.kind, arch.spec) == (RequirementKind.ARCHIVE, "pkg @ https://h/pkg-1.0.tar.gz")
+
+
+def test_version_blockers(tmp_path: Path) -> None:
+    from venvkeeper.model import Target
+
+    py = require_python("3.11")
+    v = make_venv(py, tmp_path / "v")
+    facts = inspect_path(str(v)).facts
+    old = dist(requires_python="<3.12", name="oldpin")
+    ext = dist(
+        name="fast",
+        extensions=(
+            Extension(
+                "fast/_c.cpython-310-x86_64-linux-gnu.so", "cpython-310-x86_64-linux-gnu", "3.10"
+            ),
+        ),
+    )
+    abi3 = dist(name="stable", extensions=(Extension("s/_c.abi3.so", "abi3", None),))
+    site = facts.site_dirs[0]
+    from dataclasses import replace
+
+    facts = replace(facts, site_dirs=(replace(site, distributions=(old, ext, abi3)),))
+    reqs = [requirement(d) for d in (old, ext, abi3)]
+    found = version_blockers(
+        facts, reqs, "3.10", Target("/usr/bin/python3", "/usr/bin/python3.12", "3.12", "3.12.1")
+    )
+    by = {(b.code, b.package): b for b in found}
+    assert by[("requires-python", "oldpin")].fatal
+    assert (
+        not by[("needs-new-wheel", "fast")].fatal
+        and "cp312" in by[("needs-new-wheel", "fast")].message
+    )
+    assert not any(b.package == "stable" for b in found)
+    assert version_blockers(facts, reqs, "3.12", Target("/x", "/x", "3.12")) == []
+
+
+def _interp(path: str, version: str, origin: BaseOrigin) -> Interpreter:
+    return Interpreter(
+        executable=path,
+        names=(InterpreterName(path, (path,)),),
+        version=version,
+        patch_version=version + ".9",
+        prefix=os.path.dirname(os.path.dirname(path)),
+        stdlib_present=True,
+        origin=origin,
+    )
+
+
+def test_plan_for_pipx_venvs_names_the_tool(tmp_path: Path) -> None:
+    from venvkeeper.plan import make_plan
+
+    py = require_python("3.11")
+    v = make_venv(py, tmp_path / "pipx" / "venvs" / "black")
+    rep = inspect_path(str(v))
+    (v / "bin" / "python").unlink()
+    (v / "bin" / "python").symlink_to("/nonexistent/python3.11")
+    (v / "bin" / "python3").unlink()
+    (v / "bin" / "python3").symlink_to("python")
+    rep = inspect_path(str(v))
+    assert rep.status.value == "critical"
+    plan = make_plan(rep.facts, rep.findings, [_interp(str(py), "3.11", BaseOrigin.PYENV)])
+    assert plan.strategy is Strategy.USE_TOOL
+    assert plan.tool_command is not None and plan.tool_command.startswith("pipx reinstall")
+    assert "black" in plan.tool_command
+
+
+def test_plan_for_a_moved_venv_rewrites_paths(tmp_path: Path) -> None:
+    py = require_python("3.11")
+    proj = make_project(tmp_path, "alpha", script="alpha-cli")
+    v = make_venv(py, tmp_path / "old")
+    install(v, proj)
+    v.rename(tmp_path / "new")
+    res = run_cli("plan", "--json", str(tmp_path / "new"))
+    doc = json.loads(res.out)
+    plan = doc["venvs"][0]["plan"]
+    assert plan["strategy"] == "rewrite-paths"
+    assert plan["old_location"] == str(tmp_path / "old")
+    assert res.code == 2
+
+
+def test_healthy_venvs_need_no_plan(tmp_path: Path) -> None:
+    make_venv(require_python("3.11"), tmp_path / "ok")
+    res = run_cli("plan", str(tmp_path))
+    assert res.code in (0, 1)
+    assert "0 of 1 venv need a repair" in res.out
+
+
+# --- a real relink: a patch release replaced in a pyenv-style tree ----------------------
+
+
+def test_relink_to_the_same_minor_of_the_same_origin(tmp_path: Path) -> None:
+    """versions/3.11.7 is replaced by versions/3.11.99 (a patch upgrade): the venv's link
+    dangles; the plan relinks it to the new patch release, and doing what the plan says
+    really brings the venv back."""
+    src = find_python("3.11")
+    if src is None or "/versions/" not in str(src):
+        pytest.skip("needs a pyenv CPython 3.11")
+    prefix = src.parent.parent
+    tree = tmp_path / "pyenv" / "versions"
+    old = tree / "3.11.7"
+    (old / "bin").mkdir(parents=True)
+    shutil.copy2(src, old / "bin" / "python3.11")
+    (old / "lib").mkdir()
+    (old / "lib" / "python3.11").symlink_to(prefix / "lib" / "python3.11")
+    proj = make_project(tmp_path, "alpha")
+    v = make_venv(old / "bin" / "python3.11", tmp_path / "app")
+    install(v, proj)
+    assert imports_ok(v, "alpha")
+    pred = json.loads(run_cli("predict", "--json", str(v), "--remove", str(old)).out)
+    assert pred["venvs"][0]["effect"] == "breaks-loudly"
+    # the patch upgrade happens: a new release directory, the old one goes
+    new = tree / "3.11.99"
+    shutil.copytree(old, new, symlinks=True)
+    shutil.rmtree(old)
+    assert not imports_ok(v, "alpha")
+    res = run_cli("plan", "--json", str(v))
+    plan = json.loads(res.out)["venvs"][0]["plan"]
+    assert plan["strategy"] == "relink", plan
+    target = plan["target"]["path"]
+    assert target == str(new / "bin" / "python3.11")
+    # do what the plan says, by hand: point the links and `home` at the target
+    for name in ("python", "python3", "python3.11"):
+        link = v / "bin" / name
+        if link.is_symlink():
+            link.unlink()
+            link.symlink_to(target)
+    cfg = (v / "pyvenv.cfg").read_text().replace(str(old / "bin"), str(new / "bin"))
+    (v / "pyvenv.cfg").write_text(cfg)
+    assert imports_ok(v, "alpha")
+    assert inspect_path(str(v)).status.value in ("ok", "warning")
+
+
+# --- profiles and the CLI contract --------------------------------------------------------
+
+
+def test_profile_errors_are_clear(tmp_path: Path) -> None:
+    bad = tmp_path / "p.json"
+    for text, needle in [
+        ("{", "Expecting"),
+        ('{"kind": "other"}', "not a venvkeeper host profile"),
+        ('{"kind": "venvkeeper-host-profile", "schema_version": 99}', "newer"),
+        (
+            '{"kind": "venvkeeper-host-profile", "schema_version": 1, "searched":'
+            ' {"bin_dirs": ["rel"], "trees": []}, "dir_links": {}, "interpreters": []}',
+            "absolute",
+        ),
+    ]:
+        bad.write_text(text)
+        res = run_cli("predict", str(tmp_path), "--host-profile", str(bad))
+        assert res.code == 3 and needle in res.err, (text, res.err)
+        assert "Traceback" not in res.err
+    res = run_cli("predict", str(tmp_path), "--host-profile", str(tmp_path / "none.json"))
+    assert res.code == 3 and "cannot read" in res.err
+    with pytest.raises(UsageError):
+        load_profile("/dev/null")
+
+
+def test_profile_round_trips(tmp_path: Path) -> None:
+    out = tmp_path / "me.json"
+    assert run_cli("host-profile", "-o", str(out)).code == 0
+    doc = json.loads(out.read_text())
+    assert profile_from_dict(doc).interpreters
+    if os.path.exists("/usr/bin/python3") and shutil.which("dpkg-query"):
+        mine = [
+            i
+            for i in doc["interpreters"]
+            if any(n["path"] == "/usr/bin/python3" for n in i["names"])
+        ]
+        assert mine and mine[0]["package"] and mine[0]["origin"] == "system"
+
+
+def test_profile_never_runs_anything_it_need_not(tmp_path: Path) -> None:
+    """A binary a user could write is never run to learn its version."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    marker = tmp_path / "ran"
+    evil = d / "python3"
+    evil.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    evil.chmod(0o755)
+    os.chmod(tmp_path, 0o777)
+    res = run_cli("host-profile", "--search", str(d))
+    assert res.code == 0
+    assert not marker.exists()
+    assert json.loads(res.out)["interpreters"][0]["is_script"] is True
+
+
+def test_python_becomes_parsing() -> None:
+    assert parse_python_becomes("3.12") == (None, "3.12")
+    assert parse_python_becomes("/opt/py/bin/python3=3.13t") == ("/opt/py/bin/python3", "3.13t")
+    for bad in ("3", "three", "rel/python3=3.12", "/x=3.12.1"):
+        with pytest.raises(UsageError):
+            parse_python_becomes(bad)
+    res = run_cli("predict", "/tmp", "--python-becomes", "latest")
+    assert res.code == 3 and "X.Y" in res.err
+
+
+def test_predict_without_a_change_equals_scan(tmp_path: Path) -> None:
+    py = require_python("3.11")
+    make_venv(py, tmp_path / "a")
+    b = make_venv(py, tmp_path / "b")
+    (b / "bin" / "python3.11").unlink()
+    (b / "bin" / "python3.11").symlink_to("/nonexistent/python3.11")
+    (b / "bin" / "python").unlink()
+    (b / "bin" / "python").symlink_to("python3.11")
+    scan = json.loads(run_cli("scan", "--json", str(tmp_path)).out)
+    pred = json.loads(run_cli("predict", "--json", str(tmp_path)).out)
+    assert {v["path"]: v["status"] for v in scan["venvs"]} == {
+        v["path"]: v["status_then"] for v in pred["venvs"]
+    }
+    effects = {v["path"]: v["effect"] for v in pred["venvs"]}
+    assert effects == {str(tmp_path / "a"): "survives", str(b): "already-broken"}
+    assert run_cli("predict", str(tmp_path)).code == 2
+
+
+def test_predict_marks_venvs_the_change_deletes(tmp_path: Path) -> None:
+    v = make_venv(require_python("3.11"), tmp_path / "inside" / "v")
+    pred = json.loads(
+        run_cli("predict", "--json", str(tmp_path), "--remove", str(tmp_path / "inside")).out
+    )
+    assert pred["venvs"][0]["path"] == str(v)
+    assert pred["venvs"][0]["effect"] == "removed"
+
+
+def test_predict_table_escapes_and_summarises(tmp_path: Path) -> None:
+    make_venv(require_python("3.11"), tmp_path / "odd\x1bname")
+    res = run_cli("predict", str(tmp_path), "--python-becomes", "3.99")
+    assert "\x1b" not in res.out and "\\x1b" in res.out
+    assert "change: /usr/bin/python3 (and /usr/bin/python) -> python3.99" in res.out
+    assert "1 venv," in res.out
+
+
+def test_nothing_is_executed_by_predict(tmp_path: Path) -> None:
+    """predict and plan read files only: a venv whose interpreter would leave a mark."""
+    v = make_venv(require_python("3.11"), tmp_path / "v")
+    marker = tmp_path / "ran"
+    for name in ("python", "python3", "python3.11"):
+        p = v / "bin" / name
+        p.unlink()
+        p.write_text(f"#!/bin/sh\ntouch {marker}\n")
+        p.chmod(0o755)
+    for cmd in ("predict", "plan"):
+        run_cli(cmd, str(tmp_path), "--python-becomes", "3.12")
+    assert not marker.exists()
