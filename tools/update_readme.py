@@ -33,8 +33,9 @@ def usage_block() -> str:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     parts = [parser.format_help()]
-    for name in ("scan", "show"):
-        parts.append(sub.choices[name].format_help())  # type: ignore[attr-defined]
+    for name, choice in sub.choices.items():  # type: ignore[attr-defined]
+        if name != "codes":
+            parts.append(choice.format_help())
     return "\n".join(f"```\n{p}```\n" for p in parts)
 
 
