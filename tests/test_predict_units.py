@@ -3,6 +3,7 @@ and a real relink scenario (a patch release replaced under a pyenv-style tree)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -386,3 +387,69 @@ def test_nothing_is_executed_by_predict(tmp_path: Path) -> None:
     for cmd in ("predict", "plan"):
         run_cli(cmd, str(tmp_path), "--python-becomes", "3.12")
     assert not marker.exists()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=12), c, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(_json)
+def test_garbage_profiles_are_refused_cleanly(data: object) -> None:
+    with contextlib.suppress(ValueError):
+        profile_from_dict(data)
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("venvkeeper-host-profile"),
+            "schema_version": st.just(1),
+            "searched": st.fixed_dictionaries(
+                {"bin_dirs": st.lists(st.just("/x/bin")), "trees": st.just([])}
+            ),
+            "dir_links": st.dictionaries(st.sampled_from(["/bin", "/x"]), st.text(max_size=5)),
+            "interpreters": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "executable": st.sampled_from(["/x/bin/python3.1", "/a"]),
+                        "version": st.sampled_from([None, "3.1", "x"]),
+                        "origin": st.sampled_from(["system", "nope"]),
+                        "names": st.lists(
+                            st.fixed_dictionaries(
+                                {"hops": st.lists(st.sampled_from(["/x/bin/p", "/a", "rel"]))}
+                            ),
+                            max_size=2,
+                        ),
+                    }
+                ),
+                max_size=3,
+            ),
+        }
+    )
+)
+def test_near_valid_profiles_load_or_are_refused(data: dict[str, object]) -> None:
+    from venvkeeper.interpreters import profile_overlay
+
+    try:
+        p = profile_from_dict(data)
+    except ValueError:
+        return
+    o = profile_overlay(p)
+    for q in ("/x/bin/python3.1", "/x/bin/p", "/bin/python3"):
+        assert o.file_state(q) in (True, False, None)
+
+
+def test_a_very_deep_link_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    v = make_venv(require_python("3.11"), tmp_path / "v")
+    deep = "/" + "/".join(["d"] * 1500) + "/python3"
+    for name in ("python", "python3", "python3.11"):
+        (v / "bin" / name).unlink()
+        (v / "bin" / name).symlink_to(deep)
+    res = run_cli("predict", "--json", str(tmp_path), "--python-becomes", "3.12")
+    assert res.code == 2, res.err
+    (pred,) = json.loads(res.out)["venvs"]
+    assert pred["status_then"] == "critical" == pred["status_now"]
+    assert pred["findings_then"][0]["code"] == "interpreter-dangling"

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 from venvkeeper import fsutil
 
 MAX_HOPS = 40
+MAX_DEPTH = 256  # path components resolved by the overlay (recursion bound)
 
 
 class HostFS:
@@ -205,6 +206,8 @@ class Overlay(HostFS):
             return d
         if d in self._canon:
             return self._canon[d]
+        if d.count("/") > MAX_DEPTH:  # the kernel would say so too (PATH_MAX)
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), d)
         parent = self._resolve_dir(os.path.dirname(d), hops)
         p = os.path.join(parent, os.path.basename(d))
         for _ in range(MAX_HOPS - hops):

@@ -10,6 +10,7 @@ Nothing is written and nothing is run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
@@ -196,6 +197,10 @@ def predict(
         except VenvVanished:
             out.append(VenvPrediction(now, None, Effect.REMOVED))
             continue
+        except Exception as e:  # a bug costs one venv's prediction, never the whole run
+            then_facts = dataclasses.replace(
+                now.facts, errors=(*now.facts.errors, f"internal error: {type(e).__name__}: {e}")
+            )
         then = VenvReport(then_facts, run_checks(then_facts), now.alias_of)
         plan = make_plan(then_facts, then.findings, interps, world.path_state) if plans else None
         out.append(VenvPrediction(now, then, classify(now, then), plan))
