@@ -453,3 +453,29 @@ def test_a_very_deep_link_is_an_error_not_a_crash(tmp_path: Path) -> None:
     (pred,) = json.loads(res.out)["venvs"]
     assert pred["status_then"] == "critical" == pred["status_now"]
     assert pred["findings_then"][0]["code"] == "interpreter-dangling"
+
+
+def test_profile_runs_only_a_root_owned_system_interpreter_to_learn_its_version() -> None:
+    """An unversioned binary with no stdlib beside it: its files do not tell its version.
+    In directories only root can write, the profile asks it (isolated); elsewhere never."""
+    src = find_python("3.11")
+    if src is None or os.geteuid() != 0:
+        pytest.skip("needs root and a CPython 3.11 binary")
+    top = Path("/srv") / f"vk-test-ran-{os.getpid()}"
+    try:
+        (top / "bin").mkdir(parents=True)
+        os.chmod(top, 0o755)
+        shutil.copy2(src, top / "bin" / "python3")
+        res = run_cli("host-profile", "--search", str(top / "bin"), "--no-packages")
+        (interp,) = json.loads(res.out)["interpreters"]
+        assert (interp["version"], interp["version_source"]) == ("3.11", "ran")
+        assert interp["patch_version"].startswith("3.11.")
+        res = run_cli("host-profile", "--search", str(top / "bin"), "--no-run")
+        (interp,) = json.loads(res.out)["interpreters"]
+        assert (interp["version"], interp["version_source"]) == (None, "unknown")
+        os.chmod(top / "bin", 0o777)  # now any user could have planted it: never run
+        res = run_cli("host-profile", "--search", str(top / "bin"))
+        (interp,) = json.loads(res.out)["interpreters"]
+        assert interp["version_source"] == "unknown"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
