@@ -348,3 +348,82 @@ def in_mount_namespace(setup: str, python_code: str) -> subprocess.CompletedProc
     if res.returncode != 0 and "mount" in res.stderr:
         pytest.skip(f"mounts are not allowed here: {res.stderr.strip()}")
     return res
+
+
+#: Every kind of venv the simulated upgrade judges, and the modules each must import.
+UPGRADE_KINDS = (
+    "py3-venv",
+    "versioned-venv",
+    "copies",
+    "virtualenv",
+    "uv-py3",
+    "pip-venv",
+    "editable",
+)
+
+
+@dataclass
+class UpgradeWorld:
+    """A fake distro prefix at 3.10 with a venv of every kind, packages installed: the
+    world the ground-truth and predict tests upgrade to 3.12."""
+
+    root: Path
+    distro: FakeDistro
+    made: dict[str, Path]
+    editable_source: Path
+
+    @classmethod
+    def build(cls, root: Path) -> UpgradeWorld:
+        import pytest
+
+        for minor in ("3.10", "3.12"):
+            if not FakeDistro.available(minor):
+                pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
+        if not can_hide():
+            pytest.skip("needs root and unshare to hide the removed stdlib in a mount namespace")
+        distro = FakeDistro(root / "usr")
+        distro.install("3.10")
+        py3 = distro.set_default("3.10")
+        py310 = root / "usr" / "bin" / "python3.10"
+        alpha = make_project(root, "alpha", script="alpha-cli")
+        beta = make_project(root, "beta", ext=True)
+        gamma = make_project(root / "work", "gamma")
+        envs = root / "envs"
+        made = {
+            "py3-venv": make_venv(py3, envs / "py3-venv"),
+            "versioned-venv": make_venv(py310, envs / "versioned-venv"),
+            "copies": make_venv(py310, envs / "copies", copies=True),
+            "virtualenv": make_venv(py310, envs / "virtualenv", creator="virtualenv"),
+            "uv-py3": make_venv(py3, envs / "uv-py3", creator="uv"),
+            "pip-venv": make_venv(py3, envs / "pip-venv", pip=True),
+            "editable": make_venv(py3, envs / "editable"),
+        }
+        for name, v in made.items():
+            if name == "editable":
+                install(v, gamma, editable=True)
+            elif name == "pip-venv":
+                install(v, alpha, beta, installer="pip")
+            else:
+                install(v, alpha, beta)
+        return cls(root, distro, made, gamma.path)
+
+    @property
+    def envs(self) -> Path:
+        return self.root / "envs"
+
+    def truth(self) -> dict[str, bool]:
+        """Whether each venv really imports its packages now (the removed stdlib hidden)."""
+        return {
+            name: imports_ok(
+                v,
+                *(("gamma",) if name == "editable" else ("alpha", "beta._speed")),
+                hide=self.distro.hidden,
+            )
+            for name, v in self.made.items()
+        }
+
+    def upgrade(self) -> None:
+        """3.12 installed, python3 repointed, 3.10 removed: a distro upgrade."""
+        self.distro.install("3.12")
+        self.distro.set_default("3.12")
+        self.distro.remove("3.10")

@@ -48,61 +48,23 @@ class World:
     hidden: list[Path]
 
 
-KINDS = ("py3-venv", "versioned-venv", "copies", "virtualenv", "uv-py3", "pip-venv", "editable")
+KINDS = factory.UPGRADE_KINDS
 
 
 @pytest.fixture(scope="module")
 def upgrade(tmp_path_factory: pytest.TempPathFactory) -> World:
     """A distro upgrade from 3.10 to 3.12 of a fake /usr, with venvs of every kind."""
-    for minor in ("3.10", "3.12"):
-        if not FakeDistro.available(minor):
-            pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
-    if not factory.can_hide():
-        pytest.skip("needs root and unshare to hide the removed stdlib in a mount namespace")
-    root = tmp_path_factory.mktemp("upgrade")
-    distro = FakeDistro(root / "usr")
-    distro.install("3.10")
-    py3 = distro.set_default("3.10")
-    py310 = root / "usr" / "bin" / "python3.10"
-    alpha = make_project(root, "alpha", script="alpha-cli")
-    beta = make_project(root, "beta", ext=True)
-    gamma = make_project(root / "work", "gamma")
-    envs = root / "envs"
-    made = {
-        "py3-venv": make_venv(py3, envs / "py3-venv"),
-        "versioned-venv": make_venv(py310, envs / "versioned-venv"),
-        "copies": make_venv(py310, envs / "copies", copies=True),
-        "virtualenv": make_venv(py310, envs / "virtualenv", creator="virtualenv"),
-        "uv-py3": make_venv(py3, envs / "uv-py3", creator="uv"),
-        "pip-venv": make_venv(py3, envs / "pip-venv", pip=True),
-        "editable": make_venv(py3, envs / "editable"),
-    }
-    for name, v in made.items():
-        if name == "editable":
-            install(v, gamma, editable=True)
-        elif name == "pip-venv":
-            install(v, alpha, beta, installer="pip")
-        else:
-            install(v, alpha, beta)
-
-    def truth() -> dict[str, bool]:
-        out = {}
-        for name, v in made.items():
-            mods = ("gamma",) if name == "editable" else ("alpha", "beta._speed")
-            out[name] = imports_ok(v, *mods, hide=distro.hidden)
-        return out
+    world = factory.UpgradeWorld.build(tmp_path_factory.mktemp("upgrade"))
 
     def by_kind(report: dict[str, dict]) -> dict[str, dict]:
-        return {name: report[str(v)] for name, v in made.items()}
+        return {name: report[str(v)] for name, v in world.made.items()}
 
-    truth_before = truth()
-    before = by_kind(scan_json(envs))
-    distro.install("3.12")
-    distro.set_default("3.12")
-    distro.remove("3.10")
-    truth_after = truth()
-    after = by_kind(scan_json(envs))
-    return World(root, before, after, truth_before, truth_after, distro.hidden)
+    truth_before = world.truth()
+    before = by_kind(scan_json(world.envs))
+    world.upgrade()
+    truth_after = world.truth()
+    after = by_kind(scan_json(world.envs))
+    return World(world.root, before, after, truth_before, truth_after, world.distro.hidden)
 
 
 def test_before_upgrade_every_venv_works_and_none_is_critical(upgrade: World) -> None:

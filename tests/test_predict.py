@@ -13,11 +13,11 @@ import pytest
 
 import factory
 from conftest import require_python, run_cli
-from factory import FakeDistro, imports_ok, install, make_project, make_venv
+from factory import make_venv
 
 pytestmark = pytest.mark.slow
 
-KINDS = ("py3-venv", "versioned-venv", "copies", "virtualenv", "uv-py3", "pip-venv", "editable")
+KINDS = factory.UPGRADE_KINDS
 
 #: What the upgrade does to each kind, as predict names it.
 EFFECTS = {
@@ -72,74 +72,33 @@ class Upgrade:
 
 @pytest.fixture(scope="module")
 def upgrade(tmp_path_factory: pytest.TempPathFactory) -> Upgrade:
-    for minor in ("3.10", "3.12"):
-        if not FakeDistro.available(minor):
-            pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
-    if not factory.can_hide():
-        pytest.skip("needs root and unshare to hide the removed stdlib in a mount namespace")
-    root = tmp_path_factory.mktemp("predict")
-    usr = root / "usr"
-    distro = FakeDistro(usr)
-    distro.install("3.10")
-    py3 = distro.set_default("3.10")
-    py310 = usr / "bin" / "python3.10"
-    alpha = make_project(root, "alpha", script="alpha-cli")
-    beta = make_project(root, "beta", ext=True)
-    gamma = make_project(root / "work", "gamma")
-    envs = root / "envs"
-    made = {
-        "py3-venv": make_venv(py3, envs / "py3-venv"),
-        "versioned-venv": make_venv(py310, envs / "versioned-venv"),
-        "copies": make_venv(py310, envs / "copies", copies=True),
-        "virtualenv": make_venv(py310, envs / "virtualenv", creator="virtualenv"),
-        "uv-py3": make_venv(py3, envs / "uv-py3", creator="uv"),
-        "pip-venv": make_venv(py3, envs / "pip-venv", pip=True),
-        "editable": make_venv(py3, envs / "editable"),
-    }
-    for name, v in made.items():
-        if name == "editable":
-            install(v, gamma, editable=True)
-        elif name == "pip-venv":
-            install(v, alpha, beta, installer="pip")
-        else:
-            install(v, alpha, beta)
-
-    def truth() -> dict[str, bool]:
-        return {
-            name: imports_ok(
-                v,
-                *(("gamma",) if name == "editable" else ("alpha", "beta._speed")),
-                hide=distro.hidden,
-            )
-            for name, v in made.items()
-        }
-
+    world = factory.UpgradeWorld.build(tmp_path_factory.mktemp("predict"))
+    usr, envs, distro = world.root / "usr", str(world.envs), world.distro
     change = (
         f"--python-becomes={usr}/bin/python3=3.12",
         f"--remove={usr}/bin/python3.10",
         f"--remove={usr}/lib/python3.10",
         f"--remove={usr}/include/python3.10",
     )
-    profile_before = root / "before.json"
+    profile_before = world.root / "before.json"
     assert (
         run_cli("host-profile", "--search", str(usr / "bin"), "-o", str(profile_before)).code == 0
     )
-    truth_before = truth()
-    before = verdicts_scan(str(envs))
-    predicted_absent = run_predict(str(envs), *change)
-    distro.install("3.12")
-    predicted_present = run_predict(str(envs), *change)
-    distro.set_default("3.12")
-    distro.remove("3.10")
-    truth_after = truth()
-    after = verdicts_scan(str(envs))
-    profile_after = root / "after.json"
+    truth_before = world.truth()
+    before = verdicts_scan(envs)
+    predicted_absent = run_predict(envs, *change)
+    distro.install("3.12")  # the new minor beside the old one, before the switch
+    predicted_present = run_predict(envs, *change)
+    world.upgrade()
+    truth_after = world.truth()
+    after = verdicts_scan(envs)
+    profile_after = world.root / "after.json"
     assert run_cli("host-profile", "--search", str(usr / "bin"), "-o", str(profile_after)).code == 0
-    on_before = run_predict(str(envs), "--host-profile", str(profile_before))
+    on_before = run_predict(envs, "--host-profile", str(profile_before))
     return Upgrade(
-        root,
-        made,
-        gamma.path,
+        world.root,
+        world.made,
+        world.editable_source,
         predicted_absent,
         predicted_present,
         before,

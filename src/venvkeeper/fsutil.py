@@ -135,11 +135,18 @@ def is_file(path: str) -> bool:
         return False
 
 
-def _state(path: str, follow: bool, kind: Optional[Callable[[int], bool]]) -> Optional[bool]:
+def state(
+    path: str,
+    follow: bool,
+    kind: Optional[Callable[[int], bool]],
+    stat_: Callable[[str], os.stat_result] = os.stat,
+    lstat: Callable[[str], os.stat_result] = os.lstat,
+) -> Optional[bool]:
     """Whether *path* exists (and is of *kind*): False when it is not there (or a link to
-    nothing, or a loop), None when we may not look (permission): unknown, not absent."""
+    nothing, or a loop), None when we may not look (permission): unknown, not absent.
+    *stat_* and *lstat* ask the host (the OS, or an overlay of a changed host)."""
     try:
-        st = os.stat(path) if follow else os.lstat(path)
+        st = stat_(path) if follow else lstat(path)
     except (FileNotFoundError, NotADirectoryError, ValueError):
         return False
     except OSError as e:
@@ -149,17 +156,17 @@ def _state(path: str, follow: bool, kind: Optional[Callable[[int], bool]]) -> Op
 
 def path_state(path: str) -> Optional[bool]:
     """Whether *path* exists, links not followed."""
-    return _state(path, False, None)
+    return state(path, False, None)
 
 
 def file_state(path: str) -> Optional[bool]:
     """Whether *path* is a regular file, symlinks followed."""
-    return _state(path, True, stat.S_ISREG)
+    return state(path, True, stat.S_ISREG)
 
 
 def dir_state(path: str) -> Optional[bool]:
     """Whether *path* is a directory, symlinks followed."""
-    return _state(path, True, stat.S_ISDIR)
+    return state(path, True, stat.S_ISDIR)
 
 
 def is_dir(path: str) -> bool:

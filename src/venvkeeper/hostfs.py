@@ -73,13 +73,7 @@ class HostFS:
     def _state(
         self, path: str, follow: bool, kind: Optional[Callable[[int], bool]]
     ) -> Optional[bool]:
-        try:
-            st = self.stat(path) if follow else self.lstat(path)
-        except (FileNotFoundError, NotADirectoryError, ValueError):
-            return False
-        except OSError as e:
-            return False if e.errno == errno.ELOOP else None
-        return True if kind is None else kind(st.st_mode)
+        return fsutil.state(path, follow, kind, self.stat, self.lstat)
 
     def path_state(self, path: str) -> Optional[bool]:
         """Whether *path* exists, links not followed (None: we may not look)."""

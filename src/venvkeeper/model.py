@@ -9,6 +9,7 @@ they are escaped only when rendered.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -30,6 +31,11 @@ class Severity(enum.Enum):
     def status(self) -> Severity:
         """The venv status this severity gives: INFO counts as OK."""
         return Severity.OK if self is Severity.INFO else self
+
+
+def worst_of(statuses: Iterable[Severity]) -> Severity:
+    """The worst of *statuses* (``OK`` for none)."""
+    return max(statuses, key=lambda s: s.rank, default=Severity.OK)
 
 
 _RANK = {
@@ -322,11 +328,7 @@ class Report:
 
     @property
     def worst(self) -> Severity:
-        worst = Severity.OK
-        for v in self.venvs:
-            if v.status.rank > worst.rank:
-                worst = v.status
-        return worst
+        return worst_of(v.status for v in self.venvs)
 
     def count(self, status: Severity) -> int:
         return sum(1 for v in self.venvs if v.status is status)
@@ -534,11 +536,7 @@ class Prediction:
 
     @property
     def worst(self) -> Severity:
-        worst = Severity.OK
-        for v in self.venvs:
-            if v.status.rank > worst.rank:
-                worst = v.status
-        return worst
+        return worst_of(v.status for v in self.venvs)
 
     def count(self, effect: Effect) -> int:
         return sum(1 for v in self.venvs if v.effect is effect)

@@ -105,7 +105,13 @@ def build_world(
     return Overlay(fs, links=links, files=files, removed=removed)
 
 
-_LOUD = frozenset({"interpreter-dangling", "interpreter-missing"})
+#: Critical findings after the change -> the effect they mean, the first match wins.
+_CRITICAL_EFFECTS = (
+    (frozenset({"interpreter-dangling", "interpreter-missing"}), Effect.BREAKS_LOUDLY),
+    (frozenset({"stdlib-missing"}), Effect.LOSES_STDLIB),
+    (frozenset({"version-mismatch"}), Effect.BREAKS_SILENTLY),
+    (frozenset({"abi-mismatch"}), Effect.ABI_MISMATCH),
+)
 
 
 def classify(now: VenvReport, then: VenvReport) -> Effect:
@@ -114,15 +120,7 @@ def classify(now: VenvReport, then: VenvReport) -> Effect:
         return Effect.ALREADY_BROKEN
     critical = {f.code for f in then.findings if f.severity is Severity.CRITICAL}
     if critical:
-        if critical & _LOUD:
-            return Effect.BREAKS_LOUDLY
-        if "stdlib-missing" in critical:
-            return Effect.LOSES_STDLIB
-        if "version-mismatch" in critical:
-            return Effect.BREAKS_SILENTLY
-        if "abi-mismatch" in critical:
-            return Effect.ABI_MISMATCH
-        return Effect.BREAKS
+        return next((e for codes, e in _CRITICAL_EFFECTS if critical & codes), Effect.BREAKS)
     if then.status is Severity.UNKNOWN and now.status is not Severity.UNKNOWN:
         return Effect.UNKNOWN
     before = {f.code for f in now.findings}
