@@ -209,6 +209,28 @@ def _add_show(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(func=_cmd_show)
 
 
+def _add_restarts(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "restarts",
+        help="running processes that still use a replaced interpreter or a changed venv",
+    )
+    p.add_argument(
+        "--proc-root", default="/proc", metavar="DIR", help="the procfs to read (default /proc)"
+    )
+    p.add_argument(
+        "--unit-commands",
+        action="store_true",
+        help="print the systemctl restart lines (never run by venvkeeper)",
+    )
+    p.add_argument(
+        "--no-judge",
+        action="store_true",
+        help="do not judge the venvs of the processes (no 'repair first' warnings)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_restarts)
+
+
 def _add_codes(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("codes", help="list every finding code and its usual severity")
     p.set_defaults(func=_cmd_codes)
@@ -227,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_plan(sub)
     _add_host_profile(sub)
+    _add_restarts(sub)
     _add_codes(sub)
     return parser
 
@@ -344,6 +367,23 @@ def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     else:
         out.write(text)
     return int(ExitCode.OK)
+
+
+def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import restarts as fmt
+    from venvkeeper.procs import scan_processes
+
+    report = scan_processes(args.proc_root, judge=not args.no_judge)
+    if args.json:
+        out.write(fmt.render_json(report))
+    elif args.unit_commands:
+        out.write(fmt.unit_commands(report))
+    else:
+        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
+        out.write(fmt.render_table(report, width))
+    if report.broken:
+        return int(ExitCode.CRITICAL)
+    return int(ExitCode.WARNING if report.needing_restart else ExitCode.OK)
 
 
 def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

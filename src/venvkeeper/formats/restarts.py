@@ -1,0 +1,183 @@
+"""Output of ``restarts``: pure functions from a :class:`RestartReport` to text.
+
+Command lines and names come from other users' processes: everything is escaped."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from venvkeeper import __version__
+from venvkeeper.formats.json import SCHEMA_VERSION
+from venvkeeper.model import ProcessReport, RestartReport
+from venvkeeper.textutil import escape
+
+HEADERS = ("PID", "USER", "UNIT", "VENV", "COMMAND", "WHY")
+COMMAND_WIDTH = 60
+
+
+def _command(p: ProcessReport) -> str:
+    text = escape(" ".join(p.argv) or f"[{p.comm}]")
+    return text if len(text) <= COMMAND_WIDTH else text[: COMMAND_WIDTH - 1] + "…"
+
+
+def _unit(p: ProcessReport) -> str:
+    if p.unit:
+        return escape(p.unit) + (" (user)" if p.user_unit else "")
+    return escape(p.session) if p.session else "-"
+
+
+def _why(p: ProcessReport) -> str:
+    parts = [f"{r.code}: {r.message}" for r in p.reasons]
+    if p.restart_fails:
+        f = p.venv_finding
+        parts.append(
+            "REPAIR FIRST: its venv is broken now"
+            + (f" ({f.code}: {f.message})" if f else "")
+            + ", a restart would fail"
+        )
+    return escape("; ".join(parts))
+
+
+def units(report: RestartReport) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """(system units, (user, user unit) pairs, units that would restart into a broken venv)."""
+    system: dict[str, None] = {}
+    user: dict[tuple[str, str], None] = {}
+    broken: dict[str, None] = {}
+    for p in report.processes:
+        if not p.unit:
+            continue
+        if p.restart_fails:
+            broken[p.unit] = None
+        elif p.needs_restart:
+            if p.user_unit:
+                user[(p.user, p.unit)] = None
+            else:
+                system[p.unit] = None
+    clean_system = [u for u in system if u not in broken]
+    clean_user = [(who, u) for who, u in user if u not in broken]
+    return clean_system, clean_user, list(broken)
+
+
+def unit_commands(report: RestartReport) -> str:
+    """``systemctl restart`` lines for the units to restart (printed, never run). Units that
+    would restart into a broken venv come out commented: repair them first."""
+    system, user, broken = units(report)
+    lines = []
+    if system:
+        lines.append("systemctl restart " + " ".join(shlex.quote(u) for u in system))
+    for who, u in user:
+        lines.append(f"systemctl --user --machine={shlex.quote(who)}@ restart {shlex.quote(u)}")
+    for u in broken:
+        lines.append(f"# repair its venv first: systemctl restart {shlex.quote(u)}")
+    return "".join(escape(line) + "\n" for line in lines)
+
+
+def summary(report: RestartReport) -> str:
+    need = len(report.needing_restart)
+    broken = len(report.broken)
+    text = (
+        f"{need} process{'' if need == 1 else 'es'} need{'s' if need == 1 else ''} a restart"
+        f" ({report.scanned} scanned in {report.duration_seconds:.2f}s"
+    )
+    if report.skipped:
+        text += "; skipped " + ", ".join(f"{n} {r}" for r, n in sorted(report.skipped.items()))
+    text += ")"
+    if broken:
+        text += f"; {broken} would restart into a broken venv: repair first"
+    return text
+
+
+def render_table(report: RestartReport, width: int = 0) -> str:
+    rows = [
+        (str(p.pid), escape(p.user), _unit(p), escape(p.venv or "-"), _command(p), _why(p))
+        for p in report.processes
+    ]
+    lines: list[str] = []
+    if rows:
+        table = [HEADERS, *rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS) - 1)]
+        for r in table:
+            line = "  ".join([*(r[i].ljust(widths[i]) for i in range(len(widths))), r[-1]])
+            if width and len(line) > width:
+                line = line[: width - 1] + "…"
+            lines.append(line.rstrip())
+        lines.append("")
+    system, user, broken = units(report)
+    if system or user:
+        names = system + [f"{u} (user {who})" for who, u in user]
+        lines.append("restart these units: " + escape(", ".join(names)))
+    if broken:
+        lines.append("repair these venvs before restarting: " + escape(", ".join(broken)))
+    loose = [p for p in report.processes if not p.unit and p.needs_restart]
+    if loose:
+        lines.append(
+            "not in a unit (restart by hand): "
+            + ", ".join(f"{p.pid} ({escape(p.comm)})" for p in loose)
+        )
+    if report.foreign:
+        lines.append(
+            f"{len(report.foreign)} Python process(es) in other mount namespaces (containers)"
+            " not judged: " + ", ".join(f"{f.pid} ({escape(f.comm)})" for f in report.foreign[:10])
+        )
+    lines.append(summary(report))
+    return "\n".join(lines) + "\n"
+
+
+def report_to_dict(report: RestartReport) -> dict[str, Any]:
+    system, user, broken = units(report)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": f"venvkeeper {__version__}",
+        "kind": "restarts",
+        "scanned": report.scanned,
+        "duration_seconds": round(report.duration_seconds, 4),
+        "skipped": report.skipped,
+        "units": {
+            "restart": system,
+            "restart_user": [list(x) for x in user],
+            "repair_first": broken,
+        },
+        "processes": [
+            {
+                "pid": p.pid,
+                "ppid": p.ppid,
+                "uid": p.uid,
+                "user": escape(p.user),
+                "comm": escape(p.comm),
+                "argv": [escape(a) for a in p.argv],
+                "exe": escape(p.exe) if p.exe else None,
+                "started_at": round(p.started_at, 2),
+                "unit": p.unit,
+                "user_unit": p.user_unit,
+                "session": p.session,
+                "venv": escape(p.venv) if p.venv else None,
+                "venv_evidence": p.venv_evidence,
+                "needs_restart": p.needs_restart,
+                "reasons": [
+                    {"code": r.code, "message": escape(r.message), "path": escape(r.path or "")}
+                    for r in p.reasons
+                ],
+                "venv_status": p.venv_status.value if p.venv_status else None,
+                "restart_fails": p.restart_fails,
+                "venv_finding": None
+                if p.venv_finding is None
+                else {"code": p.venv_finding.code, "message": escape(p.venv_finding.message)},
+            }
+            for p in report.processes
+        ],
+        "foreign": [
+            {
+                "pid": f.pid,
+                "comm": escape(f.comm),
+                "exe": escape(f.exe or ""),
+                "exe_deleted": f.exe_deleted,
+            }
+            for f in report.foreign
+        ],
+    }
+
+
+def render_json(report: RestartReport) -> str:
+    return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False) + "\n"
