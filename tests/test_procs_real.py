@@ -1,0 +1,221 @@
+"""restarts against real processes: Python processes started from real venvs (a script, a
+console script, ``python -m``, ``env``, a relative path, a bare ``python`` found on PATH),
+then the base interpreter's files are replaced, a package upgraded, the venv swapped as a
+repair does; exactly the affected processes must be reported, with the right reason."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from venvkeeper.model import ProcessReport
+from venvkeeper.procs import scan_processes
+
+from conftest import find_python, run_cli
+from factory import clean_env, install, make_project, make_venv
+
+pytestmark = pytest.mark.slow
+
+BODY = "import time\nimport beta, _bisect\nprint('ready', flush=True)\ntime.sleep(600)\n"
+
+
+def replace_file(path: Path) -> None:
+    """What a package manager does: write a new file beside, rename it over the old one."""
+    tmp = path.with_name(path.name + ".new")
+    shutil.copy2(path, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class World:
+    root: Path
+    prefix: Path  # a distro-like prefix whose files the test may replace
+    venv: Path
+    other: Path  # a venv of an untouched interpreter
+    beta_v2: object
+    procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+
+    def start(
+        self, name: str, argv: list[str], cwd: Optional[Path] = None, **env: str
+    ) -> subprocess.Popen[str]:
+        p = subprocess.Popen(
+            argv,
+            cwd=cwd or self.root,
+            env=clean_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        assert line.strip() == "ready", (name, line, p.stderr.read() if p.stderr else "")
+        self.procs[name] = p
+        return p
+
+    def reported(self) -> dict[str, ProcessReport]:
+        by_pid = {p.pid: p for p in scan_processes().processes}
+        return {name: by_pid[p.pid] for name, p in self.procs.items() if p.pid in by_pid}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    src = find_python("3.11")
+    other_py = find_python("3.12")
+    if src is None or other_py is None or "/versions/" not in str(src):
+        pytest.skip("needs pyenv CPython 3.11 and 3.12")
+    real_prefix = src.parent.parent
+    prefix = tmp_path / "usr"
+    (prefix / "bin").mkdir(parents=True)
+    shutil.copy2(src, prefix / "bin" / "python3.11")
+    (prefix / "bin" / "python3").symlink_to("python3.11")
+    # lib/python3.11: links to the real stdlib, but lib-dynload copied so that the test
+    # can replace a compiled stdlib module like an upgrade would
+    lib = prefix / "lib" / "python3.11"
+    lib.mkdir(parents=True)
+    for e in (real_prefix / "lib" / "python3.11").iterdir():
+        if e.name == "lib-dynload":
+            shutil.copytree(e, lib / e.name)
+        elif e.name != "site-packages":
+            (lib / e.name).symlink_to(e)
+    (lib / "site-packages").mkdir()
+    (prefix / "include").mkdir()
+    (prefix / "include" / "python3.11").symlink_to(real_prefix / "include" / "python3.11")
+    beta = make_project(tmp_path, "beta", ext=True)
+    beta2 = make_project(tmp_path / "v2", "beta", "2.0", ext=True)
+    venv = make_venv(prefix / "bin" / "python3", tmp_path / "app")
+    install(venv, beta)
+    other = make_venv(other_py, tmp_path / "other")
+    install(other, beta)
+    for v in (venv, other):
+        script = v / "bin" / "sleeper"
+        script.write_text(f"#!{v}/bin/python\n{BODY}")
+        script.chmod(0o755)
+        site = next(v.glob("lib/python3.*/site-packages"))
+        (site / "sleepmod.py").write_text(BODY)
+    (tmp_path / "job.py").write_text(BODY)
+    w = World(tmp_path, prefix, venv, other, beta2)
+    try:
+        yield w
+    finally:
+        for p in w.procs.values():
+            with contextlib.suppress(OSError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            for stream in (p.stdout, p.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def start_all(w: World) -> None:
+    v = w.venv
+    w.start("script", [f"{v}/bin/python", str(w.root / "job.py")])
+    w.start("console-script", [f"{v}/bin/sleeper"])
+    w.start("python-m", [f"{v}/bin/python", "-m", "sleepmod"], cwd=Path("/"))
+    w.start("env", ["/usr/bin/env", f"{v}/bin/python", "job.py"])
+    w.start("relative", ["app/bin/python", "job.py"])
+    w.start("bare-python", ["python", str(w.root / "job.py")], PATH=f"{v}/bin:/usr/bin:/bin")
+    w.start("untouched", [f"{w.other}/bin/sleeper"])
+    # A start time is known to a clock tick and "changed after it started" has a small
+    # margin: let the changes the tests make come clearly later, as real ones do.
+    time.sleep(0.3)
+
+
+def test_nothing_is_reported_before_anything_changes(world: World) -> None:
+    start_all(world)
+    assert world.reported() == {}
+
+
+def test_replaced_interpreter(world: World) -> None:
+    start_all(world)
+    replace_file(world.prefix / "bin" / "python3.11")
+    got = world.reported()
+    assert set(got) == set(world.procs) - {"untouched"}
+    for name, p in got.items():
+        assert p.venv == str(world.venv), name
+        assert [r.code for r in p.reasons] == ["interpreter-replaced"], (name, p.reasons)
+        assert not p.restart_fails
+    assert got["bare-python"].venv_evidence == "maps"  # no path in its command line
+    assert got["relative"].venv_evidence == "cmdline"  # resolved against its cwd
+    res = run_cli("restarts")
+    assert res.code == 1
+    assert str(world.venv) in res.out
+
+
+def test_replaced_stdlib_extension(world: World) -> None:
+    start_all(world)
+    so = next((world.prefix / "lib" / "python3.11" / "lib-dynload").glob("_bisect.*.so"))
+    replace_file(so)
+    got = world.reported()
+    assert set(got) == set(world.procs) - {"untouched"}
+    for p in got.values():
+        assert [(r.code, r.path) for r in p.reasons] == [("library-replaced", str(so))]
+
+
+def test_upgraded_package(world: World) -> None:
+    start_all(world)
+    install(world.venv, world.beta_v2)  # type: ignore[arg-type]
+    got = world.reported()
+    assert set(got) == set(world.procs) - {"untouched"}
+    for name, p in got.items():
+        codes = {r.code for r in p.reasons}
+        assert "venv-changed" in codes, (name, p.reasons)
+        assert "library-replaced" in codes, (name, p.reasons)  # beta's _speed .so
+
+
+def test_swapped_venv_and_restart_into_a_broken_venv(world: World) -> None:
+    """A repair swaps the venv by rename: the old one moves aside, a new one takes its path.
+    Here the new one is broken (its interpreter link dangles): restarting would fail."""
+    start_all(world)
+    aside = world.root / "app.old"
+    world.venv.rename(aside)
+    shutil.copytree(aside, world.venv, symlinks=True)
+    for name in ("python", "python3", "python3.11"):
+        link = world.venv / "bin" / name
+        if link.is_symlink():
+            link.unlink()
+            link.symlink_to("/nonexistent/python3.11")
+    got = world.reported()
+    assert set(got) == set(world.procs) - {"untouched"}
+    for name, p in got.items():
+        codes = {r.code for r in p.reasons}
+        assert "venv-changed" in codes, (name, p.reasons)
+        if name != "bare-python":
+            assert p.venv == str(world.venv) and "venv-swapped" in codes, name
+            assert p.restart_fails, name
+    # a bare `python` from PATH: only its mapped files tell its venv, now moved aside
+    assert got["bare-python"].venv == str(aside)
+    res = run_cli("restarts")
+    assert res.code == 2
+    assert "REPAIR FIRST" in res.out
+
+
+def test_never_executes_anything_from_a_process(world: World, tmp_path: Path) -> None:
+    """A process whose environment points PYTHONPATH at a planted module (the
+    CVE-2024-48990 trap) and whose interpreter was replaced: venvkeeper reads, never runs."""
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "pwned"
+    for mod in ("importlib", "sitecustomize", "site", "encodings"):
+        (evil / f"{mod}.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    v = world.venv
+    world.start(
+        "target",
+        [f"{v}/bin/python", "-E", str(world.root / "job.py")],
+        PYTHONPATH=str(evil),
+        VIRTUAL_ENV=str(v),
+    )
+    replace_file(world.prefix / "bin" / "python3.11")
+    assert "target" in world.reported()
+    assert run_cli("restarts", "--json").code in (1, 2)
+    assert not marker.exists()
