@@ -144,9 +144,13 @@ class MappedFile:
 
 
 def parse_maps(data: bytes) -> list[MappedFile]:
-    """File-backed mappings of ``/proc/PID/maps``, one per path."""
+    """The mappings of ``/proc/PID/maps`` that matter here, one per path: replaced or
+    deleted files, and files under a site-packages."""
     out: dict[str, MappedFile] = {}
     for raw in data.split(b"\n"):
+        # Only replaced files and site-packages matter: skip the rest before splitting.
+        if b"(deleted)" not in raw and b"/site-packages/" not in raw:
+            continue
         fields = raw.split(None, 5)
         if len(fields) < 6 or not fields[5].startswith(b"/"):
             continue
@@ -368,10 +372,21 @@ class _Candidate:
 
 
 def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
-    """Read one process; None when it is not a candidate (or was skipped, counted)."""
+    """Read one process; None when it is not a candidate (or was skipped, counted).
+
+    The ``exe`` link is read first: most processes are not Python and cost that one
+    ``readlink``. Only when it cannot be read is ``stat`` read, to tell a kernel thread, a
+    zombie, a vanished process and one we may not look at apart."""
     base = f"{s.proc}/{name}"
     pid = int(name)
     if pid == s.own_pid:
+        return None
+    exe_link = _readlink(f"{base}/exe")
+    if exe_link is None:
+        _classify_unreadable(s, base, pid)
+        return None
+    exe_name = os.path.basename(exe_link.removesuffix(DELETED))
+    if not _PYTHONISH.fullmatch(exe_name):
         return None
     try:
         uid = os.stat(base).st_uid
@@ -382,27 +397,14 @@ def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
     except (OSError, ValueError):
         s.skip("unreadable")
         return None
-    if st.flags & PF_KTHREAD or pid == 2 or st.ppid == 2:
-        s.skip("kernel-thread")
-        return None
     if st.state in ("Z", "X", "x"):
         s.skip("zombie")
         return None
-    exe_link = _readlink(f"{base}/exe")
-    if exe_link is None:
-        if not os.path.lexists(base):
-            s.skip("vanished")
-        else:
-            s.skip("permission-denied")
-        return None
-    exe_name = os.path.basename(exe_link.removesuffix(DELETED))
     ns = _readlink(f"{base}/ns/mnt")
     if s.own_ns is not None and ns is not None and ns != s.own_ns:
-        if _PYTHONISH.fullmatch(exe_name):
-            return ForeignProcess(
-                pid, st.comm, exe_link.removesuffix(DELETED), exe_link.endswith(DELETED)
-            )
-        return None
+        return ForeignProcess(
+            pid, st.comm, exe_link.removesuffix(DELETED), exe_link.endswith(DELETED)
+        )
     try:
         raw = _read(f"{base}/cmdline", 256 << 10)
     except OSError:
@@ -410,9 +412,6 @@ def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
     argv = tuple(a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0") if a)
     if len(argv) == 1 and " " in argv[0] and not os.path.exists(argv[0]):
         argv = tuple(argv[0].split())  # a rewritten process title ("gunicorn: worker [app]")
-    first = os.path.basename(argv[0]) if argv else ""
-    if not (_PYTHONISH.fullmatch(exe_name) or _PYTHONISH.fullmatch(first.rstrip(":"))):
-        return None
     try:
         maps = parse_maps(_read(f"{base}/maps", MAPS_LIMIT))
     except FileNotFoundError:
@@ -422,6 +421,26 @@ def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
         maps = []
     cwd = _readlink(f"{base}/cwd")
     return _Candidate(pid, st, uid, exe_link, argv, cwd, maps)
+
+
+def _classify_unreadable(s: _Scan, base: str, pid: int) -> None:
+    """Why a process's ``exe`` could not be read: counted, never raised."""
+    try:
+        st = parse_stat(_read(f"{base}/stat"))
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        s.skip("vanished")
+        return
+    except (OSError, ValueError):
+        s.skip("unreadable")
+        return
+    if st.flags & PF_KTHREAD or pid == 2 or st.ppid == 2:
+        s.skip("kernel-thread")
+    elif st.state in ("Z", "X", "x"):
+        s.skip("zombie")
+    elif not os.path.lexists(base):
+        s.skip("vanished")
+    else:
+        s.skip("permission-denied")
 
 
 def _reasons(s: _Scan, c: _Candidate, started: float) -> list[RestartReason]:
