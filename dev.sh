@@ -4,7 +4,8 @@
 #   ./dev.sh test [ARGS...]   lint, then the whole test suite (what .ci/run calls); with
 #                             ARGS, only pytest ARGS
 #   ./dev.sh lint             ruff and mypy
-#   ./dev.sh bench [ARGS...]  the benchmarks of bench/
+#   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
+#   ./dev.sh bench procs [ARGS...]  restarts against needrestart (bench/procs.py)
 #   ./dev.sh setup            only set up
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -67,6 +68,9 @@ case "$cmd" in
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
     test) setup; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
     lint) setup; lint ;;
-    bench) setup; exec "$venv/bin/python" bench/run.py "$@" ;;
+    bench)
+        setup
+        if [ "${1:-}" = procs ]; then shift; exec "$venv/bin/python" bench/procs.py "$@"; fi
+        exec "$venv/bin/python" bench/run.py "$@" ;;
     *) sed -n '2,8p' "$0"; exit 2 ;;
 esac
