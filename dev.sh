@@ -72,5 +72,5 @@ case "$cmd" in
         setup
         if [ "${1:-}" = procs ]; then shift; exec "$venv/bin/python" bench/procs.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
-    *) sed -n '2,8p' "$0"; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
