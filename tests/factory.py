@@ -427,3 +427,26 @@ class UpgradeWorld:
         self.distro.install("3.12")
         self.distro.set_default("3.12")
         self.distro.remove("3.10")
+
+
+def runner_for_others() -> tuple[str, str]:
+    """A Python and PYTHONPATH that an unprivileged user can run venvkeeper with: the dev
+    venv's interpreter lives under /root, so use the system's with a world-readable copy
+    of venvkeeper's one runtime dependency needed here (packaging)."""
+    import pytest
+
+    system = "/usr/bin/python3"
+    if not os.path.exists(system):
+        pytest.skip("no /usr/bin/python3 for running venvkeeper as another user")
+    import packaging
+
+    libs = Path("/tmp/vk-test-libs")
+    if not (libs / "packaging").exists():
+        libs.mkdir(exist_ok=True)
+        shutil.copytree(Path(packaging.__file__).parent, libs / "packaging")
+    for dirpath, _dirs, files in os.walk(libs):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+    src = Path(__file__).resolve().parent.parent / "src"
+    return system, f"{src}:{libs}"

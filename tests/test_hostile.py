@@ -27,6 +27,7 @@ from venvkeeper.mounts import parse_mountinfo, read_mounts
 from venvkeeper.scan import scan
 from venvkeeper.textutil import decode, escape
 
+import factory
 from conftest import User
 from factory import in_mount_namespace
 from test_discovery import fake_venv
@@ -35,33 +36,13 @@ DEV_PYTHON = sys.executable
 SRC = Path(__file__).parent.parent / "src"
 
 
-def _runner_for_others() -> tuple[str, str]:
-    """A Python and PYTHONPATH that an unprivileged user can run venvkeeper with: the dev
-    venv's interpreter lives under /root, so use the system's with a world-readable copy
-    of venvkeeper's one runtime dependency needed here (packaging)."""
-    system = "/usr/bin/python3"
-    if not os.path.exists(system):
-        pytest.skip("no /usr/bin/python3 for running venvkeeper as another user")
-    import packaging
-
-    libs = Path("/tmp/vk-test-libs")
-    if not (libs / "packaging").exists():
-        libs.mkdir(exist_ok=True)
-        shutil.copytree(Path(packaging.__file__).parent, libs / "packaging")
-    for dirpath, _dirs, files in os.walk(libs):
-        os.chmod(dirpath, 0o755)
-        for f in files:
-            os.chmod(os.path.join(dirpath, f), 0o644)
-    return system, f"{SRC}:{libs}"
-
-
 def run_scan_subprocess(*args: str, user: User | None = None, timeout: float = 120):
     """The CLI in a child process: a hang fails the test through the timeout."""
     kwargs: dict[str, object] = {}
     python, env = DEV_PYTHON, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     if user is not None:
         kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
-        python, env["PYTHONPATH"] = _runner_for_others()
+        python, env["PYTHONPATH"] = factory.runner_for_others()
     return subprocess.run(
         [python, "-m", "venvkeeper", "scan", "--json", *args],
         capture_output=True,

@@ -6,6 +6,7 @@ repair does; exactly the affected processes must be reported, with the right rea
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,7 +22,8 @@ import pytest
 from venvkeeper.model import ProcessReport
 from venvkeeper.procs import scan_processes
 
-from conftest import find_python, run_cli
+import factory
+from conftest import User, find_python, run_cli
 from factory import clean_env, install, make_project, make_venv
 
 pytestmark = pytest.mark.slow
@@ -219,3 +221,29 @@ def test_never_executes_anything_from_a_process(world: World, tmp_path: Path) ->
     assert "target" in world.reported()
     assert run_cli("restarts", "--json").code in (1, 2)
     assert not marker.exists()
+
+
+def test_as_an_unprivileged_user_other_users_processes_are_counted(
+    world: World, unprivileged_user: User
+) -> None:
+    """Not root: root's processes cannot be examined; they are counted, never a traceback,
+    and nothing of theirs is reported or guessed."""
+    start_all(world)
+    replace_file(world.prefix / "bin" / "python3.11")
+    python, pythonpath = factory.runner_for_others()
+    res = subprocess.run(
+        [python, "-m", "venvkeeper", "restarts", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath, "LANG": "C.UTF-8"},
+        cwd="/",
+        user=unprivileged_user.uid,
+        group=unprivileged_user.gid,
+        extra_groups=[],
+    )
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["processes"] == []
+    assert doc["skipped"].get("permission-denied", 0) >= len(world.procs)
