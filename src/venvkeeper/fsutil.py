@@ -40,10 +40,12 @@ def read_bytes(path: str, limit: int = READ_LIMIT) -> tuple[bytes, bool]:
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
-    return _read_open(path, limit)
+    return read_open(path, limit)
 
 
-def _read_open(path: str, limit: int) -> tuple[bytes, bool]:
+def read_open(path: str, limit: int) -> tuple[bytes, bool]:
+    """Open and read at most *limit* bytes, checking on the open file that it is regular
+    (files of /proc are, and report a size of 0: they are read until their end)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
@@ -81,7 +83,7 @@ def read_listed(entry: os.DirEntry[str], limit: int = READ_LIMIT) -> tuple[bytes
         return read_bytes(entry.path, limit)
     if not entry.is_file(follow_symlinks=False):
         raise NotRegularFile(errno.EINVAL, "not a regular file", entry.path)
-    return _read_open(entry.path, limit)
+    return read_open(entry.path, limit)
 
 
 def read_text(path: str, limit: int = READ_LIMIT) -> tuple[str, bool]:

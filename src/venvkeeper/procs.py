@@ -65,20 +65,8 @@ _TOLERANCE = 0.05
 
 
 def _read(path: str, limit: int = SMALL) -> bytes:
-    """At most *limit* bytes of a /proc (or any regular) file; raises OSError."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
-    try:
-        chunks = []
-        left = limit
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    """At most *limit* bytes of a /proc file (its size reads as 0); raises OSError."""
+    return fsutil.read_open(path, limit)[0]
 
 
 def _readlink(path: str) -> Optional[str]:
