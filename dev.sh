@@ -42,6 +42,20 @@ setup() {
     echo "$want" >"$stamp"
 }
 
+test_wheels() {
+    # Wheels of real servers for the restarts tests (gunicorn, and setproctitle that
+    # rewrites its process titles), fetched once from the registry for CPython 3.11.
+    local dir=$root/.dev/wheels
+    [ -e "$dir/.done" ] && return 0
+    mkdir -p "$dir"
+    if "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
+        --python-version 3.11 --only-binary=:all: gunicorn setproctitle >/dev/null 2>&1; then
+        touch "$dir/.done"
+    else
+        echo "dev.sh: could not download gunicorn wheels: the gunicorn test will be skipped" >&2
+    fi
+}
+
 legacy_tools() {
     # virtualenv < 20 for CPython 2.7, to make real legacy virtualenvs in the tests.
     local py27
@@ -66,7 +80,7 @@ cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     setup) setup ;;
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
-    test) setup; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
+    test) setup; test_wheels; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
     lint) setup; lint ;;
     bench)
         setup

@@ -247,3 +247,101 @@ def test_as_an_unprivileged_user_other_users_processes_are_counted(
     doc = json.loads(res.stdout)
     assert doc["processes"] == []
     assert doc["skipped"].get("permission-denied", 0) >= len(world.procs)
+
+
+WHEELS = Path(__file__).resolve().parent.parent / ".dev" / "wheels"
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def test_gunicorn_master_and_workers(world: World) -> None:
+    """A real gunicorn with two workers; setproctitle rewrites their titles to
+    ``gunicorn: worker [app:app]``, so the command line no longer names the venv."""
+    if not list(WHEELS.glob("gunicorn-*.whl")) or not list(WHEELS.glob("setproctitle-*.whl")):
+        pytest.skip("gunicorn wheels not fetched (./dev.sh test downloads them into .dev/wheels)")
+    uv = factory.tool("uv")
+    res = subprocess.run(
+        [
+            uv,
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(world.venv / "bin" / "python"),
+            "--no-index",
+            "--offline",
+            "--find-links",
+            str(WHEELS),
+            "gunicorn",
+            "setproctitle",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(UV_PYTHON_DOWNLOADS="never"),
+    )
+    assert res.returncode == 0, res.stderr
+    (world.root / "wsgiapp.py").write_text(
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ok']\n"
+    )
+    master = subprocess.Popen(
+        [f"{world.venv}/bin/gunicorn", "-w", "2", "-b", "127.0.0.1:0", "wsgiapp:app"],
+        cwd=world.root,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    world.procs["master"] = master
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while time.monotonic() < deadline:
+        workers = _children(master.pid)
+        titles = [Path(f"/proc/{w}/cmdline").read_bytes() for w in workers]
+        if len(workers) == 2 and all(b"worker" in t for t in titles):
+            break
+        time.sleep(0.1)
+    assert len(workers) == 2, master.stderr.read() if master.poll() is not None else workers
+    time.sleep(0.3)
+    replace_file(world.prefix / "bin" / "python3.11")
+    by_pid = {p.pid: p for p in scan_processes().processes}
+    for pid in [master.pid, *workers]:
+        assert pid in by_pid, pid
+        assert by_pid[pid].venv == str(world.venv), (pid, by_pid[pid].argv)
+        assert [r.code for r in by_pid[pid].reasons] == ["interpreter-replaced"]
+    assert by_pid[workers[0]].argv[0] == "gunicorn:"  # the rewritten title
+
+
+def test_a_process_in_another_mount_namespace_is_listed_not_judged(world: World) -> None:
+    """A container-like process: its paths are those of its own mount namespace."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare")
+    v = world.venv
+    p = world.start(
+        "container",
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            f"{v}/bin/python",
+            str(world.root / "job.py"),
+        ],
+    )
+    replace_file(world.prefix / "bin" / "python3.11")
+    rep = scan_processes()
+    assert p.pid not in {x.pid for x in rep.processes}
+    (foreign,) = [f for f in rep.foreign if f.pid == p.pid]
+    assert foreign.exe_deleted
