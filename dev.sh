@@ -42,6 +42,17 @@ setup() {
     echo "$want" >"$stamp"
 }
 
+system_tools() {
+    # uWSGI with its Python 3 plugin, for the restarts tests of a real uwsgi master and
+    # workers: installed with apt when we are root on Debian/Ubuntu, else skipped.
+    command -v uwsgi-core >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q uwsgi-core uwsgi-plugin-python3 \
+            >/dev/null 2>&1 ||
+            echo "dev.sh: could not install uwsgi: the uwsgi test will be skipped" >&2
+    fi
+}
+
 test_wheels() {
     # Wheels of real servers for the restarts tests (gunicorn, and setproctitle that
     # rewrites its process titles), fetched once from the registry for CPython 3.11.
@@ -80,7 +91,7 @@ cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     setup) setup ;;
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
-    test) setup; test_wheels; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
+    test) setup; test_wheels; system_tools; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
     lint) setup; lint ;;
     bench)
         setup

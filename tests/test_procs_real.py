@@ -345,3 +345,65 @@ def test_a_process_in_another_mount_namespace_is_listed_not_judged(world: World)
     assert p.pid not in {x.pid for x in rep.processes}
     (foreign,) = [f for f in rep.foreign if f.pid == p.pid]
     assert foreign.exe_deleted
+
+
+def test_uwsgi_master_and_workers(tmp_path: Path) -> None:
+    """Debian's uWSGI with its python3 plugin serving a venv (``--home``): the binary is
+    uwsgi, not python; a package upgraded in the venv must flag master and workers."""
+    uwsgi = shutil.which("uwsgi_python3") or shutil.which("uwsgi_python311")
+    if uwsgi is None or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("uWSGI with the python3 plugin is not installed (./dev.sh test installs it)")
+    system_py = Path(os.path.realpath("/usr/bin/python3"))
+    alpha = make_project(tmp_path, "alpha")
+    alpha2 = make_project(tmp_path / "v2", "alpha", "2.0")
+    venv = make_venv(system_py, tmp_path / "site")
+    install(venv, alpha)
+    (tmp_path / "app.py").write_text(
+        "import alpha\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n"
+    )
+    master = subprocess.Popen(
+        [
+            uwsgi,
+            "--http-socket",
+            "127.0.0.1:0",
+            "--home",
+            str(venv),
+            "--wsgi-file",
+            str(tmp_path / "app.py"),
+            "--master",
+            "--processes",
+            "2",
+            "--need-app",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            workers = _children(master.pid)
+            time.sleep(0.1)
+        assert len(workers) == 2, master.stderr.read() if master.poll() is not None else workers
+        assert master.pid not in {p.pid for p in scan_processes().processes}
+        time.sleep(0.3)
+        install(venv, alpha2)
+        by_pid = {p.pid: p for p in scan_processes().processes}
+        for pid in [master.pid, *workers]:
+            assert pid in by_pid, pid
+            assert by_pid[pid].venv == str(venv)
+            assert by_pid[pid].venv_evidence == "cmdline"  # uwsgi's --home
+            assert [r.code for r in by_pid[pid].reasons] == ["venv-changed"]
+    finally:
+        with contextlib.suppress(OSError):
+            os.killpg(master.pid, signal.SIGKILL)
+        master.wait()
+        if master.stderr is not None:
+            master.stderr.close()
