@@ -407,3 +407,25 @@ def test_uwsgi_master_and_workers(tmp_path: Path) -> None:
         master.wait()
         if master.stderr is not None:
             master.stderr.close()
+
+
+def test_bytecode_written_after_start_is_not_a_change(world: World) -> None:
+    """The first import of a top-level module creates site-packages/__pycache__, which
+    changes the directory's time: not a package change, no restart needed."""
+    site = next(world.venv.glob("lib/python3.*/site-packages"))
+    shutil.rmtree(site / "__pycache__", ignore_errors=True)
+    (site / "fresh_module.py").write_text("X = 1\n")
+    world.start("service", [f"{world.venv}/bin/sleeper"], PYTHONDONTWRITEBYTECODE="1")
+    time.sleep(0.3)
+    assert not (site / "__pycache__").exists()
+    subprocess.run(
+        [f"{world.venv}/bin/python", "-c", "import fresh_module"],
+        env=clean_env(),
+        check=True,
+        timeout=60,
+    )
+    assert (site / "__pycache__").is_dir()
+    assert world.reported() == {}  # the directory changed, but no package did
+    time.sleep(0.3)
+    (site / "fresh_module.py").unlink()  # a module removed: a real change
+    assert set(world.reported()) == {"service"}

@@ -275,11 +275,24 @@ def _newest_change(venv: str) -> tuple[float, str]:
     for lib in ("lib", "lib64"):
         for e in fsutil.listdir(f"{venv}/{lib}"):
             site = f"{e.path}/site-packages"
-            see(site)
+            if not _only_bytecode_since(site):
+                see(site)  # a package removed (installs also show in their dist-info)
             for d in fsutil.listdir(site):
                 if d.name.endswith((".dist-info", ".egg-info")):
                     see(d.path)
     return best
+
+
+def _only_bytecode_since(site: str) -> bool:
+    """Whether the last change to *site* may have been Python creating its
+    ``__pycache__`` (the first import of a top-level module, by any process): then the
+    directory's time says nothing about packages."""
+    try:
+        site_mtime = os.lstat(site).st_mtime
+        cache_ctime = os.lstat(f"{site}/__pycache__").st_ctime
+    except OSError:
+        return False
+    return cache_ctime >= site_mtime - _TOLERANCE
 
 
 @dataclass
@@ -314,7 +327,7 @@ class _Scan:
 
                 try:
                     rep = inspect_path(venv)
-                except (VenvkeeperError, OSError):
+                except Exception:  # one odd venv must not cost the whole report
                     rep = None
             self.venvs[venv] = _VenvState(t, p, rep)
         return self.venvs[venv]
