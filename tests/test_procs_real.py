@@ -65,6 +65,15 @@ class World:
         self.procs[name] = p
         return p
 
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            with contextlib.suppress(OSError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            for stream in (p.stdout, p.stderr):
+                if stream is not None:
+                    stream.close()
+
     def reported(self) -> dict[str, ProcessReport]:
         by_pid = {p.pid: p for p in scan_processes().processes}
         return {name: by_pid[p.pid] for name, p in self.procs.items() if p.pid in by_pid}
@@ -110,13 +119,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     try:
         yield w
     finally:
-        for p in w.procs.values():
-            with contextlib.suppress(OSError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-            for stream in (p.stdout, p.stderr):
-                if stream is not None:
-                    stream.close()
+        w.stop_all()
 
 
 def start_all(w: World) -> None:
@@ -429,3 +432,36 @@ def test_bytecode_written_after_start_is_not_a_change(world: World) -> None:
     time.sleep(0.3)
     (site / "fresh_module.py").unlink()  # a module removed: a real change
     assert set(world.reported()) == {"service"}
+
+
+def test_after_a_distro_upgrade_a_restart_would_land_in_the_broken_venv(tmp_path: Path) -> None:
+    """The headline case: python3 moves from 3.10 to 3.12 and 3.10 is removed. The service
+    still runs the deleted 3.10 binary; restarting it would start 3.12 with its packages
+    invisible (the silent failure). venvkeeper says both, and exits 2."""
+    for minor in ("3.10", "3.12"):
+        if not factory.FakeDistro.available(minor):
+            pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
+    distro = factory.FakeDistro(tmp_path / "usr")
+    distro.install("3.10")
+    py3 = distro.set_default("3.10")
+    beta = make_project(tmp_path, "beta", ext=True)
+    venv = make_venv(py3, tmp_path / "svc")
+    install(venv, beta)
+    (tmp_path / "job.py").write_text(BODY)
+    w = World(tmp_path, tmp_path / "usr", venv, venv, None)
+    try:
+        w.start("service", [f"{venv}/bin/python", str(tmp_path / "job.py")])
+        time.sleep(0.3)
+        assert w.reported() == {}
+        distro.install("3.12")
+        distro.set_default("3.12")
+        distro.remove("3.10")
+        got = w.reported()["service"]
+        assert [r.code for r in got.reasons] == ["interpreter-replaced"]
+        assert got.restart_fails
+        assert got.venv_finding is not None and got.venv_finding.code == "version-mismatch"
+        res = run_cli("restarts")
+        assert res.code == 2
+        assert "REPAIR FIRST" in res.out and "version-mismatch" in res.out
+    finally:
+        w.stop_all()
