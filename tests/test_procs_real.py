@@ -450,9 +450,17 @@ def test_after_a_distro_upgrade_a_restart_would_land_in_the_broken_venv(tmp_path
     (tmp_path / "job.py").write_text(BODY)
     w = World(tmp_path, tmp_path / "usr", venv, venv, None)
     try:
-        w.start("service", [f"{venv}/bin/python", str(tmp_path / "job.py")])
+        service = w.start("service", [f"{venv}/bin/python", str(tmp_path / "job.py")])
         time.sleep(0.3)
         assert w.reported() == {}
+        # Before the upgrade, predict names the venv and the service it would take down.
+        usr = tmp_path / "usr"
+        change = (f"--python-becomes={usr}/bin/python3=3.12", f"--remove={usr}/bin/python3.10")
+        pred = json.loads(run_cli("predict", "--json", str(venv), *change).out)["venvs"][0]
+        assert pred["effect"] == "breaks-silently"
+        assert [u["pid"] for u in pred["used_by"]] == [service.pid]
+        table = run_cli("predict", str(venv), *change).out
+        assert f"running services that would break: pid {service.pid} (python)" in table
         distro.install("3.12")
         distro.set_default("3.12")
         distro.remove("3.10")

@@ -296,3 +296,26 @@ def test_real_proc_smoke() -> None:
     rep = scan_processes()
     assert rep.scanned > 0
     assert os.getpid() not in {p.pid for p in rep.processes}
+
+
+def test_predict_names_the_services_of_each_venv(world: tuple[FakeProc, Path]) -> None:
+    from venvkeeper.procs import venv_users
+
+    proc, venv = world
+    proc.add(70, argv=(f"{venv}/bin/python", "app.py"), cgroup="0::/system.slice/shop.service\n")
+    proc.add(
+        71, argv=(f"{venv}/bin/python", "-m", "celery"), cgroup="0::/user.slice/session-9.scope\n"
+    )
+    proc.add(72, argv=("/usr/bin/python3", "other.py"))
+    users = venv_users(str(proc.root))
+    assert [(u.pid, u.label) for u in users[str(venv)]] == [
+        (70, "shop.service"),
+        (71, "pid 71 (python3)"),
+    ]
+    assert len(users) == 1
+    res = run_cli("predict", "--json", str(venv.parent), "--proc-root", str(proc.root))
+    (v,) = json.loads(res.out)["venvs"]
+    assert [u["unit"] for u in v["used_by"]] == ["shop.service", None]
+    assert v["effect"] == "already-broken"  # the skeleton venv has no interpreter
+    res = run_cli("predict", str(venv.parent), "--proc-root", str(proc.root), "--no-processes")
+    assert "shop.service" not in res.out

@@ -152,6 +152,17 @@ def _add_change(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="judge the venvs as the host of this profile would (venvkeeper host-profile)",
     )
+    p.add_argument(
+        "--proc-root",
+        default="/proc",
+        metavar="DIR",
+        help="the procfs to read the venvs' running processes from (default /proc)",
+    )
+    p.add_argument(
+        "--no-processes",
+        action="store_true",
+        help="do not look for the running processes (services) of each venv",
+    )
     p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
 
 
@@ -332,7 +343,15 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
     report = scan(options=opts, progress=progress)
     if progress is not None:
         err.write("\r\x1b[K")
-    return predict(report, change)
+    users = None
+    if not args.no_processes:
+        from venvkeeper.procs import venv_users
+
+        try:
+            users = venv_users(args.proc_root)
+        except VenvkeeperError as e:
+            err.write(f"venvkeeper: warning: running processes not read: {escape(str(e))}\n")
+    return predict(report, change, users=users)
 
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

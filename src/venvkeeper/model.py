@@ -496,11 +496,28 @@ class RepairPlan:
 
 
 @dataclass(frozen=True)
+class VenvUser:
+    """A running process of a venv: what a change that breaks the venv would break next."""
+
+    pid: int
+    user: str
+    comm: str
+    unit: Optional[str] = None
+    user_unit: bool = False
+    session: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        return self.unit or f"pid {self.pid} ({self.comm})"
+
+
+@dataclass(frozen=True)
 class VenvPrediction:
     now: VenvReport
     then: Optional[VenvReport]  # None when the change removes the venv
     effect: Effect
     plan: Optional[RepairPlan] = None
+    used_by: tuple[VenvUser, ...] = ()  # its running processes (services)
 
     @property
     def path(self) -> str:

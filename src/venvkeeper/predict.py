@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -34,6 +34,7 @@ from venvkeeper.model import (
     VenvKind,
     VenvPrediction,
     VenvReport,
+    VenvUser,
 )
 from venvkeeper.plan import make_plan
 
@@ -181,19 +182,24 @@ def predict(
     base: HostFS = REAL,
     package_files: Optional[PackageFiles] = None,
     plans: bool = True,
+    users: Optional[Mapping[str, tuple[VenvUser, ...]]] = None,
 ) -> Prediction:
-    """Judge every venv of *report* (a scan of this host) on the host after *change*."""
+    """Judge every venv of *report* (a scan of this host) on the host after *change*.
+    *users* maps venv paths to their running processes (:func:`venvkeeper.procs.
+    venv_users`), to tell which services each breaking venv would take down."""
     world = build_world(change, base, package_files)
     host = HostCache(world)
     interps = host_interpreters(report, world, change.profile) if plans else ()
+    by_real = {_real(v): u for v, u in (users or {}).items()}
     out: list[VenvPrediction] = []
     for now in report.venvs:
+        used_by = by_real.get(_real(now.path), ())
         if now.facts.kind is VenvKind.CONDA:
             continue
         try:
             then_facts = rejudge(now.facts, host)
         except VenvVanished:
-            out.append(VenvPrediction(now, None, Effect.REMOVED))
+            out.append(VenvPrediction(now, None, Effect.REMOVED, used_by=used_by))
             continue
         except Exception as e:  # a bug costs one venv's prediction, never the whole run
             then_facts = dataclasses.replace(
@@ -201,9 +207,16 @@ def predict(
             )
         then = VenvReport(then_facts, run_checks(then_facts), now.alias_of)
         plan = make_plan(then_facts, then.findings, interps, world.path_state) if plans else None
-        out.append(VenvPrediction(now, then, classify(now, then), plan))
+        out.append(VenvPrediction(now, then, classify(now, then), plan, used_by))
     out.sort(key=lambda p: (-p.status.rank, not p.effect.breaks, p.path))
     return Prediction(change.describe(), report, tuple(out))
+
+
+def _real(path: str) -> str:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return path
 
 
 def plan_now(report: Report, base: HostFS = REAL) -> Prediction:

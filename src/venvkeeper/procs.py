@@ -41,6 +41,7 @@ from venvkeeper.model import (
     RestartReport,
     Severity,
     VenvReport,
+    VenvUser,
 )
 
 PF_KTHREAD = 0x00200000
@@ -506,14 +507,9 @@ def _reasons(s: _Scan, c: _Candidate, started: float) -> list[RestartReason]:
     return out
 
 
-def scan_processes(proc: str = "/proc", *, judge: bool = True) -> RestartReport:
-    """Every process that needs a restart (or would restart into a broken venv).
-
-    *proc* is the procfs root; *judge* also judges each venv found (statically, as
-    ``scan`` does) to warn when a restart would land in a broken venv."""
-    t0 = time.perf_counter()
+def _start(proc: str, judge: bool) -> _Scan:
     self_link = _readlink(f"{proc}/self")
-    s = _Scan(
+    return _Scan(
         proc=proc,
         judge=judge,
         boot=_boot_time(proc),
@@ -521,10 +517,14 @@ def scan_processes(proc: str = "/proc", *, judge: bool = True) -> RestartReport:
         own_ns=_readlink(f"{proc}/self/ns/mnt"),
         own_pid=int(self_link) if self_link and self_link.isdigit() else None,
     )
+
+
+def _collect(s: _Scan) -> tuple[dict[int, _Candidate], list[ForeignProcess], int]:
+    """Every Python-ish process, each mapped to its venv where it has one."""
     cands: dict[int, _Candidate] = {}
     foreign: list[ForeignProcess] = []
     scanned = 0
-    for name in _pids(proc):
+    for name in _pids(s.proc):
         scanned += 1
         got = _examine(s, name)
         if isinstance(got, ForeignProcess):
@@ -546,9 +546,43 @@ def scan_processes(proc: str = "/proc", *, judge: bool = True) -> RestartReport:
             c.venv, c.evidence = parent.venv, "parent"
     for c in cands.values():
         if c.venv is None:
-            hint = _environ_hint(f"{proc}/{c.pid}")
+            hint = _environ_hint(f"{s.proc}/{c.pid}")
             if hint:
                 c.venv, c.evidence = hint, "environ (hint)"
+    return cands, foreign, scanned
+
+
+def _unit_of(proc: str, pid: int) -> tuple[Optional[str], bool, Optional[str]]:
+    try:
+        return parse_cgroup(_read(f"{proc}/{pid}/cgroup").decode("utf-8", "replace"))
+    except OSError:
+        return None, False, None
+
+
+def venv_users(proc: str = "/proc") -> dict[str, tuple[VenvUser, ...]]:
+    """The running processes of each venv (for predict: the services a change would
+    break). Reads /proc as ``restarts`` does; judges nothing."""
+    s = _start(proc, judge=False)
+    cands, _foreign, _scanned = _collect(s)
+    out: dict[str, list[VenvUser]] = {}
+    for c in sorted(cands.values(), key=lambda c: c.pid):
+        if c.venv is None:
+            continue
+        unit, user_unit, session = _unit_of(proc, c.pid)
+        out.setdefault(c.venv, []).append(
+            VenvUser(c.pid, s.user(c.uid), c.st.comm, unit, user_unit, session)
+        )
+    return {v: tuple(users) for v, users in out.items()}
+
+
+def scan_processes(proc: str = "/proc", *, judge: bool = True) -> RestartReport:
+    """Every process that needs a restart (or would restart into a broken venv).
+
+    *proc* is the procfs root; *judge* also judges each venv found (statically, as
+    ``scan`` does) to warn when a restart would land in a broken venv."""
+    t0 = time.perf_counter()
+    s = _start(proc, judge)
+    cands, foreign, scanned = _collect(s)
     out: list[ProcessReport] = []
     for c in cands.values():
         started = s.boot + c.st.starttime / s.tick
@@ -557,11 +591,7 @@ def scan_processes(proc: str = "/proc", *, judge: bool = True) -> RestartReport:
         rep = state.report if state else None
         if not reasons and (rep is None or rep.status is not Severity.CRITICAL):
             continue
-        try:
-            cgroup = _read(f"{proc}/{c.pid}/cgroup").decode("utf-8", "replace")
-        except OSError:
-            cgroup = ""
-        unit, user_unit, session = parse_cgroup(cgroup)
+        unit, user_unit, session = _unit_of(proc, c.pid)
         out.append(
             ProcessReport(
                 pid=c.pid,

@@ -18,7 +18,7 @@ from venvkeeper.model import (
 )
 from venvkeeper.textutil import escape
 
-HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "WHY")
+HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "USED BY", "WHY")
 
 #: Effects in the order the summary tells them.
 _ORDER = (
@@ -63,6 +63,15 @@ def plan_summary(plan: Optional[RepairPlan]) -> str:
     return text
 
 
+def used_by(v: VenvPrediction, limit: int = 2) -> str:
+    """The venv's running services (units, else PIDs), a few of them."""
+    labels = list(dict.fromkeys(u.label for u in v.used_by))
+    if not labels:
+        return "-"
+    text = ", ".join(escape(x) for x in labels[:limit])
+    return text + (f" +{len(labels) - limit}" if len(labels) > limit else "")
+
+
 def _why(v: VenvPrediction) -> str:
     if v.then is None:
         return "the change removes the venv itself"
@@ -78,7 +87,16 @@ def predict_rows(pred: Prediction, only_problems: bool = False) -> list[tuple[st
     for v in pred.venvs:
         if only_problems and v.effect in (Effect.SURVIVES,):
             continue
-        out.append((v.effect.value, escape(v.path), _python(v), plan_summary(v.plan), _why(v)))
+        out.append(
+            (
+                v.effect.value,
+                escape(v.path),
+                _python(v),
+                plan_summary(v.plan),
+                used_by(v),
+                _why(v),
+            )
+        )
     return out
 
 
@@ -94,9 +112,16 @@ def describe_change(pred: Prediction) -> str:
 
 def predict_summary(pred: Prediction) -> str:
     counts = [f"{pred.count(e)} {e.value}" for e in _ORDER if pred.count(e)]
-    breaking = sum(1 for v in pred.venvs if v.effect.breaks or v.effect is Effect.REMOVED)
+    breaking = [v for v in pred.venvs if v.effect.breaks or v.effect is Effect.REMOVED]
     n = len(pred.venvs)
-    return f"{n} venv{'' if n == 1 else 's'}, {breaking} would break: {', '.join(counts) or 'none'}"
+    text = (
+        f"{n} venv{'' if n == 1 else 's'}, {len(breaking)} would break:"
+        f" {', '.join(counts) or 'none'}"
+    )
+    services = list(dict.fromkeys(u.label for v in breaking for u in v.used_by))
+    if services:
+        text += "\nrunning services that would break: " + escape(", ".join(services))
+    return text
 
 
 def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...], width: int) -> list[str]:
@@ -247,6 +272,17 @@ def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
                 "findings_now": _findings(v.now),
                 "findings_then": _findings(v.then),
                 "plan": plan_to_dict(v.plan),
+                "used_by": [
+                    {
+                        "pid": u.pid,
+                        "user": escape(u.user),
+                        "comm": escape(u.comm),
+                        "unit": u.unit,
+                        "user_unit": u.user_unit,
+                        "session": u.session,
+                    }
+                    for u in v.used_by
+                ],
             }
             for v in pred.venvs
         ],
