@@ -13,7 +13,7 @@ import pytest
 
 import factory
 from conftest import require_python, run_cli
-from factory import make_venv
+from factory import imports_ok, install, make_project, make_venv
 
 pytestmark = pytest.mark.slow
 
@@ -241,3 +241,32 @@ def test_remove_package_that_is_not_installed_is_a_clear_error(tmp_path: Path) -
     res = run_cli("predict", str(tmp_path), "--remove-package", "no-such-package-vk")
     assert res.code == 3
     assert "no installed package" in res.err
+
+
+# --- a pyenv clean-up, judged before it happens ------------------------------------------
+
+
+def test_pyenv_cleanup_prediction_matches_ground_truth(tmp_path: Path) -> None:
+    """``pyenv uninstall 3.10.x`` predicted with --remove; the truth comes from running the
+    venvs with that version hidden in a private mount namespace (the machine's pyenv is
+    never touched)."""
+    old, keep = require_python("3.10"), require_python("3.11")
+    if "/versions/" not in str(old) or not factory.can_hide():
+        pytest.skip("needs a pyenv CPython 3.10, root and unshare")
+    version_dir = old.parent.parent
+    proj = make_project(tmp_path, "alpha")
+    made = {
+        "venv": make_venv(old, tmp_path / "envs" / "venv"),
+        "virtualenv": make_venv(old, tmp_path / "envs" / "virtualenv", creator="virtualenv"),
+        "uv": make_venv(old, tmp_path / "envs" / "uv", creator="uv"),
+        "other-version": make_venv(keep, tmp_path / "envs" / "other-version"),
+    }
+    for v in made.values():
+        install(v, proj)
+    pred = run_predict(str(tmp_path / "envs"), "--remove", str(version_dir))
+    for name, v in made.items():
+        truth = imports_ok(v, "alpha", hide=[version_dir])
+        assert imports_ok(v, "alpha"), name  # it works today
+        got = pred[str(v)]
+        assert (got["status_then"] == "critical") == (not truth), (name, got["findings_then"])
+        assert got["effect"] == ("survives" if name == "other-version" else "breaks-loudly")
