@@ -479,3 +479,48 @@ def test_profile_runs_only_a_root_owned_system_interpreter_to_learn_its_version(
         assert interp["version_source"] == "unknown"
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+# --- the package manager -------------------------------------------------------------------
+
+
+def test_dpkg_and_rpm_output_parsers() -> None:
+    from venvkeeper.pkgdb import _parse_dpkg_search, _parse_rpm_owners
+
+    text = (
+        "python3.11-minimal: /usr/bin/python3.11\n"
+        "diversion by foo from: /usr/bin/python3\n"
+        "libpython3.11-minimal:amd64, other: /usr/lib/python3.11/os.py\n"
+    )
+    assert _parse_dpkg_search(text, {"/usr/bin/python3.11", "/usr/lib/python3.11/os.py"}) == {
+        "/usr/bin/python3.11": "python3.11-minimal",
+        "/usr/lib/python3.11/os.py": "libpython3.11-minimal",
+    }
+    paths = ["/usr/bin/python3.12", "/opt/x"]
+    assert _parse_rpm_owners(
+        "python3-3.12.1\nfile /opt/x is not owned by any package\n", paths
+    ) == {"/usr/bin/python3.12": "python3-3.12.1"}
+    assert _parse_rpm_owners("only one line\n", paths) == {}
+
+
+def test_remove_package_through_rpm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No rpm-based system here: a stand-in ``rpm`` answers ``-ql`` as rpm does (the real
+    dpkg is tested in test_predict.py)."""
+    v = make_venv(require_python("3.11"), tmp_path / "envs" / "v")
+    target = os.path.realpath(v / "bin" / "python")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    rpm = fake / "rpm"
+    rpm.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = -ql ] && [ "$2" = python3.11 ] && {{ echo {target}; echo /usr; exit 0; }}\n'
+        'echo "package $2 is not installed"; exit 1\n'
+    )
+    rpm.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))  # no dpkg-query: rpm is the package manager
+    pred = json.loads(
+        run_cli("predict", "--json", str(tmp_path / "envs"), "--remove-package", "python3.11").out
+    )
+    assert pred["venvs"][0]["effect"] == "breaks-loudly"
+    res = run_cli("predict", str(tmp_path / "envs"), "--remove-package", "nope")
+    assert res.code == 3 and "rpm knows no installed package" in res.err
