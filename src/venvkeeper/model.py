@@ -423,6 +423,7 @@ _BREAKING = frozenset(
         Effect.LOSES_STDLIB,
         Effect.ABI_MISMATCH,
         Effect.BREAKS,
+        Effect.REMOVED,
     }
 )
 

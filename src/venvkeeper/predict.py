@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -217,13 +217,3 @@ def _real(path: str) -> str:
         return os.path.realpath(path)
     except (OSError, ValueError):
         return path
-
-
-def plan_now(report: Report, base: HostFS = REAL) -> Prediction:
-    """Repair plans for the venvs of *report* as this host is now (``venvkeeper plan``
-    without a change): a prediction of no change, whose plans are the point."""
-    return predict(report, Change(), base=base)
-
-
-def worst_effects(pred: Prediction) -> Sequence[VenvPrediction]:
-    return [v for v in pred.venvs if v.effect.breaks or v.effect is Effect.REMOVED]

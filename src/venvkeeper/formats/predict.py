@@ -112,7 +112,7 @@ def describe_change(pred: Prediction) -> str:
 
 def predict_summary(pred: Prediction) -> str:
     counts = [f"{pred.count(e)} {e.value}" for e in _ORDER if pred.count(e)]
-    breaking = [v for v in pred.venvs if v.effect.breaks or v.effect is Effect.REMOVED]
+    breaking = [v for v in pred.venvs if v.effect.breaks]
     n = len(pred.venvs)
     text = (
         f"{n} venv{'' if n == 1 else 's'}, {len(breaking)} would break:"
@@ -264,7 +264,7 @@ def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
             {
                 "path": escape(v.path),
                 "effect": v.effect.value,
-                "breaks": v.effect.breaks or v.effect is Effect.REMOVED,
+                "breaks": v.effect.breaks,
                 "status_now": v.now.status.value,
                 "status_then": v.status.value,
                 "python_now": _version(v.now),
