@@ -18,7 +18,7 @@ import socket
 import stat
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from venvkeeper import _subprocess, pkgdb
@@ -207,21 +207,15 @@ def find_interpreters(
     if packages and found:
         owned = pkgdb.owners([p for i in found for p in (i.executable, *(n.path for n in i.names))])
         found = [
-            _with_package(
+            replace(
                 i,
-                owned.get(i.executable)
+                package=owned.get(i.executable)
                 or next((owned[n.path] for n in i.names if n.path in owned), None),
             )
             for i in found
         ]
     found.sort(key=lambda i: i.names[0].path if i.names else i.executable)
     return tuple(found)
-
-
-def _with_package(i: Interpreter, package: Optional[str]) -> Interpreter:
-    from dataclasses import replace
-
-    return replace(i, package=package)
 
 
 def _dir_links(paths: Iterable[str], fs: HostFS) -> tuple[tuple[str, str], ...]:
