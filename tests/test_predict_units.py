@@ -524,3 +524,40 @@ def test_remove_package_through_rpm(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert pred["venvs"][0]["effect"] == "breaks-loudly"
     res = run_cli("predict", str(tmp_path / "envs"), "--remove-package", "nope")
     assert res.code == 3 and "rpm knows no installed package" in res.err
+
+
+def test_a_profile_describes_installation_trees_without_removing_them(tmp_path: Path) -> None:
+    """A pyenv-style tree: versions the profile lists exist (as it describes them), the
+    others do not, and a venv living inside the tree stays."""
+    tree = tmp_path / "versions"
+    for v in ("3.10.1", "3.11.2"):
+        (tree / v / "bin").mkdir(parents=True)
+        (tree / v / "bin" / f"python{v[:4]}").write_bytes(b"\x7fELF")
+        (tree / v / "lib" / f"python{v[:4]}").mkdir(parents=True)
+        (tree / v / "lib" / f"python{v[:4]}" / "os.py").write_text("")
+    (tree / "3.11.2" / "envs" / "proj").mkdir(parents=True)
+    exe = str(tree / "3.11.2" / "bin" / "python3.11")
+    doc = {
+        "kind": "venvkeeper-host-profile",
+        "schema_version": 1,
+        "searched": {"bin_dirs": [], "trees": [str(tree)]},
+        "dir_links": {},
+        "interpreters": [
+            {
+                "executable": exe,
+                "version": "3.11",
+                "prefix": str(tree / "3.11.2"),
+                "stdlib_present": True,
+                "origin": "pyenv",
+                "names": [{"hops": [exe]}],
+            }
+        ],
+    }
+    from venvkeeper.interpreters import profile_overlay
+
+    o = profile_overlay(profile_from_dict(doc))
+    assert o.file_state(exe) is True
+    assert o.file_state(str(tree / "3.11.2" / "lib" / "python3.11" / "os.py")) is True
+    assert o.path_state(str(tree / "3.10.1")) is False  # not on that host
+    assert o.file_state(str(tree / "3.10.1" / "bin" / "python3.10")) is False
+    assert o.dir_state(str(tree / "3.11.2" / "envs" / "proj")) is True  # a venv stays

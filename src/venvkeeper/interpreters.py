@@ -404,7 +404,22 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
     """The filesystem as the profiled host has it: in the places it searched, exactly the
     interpreters it lists (and their stdlib landmarks); elsewhere, this host's files."""
     hidden: list[tuple[str, str]] = []
-    for d in p.bin_dirs:
+    bin_dirs = list(p.bin_dirs)
+    for tree in p.trees:
+        # Installations the profile does not list do not exist there; those it lists are
+        # described like bin directories. (Not the whole tree: venvs may live in it.)
+        listed = sorted(
+            {
+                path[len(tree) + 1 :].split("/", 1)[0]
+                for i in p.interpreters
+                for path in (i.executable, *(h for n in i.names for h in n.hops))
+                if path.startswith(tree + "/")
+            }
+        )
+        keep = "|".join(re.escape(x) for x in listed)
+        hidden.append((tree, f"(?!(?:{keep})$).*" if keep else ".*"))
+        bin_dirs += [f"{tree}/{x}/bin" for x in listed]
+    for d in bin_dirs:
         hidden.append((d, NAME.pattern))
         prefix = os.path.dirname(d)
         for sub in ("lib", "lib64", "include"):
@@ -426,7 +441,6 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
         base,
         links=links,
         files=files,
-        removed=p.trees,
         hidden=hidden,
         dir_links=dict(p.dir_links),
     )
