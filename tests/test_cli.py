@@ -223,3 +223,31 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
     assert [(v["path"], v["findings"]) for v in theirs] == [
         (v["path"], v["findings"]) for v in ours
     ]
+
+
+def test_every_effect_is_told_by_the_predict_summary() -> None:
+    from venvkeeper.formats.predict import _ORDER
+    from venvkeeper.model import Effect
+
+    assert sorted(_ORDER, key=lambda e: e.value) == sorted(Effect, key=lambda e: e.value)
+    assert len(set(_ORDER)) == len(_ORDER)
+
+
+def test_every_strategy_and_requirement_kind_renders() -> None:
+    from venvkeeper.formats.predict import plan_summary, plan_to_dict
+    from venvkeeper.model import RepairPlan, Requirement, RequirementKind, Strategy, Target
+
+    for strategy in Strategy:
+        for kind in RequirementKind:
+            plan = RepairPlan(
+                "/v",
+                strategy,
+                "why",
+                target=Target("/usr/bin/python3", "/usr/bin/python3.12", "3.12"),
+                packages=(Requirement("a", "1", kind, "a==1"),),
+                tool_command="pipx reinstall a",
+            )
+            doc = plan_to_dict(plan)
+            assert doc is not None and doc["strategy"] == strategy.value
+            assert doc["packages"][0]["kind"] == kind.value
+            assert plan_summary(plan) == "-" or plan_summary(plan).startswith(strategy.value)
