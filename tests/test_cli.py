@@ -14,7 +14,7 @@ import pytest
 from venvkeeper.checks import CHECKS, all_codes
 from venvkeeper.cli import ExitCode, exit_code_for
 from venvkeeper.formats import OutputFormat, render
-from venvkeeper.model import Severity
+from venvkeeper.model import _BREAKING, Severity
 from venvkeeper.scan import scan
 
 from conftest import require_python, run_cli
@@ -225,12 +225,34 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
     ]
 
 
-def test_every_effect_is_told_by_the_predict_summary() -> None:
-    from venvkeeper.formats.predict import _ORDER
-    from venvkeeper.model import Effect
+def test_every_effect_is_told_by_the_predict_outputs() -> None:
+    from venvkeeper.formats.predict import predict_summary, prediction_to_dict, render_predict
+    from venvkeeper.inspect import empty_facts
+    from venvkeeper.model import (
+        ChangeDescription,
+        Effect,
+        Prediction,
+        Report,
+        ScanStats,
+        VenvKind,
+        VenvPrediction,
+        VenvReport,
+    )
 
-    assert sorted(_ORDER, key=lambda e: e.value) == sorted(Effect, key=lambda e: e.value)
-    assert len(set(_ORDER)) == len(_ORDER)
+    venvs = []
+    for e in Effect:
+        rep = VenvReport(empty_facts(f"/v/{e.value}", VenvKind.VENV, "x"), ())
+        venvs.append(VenvPrediction(rep, None if e is Effect.REMOVED else rep, e))
+    scan = Report((), tuple(v.now for v in venvs), (), (), ScanStats())
+    pred = Prediction(ChangeDescription(), scan, tuple(venvs))
+    summary = predict_summary(pred)
+    table = render_predict(pred)
+    doc = prediction_to_dict(pred)
+    for e in Effect:
+        assert f"1 {e.value}" in summary
+        assert any(ln.split()[:2] == [e.value, f"/v/{e.value}"] for ln in table.splitlines() if ln)
+        assert doc["summary"][e.value] == 1
+    assert f"{len(_BREAKING)} would break" in summary
 
 
 def test_every_strategy_and_requirement_kind_renders() -> None:

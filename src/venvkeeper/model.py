@@ -398,18 +398,18 @@ class HostProfile:
 
 
 class Effect(enum.Enum):
-    """What a planned change does to one venv."""
+    """What a planned change does to one venv (declared in the order reports tell them)."""
 
-    SURVIVES = "survives"
     BREAKS_LOUDLY = "breaks-loudly"  # its interpreter link will dangle
     BREAKS_SILENTLY = "breaks-silently"  # it will start another minor: packages invisible
     LOSES_STDLIB = "loses-stdlib"  # a copied interpreter left without its stdlib
     ABI_MISMATCH = "abi-mismatch"  # its compiled extensions will not load
     BREAKS = "breaks"  # critical for another reason (a removed editable source, ...)
-    DEGRADES = "degrades"  # new warnings, still starts
-    UNKNOWN = "unknown"  # the change hides what we need to judge it
-    ALREADY_BROKEN = "already-broken"  # critical before the change
     REMOVED = "removed"  # the change removes the venv itself
+    UNKNOWN = "unknown"  # the change hides what we need to judge it
+    DEGRADES = "degrades"  # new warnings, still starts
+    ALREADY_BROKEN = "already-broken"  # critical before the change
+    SURVIVES = "survives"
 
     @property
     def breaks(self) -> bool:

@@ -20,19 +20,8 @@ from venvkeeper.textutil import escape
 
 HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "USED BY", "WHY")
 
-#: Effects in the order the summary tells them.
-_ORDER = (
-    Effect.BREAKS_LOUDLY,
-    Effect.BREAKS_SILENTLY,
-    Effect.LOSES_STDLIB,
-    Effect.ABI_MISMATCH,
-    Effect.BREAKS,
-    Effect.REMOVED,
-    Effect.UNKNOWN,
-    Effect.DEGRADES,
-    Effect.ALREADY_BROKEN,
-    Effect.SURVIVES,
-)
+#: Effects in the order the summary tells them: the order they are declared in.
+_ORDER = tuple(Effect)
 
 
 def _python(v: VenvPrediction) -> str:
