@@ -12,16 +12,17 @@ import enum
 import os
 import sys
 import time
-from typing import Callable, Optional, TextIO
+from typing import TYPE_CHECKING, Callable, Optional, TextIO
 
 from venvkeeper import __version__
 from venvkeeper.errors import VenvkeeperError
-from venvkeeper.formats import OutputFormat, render, table
-from venvkeeper.formats import json as json_format
-from venvkeeper.fsutil import write_atomically
-from venvkeeper.model import Prediction, Severity
-from venvkeeper.scan import ScanOptions, inspect_path, scan
 from venvkeeper.textutil import escape
+
+# Each command imports what it needs when it runs: start-up stays small (restarts is
+# meant to be cheap enough for a monitoring check).
+if TYPE_CHECKING:
+    from venvkeeper.model import Prediction, Severity
+    from venvkeeper.scan import ScanOptions
 
 
 class ExitCode(enum.IntEnum):
@@ -33,6 +34,8 @@ class ExitCode(enum.IntEnum):
 
 def exit_code_for(worst: Severity) -> ExitCode:
     """The exit status of a scan whose worst venv status is *worst*."""
+    from venvkeeper.model import Severity
+
     return {
         Severity.OK: ExitCode.OK,
         Severity.INFO: ExitCode.OK,
@@ -282,6 +285,8 @@ def _progress(stream: TextIO) -> Optional[Callable[[int, int], None]]:
 
 
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    from venvkeeper.scan import ScanOptions
+
     opts = ScanOptions(
         roots=tuple(args.roots),
         exclude=tuple(args.exclude),
@@ -300,6 +305,10 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
 
 
 def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import OutputFormat, render, table
+    from venvkeeper.formats import json as json_format
+    from venvkeeper.scan import scan
+
     opts = _scan_options(args)
     progress = None if (args.quiet or args.json) else _progress(err)
     report = scan(options=opts, progress=progress)
@@ -322,6 +331,10 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import json as json_format
+    from venvkeeper.formats import table
+    from venvkeeper.scan import ScanOptions, inspect_path
+
     opts = ScanOptions(size=args.size, deep=args.deep, deep_timeout=args.deep_timeout)
     rep = inspect_path(args.path, opts)
     out.write(json_format.render_venv(rep) if args.json else table.render_show(rep))
@@ -331,6 +344,7 @@ def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
     from venvkeeper.interpreters import load_profile
     from venvkeeper.predict import Change, parse_python_becomes, predict
+    from venvkeeper.scan import scan
 
     change = Change(
         python_becomes=tuple(parse_python_becomes(t) for t in args.python_becomes),
@@ -382,6 +396,8 @@ def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         places = Places(tuple(os.path.abspath(d) for d in args.search), ())
     text = render_profile(host_profile(places, run=not args.no_run, packages=not args.no_packages))
     if args.output:
+        from venvkeeper.fsutil import write_atomically
+
         write_atomically(args.output, text)
     else:
         out.write(text)
