@@ -136,6 +136,8 @@ def parse_maps(data: bytes) -> list[MappedFile]:
     """The mappings of ``/proc/PID/maps`` that matter here, one per path: replaced or
     deleted files, and files under a site-packages."""
     out: dict[str, MappedFile] = {}
+    if b"(deleted)" not in data and b"/site-packages/" not in data:
+        return []  # the common case, decided at C speed
     for raw in data.split(b"\n"):
         # Only replaced files and site-packages matter: skip the rest before splitting.
         if b"(deleted)" not in raw and b"/site-packages/" not in raw:
