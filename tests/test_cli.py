@@ -223,6 +223,29 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
     assert [(v["path"], v["findings"]) for v in theirs] == [
         (v["path"], v["findings"]) for v in ours
     ]
+    change = ["--python-becomes", "3.99", "--remove", str(require_python("3.11")), "--no-processes"]
+    res = subprocess.run(
+        [str(py), "-m", "venvkeeper", "predict", "--json", str(tmp_path / "tree"), *change],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "LANG": "C.UTF-8"},
+    )
+    assert res.returncode == 2, res.stderr
+    theirs = json.loads(res.stdout)["venvs"]
+    ours = json.loads(run_cli("predict", "--json", str(tmp_path / "tree"), *change).out)["venvs"]
+    assert [(v["path"], v["effect"], v["plan"]) for v in theirs] == [
+        (v["path"], v["effect"], v["plan"]) for v in ours
+    ]
+    res = subprocess.run(
+        [str(py), "-m", "venvkeeper", "restarts", "--json", "--no-judge"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "LANG": "C.UTF-8"},
+    )
+    assert res.returncode in (0, 1), res.stderr
+    assert json.loads(res.stdout)["kind"] == "restarts"
 
 
 def test_every_effect_is_told_by_the_predict_outputs() -> None:
