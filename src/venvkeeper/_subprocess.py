@@ -7,6 +7,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,14 +38,15 @@ def run(
     check: bool = False,
     input: Optional[str] = None,
     output_limit: int = OUTPUT_LIMIT,
+    cancel: Optional[threading.Event] = None,
 ) -> Completed:
     """Run *argv* and capture its output.
 
     ``user``/``group`` drop privileges in the child (supplementary groups cleared) when set.
     The child leads a session of its own: on a timeout, or when it prints more than
-    *output_limit* bytes on a stream, the whole process group is killed, grandchildren
-    included. Raises :class:`CommandError` when the program cannot start, times out,
-    floods its output, or (with *check*) exits non-zero.
+    *output_limit* bytes on a stream, or when *cancel* is set, the whole process group is
+    killed, grandchildren included. Raises :class:`CommandError` when the program cannot
+    start, times out, floods its output, is cancelled, or (with *check*) exits non-zero.
     """
     args = [str(a) for a in argv]
     try:
@@ -64,13 +66,15 @@ def run(
         raise CommandError(f"cannot run {args[0]}: {e}", args) from e
     with proc:  # closes the pipes whatever happens
         try:
-            out, err, problem = _collect(proc, input, timeout, output_limit)
+            out, err, problem = _collect(proc, input, timeout, output_limit, cancel)
         finally:
             if proc.poll() is None:
                 _kill_group(proc)
             proc.wait()
     if problem == "timeout":
         raise CommandError(f"{args[0]} did not finish within {timeout:g}s", args)
+    if problem == "cancelled":
+        raise CommandError(f"{args[0]} was stopped: interrupted", args)
     if problem == "flood":
         raise CommandError(f"{args[0]} printed more than {output_limit} bytes: stopped", args)
     stdout = out.decode("utf-8", "replace")
@@ -88,7 +92,11 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _collect(
-    proc: subprocess.Popen[bytes], input: Optional[str], timeout: float, limit: int
+    proc: subprocess.Popen[bytes],
+    input: Optional[str],
+    timeout: float,
+    limit: int,
+    cancel: Optional[threading.Event] = None,
 ) -> tuple[bytes, bytes, Optional[str]]:
     """Feed *input*, read both pipes until they close, within *timeout* and *limit*."""
     deadline = time.monotonic() + timeout
@@ -107,7 +115,9 @@ def _collect(
             left = deadline - time.monotonic()
             if left <= 0:
                 return b"", b"", "timeout"
-            for key, _ in sel.select(left):
+            if cancel is not None and cancel.is_set():
+                return b"", b"", "cancelled"
+            for key, _ in sel.select(left if cancel is None else min(left, 0.2)):
                 fd = key.fd
                 chunk = os.read(fd, 65536)
                 if not chunk:

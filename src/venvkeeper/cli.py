@@ -12,16 +12,16 @@ import enum
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Callable, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
 
 from venvkeeper import __version__
-from venvkeeper.errors import VenvkeeperError
+from venvkeeper.errors import UsageError, VenvkeeperError
 from venvkeeper.textutil import escape
 
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
 if TYPE_CHECKING:
-    from venvkeeper.model import Prediction, Severity
+    from venvkeeper.model import Prediction, RepairResult, Severity
     from venvkeeper.scan import ScanOptions
 
 
@@ -50,6 +50,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _backend_choices() -> list[Any]:
+    from venvkeeper.repair import BackendChoice
+
+    return list(BackendChoice)
 
 
 def _positive_float(text: str) -> float:
@@ -264,8 +277,108 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_host_profile(sub)
     _add_restarts(sub)
+    _add_repair(sub)
+    _add_rollback(sub)
+    _add_prune_backups(sub)
     _add_codes(sub)
     return parser
+
+
+def _add_repair(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "repair",
+        help="repair venvs as their plans say (relink, rewrite paths, rebuild), atomically,"
+        " keeping the original as a backup",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="venvs to repair")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="treat the PATHs as roots (default /): repair every venv under them whose plan"
+        " needs work",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be done, change nothing"
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the new base interpreter (default: the plan's target); also moves a working"
+        " venv to another Python",
+    )
+    p.add_argument(
+        "--backend",
+        choices=[c.value for c in _backend_choices()],
+        default="auto",
+        help="installer for rebuilds: uv when found (default), else pip of the new venv",
+    )
+    p.add_argument("--index-url", metavar="URL", help="package index for rebuilds")
+    p.add_argument(
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a wheelhouse (or find-links URL) for rebuilds; repeatable",
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="no network: only --find-links and caches"
+    )
+    p.add_argument(
+        "--allow-upgrades",
+        action="store_true",
+        help="when an exact pin cannot install on the new Python, take the nearest version"
+        " that does (every change is reported)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also rebuild venvs that pipx, poetry, uv tool... or a system package manage",
+    )
+    p.add_argument(
+        "--copies",
+        action="store_true",
+        help="copy the interpreter into rebuilt venvs (default: link it, so the distro's"
+        " security fixes reach the venv)",
+    )
+    p.add_argument(
+        "--keep-backups",
+        type=_non_negative_int,
+        default=2,
+        metavar="N",
+        help="backups kept per venv after a repair (default 2)",
+    )
+    p.add_argument(
+        "-j", "--jobs", type=_positive_int, default=2, metavar="N", help="venvs at once (default 2)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_repair)
+
+
+def _add_rollback(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "rollback", help="put a venv's newest backup back (the current one becomes a backup)"
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--list", action="store_true", help="only list the backups, newest first")
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_rollback)
+
+
+def _add_prune_backups(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "prune-backups",
+        help="delete all but the newest backups of venvs (or of a directory's venvs)",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="venvs, or directories holding venvs")
+    p.add_argument(
+        "--keep",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="newest backups kept per venv (default 0: delete them all)",
+    )
+    p.set_defaults(func=_cmd_prune_backups)
 
 
 def _progress(stream: TextIO) -> Optional[Callable[[int, int], None]]:
@@ -419,6 +532,128 @@ def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if report.broken:
         return int(ExitCode.CRITICAL)
     return int(ExitCode.WARNING if report.needing_restart else ExitCode.OK)
+
+
+def _repair_targets(args: argparse.Namespace, err: TextIO) -> list[str]:
+    if not args.all:
+        if not args.paths:
+            raise UsageError("repair: give the venvs to repair, or --all [ROOT ...]")
+        return [os.path.abspath(p) for p in args.paths]
+    from venvkeeper.scan import ScanOptions, scan
+
+    roots = tuple(args.paths)
+    for r in roots:
+        if not os.path.isdir(r):
+            raise UsageError(f"{escape(r)} is not a directory")
+    report = scan(options=ScanOptions(roots=roots))
+    from venvkeeper.model import Severity
+
+    return [
+        v.facts.path for v in report.venvs if v.alias_of is None and v.status is not Severity.OK
+    ]
+
+
+def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import signal
+    import threading
+
+    from venvkeeper.formats import repair as fmt
+    from venvkeeper.model import Outcome
+    from venvkeeper.repair import BackendChoice, RepairOptions, Sources, repair_all
+
+    options = RepairOptions(
+        python=args.python,
+        backend=BackendChoice(args.backend),
+        sources=Sources(args.index_url, tuple(args.find_links), args.offline),
+        allow_upgrades=args.allow_upgrades,
+        force=args.force,
+        dry_run=args.dry_run,
+        keep_backups=args.keep_backups,
+        copies=args.copies,
+        jobs=args.jobs,
+    )
+    targets = _repair_targets(args, err)
+    cancel = threading.Event()
+    total = len(targets)
+    done = [0]
+
+    def progress(path: str, result: Optional[RepairResult]) -> None:
+        if args.quiet or args.json:
+            return
+        if result is None:
+            err.write(f"venvkeeper: repairing {escape(path)} ...\n")
+        else:
+            done[0] += 1
+            err.write(
+                f"venvkeeper: [{done[0]}/{total}] {escape(path)}: {result.outcome.value}"
+                f" ({result.seconds:.1f}s)\n"
+            )
+        err.flush()
+
+    def stop(signum: int, frame: object) -> None:
+        # The first signal stops every repair in flight (each puts its original back);
+        # more signals while they do so are ignored.
+        if not cancel.is_set():
+            cancel.set()
+            raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        results = repair_all(targets, options, progress=progress, cancel=cancel)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if args.json:
+        out.write(fmt.render_json(results))
+    else:
+        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
+        out.write(fmt.render_table(results, width))
+    if any(r.outcome is Outcome.FAILED for r in results):
+        return int(ExitCode.CRITICAL)
+    if any(r.outcome is Outcome.REFUSED for r in results):
+        return int(ExitCode.WARNING)
+    return int(ExitCode.OK)
+
+
+def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import repair as fmt
+    from venvkeeper.repair import backups, rollback
+
+    if args.list:
+        kept = backups(os.path.realpath(os.path.abspath(args.path)))
+        if args.json:
+            import json
+
+            out.write(
+                json.dumps(
+                    [{"path": b.path, "created": b.created, "reason": b.reason} for b in kept],
+                    indent=2,
+                )
+                + "\n"
+            )
+        else:
+            for b in kept:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.created))
+                out.write(f"{when}  {escape(b.reason):20}  {escape(b.path)}\n")
+            if not kept:
+                out.write(f"no backups of {escape(args.path)}\n")
+        return int(ExitCode.OK)
+    result = rollback(args.path)
+    out.write(fmt.render_json([result]) if args.json else fmt.render_table([result]))
+    return int(ExitCode.OK if result.outcome.ok else ExitCode.CRITICAL)
+
+
+def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.repair import prune_backups
+
+    pruned = prune_backups(args.paths, args.keep)
+    n = 0
+    for _venv, gone in pruned:
+        for g in gone:
+            out.write(f"deleted {escape(g)}\n")
+            n += 1
+    out.write(f"{n} backup(s) deleted, {len(pruned)} venv(s) with backups\n")
+    return int(ExitCode.OK)
 
 
 def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -184,6 +184,10 @@ class _Walker:
         for name in subdirs:
             if name in self.never:
                 continue
+            if name[0] == "." and ".venvkeeper-" in name and self.never:
+                # a repair's backup or build (judged by `venvkeeper rollback --list`)
+                stats.skip(base + name, "venvkeeper-backup")
+                continue
             child = base + name
             if child in self.never_paths and child not in self.skip_mounts:
                 stats.skip(child, "not-this-host")

@@ -626,3 +626,59 @@ class RestartReport:
     @property
     def broken(self) -> tuple[ProcessReport, ...]:
         return tuple(p for p in self.processes if p.restart_fails)
+
+
+class Outcome(enum.Enum):
+    """What ``venvkeeper repair`` did with one venv."""
+
+    REPAIRED = "repaired"  # the new venv is in place, the old one kept as a backup
+    NOTHING = "nothing-to-do"  # the plan needs no work
+    PLANNED = "planned"  # --dry-run: what would be done
+    REFUSED = "refused"  # another tool or a system package owns it (use --force)
+    FAILED = "failed"  # stopped; the venv at its path is the untouched original
+
+    @property
+    def ok(self) -> bool:
+        return self in (Outcome.REPAIRED, Outcome.NOTHING, Outcome.PLANNED)
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    """A distribution whose version differs after a repair (``--allow-upgrades``)."""
+
+    name: str
+    old: Optional[str]
+    new: Optional[str]  # None: not installed any more
+
+
+@dataclass(frozen=True)
+class PinFailure:
+    """An exact pin that does not install on the new interpreter, and why."""
+
+    spec: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    path: str
+    strategy: Strategy
+    outcome: Outcome
+    message: str
+    target: Optional[Target] = None
+    backend: Optional[str] = None
+    backup: Optional[str] = None  # where the original now is
+    changes: tuple[PackageChange, ...] = ()
+    failed_pins: tuple[PinFailure, ...] = ()
+    recovered: Optional[str] = None  # what an earlier, interrupted repair left and we did
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A venv kept by a repair (or a rollback) beside the venv it was."""
+
+    path: str  # the backup directory
+    venv: str  # the venv it was the original of
+    created: float  # seconds since the epoch
+    reason: str  # "repair (rebuild)", "rollback", ...

@@ -67,8 +67,11 @@ def judge(facts: VenvFacts, options: ScanOptions, alias_of: Optional[str] = None
     return VenvReport(facts, findings, alias_of, deep)
 
 
-def inspect_path(path: str, options: Optional[ScanOptions] = None) -> VenvReport:
-    """Judge the single venv at *path* (``venvkeeper show``)."""
+def inspect_path(
+    path: str, options: Optional[ScanOptions] = None, *, top_level: bool = False
+) -> VenvReport:
+    """Judge the single venv at *path* (``venvkeeper show``); *top_level* also reads each
+    distribution's importable names (what a repair verifies)."""
     options = options or ScanOptions()
     path = os.path.abspath(path)
     if not os.path.isdir(path):
@@ -89,7 +92,7 @@ def inspect_path(path: str, options: Optional[ScanOptions] = None) -> VenvReport
             " orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
         )
     try:
-        facts = inspect_venv(path, kind, size=options.size, top_level=options.deep)
+        facts = inspect_venv(path, kind, size=options.size, top_level=options.deep or top_level)
     except VenvVanished as e:
         raise UsageError(f"{path} vanished while it was read") from e
     return judge(facts, options)

@@ -1,0 +1,86 @@
+"""Output of ``repair``, ``rollback`` and ``prune-backups``: pure functions of results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from venvkeeper import __version__
+from venvkeeper.formats.json import SCHEMA_VERSION
+from venvkeeper.formats.predict import _table
+from venvkeeper.model import Outcome, RepairResult
+from venvkeeper.textutil import escape
+
+HEADERS = ("RESULT", "PATH", "STRATEGY", "TIME", "WHAT")
+
+
+def _what(r: RepairResult) -> str:
+    text = r.message
+    if r.recovered:
+        text = f"{r.recovered}; then: {text}"
+    return text
+
+
+def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
+    rows: list[tuple[str, ...]] = [
+        (
+            r.outcome.value,
+            escape(r.path),
+            r.strategy.value,
+            f"{r.seconds:.1f}s",
+            escape(_what(r)),
+        )
+        for r in results
+    ]
+    lines = _table(rows, HEADERS, width)
+    for r in results:
+        if r.failed_pins:
+            lines.append("")
+            lines.append(f"{escape(r.path)}: what does not install as it was:")
+            lines += [f"  {escape(p.spec)}: {escape(p.reason)}" for p in r.failed_pins]
+        if r.changes:
+            lines.append("")
+            lines.append(f"{escape(r.path)}: versions changed (--allow-upgrades):")
+            lines += [
+                f"  {escape(c.name)} {escape(c.old or '-')} -> {escape(c.new or 'removed')}"
+                for c in r.changes
+            ]
+        if r.backup:
+            lines.append(f"{escape(r.path)}: original kept at {escape(r.backup)}")
+    lines += ["", summary(results)]
+    return "\n".join(lines) + "\n"
+
+
+def summary(results: Sequence[RepairResult]) -> str:
+    counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
+    parts = [f"{n} {o.value}" for o, n in counts.items() if n]
+    return f"{len(results)} venv(s): " + (", ".join(parts) if parts else "nothing asked")
+
+
+def result_to_dict(r: RepairResult) -> dict[str, Any]:
+    t = r.target
+    return {
+        "path": r.path,
+        "outcome": r.outcome.value,
+        "strategy": r.strategy.value,
+        "message": r.message,
+        "target": None
+        if t is None
+        else {"path": t.path, "executable": t.executable, "version": t.version},
+        "backend": r.backend,
+        "backup": r.backup,
+        "recovered": r.recovered,
+        "changes": [{"name": c.name, "old": c.old, "new": c.new} for c in r.changes],
+        "failed_pins": [{"spec": p.spec, "reason": p.reason} for p in r.failed_pins],
+        "seconds": round(r.seconds, 3),
+    }
+
+
+def render_json(results: Sequence[RepairResult]) -> str:
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "venvkeeper_version": __version__,
+        "results": [result_to_dict(r) for r in results],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"

@@ -1,0 +1,194 @@
+"""Installers a rebuild can use: uv (fast) when installed, else pip from the new venv.
+
+Both take the same requirement lines (``name==1.0``, ``-e /src``, ``name @ file:///...``,
+``name @ git+https://...@commit``), the same source options, and run as the venv's owner
+through :class:`Runner`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import stat
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+from venvkeeper._subprocess import Completed
+from venvkeeper.errors import UsageError
+
+
+class BackendChoice(enum.Enum):
+    AUTO = "auto"
+    UV = "uv"
+    PIP = "pip"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where packages come from (``--index-url``, ``--find-links``, ``--offline``)."""
+
+    index_url: Optional[str] = None
+    find_links: tuple[str, ...] = ()
+    offline: bool = False
+
+
+class Run(Protocol):
+    """Runs argv as the venv's owner; never raises on a non-zero exit."""
+
+    def __call__(
+        self, argv: Sequence[str], timeout: float, input: Optional[str] = None
+    ) -> Completed: ...
+
+
+def find_uv() -> Optional[str]:
+    """The uv binary: on PATH, else beside the Python running venvkeeper (a pip-installed
+    uv), else the usual per-user places."""
+    cands = [shutil.which("uv"), os.path.join(os.path.dirname(sys.executable), "uv")]
+    home = os.path.expanduser("~")
+    cands += [f"{home}/.local/bin/uv", f"{home}/.cargo/bin/uv", "/usr/local/bin/uv"]
+    for c in cands:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+def usable_by(path: str, uid: int, gid: int) -> bool:
+    """Whether user *uid* can execute *path* (every directory on the way searchable)."""
+    if uid == 0:
+        return True
+    p = os.path.realpath(path)
+    parts = [p] + [d for d in _parents(p)]
+    for part in parts:
+        try:
+            st = os.stat(part)
+        except OSError:
+            return False
+        bit = stat.S_IXOTH
+        if st.st_uid == uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == gid:
+            bit = stat.S_IXGRP
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def _parents(p: str) -> list[str]:
+    out: list[str] = []
+    while True:
+        d = os.path.dirname(p)
+        if d == p:
+            return out
+        out.append(d)
+        p = d
+
+
+class Backend:
+    name = "?"
+
+    def venv_args(self) -> list[str]:
+        """Options for ``python -m venv`` when this backend installs."""
+        return []
+
+    def install(
+        self, python: str, reqs: Sequence[str], sources: Sources, run: Run, *, upgrade: bool
+    ) -> Completed:
+        raise NotImplementedError
+
+    def check_pin(self, python: str, req: str, sources: Sources, run: Run) -> Optional[str]:
+        """None when *req* alone would install (no dependencies), else why not."""
+        raise NotImplementedError
+
+
+def _last_lines(text: str, n: int = 3) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return " / ".join(lines[-n:])[:500] or "no output"
+
+
+def _req_args(reqs: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for r in reqs:
+        if r.startswith("-e "):
+            out += ["-e", r[3:]]
+        else:
+            out.append(r)
+    return out
+
+
+class Uv(Backend):
+    name = "uv"
+
+    def __init__(self, exe: str) -> None:
+        self.exe = exe
+
+    def venv_args(self) -> list[str]:
+        return ["--without-pip"]
+
+    def _src(self, sources: Sources) -> list[str]:
+        args: list[str] = []
+        if sources.index_url:
+            args += ["--index-url", sources.index_url]
+        for d in sources.find_links:
+            args += ["--find-links", d]
+        if sources.offline:
+            args.append("--offline")
+        return args
+
+    def install(
+        self, python: str, reqs: Sequence[str], sources: Sources, run: Run, *, upgrade: bool
+    ) -> Completed:
+        argv = [self.exe, "pip", "install", "--python", python, "--no-progress"]
+        if upgrade:
+            # the lowest version at or above the old one that installs: the nearest
+            argv += ["--resolution", "lowest-direct"]
+        return run([*argv, *self._src(sources), *_req_args(reqs)], 1800)
+
+    def check_pin(self, python: str, req: str, sources: Sources, run: Run) -> Optional[str]:
+        argv = [self.exe, "pip", "install", "--python", python, "--dry-run", "--no-deps"]
+        done = run([*argv, *self._src(sources), *_req_args([req])], 300)
+        return None if done.returncode == 0 else _last_lines(done.stderr)
+
+
+class Pip(Backend):
+    name = "pip"
+
+    def _src(self, sources: Sources) -> list[str]:
+        args: list[str] = []
+        if sources.index_url:
+            args += ["--index-url", sources.index_url]
+        for d in sources.find_links:
+            args += ["--find-links", d]
+        if sources.offline:
+            args.append("--no-index")
+        return args
+
+    def _base(self, python: str) -> list[str]:
+        return [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
+
+    def install(
+        self, python: str, reqs: Sequence[str], sources: Sources, run: Run, *, upgrade: bool
+    ) -> Completed:
+        argv = [*self._base(python), "--no-compile", "--progress-bar", "off"]
+        return run([*argv, *self._src(sources), *_req_args(reqs)], 1800)
+
+    def check_pin(self, python: str, req: str, sources: Sources, run: Run) -> Optional[str]:
+        argv = [*self._base(python), "--dry-run", "--no-deps", "--ignore-installed", "-q"]
+        done = run([*argv, *self._src(sources), *_req_args([req])], 300)
+        return None if done.returncode == 0 else _last_lines(done.stderr)
+
+
+def choose(choice: BackendChoice, uid: int, gid: int) -> Backend:
+    """The backend for a venv owned by *uid*: uv when asked or found (and the owner can
+    run it), pip otherwise."""
+    if choice is BackendChoice.PIP:
+        return Pip()
+    uv = find_uv()
+    if uv is not None and usable_by(uv, uid, gid):
+        return Uv(uv)
+    if choice is BackendChoice.UV:
+        where = f"usable by uid {uid}" if uv else "installed"
+        raise UsageError(f"--backend uv: uv is not {where}; install it or use --backend pip")
+    return Pip()

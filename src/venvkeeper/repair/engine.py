@@ -1,0 +1,759 @@
+"""``venvkeeper repair``: execute repair plans, one transaction per venv.
+
+The plan (``plan.py``) says what to do; this module does it: relink, rewrite paths or
+rebuild in a sibling directory, verify, swap (``transaction.py``). A venv that cannot be
+repaired is left exactly as it was, with a result that says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional
+
+from venvkeeper import _subprocess, pkgdb
+from venvkeeper._subprocess import Completed
+from venvkeeper.errors import CommandError, UsageError, VenvkeeperError
+from venvkeeper.fsutil import path_state
+from venvkeeper.inspect import canonical_name
+from venvkeeper.interpreters import find_interpreters, places_for
+from venvkeeper.model import (
+    Creator,
+    Interpreter,
+    Outcome,
+    PackageChange,
+    PinFailure,
+    RepairPlan,
+    RepairResult,
+    RequirementKind,
+    Strategy,
+    Target,
+    VenvFacts,
+    VenvReport,
+)
+from venvkeeper.plan import make_plan, packages_minor, version_blockers
+from venvkeeper.repair import edit
+from venvkeeper.repair.backends import Backend, BackendChoice, Sources, Uv, choose
+from venvkeeper.repair.transaction import (
+    Busy,
+    Hook,
+    RepairError,
+    backups,
+    delete_backup,
+    locked,
+    recover,
+    transact,
+)
+from venvkeeper.repair.verify import modules, verify
+
+#: Environment variables passed to installers (the invoking admin's settings: proxies,
+#: certificates, pip and uv configuration). Nothing comes from the venv or a process.
+_PASS_PREFIXES = ("PIP_", "UV_")
+_PASS = frozenset(
+    {
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RepairOptions:
+    python: Optional[str] = None  # --python: the new base interpreter
+    backend: BackendChoice = BackendChoice.AUTO
+    sources: Sources = field(default_factory=Sources)
+    allow_upgrades: bool = False
+    force: bool = False
+    dry_run: bool = False
+    keep_backups: int = 2
+    copies: bool = False  # policy: copy the interpreter instead of linking it
+    jobs: int = 2
+
+
+class PinsFailed(RepairError):
+    def __init__(self, message: str, pins: Sequence[PinFailure]) -> None:
+        super().__init__(message)
+        self.pins = tuple(pins)
+
+
+# --- running as the owner ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owner:
+    uid: int
+    gid: int
+    home: str
+
+
+def owner_of(path: str) -> Owner:
+    st = os.stat(path)
+    try:
+        home = pwd.getpwuid(st.st_uid).pw_dir
+    except KeyError:
+        home = "/nonexistent"
+    return Owner(st.st_uid, st.st_gid, home)
+
+
+class OwnerRunner:
+    """Runs commands as the venv's owner (privileges dropped when we are root) with a
+    minimal environment, in ``/``, under a timeout, stoppable through *cancel*."""
+
+    def __init__(self, owner: Owner, cancel: Optional[threading.Event]) -> None:
+        self.owner = owner
+        self.cancel = cancel
+        me = os.geteuid()
+        if me != 0 and me != owner.uid:
+            raise RepairError(
+                f"the venv belongs to uid {owner.uid}: run the repair as that user or as root"
+            )
+        self.user = owner.uid if me == 0 and owner.uid != 0 else None
+        env = {k: v for k, v in os.environ.items() if k in _PASS or k.startswith(_PASS_PREFIXES)}
+        env.update(
+            PATH="/usr/local/bin:/usr/bin:/bin",
+            HOME=owner.home,
+            LANG="C.UTF-8",
+            UV_PYTHON_DOWNLOADS="never",
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PIP_NO_INPUT="1",
+        )
+        self.tmp: Optional[str] = None
+        if self.user is not None and not _writable_home(owner):
+            # A system account without a home: caches in a private directory of its own.
+            self.tmp = tempfile.mkdtemp(prefix="venvkeeper-cache-")
+            os.chown(self.tmp, owner.uid, owner.gid)
+            env["UV_CACHE_DIR"] = self.tmp
+            env["PIP_NO_CACHE_DIR"] = "1"
+            env["HOME"] = self.tmp
+        self.env = env
+
+    def __call__(
+        self, argv: Sequence[str], timeout: float, input: Optional[str] = None
+    ) -> Completed:
+        try:
+            return _subprocess.run(
+                argv,
+                timeout=timeout,
+                env=self.env,
+                cwd="/",
+                user=self.user,
+                group=self.owner.gid if self.user is not None else None,
+                input=input,
+                cancel=self.cancel,
+            )
+        except CommandError as e:
+            raise RepairError(str(e)) from e
+
+    def close(self) -> None:
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _writable_home(owner: Owner) -> bool:
+    try:
+        st = os.stat(owner.home)
+    except OSError:
+        return False
+    return st.st_uid == owner.uid and bool(st.st_mode & 0o200)
+
+
+# --- planning ------------------------------------------------------------------------
+
+
+def interpreters_for(facts: Iterable[VenvFacts]) -> tuple[Interpreter, ...]:
+    """The host's interpreters, found statically, plus the homes the venvs name."""
+    homes = []
+    for f in facts:
+        home = f.cfg.get("home") if f.cfg is not None else None
+        if home:
+            homes.append(str(home))
+    return find_interpreters(places_for(None, homes))
+
+
+def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
+    path = os.path.abspath(python)
+    real = os.path.realpath(path)
+    pool = list(known)
+    if not any(i.executable == real for i in pool):
+        from venvkeeper.interpreters import Places
+
+        pool = list(find_interpreters(Places((os.path.dirname(path),), ()), run=True))
+    for i in pool:
+        if i.executable == real or any(n.path == path for n in i.names):
+            if not i.usable or i.version is None:
+                raise UsageError(
+                    f"--python {python}: not a usable interpreter (a script, an unknown"
+                    " version, or its standard library is missing)"
+                )
+            return Target(path, i.executable, i.version, i.patch_version)
+    raise UsageError(f"--python {python}: no Python interpreter there")
+
+
+def _with_python(plan: RepairPlan, facts: VenvFacts, target: Target, force: bool) -> RepairPlan:
+    """The plan when the admin chose the interpreter (also for a venv that works: a
+    deliberate move to another Python)."""
+    base = facts.base
+    if (
+        plan.strategy is Strategy.NONE
+        and base is not None
+        and not base.is_copy
+        and base.executable == target.executable
+    ):
+        return plan
+    if plan.strategy is Strategy.USE_TOOL and not force:
+        return replace(plan, target=target)
+    minor = packages_minor(facts)
+    strategy = Strategy.RELINK if minor == target.version else Strategy.REBUILD
+    blockers = tuple(
+        b for b in plan.blockers if b.code not in ("requires-python", "needs-new-wheel")
+    )
+    if strategy is Strategy.REBUILD:
+        blockers += tuple(version_blockers(facts, plan.packages, minor, target))
+    reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
+    return replace(plan, strategy=strategy, target=target, blockers=blockers, reason=reason)
+
+
+def plan_for(rep: VenvReport, interps: Sequence[Interpreter], options: RepairOptions) -> RepairPlan:
+    plan = make_plan(rep.facts, rep.findings, interps, path_state)
+    if options.python:
+        plan = _with_python(plan, rep.facts, _target_for(options.python, interps), options.force)
+    if plan.strategy is Strategy.USE_TOOL and options.force and plan.target is not None:
+        minor = packages_minor(rep.facts)
+        plan = replace(
+            plan,
+            strategy=Strategy.RELINK if minor == plan.target.version else Strategy.REBUILD,
+            blockers=plan.blockers
+            + tuple(version_blockers(rep.facts, plan.packages, minor, plan.target)),
+        )
+    return plan
+
+
+def _relaxed(spec: str, name: str, version: str) -> str:
+    return f"{name}>={version}" if spec == f"{name}=={version}" else spec
+
+
+# --- one venv ------------------------------------------------------------------------
+
+
+def _copy_tree(src: str, dst: str, run: Callable[[Sequence[str], float], Completed]) -> None:
+    """``cp -a``: owners, modes, links, timestamps, xattrs (SELinux labels) and hard links
+    kept; reflinks where the filesystem has them."""
+    done = run(["cp", "-a", "--reflink=auto", "--", src, dst], 1800)
+    if done.returncode != 0:
+        raise RepairError(f"copying {src} failed: {done.stderr.strip()[-300:]}")
+
+
+def _root_run(argv: Sequence[str], timeout: float) -> Completed:
+    try:
+        return _subprocess.run(argv, timeout=timeout, env={"PATH": "/usr/bin:/bin"}, cwd="/")
+    except CommandError as e:
+        raise RepairError(str(e)) from e
+
+
+def _copy_extra(src: str, dst: str) -> None:
+    if os.path.lexists(dst):
+        return
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+    elif os.path.isdir(src):
+        shutil.copytree(src, dst, symlinks=True)
+    else:
+        shutil.copy2(src, dst)
+    st = os.lstat(src)
+    with contextlib.suppress(OSError):
+        os.lchown(dst, st.st_uid, st.st_gid)
+
+
+def _match_root(tree: str, like: str) -> None:
+    """The new venv's top directory gets the old one's owner, mode and security label."""
+    st = os.lstat(like)
+    with contextlib.suppress(PermissionError):
+        os.lchown(tree, st.st_uid, st.st_gid)
+    os.chmod(tree, st.st_mode & 0o7777)
+    with contextlib.suppress(OSError):
+        label = os.getxattr(like, "security.selinux", follow_symlinks=False)
+        os.setxattr(tree, "security.selinux", label, follow_symlinks=False)
+        if shutil.which("restorecon"):
+            _root_run(["restorecon", "-R", "-F", tree], 600)
+
+
+def _installed(tree: str) -> dict[str, tuple[str, str]]:
+    from venvkeeper.inspect import inspect_venv
+
+    facts = inspect_venv(tree)
+    return {canonical_name(d.name): (d.name, d.version) for d in facts.distributions}
+
+
+class _Job:
+    """One venv's repair: the plan, the owner, the backend; builds and verifies."""
+
+    def __init__(
+        self,
+        path: str,
+        rep: VenvReport,
+        plan: RepairPlan,
+        options: RepairOptions,
+        run: OwnerRunner,
+    ) -> None:
+        self.path = path
+        self.rep = rep
+        self.plan = plan
+        self.options = options
+        self.run = run
+        self.backend: Optional[Backend] = None
+        self.changes: tuple[PackageChange, ...] = ()
+        self.notes: list[str] = []
+
+    # relink and rewrite-paths: a copy of the venv, edited
+    def build_copy(self, new: str) -> None:
+        _copy_tree(self.path, new, _root_run)
+        old = self.plan.old_location
+        if self.plan.strategy is Strategy.RELINK:
+            assert self.plan.target is not None
+            edit.relink(new, self.plan.target)
+        if old:
+            edit.rewrite_paths(new, old, self.path)
+
+    # rebuild: a new venv, the same packages
+    def build_new(self, new: str) -> None:
+        plan, options = self.plan, self.options
+        assert plan.target is not None
+        owner = self.run.owner
+        self.backend = backend = choose(options.backend, owner.uid, owner.gid)
+        os.mkdir(new, 0o700)
+        if os.geteuid() == 0:
+            os.chown(new, owner.uid, owner.gid)
+        self._create(new, backend)
+        python = os.path.join(new, "bin", "python")
+        reqs = self._requirements()
+        done = backend.install(python, reqs, options.sources, self.run, upgrade=False)
+        if done.returncode != 0:
+            failures = self._diagnose(python, backend)
+            relaxable = all(self._is_index(f.spec) for f in failures)
+            if options.allow_upgrades and failures and relaxable:
+                bad = {f.spec for f in failures}
+                reqs = [
+                    _relaxed(r.spec, r.name, r.version) if r.spec in bad else r.spec
+                    for r in plan.packages
+                ]
+                done = backend.install(python, reqs, options.sources, self.run, upgrade=True)
+            if done.returncode != 0:
+                tail = " / ".join(done.stderr.strip().splitlines()[-3:])[:600]
+                raise PinsFailed(
+                    f"the package set does not install on Python {plan.target.version}"
+                    + (f": {len(failures)} pin(s) fail" if failures else f": {tail}"),
+                    failures or [PinFailure("(the whole set)", tail or "installer failed")],
+                )
+        self._seed_pip(python, backend)
+        self._check_versions(new)
+        old_extras = edit.extras(self.path, edit.owned_files(self.path))
+        for rel in old_extras:
+            _copy_extra(os.path.join(self.path, rel), os.path.join(new, rel))
+        if old_extras:
+            self.notes.append(f"carried over: {', '.join(old_extras[:6])}")
+        edit.rewrite_paths(new, new, self.path)
+        _match_root(new, self.path)
+
+    def _create(self, new: str, backend: Backend) -> None:
+        plan = self.plan
+        assert plan.target is not None
+        opts: list[str] = []
+        if plan.system_site_packages:
+            opts.append("--system-site-packages")
+        if plan.prompt:
+            opts += ["--prompt", plan.prompt]
+        if isinstance(backend, Uv) and self.rep.facts.creator is Creator.UV:
+            argv = [backend.exe, "venv", "-q", "--allow-existing", "--python", plan.target.path]
+            argv += ["--python-preference", "only-system", *opts, new]
+        else:
+            argv = [plan.target.path, "-m", "venv", *backend.venv_args(), *opts]
+            if self.options.copies:
+                argv.append("--copies")
+            argv.append(new)
+        done = self.run(argv, 600)
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            hint = ""
+            if "ensurepip" in done.stderr:
+                hint = f" (on Debian: apt install python{plan.target.version}-venv, or install uv)"
+            raise RepairError(f"creating the venv with {plan.target.path} failed: {tail}{hint}")
+
+    def _requirements(self) -> list[str]:
+        plan = self.plan
+        relax = set()
+        if self.options.allow_upgrades:
+            relax = {
+                canonical_name(b.package) for b in plan.blockers if b.code == "requires-python"
+            }
+        return [
+            _relaxed(r.spec, r.name, r.version) if canonical_name(r.name) in relax else r.spec
+            for r in plan.packages
+        ]
+
+    def _is_index(self, spec: str) -> bool:
+        return any(r.spec == spec and r.kind is RequirementKind.INDEX for r in self.plan.packages)
+
+    def _diagnose(self, python: str, backend: Backend) -> list[PinFailure]:
+        out: list[PinFailure] = []
+        for r in self.plan.packages[:200]:
+            why = backend.check_pin(python, r.spec, self.options.sources, self.run)
+            if why is not None:
+                out.append(PinFailure(r.spec, why))
+        return out
+
+    def _seed_pip(self, python: str, backend: Backend) -> None:
+        """The old venv had pip: so does the new one (same version when it installs)."""
+        old = next(
+            (s for s in self.plan.skipped if canonical_name(s.split("==")[0]) == "pip"), None
+        )
+        if old is None or os.path.exists(os.path.join(os.path.dirname(python), "pip")):
+            return
+        done = backend.install(python, [old], self.options.sources, self.run, upgrade=False)
+        if done.returncode != 0:
+            done = self.run([python, "-m", "ensurepip", "--default-pip"], 600)
+            if done.returncode != 0:
+                self.notes.append("pip could not be installed in the new venv")
+
+    def _check_versions(self, new: str) -> None:
+        now = _installed(new)
+        changes = []
+        for r in self.plan.packages:
+            got = now.get(canonical_name(r.name))
+            if got is None or got[1] != r.version:
+                changes.append(PackageChange(r.name, r.version, got[1] if got else None))
+        self.changes = tuple(changes)
+        if changes and not self.options.allow_upgrades:
+            shown = ", ".join(f"{c.name} {c.old} -> {c.new or 'missing'}" for c in changes[:5])
+            raise RepairError(f"installed versions differ from the old venv's: {shown}")
+        missing = [c.name for c in changes if c.new is None]
+        if missing:
+            raise RepairError(f"not installed: {', '.join(missing[:8])}")
+
+    def verify(self, new: str) -> None:
+        facts = self.rep.facts
+        dists = [canonical_name(r.name) for r in self.plan.packages]
+        untrusted = (
+            os.geteuid() == 0
+            and self.run.user is None
+            and any(s.writable_by_others for s in facts.site_dirs)
+        )
+        if untrusted and self.plan.strategy is not Strategy.REBUILD:
+            self.notes.append("imports not verified: site-packages writable by others")
+        target = self.plan.target
+        verify(
+            new,
+            self.path,
+            modules(facts, self.plan.skipped),
+            dists,
+            self.run,
+            minor=target.version if target else None,
+            imports=not (untrusted and self.plan.strategy is not Strategy.REBUILD),
+        )
+
+
+def _refusal(plan: RepairPlan, facts: VenvFacts, force: bool) -> Optional[str]:
+    if force:
+        return None
+    if plan.strategy is Strategy.USE_TOOL:
+        return (
+            f"managed by {facts.creator.value}: run `{plan.tool_command}` instead"
+            " (repair --force rebuilds it anyway)"
+        )
+    owners = pkgdb.owners([os.path.join(facts.path, "pyvenv.cfg")])
+    if owners:
+        pkg = next(iter(owners.values()))
+        return (
+            f"installed by the system package {pkg}: upgrade or reinstall that package"
+            " (repair --force rebuilds it anyway)"
+        )
+    return None
+
+
+def _describe(plan: RepairPlan, backend: str) -> str:
+    t = plan.target
+    if plan.strategy is Strategy.REBUILD and t is not None:
+        return f"rebuild on {t.path} ({t.version}) with {backend}, {len(plan.packages)} package(s)"
+    if plan.strategy is Strategy.RELINK and t is not None:
+        return f"relink to {t.path} ({t.patch_version or t.version})"
+    if plan.strategy is Strategy.REWRITE_PATHS:
+        return f"rewrite paths from {plan.old_location} to {plan.path}"
+    return plan.reason
+
+
+def repair_venv(
+    path: str,
+    options: RepairOptions,
+    *,
+    interpreters: Optional[Sequence[Interpreter]] = None,
+    hook: Optional[Hook] = None,
+    cancel: Optional[threading.Event] = None,
+) -> RepairResult:
+    """Repair the venv at *path* as its plan says; never raises for a problem of the venv
+    (the result says it), only for usage errors."""
+    from venvkeeper.scan import inspect_path
+
+    started = time.monotonic()
+    path = os.path.realpath(os.path.abspath(path))
+
+    def result(strategy: Strategy, outcome: Outcome, msg: str, **kw: object) -> RepairResult:
+        return RepairResult(
+            path,
+            strategy,
+            outcome,
+            msg,
+            seconds=time.monotonic() - started,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    if not os.path.isdir(path):
+        return result(Strategy.MANUAL, Outcome.FAILED, "not a directory")
+    recovered: Optional[str] = None
+    try:
+        with locked(path) if not options.dry_run else contextlib.nullcontext():
+            if not options.dry_run:
+                recovered = recover(path)
+            rep = inspect_path(path, top_level=True)
+            interps = interpreters if interpreters is not None else interpreters_for([rep.facts])
+            plan = plan_for(rep, interps, options)
+            kw: dict[str, object] = {"target": plan.target, "recovered": recovered}
+            if plan.strategy is Strategy.NONE:
+                return result(plan.strategy, Outcome.NOTHING, plan.reason, **kw)
+            if plan.strategy is Strategy.MANUAL:
+                return result(plan.strategy, Outcome.FAILED, plan.reason, **kw)
+            refusal = _refusal(plan, rep.facts, options.force)
+            if refusal:
+                return result(plan.strategy, Outcome.REFUSED, refusal, **kw)
+            fatal = [b for b in plan.blockers if b.fatal]
+            if fatal and not (
+                options.allow_upgrades and all(b.code == "requires-python" for b in fatal)
+            ):
+                return result(
+                    plan.strategy,
+                    Outcome.FAILED,
+                    f"{len(fatal)} package(s) cannot be reinstalled as they are",
+                    failed_pins=tuple(PinFailure(b.package, b.message) for b in fatal),
+                    **kw,
+                )
+            owner = owner_of(path)
+            backend_name = "copy"
+            if plan.strategy is Strategy.REBUILD:
+                backend_name = choose(options.backend, owner.uid, owner.gid).name
+            if options.dry_run:
+                return result(
+                    plan.strategy,
+                    Outcome.PLANNED,
+                    _describe(plan, backend_name),
+                    backend=backend_name,
+                    **kw,
+                )
+            runner = OwnerRunner(owner, cancel)
+            job = _Job(path, rep, plan, options, runner)
+            build = job.build_new if plan.strategy is Strategy.REBUILD else job.build_copy
+            try:
+                backup = transact(
+                    path,
+                    f"repair ({plan.strategy.value})",
+                    build,
+                    job.verify,
+                    hook=hook or (lambda s: None),
+                    cancel=cancel,
+                )
+            except PinsFailed as e:
+                return result(
+                    plan.strategy,
+                    Outcome.FAILED,
+                    str(e),
+                    failed_pins=e.pins,
+                    backend=backend_name,
+                    **kw,
+                )
+            finally:
+                runner.close()
+            for old in backups(path)[options.keep_backups :]:
+                with contextlib.suppress(OSError):
+                    delete_backup(old)
+            msg = _describe(plan, backend_name)
+            if job.notes:
+                msg += "; " + "; ".join(job.notes)
+            return result(
+                plan.strategy,
+                Outcome.REPAIRED,
+                msg,
+                backup=backup,
+                changes=job.changes,
+                backend=backend_name,
+                **kw,
+            )
+    except (Busy, RepairError) as e:
+        return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
+    except UsageError:
+        raise
+    except VenvkeeperError as e:
+        return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
+    except OSError as e:
+        return result(Strategy.MANUAL, Outcome.FAILED, f"{e.filename or path}: {e.strerror or e}")
+
+
+Progress = Callable[[str, Optional[RepairResult]], None]
+
+
+def repair_all(
+    paths: Sequence[str],
+    options: RepairOptions,
+    *,
+    progress: Optional[Progress] = None,
+    cancel: Optional[threading.Event] = None,
+) -> list[RepairResult]:
+    """Repair every venv of *paths* with at most ``options.jobs`` at once. The work runs in
+    worker threads: the calling (main) thread only waits, so a signal there sets *cancel*
+    and every transaction in flight restores its original before this returns."""
+    from venvkeeper.scan import inspect_path
+
+    cancel = cancel or threading.Event()
+    facts = []
+    for p in paths:
+        with contextlib.suppress(VenvkeeperError, OSError):
+            facts.append(inspect_path(p).facts)
+    interps = interpreters_for(facts)
+    if options.python:
+        _target_for(options.python, interps)  # a usage error now, not once per venv
+    results: dict[str, RepairResult] = {}
+
+    def one(p: str) -> RepairResult:
+        if progress:
+            progress(p, None)
+        if cancel.is_set():
+            r = RepairResult(p, Strategy.MANUAL, Outcome.FAILED, "interrupted before it started")
+        else:
+            r = repair_venv(p, options, interpreters=interps, cancel=cancel)
+        if progress:
+            progress(p, r)
+        return r
+
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        futures = {pool.submit(one, p): p for p in paths}
+        try:
+            for f, p in futures.items():
+                while True:
+                    try:
+                        results[p] = f.result(timeout=0.2)
+                        break
+                    except FutureTimeout:
+                        continue
+        except BaseException:
+            cancel.set()
+            for f in futures:
+                with contextlib.suppress(BaseException):
+                    f.result()
+            raise
+    return [results[p] for p in paths]
+
+
+# --- rollback and backups ------------------------------------------------------------
+
+
+def rollback(path: str, hook: Optional[Hook] = None) -> RepairResult:
+    """Put the newest backup of *path* back in place, by the same transaction: the venv
+    that was there becomes a backup in turn (a rollback can be rolled back)."""
+    started = time.monotonic()
+    path = os.path.realpath(os.path.abspath(path))
+
+    def result(outcome: Outcome, msg: str, **kw: object) -> RepairResult:
+        return RepairResult(
+            path,
+            Strategy.MANUAL,
+            outcome,
+            msg,
+            seconds=time.monotonic() - started,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    try:
+        with locked(path):
+            recovered = recover(path)
+            kept = backups(path)
+            if not kept:
+                return result(Outcome.FAILED, "no backup to roll back to", recovered=recovered)
+            b = kept[0]
+            if not os.path.lexists(path):
+                os.rename(b.path, path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(b.path + ".json")
+                return result(Outcome.REPAIRED, f"restored {b.path}", recovered=recovered)
+
+            def check(new: str) -> None:
+                if not os.path.isfile(os.path.join(new, "pyvenv.cfg")) and not os.path.isdir(
+                    os.path.join(new, "bin")
+                ):
+                    raise RepairError(f"{new} does not look like a venv: not restored")
+
+            backup = transact(
+                path,
+                "rollback",
+                check,
+                lambda new: None,
+                hook=hook or (lambda s: None),
+                new=b.path,
+            )
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(b.path + ".json")
+            return result(
+                Outcome.REPAIRED,
+                f"restored the backup of {_when(b.created)}"
+                f" ({b.reason}); the venv it replaced is kept at {backup}",
+                backup=backup,
+                recovered=recovered,
+            )
+    except (VenvkeeperError, OSError) as e:
+        return result(Outcome.FAILED, str(e))
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def prune_backups(paths: Sequence[str], keep: int) -> list[tuple[str, list[str]]]:
+    """Delete all but the *keep* newest backups of each venv in *paths* (a path may also
+    be a directory holding venvs: every venv with backups directly in it). Returns
+    (venv, deleted backups) pairs."""
+    venvs: dict[str, None] = {}
+    for p in paths:
+        p = os.path.realpath(os.path.abspath(p))
+        venvs[p] = None
+        with contextlib.suppress(OSError):
+            for e in os.scandir(p):
+                if e.name.startswith(".") and ".venvkeeper-backup-" in e.name:
+                    name = e.name[1:].split(".venvkeeper-backup-")[0]
+                    venvs[os.path.join(p, name)] = None
+    out: list[tuple[str, list[str]]] = []
+    for v in venvs:
+        kept = backups(v)
+        if not kept:
+            continue
+        gone: list[str] = []
+        try:
+            with locked(v):
+                recover(v)
+                for b in backups(v)[keep:]:
+                    delete_backup(b)
+                    gone.append(b.path)
+        except Busy:
+            continue
+        out.append((v, gone))
+    return out

@@ -1,0 +1,150 @@
+"""Verification of a built venv before the swap: its interpreter starts, every top-level
+module of the old package set imports, every console script's entry point loads and its
+shebang names an interpreter the venv has.
+
+This runs the *new* tree's interpreter (built by venvkeeper from known sources, or the
+original's own files for a relink), as the venv's owner, with a minimal environment,
+``-I`` (no PYTHON* variables, no user site, no script directory) and a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Optional
+
+from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.inspect import canonical_name
+from venvkeeper.model import VenvFacts
+from venvkeeper.repair.backends import Run
+from venvkeeper.repair.transaction import RepairError
+
+MAX_MODULES = 2000
+
+# Runs inside the new venv (CPython 3.8+). Input on stdin: {"modules": [...], "dists": [...]}.
+_PROBE = r"""
+import importlib, json, re, sys
+try:
+    from importlib import metadata
+except ImportError:
+    metadata = None
+want = json.loads(sys.stdin.read())
+failed, scripts = [], []
+for m in want["modules"]:
+    try:
+        importlib.import_module(m)
+    except BaseException as e:
+        failed.append([m, (type(e).__name__ + ": " + str(e))[:300]])
+names = set(want["dists"])
+if metadata is not None:
+    for d in metadata.distributions():
+        n = re.sub(r"[-_.]+", "-", (d.metadata["Name"] or "")).lower()
+        if n not in names:
+            continue
+        for ep in d.entry_points:
+            if ep.group not in ("console_scripts", "gui_scripts"):
+                continue
+            try:
+                ep.load()
+            except BaseException as e:
+                scripts.append([ep.name, (type(e).__name__ + ": " + str(e))[:300]])
+sys.stdout.write("\n@@venvkeeper@@" + json.dumps({"failed": failed, "scripts": scripts,
+    "version": "%d.%d" % sys.version_info[:2], "prefix": sys.prefix}))
+"""
+
+
+def modules(facts: VenvFacts, skip: Sequence[str] = ()) -> list[str]:
+    """Top-level importable names of the venv's packages (pip/setuptools/wheel left out:
+    they patch each other on import, and are not what the venv is for)."""
+    left_out = {canonical_name(s.split("==")[0]) for s in skip} | set(BOOTSTRAP)
+    names: dict[str, None] = {}
+    for d in facts.distributions:
+        if canonical_name(d.name) in left_out:
+            continue
+        for t in d.top_level:
+            if t.isidentifier() and not t.startswith("_"):
+                names[t] = None
+    return list(names)[:MAX_MODULES]
+
+
+def _shebang(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].strip()
+    if line in (b"/bin/sh", b"/bin/bash", b"/usr/bin/env sh") or line.endswith(b"/sh"):
+        # The exec trick for long paths: the interpreter is on the second line.
+        rest = head.split(b"\n")[1:3]
+        for r in rest:
+            if b"exec" in r:
+                parts = r.replace(b"'", b" ").replace(b'"', b" ").split()
+                for p in parts:
+                    if p.startswith(b"/") and b"/bin/python" in p:
+                        return os.fsdecode(p)
+        return None
+    return os.fsdecode(line.split()[0]) if line else None
+
+
+def check_scripts(tree: str, final: str) -> list[str]:
+    """Scripts in *tree*/bin whose shebang names the venv (at its *final* path) but an
+    interpreter name the venv lacks."""
+    bad: list[str] = []
+    prefix = final.rstrip("/") + "/bin/"
+    try:
+        names = sorted(os.listdir(os.path.join(tree, "bin")))
+    except OSError:
+        return [f"{tree}/bin unreadable"]
+    for n in names:
+        p = os.path.join(tree, "bin", n)
+        if os.path.islink(p) or not os.path.isfile(p):
+            continue
+        interp = _shebang(p)
+        if interp is None or not interp.startswith(prefix):
+            continue
+        if not os.path.lexists(os.path.join(tree, "bin", interp[len(prefix) :])):
+            bad.append(f"{n} (#!{interp})")
+    return bad
+
+
+def verify(
+    tree: str,
+    final: str,
+    mods: Sequence[str],
+    dists: Sequence[str],
+    run: Run,
+    *,
+    minor: Optional[str] = None,
+    imports: bool = True,
+) -> None:
+    """Raise :class:`RepairError` unless the venv built at *tree* (to live at *final*)
+    works. *imports* False only starts the interpreter (used when the tree's own code
+    must not run as root: see the caller)."""
+    python = os.path.join(tree, "bin", "python")
+    if not os.path.lexists(python):
+        python = os.path.join(tree, "bin", "python3")
+    payload = json.dumps({"modules": list(mods) if imports else [], "dists": list(dists)})
+    argv = [python, "-I", "-c", _PROBE]
+    if not imports:
+        argv = [python, "-I", "-S", "-c", "import sys; sys.stdout.write('\\n@@venvkeeper@@{}')"]
+    done = run(argv, 300, payload)
+    marker = done.stdout.rfind("@@venvkeeper@@")
+    if done.returncode != 0 or marker < 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RepairError(
+            f"verification: the new interpreter failed (exit {done.returncode}): {tail}"
+        )
+    data = json.loads(done.stdout[marker + len("@@venvkeeper@@") :] or "{}")
+    problems = [f"import {m}: {why}" for m, why in data.get("failed", [])]
+    problems += [f"script {n}: {why}" for n, why in data.get("scripts", [])]
+    if minor and data.get("version") and data["version"] != minor.rstrip("t"):
+        problems.append(f"the interpreter runs {data['version']}, not {minor}")
+    problems += [f"script {s} names a missing interpreter" for s in check_scripts(tree, final)]
+    if problems:
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        shown = "; ".join(problems[:5]) + more
+        raise RepairError(f"verification failed: {shown}")
