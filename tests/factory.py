@@ -450,3 +450,57 @@ def runner_for_others() -> tuple[str, str]:
             os.chmod(os.path.join(dirpath, f), 0o644)
     src = Path(__file__).resolve().parent.parent / "src"
     return system, f"{src}:{libs}"
+
+
+def tree_hash(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every entry below *root* (root itself included) with its type, mode, owner, and
+    content or link target: equal dicts mean byte-for-byte equal trees."""
+    import hashlib
+    import stat
+
+    out: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in [".", *dirs, *files]:
+            p = os.path.join(dirpath, name) if name != "." else dirpath
+            rel = os.path.relpath(p, root)
+            if name == "." and rel != ".":
+                continue
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                what: object = os.readlink(p)
+            elif stat.S_ISREG(st.st_mode):
+                what = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            else:
+                what = None
+            out[rel] = (stat.S_IFMT(st.st_mode), st.st_mode & 0o7777, st.st_uid, st.st_gid, what)
+    return out
+
+
+def freeze(venv: Path) -> list[str]:
+    """What the venv holds, as ``uv pip freeze`` says by running its interpreter."""
+    res = sh(tool("uv"), "pip", "freeze", "--python", venv / "bin" / "python")
+    return sorted(res.stdout.splitlines())
+
+
+def build_wheel(project: Project, wheelhouse: Path, python: Optional[Path] = None) -> Path:
+    """A real wheel of *project* (built by *python*, so an extension gets its ABI tag)."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    py = python or Path(sys.executable)
+    sh(py, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index", "-w", wheelhouse, project.path)
+    return wheelhouse
+
+
+def install_from(venv: Path, wheelhouse: Path, *specs: str) -> None:
+    """Install *specs* by name (``name==1.0``) from a wheelhouse, as from an index."""
+    sh(
+        tool("uv"),
+        "pip",
+        "install",
+        "-q",
+        "--python",
+        venv / "bin" / "python",
+        "--offline",
+        "--find-links",
+        wheelhouse,
+        *specs,
+    )

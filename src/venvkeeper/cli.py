@@ -564,7 +564,12 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = RepairOptions(
         python=args.python,
         backend=BackendChoice(args.backend),
-        sources=Sources(args.index_url, tuple(args.find_links), args.offline),
+        # installers run in / : a local wheelhouse is made absolute here
+        sources=Sources(
+            args.index_url,
+            tuple(os.path.abspath(d) if os.path.isdir(d) else d for d in args.find_links),
+            args.offline,
+        ),
         allow_upgrades=args.allow_upgrades,
         force=args.force,
         dry_run=args.dry_run,

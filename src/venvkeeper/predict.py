@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -136,10 +136,14 @@ MAX_SIBLINGS = 64
 
 
 def _homes(report: Report, fs: HostFS = REAL) -> list[str]:
+    return homes_of(report.venvs, fs)
+
+
+def homes_of(venvs: Iterable[VenvReport], fs: HostFS = REAL) -> list[str]:
     """Directories the venvs' interpreters were in, and the bin/ of their sibling
     installations (``versions/3.11.7/bin`` -> ``versions/*/bin``, a Homebrew Cellar):
     where a relink target of the same minor is likely to be."""
-    found = _home_dirs(report)
+    found = _home_dirs(venvs)
     out = list(found)
     for home in found:
         if os.path.basename(home) != "bin":
@@ -153,9 +157,9 @@ def _homes(report: Report, fs: HostFS = REAL) -> list[str]:
     return sorted(set(out))
 
 
-def _home_dirs(report: Report) -> list[str]:
+def _home_dirs(venvs: Iterable[VenvReport]) -> list[str]:
     out: list[str] = []
-    for v in report.venvs:
+    for v in venvs:
         cfg = v.facts.cfg
         home = cfg.get("home") if cfg else None
         if home and home.startswith("/"):

@@ -139,6 +139,18 @@ def set_cfg(text: str, values: dict[str, Optional[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def drop_cfg_key(tree: str, key: str) -> None:
+    cfg = os.path.join(tree, "pyvenv.cfg")
+    try:
+        with open(cfg, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read(MAX_EDIT)
+    except OSError:
+        return
+    new_text = set_cfg(text, {key: None})
+    if new_text != text:
+        _replace_file(cfg, new_text.encode("utf-8", "surrogateescape"))
+
+
 def relink(tree: str, target: Target) -> list[str]:
     """Point the venv's interpreter names at *target* (same minor): ``bin/python`` links to
     the target's stable name, ``python3`` and ``pythonX.Y`` to ``python``; ``home``,

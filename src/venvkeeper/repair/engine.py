@@ -40,7 +40,7 @@ from venvkeeper.model import (
     VenvFacts,
     VenvReport,
 )
-from venvkeeper.plan import make_plan, packages_minor, version_blockers
+from venvkeeper.plan import make_plan, package_set, packages_minor, version_blockers
 from venvkeeper.repair import edit
 from venvkeeper.repair.backends import Backend, BackendChoice, Sources, Uv, choose
 from venvkeeper.repair.transaction import (
@@ -176,14 +176,12 @@ def _writable_home(owner: Owner) -> bool:
 # --- planning ------------------------------------------------------------------------
 
 
-def interpreters_for(facts: Iterable[VenvFacts]) -> tuple[Interpreter, ...]:
-    """The host's interpreters, found statically, plus the homes the venvs name."""
-    homes = []
-    for f in facts:
-        home = f.cfg.get("home") if f.cfg is not None else None
-        if home:
-            homes.append(str(home))
-    return find_interpreters(places_for(None, homes))
+def interpreters_for(venvs: Iterable[VenvReport]) -> tuple[Interpreter, ...]:
+    """The host's interpreters, found statically, plus those beside the venvs' old ones
+    (their homes and sibling installations: where a relink target is)."""
+    from venvkeeper.predict import homes_of
+
+    return find_interpreters(places_for(None, homes_of(venvs)))
 
 
 def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
@@ -220,13 +218,19 @@ def _with_python(plan: RepairPlan, facts: VenvFacts, target: Target, force: bool
         return replace(plan, target=target)
     minor = packages_minor(facts)
     strategy = Strategy.RELINK if minor == target.version else Strategy.REBUILD
-    blockers = tuple(
-        b for b in plan.blockers if b.code not in ("requires-python", "needs-new-wheel")
-    )
+    reqs, skipped, blockers = package_set(facts, minor, path_state)
     if strategy is Strategy.REBUILD:
-        blockers += tuple(version_blockers(facts, plan.packages, minor, target))
+        blockers += tuple(version_blockers(facts, reqs, minor, target))
     reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
-    return replace(plan, strategy=strategy, target=target, blockers=blockers, reason=reason)
+    return replace(
+        plan,
+        strategy=strategy,
+        target=target,
+        packages=reqs,
+        skipped=skipped,
+        blockers=blockers,
+        reason=reason,
+    )
 
 
 def plan_for(rep: VenvReport, interps: Sequence[Interpreter], options: RepairOptions) -> RepairPlan:
@@ -310,7 +314,9 @@ class _Job:
         plan: RepairPlan,
         options: RepairOptions,
         run: OwnerRunner,
+        hook: Hook,
     ) -> None:
+        self.hook = hook
         self.path = path
         self.rep = rep
         self.plan = plan
@@ -340,9 +346,12 @@ class _Job:
         if os.geteuid() == 0:
             os.chown(new, owner.uid, owner.gid)
         self._create(new, backend)
+        self.hook("created")
         python = os.path.join(new, "bin", "python")
         reqs = self._requirements()
-        done = backend.install(python, reqs, options.sources, self.run, upgrade=False)
+        done = Completed((), 0, "", "")
+        if reqs:
+            done = backend.install(python, reqs, options.sources, self.run, upgrade=False)
         if done.returncode != 0:
             failures = self._diagnose(python, backend)
             relaxable = all(self._is_index(f.spec) for f in failures)
@@ -361,6 +370,7 @@ class _Job:
                     failures or [PinFailure("(the whole set)", tail or "installer failed")],
                 )
         self._seed_pip(python, backend)
+        self.hook("installed")
         self._check_versions(new)
         old_extras = edit.extras(self.path, edit.owned_files(self.path))
         for rel in old_extras:
@@ -368,6 +378,9 @@ class _Job:
         if old_extras:
             self.notes.append(f"carried over: {', '.join(old_extras[:6])}")
         edit.rewrite_paths(new, new, self.path)
+        if not self.plan.prompt:
+            # the prompt was given only so that it is not the sibling's name
+            edit.drop_cfg_key(new, "prompt")
         _match_root(new, self.path)
 
     def _create(self, new: str, backend: Backend) -> None:
@@ -376,8 +389,8 @@ class _Job:
         opts: list[str] = []
         if plan.system_site_packages:
             opts.append("--system-site-packages")
-        if plan.prompt:
-            opts += ["--prompt", plan.prompt]
+        # Without it the activate scripts would call the venv by the sibling's name.
+        opts += ["--prompt", plan.prompt or os.path.basename(self.path)]
         if isinstance(backend, Uv) and self.rep.facts.creator is Creator.UV:
             argv = [backend.exe, "venv", "-q", "--allow-existing", "--python", plan.target.path]
             argv += ["--python-preference", "only-system", *opts, new]
@@ -418,17 +431,25 @@ class _Job:
         return out
 
     def _seed_pip(self, python: str, backend: Backend) -> None:
-        """The old venv had pip: so does the new one (same version when it installs)."""
+        """The old venv had pip: so does the new one, at the same version when it installs
+        (the new Python's ensurepip would bring its own)."""
         old = next(
             (s for s in self.plan.skipped if canonical_name(s.split("==")[0]) == "pip"), None
         )
-        if old is None or os.path.exists(os.path.join(os.path.dirname(python), "pip")):
+        if old is None:
+            return
+        have = _installed(os.path.dirname(os.path.dirname(python))).get("pip")
+        if have is not None and f"pip=={have[1]}" == old:
             return
         done = backend.install(python, [old], self.options.sources, self.run, upgrade=False)
-        if done.returncode != 0:
+        if done.returncode == 0:
+            return
+        if have is None:
             done = self.run([python, "-m", "ensurepip", "--default-pip"], 600)
             if done.returncode != 0:
                 self.notes.append("pip could not be installed in the new venv")
+                return
+        self.notes.append(f"{old} did not install: the new venv has its Python's own pip")
 
     def _check_versions(self, new: str) -> None:
         now = _installed(new)
@@ -529,7 +550,7 @@ def repair_venv(
             if not options.dry_run:
                 recovered = recover(path)
             rep = inspect_path(path, top_level=True)
-            interps = interpreters if interpreters is not None else interpreters_for([rep.facts])
+            interps = interpreters if interpreters is not None else interpreters_for([rep])
             plan = plan_for(rep, interps, options)
             kw: dict[str, object] = {"target": plan.target, "recovered": recovered}
             if plan.strategy is Strategy.NONE:
@@ -563,7 +584,8 @@ def repair_venv(
                     **kw,
                 )
             runner = OwnerRunner(owner, cancel)
-            job = _Job(path, rep, plan, options, runner)
+            step = hook or (lambda s: None)
+            job = _Job(path, rep, plan, options, runner, step)
             build = job.build_new if plan.strategy is Strategy.REBUILD else job.build_copy
             try:
                 backup = transact(
@@ -571,7 +593,7 @@ def repair_venv(
                     f"repair ({plan.strategy.value})",
                     build,
                     job.verify,
-                    hook=hook or (lambda s: None),
+                    hook=step,
                     cancel=cancel,
                 )
             except PinsFailed as e:
@@ -583,6 +605,9 @@ def repair_venv(
                     backend=backend_name,
                     **kw,
                 )
+            except (RepairError, OSError) as e:
+                why = str(e) if isinstance(e, RepairError) else f"{e.filename}: {e.strerror}"
+                return result(plan.strategy, Outcome.FAILED, why, backend=backend_name, **kw)
             finally:
                 runner.close()
             for old in backups(path)[options.keep_backups :]:
@@ -626,11 +651,11 @@ def repair_all(
     from venvkeeper.scan import inspect_path
 
     cancel = cancel or threading.Event()
-    facts = []
+    reps = []
     for p in paths:
         with contextlib.suppress(VenvkeeperError, OSError):
-            facts.append(inspect_path(p).facts)
-    interps = interpreters_for(facts)
+            reps.append(inspect_path(p))
+    interps = interpreters_for(reps)
     if options.python:
         _target_for(options.python, interps)  # a usage error now, not once per venv
     results: dict[str, RepairResult] = {}

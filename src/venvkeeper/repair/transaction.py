@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -41,7 +42,16 @@ JOURNAL_VERSION = 1
 
 #: The steps a transaction announces to its hook, in order (the fault-injection tests
 #: kill or fail the repair at each).
-STEPS = ("locked", "journal", "built", "verified", "exchanged", "backed-up", "committed")
+STEPS = (
+    "journal",  # the journal is written, nothing built yet
+    "created",  # (rebuild) the new venv exists, no package installed yet
+    "installed",  # (rebuild) packages installed, extras not carried over yet
+    "built",
+    "verified",
+    "exchanged",  # the new tree is at the path, the original at the sibling's name
+    "backed-up",  # the original has its backup name
+    "committed",  # the journal is gone: done
+)
 
 Hook = Callable[[str], None]
 TreeId = tuple[int, int]
@@ -70,9 +80,13 @@ def sibling(path: str, kind: str) -> str:
     return os.path.join(parent, f".{name}.venvkeeper-{kind}")
 
 
+_serial = itertools.count(1)
+
+
 def stamp(now: Optional[float] = None) -> str:
+    """A name part that sorts by time and is unique on this host (pid and a serial)."""
     t = time.time() if now is None else now
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(t)) + f"-{os.getpid()}"
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(t)) + f"-{os.getpid()}-{next(_serial)}"
 
 
 def tree_id(path: str) -> Optional[TreeId]:
@@ -393,6 +407,10 @@ def transact(
     On any exception (or *cancel* set at a step boundary) the original is put back and
     the exception re-raised."""
     s = stamp()
+    while any(
+        os.path.lexists(sibling(path, f"{k}-{s}")) for k in ("new", "backup")
+    ):  # pragma: no cover - a clock stepped back onto an older run of the same pid
+        s = stamp()
     st = os.lstat(path)
     j = Journal(
         path=path,

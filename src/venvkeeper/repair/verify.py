@@ -4,7 +4,8 @@ shebang names an interpreter the venv has.
 
 This runs the *new* tree's interpreter (built by venvkeeper from known sources, or the
 original's own files for a relink), as the venv's owner, with a minimal environment,
-``-I`` (no PYTHON* variables, no user site, no script directory) and a timeout.
+``-I`` (no PYTHON* variables, no user site, no script directory), ``-B`` (no bytecode
+written: verifying leaves no trace) and a timeout.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def verify(
     if not os.path.lexists(python):
         python = os.path.join(tree, "bin", "python3")
     payload = json.dumps({"modules": list(mods) if imports else [], "dists": list(dists)})
-    argv = [python, "-I", "-c", _PROBE]
+    argv = [python, "-I", "-B", "-c", _PROBE]  # -B: verifying leaves no bytecode behind
     if not imports:
         argv = [python, "-I", "-S", "-c", "import sys; sys.stdout.write('\\n@@venvkeeper@@{}')"]
     done = run(argv, 300, payload)

@@ -1,0 +1,333 @@
+"""Real repairs: venvs made by venv, virtualenv and uv on a simulated distro prefix whose
+Python is upgraded across minors (3.9 -> 3.12, 3.10 -> 3.13), repaired by
+``venvkeeper repair``, then *run*: every package imports, the versions are the old ones
+(``uv pip freeze`` before and after), the console script runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import pyenv_root, require_python, run_cli
+from factory import (
+    FakeDistro,
+    Project,
+    build_wheel,
+    can_hide,
+    freeze,
+    imports_ok,
+    install,
+    install_from,
+    make_project,
+    make_venv,
+    run_in_venv,
+    script_runs,
+    tree_hash,
+)
+
+pytestmark = pytest.mark.slow
+
+CREATORS = ("venv", "virtualenv", "uv")
+MODULES = ("alpha", "beta._speed", "gamma", "delta")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The host's pip configuration (a constraints file, extra indexes) is the admin's;
+    # the tests use only what they build.
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", os.environ.get("VK_TEST_UV_CACHE", "/tmp/vk-test-uv-cache"))
+
+
+@dataclass
+class World:
+    root: Path
+    distro: FakeDistro
+    venvs: dict[str, Path]
+    wheelhouse: Path
+    bundled: Path  # the old Python's ensurepip wheels (pip, setuptools)
+    before: dict[str, list[str]]
+    projects: dict[str, Project]
+
+    def sources(self) -> list[str]:
+        return [
+            "--offline",
+            "--find-links",
+            str(self.wheelhouse),
+            "--find-links",
+            str(self.bundled),
+        ]
+
+
+def build_world(root: Path, old: str, new: str, creators: tuple[str, ...] = CREATORS) -> World:
+    for minor in (old, new):
+        require_python(minor)
+        if not FakeDistro.available(minor):
+            pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
+    if not can_hide():
+        pytest.skip("needs root and unshare to hide the removed stdlib in a mount namespace")
+    distro = FakeDistro(root / "usr")
+    distro.install(old)
+    py3 = distro.set_default(old)
+    alpha = make_project(root, "alpha", script="alpha-cli")
+    beta = make_project(root, "beta", ext=True)
+    gamma = make_project(root / "work", "gamma")
+    delta = make_project(root, "delta", "2.5")
+    wheelhouse = build_wheel(delta, root / "wheelhouse")
+    venvs: dict[str, Path] = {}
+    before: dict[str, list[str]] = {}
+    for creator in creators:
+        v = make_venv(py3, root / "envs" / creator, creator=creator, pip=creator == "venv")
+        install(v, alpha, beta, installer="pip" if creator == "venv" else "uv")
+        install(v, gamma, editable=True)
+        install_from(v, wheelhouse, "delta==2.5")
+        assert imports_ok(v, *MODULES)
+        before[creator] = freeze(v)
+        venvs[creator] = v
+    r = pyenv_root()
+    assert r is not None
+    bundled = sorted((r / "versions").glob(f"{old}.*"))[-1] / "lib" / f"python{old}" / "ensurepip"
+    distro.install(new)
+    distro.set_default(new)
+    distro.remove(old)
+    projects = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
+    return World(root, distro, venvs, wheelhouse, bundled / "_bundled", before, projects)
+
+
+def _check_repaired(w: World, name: str, new: str) -> None:
+    v = w.venvs[name]
+    hide = w.distro.hidden
+    ran = run_in_venv(v, "import sys; print('%d.%d' % sys.version_info[:2])", hide=hide)
+    assert ran.stdout.strip() == new, ran
+    assert imports_ok(v, *MODULES, hide=hide)
+    assert script_runs(v, "alpha-cli", hide=hide).stdout.strip() == "alpha OK"
+    assert freeze(v) == w.before[name]
+    cfg = (v / "pyvenv.cfg").read_text()
+    assert ".venvkeeper-new" not in cfg and str(v) in cfg or "command" not in cfg
+    for f in (v / "bin").iterdir():
+        if f.is_file() and not f.is_symlink():
+            assert b".venvkeeper-new" not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize(("old", "new"), [("3.9", "3.12"), ("3.10", "3.13")])
+def test_rebuild_across_minors_keeps_every_package(tmp_path: Path, old: str, new: str) -> None:
+    w = build_world(tmp_path, old, new)
+    originals = {n: tree_hash(v) for n, v in w.venvs.items()}
+    for name in CREATORS:
+        assert not imports_ok(w.venvs[name], *MODULES, hide=w.distro.hidden)
+    res = run_cli("repair", "--json", *w.sources(), *map(str, w.venvs.values()))
+    doc = json.loads(res.out)
+    assert res.code == 0, res.out + res.err
+    for r in doc["results"]:
+        assert (r["outcome"], r["strategy"], r["target"]["version"]) == ("repaired", "rebuild", new)
+        assert r["changes"] == [] and r["backend"] == "uv"
+    for name in CREATORS:
+        _check_repaired(w, name, new)
+        # the original is kept, byte for byte, as the backup
+        backup = next(r["backup"] for r in doc["results"] if r["path"] == str(w.venvs[name]))
+        assert tree_hash(Path(backup)) == originals[name]
+    # and a second run has nothing left to do
+    again = run_cli("repair", "--json", *w.sources(), *map(str, w.venvs.values()))
+    assert again.code == 0
+    assert {r["outcome"] for r in json.loads(again.out)["results"]} == {"nothing-to-do"}
+
+
+def test_pip_backend_rebuilds_the_same(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("venv",))
+    res = run_cli("repair", "--backend", "pip", *w.sources(), str(w.venvs["venv"]))
+    assert res.code == 0, res.out + res.err
+    assert "with pip" in res.out
+    _check_repaired(w, "venv", "3.12")
+
+
+def test_dry_run_changes_nothing(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
+    v = w.venvs["uv"]
+    before = tree_hash(v)
+    res = run_cli("repair", "--dry-run", str(v))
+    assert res.code == 0
+    assert "planned" in res.out and "rebuild on" in res.out and "3.12" in res.out
+    assert tree_hash(v) == before
+    assert sorted(p.name for p in v.parent.iterdir()) == ["uv"]
+
+
+def test_a_pin_that_cannot_install_stops_that_venv_with_the_reason(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
+    v = w.venvs["uv"]
+    before = tree_hash(v)
+    # no wheelhouse: delta==2.5 exists nowhere offline
+    res = run_cli("repair", "--offline", str(v))
+    assert res.code == 2
+    assert "delta==2.5" in res.out and "what does not install" in res.out
+    assert tree_hash(v) == before
+    assert sorted(p.name for p in v.parent.iterdir()) == ["uv"]
+
+
+def test_allow_upgrades_takes_the_nearest_version_and_reports_it(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
+    v = w.venvs["uv"]
+    # the wheelhouse now has only newer deltas: 2.5 is gone
+    for f in w.wheelhouse.iterdir():
+        f.unlink()
+    for version in ("2.7", "3.0"):
+        build_wheel(make_project(tmp_path / f"d{version}", "delta", version), w.wheelhouse)
+    res = run_cli("repair", "--json", "--allow-upgrades", *w.sources(), str(v))
+    assert res.code == 0, res.out + res.err
+    (r,) = json.loads(res.out)["results"]
+    assert r["changes"] == [{"name": "delta", "old": "2.5", "new": "2.7"}]
+    assert imports_ok(v, *MODULES, hide=w.distro.hidden)
+
+
+def test_verification_failure_keeps_the_original(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
+    v = w.venvs["uv"]
+    # alpha's source now refuses to import on 3.12: the rebuilt venv cannot pass
+    init = w.projects["alpha"].path / "alpha" / "__init__.py"
+    init.write_text("import sys\nassert sys.version_info < (3, 12), 'alpha: too new'\n")
+    before = tree_hash(v)
+    res = run_cli("repair", *w.sources(), str(v))
+    assert res.code == 2
+    assert "verification failed" in res.out and "import alpha" in res.out
+    assert tree_hash(v) == before
+    assert sorted(p.name for p in v.parent.iterdir()) == ["uv"]
+
+
+def test_rollback_restores_the_original_and_can_be_undone(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
+    v = w.venvs["uv"]
+    original = tree_hash(v)
+    assert run_cli("repair", *w.sources(), str(v)).code == 0
+    repaired = tree_hash(v)
+    res = run_cli("rollback", str(v))
+    assert res.code == 0, res.out
+    assert tree_hash(v) == original
+    listed = run_cli("rollback", "--list", "--json", str(v))
+    (kept,) = json.loads(listed.out)
+    assert kept["reason"] == "rollback"
+    assert tree_hash(Path(kept["path"])) == repaired
+    # roll the rollback back: the repaired venv returns
+    assert run_cli("rollback", str(v)).code == 0
+    assert tree_hash(v) == repaired
+    assert imports_ok(v, *MODULES, hide=w.distro.hidden)
+
+
+def test_keep_backups_and_prune_backups(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
+    v = w.venvs["uv"]
+    assert run_cli("repair", *w.sources(), str(v)).code == 0
+    assert run_cli("rollback", str(v)).code == 0
+    assert len(json.loads(run_cli("rollback", "--list", "--json", str(v)).out)) == 1
+    again = run_cli("repair", "--keep-backups", "1", *w.sources(), str(v))
+    assert again.code == 0, again.out
+    assert len(json.loads(run_cli("rollback", "--list", "--json", str(v)).out)) == 1
+    res = run_cli("prune-backups", str(v.parent))
+    assert res.code == 0 and "1 backup(s) deleted" in res.out
+    assert sorted(p.name for p in v.parent.iterdir()) == ["uv"]
+    assert imports_ok(v, *MODULES, hide=w.distro.hidden)
+
+
+def test_repair_all_finds_the_broken_venvs_under_a_root(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("venv", "uv"))
+    res = run_cli("repair", "--all", "--json", *w.sources(), str(w.root / "envs"))
+    assert res.code == 0, res.out + res.err
+    assert {r["path"] for r in json.loads(res.out)["results"]} == {
+        str(w.venvs["venv"]),
+        str(w.venvs["uv"]),
+    }
+    scan = run_cli("scan", "--json", str(w.root / "envs"))
+    assert scan.code == 0, scan.out  # the backups are not reported as broken venvs
+
+
+def test_moved_venv_is_repaired_in_place(tmp_path: Path) -> None:
+    py = require_python("3.11")
+    alpha = make_project(tmp_path, "alpha", script="alpha-cli")
+    old = make_venv(py, tmp_path / "old" / "app", pip=True)
+    install(old, alpha, installer="pip")
+    moved = tmp_path / "new" / "app"
+    moved.parent.mkdir()
+    shutil.move(str(old), str(moved))
+    assert script_runs(moved, "alpha-cli").returncode != 0  # the shebang names the old place
+    res = run_cli("repair", "--json", str(moved))
+    assert res.code == 0, res.out + res.err
+    (r,) = json.loads(res.out)["results"]
+    assert r["strategy"] == "rewrite-paths"
+    assert script_runs(moved, "alpha-cli").stdout.strip() == "alpha OK"
+    assert run_in_venv(moved, "import pip, alpha").returncode == 0
+    assert f'VIRTUAL_ENV="{moved}"' in (moved / "bin" / "activate").read_text()
+    for f in (moved / "bin").iterdir():
+        if f.is_file() and not f.is_symlink():
+            assert str(tmp_path / "old") not in f.read_text(errors="replace"), f
+    scan = run_cli("scan", "--json", str(moved))
+    (found,) = json.loads(scan.out)["venvs"]
+    codes = {f["code"] for f in found["findings"]}
+    assert codes.isdisjoint({"moved", "scripts-foreign-interpreter"}), codes
+
+
+def test_relink_to_the_same_minor_at_another_path(tmp_path: Path) -> None:
+    require_python("3.11")
+    if not FakeDistro.available("3.11"):
+        pytest.skip("pyenv CPython 3.11 is needed")
+    # A Homebrew-like Cellar: the venv was made from a patch-versioned prefix that an
+    # upgrade replaced by another of the same minor.
+    cellar_old = FakeDistro(tmp_path / "cellar" / "3.11.1")
+    py = cellar_old.install("3.11")
+    alpha = make_project(tmp_path, "alpha", script="alpha-cli")
+    v = make_venv(py, tmp_path / "envs" / "app")
+    install(v, alpha)
+    before = freeze(v)
+    site = sorted((v / "lib").glob("python3.11/site-packages"))[0]
+    site_before = tree_hash(site)
+    FakeDistro(tmp_path / "cellar" / "3.11.2").install("3.11")
+    shutil.rmtree(tmp_path / "cellar" / "3.11.1")
+    assert run_in_venv(v, "import alpha").returncode != 0
+    res = run_cli("repair", "--json", str(v))
+    assert res.code == 0, res.out + res.err
+    (r,) = json.loads(res.out)["results"]
+    assert r["strategy"] == "relink"
+    assert r["target"]["path"] == str(tmp_path / "cellar" / "3.11.2" / "bin" / "python3.11")
+    assert os.readlink(v / "bin" / "python") == r["target"]["path"]
+    assert f"home = {tmp_path / 'cellar' / '3.11.2' / 'bin'}" in (v / "pyvenv.cfg").read_text()
+    assert tree_hash(site) == site_before  # a relink leaves the packages alone
+    assert run_in_venv(v, "import alpha").returncode == 0
+    assert script_runs(v, "alpha-cli").stdout.strip() == "alpha OK"
+    assert freeze(v) == before
+
+
+def test_pipx_venv_is_refused_without_force(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("venv",))
+    pipx = tmp_path / "home" / ".local" / "share" / "pipx" / "venvs" / "alpha"
+    pipx.parent.mkdir(parents=True)
+    shutil.move(str(w.venvs["venv"]), str(pipx))
+    before = tree_hash(pipx)
+    res = run_cli("repair", "--json", *w.sources(), str(pipx))
+    assert res.code == 1
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] == "refused" and "pipx reinstall alpha" in r["message"]
+    assert tree_hash(pipx) == before
+    forced = run_cli("repair", "--json", "--force", *w.sources(), str(pipx))
+    assert forced.code == 0, forced.out + forced.err
+    assert json.loads(forced.out)["results"][0]["strategy"] == "rebuild"
+    assert imports_ok(pipx, "alpha", "beta._speed", "gamma", "delta", hide=w.distro.hidden)
+
+
+def test_python_option_moves_a_working_venv_to_another_minor(tmp_path: Path) -> None:
+    py311 = require_python("3.11")
+    py312 = require_python("3.12")
+    alpha = make_project(tmp_path, "alpha", script="alpha-cli")
+    v = make_venv(py311, tmp_path / "app", creator="uv")
+    install(v, alpha)
+    before = freeze(v)
+    res = run_cli("repair", "--json", "--python", str(py312), str(v))
+    assert res.code == 0, res.out + res.err
+    (r,) = json.loads(res.out)["results"]
+    assert (r["strategy"], r["target"]["version"]) == ("rebuild", "3.12")
+    assert (
+        run_in_venv(v, "import sys, alpha; assert sys.version_info[:2] == (3, 12)").returncode == 0
+    )
+    assert freeze(v) == before
