@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from conftest import pyenv_root
+from conftest import pyenv_root, require_python
 
 DATA = Path(__file__).parent / "data"
 DEV_BIN = Path(sys.executable).parent
@@ -504,3 +504,68 @@ def install_from(venv: Path, wheelhouse: Path, *specs: str) -> None:
         wheelhouse,
         *specs,
     )
+
+
+#: The venv creators of the repair tests, and the modules their venvs must import.
+CREATORS = ("venv", "virtualenv", "uv")
+MODULES = ("alpha", "beta._speed", "gamma", "delta")
+
+
+@dataclass
+class World:
+    """A fake distro prefix upgraded across minors, with a venv per creator made before
+    the upgrade (local, compiled, editable and wheelhouse packages): what repair fixes."""
+
+    root: Path
+    distro: FakeDistro
+    venvs: dict[str, Path]
+    wheelhouse: Path
+    bundled: Path  # the old Python's ensurepip wheels (pip, setuptools)
+    before: dict[str, list[str]]
+    projects: dict[str, Project]
+
+    def sources(self) -> list[str]:
+        return [
+            "--offline",
+            "--find-links",
+            str(self.wheelhouse),
+            "--find-links",
+            str(self.bundled),
+        ]
+
+
+def build_world(root: Path, old: str, new: str, creators: tuple[str, ...] = CREATORS) -> World:
+    import pytest
+
+    for minor in (old, new):
+        require_python(minor)
+        if not FakeDistro.available(minor):
+            pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
+    if not can_hide():
+        pytest.skip("needs root and unshare to hide the removed stdlib in a mount namespace")
+    distro = FakeDistro(root / "usr")
+    distro.install(old)
+    py3 = distro.set_default(old)
+    alpha = make_project(root, "alpha", script="alpha-cli")
+    beta = make_project(root, "beta", ext=True)
+    gamma = make_project(root / "work", "gamma")
+    delta = make_project(root, "delta", "2.5")
+    wheelhouse = build_wheel(delta, root / "wheelhouse")
+    venvs: dict[str, Path] = {}
+    before: dict[str, list[str]] = {}
+    for creator in creators:
+        v = make_venv(py3, root / "envs" / creator, creator=creator, pip=creator == "venv")
+        install(v, alpha, beta, installer="pip" if creator == "venv" else "uv")
+        install(v, gamma, editable=True)
+        install_from(v, wheelhouse, "delta==2.5")
+        assert imports_ok(v, *MODULES)
+        before[creator] = freeze(v)
+        venvs[creator] = v
+    r = pyenv_root()
+    assert r is not None
+    bundled = sorted((r / "versions").glob(f"{old}.*"))[-1] / "lib" / f"python{old}" / "ensurepip"
+    distro.install(new)
+    distro.set_default(new)
+    distro.remove(old)
+    projects = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
+    return World(root, distro, venvs, wheelhouse, bundled / "_bundled", before, projects)

@@ -8,21 +8,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import pyenv_root, require_python, run_cli
+from conftest import require_python, run_cli
 from factory import (
+    CREATORS,
+    MODULES,
     FakeDistro,
-    Project,
+    World,
     build_wheel,
-    can_hide,
+    build_world,
     freeze,
     imports_ok,
     install,
-    install_from,
     make_project,
     make_venv,
     run_in_venv,
@@ -32,9 +32,6 @@ from factory import (
 
 pytestmark = pytest.mark.slow
 
-CREATORS = ("venv", "virtualenv", "uv")
-MODULES = ("alpha", "beta._speed", "gamma", "delta")
-
 
 @pytest.fixture(autouse=True)
 def _quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,61 +40,6 @@ def _quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("UV_NO_CONFIG", "1")
     monkeypatch.setenv("UV_CACHE_DIR", os.environ.get("VK_TEST_UV_CACHE", "/tmp/vk-test-uv-cache"))
-
-
-@dataclass
-class World:
-    root: Path
-    distro: FakeDistro
-    venvs: dict[str, Path]
-    wheelhouse: Path
-    bundled: Path  # the old Python's ensurepip wheels (pip, setuptools)
-    before: dict[str, list[str]]
-    projects: dict[str, Project]
-
-    def sources(self) -> list[str]:
-        return [
-            "--offline",
-            "--find-links",
-            str(self.wheelhouse),
-            "--find-links",
-            str(self.bundled),
-        ]
-
-
-def build_world(root: Path, old: str, new: str, creators: tuple[str, ...] = CREATORS) -> World:
-    for minor in (old, new):
-        require_python(minor)
-        if not FakeDistro.available(minor):
-            pytest.skip(f"pyenv CPython {minor} is needed for the simulated upgrade")
-    if not can_hide():
-        pytest.skip("needs root and unshare to hide the removed stdlib in a mount namespace")
-    distro = FakeDistro(root / "usr")
-    distro.install(old)
-    py3 = distro.set_default(old)
-    alpha = make_project(root, "alpha", script="alpha-cli")
-    beta = make_project(root, "beta", ext=True)
-    gamma = make_project(root / "work", "gamma")
-    delta = make_project(root, "delta", "2.5")
-    wheelhouse = build_wheel(delta, root / "wheelhouse")
-    venvs: dict[str, Path] = {}
-    before: dict[str, list[str]] = {}
-    for creator in creators:
-        v = make_venv(py3, root / "envs" / creator, creator=creator, pip=creator == "venv")
-        install(v, alpha, beta, installer="pip" if creator == "venv" else "uv")
-        install(v, gamma, editable=True)
-        install_from(v, wheelhouse, "delta==2.5")
-        assert imports_ok(v, *MODULES)
-        before[creator] = freeze(v)
-        venvs[creator] = v
-    r = pyenv_root()
-    assert r is not None
-    bundled = sorted((r / "versions").glob(f"{old}.*"))[-1] / "lib" / f"python{old}" / "ensurepip"
-    distro.install(new)
-    distro.set_default(new)
-    distro.remove(old)
-    projects = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
-    return World(root, distro, venvs, wheelhouse, bundled / "_bundled", before, projects)
 
 
 def _check_repaired(w: World, name: str, new: str) -> None:

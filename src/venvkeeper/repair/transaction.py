@@ -463,5 +463,6 @@ def transact(
             pass  # the journal stays: the next run settles it
         raise
     j.remove()
-    hook("committed")
+    with contextlib.suppress(Exception):  # done: a failing observer cannot undo it
+        hook("committed")
     return j.backup
