@@ -488,6 +488,10 @@ class _Job:
         )
 
 
+#: Places no system package installs files into (the FHS leaves them to the admin and users).
+_NEVER_PACKAGED = ("/home/", "/root/", "/srv/", "/tmp/", "/var/tmp/", "/usr/local/", "/mnt/")  # noqa: S108
+
+
 def _refusal(plan: RepairPlan, facts: VenvFacts, force: bool) -> Optional[str]:
     if force:
         return None
@@ -496,6 +500,8 @@ def _refusal(plan: RepairPlan, facts: VenvFacts, force: bool) -> Optional[str]:
             f"managed by {facts.creator.value}: run `{plan.tool_command}` instead"
             " (repair --force rebuilds it anyway)"
         )
+    if facts.path.startswith(_NEVER_PACKAGED):
+        return None  # no distro package installs there (FHS): spare the dpkg/rpm query
     owners = pkgdb.owners([os.path.join(facts.path, "pyvenv.cfg")])
     if owners:
         pkg = next(iter(owners.values()))

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Optional
 
 from venvkeeper.checks._base import BOOTSTRAP
 from venvkeeper.inspect import canonical_name
@@ -22,6 +23,8 @@ from venvkeeper.repair.backends import Run
 from venvkeeper.repair.transaction import RepairError
 
 MAX_MODULES = 2000
+#: Most interpreters importing at once during a verification.
+PARALLEL = 4
 
 # Runs inside the new venv (CPython 3.8+). Input on stdin: {"modules": [...], "dists": [...]}.
 _PROBE = r"""
@@ -112,6 +115,21 @@ def check_scripts(tree: str, final: str) -> list[str]:
     return bad
 
 
+def _probe(run: Run, argv: Sequence[str], payload: str) -> dict[str, Any]:
+    done = run(argv, 300, payload)
+    marker = done.stdout.rfind("@@venvkeeper@@")
+    if done.returncode != 0 or marker < 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RepairError(
+            f"verification: the new interpreter failed (exit {done.returncode}): {tail}"
+        )
+    try:
+        data = json.loads(done.stdout[marker + len("@@venvkeeper@@") :] or "{}")
+    except ValueError as e:
+        raise RepairError(f"verification: unreadable probe output ({e})") from e
+    return data if isinstance(data, dict) else {}
+
+
 def verify(
     tree: str,
     final: str,
@@ -128,22 +146,28 @@ def verify(
     python = os.path.join(tree, "bin", "python")
     if not os.path.lexists(python):
         python = os.path.join(tree, "bin", "python3")
-    payload = json.dumps({"modules": list(mods) if imports else [], "dists": list(dists)})
-    argv = [python, "-I", "-B", "-c", _PROBE]  # -B: verifying leaves no bytecode behind
     if not imports:
         argv = [python, "-I", "-S", "-c", "import sys; sys.stdout.write('\\n@@venvkeeper@@{}')"]
-    done = run(argv, 300, payload)
-    marker = done.stdout.rfind("@@venvkeeper@@")
-    if done.returncode != 0 or marker < 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RepairError(
-            f"verification: the new interpreter failed (exit {done.returncode}): {tail}"
-        )
-    data = json.loads(done.stdout[marker + len("@@venvkeeper@@") :] or "{}")
-    problems = [f"import {m}: {why}" for m, why in data.get("failed", [])]
-    problems += [f"script {n}: {why}" for n, why in data.get("scripts", [])]
-    if minor and data.get("version") and data["version"] != minor.rstrip("t"):
-        problems.append(f"the interpreter runs {data['version']}, not {minor}")
+        results = [_probe(run, argv, "")]
+    else:
+        # Importing is mostly compiling: the modules are shared among a few interpreters
+        # running at once (one per CPU, at most PARALLEL), and so are the console scripts.
+        argv = [python, "-I", "-B", "-c", _PROBE]  # -B: verifying leaves no bytecode behind
+        n = max(1, min(PARALLEL, os.cpu_count() or 1, (len(mods) + 7) // 8))
+        parts = [list(mods[k::n]) for k in range(n)]
+        payloads = [
+            json.dumps({"modules": part, "dists": list(dists[k::n])})
+            for k, part in enumerate(parts)
+        ]
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            results = list(pool.map(lambda p: _probe(run, argv, p), payloads))
+    problems: list[str] = []
+    for data in results:
+        problems += [f"import {m}: {why}" for m, why in data.get("failed", [])]
+        problems += [f"script {n}: {why}" for n, why in data.get("scripts", [])]
+        version = data.get("version")
+        if minor and version and version != minor.rstrip("t"):
+            problems.append(f"the interpreter runs {version}, not {minor}")
     problems += [f"script {s} names a missing interpreter" for s in check_scripts(tree, final)]
     if problems:
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
