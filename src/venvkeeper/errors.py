@@ -19,3 +19,8 @@ class CommandError(VenvkeeperError):
         super().__init__(message)
         self.argv = argv
         self.stderr = stderr
+
+
+class InventoryError(VenvkeeperError):
+    """The inventory database cannot be used: corrupt, written by a newer venvkeeper, not a
+    venvkeeper inventory, or not writable. The file is always left as it was."""
