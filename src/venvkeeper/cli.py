@@ -437,7 +437,7 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.scan import scan
 
     opts = _scan_options(args)
-    db = _record_to(args)
+    db = _record_to(args, err)
     progress = None if (args.quiet or args.json) else _progress(err)
     report = scan(options=opts, progress=progress)
     if progress is not None:
@@ -466,15 +466,26 @@ def _db_path(args: argparse.Namespace) -> str:
     return os.path.abspath(args.db) if args.db else default_path()
 
 
-def _record_to(args: argparse.Namespace) -> Optional[str]:
+def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
     """The inventory this scan goes to (None with --no-record), checked before the scan:
-    a database that cannot take it fails now, not after minutes of walking."""
+    a database that cannot take it fails now, not after minutes of walking.
+
+    A default place that cannot be created or opened (a user without a writable home, a
+    read-only filesystem) costs a warning, not the scan; a database given by --db or
+    $VENVKEEPER_DB must work, and a corrupt or newer one is always an error."""
     if args.no_record:
         return None
+    from venvkeeper.errors import InventoryUnavailable
     from venvkeeper.inventory import check_writable
 
     db = _db_path(args)
-    check_writable(db)
+    try:
+        check_writable(db)
+    except InventoryUnavailable as e:
+        if args.db or os.environ.get("VENVKEEPER_DB"):
+            raise
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
+        return None
     return db
 
 
@@ -623,7 +634,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         thresholds.validate()
         opts = _scan_options(args)
-        db = _record_to(args)
+        db = _record_to(args, err)
         report = scan(options=opts)
         if db is not None:
             _record(db, report, opts)
@@ -656,7 +667,7 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             snap = last_snapshot(store)
     else:
         opts = _scan_options(args)
-        db = _record_to(args)
+        db = _record_to(args, err)
         report = scan(options=opts)
         if db is not None:
             _record(db, report, opts)

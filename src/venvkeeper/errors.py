@@ -24,3 +24,8 @@ class CommandError(VenvkeeperError):
 class InventoryError(VenvkeeperError):
     """The inventory database cannot be used: corrupt, written by a newer venvkeeper, not a
     venvkeeper inventory, or not writable. The file is always left as it was."""
+
+
+class InventoryUnavailable(InventoryError):
+    """The inventory cannot be created or opened for an OS reason (permission, a
+    read-only filesystem): nothing is wrong with its contents."""

@@ -32,7 +32,7 @@ from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from venvkeeper import __version__
-from venvkeeper.errors import InventoryError, UsageError
+from venvkeeper.errors import InventoryError, InventoryUnavailable, UsageError
 from venvkeeper.model import (
     ChangeKind,
     Changes,
@@ -189,7 +189,7 @@ def _check_header(path: str) -> None:
     except IsADirectoryError as e:
         raise _refuse(path, "is a directory") from e
     except OSError as e:
-        raise InventoryError(f"cannot read inventory {path}: {e.strerror or e}") from e
+        raise InventoryUnavailable(f"cannot read inventory {path}: {e.strerror or e}") from e
     if head and head != _SQLITE_MAGIC:
         raise _refuse(path, "is not an SQLite database (garbage or a corrupt file)")
 
@@ -205,7 +205,7 @@ def _create_file(path: str) -> None:
     except FileExistsError:
         pass  # a concurrent scan made it first
     except OSError as e:
-        raise InventoryError(
+        raise InventoryUnavailable(
             f"cannot create inventory {path}: {e.strerror or e}"
             " (use --db PATH for another place, or --no-record)"
         ) from e
@@ -287,7 +287,7 @@ def open_store(path: str, create: bool = True) -> Store:
             check_same_thread=False,
         )
     except sqlite3.Error as e:
-        raise InventoryError(f"cannot open inventory {path}: {e}") from e
+        raise InventoryUnavailable(f"cannot open inventory {path}: {e}") from e
     store = Store(path, conn)
     try:
         _validate(store)
