@@ -345,6 +345,9 @@ def _validate(store: Store) -> None:
 
 
 def _migrate(store: Store) -> None:
+    with store._errors("reading its schema version"):
+        if store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # current: no write lock needed (readers never wait on writers)
     with store.transaction("migrating") as conn:
         # Read again inside the transaction: a concurrent process may have migrated it.
         version = conn.execute("PRAGMA user_version").fetchone()[0]
