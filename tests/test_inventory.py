@@ -30,39 +30,9 @@ from venvkeeper.inventory import (
 )
 
 from conftest import User, require_python, run_cli
-from factory import make_venv, runner_for_others
+from factory import break_venv, make_venv, repair_venv, runner_for_others, system_venv
 
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 SRC = Path(__file__).resolve().parent.parent / "src"
-
-
-def system_venv(dest: Path) -> Path:
-    """A venv on the OS's Python: judged ok."""
-    if not SYSTEM_PYTHON.exists():
-        pytest.skip("no /usr/bin/python3")
-    res = subprocess.run(
-        [str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(dest)],
-        capture_output=True,
-        timeout=120,
-    )
-    if res.returncode != 0:
-        pytest.skip("the system python3 cannot make venvs")
-    return dest
-
-
-def break_venv(v: Path) -> str:
-    """Point bin/python at nothing (interpreter-dangling, critical); returns the old target."""
-    link = v / "bin" / "python"
-    old = os.readlink(link)
-    link.unlink()
-    link.symlink_to("/nonexistent/python3")
-    return old
-
-
-def repair_venv(v: Path, target: str) -> None:
-    link = v / "bin" / "python"
-    link.unlink()
-    link.symlink_to(target)
 
 
 def scan(db: Path, *roots: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
