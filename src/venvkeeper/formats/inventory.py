@@ -136,12 +136,9 @@ def inventory_table(inv: Inventory) -> str:
         return "no scan recorded yet: venvkeeper scan records one\n"
     rows = []
     for k in inv.venvs:
-        state = k.presence.value
-        if k.vanished_at is not None:
-            state += f" {_local(k.vanished_at)}"
         rows.append(
             (
-                state,
+                k.presence.value,
                 k.last.status.value,
                 escape(k.path),
                 _python(k.last),
