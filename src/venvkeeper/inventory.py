@@ -284,7 +284,6 @@ def open_store(path: str, create: bool = True) -> Store:
             uri=True,
             timeout=BUSY_TIMEOUT_SECONDS,
             isolation_level=None,  # we say BEGIN and COMMIT ourselves
-            check_same_thread=False,
         )
     except sqlite3.Error as e:
         raise InventoryUnavailable(f"cannot open inventory {path}: {e}") from e
@@ -676,7 +675,9 @@ def inventory(store: Store) -> Inventory:
     snaps = _snapshots(store, ((int(r[3]), int(r[0])) for r in rows))
     venvs: list[KnownVenv] = []
     for vid, first, first_at, last, last_at, vanished, vanished_at in rows:
-        snap = snaps[(int(last), int(vid))]
+        snap = snaps.get((int(last), int(vid)))
+        if snap is None:  # only a database edited by hand lacks it
+            continue
         if vanished is not None:
             presence = Presence.VANISHED
         elif latest is not None and last == latest.scan_id:
