@@ -509,3 +509,43 @@ def test_a_scan_waits_for_another_writer(tmp_path: Path) -> None:
     assert time.monotonic() - t0 >= 2.0
     doc = jcli("inventory", "--json", "--db", str(db))
     assert doc["scans"] == 3 and doc["latest_scan"]["id"] == 3
+
+
+def test_since_a_duration_picks_the_last_scan_before_that_age(tmp_path: Path) -> None:
+    """Three real scans, recorded as if made three days, one day and zero days ago."""
+    import dataclasses
+
+    from venvkeeper import inventory
+    from venvkeeper.scan import scan as run_scan
+
+    tree = tmp_path / "tree"
+    db = tmp_path / "inv.db"
+    now = time.time()
+    a = system_venv(tree / "a")
+    b = None
+    for age_days in (3, 1, 0):
+        if age_days == 1:
+            b = system_venv(tree / "b")
+        if age_days == 0:
+            break_venv(a)
+        snap = inventory.snapshot_of(run_scan([str(tree)]))
+        snap = dataclasses.replace(snap, started_at=now - age_days * 86400)
+        with inventory.open_store(str(db)) as store:
+            inventory.record(store, snap)
+    assert b is not None
+    with inventory.open_store(str(db), create=False) as store:
+        two_days = inventory.changes(store, parse_since("2d"), now=now)
+        half_day = inventory.changes(store, parse_since("12h"), now=now)
+        four_days = inventory.changes(store, parse_since("4d"), now=now)
+    assert two_days.since is not None and two_days.since.scan_id == 1
+    assert [(c.kind.value, c.path) for c in two_days.changes] == [
+        ("new", str(b)),
+        ("broken", str(a)),
+    ]
+    assert half_day.since is not None and half_day.since.scan_id == 2
+    assert [(c.kind.value, c.path) for c in half_day.changes] == [("broken", str(a))]
+    assert four_days.since is None
+    assert sorted((c.kind.value, c.path) for c in four_days.changes) == [
+        ("new", str(a)),
+        ("new", str(b)),
+    ]
