@@ -107,7 +107,10 @@ def suite(
     results = []
     vk_skip = [a for p in skip for a in ("--exclude", p)]
     vk = measure(
-        "venvkeeper", [str(VENVKEEPER), "scan", "--json", *vk_args, *vk_skip, root], runs, cold
+        "venvkeeper",
+        [str(VENVKEEPER), "scan", "--json", "--no-record", *vk_args, *vk_skip, root],
+        runs,
+        cold,
     )
     stdout = vk.pop("stdout")
     assert isinstance(stdout, bytes)

@@ -61,6 +61,16 @@ def require_python(minor: str) -> Path:
     return exe
 
 
+@pytest.fixture(autouse=True)
+def _private_inventory(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scans record into an inventory by default: each test gets its own (outside its
+    tmp_path, which tests scan), never the host's."""
+    db = tmp_path_factory.mktemp("inventory") / "inventory.db"
+    monkeypatch.setenv("VENVKEEPER_DB", str(db))
+
+
 @dataclass(frozen=True)
 class User:
     name: str

@@ -569,3 +569,37 @@ def build_world(root: Path, old: str, new: str, creators: tuple[str, ...] = CREA
     distro.remove(old)
     projects = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
     return World(root, distro, venvs, wheelhouse, bundled / "_bundled", before, projects)
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def system_venv(dest: Path) -> Path:
+    """A venv on the OS's Python: judged ok."""
+    import pytest
+
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("no /usr/bin/python3")
+    res = subprocess.run(
+        [str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(dest)],
+        capture_output=True,
+        timeout=120,
+    )
+    if res.returncode != 0:
+        pytest.skip("the system python3 cannot make venvs")
+    return dest
+
+
+def break_venv(v: Path) -> str:
+    """Point bin/python at nothing (interpreter-dangling, critical); returns the old target."""
+    link = v / "bin" / "python"
+    old = os.readlink(link)
+    link.unlink()
+    link.symlink_to("/nonexistent/python3")
+    return old
+
+
+def repair_venv(v: Path, target: str) -> None:
+    link = v / "bin" / "python"
+    link.unlink()
+    link.symlink_to(target)

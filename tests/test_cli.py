@@ -211,7 +211,7 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
         [str(README.parent / "src"), str(Path(packaging.__file__).parent.parent)]
     )
     res = subprocess.run(
-        [str(py), "-m", "venvkeeper", "scan", "--json", str(tmp_path / "tree")],
+        [str(py), "-m", "venvkeeper", "scan", "--json", "--no-record", str(tmp_path / "tree")],
         capture_output=True,
         text=True,
         timeout=120,

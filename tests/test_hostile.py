@@ -44,7 +44,7 @@ def run_scan_subprocess(*args: str, user: User | None = None, timeout: float = 1
         kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
         python, env["PYTHONPATH"] = factory.runner_for_others()
     return subprocess.run(
-        [python, "-m", "venvkeeper", "scan", "--json", *args],
+        [python, "-m", "venvkeeper", "scan", "--json", "--no-record", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

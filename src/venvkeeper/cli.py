@@ -2,7 +2,9 @@
 
 This is the only module that prints or exits. Exit codes (a contract, see the README):
 0 every venv ok, 1 the worst is a warning (or unknown), 2 the worst is critical,
-3 a usage error or an internal failure.
+3 a usage error or an internal failure. ``check`` speaks the monitoring plugin protocol
+instead: one status line on stdout, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import enum
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TextIO
 
 from venvkeeper import __version__
 from venvkeeper.errors import UsageError, VenvkeeperError
@@ -21,7 +23,7 @@ from venvkeeper.textutil import escape
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
 if TYPE_CHECKING:
-    from venvkeeper.model import Prediction, RepairResult, Severity
+    from venvkeeper.model import Prediction, RepairResult, Report, Severity
     from venvkeeper.scan import ScanOptions
 
 
@@ -72,10 +74,19 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _ParseError(Exception):
+    """A command line argparse rejected: reported by :func:`main` (as a plugin status
+    line for ``check``)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(int(ExitCode.ERROR), f"{self.prog}: error: {message}\n")
+    def error(self, message: str) -> NoReturn:
+        raise _ParseError(self, message)
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -96,7 +107,25 @@ def _add_scan(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--only-problems", action="store_true", help="list only venvs that are not ok")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     _add_selection(p)
+    _add_record(p)
     p.set_defaults(func=_cmd_scan)
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="PATH",
+        help="the inventory database (default: $VENVKEEPER_DB, else"
+        " /var/lib/venvkeeper/inventory.db for root, else"
+        " $XDG_STATE_HOME/venvkeeper/inventory.db)",
+    )
+
+
+def _add_record(p: argparse.ArgumentParser) -> None:
+    _add_db(p)
+    p.add_argument(
+        "--no-record", action="store_true", help="do not record this scan in the inventory"
+    )
 
 
 def _add_walk(p: argparse.ArgumentParser) -> None:
@@ -258,6 +287,99 @@ def _add_restarts(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(func=_cmd_restarts)
 
 
+def _add_inventory(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "inventory",
+        help="every venv the recorded scans know: last status, first and last seen, vanished",
+    )
+    _add_db(p)
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_inventory)
+
+
+def _add_changes(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "changes", help="venvs new, vanished, newly broken or fixed since a recorded scan"
+    )
+    p.add_argument(
+        "--since",
+        metavar="DURATION|SCAN_ID",
+        help="the starting point: a scan id (12) or an age (30m, 12h, 1d, 2w); default: the"
+        " scan before the latest",
+    )
+    _add_db(p)
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_changes)
+
+
+def _add_history(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("history", help="one venv over the recorded scans")
+    p.add_argument("path", metavar="PATH")
+    _add_db(p)
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_history)
+
+
+def _add_check(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "check",
+        help="a monitoring plugin (Nagios, Icinga): one status line, exit 0/1/2/3",
+    )
+    _add_walk(p)
+    p.add_argument(
+        "--warning",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="WARNING when at least N venvs are not ok (default 1)",
+    )
+    p.add_argument(
+        "--critical",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="CRITICAL when at least N venvs are critical (default 1)",
+    )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out venvs whose path matches (repeatable)",
+    )
+    p.add_argument(
+        "--ignore-code",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="leave out findings of this code (repeatable)",
+    )
+    _add_record(p)
+    p.set_defaults(func=_cmd_check)
+
+
+def _add_export(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write Prometheus metrics for node_exporter's textfile collector",
+    )
+    _add_walk(p)
+    p.add_argument(
+        "--prometheus",
+        required=True,
+        metavar="FILE",
+        help="the metrics file to write, atomically (name it *.prom, in the textfile"
+        " collector's directory)",
+    )
+    p.add_argument(
+        "--from-inventory",
+        action="store_true",
+        help="do not scan: export the latest scan of the inventory",
+    )
+    _add_record(p)
+    p.set_defaults(func=_cmd_export)
+
+
 def _add_codes(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("codes", help="list every finding code and its usual severity")
     p.set_defaults(func=_cmd_codes)
@@ -280,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_repair(sub)
     _add_rollback(sub)
     _add_prune_backups(sub)
+    _add_inventory(sub)
+    _add_changes(sub)
+    _add_history(sub)
+    _add_check(sub)
+    _add_export(sub)
     _add_codes(sub)
     return parser
 
@@ -423,10 +550,13 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.scan import scan
 
     opts = _scan_options(args)
+    db = _record_to(args, err)
     progress = None if (args.quiet or args.json) else _progress(err)
     report = scan(options=opts, progress=progress)
     if progress is not None:
         err.write("\r\x1b[K")
+    if db is not None:
+        _record(db, report, opts)
     if args.json:
         for chunk in json_format.render_chunks(report):
             out.write(chunk)
@@ -441,6 +571,41 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
         )
     return int(exit_code_for(report.worst))
+
+
+def _db_path(args: argparse.Namespace) -> str:
+    from venvkeeper.inventory import default_path
+
+    return os.path.abspath(args.db) if args.db else default_path()
+
+
+def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
+    """The inventory this scan goes to (None with --no-record), checked before the scan:
+    a database that cannot take it fails now, not after minutes of walking.
+
+    A default place that cannot be created or opened (a user without a writable home, a
+    read-only filesystem) costs a warning, not the scan; a database given by --db or
+    $VENVKEEPER_DB must work, and a corrupt or newer one is always an error."""
+    if args.no_record:
+        return None
+    from venvkeeper.errors import InventoryUnavailable
+    from venvkeeper.inventory import check_writable
+
+    db = _db_path(args)
+    try:
+        check_writable(db)
+    except InventoryUnavailable as e:
+        if args.db or os.environ.get("VENVKEEPER_DB"):
+            raise
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
+        return None
+    return db
+
+
+def _record(db: str, report: Report, opts: ScanOptions) -> int:
+    from venvkeeper.inventory import record_report
+
+    return record_report(db, report, opts.exclude)
 
 
 def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -661,6 +826,96 @@ def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     return int(ExitCode.OK)
 
 
+def _cmd_inventory(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import inventory as fmt
+    from venvkeeper.inventory import inventory, open_store
+
+    db = _db_path(args)
+    with open_store(db, create=False) as store:
+        inv = inventory(store)
+    out.write(fmt.inventory_json(inv, db) if args.json else fmt.inventory_table(inv))
+    return int(ExitCode.OK)
+
+
+def _cmd_changes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import inventory as fmt
+    from venvkeeper.inventory import changes, open_store, parse_since
+
+    since = parse_since(args.since) if args.since is not None else None
+    with open_store(_db_path(args), create=False) as store:
+        ch = changes(store, since)
+    out.write(fmt.changes_json(ch) if args.json else fmt.changes_table(ch))
+    return int(ExitCode.OK)
+
+
+def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import inventory as fmt
+    from venvkeeper.inventory import history, open_store
+
+    with open_store(_db_path(args), create=False) as store:
+        h = history(store, args.path)
+    out.write(fmt.history_json(h) if args.json else fmt.history_table(h))
+    return int(ExitCode.OK)
+
+
+def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import nagios
+
+    try:
+        from venvkeeper.inventory import snapshot_of
+        from venvkeeper.monitor import Thresholds, evaluate
+        from venvkeeper.scan import scan
+
+        thresholds = Thresholds(
+            warning=args.warning,
+            critical=args.critical,
+            ignore=tuple(args.ignore),
+            ignore_codes=tuple(args.ignore_code),
+        )
+        thresholds.validate()
+        opts = _scan_options(args)
+        db = _record_to(args, err)
+        report = scan(options=opts)
+        if db is not None:
+            _record(db, report, opts)
+        result = evaluate(snapshot_of(report, opts.exclude), thresholds)
+    except VenvkeeperError as e:
+        out.write(nagios.render_unknown(str(e)))
+        return 3
+    except Exception as e:  # a plugin never ends in a traceback
+        out.write(nagios.render_unknown(f"internal error: {type(e).__name__}: {e}"))
+        if os.environ.get("VENVKEEPER_DEBUG"):
+            raise
+        return 3
+    out.write(nagios.render(result))
+    return result.state.exit_code
+
+
+def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import prometheus
+    from venvkeeper.fsutil import write_atomically
+    from venvkeeper.inventory import last_snapshot, open_store, snapshot_of
+    from venvkeeper.scan import scan
+
+    target = os.path.abspath(args.prometheus)
+    if not os.path.isdir(os.path.dirname(target)):
+        raise VenvkeeperError(f"cannot write {escape(target)}: its directory does not exist")
+    if args.from_inventory:
+        if args.roots:
+            raise VenvkeeperError("--from-inventory exports a recorded scan: give no ROOT")
+        with open_store(_db_path(args), create=False) as store:
+            snap = last_snapshot(store)
+    else:
+        opts = _scan_options(args)
+        db = _record_to(args, err)
+        report = scan(options=opts)
+        if db is not None:
+            _record(db, report, opts)
+        snap = snapshot_of(report, opts.exclude)
+    write_atomically(target, prometheus.render(snap), mode=0o644, exact_mode=True)
+    return int(ExitCode.OK)
+
+
 def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.checks import all_codes
 
@@ -677,6 +932,15 @@ def main(
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+    except _ParseError as e:
+        words = sys.argv[1:] if argv is None else argv
+        if words[:1] == ["check"]:  # a monitoring plugin answers on stdout, in one line
+            from venvkeeper.formats import nagios
+
+            out.write(nagios.render_unknown(f"usage error: {e.message}"))
+        e.parser.print_usage(err)
+        err.write(f"{e.parser.prog}: error: {e.message}\n")
+        return int(ExitCode.ERROR)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else int(ExitCode.ERROR)
     if not getattr(args, "func", None):

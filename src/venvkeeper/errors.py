@@ -19,3 +19,13 @@ class CommandError(VenvkeeperError):
         super().__init__(message)
         self.argv = argv
         self.stderr = stderr
+
+
+class InventoryError(VenvkeeperError):
+    """The inventory database cannot be used: corrupt, written by a newer venvkeeper, not a
+    venvkeeper inventory, or not writable. The file is always left as it was."""
+
+
+class InventoryUnavailable(InventoryError):
+    """The inventory cannot be created or opened for an OS reason (permission, a
+    read-only filesystem): nothing is wrong with its contents."""

@@ -187,9 +187,10 @@ def listdir(path: str) -> list[os.DirEntry[str]]:
         return []
 
 
-def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
+def write_atomically(path: str, text: str, mode: int = 0o644, exact_mode: bool = False) -> None:
     """Write *text* to *path* as one step: a temporary file beside it, fsync, rename. A
-    reader sees the old file or the new one, never half of one."""
+    reader sees the old file or the new one, never half of one. *mode* is masked by the
+    umask, unless *exact_mode* (a file another user's daemon must read)."""
     from venvkeeper.errors import VenvkeeperError
 
     d = os.path.dirname(os.path.abspath(path))
@@ -197,6 +198,8 @@ def write_atomically(path: str, text: str, mode: int = 0o644) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
+            if exact_mode:
+                os.fchmod(fd, mode)
             data = text.encode()
             while data:
                 data = data[os.write(fd, data) :]

@@ -1,0 +1,110 @@
+"""Prometheus metrics of a scan, for node_exporter's textfile collector. Pure.
+
+Built with prometheus_client (a private registry and a custom collector, rendered by
+``generate_latest``), never by hand. Metrics:
+
+- ``venvkeeper_venv_status{path, creator, python, status}``: one-hot, one series per
+  status (ok, warning, unknown, critical), 1 for the venv's status and 0 for the others,
+  so that ``venvkeeper_venv_status{status="critical"} == 1`` alerts and resolves cleanly;
+- ``venvkeeper_venv_finding{path, code, severity}``: how many findings of that code and
+  severity the venv has (1, nearly always);
+- ``venvkeeper_venvs``, ``venvkeeper_venvs_by_status{status}``,
+  ``venvkeeper_findings_by_severity{severity}``;
+- ``venvkeeper_scan_duration_seconds``, ``venvkeeper_scan_timestamp_seconds`` (when the
+  scan started, epoch seconds).
+
+``python`` is the version a venv runs now (patch level when files tell it, "" when its
+interpreter is gone or unknown). Label values hold the paths as found; bytes that are not
+UTF-8 are escaped (``\\xNN``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from venvkeeper.model import ScanSnapshot, Severity
+from venvkeeper.textutil import escape
+
+#: The statuses a venv can have (INFO findings leave a venv ok).
+STATUSES = tuple(s for s in Severity if s is not Severity.INFO)
+
+
+def _label(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return escape(text)
+    return text
+
+
+class _ScanCollector:
+    """Yields the metrics of one scan (prometheus_client's custom collector protocol)."""
+
+    def __init__(self, snap: ScanSnapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.snap
+        # A venv reached twice (through a .venv alias) is one venv: duplicate series
+        # would make Prometheus reject the whole file.
+        venvs = {v.path: v for v in reversed(snap.venvs)}
+        ordered = sorted(venvs.values(), key=lambda v: v.path)
+
+        status = GaugeMetricFamily(
+            "venvkeeper_venv_status",
+            "Status of each venv: 1 for its status, 0 for the others",
+            labels=["path", "creator", "python", "status"],
+        )
+        finding = GaugeMetricFamily(
+            "venvkeeper_venv_finding",
+            "Findings of each venv, by code and severity",
+            labels=["path", "code", "severity"],
+        )
+        for v in ordered:
+            path = _label(v.path)
+            for s in STATUSES:
+                status.add_metric(
+                    [path, v.creator.value, _label(v.python_label), s.value],
+                    1.0 if v.status is s else 0.0,
+                )
+            counts = Counter((f.code, f.severity.value) for f in v.findings)
+            for (code, severity), n in sorted(counts.items()):
+                finding.add_metric([path, code, severity], float(n))
+        yield status
+        yield finding
+
+        yield GaugeMetricFamily("venvkeeper_venvs", "Venvs found by the scan", len(ordered))
+        by_status = GaugeMetricFamily(
+            "venvkeeper_venvs_by_status", "Venvs by status", labels=["status"]
+        )
+        for s in STATUSES:
+            by_status.add_metric([s.value], sum(1 for v in ordered if v.status is s))
+        yield by_status
+        by_severity = GaugeMetricFamily(
+            "venvkeeper_findings_by_severity", "Findings by severity", labels=["severity"]
+        )
+        for sev in Severity:
+            if sev is Severity.OK:
+                continue
+            n = sum(1 for v in ordered for f in v.findings if f.severity is sev)
+            by_severity.add_metric([sev.value], float(n))
+        yield by_severity
+        yield GaugeMetricFamily(
+            "venvkeeper_scan_duration_seconds", "How long the scan took", snap.duration_seconds
+        )
+        yield GaugeMetricFamily(
+            "venvkeeper_scan_timestamp_seconds",
+            "When the scan started (seconds since the epoch)",
+            snap.started_at,
+        )
+
+
+def render(snap: ScanSnapshot) -> str:
+    """The metrics of *snap* in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ScanCollector(snap))
+    return generate_latest(registry).decode("utf-8")
