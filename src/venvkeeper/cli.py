@@ -21,6 +21,7 @@ from venvkeeper.textutil import escape
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
 if TYPE_CHECKING:
+    from venvkeeper.config import Config
     from venvkeeper.model import Prediction, Severity
     from venvkeeper.scan import ScanOptions
 
@@ -91,14 +92,16 @@ def _add_walk(p: argparse.ArgumentParser) -> None:
         "roots",
         nargs="*",
         metavar="ROOT",
-        help="directories to search (default: every local filesystem from /)",
+        help="directories to search (default: [scan] roots of the configuration, else every"
+        " local filesystem from /)",
     )
     p.add_argument(
         "--exclude",
         action="append",
         default=[],
         metavar="GLOB",
-        help="skip directories whose name (or path, when GLOB has a /) matches",
+        help="skip directories whose name (or path, when GLOB has a /) matches (added to"
+        " [scan] exclude of the configuration)",
     )
     p.add_argument(
         "--all-dirs",
@@ -108,13 +111,17 @@ def _add_walk(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--one-file-system",
-        action="store_true",
-        help="do not cross into other filesystems below each root",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="do not cross into other filesystems below each root (default: [scan]"
+        " one_file_system of the configuration, else no)",
     )
     p.add_argument(
         "--include-network",
-        action="store_true",
-        help="also walk network filesystems (nfs, cifs, sshfs, ...)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also walk network filesystems (nfs, cifs, sshfs, ...) (default: [scan]"
+        " network_filesystems of the configuration, else no)",
     )
     p.add_argument(
         "--workers",
@@ -257,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         " a Python upgrade broke, by reading files only.",
     )
     parser.add_argument("--version", action="version", version=f"venvkeeper {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read only this configuration file (default: /etc/venvkeeper/config.toml, then"
+        " $XDG_CONFIG_HOME/venvkeeper/config.toml; also $VENVKEEPER_CONFIG)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_scan(sub)
     _add_show(sub)
@@ -284,15 +297,33 @@ def _progress(stream: TextIO) -> Optional[Callable[[int, int], None]]:
     return show
 
 
+def _config(args: argparse.Namespace) -> Config:
+    """The configuration (read once per run); command-line options override it."""
+    from venvkeeper.config import load_config
+
+    cached: Optional[Config] = getattr(args, "loaded_config", None)
+    if cached is None:
+        cached = load_config(getattr(args, "config", None))
+        args.loaded_config = cached
+    return cached
+
+
+def _either(option: Optional[bool], configured: Optional[bool]) -> bool:
+    if option is not None:
+        return option
+    return bool(configured)
+
+
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
     from venvkeeper.scan import ScanOptions
 
+    cfg = _config(args)
     opts = ScanOptions(
-        roots=tuple(args.roots),
-        exclude=tuple(args.exclude),
+        roots=tuple(args.roots) or cfg.roots,
+        exclude=cfg.exclude + tuple(args.exclude),
         all_dirs=args.all_dirs,
-        one_file_system=args.one_file_system,
-        include_network=args.include_network,
+        one_file_system=_either(args.one_file_system, cfg.one_file_system),
+        include_network=_either(args.include_network, cfg.network_filesystems),
         size=getattr(args, "size", False),
         deep=getattr(args, "deep", False),
         deep_timeout=getattr(args, "deep_timeout", 30.0),
@@ -307,11 +338,12 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
 def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import OutputFormat, render, table
     from venvkeeper.formats import json as json_format
+    from venvkeeper.policy import apply
     from venvkeeper.scan import scan
 
     opts = _scan_options(args)
     progress = None if (args.quiet or args.json) else _progress(err)
-    report = scan(options=opts, progress=progress)
+    report = apply(scan(options=opts, progress=progress), _config(args).policy)
     if progress is not None:
         err.write("\r\x1b[K")
     if args.json:
@@ -333,16 +365,19 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import json as json_format
     from venvkeeper.formats import table
+    from venvkeeper.policy import apply_to_venv
     from venvkeeper.scan import ScanOptions, inspect_path
 
     opts = ScanOptions(size=args.size, deep=args.deep, deep_timeout=args.deep_timeout)
-    rep = inspect_path(args.path, opts)
+    # [ignore] does not apply to a venv named on the command line; the rest does.
+    rep = apply_to_venv(inspect_path(args.path, opts), _config(args).policy)
     out.write(json_format.render_venv(rep) if args.json else table.render_show(rep))
     return int(exit_code_for(rep.status))
 
 
 def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
     from venvkeeper.interpreters import load_profile
+    from venvkeeper.policy import apply
     from venvkeeper.predict import Change, parse_python_becomes, predict
     from venvkeeper.scan import scan
 
@@ -353,8 +388,9 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         profile=load_profile(args.host_profile) if args.host_profile else None,
     )
     opts = _scan_options(args)
+    policy = _config(args).policy
     progress = None if args.json else _progress(err)
-    report = scan(options=opts, progress=progress)
+    report = apply(scan(options=opts, progress=progress), policy)
     if progress is not None:
         err.write("\r\x1b[K")
     users = None
@@ -365,7 +401,7 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
             users = venv_users(args.proc_root)
         except VenvkeeperError as e:
             err.write(f"venvkeeper: warning: running processes not read: {escape(str(e))}\n")
-    return predict(report, change, users=users)
+    return predict(report, change, users=users, policy=policy)
 
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -408,7 +444,7 @@ def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import restarts as fmt
     from venvkeeper.procs import scan_processes
 
-    report = scan_processes(args.proc_root, judge=not args.no_judge)
+    report = scan_processes(args.proc_root, judge=not args.no_judge, policy=_config(args).policy)
     if args.json:
         out.write(fmt.render_json(report))
     elif args.unit_commands:

@@ -19,3 +19,11 @@ class CommandError(VenvkeeperError):
         super().__init__(message)
         self.argv = argv
         self.stderr = stderr
+
+
+class ConfigError(UsageError):
+    """A configuration file is unreadable or invalid; every problem names its file and line."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
