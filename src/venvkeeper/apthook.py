@@ -199,7 +199,9 @@ def python_change(
                 patch_only = False
                 notes.append(f"{name} {old} -> {new}: python3 becomes python{will}")
                 continue
-        if a.old_version != a.new_version:
+        if a.old_version is None:
+            notes.append(f"{name} {new} installed")
+        elif a.old_version != a.new_version:
             notes.append(f"{name} {old} -> {new}")
     remove: list[str] = []
     remove_packages: tuple[str, ...] = ()

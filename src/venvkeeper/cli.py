@@ -258,37 +258,42 @@ def _add_apt_hook(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="run by apt (install-apt-hooks): pre-install tells which venvs the Python"
         " packages of this apt run will break; post-invoke checks venvs and restarts; exits 0",
     )
-    p.add_argument(
-        "stage",
-        choices=("pre-install", "post-invoke"),
-        help="pre-install: a DPkg::Pre-Install-Pkgs hook reading apt's protocol version 3 on"
-        " stdin; post-invoke: a DPkg::Post-Invoke hook",
+    stages = p.add_subparsers(dest="stage", metavar="STAGE", parser_class=_Parser)
+    stages.required = True
+    pre = stages.add_parser(
+        "pre-install",
+        help="a DPkg::Pre-Install-Pkgs hook: reads apt's hook protocol version 3 on stdin",
     )
-    _add_walk(p)
-    p.add_argument(
-        "--proc-root", default="/proc", metavar="DIR", help="the procfs to read (default /proc)"
-    )
-    p.add_argument(
+    post = stages.add_parser("post-invoke", help="a DPkg::Post-Invoke hook")
+    for q in (pre, post):
+        _add_walk(q)
+        q.add_argument(
+            "--proc-root",
+            default="/proc",
+            metavar="DIR",
+            help="the procfs to read (default /proc)",
+        )
+        q.add_argument(
+            "--timeout",
+            type=_positive_float,
+            default=120.0,
+            metavar="SECONDS",
+            help="give up after this long, and let apt go on (default 120)",
+        )
+        q.set_defaults(func=_cmd_apt_hook)
+    pre.add_argument(
         "--host-prefix",
         metavar="DIR",
         help="judge package removals as files under this distro prefix (DIR/bin/python3.X,"
         " DIR/lib/python3.X) instead of the packages' dpkg file lists, and python3 upgrades as"
         " DIR/bin/python3 repointed (a chroot or simulated distro)",
     )
-    p.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=120.0,
-        metavar="SECONDS",
-        help="give up after this long, and let apt go on (default 120)",
-    )
-    p.add_argument(
+    pre.add_argument(
         "--no-processes",
         action="store_true",
-        help="pre-install: do not look for the running services of each venv",
+        help="do not look for the running services of each venv",
     )
-    p.add_argument("--json", action="store_true", help="pre-install: print predict's JSON")
-    p.set_defaults(func=_cmd_apt_hook)
+    pre.add_argument("--json", action="store_true", help="print predict's JSON")
 
 
 #: apthook.DEFAULT_APT_CONF_DIR, not imported here to keep start-up small (a test checks).
