@@ -456,3 +456,18 @@ def test_apt_itself_sends_protocol_3_to_the_installed_hook(tmp_path: Path) -> No
     parsed = parse_input(got.read_text())
     assert parsed.version == 3
     assert any(a.name == "vk-hook-probe" and a.new_version == "1.0-1" for a in parsed.actions)
+
+
+def test_roots_may_follow_the_options() -> None:
+    args = cli.build_parser().parse_args(
+        ["apt-hook", "pre-install", "--host-prefix", "/x/usr", "--timeout", "5", "/srv", "/opt"]
+    )
+    assert (args.stage, args.roots, args.host_prefix, args.timeout) == (
+        "pre-install",
+        ["/srv", "/opt"],
+        "/x/usr",
+        5.0,
+    )
+    args = cli.build_parser().parse_args(["apt-hook", "post-invoke", "--proc-root", "/p", "/srv"])
+    assert (args.stage, args.roots) == ("post-invoke", ["/srv"])
+    assert run_cli("apt-hook").code == 3  # a stage is required
