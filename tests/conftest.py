@@ -99,6 +99,20 @@ def unprivileged_user() -> User:
     return User(pw.pw_name, pw.pw_uid, pw.pw_gid)
 
 
+@pytest.fixture(autouse=True)
+def _no_host_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Tests never read this machine's /etc/venvkeeper or ~/.config/venvkeeper: a test that
+    wants a configuration writes its own and names it."""
+    from venvkeeper import config
+
+    nowhere = tmp_path_factory.getbasetemp() / "no-config"
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", str(nowhere / "etc" / "config.toml"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(nowhere / "xdg"))
+    monkeypatch.delenv(config.ENV_VAR, raising=False)
+
+
 @dataclass
 class Result:
     code: int

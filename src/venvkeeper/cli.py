@@ -14,7 +14,7 @@ import enum
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NoReturn, Optional, TextIO
 
 from venvkeeper import __version__
 from venvkeeper.errors import UsageError, VenvkeeperError
@@ -23,6 +23,7 @@ from venvkeeper.textutil import escape
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
 if TYPE_CHECKING:
+    from venvkeeper.config import Config
     from venvkeeper.model import Prediction, RepairResult, Report, Severity
     from venvkeeper.scan import ScanOptions
 
@@ -133,14 +134,16 @@ def _add_walk(p: argparse.ArgumentParser) -> None:
         "roots",
         nargs="*",
         metavar="ROOT",
-        help="directories to search (default: every local filesystem from /)",
+        help="directories to search (default: [scan] roots of the configuration, else every"
+        " local filesystem from /)",
     )
     p.add_argument(
         "--exclude",
         action="append",
         default=[],
         metavar="GLOB",
-        help="skip directories whose name (or path, when GLOB has a /) matches",
+        help="skip directories whose name (or path, when GLOB has a /) matches (added to"
+        " [scan] exclude of the configuration)",
     )
     p.add_argument(
         "--all-dirs",
@@ -150,13 +153,17 @@ def _add_walk(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--one-file-system",
-        action="store_true",
-        help="do not cross into other filesystems below each root",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="do not cross into other filesystems below each root (default: [scan]"
+        " one_file_system of the configuration, else no)",
     )
     p.add_argument(
         "--include-network",
-        action="store_true",
-        help="also walk network filesystems (nfs, cifs, sshfs, ...)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also walk network filesystems (nfs, cifs, sshfs, ...) (default: [scan]"
+        " network_filesystems of the configuration, else no)",
     )
     p.add_argument(
         "--workers",
@@ -329,16 +336,18 @@ def _add_check(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--warning",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
-        help="WARNING when at least N venvs are not ok (default 1)",
+        help="WARNING when at least N venvs are not ok (default: [check] warning of the"
+        " configuration, else 1)",
     )
     p.add_argument(
         "--critical",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
-        help="CRITICAL when at least N venvs are critical (default 1)",
+        help="CRITICAL when at least N venvs are critical (default: [check] critical of the"
+        " configuration, else 1)",
     )
     p.add_argument(
         "--ignore",
@@ -380,6 +389,74 @@ def _add_export(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(func=_cmd_export)
 
 
+def _add_apt_hook(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "apt-hook",
+        help="run by apt (install-apt-hooks): pre-install tells which venvs the Python"
+        " packages of this apt run will break; post-invoke checks venvs and restarts; exits 0",
+    )
+    stages = p.add_subparsers(dest="stage", metavar="STAGE", parser_class=_Parser)
+    stages.required = True
+    pre = stages.add_parser(
+        "pre-install",
+        help="a DPkg::Pre-Install-Pkgs hook: reads apt's hook protocol version 3 on stdin",
+    )
+    post = stages.add_parser("post-invoke", help="a DPkg::Post-Invoke hook")
+    for q in (pre, post):
+        _add_walk(q)
+        q.add_argument(
+            "--proc-root",
+            default="/proc",
+            metavar="DIR",
+            help="the procfs to read (default /proc)",
+        )
+        q.add_argument(
+            "--timeout",
+            type=_positive_float,
+            default=120.0,
+            metavar="SECONDS",
+            help="give up after this long, and let apt go on (default 120)",
+        )
+        q.set_defaults(func=_cmd_apt_hook)
+    pre.add_argument(
+        "--host-prefix",
+        metavar="DIR",
+        help="judge package removals as files under this distro prefix (DIR/bin/python3.X,"
+        " DIR/lib/python3.X) instead of the packages' dpkg file lists, and python3 upgrades as"
+        " DIR/bin/python3 repointed (a chroot or simulated distro)",
+    )
+    pre.add_argument(
+        "--no-processes",
+        action="store_true",
+        help="do not look for the running services of each venv",
+    )
+    pre.add_argument("--json", action="store_true", help="print predict's JSON")
+
+
+#: apthook.DEFAULT_APT_CONF_DIR, not imported here to keep start-up small (a test checks).
+_APT_CONF_DIR = "/etc/apt/apt.conf.d"
+
+
+def _add_install_apt_hooks(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "install-apt-hooks",
+        help=f"write {_APT_CONF_DIR}/60venvkeeper: apt runs venvkeeper before and after dpkg",
+    )
+    p.add_argument(
+        "--apt-conf-dir",
+        default=_APT_CONF_DIR,
+        metavar="DIR",
+        help=f"the apt configuration directory (default {_APT_CONF_DIR})",
+    )
+    p.add_argument(
+        "--venvkeeper",
+        metavar="PATH",
+        help="the venvkeeper command the hooks run (default: this one's absolute path)",
+    )
+    p.add_argument("--uninstall", action="store_true", help="remove the hooks")
+    p.set_defaults(func=_cmd_install_apt_hooks)
+
+
 def _add_codes(sub: argparse._SubParsersAction[_Parser]) -> None:
     p = sub.add_parser("codes", help="list every finding code and its usual severity")
     p.set_defaults(func=_cmd_codes)
@@ -392,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
         " a Python upgrade broke, by reading files only.",
     )
     parser.add_argument("--version", action="version", version=f"venvkeeper {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read only this configuration file (default: /etc/venvkeeper/config.toml, then"
+        " $XDG_CONFIG_HOME/venvkeeper/config.toml; also $VENVKEEPER_CONFIG)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_scan(sub)
     _add_show(sub)
@@ -407,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_history(sub)
     _add_check(sub)
     _add_export(sub)
+    _add_apt_hook(sub)
+    _add_install_apt_hooks(sub)
     _add_codes(sub)
     return parser
 
@@ -524,15 +609,33 @@ def _progress(stream: TextIO) -> Optional[Callable[[int, int], None]]:
     return show
 
 
+def _config(args: argparse.Namespace) -> Config:
+    """The configuration (read once per run); command-line options override it."""
+    from venvkeeper.config import load_config
+
+    cached: Optional[Config] = getattr(args, "loaded_config", None)
+    if cached is None:
+        cached = load_config(getattr(args, "config", None))
+        args.loaded_config = cached
+    return cached
+
+
+def _either(option: Optional[bool], configured: Optional[bool]) -> bool:
+    if option is not None:
+        return option
+    return bool(configured)
+
+
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
     from venvkeeper.scan import ScanOptions
 
+    cfg = _config(args)
     opts = ScanOptions(
-        roots=tuple(args.roots),
-        exclude=tuple(args.exclude),
+        roots=tuple(args.roots) or cfg.roots,
+        exclude=cfg.exclude + tuple(args.exclude),
         all_dirs=args.all_dirs,
-        one_file_system=args.one_file_system,
-        include_network=args.include_network,
+        one_file_system=_either(args.one_file_system, cfg.one_file_system),
+        include_network=_either(args.include_network, cfg.network_filesystems),
         size=getattr(args, "size", False),
         deep=getattr(args, "deep", False),
         deep_timeout=getattr(args, "deep_timeout", 30.0),
@@ -547,12 +650,13 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
 def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import OutputFormat, render, table
     from venvkeeper.formats import json as json_format
+    from venvkeeper.policy import apply
     from venvkeeper.scan import scan
 
     opts = _scan_options(args)
     db = _record_to(args, err)
     progress = None if (args.quiet or args.json) else _progress(err)
-    report = scan(options=opts, progress=progress)
+    report = apply(scan(options=opts, progress=progress), _config(args).policy)
     if progress is not None:
         err.write("\r\x1b[K")
     if db is not None:
@@ -611,16 +715,19 @@ def _record(db: str, report: Report, opts: ScanOptions) -> int:
 def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import json as json_format
     from venvkeeper.formats import table
+    from venvkeeper.policy import apply_to_venv
     from venvkeeper.scan import ScanOptions, inspect_path
 
     opts = ScanOptions(size=args.size, deep=args.deep, deep_timeout=args.deep_timeout)
-    rep = inspect_path(args.path, opts)
+    # [ignore] does not apply to a venv named on the command line; the rest does.
+    rep = apply_to_venv(inspect_path(args.path, opts), _config(args).policy)
     out.write(json_format.render_venv(rep) if args.json else table.render_show(rep))
     return int(exit_code_for(rep.status))
 
 
 def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
     from venvkeeper.interpreters import load_profile
+    from venvkeeper.policy import apply
     from venvkeeper.predict import Change, parse_python_becomes, predict
     from venvkeeper.scan import scan
 
@@ -631,8 +738,9 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         profile=load_profile(args.host_profile) if args.host_profile else None,
     )
     opts = _scan_options(args)
+    policy = _config(args).policy
     progress = None if args.json else _progress(err)
-    report = scan(options=opts, progress=progress)
+    report = apply(scan(options=opts, progress=progress), policy)
     if progress is not None:
         err.write("\r\x1b[K")
     users = None
@@ -643,7 +751,7 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
             users = venv_users(args.proc_root)
         except VenvkeeperError as e:
             err.write(f"venvkeeper: warning: running processes not read: {escape(str(e))}\n")
-    return predict(report, change, users=users)
+    return predict(report, change, users=users, policy=policy)
 
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -686,7 +794,7 @@ def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import restarts as fmt
     from venvkeeper.procs import scan_processes
 
-    report = scan_processes(args.proc_root, judge=not args.no_judge)
+    report = scan_processes(args.proc_root, judge=not args.no_judge, policy=_config(args).policy)
     if args.json:
         out.write(fmt.render_json(report))
     elif args.unit_commands:
@@ -864,18 +972,20 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         from venvkeeper.inventory import snapshot_of
         from venvkeeper.monitor import Thresholds, evaluate
+        from venvkeeper.policy import apply
         from venvkeeper.scan import scan
 
+        cfg = _config(args)
         thresholds = Thresholds(
-            warning=args.warning,
-            critical=args.critical,
+            warning=args.warning or cfg.check_warning or 1,
+            critical=args.critical or cfg.check_critical or 1,
             ignore=tuple(args.ignore),
-            ignore_codes=tuple(args.ignore_code),
+            ignore_codes=(*cfg.check_ignore_codes, *args.ignore_code),
         )
         thresholds.validate()
         opts = _scan_options(args)
         db = _record_to(args, err)
-        report = scan(options=opts)
+        report = apply(scan(options=opts), cfg.policy)
         if db is not None:
             _record(db, report, opts)
         result = evaluate(snapshot_of(report, opts.exclude), thresholds)
@@ -906,13 +1016,206 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with open_store(_db_path(args), create=False) as store:
             snap = last_snapshot(store)
     else:
+        from venvkeeper.policy import apply
+
         opts = _scan_options(args)
         db = _record_to(args, err)
-        report = scan(options=opts)
+        report = apply(scan(options=opts), _config(args).policy)
         if db is not None:
             _record(db, report, opts)
         snap = snapshot_of(report, opts.exclude)
     write_atomically(target, prometheus.render(snap), mode=0o644, exact_mode=True)
+    return int(ExitCode.OK)
+
+
+class _HookTimeout(Exception):
+    pass
+
+
+def _read_hook_input() -> str:
+    """All of apt's hook input (fd 0, or $APT_HOOK_INFO_FD), read to the end first thing:
+    apt must never write into a pipe that nobody reads."""
+    from venvkeeper.apthook import INPUT_LIMIT
+    from venvkeeper.textutil import decode
+
+    fd_text = os.environ.get("APT_HOOK_INFO_FD", "0")
+    stream: BinaryIO
+    if fd_text.isdigit() and int(fd_text) != 0:
+        stream = os.fdopen(int(fd_text), "rb", closefd=False)
+    elif sys.stdin is None:
+        return ""
+    elif sys.stdin.isatty():
+        raise VenvkeeperError("apt-hook pre-install reads apt's hook input on stdin")
+    else:
+        stream = sys.stdin.buffer
+    data = stream.read(INPUT_LIMIT)
+    while stream.read(1 << 16):  # drain the rest
+        pass
+    return decode(data)
+
+
+def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Never breaks apt: every failure is one line on stderr, and the exit status is 0."""
+    import signal
+    import threading
+
+    def expire(signum: int, frame: object) -> None:
+        raise _HookTimeout
+
+    timer = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGALRM, expire) if timer else None
+    try:
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, args.timeout)
+        if args.stage == "pre-install":
+            _hook_pre_install(args, _read_hook_input(), out, err)
+        else:
+            _hook_post_invoke(args, out, err)
+    except _HookTimeout:
+        err.write(f"venvkeeper: apt hook gave up after {args.timeout:g}s; apt goes on\n")
+    except (Exception, KeyboardInterrupt) as e:
+        what = escape(str(e)) if isinstance(e, VenvkeeperError) else f"{type(e).__name__}: {e}"
+        err.write(f"venvkeeper: apt hook failed ({escape(what)}); apt goes on\n")
+    finally:
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    return int(ExitCode.OK)
+
+
+def _predict_command(change: object) -> str:
+    from venvkeeper.predict import Change
+
+    assert isinstance(change, Change)
+    argv = ["venvkeeper", "predict"]
+    for link, version in change.python_becomes:
+        argv.append(f"--python-becomes={link}={version}" if link else f"--python-becomes={version}")
+    argv += [f"--remove={p}" for p in change.remove]
+    argv += [f"--remove-package={p}" for p in change.remove_packages]
+    return escape(" ".join(argv))
+
+
+def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: TextIO) -> None:
+    from venvkeeper.apthook import parse_input, python_change
+    from venvkeeper.formats import predict as fmt
+    from venvkeeper.model import Effect
+    from venvkeeper.policy import apply
+    from venvkeeper.predict import predict
+    from venvkeeper.scan import scan
+
+    hook = parse_input(text)
+    pc = python_change(hook.actions, prefix=args.host_prefix)
+    if pc is None:
+        return  # this apt run leaves Python alone: say nothing
+    out.write("venvkeeper: Python packages in this apt run: " + escape("; ".join(pc.notes)) + "\n")
+    if pc.patch_only:
+        out.write(
+            "venvkeeper: no minor version change and nothing removed: venvs keep working;"
+            " processes on these interpreters will need a restart (venvkeeper restarts)\n"
+        )
+        return
+    policy = _config(args).policy
+    report = apply(scan(options=_scan_options(args)), policy)
+    users = None
+    if not args.no_processes:
+        from venvkeeper.procs import venv_users
+
+        try:
+            users = venv_users(args.proc_root)
+        except VenvkeeperError:
+            users = None
+    pred = predict(report, pc.change, users=users, policy=policy)
+    if args.json:
+        out.write(fmt.render_json(pred))
+        return
+    breaking = [v for v in pred.venvs if v.effect.breaks]
+    if breaking:
+        out.write(fmt.render_predict(pred, only_problems=True))
+        out.write(
+            f"venvkeeper: {len(breaking)} venv{'' if len(breaking) == 1 else 's'} will break"
+            " when dpkg goes on; repair plans: "
+            + _predict_command(pc.change).replace(" predict ", " plan ", 1)
+            + "\n"
+        )
+    else:
+        others = len(pred.venvs) - pred.count(Effect.SURVIVES)
+        out.write(
+            f"venvkeeper: {len(pred.venvs)} venvs checked: none will break"
+            + (f" ({others} already broken or degraded)" if others else "")
+            + "\n"
+        )
+
+
+def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from venvkeeper.formats import restarts as restarts_fmt
+    from venvkeeper.formats import table
+    from venvkeeper.model import Severity
+    from venvkeeper.policy import apply
+    from venvkeeper.procs import scan_processes
+    from venvkeeper.scan import scan
+
+    policy = _config(args).policy
+    opts = _scan_options(args)
+    report = apply(scan(options=opts), policy)
+    try:  # into the default inventory, so `venvkeeper changes` shows what the upgrade did
+        from venvkeeper.inventory import default_path, record_report
+
+        record_report(default_path(), report, opts.exclude)
+    except VenvkeeperError as e:
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
+    out.write(f"venvkeeper: {table.summary(report)}\n")
+    broken = [v for v in report.venvs if v.status is Severity.CRITICAL]
+    for v in broken[:5]:
+        main = v.main_finding
+        out.write(f"  critical  {escape(v.path)}  {escape(main.code) if main else ''}\n")
+    if len(broken) > 5:
+        out.write(f"  ... and {len(broken) - 5} more: venvkeeper scan --only-problems\n")
+    restarts = scan_processes(args.proc_root, policy=policy)
+    out.write(f"venvkeeper: {restarts_fmt.summary(restarts)}\n")
+    units = list(dict.fromkeys(p.unit or f"pid {p.pid}" for p in restarts.needing_restart))
+    if units:
+        shown = ", ".join(escape(u) for u in units[:8])
+        more = f" and {len(units) - 8} more" if len(units) > 8 else ""
+        out.write(f"  to restart: {shown}{more} (venvkeeper restarts --unit-commands)\n")
+
+
+def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import shutil
+
+    from venvkeeper.apthook import CONF_NAME, render_conf, resolve_self, verify_conf
+    from venvkeeper.fsutil import write_atomically
+
+    directory = args.apt_conf_dir
+    if not os.path.isdir(directory):
+        raise VenvkeeperError(f"{escape(directory)} is not a directory (is apt installed?)")
+    path = os.path.join(directory, CONF_NAME)
+    if args.uninstall:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            out.write(f"{escape(path)} was not installed\n")
+            return int(ExitCode.OK)
+        except OSError as e:
+            raise VenvkeeperError(f"cannot remove {escape(path)}: {e.strerror or e}") from e
+        out.write(f"removed {escape(path)}\n")
+        return int(ExitCode.OK)
+    exe = args.venvkeeper or resolve_self(sys.argv[0], shutil.which("venvkeeper"))
+    if exe is None:
+        raise VenvkeeperError(
+            "cannot tell where the venvkeeper command is; name it with --venvkeeper PATH"
+        )
+    exe = os.path.abspath(exe)
+    if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        raise VenvkeeperError(f"{escape(exe)} is not an executable file")
+    text = render_conf(exe)
+    # a file apt cannot parse in apt.conf.d would stop every apt command: ask apt first
+    if not verify_conf(text):
+        err.write("venvkeeper: warning: apt-config not found: the file was not checked by apt\n")
+    write_atomically(path, text, 0o644)
+    out.write(
+        f"installed {escape(path)}: apt will run {escape(exe)} apt-hook pre-install before"
+        " dpkg and apt-hook post-invoke after it\n"
+    )
     return int(ExitCode.OK)
 
 

@@ -29,3 +29,11 @@ class InventoryError(VenvkeeperError):
 class InventoryUnavailable(InventoryError):
     """The inventory cannot be created or opened for an OS reason (permission, a
     read-only filesystem): nothing is wrong with its contents."""
+
+
+class ConfigError(UsageError):
+    """A configuration file is unreadable or invalid; every problem names its file and line."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)

@@ -37,6 +37,7 @@ from venvkeeper.model import (
     VenvUser,
 )
 from venvkeeper.plan import make_plan
+from venvkeeper.policy import Policy, apply_to_venv
 
 #: The unversioned names ``--python-becomes X.Y`` repoints when no path is given.
 DEFAULT_LINKS = ("/usr/bin/python3", "/usr/bin/python")
@@ -187,10 +188,12 @@ def predict(
     package_files: Optional[PackageFiles] = None,
     plans: bool = True,
     users: Optional[Mapping[str, tuple[VenvUser, ...]]] = None,
+    policy: Optional[Policy] = None,
 ) -> Prediction:
     """Judge every venv of *report* (a scan of this host) on the host after *change*.
     *users* maps venv paths to their running processes (:func:`venvkeeper.procs.
-    venv_users`), to tell which services each breaking venv would take down."""
+    venv_users`), to tell which services each breaking venv would take down. *policy*
+    (the configuration's) judges the venvs after the change as it judged *report*."""
     world = build_world(change, base, package_files)
     host = HostCache(world)
     interps = host_interpreters(report, world, change.profile) if plans else ()
@@ -210,6 +213,8 @@ def predict(
                 now.facts, errors=(*now.facts.errors, f"internal error: {type(e).__name__}: {e}")
             )
         then = VenvReport(then_facts, run_checks(then_facts), now.alias_of)
+        if policy is not None:
+            then = apply_to_venv(then, policy)
         plan = make_plan(then_facts, then.findings, interps, world.path_state) if plans else None
         out.append(VenvPrediction(now, then, classify(now, then), plan, used_by))
     out.sort(key=lambda p: (-p.status.rank, not p.effect.breaks, p.path))

@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper import fsutil
 from venvkeeper.errors import VenvkeeperError
@@ -43,6 +43,9 @@ from venvkeeper.model import (
     VenvReport,
     VenvUser,
 )
+
+if TYPE_CHECKING:
+    from venvkeeper.policy import Policy
 
 PF_KTHREAD = 0x00200000
 DELETED = " (deleted)"
@@ -309,6 +312,7 @@ class _Scan:
     skipped: dict[str, int] = field(default_factory=dict)
     venvs: dict[str, _VenvState] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
+    policy: Optional[Policy] = None
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -332,6 +336,11 @@ class _Scan:
                     rep = inspect_path(venv)
                 except Exception:  # one odd venv must not cost the whole report
                     rep = None
+                if rep is not None and self.policy is not None:
+                    from venvkeeper.policy import apply_to_venv, ignored
+
+                    ignore = ignored(venv, self.policy)
+                    rep = None if ignore else apply_to_venv(rep, self.policy)
             self.venvs[venv] = _VenvState(t, p, rep)
         return self.venvs[venv]
 
@@ -577,13 +586,17 @@ def venv_users(proc: str = "/proc") -> dict[str, tuple[VenvUser, ...]]:
     return {v: tuple(users) for v, users in out.items()}
 
 
-def scan_processes(proc: str = "/proc", *, judge: bool = True) -> RestartReport:
+def scan_processes(
+    proc: str = "/proc", *, judge: bool = True, policy: Optional[Policy] = None
+) -> RestartReport:
     """Every process that needs a restart (or would restart into a broken venv).
 
     *proc* is the procfs root; *judge* also judges each venv found (statically, as
-    ``scan`` does) to warn when a restart would land in a broken venv."""
+    ``scan`` does) to warn when a restart would land in a broken venv, under *policy*
+    (the configuration's: an ignored venv is not judged)."""
     t0 = time.perf_counter()
     s = _start(proc, judge)
+    s.policy = policy
     cands, foreign, scanned = _collect(s)
     out: list[ProcessReport] = []
     for c in cands.values():

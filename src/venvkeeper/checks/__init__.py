@@ -38,9 +38,10 @@ CHECKS: tuple[Check, ...] = (
 def all_codes() -> dict[str, CodeDoc]:
     """Every finding code venvkeeper can report, with its usual severity (the README table)."""
     from venvkeeper.deep import CODES as DEEP_CODES
+    from venvkeeper.policy import CODES as POLICY_CODES
 
     codes: dict[str, CodeDoc] = {}
-    for mapping in [c.codes for c in CHECKS] + [DEEP_CODES]:
+    for mapping in [c.codes for c in CHECKS] + [DEEP_CODES, POLICY_CODES]:
         for code, doc in mapping.items():
             if code in codes:
                 raise AssertionError(f"finding code {code} registered twice")
