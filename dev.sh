@@ -6,6 +6,7 @@
 #   ./dev.sh lint             ruff and mypy
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
 #   ./dev.sh bench procs [ARGS...]  restarts against needrestart (bench/procs.py)
+#   ./dev.sh bench repair [ARGS...] a rebuild against uv by hand (bench/repair.py)
 #   ./dev.sh setup            only set up
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -96,6 +97,7 @@ case "$cmd" in
     bench)
         setup
         if [ "${1:-}" = procs ]; then shift; exec "$venv/bin/python" bench/procs.py "$@"; fi
+        if [ "${1:-}" = repair ]; then shift; exec "$venv/bin/python" bench/repair.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

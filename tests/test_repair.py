@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import require_python, run_cli
+from conftest import User, require_python, run_cli
 from factory import (
     CREATORS,
     MODULES,
     FakeDistro,
+    Project,
     World,
     build_wheel,
     build_world,
@@ -273,3 +275,77 @@ def test_python_option_moves_a_working_venv_to_another_minor(tmp_path: Path) -> 
         run_in_venv(v, "import sys, alpha; assert sys.version_info[:2] == (3, 12)").returncode == 0
     )
     assert freeze(v) == before
+
+
+def _debian_world(tmp_path: Path, user: User) -> tuple[Path, Project]:
+    """A venv owned by an unprivileged user, on a copied prefix of Debian's python3.11
+    (the user can run it, unlike pyenv's under /root), with a package whose import refuses
+    to run as root: the repair's verification must run as the owner to pass."""
+    system = Path("/usr/bin/python3.11")
+    if not system.exists():
+        pytest.skip("needs Debian's /usr/bin/python3.11")
+    prefix = tmp_path / "opt"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "lib").mkdir()
+    shutil.copy2(system, prefix / "bin" / "python3.11")
+    (prefix / "lib" / "python3.11").symlink_to("/usr/lib/python3.11")
+    guard = make_project(tmp_path, "guard", script="guard-cli")
+    init = guard.path / "guard" / "__init__.py"
+    init.write_text(
+        "import os\nassert os.getuid() != 0, 'guard: imported as root'\n"
+        "def main():\n    print('guard OK', os.getuid())\n"
+    )
+    v = make_venv(prefix / "bin" / "python3.11", tmp_path / "srv" / "app")
+    install(v, guard)
+    uid, gid = user.uid, user.gid
+    for p in [tmp_path, *tmp_path.rglob("*")]:
+        os.lchown(p, uid, gid)
+    os.chmod(tmp_path, 0o755)
+    return prefix, guard
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temporary directory others can traverse (pytest's are private to root)."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="vk-owner-"))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_as_root_the_rebuild_runs_as_the_venv_owner(
+    open_tmp: Path, unprivileged_user: User
+) -> None:
+    tmp_path = open_tmp
+    prefix, _guard = _debian_world(tmp_path, unprivileged_user)
+    v = tmp_path / "srv" / "app"
+    shutil.rmtree(prefix)  # the prefix is gone: rebuild on the system python3
+    res = run_cli("repair", "--json", str(v))
+    assert res.code == 0, res.out + res.err
+    (r,) = json.loads(res.out)["results"]
+    assert r["strategy"] == "rebuild" and r["target"]["path"] == "/usr/bin/python3"
+    owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [v, *v.rglob("*")]}
+    assert owners == {(unprivileged_user.uid, unprivileged_user.gid)}
+    assert (v.stat().st_mode & 0o7777) == 0o755
+    ran = run_in_venv(v, "import guard, os; print(os.getuid())", user=unprivileged_user.uid)
+    assert ran.returncode == 0 and ran.stdout.strip() == str(unprivileged_user.uid), ran
+    assert script_runs_as(v, "guard-cli", unprivileged_user).startswith("guard OK")
+
+
+def script_runs_as(venv: Path, script: str, user: User) -> str:
+    import subprocess
+
+    res = subprocess.run(
+        [str(venv / "bin" / script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[],
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+    )
+    return res.stdout.strip()

@@ -633,9 +633,7 @@ def repair_venv(
             )
     except (Busy, RepairError) as e:
         return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
-    except UsageError:
-        raise
-    except VenvkeeperError as e:
+    except VenvkeeperError as e:  # also "not a virtual environment": this path fails alone
         return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
     except OSError as e:
         return result(Strategy.MANUAL, Outcome.FAILED, f"{e.filename or path}: {e.strerror or e}")
