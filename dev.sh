@@ -57,14 +57,19 @@ system_tools() {
 test_wheels() {
     # Wheels of real servers for the restarts tests (gunicorn, and setproctitle that
     # rewrites its process titles), fetched once from the registry for CPython 3.11.
+    # Also a current setuptools: the repair tests' wheelhouse, for venvs seeded with a
+    # setuptools that no longer imports on the newer Python they are rebuilt on.
     local dir=$root/.dev/wheels
-    [ -e "$dir/.done" ] && return 0
+    [ -e "$dir/.done-2" ] && return 0
     mkdir -p "$dir"
     if "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
-        --python-version 3.11 --only-binary=:all: gunicorn setproctitle >/dev/null 2>&1; then
-        touch "$dir/.done"
+        --python-version 3.11 --only-binary=:all: gunicorn setproctitle 'setuptools>=80' \
+        >/dev/null 2>&1; then
+        "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
+            --only-binary=:all: --no-deps 'setuptools==75.8.0' >/dev/null 2>&1 &&
+            touch "$dir/.done-2"
     else
-        echo "dev.sh: could not download gunicorn wheels: the gunicorn test will be skipped" >&2
+        echo "dev.sh: could not download test wheels: the gunicorn test and some repair tests will be skipped" >&2
     fi
 }
 

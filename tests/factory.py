@@ -482,6 +482,18 @@ def freeze(venv: Path) -> list[str]:
     return sorted(res.stdout.splitlines())
 
 
+def without_seeds(frozen: list[str]) -> list[str]:
+    """A freeze without pip, setuptools and wheel: a rebuild for a newer minor may move
+    them to versions that run there."""
+    return [line for line in frozen if not line.startswith(("pip==", "setuptools==", "wheel=="))]
+
+
+def pip_freeze(venv: Path) -> list[str]:
+    """``pip freeze`` run by the venv's own pip (pip, setuptools, wheel left out)."""
+    res = sh(venv / "bin" / "python", "-m", "pip", "freeze", "--disable-pip-version-check")
+    return sorted(res.stdout.splitlines())
+
+
 def build_wheel(project: Project, wheelhouse: Path, python: Optional[Path] = None) -> Path:
     """A real wheel of *project* (built by *python*, so an extension gets its ABI tag)."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -551,6 +563,12 @@ def build_world(root: Path, old: str, new: str, creators: tuple[str, ...] = CREA
     gamma = make_project(root / "work", "gamma")
     delta = make_project(root, "delta", "2.5")
     wheelhouse = build_wheel(delta, root / "wheelhouse")
+    if "venv" in creators:  # seeded by ensurepip: its setuptools dies on 3.12+
+        current = sorted((DEV_BIN.parent.parent / "wheels").glob("setuptools-*.whl"))
+        if not current:
+            pytest.skip("no current setuptools wheel in .dev/wheels (./dev.sh test fetches it)")
+        for wheel in current:
+            shutil.copy2(wheel, wheelhouse)
     venvs: dict[str, Path] = {}
     before: dict[str, list[str]] = {}
     for creator in creators:
@@ -560,6 +578,8 @@ def build_world(root: Path, old: str, new: str, creators: tuple[str, ...] = CREA
         install_from(v, wheelhouse, "delta==2.5")
         assert imports_ok(v, *MODULES)
         before[creator] = freeze(v)
+        if (v / "bin" / "pip").exists():  # and what pip itself says, where the venv has pip
+            before[f"{creator}:pip"] = pip_freeze(v)
         venvs[creator] = v
     r = pyenv_root()
     assert r is not None

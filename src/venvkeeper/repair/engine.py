@@ -372,6 +372,7 @@ class _Job:
         self._seed_pip(python, backend)
         self.hook("installed")
         self._check_versions(new)
+        self._fix_bootstrap(python, backend)
         old_extras = edit.extras(self.path, edit.owned_files(self.path))
         for rel in old_extras:
             _copy_extra(os.path.join(self.path, rel), os.path.join(new, rel))
@@ -430,15 +431,30 @@ class _Job:
                 out.append(PinFailure(r.spec, why))
         return out
 
+    def _cross_minor(self) -> bool:
+        target = self.plan.target
+        return target is not None and packages_minor(self.rep.facts) != target.version
+
     def _seed_pip(self, python: str, backend: Backend) -> None:
-        """The old venv had pip: so does the new one, at the same version when it installs
-        (the new Python's ensurepip would bring its own)."""
+        """The old venv had pip: so does the new one. For the same minor, at its old
+        version; for another minor, the new Python's own (ensurepip's): an old pip may not
+        run on a newer Python at all (pip 23.0 on 3.12: no ``pkgutil.ImpImporter``)."""
         old = next(
             (s for s in self.plan.skipped if canonical_name(s.split("==")[0]) == "pip"), None
         )
         if old is None:
             return
         have = _installed(os.path.dirname(os.path.dirname(python))).get("pip")
+        if self._cross_minor():
+            if have is None:
+                done = self.run([python, "-m", "ensurepip", "--default-pip"], 600)
+                if done.returncode != 0:
+                    self.notes.append("pip could not be installed in the new venv")
+                    return
+                have = _installed(os.path.dirname(os.path.dirname(python))).get("pip")
+            if have is not None and f"pip=={have[1]}" != old:
+                self.notes.append(f"pip: {old.split('==')[1]} -> {have[1]} (the new Python's own)")
+            return
         if have is not None and f"pip=={have[1]}" == old:
             return
         done = backend.install(python, [old], self.options.sources, self.run, upgrade=False)
@@ -450,6 +466,77 @@ class _Job:
                 self.notes.append("pip could not be installed in the new venv")
                 return
         self.notes.append(f"{old} did not install: the new venv has its Python's own pip")
+
+    def _fix_bootstrap(self, python: str, backend: Backend) -> None:
+        """setuptools and wheel are venv infrastructure as much as the project's: when the
+        old version does not even import on the new minor (setuptools < 66 on 3.12), the
+        nearest newer one that does replaces it, keeping ``pkg_resources`` when the old one
+        had it (newest setuptools dropped it), and the change is reported."""
+        if not self._cross_minor():
+            return
+        venv = os.path.dirname(os.path.dirname(python))
+        for r in self.plan.packages:
+            name = canonical_name(r.name)
+            if name not in ("setuptools", "wheel"):
+                continue
+            full = "import setuptools, pkg_resources" if name == "setuptools" else "import wheel"
+            why = self._probe(python, full)
+            if why is None:
+                continue
+            got = self._nearest_working(python, backend, r.name, r.version, full, venv)
+            note = ""
+            if got is None and name == "setuptools":
+                got = self._nearest_working(
+                    python, backend, r.name, r.version, "import setuptools", venv, 1
+                )
+                note = ", without pkg_resources: none of the available versions has it"
+            if got is None:
+                raise PinsFailed(
+                    f"{r.name} {r.version} does not work on Python {self.plan.target.version}"  # type: ignore[union-attr]
+                    f" ({why}) and no newer {r.name} that does is available from the sources",
+                    [
+                        PinFailure(
+                            r.spec,
+                            f"does not import: {why}; give a newer {r.name} with"
+                            " --find-links or --index-url",
+                        )
+                    ],
+                )
+            self.changes += (PackageChange(r.name, r.version, got),)
+            self.notes.append(f"{r.name}: {r.version} -> {got} ({why}){note}")
+
+    def _probe(self, python: str, code: str) -> Optional[str]:
+        done = self.run([python, "-I", "-B", "-c", code], 120)
+        if done.returncode == 0:
+            return None
+        return (done.stderr.strip().splitlines() or ["?"])[-1][:200]
+
+    def _nearest_working(
+        self,
+        python: str,
+        backend: Backend,
+        name: str,
+        old: str,
+        code: str,
+        venv: str,
+        tries: int = 6,
+    ) -> Optional[str]:
+        """Install the lowest version above *old* that makes *code* run: each try raises
+        the floor to the version that failed (uv picks the lowest; pip the newest, once)."""
+        floor = old
+        for _ in range(tries):
+            done = backend.install(
+                python, [f"{name}>{floor}"], self.options.sources, self.run, upgrade=True
+            )
+            if done.returncode != 0:
+                return None
+            got = _installed(venv).get(canonical_name(name))
+            if got is None or got[1] == floor:
+                return None
+            if self._probe(python, code) is None:
+                return got[1]
+            floor = got[1]
+        return None
 
     def _check_versions(self, new: str) -> None:
         now = _installed(new)
