@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import pwd
+from collections.abc import Iterable
 from typing import Optional
 
 from venvkeeper import _subprocess
 from venvkeeper.checks._base import BOOTSTRAP, CodeDoc, short_list
 from venvkeeper.errors import CommandError
 from venvkeeper.inspect import canonical_name
-from venvkeeper.model import DeepResult, Finding, Severity, VenvFacts
+from venvkeeper.model import DeepResult, Distribution, Finding, Severity, VenvFacts
 
 START_FAILED = "deep-start-failed"
 IMPORT_FAILED = "deep-import-failed"
@@ -50,20 +51,31 @@ sys.stdout.write("\n@@venvkeeper@@" + json.dumps({
 """
 
 
-def _modules(facts: VenvFacts) -> list[str]:
+def importable_names(
+    dists: Iterable[Distribution], leave_out: Iterable[str] = (), limit: int = MAX_MODULES
+) -> list[str]:
+    """The public top-level module names of *dists*, in order, without duplicates. pip,
+    setuptools and wheel are left out: they patch distutils on import and trip over each
+    other in one process, and they are not what a venv is for."""
+    skip = {canonical_name(n) for n in leave_out} | set(BOOTSTRAP)
     names: dict[str, None] = {}
-    for site in facts.site_dirs:
-        if facts.base is not None and site.python_version != facts.base.version:
+    for d in dists:
+        if canonical_name(d.name) in skip:
             continue
-        for d in site.distributions:
-            # pip and setuptools patch distutils on import and trip over each other in one
-            # process; their presence is not what --deep is asked to confirm.
-            if canonical_name(d.name) in BOOTSTRAP:
-                continue
-            for t in d.top_level:
-                if t.isidentifier() and not t.startswith("_"):
-                    names[t] = None
-    return list(names)[:MAX_MODULES]
+        for t in d.top_level:
+            if t.isidentifier() and not t.startswith("_"):
+                names[t] = None
+    return list(names)[:limit]
+
+
+def _modules(facts: VenvFacts) -> list[str]:
+    version = facts.base.version if facts.base is not None else None
+    return importable_names(
+        d
+        for s in facts.site_dirs
+        if version is None or s.python_version == version
+        for d in s.distributions
+    )
 
 
 def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 from typing import Callable, Optional
 
 #: Default cap for one read: far above any honest pyvenv.cfg, METADATA header or RECORD.
@@ -191,22 +192,35 @@ def write_atomically(path: str, text: str, mode: int = 0o644, exact_mode: bool =
     """Write *text* to *path* as one step: a temporary file beside it, fsync, rename. A
     reader sees the old file or the new one, never half of one. *mode* is masked by the
     umask, unless *exact_mode* (a file another user's daemon must read)."""
+    write_bytes_atomically(path, text.encode(), mode, exact_mode=exact_mode)
+
+
+def write_bytes_atomically(
+    path: str, data: bytes, mode: int = 0o644, *, exact_mode: bool = False, durable: bool = False
+) -> None:
+    """:func:`write_atomically` for bytes; *durable* also syncs the directory, so the
+    rename itself survives a crash (a journal must)."""
     from venvkeeper.errors import VenvkeeperError
 
     d = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         try:
             if exact_mode:
                 os.fchmod(fd, mode)
-            data = text.encode()
             while data:
                 data = data[os.write(fd, data) :]
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
+        if durable:
+            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -34,6 +34,17 @@ class Sources:
     find_links: tuple[str, ...] = ()
     offline: bool = False
 
+    def args(self, offline_flag: str) -> list[str]:
+        """The installer options (uv and pip agree but for the "no network" flag)."""
+        out: list[str] = []
+        if self.index_url:
+            out += ["--index-url", self.index_url]
+        for d in self.find_links:
+            out += ["--find-links", d]
+        if self.offline:
+            out.append(offline_flag)
+        return out
+
 
 class Run(Protocol):
     """Runs argv as the venv's owner; never raises on a non-zero exit."""
@@ -128,14 +139,7 @@ class Uv(Backend):
         return ["--without-pip"]
 
     def _src(self, sources: Sources) -> list[str]:
-        args: list[str] = []
-        if sources.index_url:
-            args += ["--index-url", sources.index_url]
-        for d in sources.find_links:
-            args += ["--find-links", d]
-        if sources.offline:
-            args.append("--offline")
-        return args
+        return sources.args("--offline")
 
     def install(
         self, python: str, reqs: Sequence[str], sources: Sources, run: Run, *, upgrade: bool
@@ -156,14 +160,7 @@ class Pip(Backend):
     name = "pip"
 
     def _src(self, sources: Sources) -> list[str]:
-        args: list[str] = []
-        if sources.index_url:
-            args += ["--index-url", sources.index_url]
-        for d in sources.find_links:
-            args += ["--find-links", d]
-        if sources.offline:
-            args.append("--no-index")
-        return args
+        return sources.args("--no-index")
 
     def _base(self, python: str) -> list[str]:
         return [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]

@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 from venvkeeper.errors import VenvkeeperError
+from venvkeeper.fsutil import write_bytes_atomically
 from venvkeeper.model import Backup
 
 JOURNAL_VERSION = 1
@@ -149,16 +150,7 @@ def _fsync_dir(path: str) -> None:
 
 def write_durably(path: str, data: bytes, mode: int = 0o600) -> None:
     """Temp file beside *path*, fsync, rename, fsync the directory."""
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
-    try:
-        while data:
-            data = data[os.write(fd, data) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path) or ".")
+    write_bytes_atomically(path, data, mode, durable=True)
 
 
 # --- the lock ------------------------------------------------------------------------

@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
-from venvkeeper.checks._base import BOOTSTRAP
-from venvkeeper.inspect import canonical_name
+from venvkeeper.deep import importable_names
 from venvkeeper.model import VenvFacts
 from venvkeeper.repair.backends import Run
 from venvkeeper.repair.transaction import RepairError
@@ -59,17 +58,9 @@ sys.stdout.write("\n@@venvkeeper@@" + json.dumps({"failed": failed, "scripts": s
 
 
 def modules(facts: VenvFacts, skip: Sequence[str] = ()) -> list[str]:
-    """Top-level importable names of the venv's packages (pip/setuptools/wheel left out:
-    they patch each other on import, and are not what the venv is for)."""
-    left_out = {canonical_name(s.split("==")[0]) for s in skip} | set(BOOTSTRAP)
-    names: dict[str, None] = {}
-    for d in facts.distributions:
-        if canonical_name(d.name) in left_out:
-            continue
-        for t in d.top_level:
-            if t.isidentifier() and not t.startswith("_"):
-                names[t] = None
-    return list(names)[:MAX_MODULES]
+    """Top-level importable names of the venv's packages (*skip*: ``name==version`` specs
+    left to the seed, e.g. pip)."""
+    return importable_names(facts.distributions, (s.split("==")[0] for s in skip), MAX_MODULES)
 
 
 def _shebang(path: str) -> Optional[str]:
