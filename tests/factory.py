@@ -164,22 +164,16 @@ def make_venv(
     return dest
 
 
+def _uv_install(venv: Path, *args: object) -> None:
+    sh(tool("uv"), "pip", "install", "-q", "--python", venv / "bin" / "python", "--offline", *args)
+
+
 def install(venv: Path, *projects: Project, editable: bool = False, installer: str = "uv") -> None:
     targets: list[object] = []
     for p in projects:
         targets += ["-e", p.path] if editable else [p.path]
     if installer == "uv":
-        sh(
-            tool("uv"),
-            "pip",
-            "install",
-            "-q",
-            "--python",
-            venv / "bin" / "python",
-            "--no-index",
-            "--offline",
-            *targets,
-        )
+        _uv_install(venv, "--no-index", *targets)
     else:
         sh(venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-index", *targets)
 
@@ -504,18 +498,7 @@ def build_wheel(project: Project, wheelhouse: Path, python: Optional[Path] = Non
 
 def install_from(venv: Path, wheelhouse: Path, *specs: str) -> None:
     """Install *specs* by name (``name==1.0``) from a wheelhouse, as from an index."""
-    sh(
-        tool("uv"),
-        "pip",
-        "install",
-        "-q",
-        "--python",
-        venv / "bin" / "python",
-        "--offline",
-        "--find-links",
-        wheelhouse,
-        *specs,
-    )
+    _uv_install(venv, "--find-links", wheelhouse, *specs)
 
 
 #: The venv creators of the repair tests, and the modules their venvs must import.

@@ -16,6 +16,7 @@ left.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import fnmatch
 from dataclasses import dataclass
@@ -85,18 +86,7 @@ def _without_codes(v: VenvSnapshot, codes: frozenset[str]) -> VenvSnapshot:
         return v
     findings = tuple(f for f in v.findings if f.code not in codes)
     status = worst_of(f.severity.status for f in findings)
-    return VenvSnapshot(
-        path=v.path,
-        status=status,
-        kind=v.kind,
-        creator=v.creator,
-        python_recorded=v.python_recorded,
-        python=v.python,
-        python_patch=v.python_patch,
-        base_executable=v.base_executable,
-        packages=v.packages,
-        findings=findings,
-    )
+    return dataclasses.replace(v, status=status, findings=findings)
 
 
 def evaluate(snap: ScanSnapshot, thresholds: Thresholds) -> CheckResult:
