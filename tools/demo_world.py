@@ -1,7 +1,7 @@
-"""Build the README's demo world: a distro-like prefix upgraded from 3.10 to 3.12, with
+"""Build the world of the README's repair example: a distro-like prefix upgraded from 3.10 to 3.12, with
 venvs made before the upgrade (the same builders as the test suite).
 
-    .dev/venv/bin/python tools/demo_world.py /srv/demo
+    .dev/venv/bin/python tools/demo_world.py /srv/demo-repair
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from factory import FakeDistro, install, make_project, make_venv
 
 
 def main() -> int:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "/srv/demo")
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "/srv/demo-repair")
     if root.exists():
         shutil.rmtree(root)
     distro = FakeDistro(root / "usr")

@@ -41,7 +41,7 @@ def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
             lines += [f"  {escape(p.spec)}: {escape(p.reason)}" for p in r.failed_pins]
         if r.changes:
             lines.append("")
-            lines.append(f"{escape(r.path)}: versions changed (--allow-upgrades):")
+            lines.append(f"{escape(r.path)}: versions changed:")
             lines += [
                 f"  {escape(c.name)} {escape(c.old or '-')} -> {escape(c.new or 'removed')}"
                 for c in r.changes
