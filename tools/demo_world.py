@@ -1,5 +1,5 @@
-"""Build the world of the README's repair example: a distro-like prefix upgraded from 3.10 to 3.12, with
-venvs made before the upgrade (the same builders as the test suite).
+"""Build the world of the README's repair example: a distro-like prefix upgraded from
+3.10 to 3.12, with venvs made before the upgrade (the same builders as the test suite).
 
     .dev/venv/bin/python tools/demo_world.py /srv/demo-repair
 """
