@@ -254,5 +254,5 @@ def history_table(h: VenvHistory) -> str:
         rows.append(
             (str(e.scan.scan_id), _local(e.scan.started_at), v.status.value, _python(v), codes)
         )
-    head = f"{escape(h.path)}: {h.presence.value} after the latest scan\n"
+    head = f"{escape(h.path)}: {h.presence.value} as of the latest scan\n"
     return head + _table(("SCAN", "WHEN", "STATUS", "PYTHON", "FINDINGS"), rows)
