@@ -222,7 +222,8 @@ def test_post_invoke_summarises_and_exits_0(tmp_path: Path) -> None:
     lines = res.out.splitlines()
     assert lines[0].startswith("venvkeeper: 1 venv: 1 critical")
     assert f"critical  {v}  interpreter-dangling" in lines[1]
-    assert "need" in lines[2] and "a restart" in lines[2]
+    assert "venvkeeper repair --all --dry-run" in lines[2]
+    assert "need" in lines[3] and "a restart" in lines[3]
 
 
 # --- the simulated distro upgrade, judged by the hook and by predict --------------------

@@ -1135,7 +1135,8 @@ def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: Tex
             f"venvkeeper: {len(breaking)} venv{'' if len(breaking) == 1 else 's'} will break"
             " when dpkg goes on; repair plans: "
             + _predict_command(pc.change).replace(" predict ", " plan ", 1)
-            + "\n"
+            + "\nvenvkeeper: after the upgrade, `venvkeeper repair --all` rebuilds them with"
+            " the same packages (`--dry-run` first to see how)\n"
         )
     else:
         others = len(pred.venvs) - pred.count(Effect.SURVIVES)
@@ -1170,6 +1171,8 @@ def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
         out.write(f"  critical  {escape(v.path)}  {escape(main.code) if main else ''}\n")
     if len(broken) > 5:
         out.write(f"  ... and {len(broken) - 5} more: venvkeeper scan --only-problems\n")
+    if broken:
+        out.write("  to repair them: venvkeeper repair --all --dry-run, then without --dry-run\n")
     restarts = scan_processes(args.proc_root, policy=policy)
     out.write(f"venvkeeper: {restarts_fmt.summary(restarts)}\n")
     units = list(dict.fromkeys(p.unit or f"pid {p.pid}" for p in restarts.needing_restart))
