@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from venvkeeper.formats import repair as fmt
+from venvkeeper.model import Outcome, RepairResult, Strategy
 from venvkeeper.repair import edit, transaction
+from venvkeeper.repair.backends import BackendChoice, choose
 from venvkeeper.repair.transaction import Busy, Journal, RecoveryError, locked, recover, transact
 
 from conftest import run_cli
@@ -186,3 +189,21 @@ def test_repair_of_a_path_that_is_not_a_venv(tmp_path: Path) -> None:
 def test_repair_needs_paths_or_all() -> None:
     res = run_cli("repair")
     assert res.code == 3 and "--all" in res.err
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_every_outcome_renders(outcome: Outcome) -> None:
+    r = RepairResult("/srv/a\x1b[31m", Strategy.REBUILD, outcome, "why", backup="/srv/.a.b")
+    table = fmt.render_table([r])
+    assert outcome.value in table and "\x1b" not in table  # control characters escaped
+    doc = json.loads(fmt.render_json([r]))
+    assert doc["results"][0]["outcome"] == outcome.value
+    assert f"1 {outcome.value}" in fmt.summary([r])
+
+
+@pytest.mark.parametrize("choice", list(BackendChoice))
+def test_every_backend_choice_gives_a_backend(choice: BackendChoice) -> None:
+    backend = choose(choice, os.geteuid(), os.getegid())
+    assert backend.name in ("uv", "pip")
+    if choice is not BackendChoice.AUTO:
+        assert backend.name == choice.value
