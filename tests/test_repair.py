@@ -362,3 +362,32 @@ def script_runs_as(venv: Path, script: str, user: User) -> str:
         env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
     )
     return res.stdout.strip()
+
+
+def test_a_venv_of_a_system_package_is_refused_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A venv shipped in a .deb (dh-virtualenv puts them in /opt/venvs): dpkg-query names
+    its package. No such package exists on a test machine, so dpkg-query is a stand-in
+    that answers for this one path, as the real one answers (``pkg: /path``)."""
+    import tempfile
+
+    from venvkeeper.repair import RepairOptions, repair_venv
+
+    w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
+    opt = Path(tempfile.mkdtemp(prefix="vk-test-", dir="/opt"))
+    try:
+        v = opt / "venvs" / "mytool"
+        v.parent.mkdir()
+        shutil.move(str(w.venvs["uv"]), str(v))
+        tools = tmp_path / "tools"
+        tools.mkdir()
+        fake = tools / "dpkg-query"
+        fake.write_text(f'#!/bin/sh\n[ "$2" = "{v}/pyvenv.cfg" ] && echo "mytool: $2"\n')
+        fake.chmod(0o755)
+        before = tree_hash(v)
+        r = repair_venv(str(v), RepairOptions(package_tools=str(tools)))
+        assert r.outcome.value == "refused" and "system package mytool" in r.message
+        assert tree_hash(v) == before
+    finally:
+        shutil.rmtree(opt)

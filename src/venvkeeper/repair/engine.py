@@ -84,6 +84,7 @@ class RepairOptions:
     keep_backups: int = 2
     copies: bool = False  # policy: copy the interpreter instead of linking it
     jobs: int = 2
+    package_tools: Optional[str] = None  # PATH for dpkg-query/rpm (None: the usual PATH)
 
 
 class PinsFailed(RepairError):
@@ -579,7 +580,9 @@ class _Job:
 _NEVER_PACKAGED = ("/home/", "/root/", "/srv/", "/tmp/", "/var/tmp/", "/usr/local/", "/mnt/")  # noqa: S108
 
 
-def _refusal(plan: RepairPlan, facts: VenvFacts, force: bool) -> Optional[str]:
+def _refusal(
+    plan: RepairPlan, facts: VenvFacts, force: bool, package_tools: Optional[str] = None
+) -> Optional[str]:
     if force:
         return None
     if plan.strategy is Strategy.USE_TOOL:
@@ -589,7 +592,7 @@ def _refusal(plan: RepairPlan, facts: VenvFacts, force: bool) -> Optional[str]:
         )
     if facts.path.startswith(_NEVER_PACKAGED):
         return None  # no distro package installs there (FHS): spare the dpkg/rpm query
-    owners = pkgdb.owners([os.path.join(facts.path, "pyvenv.cfg")])
+    owners = pkgdb.owners([os.path.join(facts.path, "pyvenv.cfg")], package_tools)
     if owners:
         pkg = next(iter(owners.values()))
         return (
@@ -650,7 +653,7 @@ def repair_venv(
                 return result(plan.strategy, Outcome.NOTHING, plan.reason, **kw)
             if plan.strategy is Strategy.MANUAL:
                 return result(plan.strategy, Outcome.FAILED, plan.reason, **kw)
-            refusal = _refusal(plan, rep.facts, options.force)
+            refusal = _refusal(plan, rep.facts, options.force, options.package_tools)
             if refusal:
                 return result(plan.strategy, Outcome.REFUSED, refusal, **kw)
             fatal = [b for b in plan.blockers if b.fatal]
