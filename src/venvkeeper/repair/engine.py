@@ -323,7 +323,6 @@ class _Job:
         self.plan = plan
         self.options = options
         self.run = run
-        self.backend: Optional[Backend] = None
         self.changes: tuple[PackageChange, ...] = ()
         self.notes: list[str] = []
 
@@ -342,7 +341,7 @@ class _Job:
         plan, options = self.plan, self.options
         assert plan.target is not None
         owner = self.run.owner
-        self.backend = backend = choose(options.backend, owner.uid, owner.gid)
+        backend = choose(options.backend, owner.uid, owner.gid)
         os.mkdir(new, 0o700)
         if os.geteuid() == 0:
             os.chown(new, owner.uid, owner.gid)
@@ -359,8 +358,8 @@ class _Job:
             if options.allow_upgrades and failures and relaxable:
                 bad = {f.spec for f in failures}
                 reqs = [
-                    _relaxed(r.spec, r.name, r.version) if r.spec in bad else r.spec
-                    for r in plan.packages
+                    _relaxed(spec, r.name, r.version) if r.spec in bad else spec
+                    for r, spec in zip(plan.packages, reqs)
                 ]
                 done = backend.install(python, reqs, options.sources, self.run, upgrade=True)
             if done.returncode != 0:
