@@ -900,15 +900,7 @@ def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.list:
         kept = backups(os.path.realpath(os.path.abspath(args.path)))
         if args.json:
-            import json
-
-            out.write(
-                json.dumps(
-                    [{"path": b.path, "created": b.created, "reason": b.reason} for b in kept],
-                    indent=2,
-                )
-                + "\n"
-            )
+            out.write(fmt.render_backups_json(kept))
         else:
             for b in kept:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.created))
