@@ -15,6 +15,7 @@ from venvkeeper.formats import repair as fmt
 from venvkeeper.model import Outcome, RepairResult, Strategy
 from venvkeeper.repair import edit, transaction
 from venvkeeper.repair.backends import BackendChoice, choose
+from venvkeeper.repair.safety import Unsafe
 from venvkeeper.repair.transaction import Busy, Journal, RecoveryError, locked, recover, transact
 
 from conftest import run_cli
@@ -157,7 +158,7 @@ def test_a_journal_pointing_elsewhere_is_refused(tmp_path: Path) -> None:
     st = v.stat()
     j = Journal(str(v), "/etc/evil", str(tmp_path / ".v.b"), "test", (st.st_dev, st.st_ino))
     j.save()
-    with pytest.raises(RecoveryError, match="not beside"):
+    with pytest.raises(Unsafe, match="'/etc/evil', which is not a venvkeeper new directory"):
         recover(str(v))
     assert Path("/etc").exists()
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from venvkeeper.errors import CommandError
 
@@ -39,6 +41,8 @@ def run(
     input: Optional[str] = None,
     output_limit: int = OUTPUT_LIMIT,
     cancel: Optional[threading.Event] = None,
+    on_start: Optional[Callable[[int], None]] = None,
+    die_with_parent: bool = False,
 ) -> Completed:
     """Run *argv* and capture its output.
 
@@ -47,11 +51,19 @@ def run(
     *output_limit* bytes on a stream, or when *cancel* is set, the whole process group is
     killed, grandchildren included. Raises :class:`CommandError` when the program cannot
     start, times out, floods its output, is cancelled, or (with *check*) exits non-zero.
+
+    *on_start* is told the child's pid (= its process group) as soon as it exists. With
+    *die_with_parent* the child gets SIGKILL when we die, even by SIGKILL (the kernel's
+    parent-death signal, set after the change of user by util-linux ``setpriv``, where
+    the system has it).
     """
     args = [str(a) for a in argv]
+    spawn = args
+    if die_with_parent and _setpriv():
+        spawn = [_setpriv(), "--pdeathsig", "KILL", "--", *args]
     try:
         proc = subprocess.Popen(
-            args,
+            spawn,
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -66,6 +78,8 @@ def run(
         raise CommandError(f"cannot run {args[0]}: {e}", args) from e
     with proc:  # closes the pipes whatever happens
         try:
+            if on_start is not None:
+                on_start(proc.pid)
             out, err, problem = _collect(proc, input, timeout, output_limit, cancel)
         finally:
             if proc.poll() is None:
@@ -84,6 +98,22 @@ def run(
         tail = stderr.strip().splitlines()[-5:]
         raise CommandError(f"{args[0]} exited {proc.returncode}: {' / '.join(tail)}", args, stderr)
     return done
+
+
+@functools.lru_cache(maxsize=1)
+def _setpriv() -> str:
+    """util-linux ``setpriv`` from the system's directories when it knows
+    ``--pdeathsig`` (2.33+), else ''."""
+    exe = shutil.which("setpriv", path="/usr/bin:/bin")
+    if not exe:
+        return ""
+    try:
+        done = subprocess.run(
+            [exe, "--help"], capture_output=True, timeout=10, env={"LANG": "C"}, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return exe if b"--pdeathsig" in done.stdout else ""
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -895,10 +895,10 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import repair as fmt
-    from venvkeeper.repair import backups, rollback
+    from venvkeeper.repair import list_backups, rollback
 
     if args.list:
-        kept = backups(os.path.realpath(os.path.abspath(args.path)))
+        kept = list_backups(args.path)
         if args.json:
             out.write(fmt.render_backups_json(kept))
         else:
@@ -917,13 +917,16 @@ def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     from venvkeeper.repair import prune_backups
 
     pruned = prune_backups(args.paths, args.keep)
-    n = 0
-    for _venv, gone in pruned:
+    n = refused = 0
+    for venv, gone, why in pruned:
         for g in gone:
             out.write(f"deleted {escape(g)}\n")
             n += 1
+        if why is not None:
+            out.write(f"refused {escape(venv)}: {escape(why)}\n")
+            refused += 1
     out.write(f"{n} backup(s) deleted, {len(pruned)} venv(s) with backups\n")
-    return int(ExitCode.OK)
+    return int(ExitCode.WARNING if refused else ExitCode.OK)
 
 
 def _cmd_inventory(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -4,6 +4,7 @@ transactions (see :mod:`venvkeeper.repair.transaction`)."""
 from venvkeeper.repair.backends import BackendChoice, Sources
 from venvkeeper.repair.engine import (
     RepairOptions,
+    list_backups,
     prune_backups,
     repair_all,
     repair_venv,
@@ -17,6 +18,7 @@ __all__ = [
     "RepairOptions",
     "Sources",
     "backups",
+    "list_backups",
     "prune_backups",
     "recover",
     "repair_all",

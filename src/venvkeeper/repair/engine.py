@@ -27,6 +27,7 @@ from venvkeeper.fsutil import path_state
 from venvkeeper.inspect import canonical_name
 from venvkeeper.interpreters import find_interpreters, places_for
 from venvkeeper.model import (
+    Backup,
     Creator,
     Interpreter,
     Outcome,
@@ -43,12 +44,15 @@ from venvkeeper.model import (
 from venvkeeper.plan import make_plan, package_set, packages_minor, version_blockers
 from venvkeeper.repair import edit
 from venvkeeper.repair.backends import Backend, BackendChoice, Sources, Uv, choose
+from venvkeeper.repair.safety import Actor, Unsafe, actor_for
 from venvkeeper.repair.transaction import (
     Busy,
     Hook,
+    Journal,
     RepairError,
     backups,
     delete_backup,
+    foreign_backups,
     locked,
     recover,
     transact,
@@ -103,13 +107,12 @@ class Owner:
     home: str
 
 
-def owner_of(path: str) -> Owner:
-    st = os.stat(path)
+def owner_of(actor: Actor) -> Owner:
     try:
-        home = pwd.getpwuid(st.st_uid).pw_dir
+        home = pwd.getpwuid(actor.owner_uid).pw_dir
     except KeyError:
         home = "/nonexistent"
-    return Owner(st.st_uid, st.st_gid, home)
+    return Owner(actor.owner_uid, actor.owner_gid, home)
 
 
 class OwnerRunner:
@@ -135,6 +138,8 @@ class OwnerRunner:
             PIP_NO_INPUT="1",
         )
         self.tmp: Optional[str] = None
+        #: Told the process group of each program started (the journal records them).
+        self.on_start: Optional[Callable[[int], None]] = None
         if self.user is not None and not _writable_home(owner):
             # A system account without a home: caches in a private directory of its own.
             self.tmp = tempfile.mkdtemp(prefix="venvkeeper-cache-")
@@ -157,9 +162,21 @@ class OwnerRunner:
                 group=self.owner.gid if self.user is not None else None,
                 input=input,
                 cancel=self.cancel,
+                on_start=self.on_start,
+                die_with_parent=True,
             )
         except CommandError as e:
             raise RepairError(str(e)) from e
+
+    def record_in(self, journal: Journal, actor: Actor) -> None:
+        """From now on, each program's process group goes into *journal* (written as
+        the acting user, whichever identity the calling thread has)."""
+
+        def note(pgid: int) -> None:
+            with actor.beside():
+                journal.add_group(pgid)
+
+        self.on_start = note
 
     def close(self) -> None:
         if self.tmp:
@@ -257,9 +274,10 @@ def _relaxed(spec: str, name: str, version: str) -> str:
 
 
 def _copy_tree(src: str, dst: str, run: Callable[[Sequence[str], float], Completed]) -> None:
-    """``cp -a``: owners, modes, links, timestamps, xattrs (SELinux labels) and hard links
-    kept; reflinks where the filesystem has them."""
-    done = run(["cp", "-a", "--reflink=auto", "--", src, dst], 1800)
+    """``cp -a`` of *src*'s contents into the empty directory *dst*: owners, modes, links,
+    timestamps, xattrs (SELinux labels) and hard links kept; reflinks where the
+    filesystem has them. *run* runs it as the venv's owner."""
+    done = run(["cp", "-a", "--reflink=auto", "--", src + "/.", dst], 1800)
     if done.returncode != 0:
         raise RepairError(f"copying {src} failed: {done.stderr.strip()[-300:]}")
 
@@ -294,7 +312,7 @@ def _match_root(tree: str, like: str) -> None:
     with contextlib.suppress(OSError):
         label = os.getxattr(like, "security.selinux", follow_symlinks=False)
         os.setxattr(tree, "security.selinux", label, follow_symlinks=False)
-        if shutil.which("restorecon"):
+        if shutil.which("restorecon", path="/usr/sbin:/sbin:/usr/bin:/bin"):
             _root_run(["restorecon", "-R", "-F", tree], 600)
 
 
@@ -328,13 +346,14 @@ class _Job:
 
     # relink and rewrite-paths: a copy of the venv, edited
     def build_copy(self, new: str) -> None:
-        _copy_tree(self.path, new, _root_run)
+        _copy_tree(self.path, new, self.run)
         old = self.plan.old_location
         if self.plan.strategy is Strategy.RELINK:
             assert self.plan.target is not None
             edit.relink(new, self.plan.target)
         if old:
             edit.rewrite_paths(new, old, self.path)
+        _match_root(new, self.path)
 
     # rebuild: a new venv, the same packages
     def build_new(self, new: str) -> None:
@@ -342,9 +361,6 @@ class _Job:
         assert plan.target is not None
         owner = self.run.owner
         backend = choose(options.backend, owner.uid, owner.gid)
-        os.mkdir(new, 0o700)
-        if os.geteuid() == 0:
-            os.chown(new, owner.uid, owner.gid)
         self._create(new, backend)
         self.hook("created")
         python = os.path.join(new, "bin", "python")
@@ -641,9 +657,13 @@ def repair_venv(
         return result(Strategy.MANUAL, Outcome.FAILED, "not a directory")
     recovered: Optional[str] = None
     try:
-        with locked(path) if not options.dry_run else contextlib.nullcontext():
+        actor = actor_for(path)
+    except Unsafe as e:
+        return result(Strategy.MANUAL, Outcome.REFUSED, str(e))
+    try:
+        with locked(path, actor) if not options.dry_run else contextlib.nullcontext():
             if not options.dry_run:
-                recovered = recover(path)
+                recovered = recover(path, actor)
             rep = inspect_path(path, top_level=True)
             interps = interpreters if interpreters is not None else interpreters_for([rep])
             plan = plan_for(rep, interps, options)
@@ -666,7 +686,7 @@ def repair_venv(
                     failed_pins=tuple(PinFailure(b.package, b.message) for b in fatal),
                     **kw,
                 )
-            owner = owner_of(path)
+            owner = owner_of(actor)
             backend_name = "copy"
             if plan.strategy is Strategy.REBUILD:
                 backend_name = choose(options.backend, owner.uid, owner.gid).name
@@ -683,6 +703,7 @@ def repair_venv(
             job = _Job(path, rep, plan, options, runner, step)
             build = job.build_new if plan.strategy is Strategy.REBUILD else job.build_copy
             try:
+                _preload()
                 backup = transact(
                     path,
                     f"repair ({plan.strategy.value})",
@@ -690,6 +711,8 @@ def repair_venv(
                     job.verify,
                     hook=step,
                     cancel=cancel,
+                    actor=actor,
+                    on_journal=lambda j: runner.record_in(j, actor),
                 )
             except PinsFailed as e:
                 return result(
@@ -705,9 +728,9 @@ def repair_venv(
                 return result(plan.strategy, Outcome.FAILED, why, backend=backend_name, **kw)
             finally:
                 runner.close()
-            for old in backups(path)[options.keep_backups :]:
-                with contextlib.suppress(OSError):
-                    delete_backup(old)
+            for old in backups(path, actor)[options.keep_backups :]:
+                with contextlib.suppress(OSError, VenvkeeperError):
+                    delete_backup(old, actor)
             msg = _describe(plan, backend_name)
             if job.notes:
                 msg += "; " + "; ".join(job.notes)
@@ -720,6 +743,8 @@ def repair_venv(
                 backend=backend_name,
                 **kw,
             )
+    except Unsafe as e:
+        return result(Strategy.MANUAL, Outcome.REFUSED, str(e), recovered=recovered)
     except (Busy, RepairError) as e:
         return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
     except VenvkeeperError as e:  # also "not a virtual environment": this path fails alone
@@ -803,16 +828,22 @@ def rollback(path: str, hook: Optional[Hook] = None) -> RepairResult:
         )
 
     try:
-        with locked(path):
-            recovered = recover(path)
-            kept = backups(path)
+        actor = actor_for(path)
+        with locked(path, actor):
+            recovered = recover(path, actor)
+            kept = backups(path, actor)
             if not kept:
-                return result(Outcome.FAILED, "no backup to roll back to", recovered=recovered)
+                foreign = foreign_backups(path, actor)
+                why = "no backup to roll back to"
+                if foreign:
+                    why += f" (not venvkeeper's, left alone: {', '.join(foreign[:3])})"
+                return result(Outcome.FAILED, why, recovered=recovered)
             b = kept[0]
             if not os.path.lexists(path):
-                os.rename(b.path, path)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(b.path + ".json")
+                with actor.beside():
+                    os.rename(b.path, path)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(b.path + ".json")
                 return result(Outcome.REPAIRED, f"restored {b.path}", recovered=recovered)
 
             def check(new: str) -> None:
@@ -828,8 +859,9 @@ def rollback(path: str, hook: Optional[Hook] = None) -> RepairResult:
                 lambda new: None,
                 hook=hook or (lambda s: None),
                 new=b.path,
+                actor=actor,
             )
-            with contextlib.suppress(FileNotFoundError):
+            with actor.beside(), contextlib.suppress(FileNotFoundError):
                 os.unlink(b.path + ".json")
             return result(
                 Outcome.REPAIRED,
@@ -838,6 +870,8 @@ def rollback(path: str, hook: Optional[Hook] = None) -> RepairResult:
                 backup=backup,
                 recovered=recovered,
             )
+    except Unsafe as e:
+        return result(Outcome.REFUSED, str(e))
     except (VenvkeeperError, OSError) as e:
         return result(Outcome.FAILED, str(e))
 
@@ -846,10 +880,17 @@ def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def prune_backups(paths: Sequence[str], keep: int) -> list[tuple[str, list[str]]]:
+def list_backups(path: str) -> list[Backup]:
+    """The backups of *path* that venvkeeper made (as :func:`backups` accepts them, for
+    whoever acts on that venv)."""
+    path = os.path.realpath(os.path.abspath(path))
+    return backups(path, actor_for(path))
+
+
+def prune_backups(paths: Sequence[str], keep: int) -> list[tuple[str, list[str], Optional[str]]]:
     """Delete all but the *keep* newest backups of each venv in *paths* (a path may also
     be a directory holding venvs: every venv with backups directly in it). Returns
-    (venv, deleted backups) pairs."""
+    (venv, deleted backups, why refused or None) triples."""
     venvs: dict[str, None] = {}
     for p in paths:
         p = os.path.realpath(os.path.abspath(p))
@@ -859,19 +900,37 @@ def prune_backups(paths: Sequence[str], keep: int) -> list[tuple[str, list[str]]
                 if e.name.startswith(".") and ".venvkeeper-backup-" in e.name:
                     name = e.name[1:].split(".venvkeeper-backup-")[0]
                     venvs[os.path.join(p, name)] = None
-    out: list[tuple[str, list[str]]] = []
+    out: list[tuple[str, list[str], Optional[str]]] = []
     for v in venvs:
-        kept = backups(v)
+        try:
+            actor = actor_for(v)
+        except Unsafe as e:
+            out.append((v, [], str(e)))
+            continue
+        except OSError:
+            continue
+        kept = backups(v, actor)
         if not kept:
             continue
         gone: list[str] = []
         try:
-            with locked(v):
-                recover(v)
-                for b in backups(v)[keep:]:
-                    delete_backup(b)
+            with locked(v, actor):
+                recover(v, actor)
+                for b in backups(v, actor)[keep:]:
+                    delete_backup(b, actor)
                     gone.append(b.path)
         except Busy:
             continue
-        out.append((v, gone))
+        except (Unsafe, RepairError) as e:
+            out.append((v, gone, str(e)))
+            continue
+        out.append((v, gone, None))
     return out
+
+
+def _preload() -> None:
+    """Import now what the build and the verification import later: they run with the
+    venv owner's filesystem identity, which may not read the directories our own code
+    comes from (``/root/...``)."""
+    import venvkeeper.inspect
+    import venvkeeper.repair.verify  # noqa: F401
