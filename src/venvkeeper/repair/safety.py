@@ -279,7 +279,10 @@ def is_sibling(path: str, candidate: str, kinds: str) -> bool:
 
 def check_file(fd: int, what: str, actor: Actor) -> os.stat_result:
     """The open file *fd* is a regular file of the acting user with one link."""
-    st = os.fstat(fd)
+    return _check_file_stat(os.fstat(fd), what, actor)
+
+
+def _check_file_stat(st: os.stat_result, what: str, actor: Actor) -> os.stat_result:
     problem = None
     if not stat.S_ISREG(st.st_mode):
         problem = "it is not a regular file"
@@ -303,8 +306,10 @@ def open_checked(path: str, flags: int, actor: Actor, what: str, mode: int = 0o6
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise Unsafe(f"{what} is not a regular file: refused and left as it is")
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise Unsafe(f"{what} is a symbolic link: refused and left as it is")
+        _check_file_stat(st, what, actor)  # before opening: nothing planted is opened
     try:
         fd = os.open(path, flags, mode)
     except OSError as e:

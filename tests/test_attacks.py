@@ -1,0 +1,484 @@
+"""An unprivileged user attacks root's repair, rollback and prune-backups.
+
+The user owns a directory with a venv in it (or can write the directory of a venv of
+root's) and plants what venvkeeper would find beside the venv: forged journals (each
+field), links and hard links for the lock, the journal and the backups, a FIFO, a venv
+path that is a link, a recorded process group of root's. Root then runs the command for
+real. After each: root's canary files and directories are byte-identical (contents, modes,
+owners), root's canary process lives, and the refusal names the planted object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from venvkeeper.repair import transaction
+from venvkeeper.repair.safety import Actor, identity, who_controls
+
+from conftest import User, run_cli
+from factory import make_venv, tree_hash
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+STAMP = "20990101T000000-1-1"
+
+
+@dataclass
+class World:
+    top: Path
+    home: Path  # the user's directory
+    venv: Path  # the user's venv in it, moved there (repair rewrites its paths)
+    canary_dir: Path  # root's
+    canary_file: Path  # root's
+    user: User
+
+    def as_user(self, *argv: str) -> None:
+        subprocess.run(
+            list(argv),
+            check=True,
+            user=self.user.uid,
+            group=self.user.gid,
+            extra_groups=[],
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin"},
+            cwd="/",
+        )
+
+    def plant(self, path: Path, text: str) -> None:
+        """*path* written by the user (so it is theirs)."""
+        self.as_user("sh", "-c", 'printf "%s" "$1" > "$2"', "plant", text, str(path))
+
+    def sibling(self, kind: str, venv: Path | None = None) -> Path:
+        return Path(transaction.sibling(str(venv or self.venv), kind))
+
+    def canaries(self) -> tuple[object, ...]:
+        return (tree_hash(self.canary_dir), tree_hash(self.canary_file.parent))
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    for dirpath, dirs, files in os.walk(root):
+        os.lchown(dirpath, uid, gid)
+        for n in dirs + files:
+            os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+def _moved_venv(where: Path) -> Path:
+    """A real venv of the system's python3, made elsewhere and moved to *where*."""
+    made = where.parent / (where.name + "-made")
+    make_venv(SYSTEM_PYTHON, made)
+    made.rename(where)
+    return where
+
+
+@pytest.fixture
+def world(unprivileged_user: User) -> Iterator[World]:
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("no /usr/bin/python3 to make venvs the user can run")
+    top = Path(tempfile.mkdtemp(prefix="vk-attack-"))
+    try:
+        os.chmod(top, 0o755)
+        canary_dir = top / "root-data"
+        (canary_dir / "sub").mkdir(parents=True)
+        (canary_dir / "secret").write_text("root's secret\n")
+        os.chmod(canary_dir / "secret", 0o600)
+        (canary_dir / "sub" / "more").write_text("more\n")
+        canary_file = top / "root-etc" / "passwd"
+        canary_file.parent.mkdir()
+        canary_file.write_text("root:x:0:0::/root:/bin/bash\n")
+        home = top / "home"
+        home.mkdir()
+        venv = _moved_venv(home / "app")
+        _chown_tree(home, unprivileged_user.uid, unprivileged_user.gid)
+        yield World(top, home, venv, canary_dir, canary_file, unprivileged_user)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _journal(w: World, venv: Path, **fields: object) -> str:
+    st = os.lstat(venv)
+    data: dict[str, object] = {
+        "version": 1,
+        "path": str(venv),
+        "new": str(w.sibling("new-" + STAMP, venv)),
+        "backup": str(w.sibling("backup-" + STAMP, venv)),
+        "action": "repair (rebuild)",
+        "old_id": [st.st_dev, st.st_ino],
+        "new_id": None,
+        "step": "verified",
+        "keep_new": False,
+        "pid": 1,
+        "started": 0.0,
+        "groups": [],
+    }
+    data.update(fields)
+    return json.dumps(data)
+
+
+def _inode(p: Path) -> list[int]:
+    st = os.lstat(p)
+    return [st.st_dev, st.st_ino]
+
+
+# --- forged journals ----------------------------------------------------------------
+
+
+def _forgeries(w: World) -> dict[str, dict[str, object]]:
+    """Each field of a journal, forged to make root act outside the venv's directory."""
+    evil = w.home / "evil"
+    return {
+        # the issue's first attack: exchange /etc/passwd with a file of the user's
+        "path": {"path": str(w.canary_file), "new": str(evil), "new_id": _inode(evil)},
+        # the second: new = DIR/.. passes a dirname check; rmtree of the parent's parent
+        "new-dotdot": {"new": str(w.home / ".."), "new_id": _inode(w.top), "step": "journal"},
+        "new-elsewhere": {"new": str(w.canary_dir), "new_id": _inode(w.canary_dir)},
+        "backup-elsewhere": {"backup": str(w.canary_dir), "old_id": _inode(w.canary_dir)},
+        "new-traversal": {"new": str(w.home / ".app.venvkeeper-new-x/../../root-data")},
+        "ids-of-root-files": {
+            "old_id": _inode(w.canary_dir),
+            "new_id": _inode(w.canary_file),
+            "step": "journal",
+        },
+        "not-json-deep": {},
+    }
+
+
+@pytest.mark.parametrize("command", ["repair", "rollback", "prune-backups"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "path",
+        "new-dotdot",
+        "new-elsewhere",
+        "backup-elsewhere",
+        "new-traversal",
+        "ids-of-root-files",
+        "not-json-deep",
+    ],
+)
+def test_a_forged_journal_never_makes_root_act_outside(
+    world: World, command: str, field: str
+) -> None:
+    w = world
+    w.plant(w.home / "evil", "the user's file\n")
+    journal = w.sibling("journal")
+    if field == "not-json-deep":
+        w.plant(journal, "[" * 100_000)
+    else:
+        w.plant(journal, _journal(w, w.venv, **_forgeries(w)[field]))
+    before, venv_before = w.canaries(), tree_hash(w.venv)
+    top_before = sorted(os.listdir(w.top))
+    res = run_cli(command, str(w.venv if command != "prune-backups" else w.home))
+    assert w.canaries() == before
+    assert sorted(os.listdir(w.top)) == top_before
+    assert tree_hash(w.venv) == venv_before  # the venv itself is not touched either
+    assert journal.exists()  # left as it is, for the admin to look at
+    assert "Traceback" not in res.out + res.err
+    if command != "prune-backups":  # prune only settles venvs that have backups
+        assert res.code in (1, 2), res.out + res.err
+        if field != "ids-of-root-files":  # that one names no tree of ours: left to the admin
+            assert str(journal) in res.out, res.out
+        else:
+            assert "nothing was deleted" in res.out, res.out
+
+
+def test_a_journal_of_another_user_is_refused_in_a_sticky_directory(
+    world: World,
+) -> None:
+    """Root's own venv in a sticky, world-writable directory (as /tmp): the user may
+    create names there but not move root's: a journal they planted is not root's."""
+    w = world
+    sticky = w.top / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    venv = _moved_venv(sticky / "app")
+    journal = w.sibling("journal", venv)
+    w.plant(
+        journal,
+        _journal(w, venv, new=str(w.sibling("new-" + STAMP, venv)), new_id=_inode(w.canary_dir)),
+    )
+    before = w.canaries()
+    res = run_cli("repair", "--json", str(venv))
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] == "refused", r
+    assert str(journal) in r["message"] and "belongs to" in r["message"], r["message"]
+    assert w.canaries() == before
+
+
+def test_a_recorded_process_group_of_roots_is_not_killed(world: World) -> None:
+    w = world
+    victim = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        w.plant(
+            w.sibling("journal"),
+            _journal(w, w.venv, step="journal", groups=[victim.pid], started=time.time() - 5),
+        )
+        res = run_cli("repair", "--json", str(w.venv))
+        assert res.code == 0, res.out
+        (r,) = json.loads(res.out)["results"]
+        assert r["recovered"] and r["outcome"] == "repaired", r
+        assert victim.poll() is None  # root's process lives
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+# --- links, hard links and FIFOs for the lock, the journal and backups ---------------
+
+
+@pytest.mark.parametrize("kind", ["lock", "journal"])
+@pytest.mark.parametrize("how", ["symlink", "hardlink", "fifo"])
+@pytest.mark.parametrize("command", ["repair", "rollback"])
+def test_a_planted_lock_or_journal_is_refused(
+    world: World, kind: str, how: str, command: str
+) -> None:
+    w = world
+    target = w.sibling(kind)
+    if how == "symlink":
+        w.as_user("ln", "-s", str(w.canary_file), str(target))
+    elif how == "hardlink":
+        # protected_hardlinks stops the user linking root's file; where it is off they
+        # could: the test makes the link itself.
+        os.link(w.canary_file, target)
+    else:
+        w.as_user("mkfifo", str(target))
+    before = w.canaries()
+    start = time.monotonic()
+    res = run_cli(command, "--json", str(w.venv))
+    assert time.monotonic() - start < 60  # a FIFO never hangs us
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] == "refused", r
+    assert str(target) in r["message"], r["message"]
+    assert w.canaries() == before
+    assert os.lstat(target)  # left as it is
+
+
+def test_a_planted_backup_is_neither_restored_nor_deleted(world: World) -> None:
+    """Backups that are links or directories of somebody else are not venvkeeper's."""
+    w = world
+    sticky = w.top / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    venv = _moved_venv(sticky / "app")  # root's
+    link = w.sibling("backup-" + STAMP, venv)
+    w.as_user("ln", "-s", str(w.canary_dir), str(link))
+    theirs = w.sibling("backup-20980101T000000-2-2", venv)
+    w.as_user("mkdir", str(theirs))
+    w.as_user("ln", "-s", str(w.canary_file), str(theirs) + "/data")
+    before, venv_before = w.canaries(), tree_hash(venv)
+    res = run_cli("rollback", "--json", str(venv))
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] == "failed" and "no backup" in r["message"], r
+    assert str(link) in r["message"] or str(theirs) in r["message"]
+    assert run_cli("rollback", "--list", str(venv)).out.startswith("no backups")
+    res = run_cli("prune-backups", "--keep", "0", str(sticky))
+    assert "0 backup(s) deleted" in res.out, res.out
+    assert w.canaries() == before and tree_hash(venv) == venv_before
+    assert link.is_symlink() and theirs.is_dir()
+
+
+def test_a_real_backup_the_user_swaps_for_a_link_is_not_followed(world: World) -> None:
+    """Root repairs the user's venv (as the user), then the user replaces the backup by
+    a link to root's directory and the note by a link to root's file: rollback and
+    prune-backups do nothing to either."""
+    w = world
+    res = run_cli("repair", "--json", str(w.venv))
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] == "repaired", r
+    backup = Path(r["backup"])
+    assert os.lstat(backup).st_uid == w.user.uid  # made as the user
+    w.as_user("mv", str(backup), str(w.home / "stash"))
+    w.as_user("ln", "-s", str(w.canary_dir), str(backup))
+    w.as_user("rm", "-f", str(backup) + ".json")
+    w.as_user("ln", "-s", str(w.canary_file), str(backup) + ".json")
+    before = w.canaries()
+    assert run_cli("rollback", str(w.venv)).code == 2
+    run_cli("prune-backups", "--keep", "0", str(w.home))
+    assert w.canaries() == before
+    assert backup.is_symlink()
+
+
+def test_the_repair_of_a_users_venv_is_done_as_that_user(world: World) -> None:
+    """Everything the transaction leaves is the user's: the venv, the backup, its note."""
+    w = world
+    res = run_cli("repair", "--json", str(w.venv))
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] == "repaired", r
+    for p in (w.venv, Path(r["backup"]), Path(r["backup"] + ".json")):
+        assert os.lstat(p).st_uid == w.user.uid, p
+    owners = {os.lstat(os.path.join(d, n)).st_uid for d, ds, fs in os.walk(w.venv) for n in ds + fs}
+    assert owners == {w.user.uid}
+
+
+def test_a_venv_path_that_is_a_link_is_judged_where_it_leads(world: World) -> None:
+    """``repair LINK`` acts on what the link names now, once; a link to root's directory
+    makes root act on nothing of the user's choosing outside that (not-a-venv) tree."""
+    w = world
+    link = w.home / "app-link"
+    w.as_user("ln", "-s", str(w.canary_dir), str(link))
+    before = w.canaries()
+    res = run_cli("repair", "--json", str(link))
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] in ("failed", "refused"), r
+    assert w.canaries() == before
+    assert not [n for n in os.listdir(w.top) if "venvkeeper" in n]
+
+
+# --- directories others control -----------------------------------------------------
+
+
+def test_root_does_not_repair_its_venv_in_a_directory_a_user_controls(world: World) -> None:
+    w = world
+    venv = _moved_venv(w.home / "roots-app")  # root's, in the user's directory
+    before = tree_hash(venv)
+    res = run_cli("repair", "--json", str(venv))
+    (r,) = json.loads(res.out)["results"]
+    assert r["outcome"] == "refused", r
+    assert str(w.home) in r["message"] and w.user.name in r["message"], r["message"]
+    assert tree_hash(venv) == before
+    assert not [n for n in os.listdir(w.home) if "roots-app.venvkeeper" in n]
+
+
+def test_who_controls_names_the_directory_and_the_user(world: World) -> None:
+    w = world
+    assert who_controls(str(w.canary_dir)) is None
+    assert w.user.name in (who_controls(str(w.home / "app")) or "")
+    os.chmod(w.canary_dir, 0o777)
+    assert "every user" in (who_controls(str(w.canary_dir)) or "")
+    os.chmod(w.canary_dir, 0o1777)  # sticky: others cannot move root's entries
+    assert who_controls(str(w.canary_dir)) is None
+    os.chmod(w.canary_dir, 0o755)
+
+
+def test_identity_is_per_thread_and_restored(world: World) -> None:
+    """The user's filesystem identity: root's file is unreadable inside, readable after,
+    and another thread keeps root's identity meanwhile."""
+    import threading
+
+    w = world
+    os.chmod(w.canary_file, 0o600)
+    seen: dict[str, object] = {}
+    inside = threading.Event()
+    done = threading.Event()
+
+    def other() -> None:
+        inside.wait(10)
+        try:
+            w.canary_file.read_text()
+            seen["other"] = "read"
+        except OSError as e:
+            seen["other"] = e.errno
+        done.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    actor = Actor(w.user.uid, w.user.gid, w.user.uid, w.user.gid)
+    with actor.beside():
+        with pytest.raises(PermissionError):
+            w.canary_file.read_text()
+        made = w.home / "made-inside"
+        made.write_text("x")
+        inside.set()
+        done.wait(10)
+        with identity(0, 0):  # nested: back to root for a moment
+            w.canary_file.read_text()
+        with pytest.raises(PermissionError):
+            w.canary_file.read_text()
+    t.join()
+    assert seen["other"] == "read"
+    assert w.canary_file.read_text().startswith("root:")
+    assert os.lstat(made).st_uid == w.user.uid
+
+
+# --- installers die with venvkeeper ---------------------------------------------------
+
+_KILLED = r"""
+import os, sys
+from venvkeeper import _subprocess
+print(os.getpid(), flush=True)
+_subprocess.run(["sleep", "120"], timeout=300, die_with_parent=True,
+                on_start=lambda pg: print(pg, flush=True))
+"""
+
+
+def test_an_installer_dies_with_venvkeeper_even_by_sigkill() -> None:
+    import sys
+
+    if not os.path.exists("/usr/bin/setpriv"):
+        pytest.skip("util-linux setpriv is not installed")
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    parent.stdout.readline()
+    child = int(parent.stdout.readline())
+    # setpriv sets the signal, then becomes the installer: wait for that (the instant
+    # before is covered by the journal's process groups, next test)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{child}/comm").read_text() != "sleep\n":
+        time.sleep(0.01)
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_recovery_ends_the_installers_a_killed_run_left(tmp_path: Path) -> None:
+    """A run killed outright leaves its journal with the installers' process groups:
+    the next run ends what is left of them before it settles the trees."""
+    v = tmp_path / "v"
+    (v / "bin").mkdir(parents=True)
+    (v / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    new = Path(transaction.sibling(str(v), "new-" + STAMP))
+    new.mkdir()
+    straggler = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        st, nst = os.lstat(v), os.lstat(new)
+        j = transaction.Journal(
+            str(v),
+            str(new),
+            transaction.sibling(str(v), "backup-" + STAMP),
+            "test",
+            (st.st_dev, st.st_ino),
+            (nst.st_dev, nst.st_ino),
+            started=time.time() - 5,
+            groups=[straggler.pid],
+        )
+        j.save()
+        with transaction.locked(str(v)):
+            what = transaction.recover(str(v))
+        assert what is not None and "undid" in what
+        assert straggler.wait(timeout=10) == -signal.SIGKILL
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["v"]
+    finally:
+        with contextlib.suppress(OSError):
+            straggler.kill()
+        straggler.wait()
+
+
+def test_mode_of_lock_and_journal_files(tmp_path: Path) -> None:
+    """Lock and journal are private files (0600)."""
+    v = tmp_path / "v"
+    v.mkdir()
+    with transaction.locked(str(v)):
+        assert stat.S_IMODE(os.lstat(transaction.sibling(str(v), "lock")).st_mode) == 0o600
