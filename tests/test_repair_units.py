@@ -181,8 +181,11 @@ def test_rollback_without_a_backup_is_a_clear_failure(tmp_path: Path) -> None:
 
 
 def test_repair_of_a_path_that_is_not_a_venv(tmp_path: Path) -> None:
-    res = run_cli("repair", str(tmp_path / "missing"))
-    assert res.code == 2 and "not a directory" in res.out
+    # A path that does not exist is a usage error, as with --all (nothing to repair).
+    for argv in (["repair"], ["repair", "--all"]):
+        res = run_cli(*argv, str(tmp_path / "missing"))
+        assert res.code == 3 and res.out == ""
+        assert res.err == f"venvkeeper: error: {tmp_path / 'missing'}: does not exist\n"
     res = run_cli("repair", str(tmp_path))
     assert res.code == 2 and "not a virtual environment" in res.out
 

@@ -14,7 +14,8 @@ import enum
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NoReturn, Optional, TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NoReturn, Optional, TextIO, cast
 
 from venvkeeper import __version__
 from venvkeeper.errors import UsageError, VenvkeeperError
@@ -48,18 +49,26 @@ def exit_code_for(worst: Severity) -> ExitCode:
     }[worst]
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+# argparse names a type function in its message ("invalid _positive_int value") unless
+# the function raises ArgumentTypeError: each says what it wants, in words.
+
+
+def _whole_number(text: str, least: int, wanted: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {wanted}, not {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1, "a positive whole number (1 or more)")
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+    return _whole_number(text, 0, "a whole number, 0 or more")
 
 
 def _backend_choices() -> list[Any]:
@@ -69,9 +78,12 @@ def _backend_choices() -> list[Any]:
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
     return value
 
 
@@ -617,6 +629,10 @@ def _config(args: argparse.Namespace) -> Config:
     if cached is None:
         cached = load_config(getattr(args, "config", None))
         args.loaded_config = cached
+        err: Optional[TextIO] = getattr(args, "err", None)
+        if err is not None:
+            for warning in cached.warnings:
+                err.write(f"venvkeeper: warning: {escape(warning)}\n")
     return cached
 
 
@@ -641,9 +657,11 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         deep_timeout=getattr(args, "deep_timeout", 30.0),
         **({"walk_workers": args.workers} if args.workers else {}),
     )
+    from venvkeeper.fsutil import check_directory
+
     for r in opts.roots:
-        if not os.path.isdir(r):
-            raise VenvkeeperError(f"{escape(r)} is not a directory")
+        # a root that cannot be listed would be an empty scan: "OK, no venvs" is a lie
+        check_directory(r)
     return opts
 
 
@@ -683,6 +701,12 @@ def _db_path(args: argparse.Namespace) -> str:
     return os.path.abspath(args.db) if args.db else default_path()
 
 
+def _db_named(args: argparse.Namespace) -> bool:
+    """Whether the inventory was named (--db, $VENVKEEPER_DB) rather than the default
+    place: only the default place may be created, or be skipped with a warning."""
+    return bool(getattr(args, "db", None) or os.environ.get("VENVKEEPER_DB"))
+
+
 def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
     """The inventory this scan goes to (None with --no-record), checked before the scan:
     a database that cannot take it fails now, not after minutes of walking.
@@ -697,9 +721,9 @@ def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
 
     db = _db_path(args)
     try:
-        check_writable(db)
+        check_writable(db, make_parents=not _db_named(args))
     except InventoryUnavailable as e:
-        if args.db or os.environ.get("VENVKEEPER_DB"):
+        if _db_named(args):
             raise
         err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
         return None
@@ -779,6 +803,10 @@ def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
     places = default_places()
     if args.search:
+        from venvkeeper.fsutil import check_directory
+
+        for d in args.search:
+            check_directory(d)
         places = Places(tuple(os.path.abspath(d) for d in args.search), ())
     text = render_profile(host_profile(places, run=not args.no_run, packages=not args.no_packages))
     if args.output:
@@ -808,16 +836,19 @@ def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _repair_targets(args: argparse.Namespace, err: TextIO) -> list[str]:
+    """The venvs to repair. A PATH that is not a directory is a usage error (exit 3),
+    with or without --all: there is nothing there to repair or to search."""
+    from venvkeeper.fsutil import check_directory
+
+    if not args.all and not args.paths:
+        raise UsageError("repair: give the venvs to repair, or --all [ROOT ...]")
+    for p in args.paths:
+        check_directory(p, listable=args.all)
     if not args.all:
-        if not args.paths:
-            raise UsageError("repair: give the venvs to repair, or --all [ROOT ...]")
         return [os.path.abspath(p) for p in args.paths]
     from venvkeeper.scan import ScanOptions, scan
 
     roots = tuple(args.paths)
-    for r in roots:
-        if not os.path.isdir(r):
-            raise UsageError(f"{escape(r)} is not a directory")
     report = scan(options=ScanOptions(roots=roots))
     from venvkeeper.model import Severity
 
@@ -914,9 +945,18 @@ def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.fsutil import check_directory
     from venvkeeper.repair import prune_backups
 
-    pruned = prune_backups(args.paths, args.keep)
+    for p in args.paths:
+        check_directory(p)
+    try:
+        pruned = prune_backups(args.paths, args.keep)
+    except OSError as e:  # rmtree names only the entry it failed on: say where it was
+        from venvkeeper.errors import os_failure
+
+        where = ", ".join(args.paths)
+        raise os_failure(e, f"cannot delete the backups in {where}:") from e
     n = refused = 0
     for venv, gone, why in pruned:
         for g in gone:
@@ -962,36 +1002,33 @@ def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every failure is UNKNOWN on stdout, in one line: :func:`main` writes it."""
     from venvkeeper.formats import nagios
+    from venvkeeper.inventory import snapshot_of
+    from venvkeeper.monitor import Thresholds, evaluate, threshold_order_problem
+    from venvkeeper.policy import apply
+    from venvkeeper.scan import scan
 
-    try:
-        from venvkeeper.inventory import snapshot_of
-        from venvkeeper.monitor import Thresholds, evaluate
-        from venvkeeper.policy import apply
-        from venvkeeper.scan import scan
-
-        cfg = _config(args)
-        thresholds = Thresholds(
-            warning=args.warning or cfg.check_warning or 1,
-            critical=args.critical or cfg.check_critical or 1,
-            ignore=tuple(args.ignore),
-            ignore_codes=(*cfg.check_ignore_codes, *args.ignore_code),
-        )
-        thresholds.validate()
-        opts = _scan_options(args)
-        db = _record_to(args, err)
-        report = apply(scan(options=opts), cfg.policy)
-        if db is not None:
-            _record(db, report, opts)
-        result = evaluate(snapshot_of(report, opts.exclude), thresholds)
-    except VenvkeeperError as e:
-        out.write(nagios.render_unknown(str(e)))
-        return 3
-    except Exception as e:  # a plugin never ends in a traceback
-        out.write(nagios.render_unknown(f"internal error: {type(e).__name__}: {e}"))
-        if os.environ.get("VENVKEEPER_DEBUG"):
-            raise
-        return 3
+    cfg = _config(args)
+    # Set values only (0 in the configuration means "not set"): the defaults are 1 and 1.
+    warning = args.warning if args.warning is not None else (cfg.check_warning or None)
+    critical = args.critical if args.critical is not None else (cfg.check_critical or None)
+    order = threshold_order_problem(warning, critical)
+    if order is not None:
+        raise UsageError(order)
+    thresholds = Thresholds(
+        warning=warning or 1,
+        critical=critical or 1,
+        ignore=tuple(args.ignore),
+        ignore_codes=(*cfg.check_ignore_codes, *args.ignore_code),
+    )
+    thresholds.validate()
+    opts = _scan_options(args)
+    db = _record_to(args, err)
+    report = apply(scan(options=opts), cfg.policy)
+    if db is not None:
+        _record(db, report, opts)
+    result = evaluate(snapshot_of(report, opts.exclude), thresholds)
     out.write(nagios.render(result))
     return result.state.exit_code
 
@@ -1069,7 +1106,7 @@ def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except _HookTimeout:
         err.write(f"venvkeeper: apt hook gave up after {args.timeout:g}s; apt goes on\n")
     except (Exception, KeyboardInterrupt) as e:
-        what = escape(str(e)) if isinstance(e, VenvkeeperError) else f"{type(e).__name__}: {e}"
+        what = "; ".join(_failure(e).lines) if isinstance(e, Exception) else "interrupted"
         err.write(f"venvkeeper: apt hook failed ({escape(what)}); apt goes on\n")
     finally:
         if timer:
@@ -1156,7 +1193,9 @@ def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
     try:  # into the default inventory, so `venvkeeper changes` shows what the upgrade did
         from venvkeeper.inventory import default_path, record_report
 
-        record_report(default_path(), report, opts.exclude)
+        record_report(
+            default_path(), report, opts.exclude, make_parents=not os.environ.get("VENVKEEPER_DB")
+        )
     except VenvkeeperError as e:
         err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
     out.write(f"venvkeeper: {table.summary(report)}\n")
@@ -1225,43 +1264,131 @@ def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """What an exception that ended a command prints, and the exit code it gives."""
+
+    lines: tuple[str, ...]
+    code: int
+    internal: bool  # a bug: "internal error ... Please report this"
+
+
+def _failure(e: Exception) -> _Failure:
+    """The one mapping from an exception to its message and exit code (the README's
+    exit codes): an error venvkeeper raised says what to do; an OS error is the path it
+    names and what went wrong, in words (permission denied, no space left, ...); anything
+    else is a bug."""
+    from venvkeeper.errors import os_failure
+
+    if isinstance(e, OSError):
+        e = os_failure(e)
+    if isinstance(e, VenvkeeperError):
+        return _Failure(e.lines(), e.exit_code, internal=False)
+    return _Failure((f"{type(e).__name__}: {e}",), int(ExitCode.ERROR), internal=True)
+
+
+class _Output:
+    """The commands' stdout. Once its reader has gone (``| head``: a broken pipe) the rest
+    is dropped, so that the command runs to its end and exits with its verdict's code;
+    the interpreter's last flush at exit goes to /dev/null instead of failing."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        try:
+            fd = self.stream.fileno()
+        except (OSError, ValueError):  # not a file (io.UnsupportedOperation is both)
+            return
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+
+
 def main(
     argv: Optional[list[str]] = None, out: Optional[TextIO] = None, err: Optional[TextIO] = None
 ) -> int:
-    out = out or sys.stdout
+    """Run one command: the only place that turns an error into its message and exit code
+    (:func:`_failure`); ``check`` prints its failure as one UNKNOWN line on stdout."""
+    stdout = _Output(out or sys.stdout)
+    out = cast(TextIO, stdout)
     err = err or sys.stderr
     parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        finally:
+            if sys.stdout is stdout.stream:  # --help and --version print to sys.stdout
+                stdout.flush()
     except _ParseError as e:
-        words = sys.argv[1:] if argv is None else argv
         if words[:1] == ["check"]:  # a monitoring plugin answers on stdout, in one line
             from venvkeeper.formats import nagios
 
             out.write(nagios.render_unknown(f"usage error: {e.message}"))
         e.parser.print_usage(err)
         err.write(f"{e.parser.prog}: error: {e.message}\n")
+        stdout.flush()
         return int(ExitCode.ERROR)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else int(ExitCode.ERROR)
-    if not getattr(args, "func", None):
-        parser.print_help(out)
+    except BrokenPipeError:  # --help | head
+        stdout._reader_gone()
+        return int(ExitCode.OK)
+    if not getattr(args, "func", None):  # a usage error: the usage goes to stderr
+        parser.print_usage(err)
+        err.write(f"{parser.prog}: error: give a COMMAND (venvkeeper --help lists them)\n")
         return int(ExitCode.ERROR)
+    args.err = err
     try:
-        return int(args.func(args, out, err))
-    except VenvkeeperError as e:
-        err.write(f"venvkeeper: error: {escape(str(e))}\n")
-        return int(ExitCode.ERROR)
+        code = int(args.func(args, out, err))
     except KeyboardInterrupt:
         err.write("venvkeeper: interrupted\n")
         return 130
-    except BrokenPipeError:
-        return int(ExitCode.OK)
-    except Exception as e:  # the last line of defence: never a bare traceback
-        err.write(
-            f"venvkeeper: internal error: {type(e).__name__}: {escape(str(e))}\n"
-            "Please report this with the command line you used.\n"
-        )
-        if os.environ.get("VENVKEEPER_DEBUG"):
+    except Exception as e:
+        failure = _failure(e)
+        if args.command == "check":
+            from venvkeeper.formats import nagios
+
+            text = "; ".join(failure.lines)
+            text = f"internal error: {text}" if failure.internal else text
+            out.write(nagios.render_unknown(text))
+        elif failure.internal:
+            err.write(
+                f"venvkeeper: internal error: {escape(failure.lines[0])}\n"
+                "Please report this with the command line you used.\n"
+            )
+        else:
+            for line in failure.lines:
+                err.write(f"venvkeeper: error: {escape(line)}\n")
+        stdout.flush()
+        if failure.internal and os.environ.get("VENVKEEPER_DEBUG"):
             raise
-        return int(ExitCode.ERROR)
+        return failure.code
+    stdout.flush()
+    return code

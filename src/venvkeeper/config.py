@@ -32,6 +32,7 @@ mean "roots"?)``).
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
 import sys
@@ -39,8 +40,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from venvkeeper.errors import ConfigError
+from venvkeeper.errors import ConfigError, os_reason
 from venvkeeper.model import Severity
+from venvkeeper.monitor import threshold_order_problem
 from venvkeeper.policy import Policy
 from venvkeeper.textutil import decode, escape
 
@@ -72,6 +74,7 @@ class Config:
     check_critical: Optional[int] = None
     check_ignore_codes: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # the files read, in order
+    warnings: tuple[str, ...] = ()  # files skipped (a system file this user may not read)
 
     @property
     def policy(self) -> Policy:
@@ -91,36 +94,68 @@ def load_config(
     system: Optional[str] = None,
     user: Optional[str] = None,
     env: Mapping[str, str] = os.environ,
+    euid: Optional[int] = None,
 ) -> Config:
     """The configuration: *explicit* (or ``$VENVKEEPER_CONFIG``) alone when given, which
-    must exist; else *system* (default :data:`SYSTEM_CONFIG`) then *user* (default the XDG
-    path), each optional.
+    must exist and be readable; else *system* (default :data:`SYSTEM_CONFIG`) then *user*
+    (default the XDG path), each optional. A system file that a user other than root
+    (*euid*, default this process's) may not read is skipped, with a warning in
+    :attr:`Config.warnings`: a root-only file must not stop every other user's commands.
     Raises :class:`ConfigError` naming every problem with its file and line."""
     explicit = explicit or env.get(ENV_VAR) or None
     if explicit is not None:
-        if not os.path.isfile(explicit) and explicit != os.devnull:
-            raise ConfigError(f"{escape(explicit)}: no such configuration file")
-        paths = [explicit]
+        candidates = [(explicit, False)]
     else:
-        found = (system or SYSTEM_CONFIG, user or user_config_path(env))
-        paths = [p for p in found if os.path.exists(p)]
+        candidates = [(system or SYSTEM_CONFIG, True), (user or user_config_path(env), False)]
+    root = (os.geteuid() if euid is None else euid) == 0
     merged: dict[str, Any] = {}
-    for path in paths:
-        for key, value in parse_file(path).items():
+    read: list[str] = []
+    warnings: list[str] = []
+    for path, is_system in candidates:
+        try:
+            data = b"" if path == os.devnull else _read(path)
+        except OSError as e:
+            if explicit is None and e.errno in (errno.ENOENT, errno.ENOTDIR):
+                continue  # each default file is optional
+            if explicit is not None and e.errno == errno.ENOENT:
+                raise ConfigError(f"{escape(path)}: no such configuration file") from e
+            if is_system and not root and e.errno in (errno.EACCES, errno.EPERM):
+                warnings.append(
+                    f"{escape(path)}: cannot read: {os_reason(e)}; skipped (ask root to make"
+                    " it readable, mode 644)"
+                )
+                continue
+            raise ConfigError(f"{escape(path)}: cannot read: {os_reason(e)}") from e
+        read.append(path)
+        for key, value in parse_data(data, path).items():
             if key == "severity":
                 merged["severity"] = {**merged.get("severity", {}), **value}
             else:
                 merged[key] = value
-    return Config(**merged, sources=tuple(paths))
+    return Config(**merged, sources=tuple(read), warnings=tuple(warnings))
+
+
+def _read(path: str) -> bytes:
+    """At most :data:`MAX_SIZE` + 1 bytes of the regular file *path* (a FIFO or a device
+    is refused without being opened)."""
+    from venvkeeper.fsutil import NotRegularFile, read_bytes
+
+    try:
+        return read_bytes(path, MAX_SIZE + 1)[0]
+    except NotRegularFile as e:
+        raise ConfigError(f"{escape(path)}: {e.strerror}: not a configuration file") from e
 
 
 def parse_file(path: str) -> dict[str, Any]:
     """The settings one file makes (only those it sets), validated."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SIZE + 1)
+        data = _read(path)
     except OSError as e:
-        raise ConfigError(f"{escape(path)}: cannot read: {e.strerror or e}") from e
+        raise ConfigError(f"{escape(path)}: cannot read: {os_reason(e)}") from e
+    return parse_data(data, path)
+
+
+def parse_data(data: bytes, path: str) -> dict[str, Any]:
     if len(data) > MAX_SIZE:
         raise ConfigError(f"{escape(path)}: larger than {MAX_SIZE} bytes: not a config file")
     return parse_text(decode(data), path)
@@ -247,14 +282,9 @@ class _Validator:
                 got = self.value(key, k, val)
                 if got is not None:
                     out[_FIELD.get((key, k)) or str(k)] = got
-        low, high = out.get("check_warning"), out.get("check_critical")
-        if low is not None and high is not None and low > high:
-            self.problem(
-                "check",
-                "warning",
-                f"warning = {low} is above critical = {high}: the warning threshold must not"
-                " exceed it",
-            )
+        order = threshold_order_problem(out.get("check_warning"), out.get("check_critical"))
+        if order is not None:
+            self.problem("check", "warning", order)
         return out
 
     def _hint_top(self, key: str) -> str:

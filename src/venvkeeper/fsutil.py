@@ -179,6 +179,32 @@ def is_dir(path: str) -> bool:
         return False
 
 
+def check_directory(path: str, *, listable: bool = True) -> None:
+    """Raise a :class:`~venvkeeper.errors.VenvkeeperError` (exit code 3) unless *path*
+    (a directory named by the user: a root, a venv, a backup directory) is a directory,
+    and with *listable* one this process may list and enter. The message says which:
+    it does not exist, is not a directory, or may not be read (permission denied)."""
+    from venvkeeper.errors import UsageError, os_failure
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise os_failure(e, path=path) from e
+    except ValueError as e:  # a NUL byte
+        raise UsageError(f"{path!r} is not a valid path") from e
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a file" if stat.S_ISREG(st.st_mode) else describe_mode(st.st_mode)
+        raise UsageError(f"{path} is not a directory (it is {what})")
+    if not listable:
+        return
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NONBLOCK | os.O_CLOEXEC))
+        if not os.access(path, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+    except OSError as e:
+        raise os_failure(e, path=path) from e
+
+
 def listdir(path: str) -> list[os.DirEntry[str]]:
     """Entries of a directory, or [] when it cannot be read."""
     try:
@@ -200,7 +226,7 @@ def write_bytes_atomically(
 ) -> None:
     """:func:`write_atomically` for bytes; *durable* also syncs the directory, so the
     rename itself survives a crash (a journal must)."""
-    from venvkeeper.errors import VenvkeeperError
+    from venvkeeper.errors import OSFailure, os_reason
 
     d = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -224,4 +250,4 @@ def write_bytes_atomically(
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise VenvkeeperError(f"cannot write {path}: {e.strerror or e}") from e
+        raise OSFailure(f"cannot write {path}: {os_reason(e)}", e) from e

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from venvkeeper import __version__
-from venvkeeper.errors import InventoryError, InventoryUnavailable, UsageError
+from venvkeeper.errors import InventoryError, InventoryUnavailable, UsageError, os_reason
 from venvkeeper.model import (
     ChangeKind,
     Changes,
@@ -181,33 +182,62 @@ def _refuse(path: str, why: str) -> InventoryError:
     )
 
 
+def _not_regular(path: str, mode: int) -> Optional[InventoryError]:
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return _refuse(path, "is a directory")
+    if stat.S_ISLNK(mode):
+        return _refuse(path, "is a symbolic link: name the file it points to")
+    from venvkeeper.fsutil import describe_mode
+
+    return _refuse(path, f"is {describe_mode(mode)}, not a regular file")
+
+
 def _check_header(path: str) -> None:
-    """Raise for a file that is not SQLite (an empty file is a new database)."""
+    """Raise for a file that is not SQLite (an empty file is a new database), and for
+    anything that is not a regular file: a FIFO would block SQLite forever, a device,
+    socket or symbolic link is not an inventory. Opened without blocking and without
+    following a link, so this check can neither hang nor be led elsewhere."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(len(_SQLITE_MAGIC))
-    except IsADirectoryError as e:
-        raise _refuse(path, "is a directory") from e
+        refused = _not_regular(path, os.lstat(path).st_mode)
+        if refused is not None:
+            raise refused
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            refused = _not_regular(path, os.fstat(fd).st_mode)  # replaced meanwhile?
+            if refused is not None:
+                raise refused
+            head = os.read(fd, len(_SQLITE_MAGIC))
+        finally:
+            os.close(fd)
     except OSError as e:
-        raise InventoryUnavailable(f"cannot read inventory {path}: {e.strerror or e}") from e
+        raise InventoryUnavailable(f"cannot read inventory {path}: {os_reason(e)}") from e
     if head and head != _SQLITE_MAGIC:
         raise _refuse(path, "is not an SQLite database (garbage or a corrupt file)")
 
 
-def _create_file(path: str) -> None:
-    """Create the directory (0700) and an empty database file (0600): the inventory lists
-    every venv of the host, other users' too."""
-    d = os.path.dirname(path)
+def _create_file(path: str, make_parents: bool) -> None:
+    """Create an empty database file (0600): the inventory lists every venv of the host,
+    other users' too. Its directory (0700) is created only when *make_parents* (the
+    default place): a ``--db`` in a directory that does not exist is a typo, not a
+    place to make."""
     try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
+        if make_parents:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         os.close(fd)
     except FileExistsError:
         pass  # a concurrent scan made it first
     except OSError as e:
+        if e.errno == errno.ENOENT and not make_parents:
+            raise InventoryUnavailable(
+                f"cannot create inventory {path}: its directory {os.path.dirname(path)} does"
+                " not exist (create it first, or give another --db PATH, or --no-record)"
+            ) from e
         raise InventoryUnavailable(
-            f"cannot create inventory {path}: {e.strerror or e}"
-            " (use --db PATH for another place, or --no-record)"
+            f"cannot create inventory {path}: {os_reason(e)} (use --db PATH for another"
+            " place, or --no-record)"
         ) from e
 
 
@@ -261,9 +291,10 @@ class Store:
             return self.conn.execute(sql, params).fetchall()
 
 
-def open_store(path: str, create: bool = True) -> Store:
+def open_store(path: str, create: bool = True, *, make_parents: bool = False) -> Store:
     """Open (and when *create*, create) the inventory at *path*, migrated to
-    :data:`SCHEMA_VERSION`.
+    :data:`SCHEMA_VERSION`; *make_parents* also creates its directory (only for the
+    default place, never for a path the user typed).
 
     Raises :class:`InventoryError`, without writing a byte, when the file is not an SQLite
     database, is corrupt, belongs to another application, or has a newer schema; and when
@@ -276,7 +307,7 @@ def open_store(path: str, create: bool = True) -> Store:
             f"no inventory at {path} yet: run venvkeeper scan to record one (or pass --db PATH)"
         )
     if not exists:
-        _create_file(path)
+        _create_file(path, make_parents)
     _check_header(path)
     try:
         conn = sqlite3.connect(
@@ -341,6 +372,20 @@ def _validate(store: Store) -> None:
             f"has schema version {version}, newer than this venvkeeper's {SCHEMA_VERSION}"
             f" (venvkeeper {__version__}): a newer venvkeeper wrote it; upgrade venvkeeper",
         )
+    _check_integrity(store)
+
+
+def _check_integrity(store: Store) -> None:
+    """Refuse a database with corrupt pages, whichever command opens it: a reader would
+    otherwise print what the readable pages hold as if it were all. ``quick_check``
+    reads every page (linear in the size; no index cross-checks)."""
+    with store._errors("checking its integrity"):
+        rows = store.conn.execute("PRAGMA quick_check(3)").fetchall()
+    problems = [line for r in rows for line in str(r[0]).splitlines() if line.strip()]
+    if problems != ["ok"]:
+        problems = [p for p in problems if not p.startswith("***")] or problems
+        shown = "; ".join(escape(p) for p in problems[:3])
+        raise _refuse(store.path, f"is corrupt (SQLite quick_check: {shown})")
 
 
 def _migrate(store: Store) -> None:
@@ -360,10 +405,10 @@ def _migrate(store: Store) -> None:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def check_writable(path: str) -> None:
+def check_writable(path: str, *, make_parents: bool = False) -> None:
     """Open, validate and migrate the inventory at *path* now, so that a scan that could
     not be recorded fails before it starts rather than after minutes of walking."""
-    open_store(path).close()
+    open_store(path, make_parents=make_parents).close()
 
 
 # --- recording ----------------------------------------------------------------------------
@@ -553,11 +598,16 @@ def record(store: Store, snap: ScanSnapshot) -> int:
 
 
 def record_report(
-    path: str, report: Report, excludes: Sequence[str] = (), finished_at: Optional[float] = None
+    path: str,
+    report: Report,
+    excludes: Sequence[str] = (),
+    finished_at: Optional[float] = None,
+    *,
+    make_parents: bool = False,
 ) -> int:
     """Open the inventory at *path*, record *report* in it, close it: the scan's id."""
     snap = snapshot_of(report, excludes, time.time() if finished_at is None else finished_at)
-    with open_store(path) as store:
+    with open_store(path, make_parents=make_parents) as store:
         return record(store, snap)
 
 

@@ -73,9 +73,10 @@ def inspect_path(
     """Judge the single venv at *path* (``venvkeeper show``); *top_level* also reads each
     distribution's importable names (what a repair verifies)."""
     options = options or ScanOptions()
+    from venvkeeper.fsutil import check_directory
+
     path = os.path.abspath(path)
-    if not os.path.isdir(path):
-        raise UsageError(f"{path} is not a directory")
+    check_directory(path)
     names = set(os.listdir(path))
     if "pyvenv.cfg" in names:
         kind = VenvKind.VENV
@@ -89,7 +90,7 @@ def inspect_path(
     else:
         raise UsageError(
             f"{path} is not a virtual environment (no pyvenv.cfg, no legacy"
-            " orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
+            f" orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
         )
     try:
         facts = inspect_venv(path, kind, size=options.size, top_level=options.deep or top_level)
