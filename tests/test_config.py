@@ -67,10 +67,6 @@ ERRORS = {
         "[check]\ncritical = true\n",
         ":2: critical in [check] must be a whole number",
     ),
-    "inverted-thresholds": (
-        "[check]\nwarning = 5\ncritical = 2\n",
-        ":2: warning = 5 is above critical = 2",
-    ),
     "ignore-in-a-table": (
         '[policy]\nallowed_bases = ["/usr/bin/*"]\nignore = ["/tmp/*"]\n',
         ':3: unknown key "ignore" in [policy] (ignore is a top-level key',

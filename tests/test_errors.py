@@ -220,7 +220,7 @@ def test_permission_denied_as_an_unprivileged_user(
     one_error_line(cli_process("prune-backups", str(locked), user=user), "permission denied")
     venvs = shared_tmp / "venvs"
     (venvs / "v").mkdir(parents=True)
-    backup = venvs / ".v.venvkeeper-backup-20250101T000000"
+    backup = venvs / ".v.venvkeeper-backup-20250101T000000-1-1"
     (backup / "lib").mkdir(parents=True)
     (backup / "lib" / "file").write_text("root's")
     (backup / "pyvenv.cfg").write_text("home = /usr/bin\n")
@@ -364,15 +364,16 @@ def test_an_unreadable_system_config_is_skipped_for_a_user(
     assert json.loads(res.stdout)["summary"]["venvs"] == 0
 
 
-def test_check_thresholds_are_validated_the_same_from_both_places(tmp_path: Path) -> None:
-    message = "warning = 5 is above critical = 2: the warning threshold must not exceed it"
+def test_check_thresholds_are_taken_the_same_from_both_places(tmp_path: Path) -> None:
+    """warning counts venvs not ok, critical counts critical ones: a warning threshold
+    above the critical one is meaningful, and is taken from the options and the
+    configuration alike (it used to be refused from the configuration only)."""
     res = run_cli("check", "--no-record", "--warning", "5", "--critical", "2", str(tmp_path))
-    assert (res.code, res.out) == (3, f"VENVKEEPER UNKNOWN - {message}\n")
+    assert res.code == 0 and res.out.startswith("VENVKEEPER OK"), res.out
     cfg = tmp_path / "config.toml"
     cfg.write_text("[check]\nwarning = 5\ncritical = 2\n")
     res = run_cli("--config", str(cfg), "check", "--no-record", str(tmp_path))
-    assert (res.code, res.out) == (3, f"VENVKEEPER UNKNOWN - {cfg}:2: {message}\n")
-    # One from each place: the same rule.
-    cfg.write_text("[check]\nwarning = 5\n")
-    res = run_cli("--config", str(cfg), "check", "--no-record", "--critical", "2", str(tmp_path))
-    assert (res.code, res.out) == (3, f"VENVKEEPER UNKNOWN - {message}\n")
+    assert res.code == 0 and res.out.startswith("VENVKEEPER OK"), res.out
+    assert "critical=0;;1;0 not_ok=0;4;;0" in res.out, res.out  # "at least 2", "at least 5"
+    res = run_cli("--config", str(cfg), "check", "--no-record", "--warning", "0", str(tmp_path))
+    assert res.code == 3 and "positive whole number" in res.err, res.err

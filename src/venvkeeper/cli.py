@@ -1005,7 +1005,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Every failure is UNKNOWN on stdout, in one line: :func:`main` writes it."""
     from venvkeeper.formats import nagios
     from venvkeeper.inventory import snapshot_of
-    from venvkeeper.monitor import Thresholds, evaluate, threshold_order_problem
+    from venvkeeper.monitor import Thresholds, evaluate
     from venvkeeper.policy import apply
     from venvkeeper.scan import scan
 
@@ -1013,9 +1013,6 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # Set values only (0 in the configuration means "not set"): the defaults are 1 and 1.
     warning = args.warning if args.warning is not None else (cfg.check_warning or None)
     critical = args.critical if args.critical is not None else (cfg.check_critical or None)
-    order = threshold_order_problem(warning, critical)
-    if order is not None:
-        raise UsageError(order)
     thresholds = Thresholds(
         warning=warning or 1,
         critical=critical or 1,

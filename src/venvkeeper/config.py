@@ -42,7 +42,6 @@ from typing import Any, Callable, Optional
 
 from venvkeeper.errors import ConfigError, os_reason
 from venvkeeper.model import Severity
-from venvkeeper.monitor import threshold_order_problem
 from venvkeeper.policy import Policy
 from venvkeeper.textutil import decode, escape
 
@@ -282,9 +281,6 @@ class _Validator:
                 got = self.value(key, k, val)
                 if got is not None:
                     out[_FIELD.get((key, k)) or str(k)] = got
-        order = threshold_order_problem(out.get("check_warning"), out.get("check_critical"))
-        if order is not None:
-            self.problem("check", "warning", order)
         return out
 
     def _hint_top(self, key: str) -> str:

@@ -20,7 +20,6 @@ import dataclasses
 import enum
 import fnmatch
 from dataclasses import dataclass
-from typing import Optional
 
 from venvkeeper.errors import UsageError
 from venvkeeper.model import ScanSnapshot, Severity, VenvSnapshot, worst_of
@@ -37,17 +36,6 @@ class PluginState(enum.Enum):
     @property
     def exit_code(self) -> int:
         return int(self.value)
-
-
-def threshold_order_problem(warning: Optional[int], critical: Optional[int]) -> Optional[str]:
-    """The one rule between the two thresholds, for the command line and the configuration
-    alike: when both are set, the warning one must not exceed the critical one."""
-    if warning is not None and critical is not None and warning > critical:
-        return (
-            f"warning = {warning} is above critical = {critical}: the warning threshold must"
-            " not exceed it"
-        )
-    return None
 
 
 @dataclass(frozen=True)
