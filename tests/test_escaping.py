@@ -286,3 +286,25 @@ def test_escape_covers_every_hostile_character() -> None:
     assert escape_value("a\\b") == "a\\b"  # as found: nothing else needed escaping
     assert escape_value("a\\b\x1b") == "a\\\\b\\x1b"  # escaped: the backslash doubled
     assert escape_value("/srv/café/日本") == "/srv/café/日本"
+
+
+# --- error messages: escaped once ----------------------------------------------------------
+
+
+def test_error_messages_are_escaped_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message names its paths through escape(); where it is printed it is not escaped
+    again (it was: ``\\\\x1b`` for an ESC, and three times over in the apt hook)."""
+    missing = str(tmp_path / "no\x1b[2Jdir\u202e")
+    shown = escape(missing)
+    res = run_cli("scan", "--no-record", missing)
+    check(res)
+    assert res.code == 3 and f"venvkeeper: error: {shown} is not a directory\n" in res.err
+    res = run_cli("check", "--no-record", missing)
+    check(res)
+    assert res.out == f"VENVKEEPER UNKNOWN - {shown} is not a directory\n"
+    res = _hook(monkeypatch, b"\x1b]0;x\x07\x9b\xff\n", "pre-install", missing)
+    check(res)
+    assert "(first line: '\\x1b]0;x\\x07\\x9b\\xff')" in res.err
+    res = run_cli("codes", "un\x1bknown\u202e")  # argparse does not quote all it names
+    check(res)
+    assert "unrecognized arguments: un\\x1bknown\\u202e" in res.err

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NoReturn, Optional, T
 
 from venvkeeper import __version__
 from venvkeeper.errors import UsageError, VenvkeeperError
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, escape_value
 
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
@@ -701,7 +701,7 @@ def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
     except InventoryUnavailable as e:
         if args.db or os.environ.get("VENVKEEPER_DB"):
             raise
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
         return None
     return db
 
@@ -750,7 +750,7 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         try:
             users = venv_users(args.proc_root)
         except VenvkeeperError as e:
-            err.write(f"venvkeeper: warning: running processes not read: {escape(str(e))}\n")
+            err.write(f"venvkeeper: warning: running processes not read: {escape_value(str(e))}\n")
     return predict(report, change, users=users, policy=policy)
 
 
@@ -1066,8 +1066,8 @@ def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except _HookTimeout:
         err.write(f"venvkeeper: apt hook gave up after {args.timeout:g}s; apt goes on\n")
     except (Exception, KeyboardInterrupt) as e:
-        what = escape(str(e)) if isinstance(e, VenvkeeperError) else f"{type(e).__name__}: {e}"
-        err.write(f"venvkeeper: apt hook failed ({escape(what)}); apt goes on\n")
+        what = str(e) if isinstance(e, VenvkeeperError) else f"{type(e).__name__}: {e}"
+        err.write(f"venvkeeper: apt hook failed ({escape_value(what)}); apt goes on\n")
     finally:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -1155,7 +1155,7 @@ def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
 
         record_report(default_path(), report, opts.exclude)
     except VenvkeeperError as e:
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
     out.write(f"venvkeeper: {table.summary(report)}\n")
     broken = [v for v in report.venvs if v.status is Severity.CRITICAL]
     for v in broken[:5]:
@@ -1237,7 +1237,8 @@ def main(
 
             out.write(nagios.render_unknown(f"usage error: {e.message}"))
         e.parser.print_usage(err)
-        err.write(f"{e.parser.prog}: error: {e.message}\n")
+        # argparse quotes most values with repr(), not "unrecognized arguments"
+        err.write(f"{e.parser.prog}: error: {escape_value(e.message)}\n")
         return int(ExitCode.ERROR)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else int(ExitCode.ERROR)
@@ -1247,7 +1248,7 @@ def main(
     try:
         return int(args.func(args, out, err))
     except VenvkeeperError as e:
-        err.write(f"venvkeeper: error: {escape(str(e))}\n")
+        err.write(f"venvkeeper: error: {escape_value(str(e))}\n")
         return int(ExitCode.ERROR)
     except KeyboardInterrupt:
         err.write("venvkeeper: interrupted\n")
@@ -1256,7 +1257,7 @@ def main(
         return int(ExitCode.OK)
     except Exception as e:  # the last line of defence: never a bare traceback
         err.write(
-            f"venvkeeper: internal error: {type(e).__name__}: {escape(str(e))}\n"
+            f"venvkeeper: internal error: {type(e).__name__}: {escape_value(str(e))}\n"
             "Please report this with the command line you used.\n"
         )
         if os.environ.get("VENVKEEPER_DEBUG"):

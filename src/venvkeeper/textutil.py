@@ -10,6 +10,8 @@ characters are written as ``\\xNN`` (undecodable bytes and code points below U+0
 
 - Text for people (tables, ``show``, messages): :func:`escape`, which also doubles every
   backslash, so that what is printed reads back to exactly one string.
+- Error messages name what they are about through :func:`escape`; where they are printed,
+  :func:`escape_value` (text that is already safe, escaped or not, is not escaped twice).
 - Values in structured output (JSON strings, Prometheus label values): :func:`escape_value`,
   the text as found when every character is safe, else all of it through :func:`escape`
   (a backslash is then doubled). :func:`to_json` is the one JSON encoder of the command
