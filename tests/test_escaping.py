@@ -275,7 +275,16 @@ def test_to_json_is_valid_utf8_and_prints_safely(doc: object) -> None:
         text = to_json(doc, indent=indent)
         assert_safe(text)
         assert json.loads(text) == json_safe(doc)
+        # the fast path (no string needs escaping) gives what the walk gives
+        assert text == json.dumps(json_safe(doc), indent=indent, ensure_ascii=False)
         assert_safe_strings(json.loads(text))
+
+
+@given(st.text(st.sampled_from('ab\\"/nrtu01\x00\x1f\x7f\x80\u202e\udcff')))
+def test_to_json_fast_path_near_escapes(text: str) -> None:
+    """Backslashes next to the letters of JSON's own escapes: never mistaken for safe."""
+    got = json.loads(to_json({text: [text]}))
+    assert got == {escape_value(text): [escape_value(text)]}
 
 
 def test_escape_covers_every_hostile_character() -> None:

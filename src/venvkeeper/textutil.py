@@ -22,6 +22,7 @@ characters are written as ``\\xNN`` (undecodable bytes and code points below U+0
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 
@@ -71,9 +72,26 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+#: In JSON text, a control character that the encoder escaped (or a literal backslash
+#: before one of these letters: a false alarm only costs the slow path).
+_ESCAPED_CONTROL = re.compile(r"\\(?:u00[01]|[bfnrt])")
+
+
+def _all_safe(text: str) -> bool:
+    """Whether every string in the JSON *text* is printable ASCII (C-speed checks)."""
+    return (
+        text.isascii()
+        and "\x7f" not in text
+        and ("\\" not in text or _ESCAPED_CONTROL.search(text) is None)
+    )
+
+
 def to_json(value: Any, indent: Optional[int] = None) -> str:
     """The JSON text of *value* under the one rule (:func:`json_safe`), without a final
     newline. Without *indent* the C encoder is used (fast on the scan of a whole host)."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    if _all_safe(text):
+        return text  # nearly always: then json_safe would change nothing
     return json.dumps(json_safe(value), indent=indent, ensure_ascii=False)
 
 
