@@ -227,11 +227,13 @@ def _hook(monkeypatch: pytest.MonkeyPatch, data: bytes, *args: str) -> Result:
 @pytest.mark.parametrize("json_out", [False, True])
 def test_apt_hook(world: World, monkeypatch: pytest.MonkeyPatch, json_out: bool) -> None:
     line = "python3.11 3.11.2-6 amd64 same > - - none **REMOVE**\n"
-    evil = "py\x1bthon3\x9b 1\x07 amd64 same < 2\u202e amd64 same /x/\x1b[2J.deb\n"
+    evil = "python3.12 3.12.1\x1b[2J amd64 same < 3.12.2\u202e\x9b amd64 same /x/\x1b.deb\n"
     data = ("VERSION 3\nAPT::Ar\x1bch=amd64\n\n" + line + evil).encode()
     extra = ("--json",) if json_out else ()
     res = _hook(monkeypatch, data, "pre-install", *extra, "--no-processes", str(world.root))
     check(res)
+    if not json_out:  # the notes line names the versions, escaped
+        assert "python3.12 3.12.1\\x1b[2J -> 3.12.2\\u202e\\x9b" in res.out
     garbage = _hook(monkeypatch, b"\x1b]0;x\x07\x9b\xff\n", "pre-install", str(world.root))
     check(garbage)
     assert "apt goes on" in garbage.err
