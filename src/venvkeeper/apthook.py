@@ -81,7 +81,7 @@ def parse_input(text: str) -> HookInput:
     m = re.fullmatch(r"VERSION (\d+)", head)
     if m is None:
         raise AptHookError(
-            f"apt sent no protocol version line (first line: {escape(head[:80])!r}): the"
+            f"apt sent no protocol version line (first line: '{escape(head[:80])}'): the"
             ' hook needs DPkg::Tools::Options::...::Version "3"; run venvkeeper'
             " install-apt-hooks again"
         )

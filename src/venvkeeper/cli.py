@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NoReturn, Optional, T
 
 from venvkeeper import __version__
 from venvkeeper.errors import UsageError, VenvkeeperError
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, escape_value
 
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
@@ -725,7 +725,7 @@ def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
     except InventoryUnavailable as e:
         if _db_named(args):
             raise
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
         return None
     return db
 
@@ -774,7 +774,7 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         try:
             users = venv_users(args.proc_root)
         except VenvkeeperError as e:
-            err.write(f"venvkeeper: warning: running processes not read: {escape(str(e))}\n")
+            err.write(f"venvkeeper: warning: running processes not read: {escape_value(str(e))}\n")
     return predict(report, change, users=users, policy=policy)
 
 
@@ -1104,7 +1104,7 @@ def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"venvkeeper: apt hook gave up after {args.timeout:g}s; apt goes on\n")
     except (Exception, KeyboardInterrupt) as e:
         what = "; ".join(_failure(e).lines) if isinstance(e, Exception) else "interrupted"
-        err.write(f"venvkeeper: apt hook failed ({escape(what)}); apt goes on\n")
+        err.write(f"venvkeeper: apt hook failed ({escape_value(what)}); apt goes on\n")
     finally:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -1194,7 +1194,7 @@ def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
             default_path(), report, opts.exclude, make_parents=not os.environ.get("VENVKEEPER_DB")
         )
     except VenvkeeperError as e:
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape(str(e))}\n")
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
     out.write(f"venvkeeper: {table.summary(report)}\n")
     broken = [v for v in report.venvs if v.status is Severity.CRITICAL]
     for v in broken[:5]:
@@ -1349,7 +1349,8 @@ def main(
 
             out.write(nagios.render_unknown(f"usage error: {e.message}"))
         e.parser.print_usage(err)
-        err.write(f"{e.parser.prog}: error: {e.message}\n")
+        # argparse quotes most values with repr(), not "unrecognized arguments"
+        err.write(f"{e.parser.prog}: error: {escape_value(e.message)}\n")
         stdout.flush()
         return int(ExitCode.ERROR)
     except SystemExit as e:
@@ -1377,12 +1378,12 @@ def main(
             out.write(nagios.render_unknown(text))
         elif failure.internal:
             err.write(
-                f"venvkeeper: internal error: {escape(failure.lines[0])}\n"
+                f"venvkeeper: internal error: {escape_value(failure.lines[0])}\n"
                 "Please report this with the command line you used.\n"
             )
         else:
             for line in failure.lines:
-                err.write(f"venvkeeper: error: {escape(line)}\n")
+                err.write(f"venvkeeper: error: {escape_value(line)}\n")
         stdout.flush()
         if failure.internal and os.environ.get("VENVKEEPER_DEBUG"):
             raise

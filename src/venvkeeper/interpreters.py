@@ -298,6 +298,10 @@ def profile_to_dict(p: HostProfile) -> dict[str, Any]:
 
 
 def render_profile(p: HostProfile) -> str:
+    """The profile file. Not through :func:`venvkeeper.textutil.to_json`: it is data that
+    ``--host-profile`` reads back, so its strings stay exact; ``ensure_ascii`` writes every
+    character outside ASCII (controls, lone surrogates) as a JSON escape, which keeps the
+    file valid UTF-8 and safe to print."""
     return json.dumps(profile_to_dict(p), indent=2, ensure_ascii=True) + "\n"
 
 

@@ -1,18 +1,17 @@
 """Output of ``inventory``, ``changes`` and ``history``: pure functions to text.
 
 Tables for people (local time), JSON for programs (``schema_version``, ISO 8601 UTC times
-beside epoch seconds). Paths and messages come from scanned trees: escaped in tables,
-``\\xNN`` for bytes that are not UTF-8 in JSON, as in the scan's JSON."""
+beside epoch seconds). Paths and messages come from scanned trees: escaped in tables, and
+in JSON by :func:`venvkeeper.formats.json.dumps`, as in the scan's JSON."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from venvkeeper.formats.json import SCHEMA_VERSION, _s
+from venvkeeper.formats.json import SCHEMA_VERSION, dumps
 from venvkeeper.model import (
     ChangeKind,
     Changes,
@@ -64,9 +63,9 @@ def scan_to_dict(s: ScanInfo) -> dict[str, Any]:
         "started_at": _iso(s.started_at),
         "finished_at": _iso(s.finished_at),
         "started_at_epoch": s.started_at,
-        "host": _s(s.host),
-        "roots": [_s(r) for r in s.roots],
-        "excludes": [_s(e) for e in s.excludes],
+        "host": s.host,
+        "roots": list(s.roots),
+        "excludes": list(s.excludes),
         "duration_seconds": round(s.duration_seconds, 3),
         "summary": dict(s.counts),
         "tool_version": s.tool_version,
@@ -75,20 +74,19 @@ def scan_to_dict(s: ScanInfo) -> dict[str, Any]:
 
 def snapshot_to_dict(v: VenvSnapshot) -> dict[str, Any]:
     return {
-        "path": _s(v.path),
+        "path": v.path,
         "status": v.status.value,
         "kind": v.kind.value,
         "creator": v.creator.value,
         "python": {
-            "recorded": _s(v.python_recorded),
-            "now": _s(v.python),
-            "patch": _s(v.python_patch),
-            "executable": _s(v.base_executable),
+            "recorded": v.python_recorded,
+            "now": v.python,
+            "patch": v.python_patch,
+            "executable": v.base_executable,
         },
         "packages": v.packages,
         "findings": [
-            {"code": f.code, "severity": f.severity.value, "message": _s(f.message)}
-            for f in v.findings
+            {"code": f.code, "severity": f.severity.value, "message": f.message} for f in v.findings
         ],
     }
 
@@ -101,7 +99,7 @@ def _point(scan: Optional[int], at: Optional[float]) -> Optional[dict[str, Any]]
 
 def _known_to_dict(k: KnownVenv) -> dict[str, Any]:
     return {
-        "path": _s(k.path),
+        "path": k.path,
         "presence": k.presence.value,
         "status": k.last.status.value,
         "first_seen": _point(k.first_seen_scan, k.first_seen_at),
@@ -112,8 +110,7 @@ def _known_to_dict(k: KnownVenv) -> dict[str, Any]:
 
 
 def _doc(kind: str, body: dict[str, Any]) -> str:
-    doc = {"schema_version": SCHEMA_VERSION, "kind": kind, **body}
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps({"schema_version": SCHEMA_VERSION, "kind": kind, **body})
 
 
 # --- inventory ----------------------------------------------------------------------------
@@ -123,7 +120,7 @@ def inventory_json(inv: Inventory, db: str) -> str:
     return _doc(
         "inventory",
         {
-            "db": _s(db),
+            "db": db,
             "scans": inv.scans,
             "latest_scan": scan_to_dict(inv.latest) if inv.latest else None,
             "venvs": [_known_to_dict(k) for k in inv.venvs],
@@ -167,7 +164,7 @@ def inventory_table(inv: Inventory) -> str:
 
 def _change_to_dict(c: VenvChange) -> dict[str, Any]:
     return {
-        "path": _s(c.path),
+        "path": c.path,
         "before": c.before.value if c.before else None,
         "after": c.after.value if c.after else None,
         "reappeared": c.reappeared,
@@ -221,8 +218,8 @@ def history_json(h: VenvHistory) -> str:
             entry.update(
                 {
                     "status": v.status.value,
-                    "python": _s(v.python_label) or None,
-                    "python_recorded": _s(v.python_recorded),
+                    "python": v.python_label or None,
+                    "python_recorded": v.python_recorded,
                     "creator": v.creator.value,
                     "codes": [f.code for f in v.findings],
                 }
@@ -233,7 +230,7 @@ def history_json(h: VenvHistory) -> str:
     return _doc(
         "history",
         {
-            "path": _s(h.path),
+            "path": h.path,
             "presence": h.presence.value,
             "vanished": None
             if last_gone is None

@@ -1,8 +1,13 @@
-"""The JSON document: everything inspection found, with a schema version."""
+"""The JSON document: everything inspection found, with a schema version; and
+:func:`dumps`, the encoder of every JSON document the command line prints.
+
+Strings go out as found, unless one holds a character that is not safe to print (a byte
+that was not UTF-8, a control character, DEL, a C1 control, a bidi control): then all of
+it is escaped (``\\xNN``, ``\\uNNNN``; a backslash then as ``\\\\``), by the one rule of
+:mod:`venvkeeper.textutil`. The document is always valid UTF-8 and safe to print."""
 
 from __future__ import annotations
 
-import json
 import pwd
 import stat
 from collections.abc import Iterator
@@ -11,20 +16,15 @@ from typing import Any, Optional
 
 from venvkeeper import __version__
 from venvkeeper.model import Report, Severity, VenvReport
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import to_json
 
 SCHEMA_VERSION = 1
 
 
-def _s(text: Optional[str]) -> Optional[str]:
-    """Strings go out as they are, unless they hold bytes that were not UTF-8."""
-    if text is None:
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return escape(text)
-    return text
+def dumps(doc: Any, indent: Optional[int] = 2) -> str:
+    """The JSON text of *doc*, every string (keys too) under the one escaping rule, with a
+    final newline. ``indent=None`` gives one line (the fast C encoder)."""
+    return to_json(doc, indent) + "\n"
 
 
 def _user(uid: int) -> Optional[str]:
@@ -39,68 +39,68 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
     base = f.base
     active = base.version if base else None
     return {
-        "path": _s(f.path),
+        "path": f.path,
         "status": rep.status.value,
         "kind": f.kind.value,
         "creator": f.creator.value,
-        "alias_of": _s(rep.alias_of),
+        "alias_of": rep.alias_of,
         "python": {
             "recorded": f.recorded_version,
             "now": active,
             "patch": base.patch_version if base else None,
-            "executable": _s(base.executable) if base else None,
+            "executable": base.executable if base else None,
             "origin": base.origin.value if base else None,
             "copy": base.is_copy if base else None,
             "stdlib_present": base.stdlib_present if base else None,
-            "prefix": _s(base.prefix) if base else None,
+            "prefix": base.prefix if base else None,
         },
         "packages": len(f.distributions),
         "findings": [
-            {"code": x.code, "severity": x.severity.value, "message": _s(x.message)}
+            {"code": x.code, "severity": x.severity.value, "message": x.message}
             for x in rep.findings
         ],
         "pyvenv_cfg": None
         if f.cfg is None
         else {
-            "values": {_s(k): _s(v) for k, v in f.cfg.values.items()},
-            "problems": [{"line": p.line, "message": _s(p.message)} for p in f.cfg.problems],
+            "values": {k: v for k, v in f.cfg.values.items()},
+            "problems": [{"line": p.line, "message": p.message} for p in f.cfg.problems],
         },
         "pyvenv_cfg_error": f.cfg_error,
         "interpreter_links": [
             {
-                "name": _s(c.name),
-                "hops": [_s(h) for h in c.hops],
-                "resolved": _s(c.resolved),
-                "broken_at": _s(c.broken_at),
+                "name": c.name,
+                "hops": list(c.hops),
+                "resolved": c.resolved,
+                "broken_at": c.broken_at,
                 "error": c.error,
             }
             for c in f.chains
         ],
         "site_packages": [
             {
-                "path": _s(s.path),
+                "path": s.path,
                 "python_version": s.python_version,
                 "active": s.python_version == active,
-                "pth_imports": [_s(x) for x in s.pth_imports],
+                "pth_imports": list(s.pth_imports),
                 "distributions": [
                     {
-                        "name": _s(d.name),
-                        "version": _s(d.version),
-                        "installer": _s(d.installer),
+                        "name": d.name,
+                        "version": d.version,
+                        "installer": d.installer,
                         "requested": d.requested,
-                        "requires_python": _s(d.requires_python),
+                        "requires_python": d.requires_python,
                         "direct_url": None
                         if d.direct_url_kind is None
                         else {
                             "kind": d.direct_url_kind.value,
-                            "url": _s(d.direct_url),
-                            "vcs": _s(d.vcs),
-                            "commit_id": _s(d.commit_id),
-                            "path": _s(d.editable_path),
+                            "url": d.direct_url,
+                            "vcs": d.vcs,
+                            "commit_id": d.commit_id,
+                            "path": d.editable_path,
                             "path_exists": d.editable_path_exists,
                         },
                         "extensions": [
-                            {"path": _s(x.path), "abi_tag": _s(x.abi_tag)} for x in d.extensions
+                            {"path": x.path, "abi_tag": x.abi_tag} for x in d.extensions
                         ],
                         "problems": list(d.problems),
                     }
@@ -111,27 +111,27 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
         ],
         "scripts": [
             {
-                "name": _s(sc.name),
-                "interpreter": _s(sc.interpreter),
+                "name": sc.name,
+                "interpreter": sc.interpreter,
                 "interpreter_exists": sc.interpreter_exists,
                 "relative": sc.relative,
             }
             for sc in f.scripts
         ],
-        "activate_virtual_env": _s(f.activate_virtual_env),
-        "recorded_path": _s(f.recorded_path),
+        "activate_virtual_env": f.activate_virtual_env,
+        "recorded_path": f.recorded_path,
         "owner": {"uid": f.owner_uid, "user": _user(f.owner_uid)},
         "mode": f"{stat.S_IMODE(f.mode):04o}",
-        "writable_by_others": [_s(w) for w in f.writable_by_others],
+        "writable_by_others": list(f.writable_by_others),
         "size_bytes": f.size_bytes,
-        "read_errors": [_s(e) for e in f.errors],
+        "read_errors": list(f.errors),
         "deep": None
         if rep.deep is None
         else {
             "ran": rep.deep.ran,
             "version": rep.deep.version,
-            "failed_imports": [_s(x) for x in rep.deep.failed_imports],
-            "error": _s(rep.deep.error),
+            "failed_imports": list(rep.deep.failed_imports),
+            "error": rep.deep.error,
             "uid": rep.deep.uid,
         },
     }
@@ -141,10 +141,10 @@ def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
     doc = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "venvkeeper", "version": __version__},
-        "host": _s(report.hostname),
+        "host": report.hostname,
         "started_at": datetime.fromtimestamp(report.started_at, timezone.utc).isoformat(),
         "duration_seconds": round(report.stats.duration_seconds, 3),
-        "roots": [_s(r) for r in report.roots],
+        "roots": list(report.roots),
         "summary": {
             "venvs": len(report.venvs),
             **{s.value: report.count(s) for s in Severity if s is not Severity.INFO},
@@ -157,11 +157,11 @@ def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
             "entries": report.stats.entries,
             "skipped": dict(sorted(report.stats.skipped.items())),
             "skipped_examples": [
-                {"path": _s(p), "reason": r} for p, r in report.stats.skipped_examples
+                {"path": p, "reason": r} for p, r in report.stats.skipped_examples
             ],
         },
-        "aliases": [{"path": _s(a.path), "target": _s(a.target)} for a in report.aliases],
-        "conda_envs": [{"path": _s(c.path)} for c in report.conda_envs],
+        "aliases": [{"path": a.path, "target": a.target} for a in report.aliases],
+        "conda_envs": [{"path": c.path} for c in report.conda_envs],
     }
     if with_venvs:
         doc["venvs"] = [venv_to_dict(v) for v in report.venvs]
@@ -172,10 +172,10 @@ def render_chunks(report: Report) -> Iterator[str]:
     """The JSON document in pieces, a venv at a time: the same text as :func:`render`
     without holding all of it (or all of its dictionaries) in memory at once."""
     head = report_to_dict(report, with_venvs=False)
-    text = json.dumps(head, ensure_ascii=False)
+    text = to_json(head)
     yield text[:-1] + ', "venvs": ['
     for i, v in enumerate(report.venvs):
-        yield ("," if i else "") + json.dumps(venv_to_dict(v), ensure_ascii=False)
+        yield ("," if i else "") + to_json(venv_to_dict(v))
     yield "]}\n"
 
 
@@ -186,5 +186,4 @@ def render(report: Report) -> str:
 
 
 def render_venv(rep: VenvReport) -> str:
-    doc = {"schema_version": SCHEMA_VERSION, **venv_to_dict(rep)}
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps({"schema_version": SCHEMA_VERSION, **venv_to_dict(rep)})

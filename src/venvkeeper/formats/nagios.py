@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from venvkeeper.model import Severity, VenvSnapshot
 from venvkeeper.monitor import CheckResult, PluginState
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, escape_value
 
 #: Venvs named on the status line; the rest are counted.
 LISTED = 3
@@ -20,8 +20,12 @@ LISTED = 3
 LONG_LINES = 50
 
 
+def _bars(text: str) -> str:
+    return text.replace("|", "\\x7c")
+
+
 def _safe(text: str) -> str:
-    return escape(text).replace("|", "\\x7c")
+    return _bars(escape(text))
 
 
 def _label(v: VenvSnapshot) -> str:
@@ -91,4 +95,5 @@ def render(result: CheckResult) -> str:
 
 def render_unknown(message: str) -> str:
     """The one line of a check that could not judge anything."""
-    return f"VENVKEEPER UNKNOWN - {_safe(message)}\n"
+    # an error message names its paths escaped already: escaped only if it still needs it
+    return f"VENVKEEPER UNKNOWN - {_bars(escape_value(message))}\n"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from venvkeeper import __version__
-from venvkeeper.formats.json import SCHEMA_VERSION
+from venvkeeper.formats.json import SCHEMA_VERSION, dumps
 from venvkeeper.formats.table import python_column
 from venvkeeper.model import (
     Effect,
@@ -40,24 +39,25 @@ def _version(rep: VenvReport) -> str:
 
 
 def plan_summary(plan: Optional[RepairPlan]) -> str:
+    """The REPAIR cell (raw: :func:`predict_rows` escapes it)."""
     if plan is None or plan.strategy is Strategy.NONE:
         return "-"
     text: str = plan.strategy.value
     if plan.target is not None and plan.strategy in (Strategy.RELINK, Strategy.REBUILD):
-        text += f" on {escape(plan.target.path)}"
+        text += f" on {plan.target.path}"
     if plan.strategy is Strategy.USE_TOOL and plan.tool_command:
-        text += ": " + escape(plan.tool_command)
+        text += ": " + plan.tool_command
     if plan.blocked:
         text += " (blocked)"
     return text
 
 
 def used_by(v: VenvPrediction, limit: int = 2) -> str:
-    """The venv's running services (units, else PIDs), a few of them."""
+    """The venv's running services (units, else PIDs), a few of them (raw)."""
     labels = list(dict.fromkeys(u.label for u in v.used_by))
     if not labels:
         return "-"
-    text = ", ".join(escape(x) for x in labels[:limit])
+    text = ", ".join(labels[:limit])
     return text + (f" +{len(labels) - limit}" if len(labels) > limit else "")
 
 
@@ -68,24 +68,17 @@ def _why(v: VenvPrediction) -> str:
         return ""
     rep = v.then if v.effect is not Effect.ALREADY_BROKEN else v.now
     main = rep.main_finding
-    return escape(f"{main.code}: {main.message}") if main is not None else ""
+    return f"{main.code}: {main.message}" if main is not None else ""
 
 
 def predict_rows(pred: Prediction, only_problems: bool = False) -> list[tuple[str, ...]]:
+    """The table's cells, each escaped here, once."""
     out: list[tuple[str, ...]] = []
     for v in pred.venvs:
         if only_problems and v.effect in (Effect.SURVIVES,):
             continue
-        out.append(
-            (
-                v.effect.value,
-                escape(v.path),
-                _python(v),
-                plan_summary(v.plan),
-                used_by(v),
-                _why(v),
-            )
-        )
+        cells = (v.effect.value, v.path, _python(v), plan_summary(v.plan), used_by(v), _why(v))
+        out.append(tuple(escape(c) for c in cells))
     return out
 
 
@@ -145,10 +138,9 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
         b.append(f"  why:      {escape(plan.reason)}")
         if plan.target is not None:
             t = plan.target
+            exe = f", {t.executable}" if t.executable != t.path else ""
             b.append(
-                f"  target:   {escape(t.path)} (Python {t.patch_version or t.version}"
-                + (f", {escape(t.executable)}" if t.executable != t.path else "")
-                + ")"
+                f"  target:   {escape(f'{t.path} (Python {t.patch_version or t.version}{exe})')}"
             )
         if plan.tool_command:
             b.append(f"  run:      {escape(plan.tool_command)}")
@@ -188,7 +180,7 @@ def plan_to_dict(plan: Optional[RepairPlan]) -> Optional[dict[str, Any]]:
     t = plan.target
     return {
         "strategy": plan.strategy.value,
-        "reason": escape(plan.reason),
+        "reason": plan.reason,
         "blocked": plan.blocked,
         "target": None
         if t is None
@@ -227,8 +219,7 @@ def _findings(rep: Optional[VenvReport]) -> list[dict[str, str]]:
     if rep is None:
         return []
     return [
-        {"code": f.code, "severity": f.severity.value, "message": escape(f.message)}
-        for f in rep.findings
+        {"code": f.code, "severity": f.severity.value, "message": f.message} for f in rep.findings
     ]
 
 
@@ -251,7 +242,7 @@ def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
         },
         "venvs": [
             {
-                "path": escape(v.path),
+                "path": v.path,
                 "effect": v.effect.value,
                 "breaks": v.effect.breaks,
                 "status_now": v.now.status.value,
@@ -264,8 +255,8 @@ def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
                 "used_by": [
                     {
                         "pid": u.pid,
-                        "user": escape(u.user),
-                        "comm": escape(u.comm),
+                        "user": u.user,
+                        "comm": u.comm,
                         "unit": u.unit,
                         "user_unit": u.user_unit,
                         "session": u.session,
@@ -279,4 +270,4 @@ def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
 
 
 def render_json(pred: Prediction) -> str:
-    return json.dumps(prediction_to_dict(pred), indent=2, ensure_ascii=False) + "\n"
+    return dumps(prediction_to_dict(pred))

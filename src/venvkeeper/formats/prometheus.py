@@ -14,8 +14,10 @@ Built with prometheus_client (a private registry and a custom collector, rendere
   scan started, epoch seconds).
 
 ``python`` is the version a venv runs now (patch level when files tell it, "" when its
-interpreter is gone or unknown). Label values hold the paths as found; bytes that are not
-UTF-8 are escaped (``\\xNN``).
+interpreter is gone or unknown). Label values hold the paths as found, unless one holds a
+character that is not safe to print (a byte that was not UTF-8, a control character, DEL,
+a C1 or bidi control): then all of it is escaped (``\\xNN``, ``\\uNNNN``, a backslash
+as ``\\\\``), the rule of the JSON documents (:func:`venvkeeper.textutil.escape_value`).
 """
 
 from __future__ import annotations
@@ -27,18 +29,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from venvkeeper.model import ScanSnapshot, Severity
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape_value
 
 #: The statuses a venv can have (INFO findings leave a venv ok).
 STATUSES = tuple(s for s in Severity if s is not Severity.INFO)
 
 
-def _label(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return escape(text)
-    return text
+def _add(family: GaugeMetricFamily, labels: list[str], value: float) -> None:
+    """Every label value through the one escaping rule."""
+    family.add_metric([escape_value(x) for x in labels], value)
 
 
 class _ScanCollector:
@@ -65,15 +64,15 @@ class _ScanCollector:
             labels=["path", "code", "severity"],
         )
         for v in ordered:
-            path = _label(v.path)
             for s in STATUSES:
-                status.add_metric(
-                    [path, v.creator.value, _label(v.python_label), s.value],
+                _add(
+                    status,
+                    [v.path, v.creator.value, v.python_label, s.value],
                     1.0 if v.status is s else 0.0,
                 )
             counts = Counter((f.code, f.severity.value) for f in v.findings)
             for (code, severity), n in sorted(counts.items()):
-                finding.add_metric([path, code, severity], float(n))
+                _add(finding, [v.path, code, severity], float(n))
         yield status
         yield finding
 
@@ -82,7 +81,7 @@ class _ScanCollector:
             "venvkeeper_venvs_by_status", "Venvs by status", labels=["status"]
         )
         for s in STATUSES:
-            by_status.add_metric([s.value], sum(1 for v in ordered if v.status is s))
+            _add(by_status, [s.value], sum(1 for v in ordered if v.status is s))
         yield by_status
         by_severity = GaugeMetricFamily(
             "venvkeeper_findings_by_severity", "Findings by severity", labels=["severity"]
@@ -91,7 +90,7 @@ class _ScanCollector:
             if sev is Severity.OK:
                 continue
             n = sum(1 for v in ordered for f in v.findings if f.severity is sev)
-            by_severity.add_metric([sev.value], float(n))
+            _add(by_severity, [sev.value], float(n))
         yield by_severity
         yield GaugeMetricFamily(
             "venvkeeper_scan_duration_seconds", "How long the scan took", snap.duration_seconds

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from venvkeeper import __version__
-from venvkeeper.formats.json import SCHEMA_VERSION, _s
+from venvkeeper.formats.json import SCHEMA_VERSION, dumps
 from venvkeeper.formats.predict import _table
 from venvkeeper.model import Backup, Outcome, RepairResult
 from venvkeeper.textutil import escape
@@ -61,25 +60,24 @@ def summary(results: Sequence[RepairResult]) -> str:
 def result_to_dict(r: RepairResult) -> dict[str, Any]:
     t = r.target
     return {
-        "path": _s(r.path),
+        "path": r.path,
         "outcome": r.outcome.value,
         "strategy": r.strategy.value,
-        "message": _s(r.message),
+        "message": r.message,
         "target": None
         if t is None
-        else {"path": _s(t.path), "executable": _s(t.executable), "version": t.version},
+        else {"path": t.path, "executable": t.executable, "version": t.version},
         "backend": r.backend,
-        "backup": _s(r.backup),
-        "recovered": _s(r.recovered),
+        "backup": r.backup,
+        "recovered": r.recovered,
         "changes": [{"name": c.name, "old": c.old, "new": c.new} for c in r.changes],
-        "failed_pins": [{"spec": _s(p.spec), "reason": _s(p.reason)} for p in r.failed_pins],
+        "failed_pins": [{"spec": p.spec, "reason": p.reason} for p in r.failed_pins],
         "seconds": round(r.seconds, 3),
     }
 
 
 def render_backups_json(kept: Sequence[Backup]) -> str:
-    doc = [{"path": _s(b.path), "created": b.created, "reason": _s(b.reason)} for b in kept]
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps([{"path": b.path, "created": b.created, "reason": b.reason} for b in kept])
 
 
 def render_json(results: Sequence[RepairResult]) -> str:
@@ -88,4 +86,4 @@ def render_json(results: Sequence[RepairResult]) -> str:
         "venvkeeper_version": __version__,
         "results": [result_to_dict(r) for r in results],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return dumps(doc)

@@ -1,15 +1,15 @@
 """Output of ``restarts``: pure functions from a :class:`RestartReport` to text.
 
-Command lines and names come from other users' processes: everything is escaped."""
+Command lines and names come from other users' processes: everything is escaped (in JSON
+by :func:`venvkeeper.formats.json.dumps`)."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from typing import Any
 
 from venvkeeper import __version__
-from venvkeeper.formats.json import SCHEMA_VERSION
+from venvkeeper.formats.json import SCHEMA_VERSION, dumps
 from venvkeeper.model import ProcessReport, RestartReport
 from venvkeeper.textutil import escape
 
@@ -144,34 +144,33 @@ def report_to_dict(report: RestartReport) -> dict[str, Any]:
                 "pid": p.pid,
                 "ppid": p.ppid,
                 "uid": p.uid,
-                "user": escape(p.user),
-                "comm": escape(p.comm),
-                "argv": [escape(a) for a in p.argv],
-                "exe": escape(p.exe) if p.exe else None,
+                "user": p.user,
+                "comm": p.comm,
+                "argv": list(p.argv),
+                "exe": p.exe or None,
                 "started_at": round(p.started_at, 2),
                 "unit": p.unit,
                 "user_unit": p.user_unit,
                 "session": p.session,
-                "venv": escape(p.venv) if p.venv else None,
+                "venv": p.venv or None,
                 "venv_evidence": p.venv_evidence,
                 "needs_restart": p.needs_restart,
                 "reasons": [
-                    {"code": r.code, "message": escape(r.message), "path": escape(r.path or "")}
-                    for r in p.reasons
+                    {"code": r.code, "message": r.message, "path": r.path or ""} for r in p.reasons
                 ],
                 "venv_status": p.venv_status.value if p.venv_status else None,
                 "restart_fails": p.restart_fails,
                 "venv_finding": None
                 if p.venv_finding is None
-                else {"code": p.venv_finding.code, "message": escape(p.venv_finding.message)},
+                else {"code": p.venv_finding.code, "message": p.venv_finding.message},
             }
             for p in report.processes
         ],
         "foreign": [
             {
                 "pid": f.pid,
-                "comm": escape(f.comm),
-                "exe": escape(f.exe or ""),
+                "comm": f.comm,
+                "exe": f.exe or "",
                 "exe_deleted": f.exe_deleted,
             }
             for f in report.foreign
@@ -180,4 +179,4 @@ def report_to_dict(report: RestartReport) -> dict[str, Any]:
 
 
 def render_json(report: RestartReport) -> str:
-    return json.dumps(report_to_dict(report), indent=2, ensure_ascii=False) + "\n"
+    return dumps(report_to_dict(report))

@@ -23,7 +23,8 @@ _STYLE = {
 
 
 def python_column(rep: VenvReport) -> str:
-    """``recorded -> now`` (or just one when they agree or one is unknown)."""
+    """``recorded -> now`` (or just one when they agree or one is unknown). Raw text:
+    the recorded version comes from ``pyvenv.cfg``, escape it to print it."""
     f = rep.facts
     rec = f.recorded_version
     rec_minor = ".".join(rec.split(".")[:2]) if rec else None
@@ -38,22 +39,21 @@ def python_column(rep: VenvReport) -> str:
 
 
 def rows(report: Report, only_problems: bool = False) -> list[tuple[str, ...]]:
+    """The table's cells, each escaped here, once (the renderers print them as they are)."""
     out: list[tuple[str, ...]] = []
     for rep in report.venvs:
         if only_problems and rep.status is Severity.OK:
             continue
         main = rep.main_finding
-        finding = f"{main.code}: {main.message}" if main is not None else ""
-        out.append(
-            (
-                rep.status.value,
-                escape(rep.path) + (f" (via {escape(rep.alias_of)})" if rep.alias_of else ""),
-                python_column(rep),
-                rep.facts.creator.value,
-                str(len(rep.facts.distributions)),
-                escape(finding),
-            )
+        cells = (
+            rep.status.value,
+            rep.path + (f" (via {rep.alias_of})" if rep.alias_of else ""),
+            python_column(rep),
+            rep.facts.creator.value,
+            str(len(rep.facts.distributions)),
+            f"{main.code}: {main.message}" if main is not None else "",
         )
+        out.append(tuple(escape(c) for c in cells))
     return out
 
 
@@ -126,7 +126,8 @@ def render_show(rep: VenvReport) -> str:
     out: list[str] = []
 
     def put(label: str, value: object, indent: int = 0) -> None:
-        out.append(f"{'  ' * indent}{label}: {escape(str(value))}")
+        # labels too: pyvenv.cfg's keys are labels here
+        out.append(f"{'  ' * indent}{escape(label)}: {escape(str(value))}")
 
     put("path", f.path)
     put("status", rep.status.value)
@@ -171,7 +172,8 @@ def render_show(rep: VenvReport) -> str:
     out.append("site-packages:")
     for s in f.site_dirs:
         out.append(
-            f"  {escape(s.path)} (python {s.python_version}, {len(s.distributions)} distributions)"
+            "  "
+            + escape(f"{s.path} (python {s.python_version}, {len(s.distributions)} distributions)")
         )
         for d in s.distributions:
             extra = []
