@@ -309,10 +309,10 @@ def test_error_messages_are_escaped_once(tmp_path: Path, monkeypatch: pytest.Mon
     shown = escape(missing)
     res = run_cli("scan", "--no-record", missing)
     check(res)
-    assert res.code == 3 and f"venvkeeper: error: {shown} is not a directory\n" in res.err
+    assert res.code == 3 and f"venvkeeper: error: {shown}: does not exist\n" in res.err
     res = run_cli("check", "--no-record", missing)
     check(res)
-    assert res.out == f"VENVKEEPER UNKNOWN - {shown} is not a directory\n"
+    assert res.out == f"VENVKEEPER UNKNOWN - {shown}: does not exist\n"
     res = _hook(monkeypatch, b"\x1b]0;x\x07\x9b\xff\n", "pre-install", missing)
     check(res)
     assert "(first line: '\\x1b]0;x\\x07\\x9b\\xff')" in res.err
