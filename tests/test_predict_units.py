@@ -4,6 +4,7 @@ and a real relink scenario (a patch release replaced under a pyenv-style tree)."
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from venvkeeper.errors import UsageError
+from venvkeeper.fsutil import normpath
 from venvkeeper.hostfs import Overlay
 from venvkeeper.interpreters import load_profile, profile_from_dict
 from venvkeeper.model import (
@@ -95,6 +97,58 @@ def test_overlay_link_loops_are_eloop(tree: Path) -> None:
     assert o.file_state(a) is False
     with pytest.raises(OSError):
         o.stat(a)
+
+
+def test_normpath_collapses_a_leading_double_slash() -> None:
+    assert os.path.normpath("//lib") == "//lib"  # what POSIX allows, and Linux ignores
+    for raw, want in [
+        ("//lib", "/lib"),
+        ("//", "/"),
+        ("///lib//x/", "/lib/x"),
+        ("/usr/../bin", "/bin"),
+        ("//usr/./lib/..", "/usr"),
+        ("/", "/"),
+        ("a//b", "a/b"),
+    ]:
+        assert normpath(raw) == want, raw
+
+
+def test_overlay_answers_paths_joined_onto_the_root(tree: Path) -> None:
+    """The prefix of /bin is /, and / + /lib is //lib: a profile of a Debian host hides
+    //lib/python3.X. Before, resolving //lib recursed forever."""
+    o = Overlay(hidden=[("//lib", r"python\d.*"), ("//" + str(tree)[1:] + "/usr/lib", "py.*")])
+    assert o.path_state("//lib") == o.path_state("/lib")
+    assert o.dir_state("//" + str(tree)[1:] + "/usr/lib") is True
+    assert o.path_state(str(tree / "usr" / "lib" / "python3.10")) is False  # hidden
+    assert o.realpath("//" + str(tree)[1:] + "/bin/python3") == str(tree / "usr/bin/python3.10")
+
+
+def test_overlay_directory_link_loops_are_eloop(tree: Path) -> None:
+    """A loop of directory links (real ones, and the overlay's own) gives ELOOP as the
+    kernel does, and a long chain of them is bounded too: never a RecursionError."""
+    (tree / "da").symlink_to("db")
+    (tree / "db").symlink_to("da")
+    cases = [
+        (Overlay(), str(tree / "da" / "x")),
+        (Overlay(dir_links={"/vk-loop/a": "b", "/vk-loop/b": "../vk-loop/a"}), "/vk-loop/a/x"),
+        (Overlay(dir_links={"/vk-loop/a": "b/c", "/vk-loop/b": "a"}), "/vk-loop/b/x/y"),
+        (
+            Overlay(dir_links={f"/vk-chain/{i}": f"/vk-chain/{i + 1}" for i in range(300)}),
+            "/vk-chain/0/x",
+        ),
+    ]
+    for o, p in cases:
+        for q in (o.lstat, o.stat):
+            with pytest.raises(OSError) as e:
+                q(p)
+            assert e.value.errno == errno.ELOOP, p
+        assert o.file_state(p) is False
+        assert o.realpath(p)
+    # 30 hops are within the kernel's 40: resolved, to a directory that does not exist
+    short = Overlay(dir_links={f"/vk-chain/{i}": f"{i + 1}" for i in range(30)})
+    with pytest.raises(FileNotFoundError) as e2:
+        short.lstat("/vk-chain/0/x")
+    assert e2.value.filename == "/vk-chain/30"
 
 
 @given(st.lists(st.sampled_from(["a", "b", "..", ".", "c", "x/y", "/abs"]), max_size=6))
@@ -313,6 +367,26 @@ def test_profile_round_trips(tmp_path: Path) -> None:
             if any(n["path"] == "/usr/bin/python3" for n in i["names"])
         ]
         assert mine and mine[0]["package"] and mine[0]["origin"] == "system"
+
+
+def test_this_hosts_own_profile_judges_a_real_venv(tmp_path: Path) -> None:
+    """The profile this host writes searches /bin, whose prefix is /: its stdlib
+    directories were //lib/..., and predict died of a RecursionError (exit 3)."""
+    prof = tmp_path / "me.json"
+    res = run_cli("host-profile", "-o", str(prof))
+    assert res.code == 0, res.err
+    doc = json.loads(prof.read_text())
+    if "/bin" not in doc["searched"]["bin_dirs"]:
+        pytest.skip("this host has no /bin")
+    make_venv(
+        Path("/usr/bin/python3") if os.path.exists("/usr/bin/python3") else require_python("3.11"),
+        tmp_path / "root" / "v",
+    )
+    res = run_cli("predict", "--json", "--host-profile", str(prof), str(tmp_path / "root"))
+    assert res.code in (0, 1, 2), res.err
+    assert "Traceback" not in res.err and "internal error" not in res.err
+    (v,) = json.loads(res.out)["venvs"]
+    assert v["status_then"] == v["status_now"]  # the same host: nothing changes
 
 
 def test_profile_never_runs_anything_it_need_not(tmp_path: Path) -> None:

@@ -17,6 +17,19 @@ class NotRegularFile(OSError):
     """The path exists but is a FIFO, socket, device or directory: we never open those."""
 
 
+def normpath(path: str) -> str:
+    """:func:`os.path.normpath`, with a leading ``//`` collapsed as well.
+
+    POSIX leaves the meaning of exactly two leading slashes to the system, so ``normpath``
+    keeps them; Linux reads them as ``/``. Paths built by joining onto ``/`` (the prefix of
+    ``/bin`` is ``/``, and ``/`` + ``/lib`` is ``//lib``) must compare equal to the same
+    path written with one slash, and ``dirname("//")`` is ``//`` again: a walk up that
+    stops at ``/`` would never end.
+    """
+    p = os.path.normpath(path)
+    return p[1:] if p.startswith("//") else p
+
+
 def describe_mode(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a FIFO"

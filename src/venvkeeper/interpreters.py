@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 from venvkeeper import _subprocess, pkgdb
 from venvkeeper.errors import CommandError, UsageError
+from venvkeeper.fsutil import normpath
 from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
 from venvkeeper.inspect import HostCache, classify_origin, follow_links
 from venvkeeper.model import BaseOrigin, HostProfile, Interpreter, InterpreterName
@@ -323,7 +324,7 @@ def _abs_paths(items: Any, where: str) -> tuple[str, ...]:
         isinstance(x, str) and x.startswith("/") for x in items
     ):
         raise _Bad(f"{where} must be a list of absolute paths")
-    return tuple(os.path.normpath(x) for x in items)
+    return tuple(normpath(x) for x in items)
 
 
 def profile_from_dict(data: Any) -> HostProfile:
@@ -423,7 +424,7 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
         hidden.append((d, NAME.pattern))
         prefix = os.path.dirname(d)
         for sub in ("lib", "lib64", "include"):
-            hidden.append((f"{prefix}/{sub}", _STDLIB_DIR))
+            hidden.append((normpath(f"{prefix}/{sub}"), _STDLIB_DIR))
     links: dict[str, str] = {}
     files: dict[str, bytes] = {}
     for i in p.interpreters:
