@@ -355,6 +355,37 @@ def test_profile_errors_are_clear(tmp_path: Path) -> None:
         load_profile("/dev/null")
 
 
+def test_hostile_profile_files_are_one_line_errors(tmp_path: Path) -> None:
+    """A profile nested 100k deep (before: RecursionError), 50 MB, not UTF-8, a FIFO, a
+    directory, a link loop: exit 3, one line naming the file, no traceback, no hang."""
+    root = tmp_path / "root"
+    root.mkdir()
+    cases: dict[str, tuple[bytes | None, str]] = {
+        "deep.json": (b"[" * 100_000 + b"]" * 100_000, "nested deeper than"),
+        "deep-object.json": (b'{"kind": ' * 100_000, "nested deeper than"),
+        "huge.json": (b" " * (50 << 20) + b"{}", "larger than"),
+        "latin1.json": (b'{"kind": "h\xf4te"}', "not UTF-8"),
+        "fifo.json": (None, "not a file"),
+        "dir.json": (None, "not a file"),
+        "loop.json": (None, "cannot read it"),
+    }
+    for name, (data, needle) in cases.items():
+        f = tmp_path / name
+        if name == "fifo.json":
+            os.mkfifo(f)
+        elif name == "dir.json":
+            f.mkdir()
+        elif name == "loop.json":
+            f.symlink_to(name)
+        else:
+            assert data is not None
+            f.write_bytes(data)
+        res = run_cli("predict", str(root), "--host-profile", str(f))
+        assert res.code == 3, (name, res.err)
+        assert res.err.count("\n") == 1 and str(f) in res.err and needle in res.err, res.err
+        assert "Traceback" not in res.err and "internal error" not in res.err, res.err
+
+
 def test_profile_round_trips(tmp_path: Path) -> None:
     out = tmp_path / "me.json"
     assert run_cli("host-profile", "-o", str(out)).code == 0

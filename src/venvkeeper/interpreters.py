@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from venvkeeper import _subprocess, pkgdb
+from venvkeeper import _subprocess, fsutil, pkgdb
 from venvkeeper.errors import CommandError, UsageError
 from venvkeeper.fsutil import normpath
 from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
@@ -31,6 +31,9 @@ from venvkeeper.model import BaseOrigin, HostProfile, Interpreter, InterpreterNa
 PROFILE_KIND = "venvkeeper-host-profile"
 PROFILE_SCHEMA = 1
 MAX_HOMES = 2000
+#: The most a profile file may weigh and nest (one lists a host's Pythons: some kB, 5 deep).
+PROFILE_LIMIT = 16 << 20
+PROFILE_DEPTH = 16
 
 #: File names that are interpreters (not python3-config, not python3.11-dbg-config, ...).
 NAME = re.compile(r"python(\d+(\.\d+t?)?)?")
@@ -390,15 +393,20 @@ def profile_from_dict(data: Any) -> HostProfile:
 def load_profile(path: str) -> HostProfile:
     """Read a profile file; a clear :class:`UsageError` for anything wrong with it."""
     try:
-        text = REAL.read_head(path, 16 << 20)
-        if text is None:
-            raise OSError(f"cannot read {path} (missing, unreadable or not a regular file)")
-        data = json.loads(text.decode("utf-8"))
+        # The file the caller named: a link to it is followed (it is not a scanned tree).
+        data = fsutil.load_json_file(
+            path, limit_bytes=PROFILE_LIMIT, max_depth=PROFILE_DEPTH, follow_links=True
+        )
+    except fsutil.NotRegularFile as e:
+        raise UsageError(f"host profile {path}: cannot read it: {e.strerror}, not a file") from None
+    except OSError as e:
+        raise UsageError(f"host profile {path}: cannot read it: {e.strerror or e}") from None
+    except fsutil.JSONError as e:
+        raise UsageError(f"host profile {path}: {e}") from None
+    try:
         return profile_from_dict(data)
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"host profile {path}: {e}") from e
     except ValueError as e:
-        raise UsageError(f"host profile {path}: {e}") from e
+        raise UsageError(f"host profile {path}: {e}") from None
 
 
 def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
