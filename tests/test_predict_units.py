@@ -386,6 +386,33 @@ def test_hostile_profile_files_are_one_line_errors(tmp_path: Path) -> None:
         assert "Traceback" not in res.err and "internal error" not in res.err, res.err
 
 
+def test_package_tools_are_never_taken_from_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root, a dpkg-query or rpm planted early on PATH would run as root: host-profile
+    and predict --remove-package look in the system directories only. A caller may still
+    name a stand-in directory (and then it runs: the plant works)."""
+    from venvkeeper import pkgdb
+
+    tools = tmp_path / "planted"
+    tools.mkdir()
+    marker = tmp_path / "ran"
+    for name in ("dpkg-query", "rpm"):
+        (tools / name).write_text(f'#!/bin/sh\necho "$0" >> {marker}\nexit 1\n')
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin:/usr/sbin:/sbin")
+    assert run_cli("host-profile", "-o", str(tmp_path / "p.json")).code == 0
+    (tmp_path / "root").mkdir()
+    res = run_cli("predict", str(tmp_path / "root"), "--remove-package", "vk-no-such-pkg")
+    assert res.code == 3 and "Traceback" not in res.err
+    assert "no installed package" in res.err or "neither dpkg nor rpm" in res.err, res.err
+    assert pkgdb.manager() in (None, "dpkg", "rpm")
+    pkgdb.owners(["/usr/bin/python3"])
+    assert not marker.exists(), marker.read_text()
+    assert pkgdb.owners(["/usr/bin/python3"], str(tools)) == {}  # named: it is used
+    assert marker.read_text().startswith(str(tools))
+
+
 def test_profile_round_trips(tmp_path: Path) -> None:
     out = tmp_path / "me.json"
     assert run_cli("host-profile", "-o", str(out)).code == 0

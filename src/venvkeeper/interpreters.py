@@ -141,11 +141,12 @@ def find_interpreters(
     *,
     run: bool = False,
     packages: bool = False,
+    package_tools: Optional[str] = None,
 ) -> tuple[Interpreter, ...]:
     """Every interpreter reachable by a Python-ish name in *places*, one entry per binary
     with every name that leads to it. *run* lets root-owned system interpreters be asked
     their version when their files do not tell; *packages* asks the package manager who
-    owns each one."""
+    owns each one (dpkg-query/rpm from *package_tools*, default the system directories)."""
     by_exe: dict[str, list[InterpreterName]] = {}
     seen_dirs: set[str] = set()
     dirs = list(places.bin_dirs) + [b for t in places.trees for b in _tree_bins(t, fs)]
@@ -209,7 +210,8 @@ def find_interpreters(
             )
         )
     if packages and found:
-        owned = pkgdb.owners([p for i in found for p in (i.executable, *(n.path for n in i.names))])
+        paths = [p for i in found for p in (i.executable, *(n.path for n in i.names))]
+        owned = pkgdb.owners(paths, package_tools)
         found = [
             replace(
                 i,
@@ -242,11 +244,16 @@ def _dir_links(paths: Iterable[str], fs: HostFS) -> tuple[tuple[str, str], ...]:
 
 
 def host_profile(
-    places: Optional[Places] = None, *, run: bool = True, packages: bool = True
+    places: Optional[Places] = None,
+    *,
+    run: bool = True,
+    packages: bool = True,
+    package_tools: Optional[str] = None,
 ) -> HostProfile:
-    """This host's interpreters, as ``venvkeeper host-profile`` prints them."""
+    """This host's interpreters, as ``venvkeeper host-profile`` prints them. *package_tools*
+    is where dpkg-query/rpm are looked for (default: the system directories, never PATH)."""
     places = places or default_places()
-    interps = find_interpreters(places, run=run, packages=packages)
+    interps = find_interpreters(places, run=run, packages=packages, package_tools=package_tools)
     bins = [d for d in places.bin_dirs if REAL.dir_state(d) is True]
     trees = [t for t in places.trees if REAL.dir_state(t) is True]
     hops = [h for i in interps for n in i.names for h in n.hops] + [b + "/x" for b in bins]
