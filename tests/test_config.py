@@ -75,6 +75,7 @@ ERRORS = {
         'roots = ["/srv"]\n',
         ':1: unknown key "roots" (it belongs in [scan])',
     ),
+    "deep-nesting": ("ignore = " + "[" * 100_000 + "\n", ": invalid TOML: nested too deeply"),
     "check-code": ('[check]\nignore_codes = ["nope"]\n', ':2: unknown finding code "nope"'),
     "relative-base": (
         '[policy]\nallowed_bases = ["usr/bin/python3"]\n',

@@ -39,7 +39,8 @@ SRC = Path(__file__).parent.parent / "src"
 def run_scan_subprocess(*args: str, user: User | None = None, timeout: float = 120):
     """The CLI in a child process: a hang fails the test through the timeout."""
     kwargs: dict[str, object] = {}
-    python, env = DEV_PYTHON, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    # This checkout's code, not whatever the dev venv's editable install points at.
+    python, env = DEV_PYTHON, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(SRC)}
     if user is not None:
         kwargs = {"user": user.uid, "group": user.gid, "extra_groups": []}
         python, env["PYTHONPATH"] = factory.runner_for_others()
@@ -330,6 +331,71 @@ def test_garbage_distribution_metadata(tmp_path: Path) -> None:
     assert any("METADATA" in p for p in by["fifo"].problems)
     rep = scan([str(tmp_path)])
     assert rep.venvs[0].status.value in ("ok", "warning")
+
+
+def test_a_hostile_direct_url_costs_only_that_url(tmp_path: Path) -> None:
+    """A real installed distribution whose direct_url.json is replaced by a 100k-deep
+    nesting (before: RecursionError, the venv unknown with every fact lost), a 50 MB file,
+    non-UTF-8 garbage, a FIFO or a link loop: the scan keeps every other fact."""
+    py = Path("/usr/bin/python3") if os.path.exists("/usr/bin/python3") else Path(sys.executable)
+    v = factory.make_venv(py, tmp_path / "root" / "v")
+    factory.install(v, factory.make_project(tmp_path, "vkdeep", "1.2"))
+    (du,) = v.glob("lib/python*/site-packages/vkdeep-1.2.dist-info/direct_url.json")
+
+    def scan_json() -> tuple[dict, dict]:
+        res = run_scan_subprocess(str(tmp_path / "root"))
+        (venv,) = venvs_of(res).values()
+        assert venv["packages"] >= 1
+        res = subprocess.run(
+            [DEV_PYTHON, "-m", "venvkeeper", "show", "--json", str(v)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(SRC)},
+        )
+        assert res.returncode in (0, 1, 2) and "Traceback" not in res.stderr, res.stderr
+        venv = json.loads(res.stdout)
+        (dist,) = [
+            d for s in venv["site_packages"] for d in s["distributions"] if d["name"] == "vkdeep"
+        ]
+        return venv, dist
+
+    before, dist = scan_json()
+    assert dist["direct_url"]["kind"] in ("directory", "archive") and not dist["problems"]
+    hostile: dict[str, bytes | None] = {
+        "deep": b"[" * 100_000 + b"]" * 100_000,  # over the size limit, too
+        "deep-within-the-size-limit": b"[" * 60_000,
+        "deep-object": b'{"url": "file:///x", "a": ' * 2_000,
+        "huge": b'{"url": "' + b"x" * (50 << 20) + b'"}',
+        "garbage": os.urandom(300) + b"\xff",
+        "fifo": None,
+        "loop": None,
+    }
+    seen: dict[str, str] = {}
+    for name, data in hostile.items():
+        du.unlink()
+        if name == "fifo":
+            os.mkfifo(du)
+        elif name == "loop":
+            du.symlink_to(du.name)
+        else:
+            assert data is not None
+            du.write_bytes(data)
+        after, dist = scan_json()
+        assert after["status"] == before["status"], name
+        assert [f["code"] for f in after["findings"]] == [f["code"] for f in before["findings"]]
+        assert after["python"] == before["python"], name
+        assert dist["version"] == "1.2", name
+        du_fact = dist["direct_url"]
+        assert du_fact is None or du_fact["kind"] == "invalid", (name, du_fact)
+        (problem,) = dist["problems"]
+        seen[name] = problem
+        assert problem.startswith("direct_url.json "), (name, problem)
+        assert len(problem) < 200, problem
+    for name in ("deep-within-the-size-limit", "deep-object"):
+        assert "nested deeper than" in seen[name], seen
+    assert "larger than" in seen["huge"] and "larger than" in seen["deep"], seen
+    assert "not UTF-8" in seen["garbage"] or "not valid JSON" in seen["garbage"], seen
 
 
 # --- parsers, property-based ------------------------------------------------------------

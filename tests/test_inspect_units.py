@@ -170,7 +170,7 @@ def test_direct_url_details() -> None:
     vcs = _direct_url(
         json.dumps({"url": "git+https://g/r.git", "vcs_info": {"vcs": "git", "commit_id": "ab1"}})
     )
-    assert vcs[2:] == ("git", "ab1", None)
+    assert (vcs.vcs, vcs.commit, vcs.local, vcs.problem) == ("git", "ab1", None, None)
     local = _direct_url(
         json.dumps({"url": "file:///src/my%20proj", "dir_info": {"editable": True}})
     )

@@ -4,6 +4,7 @@ and a real relink scenario (a patch release replaced under a pyenv-style tree)."
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from venvkeeper.errors import UsageError
+from venvkeeper.fsutil import normpath
 from venvkeeper.hostfs import Overlay
 from venvkeeper.interpreters import load_profile, profile_from_dict
 from venvkeeper.model import (
@@ -95,6 +97,58 @@ def test_overlay_link_loops_are_eloop(tree: Path) -> None:
     assert o.file_state(a) is False
     with pytest.raises(OSError):
         o.stat(a)
+
+
+def test_normpath_collapses_a_leading_double_slash() -> None:
+    assert os.path.normpath("//lib") == "//lib"  # what POSIX allows, and Linux ignores
+    for raw, want in [
+        ("//lib", "/lib"),
+        ("//", "/"),
+        ("///lib//x/", "/lib/x"),
+        ("/usr/../bin", "/bin"),
+        ("//usr/./lib/..", "/usr"),
+        ("/", "/"),
+        ("a//b", "a/b"),
+    ]:
+        assert normpath(raw) == want, raw
+
+
+def test_overlay_answers_paths_joined_onto_the_root(tree: Path) -> None:
+    """The prefix of /bin is /, and / + /lib is //lib: a profile of a Debian host hides
+    //lib/python3.X. Before, resolving //lib recursed forever."""
+    o = Overlay(hidden=[("//lib", r"python\d.*"), ("//" + str(tree)[1:] + "/usr/lib", "py.*")])
+    assert o.path_state("//lib") == o.path_state("/lib")
+    assert o.dir_state("//" + str(tree)[1:] + "/usr/lib") is True
+    assert o.path_state(str(tree / "usr" / "lib" / "python3.10")) is False  # hidden
+    assert o.realpath("//" + str(tree)[1:] + "/bin/python3") == str(tree / "usr/bin/python3.10")
+
+
+def test_overlay_directory_link_loops_are_eloop(tree: Path) -> None:
+    """A loop of directory links (real ones, and the overlay's own) gives ELOOP as the
+    kernel does, and a long chain of them is bounded too: never a RecursionError."""
+    (tree / "da").symlink_to("db")
+    (tree / "db").symlink_to("da")
+    cases = [
+        (Overlay(), str(tree / "da" / "x")),
+        (Overlay(dir_links={"/vk-loop/a": "b", "/vk-loop/b": "../vk-loop/a"}), "/vk-loop/a/x"),
+        (Overlay(dir_links={"/vk-loop/a": "b/c", "/vk-loop/b": "a"}), "/vk-loop/b/x/y"),
+        (
+            Overlay(dir_links={f"/vk-chain/{i}": f"/vk-chain/{i + 1}" for i in range(300)}),
+            "/vk-chain/0/x",
+        ),
+    ]
+    for o, p in cases:
+        for q in (o.lstat, o.stat):
+            with pytest.raises(OSError) as e:
+                q(p)
+            assert e.value.errno == errno.ELOOP, p
+        assert o.file_state(p) is False
+        assert o.realpath(p)
+    # 30 hops are within the kernel's 40: resolved, to a directory that does not exist
+    short = Overlay(dir_links={f"/vk-chain/{i}": f"{i + 1}" for i in range(30)})
+    with pytest.raises(FileNotFoundError) as e2:
+        short.lstat("/vk-chain/0/x")
+    assert e2.value.filename == "/vk-chain/30"
 
 
 @given(st.lists(st.sampled_from(["a", "b", "..", ".", "c", "x/y", "/abs"]), max_size=6))
@@ -301,6 +355,64 @@ def test_profile_errors_are_clear(tmp_path: Path) -> None:
         load_profile("/dev/null")
 
 
+def test_hostile_profile_files_are_one_line_errors(tmp_path: Path) -> None:
+    """A profile nested 100k deep (before: RecursionError), 50 MB, not UTF-8, a FIFO, a
+    directory, a link loop: exit 3, one line naming the file, no traceback, no hang."""
+    root = tmp_path / "root"
+    root.mkdir()
+    cases: dict[str, tuple[bytes | None, str]] = {
+        "deep.json": (b"[" * 100_000 + b"]" * 100_000, "nested deeper than"),
+        "deep-object.json": (b'{"kind": ' * 100_000, "nested deeper than"),
+        "huge.json": (b" " * (50 << 20) + b"{}", "larger than"),
+        "latin1.json": (b'{"kind": "h\xf4te"}', "not UTF-8"),
+        "fifo.json": (None, "not a file"),
+        "dir.json": (None, "not a file"),
+        "loop.json": (None, "cannot read it"),
+    }
+    for name, (data, needle) in cases.items():
+        f = tmp_path / name
+        if name == "fifo.json":
+            os.mkfifo(f)
+        elif name == "dir.json":
+            f.mkdir()
+        elif name == "loop.json":
+            f.symlink_to(name)
+        else:
+            assert data is not None
+            f.write_bytes(data)
+        res = run_cli("predict", str(root), "--host-profile", str(f))
+        assert res.code == 3, (name, res.err)
+        assert res.err.count("\n") == 1 and str(f) in res.err and needle in res.err, res.err
+        assert "Traceback" not in res.err and "internal error" not in res.err, res.err
+
+
+def test_package_tools_are_never_taken_from_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As root, a dpkg-query or rpm planted early on PATH would run as root: host-profile
+    and predict --remove-package look in the system directories only. A caller may still
+    name a stand-in directory (and then it runs: the plant works)."""
+    from venvkeeper import pkgdb
+
+    tools = tmp_path / "planted"
+    tools.mkdir()
+    marker = tmp_path / "ran"
+    for name in ("dpkg-query", "rpm"):
+        (tools / name).write_text(f'#!/bin/sh\necho "$0" >> {marker}\nexit 1\n')
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin:/usr/sbin:/sbin")
+    assert run_cli("host-profile", "-o", str(tmp_path / "p.json")).code == 0
+    (tmp_path / "root").mkdir()
+    res = run_cli("predict", str(tmp_path / "root"), "--remove-package", "vk-no-such-pkg")
+    assert res.code == 3 and "Traceback" not in res.err
+    assert "no installed package" in res.err or "neither dpkg nor rpm" in res.err, res.err
+    assert pkgdb.manager() in (None, "dpkg", "rpm")
+    pkgdb.owners(["/usr/bin/python3"])
+    assert not marker.exists(), marker.read_text()
+    assert pkgdb.owners(["/usr/bin/python3"], str(tools)) == {}  # named: it is used
+    assert marker.read_text().startswith(str(tools))
+
+
 def test_profile_round_trips(tmp_path: Path) -> None:
     out = tmp_path / "me.json"
     assert run_cli("host-profile", "-o", str(out)).code == 0
@@ -313,6 +425,26 @@ def test_profile_round_trips(tmp_path: Path) -> None:
             if any(n["path"] == "/usr/bin/python3" for n in i["names"])
         ]
         assert mine and mine[0]["package"] and mine[0]["origin"] == "system"
+
+
+def test_this_hosts_own_profile_judges_a_real_venv(tmp_path: Path) -> None:
+    """The profile this host writes searches /bin, whose prefix is /: its stdlib
+    directories were //lib/..., and predict died of a RecursionError (exit 3)."""
+    prof = tmp_path / "me.json"
+    res = run_cli("host-profile", "-o", str(prof))
+    assert res.code == 0, res.err
+    doc = json.loads(prof.read_text())
+    if "/bin" not in doc["searched"]["bin_dirs"]:
+        pytest.skip("this host has no /bin")
+    make_venv(
+        Path("/usr/bin/python3") if os.path.exists("/usr/bin/python3") else require_python("3.11"),
+        tmp_path / "root" / "v",
+    )
+    res = run_cli("predict", "--json", "--host-profile", str(prof), str(tmp_path / "root"))
+    assert res.code in (0, 1, 2), res.err
+    assert "Traceback" not in res.err and "internal error" not in res.err
+    (v,) = json.loads(res.out)["venvs"]
+    assert v["status_then"] == v["status_now"]  # the same host: nothing changes
 
 
 def test_profile_never_runs_anything_it_need_not(tmp_path: Path) -> None:

@@ -350,6 +350,23 @@ def test_a_process_in_another_mount_namespace_is_listed_not_judged(world: World)
     assert foreign.exe_deleted
 
 
+def test_a_chrooted_process_is_listed_not_judged(world: World) -> None:
+    """A real process that chroots itself into an empty directory once started: its
+    command line names host paths no longer its own. Before, it was judged by them."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    jail = world.root / "jail"
+    jail.mkdir()
+    job = world.root / "chrooted.py"
+    job.write_text(BODY.replace("print(", f"import os\nos.chroot({str(jail)!r})\nprint(", 1))
+    p = world.start("chrooted", [f"{world.venv}/bin/python", str(job)])
+    replace_file(world.prefix / "bin" / "python3.11")
+    rep = scan_processes()
+    assert p.pid not in {x.pid for x in rep.processes}
+    (foreign,) = [f for f in rep.foreign if f.pid == p.pid]
+    assert (foreign.where.value, foreign.root, foreign.exe_deleted) == ("chroot", str(jail), True)
+
+
 def test_uwsgi_master_and_workers(tmp_path: Path) -> None:
     """Debian's uWSGI with its python3 plugin serving a venv (``--home``): the binary is
     uwsgi, not python; a package upgraded in the venv must flag master and workers."""

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from venvkeeper.model import Elsewhere
 from venvkeeper.procs import parse_cgroup, parse_maps, parse_stat, scan_processes, venv_from_argv
 
 from conftest import run_cli
@@ -57,6 +58,7 @@ class FakeProc:
         cgroup: str = "0::/system.slice/app.service\n",
         ns: str = NS,
         environ: bytes = b"",
+        root: Optional[str] = "/",
     ) -> Path:
         d = self.root / str(pid)
         (d / "ns").mkdir(parents=True)
@@ -74,6 +76,8 @@ class FakeProc:
         (d / "cgroup").write_text(cgroup)
         (d / "environ").write_bytes(environ)
         (d / "ns" / "mnt").symlink_to(ns)
+        if root is not None:  # None: unreadable (another user's process)
+            (d / "root").symlink_to(root)
         return d
 
 
@@ -211,6 +215,59 @@ def test_hard_cases_are_counted_not_crashed(world: tuple[FakeProc, Path]) -> Non
     assert (foreign.pid, foreign.exe_deleted) == (44, True)
     out = run_cli("restarts", "--proc-root", str(proc.root)).out
     assert "other mount namespaces (containers) not judged: 44 (py-in-container)" in out
+
+
+def test_a_chrooted_process_is_listed_not_judged(tmp_path: Path) -> None:
+    """A process under another root: the paths of its command line are relative to that
+    root. Before, it was judged by this host's paths (the wrong venv, or a repair of the
+    wrong directory); now it is listed as in another root, like a container."""
+    proc = FakeProc(tmp_path / "proc")
+    venv = fake_venv(tmp_path)
+    jail = tmp_path / "jail"
+    fake_venv(jail / "srv", "app")  # the venv the chrooted process really runs
+    py = f"{venv}/bin/python"
+    deleted = "/usr/bin/python3.11 (deleted)"
+    proc.add(50, exe=deleted, argv=(py, "app.py"))  # on our root: judged
+    proc.add(51, exe=deleted, argv=(py, "app.py"), root=str(jail), comm="jailed\x1b")
+    proc.add(52, exe=deleted, argv=(py, "app.py"), root=None)  # unreadable: judged
+    rep = scan_processes(str(proc.root), judge=False)
+    assert {p.pid for p in rep.processes} == {50, 52}
+    (foreign,) = rep.foreign
+    assert (foreign.pid, foreign.where, foreign.root) == (51, Elsewhere.CHROOT, str(jail))
+    assert foreign.exe_deleted
+    out = run_cli("restarts", "--proc-root", str(proc.root)).out
+    assert (
+        f"1 Python process(es) in another root (chroot) not judged: 51 (jailed\\x1b) in {jail}"
+        in out
+    )
+    assert "mount namespaces" not in out
+    doc = json.loads(run_cli("restarts", "--json", "--proc-root", str(proc.root)).out)
+    assert doc["foreign"] == [
+        {
+            "pid": 51,
+            "comm": "jailed\\x1b",
+            "exe": "/usr/bin/python3.11",
+            "exe_deleted": True,
+            "where": "chroot",
+            "root": str(jail),
+        }
+    ]
+    assert [p["pid"] for p in doc["processes"]] == [50, 52]
+
+
+def test_a_root_that_reads_as_slash_but_is_not_ours_is_a_chroot(tmp_path: Path) -> None:
+    """When venvkeeper itself runs under a root the other process is outside of, the
+    kernel shows that process's root as "/": the directories' identities tell them apart."""
+    proc = FakeProc(tmp_path / "proc")
+    jail = tmp_path / "jail"
+    jail.mkdir()
+    (proc.root / "99999" / "root").unlink()
+    (proc.root / "99999" / "root").symlink_to(jail)  # we run under jail
+    proc.add(60, exe="/usr/bin/python3.11 (deleted)", argv=("/usr/bin/python3", "x.py"))
+    rep = scan_processes(str(proc.root), judge=False)
+    assert rep.processes == ()
+    (foreign,) = rep.foreign
+    assert (foreign.pid, foreign.where, foreign.root) == (60, Elsewhere.CHROOT, "/")
 
 
 def test_command_lines_are_escaped(world: tuple[FakeProc, Path]) -> None:

@@ -174,6 +174,8 @@ def parse_text(text: str, path: str = "<config>") -> dict[str, Any]:
         col = f" (column {m.group(2)})" if m and m.group(2) else ""
         why = _AT.sub("", msg).strip()
         raise ConfigError(f"{escape(path)}:{line}: invalid TOML: {why}{col}") from e
+    except RecursionError:  # a = [[[[... thousands deep: tomllib recurses
+        raise ConfigError(f"{escape(path)}: invalid TOML: nested too deeply") from None
     except UnicodeError as e:  # pragma: no cover - decode() keeps every byte as text
         raise ConfigError(f"{escape(path)}: not UTF-8 text") from e
     v = _Validator(path, _Locator(text))

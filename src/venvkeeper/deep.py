@@ -14,7 +14,7 @@ import pwd
 from collections.abc import Iterable
 from typing import Optional
 
-from venvkeeper import _subprocess
+from venvkeeper import _subprocess, fsutil
 from venvkeeper.checks._base import BOOTSTRAP, CodeDoc, short_list
 from venvkeeper.errors import CommandError
 from venvkeeper.inspect import canonical_name
@@ -118,7 +118,9 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return DeepResult(ran=True, error=f"exit {done.returncode}: {tail[:300]}")
     try:
-        data = json.loads(done.stdout[marker + len("@@venvkeeper@@") :])
+        data = fsutil.load_json(done.stdout[marker + len("@@venvkeeper@@") :])
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
         failed = tuple(f"{m} ({why})" for m, why in data.get("failed", []))
         uid = data.get("uid")
         return DeepResult(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import re
 import stat
 import threading
+from itertools import accumulate
 from typing import Callable, Optional
 
 #: Default cap for one read: far above any honest pyvenv.cfg, METADATA header or RECORD.
@@ -15,6 +18,19 @@ READ_LIMIT = 1 << 20
 
 class NotRegularFile(OSError):
     """The path exists but is a FIFO, socket, device or directory: we never open those."""
+
+
+def normpath(path: str) -> str:
+    """:func:`os.path.normpath`, with a leading ``//`` collapsed as well.
+
+    POSIX leaves the meaning of exactly two leading slashes to the system, so ``normpath``
+    keeps them; Linux reads them as ``/``. Paths built by joining onto ``/`` (the prefix of
+    ``/bin`` is ``/``, and ``/`` + ``/lib`` is ``//lib``) must compare equal to the same
+    path written with one slash, and ``dirname("//")`` is ``//`` again: a walk up that
+    stops at ``/`` would never end.
+    """
+    p = os.path.normpath(path)
+    return p[1:] if p.startswith("//") else p
 
 
 def describe_mode(mode: int) -> str:
@@ -94,6 +110,111 @@ def read_text(path: str, limit: int = READ_LIMIT) -> tuple[str, bool]:
     return decode(data), truncated
 
 
+class TooLarge(OSError):
+    """A file larger than the caller will read whole."""
+
+
+def read_file(path: str, limit: int, *, follow_links: bool = False) -> bytes:
+    """The whole of the regular file *path*, refused when larger than *limit* bytes.
+
+    Never blocks and never follows a link unless told (``O_NOFOLLOW``: a link is
+    ``ELOOP``); FIFOs, devices and directories raise :class:`NotRegularFile` without being
+    read, a file over *limit* raises :class:`TooLarge` (its size is checked before reading,
+    and again while reading, for a file that grows). Other failures are the usual
+    :class:`OSError` subclasses."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
+        if st.st_size > limit:
+            raise TooLarge(errno.EFBIG, f"larger than {limit} bytes ({st.st_size})", path)
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise TooLarge(errno.EFBIG, f"larger than {limit} bytes", path)
+    return data
+
+
+#: Default bounds of :func:`load_json`: far above any file venvkeeper reads or writes.
+JSON_LIMIT = 16 << 20
+JSON_DEPTH = 64
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class JSONError(ValueError):
+    """JSON venvkeeper refuses to read: too large, too deep, not UTF-8, or not JSON.
+    The message says which, in a few words, for a finding or a one-line error."""
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in *text*, brackets inside strings not
+    counted (an unterminated string's brackets are: the text is not JSON anyway)."""
+    brackets = _JSON_NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(_BRACKET_STEP[c] for c in brackets), default=0)
+
+
+def load_json(
+    data: bytes | str, *, limit_bytes: int = JSON_LIMIT, max_depth: int = JSON_DEPTH
+) -> object:
+    """Parse untrusted JSON within bounds: the one JSON reader of venvkeeper.
+
+    Refuses with :class:`JSONError` (a ``ValueError``) input over *limit_bytes*, nested
+    deeper than *max_depth* (checked before parsing, so ``[[[[...`` a million deep costs a
+    scan, not a ``RecursionError``), bytes that are not UTF-8 (a leading BOM is allowed),
+    and anything :func:`json.loads` rejects. Never raises anything else."""
+    if len(data) > limit_bytes:
+        raise JSONError(f"larger than {limit_bytes} bytes")
+    if isinstance(data, bytes):
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise JSONError(f"not UTF-8 (byte {e.start})") from None
+    else:
+        text = data
+    # Cheap first: fewer opening brackets than the limit cannot nest deeper than it.
+    if text.count("[") + text.count("{") > max_depth and _json_depth(text) > max_depth:
+        raise JSONError(f"nested deeper than {max_depth} levels")
+    try:
+        return json.loads(text)
+    except RecursionError:  # the stack was already deep: still a clean refusal
+        raise JSONError("nested too deeply to read") from None
+    except ValueError as e:  # JSONDecodeError, and integers too long to convert
+        raise JSONError(f"not valid JSON: {e}") from None
+
+
+def load_json_file(
+    path: str,
+    *,
+    limit_bytes: int = JSON_LIMIT,
+    max_depth: int = JSON_DEPTH,
+    follow_links: bool = False,
+) -> object:
+    """:func:`read_file` then :func:`load_json`: raises :class:`OSError` (the file cannot
+    be read, is not regular, is a link, is too large) or :class:`JSONError` (its content)."""
+    return load_json(
+        read_file(path, limit_bytes, follow_links=follow_links),
+        limit_bytes=limit_bytes,
+        max_depth=max_depth,
+    )
+
+
 def read_head(path: str, limit: int = 512) -> Optional[bytes]:
     """The first bytes of a regular file, or None when it cannot be read for any reason."""
     try:
@@ -107,6 +228,8 @@ def os_error_reason(e: OSError) -> str:
     code = e.errno
     if isinstance(e, NotRegularFile):
         return "not-regular-file"
+    if isinstance(e, TooLarge):
+        return "too-large"
     if code in (errno.EACCES, errno.EPERM):
         return "permission-denied"
     if code in (errno.ENOENT, errno.ENOTDIR):

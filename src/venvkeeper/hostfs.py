@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Callable, Optional
 
 from venvkeeper import fsutil
+from venvkeeper.fsutil import normpath
 
 MAX_HOPS = 40
 MAX_DEPTH = 256  # path components resolved by the overlay (recursion bound)
@@ -131,9 +132,9 @@ class Overlay(HostFS):
         dir_links: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.base = base
-        self.links = {os.path.normpath(k): v for k, v in (links or {}).items()}
-        self.files = {os.path.normpath(k): v for k, v in (files or {}).items()}
-        self.dir_links = {os.path.normpath(k): v for k, v in (dir_links or {}).items()}
+        self.links = {normpath(k): v for k, v in (links or {}).items()}
+        self.files = {normpath(k): v for k, v in (files or {}).items()}
+        self.dir_links = {normpath(k): v for k, v in (dir_links or {}).items()}
         self.dirs: set[str] = set()
         for p in list(self.links) + list(self.files) + list(self.dir_links):
             d = os.path.dirname(p)
@@ -142,7 +143,7 @@ class Overlay(HostFS):
                 d = os.path.dirname(d)
         self.removed: set[str] = set()
         for r in removed:
-            r = os.path.normpath(r)
+            r = normpath(r)
             self.removed.add(r)
             # The same entry through its directory's real name (merged /usr).
             with contextlib.suppress(OSError, ValueError):
@@ -150,7 +151,7 @@ class Overlay(HostFS):
                 self.removed.add(os.path.join(real_dir, os.path.basename(r)))
         self.hidden: dict[str, list[re.Pattern[str]]] = {}
         for d, pattern in hidden:
-            self.hidden.setdefault(os.path.normpath(d), []).append(re.compile(pattern))
+            self.hidden.setdefault(normpath(d), []).append(re.compile(pattern))
         self._canon: dict[str, str] = {}
         for d in list(self.hidden):  # also under the directory's real name
             with contextlib.suppress(OSError, ValueError):
@@ -163,12 +164,14 @@ class Overlay(HostFS):
 
     def _gone(self, p: str) -> bool:
         """Whether *p*, or a directory above it, will not exist."""
-        while p != "/":
+        while p not in ("/", ""):
             if p in self.removed:
                 return True
             d, name = os.path.split(p)
             if any(x.fullmatch(name) for x in self.hidden.get(d, ())):
                 return True
+            if d == p:  # not normalised ("//"): nothing above it
+                break
             p = d
         return False
 
@@ -193,35 +196,66 @@ class Overlay(HostFS):
             raise _missing(p)
         return self.base.readlink(p)
 
-    def _resolve_dir(self, d: str, hops: int = 0) -> str:
-        """The directory *d* with every link in it resolved through the overlay."""
-        d = os.path.normpath(d)
-        if d == "/":
-            return d
-        if d in self._canon:
-            return self._canon[d]
+    def _resolve_dir(self, d: str) -> str:
+        """The directory *d* with every link in it resolved through the overlay.
+
+        Iterative, the way the kernel walks a path: one component at a time, a link's
+        target pushed in its place, ``..`` taken from the directory reached (not the path
+        as written), at most :data:`MAX_HOPS` links per walk (then ``ELOOP``). Every
+        directory of *d* met on the way is remembered."""
+        d = normpath(d)
+        if d == "/" or d in self._canon:
+            return self._canon.get(d, d)
         if d.count("/") > MAX_DEPTH:  # the kernel would say so too (PATH_MAX)
             raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), d)
-        parent = self._resolve_dir(os.path.dirname(d), hops)
-        p = os.path.join(parent, os.path.basename(d))
-        for _ in range(MAX_HOPS - hops):
-            st = self._lstat_exact(p)
-            if stat.S_ISLNK(st.st_mode):
-                target = os.path.join(os.path.dirname(p), self._readlink_exact(p))
-                hops += 1
-                p = os.path.join(
-                    self._resolve_dir(os.path.dirname(target), hops), os.path.basename(target)
-                )
-                p = os.path.normpath(p)
+        # Start from the longest prefix of d already resolved.
+        start = d
+        while start != "/" and start not in self._canon:
+            start = os.path.dirname(start)
+        cur = self._canon.get(start, "/")
+        # A stack of (component, the prefix of d it completes, or None inside a link's
+        # target); (None, prefix) marks where a link's target ends.
+        todo: list[tuple[Optional[str], Optional[str]]] = []
+        prefix = start.rstrip("/")
+        for part in d[len(start) :].strip("/").split("/"):
+            prefix = f"{prefix}/{part}"
+            todo.append((part, prefix))
+        todo.reverse()
+        hops = 0
+        while todo:
+            name, completes = todo.pop()
+            if name is None:  # the end of a link's target: the link's path is resolved
+                if completes is not None:
+                    self._canon[completes] = cur
                 continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), d)
-            self._canon[d] = p
-            return p
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), d)
+            if name in ("", "."):
+                pass
+            elif name == "..":
+                cur = os.path.dirname(cur)
+            else:
+                p = f"{cur.rstrip('/')}/{name}"
+                st = self._lstat_exact(p)
+                if stat.S_ISLNK(st.st_mode):
+                    hops += 1
+                    if hops > MAX_HOPS:
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), d)
+                    target = self._readlink_exact(p)
+                    if target.startswith("/"):
+                        cur = "/"
+                    todo.append((None, completes))
+                    todo.extend((x, None) for x in reversed(target.split("/")))
+                    if len(todo) > MAX_DEPTH * MAX_HOPS:
+                        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), d)
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), d)
+                cur = p
+            if completes is not None:
+                self._canon[completes] = cur
+        return cur
 
     def _exact(self, path: str) -> str:
-        path = os.path.normpath(path)
+        path = normpath(path)
         if path == "/":
             return path
         return os.path.join(self._resolve_dir(os.path.dirname(path)), os.path.basename(path))
@@ -258,7 +292,7 @@ class Overlay(HostFS):
         try:  # like os.path.realpath: what cannot be resolved stays as written
             return os.path.join(self._resolve_dir(os.path.dirname(path)), os.path.basename(path))
         except OSError:
-            return os.path.normpath(path)
+            return normpath(path)
 
     def listdir(self, path: str) -> list[str]:
         try:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import os
 import re
 import shlex
 import stat
 import threading
-from typing import Optional
+from typing import NamedTuple, Optional
 from urllib.parse import unquote, urlsplit
 
 from venvkeeper import fsutil
@@ -406,40 +405,58 @@ def _header_fields(text: str) -> dict[str, str]:
     return wanted
 
 
-def _direct_url(
-    text: str,
-) -> tuple[DirectUrlKind, Optional[str], Optional[str], Optional[str], Optional[str]]:
-    """(kind, url, vcs, commit, local path) from a PEP 610 ``direct_url.json``."""
+#: The most direct_url.json may weigh, and nest (PEP 610 nests three levels).
+DIRECT_URL_LIMIT = SMALL_LIMIT
+DIRECT_URL_DEPTH = 16
+
+
+class _DirectUrl(NamedTuple):
+    """What a PEP 610 ``direct_url.json`` says; *problem* tells why it says nothing."""
+
+    kind: DirectUrlKind
+    url: Optional[str] = None
+    vcs: Optional[str] = None
+    commit: Optional[str] = None
+    local: Optional[str] = None
+    problem: Optional[str] = None
+
+
+def _direct_url(data: bytes | str, truncated: bool = False) -> _DirectUrl:
+    """(kind, url, vcs, commit, local path, problem) from a PEP 610 ``direct_url.json``.
+
+    Never raises: a file too large, too deep, not UTF-8 or not JSON is
+    :attr:`DirectUrlKind.INVALID` with the reason, and costs only this fact."""
+    if truncated:
+        return _DirectUrl(DirectUrlKind.INVALID, problem=f"is larger than {DIRECT_URL_LIMIT} bytes")
     try:
-        data = json.loads(text)
-    except ValueError:
-        return DirectUrlKind.INVALID, None, None, None, None
-    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
-        return DirectUrlKind.INVALID, None, None, None, None
-    url: str = data["url"]
+        doc = fsutil.load_json(data, limit_bytes=DIRECT_URL_LIMIT, max_depth=DIRECT_URL_DEPTH)
+    except fsutil.JSONError as e:
+        return _DirectUrl(DirectUrlKind.INVALID, problem=f"is unreadable: {e}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("url"), str):
+        return _DirectUrl(DirectUrlKind.INVALID, problem="is not valid PEP 610 JSON")
+    url: str = doc["url"]
     local: Optional[str] = None
     if url.startswith("file:"):
         local = unquote(urlsplit(url).path)
-    vcs_info = data.get("vcs_info")
+    vcs_info = doc.get("vcs_info")
     if isinstance(vcs_info, dict):
         vcs = vcs_info.get("vcs")
         commit = vcs_info.get("commit_id")
-        return (
+        return _DirectUrl(
             DirectUrlKind.VCS,
             url,
             vcs if isinstance(vcs, str) else None,
             commit if isinstance(commit, str) else None,
-            None,
         )
-    dir_info = data.get("dir_info")
+    dir_info = doc.get("dir_info")
     if isinstance(dir_info, dict):
         kind = (
             DirectUrlKind.EDITABLE if dir_info.get("editable") is True else DirectUrlKind.DIRECTORY
         )
-        return kind, url, None, None, local
-    if isinstance(data.get("archive_info"), dict):
-        return DirectUrlKind.ARCHIVE, url, None, None, local
-    return DirectUrlKind.INVALID, url, None, None, local
+        return _DirectUrl(kind, url, local=local)
+    if isinstance(doc.get("archive_info"), dict):
+        return _DirectUrl(DirectUrlKind.ARCHIVE, url, local=local)
+    return _DirectUrl(DirectUrlKind.INVALID, url, local=local, problem="is not valid PEP 610 JSON")
 
 
 def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Optional[list[str]]]:
@@ -487,11 +504,17 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Opt
     requested = "REQUESTED" in listing
     du_kind = du_url = vcs = commit = local = None
     editable_exists: Optional[bool] = None
-    du_text = read("direct_url.json", SMALL_LIMIT)
-    if du_text is not None:
-        du_kind, du_url, vcs, commit, local = _direct_url(du_text)
-        if du_kind is DirectUrlKind.INVALID:
-            problems.append("direct_url.json is not valid PEP 610 JSON")
+    du_entry = listing.get("direct_url.json")
+    du: Optional[_DirectUrl] = None
+    if du_entry is not None:
+        try:
+            du = _direct_url(*fsutil.read_listed(du_entry, DIRECT_URL_LIMIT))
+        except OSError as err:
+            problems.append(f"direct_url.json unreadable: {err.strerror}")
+    if du is not None:
+        du_kind, du_url, vcs, commit, local = du.kind, du.url, du.vcs, du.commit, du.local
+        if du.problem:
+            problems.append(f"direct_url.json {du.problem}")
         if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local:
             editable_exists = fsutil.dir_state(local)
     exts: list[Extension] = []

@@ -21,8 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from venvkeeper import _subprocess, pkgdb
+from venvkeeper import _subprocess, fsutil, pkgdb
 from venvkeeper.errors import CommandError, UsageError
+from venvkeeper.fsutil import normpath
 from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
 from venvkeeper.inspect import HostCache, classify_origin, follow_links
 from venvkeeper.model import BaseOrigin, HostProfile, Interpreter, InterpreterName
@@ -30,6 +31,9 @@ from venvkeeper.model import BaseOrigin, HostProfile, Interpreter, InterpreterNa
 PROFILE_KIND = "venvkeeper-host-profile"
 PROFILE_SCHEMA = 1
 MAX_HOMES = 2000
+#: The most a profile file may weigh and nest (one lists a host's Pythons: some kB, 5 deep).
+PROFILE_LIMIT = 16 << 20
+PROFILE_DEPTH = 16
 
 #: File names that are interpreters (not python3-config, not python3.11-dbg-config, ...).
 NAME = re.compile(r"python(\d+(\.\d+t?)?)?")
@@ -137,11 +141,12 @@ def find_interpreters(
     *,
     run: bool = False,
     packages: bool = False,
+    package_tools: Optional[str] = None,
 ) -> tuple[Interpreter, ...]:
     """Every interpreter reachable by a Python-ish name in *places*, one entry per binary
     with every name that leads to it. *run* lets root-owned system interpreters be asked
     their version when their files do not tell; *packages* asks the package manager who
-    owns each one."""
+    owns each one (dpkg-query/rpm from *package_tools*, default the system directories)."""
     by_exe: dict[str, list[InterpreterName]] = {}
     seen_dirs: set[str] = set()
     dirs = list(places.bin_dirs) + [b for t in places.trees for b in _tree_bins(t, fs)]
@@ -205,7 +210,8 @@ def find_interpreters(
             )
         )
     if packages and found:
-        owned = pkgdb.owners([p for i in found for p in (i.executable, *(n.path for n in i.names))])
+        paths = [p for i in found for p in (i.executable, *(n.path for n in i.names))]
+        owned = pkgdb.owners(paths, package_tools)
         found = [
             replace(
                 i,
@@ -238,11 +244,16 @@ def _dir_links(paths: Iterable[str], fs: HostFS) -> tuple[tuple[str, str], ...]:
 
 
 def host_profile(
-    places: Optional[Places] = None, *, run: bool = True, packages: bool = True
+    places: Optional[Places] = None,
+    *,
+    run: bool = True,
+    packages: bool = True,
+    package_tools: Optional[str] = None,
 ) -> HostProfile:
-    """This host's interpreters, as ``venvkeeper host-profile`` prints them."""
+    """This host's interpreters, as ``venvkeeper host-profile`` prints them. *package_tools*
+    is where dpkg-query/rpm are looked for (default: the system directories, never PATH)."""
     places = places or default_places()
-    interps = find_interpreters(places, run=run, packages=packages)
+    interps = find_interpreters(places, run=run, packages=packages, package_tools=package_tools)
     bins = [d for d in places.bin_dirs if REAL.dir_state(d) is True]
     trees = [t for t in places.trees if REAL.dir_state(t) is True]
     hops = [h for i in interps for n in i.names for h in n.hops] + [b + "/x" for b in bins]
@@ -327,7 +338,7 @@ def _abs_paths(items: Any, where: str) -> tuple[str, ...]:
         isinstance(x, str) and x.startswith("/") for x in items
     ):
         raise _Bad(f"{where} must be a list of absolute paths")
-    return tuple(os.path.normpath(x) for x in items)
+    return tuple(normpath(x) for x in items)
 
 
 def profile_from_dict(data: Any) -> HostProfile:
@@ -393,15 +404,20 @@ def profile_from_dict(data: Any) -> HostProfile:
 def load_profile(path: str) -> HostProfile:
     """Read a profile file; a clear :class:`UsageError` for anything wrong with it."""
     try:
-        text = REAL.read_head(path, 16 << 20)
-        if text is None:
-            raise OSError(f"cannot read {path} (missing, unreadable or not a regular file)")
-        data = json.loads(text.decode("utf-8"))
+        # The file the caller named: a link to it is followed (it is not a scanned tree).
+        data = fsutil.load_json_file(
+            path, limit_bytes=PROFILE_LIMIT, max_depth=PROFILE_DEPTH, follow_links=True
+        )
+    except fsutil.NotRegularFile as e:
+        raise UsageError(f"host profile {path}: cannot read it: {e.strerror}, not a file") from None
+    except OSError as e:
+        raise UsageError(f"host profile {path}: cannot read it: {e.strerror or e}") from None
+    except fsutil.JSONError as e:
+        raise UsageError(f"host profile {path}: {e}") from None
+    try:
         return profile_from_dict(data)
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"host profile {path}: {e}") from e
     except ValueError as e:
-        raise UsageError(f"host profile {path}: {e}") from e
+        raise UsageError(f"host profile {path}: {e}") from None
 
 
 def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
@@ -427,7 +443,7 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
         hidden.append((d, NAME.pattern))
         prefix = os.path.dirname(d)
         for sub in ("lib", "lib64", "include"):
-            hidden.append((f"{prefix}/{sub}", _STDLIB_DIR))
+            hidden.append((normpath(f"{prefix}/{sub}"), _STDLIB_DIR))
     links: dict[str, str] = {}
     files: dict[str, bytes] = {}
     for i in p.interpreters:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import quote
 
-from venvkeeper import __version__
+from venvkeeper import __version__, fsutil
 from venvkeeper.errors import InventoryError, InventoryUnavailable, UsageError, os_reason
 from venvkeeper.model import (
     ChangeKind,
@@ -623,7 +623,7 @@ _SELECT_SCANS = (
 def _scan_info(row: Sequence[Any]) -> ScanInfo:
     def strings(text: str) -> tuple[str, ...]:
         try:
-            value = json.loads(text)
+            value = fsutil.load_json(text)
         except ValueError:
             return ()
         return tuple(str(x) for x in value) if isinstance(value, list) else ()

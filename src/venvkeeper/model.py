@@ -601,14 +601,24 @@ class ProcessReport:
         return self.venv_status is Severity.CRITICAL
 
 
+class Elsewhere(enum.Enum):
+    """Why a process's paths are not this host's, so that it is listed, not judged."""
+
+    MOUNT_NAMESPACE = "mount-namespace"  # a container: its own mount table
+    CHROOT = "chroot"  # our mounts, another root directory: its paths are under it
+
+
 @dataclass(frozen=True)
 class ForeignProcess:
-    """A process in another mount namespace (a container): its paths are not ours."""
+    """A process in another mount namespace (a container) or under another root directory
+    (a chroot): the paths of its command line and maps are not ours."""
 
     pid: int
     comm: str
     exe: Optional[str]
     exe_deleted: bool
+    where: Elsewhere = Elsewhere.MOUNT_NAMESPACE
+    root: Optional[str] = None  # a chroot's root directory, as this host names it
 
 
 @dataclass(frozen=True)

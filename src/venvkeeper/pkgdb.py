@@ -1,7 +1,9 @@
 """The system package manager, asked read-only: who owns a file, which files a package has.
 
 dpkg (Debian, Ubuntu) and rpm (Fedora, RHEL, SUSE) are supported. Only their query commands
-run (``dpkg-query -S/-L``, ``rpm -qf/-ql``), with a timeout and a clean environment.
+run (``dpkg-query -S/-L``, ``rpm -qf/-ql``), found in the system directories (never on the
+caller's ``PATH``) unless the caller names a directory, with a timeout and a clean
+environment.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from venvkeeper.errors import CommandError, UsageError
 
 TIMEOUT = 60.0
 _GLOB = set("*?[]\\")
-_ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL": "C"}
+#: Where dpkg-query and rpm are looked for, unless a caller names a directory: never the
+#: caller's PATH (as root, a planted ``dpkg-query`` early on it would run as root).
+SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+_ENV = {"PATH": SYSTEM_PATH, "LC_ALL": "C"}
 
 
 def _tool(names: Sequence[str], search_path: Optional[str]) -> Optional[tuple[str, str]]:
+    """The first of *names* found on *search_path* (an explicit ``PATH``-like list, e.g. a
+    stand-in tool directory), or on :data:`SYSTEM_PATH` when it is None."""
     for name in names:
-        found = shutil.which(name, path=search_path)
+        found = shutil.which(name, path=SYSTEM_PATH if search_path is None else search_path)
         if found:
             return name, found
     return None

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 from venvkeeper import pkgdb
 from venvkeeper.checks import run_checks
 from venvkeeper.errors import UsageError
+from venvkeeper.fsutil import normpath
 from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes
 from venvkeeper.inspect import HostCache, VenvVanished, rejudge
 from venvkeeper.interpreters import find_interpreters, places_for, profile_overlay
@@ -77,7 +78,7 @@ def parse_python_becomes(text: str) -> tuple[Optional[str], str]:
         raise UsageError(f"--python-becomes {text}: the version must be X.Y (e.g. 3.12)")
     if path and not path.startswith("/"):
         raise UsageError(f"--python-becomes {text}: the link must be an absolute path")
-    return (os.path.normpath(path) if path else None), version
+    return (normpath(path) if path else None), version
 
 
 def build_world(
@@ -164,7 +165,7 @@ def _home_dirs(venvs: Iterable[VenvReport]) -> list[str]:
         cfg = v.facts.cfg
         home = cfg.get("home") if cfg else None
         if home and home.startswith("/"):
-            out.append(os.path.normpath(home))
+            out.append(normpath(home))
         for c in v.facts.chains:
             for hop in c.hops[1:]:
                 if not hop.startswith(v.path.rstrip("/") + "/"):

@@ -18,8 +18,10 @@ workers with rewritten titles), else by ``VIRTUAL_ENV``. It needs a restart when
 - ``venv-swapped``: it runs packages from another directory than the venv its command line
   names (the old venv moved aside by a repair).
 
-Processes in another mount namespace (containers) are listed, not judged: their paths are
-not this host's.
+Processes in another mount namespace (containers) or under another root directory (chroots:
+``/proc/PID/root`` is not our ``/``) are listed, not judged: the paths of their command lines
+and maps are not this host's, and judging (or repairing) a venv by them would name the
+wrong directory.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Optional
 from venvkeeper import fsutil
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.model import (
+    Elsewhere,
     ForeignProcess,
     ProcessReport,
     RestartReason,
@@ -78,6 +81,15 @@ def _readlink(path: str) -> Optional[str]:
         return os.readlink(path)
     except (OSError, ValueError):
         return None
+
+
+def _dir_id(path: str) -> Optional[tuple[int, int]]:
+    """(device, inode) of a directory (``/proc/PID/root`` is followed), None if unknown."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
 
 
 @dataclass(frozen=True)
@@ -309,6 +321,7 @@ class _Scan:
     tick: float
     own_ns: Optional[str]
     own_pid: Optional[int]
+    own_root: Optional[tuple[int, int]] = None
     skipped: dict[str, int] = field(default_factory=dict)
     venvs: dict[str, _VenvState] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
@@ -413,11 +426,15 @@ def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
     if st.state in ("Z", "X", "x"):
         s.skip("zombie")
         return None
+    exe, exe_deleted = exe_link.removesuffix(DELETED), exe_link.endswith(DELETED)
     ns = _readlink(f"{base}/ns/mnt")
     if s.own_ns is not None and ns is not None and ns != s.own_ns:
-        return ForeignProcess(
-            pid, st.comm, exe_link.removesuffix(DELETED), exe_link.endswith(DELETED)
-        )
+        return ForeignProcess(pid, st.comm, exe, exe_deleted)
+    # A chroot: its root reads as another directory, or (when that directory is outside
+    # ours) as "/" that is not our root. Unreadable (another user's): judged as before.
+    root = _readlink(f"{base}/root")
+    if root is not None and (root != "/" or _dir_id(f"{base}/root") not in (None, s.own_root)):
+        return ForeignProcess(pid, st.comm, exe, exe_deleted, Elsewhere.CHROOT, root)
     try:
         raw = _read(f"{base}/cmdline", 256 << 10)
     except OSError:
@@ -527,6 +544,7 @@ def _start(proc: str, judge: bool) -> _Scan:
         tick=float(os.sysconf("SC_CLK_TCK")),
         own_ns=_readlink(f"{proc}/self/ns/mnt"),
         own_pid=int(self_link) if self_link and self_link.isdigit() else None,
+        own_root=_dir_id(f"{proc}/self/root") or _dir_id("/"),
     )
 
 

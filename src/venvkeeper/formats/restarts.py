@@ -10,7 +10,7 @@ from typing import Any
 
 from venvkeeper import __version__
 from venvkeeper.formats.json import SCHEMA_VERSION, dumps
-from venvkeeper.model import ProcessReport, RestartReport
+from venvkeeper.model import Elsewhere, ProcessReport, RestartReport
 from venvkeeper.textutil import escape
 
 HEADERS = ("PID", "USER", "UNIT", "VENV", "COMMAND", "WHY")
@@ -116,10 +116,19 @@ def render_table(report: RestartReport, width: int = 0) -> str:
             "not in a unit (restart by hand): "
             + ", ".join(f"{p.pid} ({escape(p.comm)})" for p in loose)
         )
-    if report.foreign:
+    in_ns = [f for f in report.foreign if f.where is Elsewhere.MOUNT_NAMESPACE]
+    chrooted = [f for f in report.foreign if f.where is Elsewhere.CHROOT]
+    if in_ns:
         lines.append(
-            f"{len(report.foreign)} Python process(es) in other mount namespaces (containers)"
-            " not judged: " + ", ".join(f"{f.pid} ({escape(f.comm)})" for f in report.foreign[:10])
+            f"{len(in_ns)} Python process(es) in other mount namespaces (containers)"
+            " not judged: " + ", ".join(f"{f.pid} ({escape(f.comm)})" for f in in_ns[:10])
+        )
+    if chrooted:
+        lines.append(
+            f"{len(chrooted)} Python process(es) in another root (chroot) not judged: "
+            + ", ".join(
+                f"{f.pid} ({escape(f.comm)}) in {escape(f.root or '?')}" for f in chrooted[:10]
+            )
         )
     lines.append(summary(report))
     return "\n".join(lines) + "\n"
@@ -172,6 +181,8 @@ def report_to_dict(report: RestartReport) -> dict[str, Any]:
                 "comm": f.comm,
                 "exe": f.exe or "",
                 "exe_deleted": f.exe_deleted,
+                "where": f.where.value,
+                "root": escape(f.root) if f.root is not None else None,
             }
             for f in report.foreign
         ],

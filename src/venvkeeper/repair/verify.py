@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
+from venvkeeper import fsutil
 from venvkeeper.deep import importable_names
 from venvkeeper.model import VenvFacts
 from venvkeeper.repair.backends import Run
@@ -115,7 +116,7 @@ def _probe(run: Run, argv: Sequence[str], payload: str) -> dict[str, Any]:
             f"verification: the new interpreter failed (exit {done.returncode}): {tail}"
         )
     try:
-        data = json.loads(done.stdout[marker + len("@@venvkeeper@@") :] or "{}")
+        data = fsutil.load_json(done.stdout[marker + len("@@venvkeeper@@") :] or "{}")
     except ValueError as e:
         raise RepairError(f"verification: unreadable probe output ({e})") from e
     return data if isinstance(data, dict) else {}
