@@ -649,7 +649,10 @@ def test_remove_package_through_rpm(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         'echo "package $2 is not installed"; exit 1\n'
     )
     rpm.chmod(0o755)
-    monkeypatch.setenv("PATH", str(fake))  # no dpkg-query: rpm is the package manager
+    from venvkeeper import pkgdb
+
+    # the system's tool directories, as this test's world has them: no dpkg-query, an rpm
+    monkeypatch.setattr(pkgdb, "SYSTEM_PATH", str(fake))
     pred = json.loads(
         run_cli("predict", "--json", str(tmp_path / "envs"), "--remove-package", "python3.11").out
     )
