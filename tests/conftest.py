@@ -37,7 +37,9 @@ settings.load_profile("venvkeeper")
 #: traverse, a test tree in /opt or /srv) is named with this prefix: the session-end check
 #: finds exactly this run's leftovers, whatever other runs on the machine are doing.
 SESSION_PREFIX = f"vk-test-{os.getpid()}-"
-#: The host's temporary directory (the places below are checked for leftovers).
+#: The host's temporary directory (the places below are checked for leftovers). Asking
+#: tempfile now also fixes it for this process (pytest's basetemp included) before the
+#: session points $TMPDIR of the tools it runs elsewhere (pytest_configure).
 HOST_TMP = Path(tempfile.gettempdir())
 LEFTOVER_PLACES = (HOST_TMP, Path("/opt"), Path("/srv"))
 
@@ -284,6 +286,9 @@ def pytest_configure(config: pytest.Config) -> None:
     host_dbs = {"/var/lib/venvkeeper/inventory.db"}
     host_dbs.add(default_path({k: v for k, v in os.environ.items() if k != "VENVKEEPER_DB"}))
     session = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}session-", dir=HOST_TMP))
+    session.chmod(0o711)  # its tmp is every user's
+    (session / "tmp").mkdir(mode=0o1777)
+    (session / "tmp").chmod(0o1777)
     config.stash[_HOST] = _HostState(
         started=time.time(),
         session_dir=session,
@@ -296,6 +301,10 @@ def pytest_configure(config: pytest.Config) -> None:
     mp.setenv("XDG_CONFIG_HOME", str(session / "no-config" / "xdg"))
     mp.setattr(vk_config, "SYSTEM_CONFIG", str(session / "no-config" / "etc" / "config.toml"))
     mp.delenv(vk_config.ENV_VAR, raising=False)
+    # The tools the tests run (pip, uv, compilers, venvkeeper in a child process) keep
+    # their temporary files in the session's directory: what they fail to remove goes
+    # with it, and is told at the end.
+    mp.setenv("TMPDIR", str(session / "tmp"))
 
     def restore() -> None:
         mp.undo()
@@ -347,6 +356,13 @@ def host_changes(
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
             changed.append(f"left the account {name}: {remove_user(name) or 'now removed'}")
+    with contextlib.suppress(OSError):
+        left = sorted(os.listdir(state.session_dir / "tmp"))
+        if left:
+            notes.append(
+                f"the tools this run ran left {len(left)} entries in its TMPDIR (removed"
+                f" with it): {' '.join(left[:10])}"
+            )
     me = os.geteuid()
     strays = []
     for name in sorted(set(os.listdir(tmp)) - state.tmp_names):

@@ -78,6 +78,8 @@ def clean_env(**extra: str) -> dict[str, str]:
         or str(cache_dir("virtualenv-app-data")),
         "UV_CACHE_DIR": uv_cache(),
     }
+    if os.environ.get("TMPDIR"):  # the test session's own (conftest)
+        env["TMPDIR"] = os.environ["TMPDIR"]
     env.update(extra)
     return env
 
