@@ -270,15 +270,24 @@ def _inventory_state(db: str) -> Optional[tuple[tuple[int, int, int], int]]:
 
 
 def _scans(db: str, after: int) -> list[tuple[int, list[str]]]:
-    """(id, roots) of the scans after *after*, read without writing anything."""
-    try:
-        con = sqlite3.connect(f"{Path(db).as_uri()}?mode=ro", uri=True, timeout=10)
+    """(id, roots) of the scans after *after*, read from a copy: even a read-only
+    connection to a WAL database leaves its -wal and -shm files beside it."""
+    with tempfile.TemporaryDirectory(prefix=f"{SESSION_PREFIX}db-", dir=HOST_TMP) as d:
+        copy = os.path.join(d, "inventory.db")
         try:
-            rows = con.execute("SELECT id, roots FROM scans WHERE id > ?", (after,)).fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return []
+            shutil.copyfile(db, copy)
+        except OSError:
+            return []
+        with contextlib.suppress(OSError):
+            shutil.copyfile(f"{db}-wal", f"{copy}-wal")
+        try:
+            con = sqlite3.connect(copy, timeout=10)
+            try:
+                rows = con.execute("SELECT id, roots FROM scans WHERE id > ?", (after,)).fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return []
     return [(int(i), json.loads(r)) for i, r in rows]
 
 

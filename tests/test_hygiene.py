@@ -146,6 +146,11 @@ def test_the_session_check_finds_this_runs_changes_only(tmp_path: Path) -> None:
     _record(db, tmp_path / "elsewhere")  # before the session
     state = _state(tmp_path, {str(db): _inventory_state(str(db))}, host_tmp)
     assert host_changes(state, [host_tmp], host_tmp) == ([], [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "elsewhere",
+        "host-inventory.db",
+        "host-tmp",
+    ]
 
     _record(db, tmp_path / "other-run")  # another process's scan
     (host_tmp / "vk-test-1-other-run").mkdir()  # another run's directory
@@ -164,6 +169,7 @@ def test_the_session_check_finds_this_runs_changes_only(tmp_path: Path) -> None:
     assert changed[1] == f"left {mine}" and not mine.exists()
     assert (host_tmp / "vk-test-1-other-run").exists()
     assert notes[-1].startswith("1 new") and notes[-1].endswith("tmpabc123")
+    assert not list(tmp_path.glob("*.db-*"))  # the check read a copy: no -wal, no -shm
 
     created = tmp_path / "created.db"
     state = _state(tmp_path, {str(created): None}, host_tmp)
