@@ -8,6 +8,7 @@ running the venvs (:func:`run_in_venv`), which only the tests do, never venvkeep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,22 @@ from conftest import pyenv_root, require_python
 
 DATA = Path(__file__).parent / "data"
 DEV_BIN = Path(sys.executable).parent
+#: What the suite keeps between runs (uv's cache, virtualenv's app data, the runtime
+#: dependencies of other Pythons): in the checkout's .dev, beside the dev venv and the
+#: test wheels, never in the host's /tmp.
+CACHE = Path(__file__).resolve().parent.parent / ".dev" / "cache"
+
+
+def cache_dir(name: str) -> Path:
+    """A directory of :data:`CACHE`, created (searchable by other users) when missing."""
+    d = CACHE / name
+    d.mkdir(parents=True, exist_ok=True)
+    for p in (CACHE, d):
+        if p.stat().st_mode & 0o755 != 0o755:
+            with contextlib.suppress(OSError):
+                p.chmod(p.stat().st_mode | 0o755)
+    return d
+
 
 _C_SOURCE = r"""
 #include <Python.h>
@@ -57,11 +74,18 @@ def clean_env(**extra: str) -> dict[str, str]:
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_NO_INPUT": "1",
         "PIP_CONFIG_FILE": os.devnull,
-        "VIRTUALENV_OVERRIDE_APP_DATA": os.environ.get("VK_TEST_APP_DATA", "/tmp/vk-test-app-data"),
+        "VIRTUALENV_OVERRIDE_APP_DATA": os.environ.get("VK_TEST_APP_DATA")
+        or str(cache_dir("virtualenv-app-data")),
+        "UV_CACHE_DIR": uv_cache(),
     }
-    env["UV_CACHE_DIR"] = os.environ.get("VK_TEST_UV_CACHE", "/tmp/vk-test-uv-cache")
+    if os.environ.get("TMPDIR"):  # the test session's own (conftest)
+        env["TMPDIR"] = os.environ["TMPDIR"]
     env.update(extra)
     return env
+
+
+def uv_cache() -> str:
+    return os.environ.get("VK_TEST_UV_CACHE") or str(cache_dir("uv"))
 
 
 def sh(
@@ -199,8 +223,7 @@ def can_hide() -> bool:
 def _hidden(argv: list[str], hide: Sequence[Path]) -> list[str]:
     if not hide:
         return argv
-    empty = Path("/tmp/vk-test-empty")
-    empty.mkdir(exist_ok=True)
+    empty = cache_dir("empty")  # mounted over what is hidden: stays empty
     return [
         "unshare",
         "--mount",
@@ -434,10 +457,9 @@ def runner_for_others() -> tuple[str, str]:
         pytest.skip("no /usr/bin/python3 for running venvkeeper as another user")
     import packaging
 
-    libs = Path("/tmp/vk-test-libs")
+    libs = cache_dir("libs-for-others")
     if not (libs / "packaging").exists():
-        libs.mkdir(exist_ok=True)
-        shutil.copytree(Path(packaging.__file__).parent, libs / "packaging")
+        shutil.copytree(Path(packaging.__file__).parent, libs / "packaging", dirs_exist_ok=True)
     for dirpath, _dirs, files in os.walk(libs):
         os.chmod(dirpath, 0o755)
         for f in files:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import factory
-from conftest import User, require_python, run_cli
+from conftest import User, host_tmpdir, remove_tree, require_python, run_cli
 from factory import FakeDistro, imports_ok, install, make_project, make_venv, run_in_venv
 
 pytestmark = pytest.mark.slow
@@ -140,9 +140,8 @@ def test_deep_confirms_imports_as_the_owner(tmp_path: Path, unprivileged_user: U
     py311 = Path("/usr/bin/python3")
     if not py311.exists():
         pytest.skip("no /usr/bin/python3 that an unprivileged user can run")
-    top = Path(factory.sh("mktemp", "-d", "/tmp/vk-deep.XXXXXX").stdout.strip())
+    top = host_tmpdir("deep")
     try:
-        os.chmod(top, 0o755)
         alpha = make_project(top, "alpha")
         good = make_venv(py311, top / "good")
         install(good, alpha)
@@ -166,7 +165,7 @@ def test_deep_confirms_imports_as_the_owner(tmp_path: Path, unprivileged_user: U
         assert rb["deep"]["uid"] == unprivileged_user.uid
         assert codes(rb)[0] == "deep-import-failed" and rb["status"] == "critical"
     finally:
-        shutil.rmtree(top)
+        remove_tree(top)
 
 
 def test_deep_never_inherits_the_callers_environment(

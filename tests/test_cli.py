@@ -18,7 +18,7 @@ from venvkeeper.model import _BREAKING, Severity
 from venvkeeper.scan import scan
 
 from conftest import require_python, run_cli
-from factory import make_venv
+from factory import cache_dir, make_venv
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -210,7 +210,7 @@ def runtime_deps(py: Path, minor: str) -> Path:
 
     deps = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["dependencies"]
     key = hashlib.sha256("\n".join(deps).encode()).hexdigest()[:12]
-    target = Path(f"/tmp/vk-test-deps-{minor}-{key}")
+    target = cache_dir(f"deps-{minor}-{key}")
     if not (target / ".done").exists():
         res = subprocess.run(
             [

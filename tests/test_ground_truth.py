@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import factory
-from conftest import User, require_python, run_cli
+from conftest import User, host_tmpdir, remove_tree, require_python, run_cli
 from factory import (
     FakeDistro,
     imports_ok,
@@ -281,9 +281,8 @@ def test_removed_base_interpreter(tmp_path: Path) -> None:
 def test_world_writable_site_packages_is_real_and_reported(
     tmp_path: Path, py311: Path, unprivileged_user: User
 ) -> None:
-    top = Path(factory.sh("mktemp", "-d", "/tmp/vk-perm.XXXXXX").stdout.strip())
+    top = host_tmpdir("perm")
     try:
-        os.chmod(top, 0o755)
         v = make_venv(py311, top / "v")
         site = v / "lib" / "python3.11" / "site-packages"
         assert scan_json(v)[str(v)]["status"] == "warning"  # pyenv base only
@@ -302,7 +301,7 @@ def test_world_writable_site_packages_is_real_and_reported(
         rep = scan_json(v)[str(v)]
         assert "writable-by-others" in codes(rep)
     finally:
-        shutil.rmtree(top)
+        remove_tree(top)
 
 
 def test_pth_import_runs_code_and_is_reported(tmp_path: Path, py311: Path) -> None:

@@ -4,7 +4,6 @@ what a test cannot make happen on cue (a directory vanishing mid-walk, ESTALE)."
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -28,7 +27,7 @@ from venvkeeper.scan import scan
 from venvkeeper.textutil import decode, escape
 
 import factory
-from conftest import User
+from conftest import User, host_tmpdir, remove_tree
 from factory import in_mount_namespace
 from test_discovery import fake_venv
 
@@ -64,18 +63,11 @@ def venvs_of(res: subprocess.CompletedProcess[str]) -> dict[str, dict]:
 @pytest.fixture
 def shared_tmp(unprivileged_user: User) -> Iterator[Path]:
     """A directory the unprivileged user can reach (pytest's tmp_path is root-only)."""
-    top = Path(
-        subprocess.run(
-            ["mktemp", "-d", "/tmp/vk-hostile.XXXXXX"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    os.chmod(top, 0o755)
-    yield top
-    for dirpath, dirnames, _ in os.walk(top):
-        for d in dirnames:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(dirpath, d), 0o755)
-    shutil.rmtree(top, ignore_errors=True)
+    top = host_tmpdir("hostile")
+    try:
+        yield top
+    finally:
+        remove_tree(top)
 
 
 # --- pyvenv.cfg that is not a regular file, or is huge ---------------------------------

@@ -13,7 +13,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from venvkeeper.inventory import (
     parse_since,
 )
 
-from conftest import User, require_python, run_cli
+from conftest import User, host_tmpdir, remove_tree, require_python, run_cli
 from factory import break_venv, make_venv, repair_venv, runner_for_others, system_venv
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -293,9 +292,8 @@ def test_default_path() -> None:
 def test_an_unwritable_default_place_warns_and_scans(unprivileged_user: User) -> None:
     """A user whose home cannot hold the inventory still gets the scan, with a warning."""
     python, pythonpath = runner_for_others()
-    top = Path(tempfile.mkdtemp(prefix="vk-inv-", dir="/tmp"))
+    top = host_tmpdir("inv")
     try:
-        top.chmod(0o755)
         tree = top / "tree"
         system_venv(tree / "v")
         env = {
@@ -330,7 +328,7 @@ def test_an_unwritable_default_place_warns_and_scans(unprivileged_user: User) ->
         assert res.returncode == 3 and "cannot create inventory" in res.stderr
         assert res.stdout == ""
     finally:
-        shutil.rmtree(top)
+        remove_tree(top)
 
 
 # --- the database file itself -------------------------------------------------------------

@@ -32,7 +32,7 @@ from venvkeeper.plan import requirement, version_blockers
 from venvkeeper.predict import parse_python_becomes
 from venvkeeper.scan import inspect_path
 
-from conftest import find_python, require_python, run_cli
+from conftest import SESSION_PREFIX, find_python, require_python, run_cli
 from factory import imports_ok, install, make_project, make_venv
 
 # --- the overlay ------------------------------------------------------------------------
@@ -593,7 +593,7 @@ def test_profile_runs_only_a_root_owned_system_interpreter_to_learn_its_version(
     src = find_python("3.11")
     if src is None or os.geteuid() != 0:
         pytest.skip("needs root and a CPython 3.11 binary")
-    top = Path("/srv") / f"vk-test-ran-{os.getpid()}"
+    top = Path("/srv") / f"{SESSION_PREFIX}ran"
     try:
         (top / "bin").mkdir(parents=True)
         os.chmod(top, 0o755)

@@ -11,8 +11,9 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -23,12 +24,29 @@ from venvkeeper.model import ProcessReport
 from venvkeeper.procs import scan_processes
 
 import factory
-from conftest import User, find_python, run_cli
+from conftest import Result, User, find_python, run_cli
 from factory import clean_env, install, make_project, make_venv
 
 pytestmark = pytest.mark.slow
 
 BODY = "import time\nimport beta, _bisect\nprint('ready', flush=True)\ntime.sleep(600)\n"
+
+
+def proc_view(top: Path, pids: Iterable[int], reader: bool = True) -> Path:
+    """A procfs root that shows only *pids* (the test's own processes), and with *reader*
+    this process too, as its ``self``: each entry a link to the real ``/proc``'s, so what
+    is read is real, and no other process on this machine (another run's broken venv)
+    can change a verdict."""
+    top.mkdir(parents=True)
+    for name in ("uptime", "stat"):
+        (top / name).symlink_to(f"/proc/{name}")
+    if reader:
+        me = os.getpid()
+        (top / "self").symlink_to(str(me))  # as /proc/self reads: this process's pid
+        (top / str(me)).symlink_to(f"/proc/{me}")
+    for pid in pids:
+        (top / str(pid)).symlink_to(f"/proc/{pid}")
+    return top
 
 
 def replace_file(path: Path) -> None:
@@ -75,8 +93,16 @@ class World:
                     stream.close()
 
     def reported(self) -> dict[str, ProcessReport]:
+        """What the real /proc says of this test's processes (and of no other)."""
         by_pid = {p.pid: p for p in scan_processes().processes}
         return {name: by_pid[p.pid] for name, p in self.procs.items() if p.pid in by_pid}
+
+    def restarts(self, *args: str) -> Result:
+        """``venvkeeper restarts`` over this test's processes only (see :func:`proc_view`):
+        its exit code is theirs, whatever else runs on the machine."""
+        view = Path(tempfile.mkdtemp(prefix="proc-", dir=self.root)) / "proc"
+        proc_view(view, [p.pid for p in self.procs.values()])
+        return run_cli("restarts", "--proc-root", str(view), *args)
 
 
 @pytest.fixture
@@ -152,8 +178,8 @@ def test_replaced_interpreter(world: World) -> None:
         assert not p.restart_fails
     assert got["bare-python"].venv_evidence == "maps"  # no path in its command line
     assert got["relative"].venv_evidence == "cmdline"  # resolved against its cwd
-    res = run_cli("restarts")
-    assert res.code == 1
+    res = world.restarts()
+    assert res.code == 1, res.out + res.err
     assert str(world.venv) in res.out
 
 
@@ -200,8 +226,8 @@ def test_swapped_venv_and_restart_into_a_broken_venv(world: World) -> None:
             assert p.restart_fails, name
     # a bare `python` from PATH: only its mapped files tell its venv, now moved aside
     assert got["bare-python"].venv == str(aside)
-    res = run_cli("restarts")
-    assert res.code == 2
+    res = world.restarts()
+    assert res.code == 2, res.out + res.err
     assert "REPAIR FIRST" in res.out
 
 
@@ -222,20 +248,25 @@ def test_never_executes_anything_from_a_process(world: World, tmp_path: Path) ->
     )
     replace_file(world.prefix / "bin" / "python3.11")
     assert "target" in world.reported()
-    assert run_cli("restarts", "--json").code in (1, 2)
+    res = world.restarts("--json")
+    assert res.code == 1, res.out + res.err
+    (target,) = json.loads(res.out)["processes"]
+    assert target["pid"] == world.procs["target"].pid
     assert not marker.exists()
 
 
 def test_as_an_unprivileged_user_other_users_processes_are_counted(
-    world: World, unprivileged_user: User
+    world: World, unprivileged_user: User, open_tmp: Path
 ) -> None:
     """Not root: root's processes cannot be examined; they are counted, never a traceback,
     and nothing of theirs is reported or guessed."""
     start_all(world)
     replace_file(world.prefix / "bin" / "python3.11")
     python, pythonpath = factory.runner_for_others()
+    # the test's processes only (the reader is another process: no "self")
+    view = proc_view(open_tmp / "proc", [p.pid for p in world.procs.values()], reader=False)
     res = subprocess.run(
-        [python, "-m", "venvkeeper", "restarts", "--json"],
+        [python, "-m", "venvkeeper", "restarts", "--json", "--proc-root", str(view)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -249,10 +280,18 @@ def test_as_an_unprivileged_user_other_users_processes_are_counted(
     assert "Traceback" not in res.stderr
     doc = json.loads(res.stdout)
     assert doc["processes"] == []
-    assert doc["skipped"].get("permission-denied", 0) >= len(world.procs)
+    assert doc["skipped"] == {"permission-denied": len(world.procs)}
 
 
 WHEELS = Path(__file__).resolve().parent.parent / ".dev" / "wheels"
+
+
+def server_home(root: Path) -> Path:
+    """A HOME for a server the test starts: what it writes there (gunicorn's control
+    socket in ~/.gunicorn) stays in the test's directory, apart from other runs'."""
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    return home
 
 
 def _children(pid: int) -> list[int]:
@@ -301,7 +340,7 @@ def test_gunicorn_master_and_workers(world: World) -> None:
     master = subprocess.Popen(
         [f"{world.venv}/bin/gunicorn", "-w", "2", "-b", "127.0.0.1:0", "wsgiapp:app"],
         cwd=world.root,
-        env=clean_env(),
+        env=clean_env(HOME=str(server_home(world.root))),  # gunicorn makes ~/.gunicorn
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -399,7 +438,7 @@ def test_uwsgi_master_and_workers(tmp_path: Path) -> None:
             "--need-app",
         ],
         cwd=tmp_path,
-        env=clean_env(),
+        env=clean_env(HOME=str(server_home(tmp_path))),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -485,8 +524,8 @@ def test_after_a_distro_upgrade_a_restart_would_land_in_the_broken_venv(tmp_path
         assert [r.code for r in got.reasons] == ["interpreter-replaced"]
         assert got.restart_fails
         assert got.venv_finding is not None and got.venv_finding.code == "version-mismatch"
-        res = run_cli("restarts")
-        assert res.code == 2
+        res = w.restarts()
+        assert res.code == 2, res.out + res.err
         assert "REPAIR FIRST" in res.out and "version-mismatch" in res.out
     finally:
         w.stop_all()

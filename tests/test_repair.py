@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import User, require_python, run_cli
+from conftest import SESSION_PREFIX, User, require_python, run_cli
 from factory import (
     CREATORS,
     MODULES,
@@ -31,6 +30,7 @@ from factory import (
     run_in_venv,
     script_runs,
     tree_hash,
+    uv_cache,
     without_seeds,
 )
 
@@ -43,7 +43,7 @@ def _quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
     # the tests use only what they build.
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", os.environ.get("VK_TEST_UV_CACHE", "/tmp/vk-test-uv-cache"))
+    monkeypatch.setenv("UV_CACHE_DIR", uv_cache())
 
 
 def _check_repaired(w: World, name: str, new: str, pkg_resources: bool = True) -> None:
@@ -317,17 +317,6 @@ def _debian_world(tmp_path: Path, user: User) -> tuple[Path, Project]:
     return prefix, guard
 
 
-@pytest.fixture
-def open_tmp() -> Iterator[Path]:
-    """A temporary directory others can traverse (pytest's are private to root)."""
-    import tempfile
-
-    d = Path(tempfile.mkdtemp(prefix="vk-owner-"))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
 def test_as_root_the_rebuild_runs_as_the_venv_owner(
     open_tmp: Path, unprivileged_user: User
 ) -> None:
@@ -375,7 +364,7 @@ def test_a_venv_of_a_system_package_is_refused_without_force(
     from venvkeeper.repair import RepairOptions, repair_venv
 
     w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
-    opt = Path(tempfile.mkdtemp(prefix="vk-test-", dir="/opt"))
+    opt = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}dpkg-", dir="/opt"))
     try:
         v = opt / "venvs" / "mytool"
         v.parent.mkdir()

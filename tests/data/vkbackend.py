@@ -72,12 +72,14 @@ def _build(wheel_directory, editable):
                         p = os.path.join(dirpath, fn)
                         with open(p, "rb") as f:
                             files[p.replace(os.sep, "/")] = f.read()
-        tmp = tempfile.mkdtemp()
-        for mod, src in sorted(cfg.get("ext", {}).items()):
-            out = os.path.join(tmp, mod.rsplit(".", 1)[-1] + ext_suffix)
-            _compile(src, out)
-            with open(out, "rb") as f:
-                files[mod.replace(".", "/") + ext_suffix] = f.read()
+        # Compiled beside the wheel (the frontend's directory, which it removes), in a
+        # directory of our own that is gone before the wheel is named: nothing is left.
+        with tempfile.TemporaryDirectory(prefix=".vkbackend-", dir=wheel_directory) as tmp:
+            for mod, src in sorted(cfg.get("ext", {}).items()):
+                out = os.path.join(tmp, mod.rsplit(".", 1)[-1] + ext_suffix)
+                _compile(src, out)
+                with open(out, "rb") as f:
+                    files[mod.replace(".", "/") + ext_suffix] = f.read()
     di = "%s-%s.dist-info" % (dist, version)
     meta = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
     if cfg.get("requires_python"):
