@@ -13,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ import pytest
 from venvkeeper.repair import transaction
 from venvkeeper.repair.safety import Actor, identity, who_controls
 
-from conftest import User, run_cli
+from conftest import User, host_tmpdir, remove_tree, run_cli
 from factory import make_venv, tree_hash
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -86,9 +84,8 @@ def _moved_venv(where: Path) -> Path:
 def world(unprivileged_user: User) -> Iterator[World]:
     if not SYSTEM_PYTHON.exists():
         pytest.skip("no /usr/bin/python3 to make venvs the user can run")
-    top = Path(tempfile.mkdtemp(prefix="vk-attack-"))
+    top = host_tmpdir("attack")
     try:
-        os.chmod(top, 0o755)
         canary_dir = top / "root-data"
         (canary_dir / "sub").mkdir(parents=True)
         (canary_dir / "secret").write_text("root's secret\n")
@@ -103,7 +100,7 @@ def world(unprivileged_user: User) -> Iterator[World]:
         _chown_tree(home, unprivileged_user.uid, unprivileged_user.gid)
         yield World(top, home, venv, canary_dir, canary_file, unprivileged_user)
     finally:
-        shutil.rmtree(top, ignore_errors=True)
+        remove_tree(top)
 
 
 def _journal(w: World, venv: Path, **fields: object) -> str:
