@@ -73,6 +73,7 @@ _PASS = frozenset(
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
         "REQUESTS_CA_BUNDLE",
+        "TMPDIR",
     }
 )
 
@@ -88,7 +89,7 @@ class RepairOptions:
     keep_backups: int = 2
     copies: bool = False  # policy: copy the interpreter instead of linking it
     jobs: int = 2
-    package_tools: Optional[str] = None  # PATH for dpkg-query/rpm (None: the usual PATH)
+    package_tools: Optional[str] = None  # where dpkg-query/rpm are (None: the system's dirs)
 
 
 class PinsFailed(RepairError):
@@ -147,6 +148,8 @@ class OwnerRunner:
             env["UV_CACHE_DIR"] = self.tmp
             env["PIP_NO_CACHE_DIR"] = "1"
             env["HOME"] = self.tmp
+        if self.user is not None and not _shared_tmp(env.get("TMPDIR")):
+            env.pop("TMPDIR", None)  # the admin's own: the owner could not use it
         self.env = env
 
     def __call__(
@@ -181,6 +184,14 @@ class OwnerRunner:
     def close(self) -> None:
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _shared_tmp(path: Optional[str]) -> bool:
+    """*path* is a temporary directory every user may use (sticky, world-writable)."""
+    try:
+        return path is not None and os.stat(path).st_mode & 0o1777 == 0o1777
+    except OSError:
+        return False
 
 
 def _writable_home(owner: Owner) -> bool:

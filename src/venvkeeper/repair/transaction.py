@@ -37,9 +37,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 from venvkeeper.errors import VenvkeeperError
-from venvkeeper.fsutil import write_bytes_atomically
+from venvkeeper.fsutil import load_json, write_bytes_atomically
 from venvkeeper.model import Backup
 from venvkeeper.repair.safety import (
+    NOTE_LIMIT,
     Actor,
     Unsafe,
     check_tree,
@@ -278,7 +279,7 @@ class Journal:
         if raw is None:
             return None
         try:
-            data = json.loads(raw)
+            data = load_json(raw, limit_bytes=NOTE_LIMIT, max_depth=4)
             if not isinstance(data, dict) or data.pop("version", None) != JOURNAL_VERSION:
                 raise ValueError("unknown journal version")
             j = cls(**data)
@@ -462,7 +463,7 @@ def write_backup_note(j: Journal) -> None:
 def _note(path: str, actor: Actor) -> tuple[float, str]:
     try:
         raw = read_checked(path, actor, f"the backup note {path}")
-        note = json.loads(raw) if raw is not None else None
+        note = load_json(raw, limit_bytes=NOTE_LIMIT, max_depth=2) if raw is not None else None
         if isinstance(note, dict):
             return float(note.get("created", 0)), str(note.get("reason", "?"))
     except (OSError, ValueError, TypeError, RecursionError, VenvkeeperError):
