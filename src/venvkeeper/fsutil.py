@@ -70,27 +70,33 @@ def read_open(path: str, limit: int) -> tuple[bytes, bool]:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        if st.st_size <= limit:  # the common case: one read
-            data = os.read(fd, st.st_size + 1)
-            if len(data) <= st.st_size:
-                return data, False
-            chunks = [data]
-            left = limit + 1 - len(data)
-        else:
-            chunks = []
-            left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = _read_upto(fd, st, limit)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:
         return data[:limit], True
     return data, False
+
+
+def _read_upto(fd: int, st: os.stat_result, limit: int) -> bytes:
+    """At most *limit* + 1 bytes of the open regular file *fd* (one more than allowed
+    tells the caller it is larger)."""
+    if st.st_size <= limit:  # the common case: one read
+        data = os.read(fd, st.st_size + 1)
+        if len(data) <= st.st_size:
+            return data
+        chunks = [data]
+        left = limit + 1 - len(data)
+    else:
+        chunks = []
+        left = limit + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_listed(entry: os.DirEntry[str], limit: int = READ_LIMIT) -> tuple[bytes, bool]:
@@ -132,17 +138,9 @@ def read_file(path: str, limit: int, *, follow_links: bool = False) -> bytes:
             raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
         if st.st_size > limit:
             raise TooLarge(errno.EFBIG, f"larger than {limit} bytes ({st.st_size})", path)
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = _read_upto(fd, st, limit)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:
         raise TooLarge(errno.EFBIG, f"larger than {limit} bytes", path)
     return data
