@@ -45,6 +45,7 @@ from venvkeeper.model import (
     VenvFacts,
     VenvKind,
 )
+from venvkeeper.seeds import KEEP_ALL, SeedNeeds, is_seed
 
 Exists = Callable[[str], Optional[bool]]
 
@@ -241,12 +242,17 @@ def _local_path(req: Requirement) -> Optional[str]:
 
 
 def package_set(
-    facts: VenvFacts, minor: Optional[str], exists: Optional[Exists] = None
+    facts: VenvFacts,
+    minor: Optional[str],
+    exists: Optional[Exists] = None,
+    seeds: Optional[SeedNeeds] = None,
 ) -> tuple[tuple[Requirement, ...], tuple[str, ...], tuple[Blocker, ...]]:
     """(requirements, skipped, blockers) for every distribution of the venv. When a name is
     in several lib/pythonX.Y directories, the one of *minor* wins. pip is left to the new
-    venv's seed; setuptools and wheel are kept (REQUESTED cannot tell a seed from a wish,
-    and code that imports pkg_resources needs setuptools where 3.12+ no longer seeds it)."""
+    venv's seed, and so are setuptools, wheel and distribute when *seeds* (what
+    :func:`venvkeeper.seeds.seed_needs` read) says nothing needs them; without *seeds*
+    they are kept."""
+    seeds = seeds or KEEP_ALL
     chosen: dict[str, Distribution] = {}
     for s in sorted(facts.site_dirs, key=lambda s: s.python_version == minor):
         for d in s.distributions:
@@ -256,7 +262,7 @@ def package_set(
     blockers: list[Blocker] = []
     for key in sorted(chosen):
         d = chosen[key]
-        if key == "pip":
+        if key == "pip" or (is_seed(key) and not seeds.needed(key)):
             skipped.append(f"{d.name}=={d.version}")
             continue
         if "metadata lacks Name or Version" in d.problems:
@@ -339,8 +345,11 @@ def make_plan(
     findings: Sequence[Finding],
     interpreters: Sequence[Interpreter],
     exists: Optional[Exists] = None,
+    seeds: Optional[SeedNeeds] = None,
 ) -> RepairPlan:
-    """The repair plan for one judged venv on a host with *interpreters*."""
+    """The repair plan for one judged venv on a host with *interpreters*. *seeds*: which
+    seed packages the venv's code needs (:mod:`venvkeeper.seeds`); a rebuild leaves the
+    others to the new venv's creator. Without it every seed is kept."""
     cfg = facts.cfg
     blank = RepairPlan(
         facts.path,
@@ -362,7 +371,7 @@ def make_plan(
             worst = broken[0]
             return replace(blank, strategy=Strategy.MANUAL, reason=f"{worst.code}: {worst.message}")
         return replace(blank, reason="nothing to repair")
-    reqs, skipped, blockers = package_set(facts, minor, exists)
+    reqs, skipped, blockers = package_set(facts, minor, exists, seeds)
     why = (interp_problems or moved)[0]
     reason = f"{why.code}: {why.message}"
     if not interp_problems:

@@ -113,6 +113,11 @@ class Backend:
         """None when *req* alone would install (no dependencies), else why not."""
         raise NotImplementedError
 
+    def versions(self, python: str, name: str, sources: Sources, run: Run) -> Optional[list[str]]:
+        """Every version of *name* the sources offer, or None when this backend cannot
+        list them (the caller then asks for ranges)."""
+        return None
+
 
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
@@ -170,6 +175,14 @@ class Pip(Backend):
     ) -> Completed:
         argv = [*self._base(python), "--no-compile", "--progress-bar", "off"]
         return run([*argv, *self._src(sources), *_req_args(reqs)], 1800)
+
+    def versions(self, python: str, name: str, sources: Sources, run: Run) -> Optional[list[str]]:
+        argv = [python, "-m", "pip", "index", "versions", "--disable-pip-version-check", name]
+        done = run([*argv, *self._src(sources)], 300)
+        for line in done.stdout.splitlines():
+            if line.startswith("Available versions:"):
+                return [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
+        return None
 
     def check_pin(self, python: str, req: str, sources: Sources, run: Run) -> Optional[str]:
         argv = [*self._base(python), "--dry-run", "--no-deps", "--ignore-installed", "-q"]

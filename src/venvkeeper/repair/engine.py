@@ -20,7 +20,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
-from venvkeeper import _subprocess, pkgdb
+from packaging.version import InvalidVersion, Version
+
+from venvkeeper import _subprocess, fsutil, pkgdb
 from venvkeeper._subprocess import Completed
 from venvkeeper.errors import CommandError, UsageError, VenvkeeperError
 from venvkeeper.fsutil import path_state
@@ -58,6 +60,7 @@ from venvkeeper.repair.transaction import (
     transact,
 )
 from venvkeeper.repair.verify import modules, verify
+from venvkeeper.seeds import KEEP_ALL, SeedNeeds, is_seed, seed_needs
 
 #: Environment variables passed to installers (the invoking admin's settings: proxies,
 #: certificates, pip and uv configuration). Nothing comes from the venv or a process.
@@ -232,7 +235,9 @@ def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
     raise UsageError(f"--python {python}: no Python interpreter there")
 
 
-def _with_python(plan: RepairPlan, facts: VenvFacts, target: Target, force: bool) -> RepairPlan:
+def _with_python(
+    plan: RepairPlan, facts: VenvFacts, target: Target, force: bool, seeds: SeedNeeds
+) -> RepairPlan:
     """The plan when the admin chose the interpreter (also for a venv that works: a
     deliberate move to another Python)."""
     base = facts.base
@@ -247,7 +252,7 @@ def _with_python(plan: RepairPlan, facts: VenvFacts, target: Target, force: bool
         return replace(plan, target=target)
     minor = packages_minor(facts)
     strategy = Strategy.RELINK if minor == target.version else Strategy.REBUILD
-    reqs, skipped, blockers = package_set(facts, minor, path_state)
+    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
     if strategy is Strategy.REBUILD:
         blockers += tuple(version_blockers(facts, reqs, minor, target))
     reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
@@ -262,10 +267,18 @@ def _with_python(plan: RepairPlan, facts: VenvFacts, target: Target, force: bool
     )
 
 
-def plan_for(rep: VenvReport, interps: Sequence[Interpreter], options: RepairOptions) -> RepairPlan:
-    plan = make_plan(rep.facts, rep.findings, interps, path_state)
+def plan_for(
+    rep: VenvReport,
+    interps: Sequence[Interpreter],
+    options: RepairOptions,
+    seeds: Optional[SeedNeeds] = None,
+) -> RepairPlan:
+    """*seeds*: what the venv's code needs of its seed packages (read when not given)."""
+    seeds = seeds if seeds is not None else seed_needs(rep.facts)
+    plan = make_plan(rep.facts, rep.findings, interps, path_state, seeds)
     if options.python:
-        plan = _with_python(plan, rep.facts, _target_for(options.python, interps), options.force)
+        target = _target_for(options.python, interps)
+        plan = _with_python(plan, rep.facts, target, options.force, seeds)
     if plan.strategy is Strategy.USE_TOOL and options.force and plan.target is not None:
         minor = packages_minor(rep.facts)
         plan = replace(
@@ -345,8 +358,10 @@ class _Job:
         options: RepairOptions,
         run: OwnerRunner,
         hook: Hook,
+        seeds: Optional[SeedNeeds] = None,
     ) -> None:
         self.hook = hook
+        self.seeds = seeds or KEEP_ALL
         self.path = path
         self.rep = rep
         self.plan = plan
@@ -375,7 +390,7 @@ class _Job:
         self._create(new, backend)
         self.hook("created")
         python = os.path.join(new, "bin", "python")
-        reqs = self._requirements()
+        reqs = [spec for r, spec in zip(plan.packages, self._requirements()) if not is_seed(r.name)]
         done = Completed((), 0, "", "")
         if reqs:
             done = backend.install(python, reqs, options.sources, self.run, upgrade=False)
@@ -384,9 +399,10 @@ class _Job:
             relaxable = all(self._is_index(f.spec) for f in failures)
             if options.allow_upgrades and failures and relaxable:
                 bad = {f.spec for f in failures}
+                kept = [r for r in plan.packages if not is_seed(r.name)]
                 reqs = [
                     _relaxed(spec, r.name, r.version) if r.spec in bad else spec
-                    for r, spec in zip(plan.packages, reqs)
+                    for r, spec in zip(kept, reqs)
                 ]
                 done = backend.install(python, reqs, options.sources, self.run, upgrade=True)
             if done.returncode != 0:
@@ -397,9 +413,9 @@ class _Job:
                     failures or [PinFailure("(the whole set)", tail or "installer failed")],
                 )
         self._seed_pip(python, backend)
+        self._install_seeds(python, backend)
         self.hook("installed")
-        self._check_versions(new)
-        self._fix_bootstrap(python, backend)
+        self._check_versions(new, python)
         old_extras = edit.extras(self.path, edit.owned_files(self.path))
         for rel in old_extras:
             _copy_extra(os.path.join(self.path, rel), os.path.join(new, rel))
@@ -452,7 +468,7 @@ class _Job:
 
     def _diagnose(self, python: str, backend: Backend) -> list[PinFailure]:
         out: list[PinFailure] = []
-        for r in self.plan.packages[:200]:
+        for r in [r for r in self.plan.packages if not is_seed(r.name)][:200]:
             why = backend.check_pin(python, r.spec, self.options.sources, self.run)
             if why is not None:
                 out.append(PinFailure(r.spec, why))
@@ -494,43 +510,44 @@ class _Job:
                 return
         self.notes.append(f"{old} did not install: the new venv has its Python's own pip")
 
-    def _fix_bootstrap(self, python: str, backend: Backend) -> None:
-        """setuptools and wheel are venv infrastructure as much as the project's: when the
-        old version does not even import on the new minor (setuptools < 66 on 3.12), the
-        nearest newer one that does replaces it, keeping ``pkg_resources`` when the old one
-        had it (newest setuptools dropped it), and the change is reported."""
-        if not self._cross_minor():
-            return
+    def _install_seeds(self, python: str, backend: Backend) -> None:
+        """The seeds something in the venv needs (:mod:`venvkeeper.seeds`; the others
+        are left to the new venv's creator, reported): the old version when it installs
+        and imports on the new Python, else the nearest that does and provides what was
+        used (``pkg_resources`` only when something used it). A seed never blocks the
+        repair: when no version works it is left out, said, and verification decides."""
         venv = os.path.dirname(os.path.dirname(python))
+        for spec in self.plan.skipped:
+            name, _, version = spec.partition("==")
+            if is_seed(name):
+                self.notes.append(
+                    f"{name} {version}: seeded by the old venv's creator and needed by nothing"
+                    " in it: left to the new venv's own seed"
+                )
         for r in self.plan.packages:
+            if not is_seed(r.name):
+                continue
             name = canonical_name(r.name)
-            if name not in ("setuptools", "wheel"):
-                continue
-            full = "import setuptools, pkg_resources" if name == "setuptools" else "import wheel"
-            why = self._probe(python, full)
-            if why is None:
-                continue
-            got = self._nearest_working(python, backend, r.name, r.version, full, venv)
-            note = ""
-            if got is None and name == "setuptools":
-                got = self._nearest_working(
-                    python, backend, r.name, r.version, "import setuptools", venv, 1
-                )
-                note = ", without pkg_resources: none of the available versions has it"
+            code = f"import {name.replace('-', '_')}"
+            if name == "setuptools" and self.seeds.pkg_resources:
+                code += ", pkg_resources"
+            why = self.seeds.why(name)
+            done = backend.install(python, [r.spec], self.options.sources, self.run, upgrade=False)
+            problem = None if done.returncode == 0 else "not available from the sources"
+            if problem is None:
+                problem = self._probe(python, code)
+                if problem is None:
+                    continue
+            got = self._nearest_working(python, backend, r.name, r.version, code, venv)
             if got is None:
-                raise PinsFailed(
-                    f"{r.name} {r.version} does not work on Python {self.plan.target.version}"  # type: ignore[union-attr]
-                    f" ({why}) and no newer {r.name} that does is available from the sources",
-                    [
-                        PinFailure(
-                            r.spec,
-                            f"does not import: {why}; give a newer {r.name} with"
-                            " --find-links or --index-url",
-                        )
-                    ],
+                self.notes.append(
+                    f"{r.name} {r.version} ({problem}) left out: no version from the sources"
+                    f" installs and works on Python {self.plan.target.version}"  # type: ignore[union-attr]
+                    f" (needed: {why})"
                 )
+                continue
             self.changes += (PackageChange(r.name, r.version, got),)
-            self.notes.append(f"{r.name}: {r.version} -> {got} ({why}){note}")
+            self.notes.append(f"{r.name}: {r.version} -> {got} ({problem}; needed: {why})")
 
     def _probe(self, python: str, code: str) -> Optional[str]:
         done = self.run([python, "-I", "-B", "-c", code], 120)
@@ -546,39 +563,110 @@ class _Job:
         old: str,
         code: str,
         venv: str,
-        tries: int = 6,
+        tries: int = 8,
     ) -> Optional[str]:
-        """Install the lowest version above *old* that makes *code* run: each try raises
-        the floor to the version that failed (uv picks the lowest; pip the newest, once)."""
+        """Install the version nearest to *old* that makes *code* run: the candidates the
+        sources offer above it, nearest first, then those below it, nearest first."""
+        versions = backend.versions(python, name, self.options.sources, self.run)
+        if versions is None:  # the backend cannot list them: each try raises the floor
+            return self._lowest_working(python, backend, name, old, code, venv, tries)
+        try:
+            key = Version(old)
+            ordered = sorted(v for v in versions if Version(v) > key)
+            ordered += sorted((v for v in versions if Version(v) < key), reverse=True)
+        except InvalidVersion:
+            return None
+        for v in ordered[:tries]:
+            done = backend.install(
+                python, [f"{name}=={v}"], self.options.sources, self.run, upgrade=True
+            )
+            if done.returncode == 0 and self._probe(python, code) is None:
+                return v
+        return None
+
+    def _lowest_working(
+        self,
+        python: str,
+        backend: Backend,
+        name: str,
+        old: str,
+        code: str,
+        venv: str,
+        tries: int,
+    ) -> Optional[str]:
         floor = old
         for _ in range(tries):
             done = backend.install(
                 python, [f"{name}>{floor}"], self.options.sources, self.run, upgrade=True
             )
             if done.returncode != 0:
-                return None
+                break
             got = _installed(venv).get(canonical_name(name))
             if got is None or got[1] == floor:
-                return None
+                break
             if self._probe(python, code) is None:
                 return got[1]
             floor = got[1]
+        done = backend.install(
+            python, [f"{name}<{old}"], self.options.sources, self.run, upgrade=True
+        )
+        if done.returncode == 0 and self._probe(python, code) is None:
+            got = _installed(venv).get(canonical_name(name))
+            return got[1] if got else None
         return None
 
-    def _check_versions(self, new: str) -> None:
+    def _check_versions(self, new: str, python: str) -> None:
+        """What the new venv has against the old set: the same versions (seeds may differ:
+        :meth:`_install_seeds` reported why), and every new distribution that an upgrade
+        pulled in listed as a change. With ``include-system-site-packages`` what the
+        system's site provides counts as present, as the venv sees it."""
         now = _installed(new)
-        changes = []
+        visible = dict(now)
+        if self.plan.system_site_packages:
+            for k, v in self._visible(python).items():
+                visible.setdefault(k, v)
+        old = {canonical_name(r.name) for r in self.plan.packages}
+        old |= {canonical_name(s.split("==")[0]) for s in self.plan.skipped}
+        seen = {canonical_name(c.name) for c in self.changes}
+        changes = list(self.changes)
         for r in self.plan.packages:
-            got = now.get(canonical_name(r.name))
+            key = canonical_name(r.name)
+            got = visible.get(key)
+            if key in seen or (is_seed(r.name) and got is not None):
+                continue
             if got is None or got[1] != r.version:
                 changes.append(PackageChange(r.name, r.version, got[1] if got else None))
+        strict = [c for c in changes if c not in self.changes and not is_seed(c.name)]
+        for key, (name, version) in sorted(now.items()):
+            if key not in old and key not in seen and not is_seed(name) and key != "pip":
+                changes.append(PackageChange(name, None, version))  # pulled in by an upgrade
         self.changes = tuple(changes)
-        if changes and not self.options.allow_upgrades:
-            shown = ", ".join(f"{c.name} {c.old} -> {c.new or 'missing'}" for c in changes[:5])
+        if strict and not self.options.allow_upgrades:
+            shown = ", ".join(f"{c.name} {c.old} -> {c.new or 'missing'}" for c in strict[:5])
             raise RepairError(f"installed versions differ from the old venv's: {shown}")
-        missing = [c.name for c in changes if c.new is None]
+        missing = [c.name for c in strict if c.new is None]
         if missing:
             raise RepairError(f"not installed: {', '.join(missing[:8])}")
+
+    def _visible(self, python: str) -> dict[str, tuple[str, str]]:
+        """The distributions the new venv's interpreter sees (its own and the system's)."""
+        code = (
+            "import json, sys\nfrom importlib import metadata\n"
+            "print(json.dumps([[d.metadata['Name'], d.version] for d in"
+            " metadata.distributions() if d.metadata['Name']]))"
+        )
+        done = self.run([python, "-I", "-B", "-c", code], 120)
+        if done.returncode != 0:
+            return {}
+        try:
+            pairs = fsutil.load_json(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {}
+        out: dict[str, tuple[str, str]] = {}
+        for pair in pairs if isinstance(pairs, list) else []:
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
+                out.setdefault(canonical_name(pair[0]), (pair[0], pair[1]))
+        return out
 
     def verify(self, new: str) -> None:
         facts = self.rep.facts
@@ -594,7 +682,7 @@ class _Job:
         verify(
             new,
             self.path,
-            modules(facts, self.plan.skipped),
+            modules(facts, self.plan.skipped, seeds=self.seeds),
             dists,
             self.run,
             minor=target.version if target else None,
@@ -677,7 +765,8 @@ def repair_venv(
                 recovered = recover(path, actor)
             rep = inspect_path(path, top_level=True)
             interps = interpreters if interpreters is not None else interpreters_for([rep])
-            plan = plan_for(rep, interps, options)
+            seeds = seed_needs(rep.facts)
+            plan = plan_for(rep, interps, options, seeds)
             kw: dict[str, object] = {"target": plan.target, "recovered": recovered}
             if plan.strategy is Strategy.NONE:
                 return result(plan.strategy, Outcome.NOTHING, plan.reason, **kw)
@@ -711,7 +800,7 @@ def repair_venv(
                 )
             runner = OwnerRunner(owner, cancel)
             step = hook or (lambda s: None)
-            job = _Job(path, rep, plan, options, runner, step)
+            job = _Job(path, rep, plan, options, runner, step, seeds)
             build = job.build_new if plan.strategy is Strategy.REBUILD else job.build_copy
             try:
                 _preload()

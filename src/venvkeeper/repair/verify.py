@@ -21,6 +21,7 @@ from venvkeeper.deep import importable_names
 from venvkeeper.model import VenvFacts
 from venvkeeper.repair.backends import Run
 from venvkeeper.repair.transaction import RepairError
+from venvkeeper.seeds import SeedNeeds
 
 MAX_MODULES = 2000
 #: Most interpreters importing at once during a verification.
@@ -58,10 +59,17 @@ sys.stdout.write("\n@@venvkeeper@@" + json.dumps({"failed": failed, "scripts": s
 """
 
 
-def modules(facts: VenvFacts, skip: Sequence[str] = ()) -> list[str]:
+def modules(
+    facts: VenvFacts, skip: Sequence[str] = (), seeds: Optional[SeedNeeds] = None
+) -> list[str]:
     """Top-level importable names of the venv's packages (*skip*: ``name==version`` specs
-    left to the seed, e.g. pip)."""
-    return importable_names(facts.distributions, (s.split("==")[0] for s in skip), MAX_MODULES)
+    left to the seed, e.g. pip). A seed's modules are asked for only as far as the venv
+    used them: ``pkg_resources`` only when something used it (*seeds*), since the nearest
+    setuptools that works on a new Python may not have it."""
+    names = importable_names(facts.distributions, (s.split("==")[0] for s in skip), MAX_MODULES)
+    if seeds is not None and not seeds.pkg_resources:
+        names = [n for n in names if n != "pkg_resources"]
+    return names
 
 
 def _shebang(path: str) -> Optional[str]:
