@@ -39,6 +39,7 @@ from venvkeeper.model import (
 )
 from venvkeeper.plan import make_plan
 from venvkeeper.policy import Policy, apply_to_venv
+from venvkeeper.seeds import seed_needs
 
 #: The unversioned names ``--python-becomes X.Y`` repoints when no path is given.
 DEFAULT_LINKS = ("/usr/bin/python3", "/usr/bin/python")
@@ -216,7 +217,10 @@ def predict(
         then = VenvReport(then_facts, run_checks(then_facts), now.alias_of)
         if policy is not None:
             then = apply_to_venv(then, policy)
-        plan = make_plan(then_facts, then.findings, interps, world.path_state) if plans else None
+        plan = None
+        if plans:  # the seeds the venv's code needs: a rebuild leaves the others out
+            seeds = seed_needs(then_facts) if then.findings else None
+            plan = make_plan(then_facts, then.findings, interps, world.path_state, seeds)
         out.append(VenvPrediction(now, then, classify(now, then), plan, used_by))
     out.sort(key=lambda p: (-p.status.rank, not p.effect.breaks, p.path))
     return Prediction(change.describe(), report, tuple(out))
