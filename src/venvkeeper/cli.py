@@ -26,6 +26,7 @@ from venvkeeper.textutil import escape, escape_value
 if TYPE_CHECKING:
     from venvkeeper.config import Config
     from venvkeeper.model import Prediction, RepairResult, Report, Severity
+    from venvkeeper.repair import Sources
     from venvkeeper.scan import ScanOptions
 
 
@@ -494,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_host_profile(sub)
     _add_restarts(sub)
+    _add_wheelhouse(sub)
     _add_repair(sub)
     _add_rollback(sub)
     _add_prune_backups(sub)
@@ -506,6 +508,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_install_apt_hooks(sub)
     _add_codes(sub)
     return parser
+
+
+def _add_sources(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--index-url", metavar="URL", help=f"package index for {what}")
+    p.add_argument(
+        "--find-links",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help=f"a wheelhouse (or find-links URL) for {what}; repeatable",
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="no network: only --find-links and caches"
+    )
+
+
+def _sources(args: argparse.Namespace) -> Sources:
+    from venvkeeper.repair import Sources
+
+    # installers run in / : a local wheelhouse is made absolute here
+    return Sources(
+        args.index_url,
+        tuple(os.path.abspath(d) if os.path.isdir(d) else d for d in args.find_links),
+        args.offline,
+    )
+
+
+def _add_wheelhouse(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser(
+        "wheelhouse",
+        help="before an upgrade: fetch the wheels the rebuilds of the venvs it breaks will"
+        " need, for an offline repair after it",
+    )
+    p.add_argument(
+        "--dest", "-d", required=True, metavar="DIR", help="where the wheels go (it must exist)"
+    )
+    _add_walk(p)
+    _add_change(p)
+    _add_sources(p, "the downloads")
+    p.set_defaults(func=_cmd_wheelhouse, no_processes=True)
 
 
 def _add_repair(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -536,17 +578,7 @@ def _add_repair(sub: argparse._SubParsersAction[_Parser]) -> None:
         default="auto",
         help="installer for rebuilds: uv when found (default), else pip of the new venv",
     )
-    p.add_argument("--index-url", metavar="URL", help="package index for rebuilds")
-    p.add_argument(
-        "--find-links",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a wheelhouse (or find-links URL) for rebuilds; repeatable",
-    )
-    p.add_argument(
-        "--offline", action="store_true", help="no network: only --find-links and caches"
-    )
+    _add_sources(p, "rebuilds")
     p.add_argument(
         "--allow-upgrades",
         action="store_true",
@@ -798,6 +830,18 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return int(exit_code_for(pred.worst))
 
 
+def _cmd_wheelhouse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import repair as fmt
+    from venvkeeper.fsutil import check_directory
+    from venvkeeper.repair.wheelhouse import prefetch
+
+    check_directory(args.dest)
+    pred = _predict(args, err)
+    report = prefetch(pred, os.path.abspath(args.dest), _sources(args))
+    out.write(fmt.render_wheelhouse_json(report) if args.json else fmt.render_wheelhouse(report))
+    return report.worst
+
+
 def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.interpreters import Places, default_places, host_profile, render_profile
 
@@ -863,17 +907,12 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from venvkeeper.formats import repair as fmt
     from venvkeeper.model import Outcome
-    from venvkeeper.repair import BackendChoice, RepairOptions, Sources, repair_all
+    from venvkeeper.repair import BackendChoice, RepairOptions, repair_all
 
     options = RepairOptions(
         python=args.python,
         backend=BackendChoice(args.backend),
-        # installers run in / : a local wheelhouse is made absolute here
-        sources=Sources(
-            args.index_url,
-            tuple(os.path.abspath(d) if os.path.isdir(d) else d for d in args.find_links),
-            args.offline,
-        ),
+        sources=_sources(args),
         allow_upgrades=args.allow_upgrades,
         force=args.force,
         dry_run=args.dry_run,

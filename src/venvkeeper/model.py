@@ -831,3 +831,35 @@ class VenvHistory:
     path: str
     presence: Presence
     entries: tuple[HistoryEntry, ...]  # oldest first
+
+
+class FetchOutcome(enum.Enum):
+    """What the prefetch (``venvkeeper wheelhouse``) got for one requirement."""
+
+    FETCHED = "fetched"  # a wheel of the pinned version (a seed: the nearest) is there
+    NEAREST = "nearest"  # no wheel of the pin for the target; the nearest one is there
+    FROM_SOURCE = "from-source"  # rebuilt from a path or URL: not a wheel to fetch
+    MISSING = "missing"  # no wheel at all from the sources
+
+
+@dataclass(frozen=True)
+class WheelFetch:
+    venv: str
+    spec: str
+    outcome: FetchOutcome
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class WheelhouseReport:
+    directory: str
+    fetches: tuple[WheelFetch, ...]
+    skipped: tuple[tuple[str, str], ...]  # (venv, why nothing was fetched for it)
+
+    @property
+    def worst(self) -> int:
+        """0 every wheel is there, 1 something needs more than the wheelhouse, 2 missing."""
+        outcomes = {f.outcome for f in self.fetches}
+        if FetchOutcome.MISSING in outcomes:
+            return 2
+        return 1 if outcomes & {FetchOutcome.NEAREST, FetchOutcome.FROM_SOURCE} else 0

@@ -8,7 +8,7 @@ from typing import Any
 from venvkeeper import __version__
 from venvkeeper.formats.json import SCHEMA_VERSION, dumps
 from venvkeeper.formats.predict import _table
-from venvkeeper.model import Backup, Outcome, RepairResult
+from venvkeeper.model import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
 from venvkeeper.textutil import escape
 
 HEADERS = ("RESULT", "PATH", "STRATEGY", "TIME", "WHAT")
@@ -87,3 +87,37 @@ def render_json(results: Sequence[RepairResult]) -> str:
         "results": [result_to_dict(r) for r in results],
     }
     return dumps(doc)
+
+
+def render_wheelhouse(report: WheelhouseReport) -> str:
+    """The prefetch, one line per requirement that needs more than a fetched wheel."""
+    lines: list[str] = []
+    fetched = sum(1 for f in report.fetches if f.outcome is FetchOutcome.FETCHED)
+    for f in report.fetches:
+        if f.outcome is not FetchOutcome.FETCHED:
+            what = f"{escape(f.venv)}: {escape(f.spec)}: {escape(f.detail)}"
+            lines.append(f"{f.outcome.value:11}  {what}")
+    for venv, why in report.skipped:
+        lines.append(f"{'skipped':11}  {escape(venv)}: {escape(why)}")
+    venvs = len({f.venv for f in report.fetches})
+    lines.append(
+        f"{fetched} of {len(report.fetches)} requirement(s) of {venvs} venv(s) are wheels in"
+        f" {escape(report.directory)}; after the upgrade: venvkeeper repair --all --offline"
+        f" --find-links {escape(report.directory)}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_wheelhouse_json(report: WheelhouseReport) -> str:
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "wheelhouse",
+        "tool": {"name": "venvkeeper", "version": __version__},
+        "directory": report.directory,
+        "fetches": [
+            {"venv": f.venv, "spec": f.spec, "outcome": f.outcome.value, "detail": f.detail}
+            for f in report.fetches
+        ],
+        "skipped": [{"venv": v, "why": w} for v, w in report.skipped],
+    }
+    return dumps(doc) + "\n"

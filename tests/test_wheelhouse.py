@@ -1,0 +1,103 @@
+"""``venvkeeper wheelhouse``: the wheels the rebuilds will need, fetched for the target
+Python, then an offline repair from that directory alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from venvkeeper.model import FetchOutcome, WheelFetch, WheelhouseReport
+
+from conftest import require_python, run_cli
+from factory import MODULES, build_wheel, build_world, imports_ok, make_project
+
+
+@pytest.mark.slow
+def test_prefetch_then_an_offline_repair_from_it_alone(tmp_path: Path) -> None:
+    w = build_world(tmp_path, "3.10", "3.12", creators=("venv", "uv"))
+    # an "index" with what exists today: delta 2.5, and epsilon 1.0 only for Pythons
+    # before 3.11 (its 1.1 for any): the prefetch takes the nearest and says so
+    index = tmp_path / "index"
+    build_wheel(w.projects["delta"], index)
+    e1 = make_project(tmp_path / "e1", "epsilon", "1.0", requires_python="<3.11")
+    build_wheel(e1, index, python=require_python("3.10"))
+    build_wheel(make_project(tmp_path / "e2", "epsilon", "1.1"), index)
+    for f in w.wheelhouse.glob("setuptools-*.whl"):
+        (index / f.name).write_bytes(f.read_bytes())
+    uv = w.venvs["uv"]
+    # epsilon installed before the upgrade would have been 1.0: write it as the old venv
+    # had it (a real install into its old site-packages by the old minor's rules)
+    site = uv / "lib" / "python3.10" / "site-packages"
+    info = site / "epsilon-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: epsilon\nVersion: 1.0\nRequires-Python: <3.11\n"
+    )
+    (info / "INSTALLER").write_text("uv\n")
+    (info / "RECORD").write_text("epsilon/__init__.py,,\n")
+    (site / "epsilon").mkdir()
+    (site / "epsilon" / "__init__.py").write_text("")
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    res = run_cli(
+        "wheelhouse",
+        "--json",
+        "--dest",
+        str(dest),
+        "--offline",
+        "--find-links",
+        str(index),
+        str(w.root / "envs"),
+    )
+    assert res.code in (1, 2), res.out + res.err
+    doc = json.loads(res.out)
+    assert doc["kind"] == "wheelhouse"
+    got = {(Path(f["venv"]).name, f["spec"]): f["outcome"] for f in doc["fetches"]}
+    assert got[("venv", "delta==2.5")] == got[("uv", "delta==2.5")] == "fetched"
+    assert got[("uv", "epsilon==1.0")] == "nearest"
+    assert next(f for f in doc["fetches"] if f["spec"] == "epsilon==1.0")["detail"].startswith(
+        "no wheel of 1.0 for Python 3.12; 1.1 has one"
+    )
+    local = [f for f in doc["fetches"] if f["outcome"] == "from-source"]
+    assert {Path(f["venv"]).name for f in local} == {"venv", "uv"}  # alpha, beta, gamma
+    names = sorted(p.name for p in dest.iterdir())
+    assert "delta-2.5-py3-none-any.whl" in names and "epsilon-1.1-py3-none-any.whl" in names
+    # the prefetch asked for wheels of 3.12: setuptools only where something needs it
+    assert not [n for n in names if n.startswith("setuptools")]
+
+    # right after the upgrade: an offline repair from the prefetched directory alone
+    res = run_cli(
+        "repair",
+        "--json",
+        "--all",
+        "--offline",
+        "--allow-upgrades",
+        "--find-links",
+        str(dest),
+        str(w.root / "envs"),
+    )
+    assert res.code == 0, res.out + res.err
+    results = {Path(r["path"]).name: r for r in json.loads(res.out)["results"]}
+    assert {r["outcome"] for r in results.values()} == {"repaired"}
+    assert results["uv"]["changes"] == [{"name": "epsilon", "old": "1.0", "new": "1.1"}]
+    for v in w.venvs.values():
+        assert imports_ok(v, *MODULES, hide=w.distro.hidden)
+
+
+def test_the_worst_outcome_gives_the_exit_code() -> None:
+    def report(*outcomes: FetchOutcome) -> WheelhouseReport:
+        return WheelhouseReport("/d", tuple(WheelFetch("/v", "x==1", o) for o in outcomes), ())
+
+    assert report(FetchOutcome.FETCHED).worst == 0
+    assert report(FetchOutcome.FETCHED, FetchOutcome.FROM_SOURCE).worst == 1
+    assert report(FetchOutcome.NEAREST).worst == 1
+    assert report(FetchOutcome.NEAREST, FetchOutcome.MISSING).worst == 2
+    assert report().worst == 0
+
+
+def test_a_destination_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    res = run_cli("wheelhouse", "--dest", str(tmp_path / "none"), str(tmp_path))
+    assert res.code == 3 and "does not exist" in res.err
