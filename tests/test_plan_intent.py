@@ -129,3 +129,15 @@ def test_relink_onto_a_leftover_only_when_named_and_supported(
     assert plan.strategy is Strategy.REBUILD, plan
     assert plan.target is not None and plan.target.version == "3.12", plan
     assert plan.target.path == str(world["bin"] / "python3"), plan
+
+
+def test_a_working_venv_is_never_moved_to_an_older_minor(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """Its base 3.12 is obsolete (a leftover package), the only supported Python is 3.11:
+    a working venv is left where it is rather than rebuilt backwards."""
+    v = make_venv(world["bin"] / "python3.12", tmp_path / "envs" / "newer")
+    interps = _interps(world["bin"], obsolete=("3.12",))
+    plan = _plan(v, interps, obsolete=True)
+    assert plan.strategy is Strategy.NONE, plan
+    assert "of that minor or newer" in plan.reason

@@ -182,6 +182,13 @@ def _version_key(i: Interpreter) -> tuple[int, ...]:
         return (0,)
 
 
+def _release(version: Optional[str]) -> tuple[int, ...]:
+    try:
+        return Version((version or "0").rstrip("t")).release
+    except InvalidVersion:
+        return (0,)
+
+
 def _target(i: Interpreter, name: Optional[str] = None) -> Target:
     assert i.version is not None
     return Target(name or i.best_name, i.executable, i.version, i.patch_version)
@@ -415,12 +422,16 @@ def make_plan(
         return replace(blank, strategy=Strategy.REWRITE_PATHS, reason=reason, old_location=old)
     # Never onto an interpreter no archive patches any more while a supported one exists.
     pool = _supported(interpreters)
-    if {f.code for f in interp_problems} == {OBSOLETE} and all(i.obsolete for i in pool):
-        return replace(
-            blank,
-            reason=reason + "; but this host has no supported Python to move it to: install"
-            " one (the distro's python3), then repair again",
-        )
+    if {f.code for f in interp_problems} == {OBSOLETE}:
+        # It works: move it only forward, onto a supported minor no older than its own.
+        floor = _release(minor or (facts.base.version if facts.base else None))
+        pool = [i for i in pool if not i.obsolete and _version_key(i)[:2] >= floor[:2]]
+        if not pool:
+            return replace(
+                blank,
+                reason=reason + "; but this host has no supported Python of that minor or"
+                " newer to move it to: install one (the distro's python3), then repair again",
+            )
     target: Optional[Target] = None
     strategy = Strategy.REBUILD
     base = facts.base
