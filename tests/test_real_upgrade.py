@@ -141,6 +141,13 @@ def test_bookworm_to_trixie(tmp_path: Path) -> None:
             before_plan = by_name(kept["venvs"])[name]["plan"]
             assert before_plan["strategy"] == "rebuild", before_plan
             assert before_plan["target"]["path"] == "/usr/bin/python3", before_plan
+        # What repair would do now: the same, as the venvs' owner (root) may.
+        _, dry = vk(root, "repair", "--all", "--dry-run", VENVS)
+        for r in dry["results"]:
+            report.append(f"kept repair --dry-run {r['path']}: {r['outcome']} {r['strategy']}")
+            assert r["outcome"] == "planned" and r["strategy"] == "rebuild", r
+            assert r["target"]["path"] == "/usr/bin/python3", r
+        assert len(dry["results"]) == len(MAKERS)
         _apt_hooks(root, report)
         times["state kept"] = time.monotonic() - t0
 
