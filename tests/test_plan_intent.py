@@ -141,3 +141,25 @@ def test_a_working_venv_is_never_moved_to_an_older_minor(
     plan = _plan(v, interps, obsolete=True)
     assert plan.strategy is Strategy.NONE, plan
     assert "of that minor or newer" in plan.reason
+
+
+def test_python3_of_a_replaced_prefix_is_relinked_to_the_same_minor(tmp_path: Path) -> None:
+    """A venv made with versions/3.11.1/bin/python3 (a name that never changes minor):
+    when a patch release replaces that prefix, the name is gone and the venv is relinked
+    onto the same minor, as before (it is not rebuilt on some other python3)."""
+    if not FakeDistro.available("3.11"):
+        pytest.skip("pyenv CPython 3.11 is needed")
+    import shutil
+
+    old = FakeDistro(tmp_path / "versions" / "3.11.1")
+    old.install("3.11")
+    v = make_venv(old.set_default("3.11"), tmp_path / "envs" / "app")
+    install(v, make_project(tmp_path, "alpha"))
+    new = FakeDistro(tmp_path / "versions" / "3.11.2")
+    new.install("3.11")
+    new.set_default("3.11")
+    shutil.rmtree(tmp_path / "versions" / "3.11.1")
+    plan = _plan(v, _interps(tmp_path / "versions" / "3.11.2" / "bin"))
+    assert plan.strategy is Strategy.RELINK, plan
+    assert plan.target is not None
+    assert plan.target.path.startswith(str(tmp_path / "versions" / "3.11.2" / "bin"))

@@ -30,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 from venvkeeper.checks._base import BOOTSTRAP
 from venvkeeper.inspect import canonical_name, classify_origin
 from venvkeeper.model import (
+    BaseInterpreter,
     BaseOrigin,
     Blocker,
     Creator,
@@ -187,6 +188,11 @@ def _release(version: Optional[str]) -> tuple[int, ...]:
         return Version((version or "0").rstrip("t")).release
     except InvalidVersion:
         return (0,)
+
+
+def _moves(base: Optional[BaseInterpreter], target: Target) -> bool:
+    """Pointing the venv at *target* changes its interpreter (a copy always does)."""
+    return base is None or base.is_copy or base.executable != target.executable
 
 
 def _target(i: Interpreter, name: Optional[str] = None) -> Target:
@@ -437,20 +443,17 @@ def make_plan(
     base = facts.base
     default = follows_default(facts)
     if "interpreter-not-binary" not in codes:
-        # Made with the distro's python3: it follows what that name is now. Otherwise the
-        # same minor at another path (a versioned leftover the venv named itself) first.
+        # Made with the distro's python3: it follows what that name is now. Otherwise (or
+        # when that name is gone) the same minor at another path: a versioned leftover the
+        # venv named itself, a patch release that replaced its prefix.
         if default is not None:
             target = _by_default_name(default, pool)
-        elif minor is not None:
-            target = choose_relink(facts, minor, pool)
-        if (
-            target is not None
-            and target.version == minor
-            and (base is None or base.executable != target.executable or base.is_copy)
-        ):
+        if target is None and minor is not None:
+            relink = choose_relink(facts, minor, pool)
+            if relink is not None and _moves(base, relink):
+                target = relink
+        if target is not None and target.version == minor and _moves(base, target):
             strategy = Strategy.RELINK
-        elif default is None:
-            target = None
     if target is None:
         target = choose_rebuild(facts, pool)
     if target is None:
