@@ -44,13 +44,19 @@ setup() {
 }
 
 system_tools() {
+    # Installed with apt when we are root on Debian/Ubuntu, else their tests are skipped:
     # uWSGI with its Python 3 plugin, for the restarts tests of a real uwsgi master and
-    # workers: installed with apt when we are root on Debian/Ubuntu, else skipped.
-    command -v uwsgi-core >/dev/null 2>&1 && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    # workers; debootstrap (and zstd for its cached roots), for the real release upgrade
+    # of tests/test_real_upgrade.py.
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
+    if ! command -v uwsgi-core >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q uwsgi-core uwsgi-plugin-python3 \
             >/dev/null 2>&1 ||
             echo "dev.sh: could not install uwsgi: the uwsgi test will be skipped" >&2
+    fi
+    if ! command -v debootstrap >/dev/null 2>&1 && ! [ -x /usr/sbin/debootstrap ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap zstd >/dev/null 2>&1 ||
+            echo "dev.sh: could not install debootstrap: the real upgrade test will be skipped" >&2
     fi
 }
 

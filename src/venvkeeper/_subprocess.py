@@ -27,6 +27,7 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+    raw_stdout: bytes = b""  # with binary=True: stdout as it came (stdout is then "")
 
 
 def run(
@@ -43,6 +44,7 @@ def run(
     cancel: Optional[threading.Event] = None,
     on_start: Optional[Callable[[int], None]] = None,
     die_with_parent: bool = False,
+    binary: bool = False,
 ) -> Completed:
     """Run *argv* and capture its output.
 
@@ -56,6 +58,9 @@ def run(
     *die_with_parent* the child gets SIGKILL when we die, even by SIGKILL (the kernel's
     parent-death signal, set after the change of user by util-linux ``setpriv``, where
     the system has it).
+
+    With *binary* the output is kept as bytes in ``raw_stdout`` (large data, such as a
+    decompressor's, is not decoded).
     """
     args = [str(a) for a in argv]
     spawn = args
@@ -91,9 +96,9 @@ def run(
         raise CommandError(f"{args[0]} was stopped: interrupted", args)
     if problem == "flood":
         raise CommandError(f"{args[0]} printed more than {output_limit} bytes: stopped", args)
-    stdout = out.decode("utf-8", "replace")
+    stdout = "" if binary else out.decode("utf-8", "replace")
     stderr = err.decode("utf-8", "replace")
-    done = Completed(tuple(args), proc.returncode, stdout, stderr)
+    done = Completed(tuple(args), proc.returncode, stdout, stderr, out if binary else b"")
     if check and proc.returncode != 0:
         tail = stderr.strip().splitlines()[-5:]
         raise CommandError(f"{args[0]} exited {proc.returncode}: {' / '.join(tail)}", args, stderr)

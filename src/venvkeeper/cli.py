@@ -24,8 +24,10 @@ from venvkeeper.textutil import escape, escape_value
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from venvkeeper.config import Config
-    from venvkeeper.model import Prediction, RepairResult, Report, Severity
+    from venvkeeper.model import Prediction, RepairResult, Report, Severity, VenvReport
     from venvkeeper.repair import Sources
     from venvkeeper.scan import ScanOptions
 
@@ -1163,6 +1165,25 @@ def _predict_command(change: object) -> str:
     return escape(" ".join(argv))
 
 
+def _obsolete_note(reports: Iterable[VenvReport], limit: int = 5) -> str:
+    """The apt hooks' lines about venvs on a base no configured archive offers any more."""
+    from venvkeeper.checks.obsolete import OBSOLETE
+
+    found = [r for r in reports if any(f.code == OBSOLETE for f in r.findings)]
+    if not found:
+        return ""
+    n = len(found)
+    lines = [
+        f"venvkeeper: {n} venv{'' if n == 1 else 's'} run on a Python that no configured"
+        " archive offers any more (base-obsolete: no more security fixes); venvkeeper"
+        " repair --all moves them to a supported one"
+    ]
+    lines += [f"  warning   {escape(r.path)}  base-obsolete" for r in found[:limit]]
+    if n > limit:
+        lines.append(f"  ... and {n - limit} more: venvkeeper scan --only-problems")
+    return "\n".join(lines) + "\n"
+
+
 def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: TextIO) -> None:
     from venvkeeper.apthook import parse_input, python_change
     from venvkeeper.formats import predict as fmt
@@ -1213,6 +1234,9 @@ def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: Tex
             + (f" ({others} already broken or degraded)" if others else "")
             + "\n"
         )
+    # Those that break are told above; those that survive may still be left on a Python
+    # no archive patches any more (python3.11 after a full-upgrade to trixie).
+    out.write(_obsolete_note(v.then for v in pred.venvs if v.then and not v.effect.breaks))
 
 
 def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
@@ -1243,6 +1267,7 @@ def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
         out.write(f"  ... and {len(broken) - 5} more: venvkeeper scan --only-problems\n")
     if broken:
         out.write("  to repair them: venvkeeper repair --all --dry-run, then without --dry-run\n")
+    out.write(_obsolete_note(report.venvs))
     restarts = scan_processes(args.proc_root, policy=policy)
     out.write(f"venvkeeper: {restarts_fmt.summary(restarts)}\n")
     units = list(dict.fromkeys(p.unit or f"pid {p.pid}" for p in restarts.needing_restart))

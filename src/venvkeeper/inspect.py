@@ -19,7 +19,8 @@ import threading
 from typing import NamedTuple, Optional
 from urllib.parse import unquote, urlsplit
 
-from venvkeeper import fsutil
+from venvkeeper import aptdb, fsutil
+from venvkeeper.aptdb import AptState
 from venvkeeper.cfg import parse_pyvenv_cfg
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.hostfs import REAL, HostFS
@@ -31,6 +32,7 @@ from venvkeeper.model import (
     Distribution,
     Extension,
     LinkChain,
+    OsPackage,
     PyvenvCfg,
     RecordedLocation,
     Script,
@@ -98,8 +100,13 @@ class HostCache:
     scan, asked of *fs*: the real host, or a changed one when predicting. Thread-safe: the
     worst a race does is compute one value twice."""
 
-    def __init__(self, fs: HostFS = REAL) -> None:
+    def __init__(self, fs: HostFS = REAL, packages_root: Optional[str] = "/") -> None:
+        """*packages_root* is the Debian root whose dpkg status and apt lists tell whether a
+        base's package is still offered (:mod:`venvkeeper.aptdb`); None: do not ask (the
+        host judged is another one, as a profile describes it)."""
         self.fs = fs
+        self.packages_root = packages_root
+        self._apt: Optional[AptState] = None
         self._lock = threading.Lock()
         self._stdlib: dict[tuple[str, str], tuple[Optional[str], bool]] = {}
         self._patch: dict[tuple[str, str], Optional[str]] = {}
@@ -156,6 +163,14 @@ class HostCache:
         with self._lock:
             self._patch[key] = found
         return found
+
+    def obsolete_package(self, path: str) -> Optional[OsPackage]:
+        """The OS package owning *path* when no configured archive offers it any more."""
+        if self.packages_root is None:
+            return None
+        if self._apt is None:
+            self._apt = aptdb.state(self.packages_root)
+        return self._apt.obsolete(path)
 
     def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
         """Whether two regular files hold the same bytes (None when unreadable or huge)."""
@@ -331,6 +346,10 @@ def _judge_base(
             if host.fs.is_file(cand):
                 copy_source = host.fs.realpath(cand)
                 copy_identical = host.same_bytes(exe, copy_source)
+    source = copy_source if is_copy else exe
+    obsolete = None
+    if source is not None and classify_origin(source, venv_real) is BaseOrigin.SYSTEM:
+        obsolete = host.obsolete_package(source)
     return BaseInterpreter(
         executable=exe,
         version=version,
@@ -342,6 +361,7 @@ def _judge_base(
         is_script=host.is_script(exe),
         copy_source=copy_source,
         copy_identical=copy_identical,
+        obsolete_package=obsolete,
     )
 
 

@@ -142,11 +142,15 @@ def find_interpreters(
     run: bool = False,
     packages: bool = False,
     package_tools: Optional[str] = None,
+    packages_root: Optional[str] = "/",
 ) -> tuple[Interpreter, ...]:
     """Every interpreter reachable by a Python-ish name in *places*, one entry per binary
     with every name that leads to it. *run* lets root-owned system interpreters be asked
     their version when their files do not tell; *packages* asks the package manager who
-    owns each one (dpkg-query/rpm from *package_tools*, default the system directories)."""
+    owns each one (dpkg-query/rpm from *package_tools*, default the system directories).
+    A system interpreter whose package no archive of the Debian root *packages_root*
+    offers any more is marked ``obsolete`` (None: another host's files, do not ask this
+    one's dpkg)."""
     by_exe: dict[str, list[InterpreterName]] = {}
     seen_dirs: set[str] = set()
     dirs = list(places.bin_dirs) + [b for t in places.trees for b in _tree_bins(t, fs)]
@@ -165,7 +169,7 @@ def find_interpreters(
             if chain.resolved is None:
                 continue
             by_exe.setdefault(chain.resolved, []).append(InterpreterName(chain.hops[0], chain.hops))
-    host = HostCache(fs)
+    host = HostCache(fs, packages_root)
     found: list[Interpreter] = []
     for exe, names in by_exe.items():
         names.sort(key=lambda n: (len(n.path), n.path))
@@ -196,6 +200,10 @@ def find_interpreters(
                 if prefix is None:
                     prefix, denied = host.stdlib_prefix(asked[2] + "/bin", version)
                     stdlib = True if prefix else (None if denied else False)
+        obsolete: Optional[bool] = None
+        origin = classify_origin(exe, "/nonexistent-venv")
+        if origin is BaseOrigin.SYSTEM and packages_root is not None:
+            obsolete = host.obsolete_package(exe) is not None
         found.append(
             Interpreter(
                 executable=exe,
@@ -204,9 +212,10 @@ def find_interpreters(
                 patch_version=patch,
                 prefix=prefix,
                 stdlib_present=stdlib,
-                origin=classify_origin(exe, "/nonexistent-venv"),
+                origin=origin,
                 is_script=is_script,
                 version_source=source,
+                obsolete=obsolete,
             )
         )
     if packages and found:
@@ -301,6 +310,7 @@ def profile_to_dict(p: HostProfile) -> dict[str, Any]:
                 "is_script": i.is_script,
                 "package": i.package,
                 "version_source": i.version_source,
+                "obsolete": i.obsolete,
                 "names": [{"path": n.path, "hops": list(n.hops)} for n in i.names],
             }
             for i in p.interpreters
@@ -386,6 +396,7 @@ def profile_from_dict(data: Any) -> HostProfile:
                     is_script=bool(item.get("is_script")),
                     package=_get(item, "package", str, where, optional=True),
                     version_source="profile",
+                    obsolete=obs if isinstance(obs := item.get("obsolete"), bool) else None,
                 )
             )
         return HostProfile(

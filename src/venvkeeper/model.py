@@ -147,6 +147,19 @@ class LinkChain:
 
 
 @dataclass(frozen=True)
+class OsPackage:
+    """An installed package of the OS package manager (dpkg)."""
+
+    name: str
+    version: str
+    arch: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True)
 class BaseInterpreter:
     """The interpreter a venv really starts, judged statically."""
 
@@ -160,6 +173,9 @@ class BaseInterpreter:
     is_script: bool = False  # a shell wrapper such as a pyenv shim, not an interpreter
     copy_source: Optional[str] = None  # for a copy: the base binary it was copied from
     copy_identical: Optional[bool] = None  # same bytes as copy_source (None: unknown)
+    #: The OS package the base (a copy's source) belongs to, when no configured archive
+    #: offers it any more: it will never get a security fix (None: offered, or unknown).
+    obsolete_package: Optional[OsPackage] = None
 
 
 @dataclass(frozen=True)
@@ -359,6 +375,8 @@ class Interpreter:
     is_script: bool = False
     package: Optional[str] = None  # the system package that owns it
     version_source: str = "unknown"  # "name", "stdlib", "ran", "profile", "unknown"
+    #: Its OS package is offered by no configured archive any more (None: cannot tell).
+    obsolete: Optional[bool] = None
 
     @property
     def usable(self) -> bool:

@@ -90,7 +90,8 @@ def _parse_rpm_owners(text: str, paths: Sequence[str]) -> dict[str, str]:
 
 def package_files(package: str, search_path: Optional[str] = None) -> list[str]:
     """Every file and link *package* installed (directories left out: other packages share
-    them). Raises :class:`UsageError` when there is no package manager or no such package."""
+    them; none for a package dpkg knows without files). Raises :class:`UsageError` when
+    there is no package manager or no such package."""
     found = _tool(("dpkg-query", "rpm"), search_path)
     if found is None:
         raise UsageError(
@@ -101,6 +102,11 @@ def package_files(package: str, search_path: Optional[str] = None) -> list[str]:
     argv = [exe, "-L", package] if name == "dpkg-query" else [exe, "-ql", package]
     res = _subprocess.run(argv, timeout=TIMEOUT, env=_ENV)
     listed = [ln for ln in res.stdout.splitlines() if ln.startswith("/")]
+    if res.returncode == 0 and "does not contain any files" in res.stdout:
+        # dpkg knows it, without files: removed already and only its conffiles left (a
+        # release upgrade leaves python3.11-venv so), or a metapackage: removing it
+        # removes no file.
+        return []
     if res.returncode != 0 or not listed:
         why = (res.stderr.strip() or res.stdout.strip()).splitlines()
         raise UsageError(

@@ -19,6 +19,7 @@ Strategies, cheapest first:
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Callable, Optional
@@ -29,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 from venvkeeper.checks._base import BOOTSTRAP
 from venvkeeper.inspect import canonical_name, classify_origin
 from venvkeeper.model import (
+    BaseInterpreter,
     BaseOrigin,
     Blocker,
     Creator,
@@ -62,8 +64,12 @@ INTERPRETER_CODES = frozenset(
         "interpreter-not-binary",
         "deep-start-failed",
         "deep-import-failed",
+        "base-obsolete",
     }
 )
+OBSOLETE = "base-obsolete"
+#: The distro's default names: a venv made through one follows what it is now.
+DEFAULT_NAMES = frozenset({"python", "python3"})
 MOVED_CODES = frozenset({"moved", "scripts-foreign-interpreter"})
 
 _TOOLS = {
@@ -122,6 +128,46 @@ def _external_name(facts: VenvFacts) -> Optional[str]:
     return None
 
 
+def made_with(facts: VenvFacts) -> Optional[str]:
+    """The interpreter name the venv was made with, outside the venv: the first hop of its
+    links out of it (``/usr/bin/python3`` for ``python3 -m venv``), else, for a copied
+    interpreter, the first word of the ``command`` that pyvenv.cfg records."""
+    name = _external_name(facts)
+    if name is not None:
+        return name
+    command = facts.cfg.get("command") if facts.cfg is not None else None
+    if command:
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return None
+        if words and words[0].startswith("/"):
+            return os.path.normpath(words[0])
+    return None
+
+
+def follows_default(facts: VenvFacts) -> Optional[str]:
+    """The distro default name (``.../python3``, ``.../python``) the venv was made with,
+    if it was: its intent is "the distro's Python", whatever minor that is now."""
+    name = made_with(facts)
+    return name if name is not None and os.path.basename(name) in DEFAULT_NAMES else None
+
+
+def _supported(interpreters: Sequence[Interpreter]) -> list[Interpreter]:
+    """The usable interpreters, leaving out those whose OS package no archive offers any
+    more, unless nothing else is there."""
+    usable = [i for i in interpreters if i.usable]
+    fresh = [i for i in usable if i.obsolete is not True]
+    return fresh or usable
+
+
+def _by_default_name(name: str, interpreters: Sequence[Interpreter]) -> Optional[Target]:
+    for i in interpreters:
+        if any(n.path == name for n in i.names):
+            return _target(i, name)
+    return None
+
+
 _ORIGIN_ORDER = {
     BaseOrigin.SYSTEM: 0,
     BaseOrigin.LOCAL: 1,
@@ -136,6 +182,18 @@ def _version_key(i: Interpreter) -> tuple[int, ...]:
         return Version(i.patch_version or (i.version or "0").rstrip("t")).release
     except InvalidVersion:
         return (0,)
+
+
+def _release(version: Optional[str]) -> tuple[int, ...]:
+    try:
+        return Version((version or "0").rstrip("t")).release
+    except InvalidVersion:
+        return (0,)
+
+
+def _moves(base: Optional[BaseInterpreter], target: Target) -> bool:
+    """Pointing the venv at *target* changes its interpreter (a copy always does)."""
+    return base is None or base.is_copy or base.executable != target.executable
 
 
 def _target(i: Interpreter, name: Optional[str] = None) -> Target:
@@ -377,18 +435,36 @@ def make_plan(
     if not interp_problems:
         old = next((loc.path for loc in facts.locations if not loc.same_as_venv), None)
         return replace(blank, strategy=Strategy.REWRITE_PATHS, reason=reason, old_location=old)
+    # Never onto an interpreter no archive patches any more while a supported one exists.
+    pool = _supported(interpreters)
+    if {f.code for f in interp_problems} == {OBSOLETE}:
+        # It works: move it only forward, onto a supported minor no older than its own.
+        floor = _release(minor or (facts.base.version if facts.base else None))
+        pool = [i for i in pool if not i.obsolete and _version_key(i)[:2] >= floor[:2]]
+        if not pool:
+            return replace(
+                blank,
+                reason=reason + "; but this host has no supported Python of that minor or"
+                " newer to move it to: install one (the distro's python3), then repair again",
+            )
     target: Optional[Target] = None
     strategy = Strategy.REBUILD
-    if minor is not None and "interpreter-not-binary" not in codes:
-        target = choose_relink(facts, minor, interpreters)
-        if target is not None and (
-            facts.base is None or facts.base.executable != target.executable or facts.base.is_copy
-        ):
+    base = facts.base
+    default = follows_default(facts)
+    if "interpreter-not-binary" not in codes:
+        # Made with the distro's python3: it follows what that name is now. Otherwise (or
+        # when that name is gone) the same minor at another path: a versioned leftover the
+        # venv named itself, a patch release that replaced its prefix.
+        if default is not None:
+            target = _by_default_name(default, pool)
+        if target is None and minor is not None:
+            relink = choose_relink(facts, minor, pool)
+            if relink is not None and _moves(base, relink):
+                target = relink
+        if target is not None and target.version == minor and _moves(base, target):
             strategy = Strategy.RELINK
-        else:
-            target = None
     if target is None:
-        target = choose_rebuild(facts, interpreters)
+        target = choose_rebuild(facts, pool)
     if target is None:
         return replace(
             blank,

@@ -179,7 +179,8 @@ def host_interpreters(
     report: Report, fs: HostFS = REAL, profile: Optional[HostProfile] = None
 ) -> tuple[Interpreter, ...]:
     """The interpreters a repair could use on the host *fs* describes (found statically)."""
-    return find_interpreters(places_for(profile, _homes(report, fs)), fs)
+    root = None if profile is not None else "/"
+    return find_interpreters(places_for(profile, _homes(report, fs)), fs, packages_root=root)
 
 
 def predict(
@@ -197,7 +198,8 @@ def predict(
     venv_users`), to tell which services each breaking venv would take down. *policy*
     (the configuration's) judges the venvs after the change as it judged *report*."""
     world = build_world(change, base, package_files)
-    host = HostCache(world)
+    # Another host's interpreters (a profile) are not this one's packages: do not ask dpkg.
+    host = HostCache(world, None if change.profile is not None else "/")
     interps = host_interpreters(report, world, change.profile) if plans else ()
     by_real = {_real(v): u for v, u in (users or {}).items()}
     out: list[VenvPrediction] = []

@@ -1,0 +1,210 @@
+"""A real Debian release upgrade, end to end: venvs made in bookworm, ``apt-get full-upgrade``
+to trixie, then python3.11 purged.
+
+venvkeeper runs *inside* the root (its source copied to /opt/venvkeeper-src, run by the
+root's own python3 with Debian's python3-packaging): the venvs link to the root's
+/usr/bin/python3, which only exists as such there. In each state after the upgrade, what
+``scan`` says equals what ``predict`` said before it, and both equal running each venv.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from debroot import bookworm_root, chroot_run, purge, remove_root, upgrade_to_trixie
+
+from factory import build_wheel, make_project
+
+pytestmark = pytest.mark.slow
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "venvkeeper"
+VENVS = "/srv/venvs"
+#: name -> how it was made (argv in the root); each gets the wheel of PROJECT installed.
+MAKERS = {
+    "plain": ["python3", "-m", "venv"],
+    "copies": ["python3", "-m", "venv", "--copies"],
+    "pinned": ["python3.11", "-m", "venv"],
+    "system": ["python3", "-m", "venv", "--system-site-packages"],
+}
+PROJECT = "vkpure"
+PY311 = (
+    "python3.11",
+    "python3.11-minimal",
+    "python3.11-venv",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+)
+#: What no prediction can know in advance: which archive will stop offering the base.
+UNFORESEEABLE = frozenset({"base-obsolete"})
+
+
+VK_ENV = {"PYTHONPATH": "/opt/venvkeeper-src", "VENVKEEPER_DB": "/var/tmp/venvkeeper.db"}
+
+
+def vk(root: Path, *args: str) -> tuple[int, Any]:
+    """``venvkeeper ARGS --json`` inside the root, by the root's python3."""
+    res = chroot_run(root, ["python3", "-m", "venvkeeper", *args, "--json"], VK_ENV, check=False)
+    if res.returncode not in (0, 1, 2, 3) or not res.stdout.startswith("{"):
+        raise AssertionError(f"venvkeeper {args} failed ({res.returncode}):\n{res.stderr}")
+    return res.returncode, json.loads(res.stdout)
+
+
+def runs(root: Path) -> dict[str, bool]:
+    """Ground truth: does each venv start and import its package?"""
+    out = {}
+    for name in MAKERS:
+        res = chroot_run(
+            root, [f"{VENVS}/{name}/bin/python", "-c", f"import {PROJECT}"], check=False
+        )
+        out[name] = res.returncode == 0
+    return out
+
+
+def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {Path(v["path"]).name: v for v in items}
+
+
+def codes(findings: list[dict[str, Any]], *, foreseeable: bool = False) -> set[str]:
+    found = {f["code"] for f in findings if f["severity"] in ("warning", "unknown", "critical")}
+    return found - UNFORESEEABLE if foreseeable else found
+
+
+def check_state(
+    root: Path, label: str, predicted: dict[str, dict[str, Any]], report: list[str]
+) -> dict[str, dict[str, Any]]:
+    """In the root as it is now: scan == the prediction made before == running the venvs."""
+    truth = runs(root)
+    _, scan = vk(root, "scan", "--no-record", VENVS)
+    seen = by_name(scan["venvs"])
+    assert set(seen) == set(MAKERS), f"{label}: scan found {sorted(seen)}"
+    for name, works in truth.items():
+        now, pred = seen[name], predicted[name]
+        report.append(
+            f"{label} {name}: runs={works} scan={now['status']} {sorted(codes(now['findings']))}"
+            f" predicted={pred['status_then']} {sorted(codes(pred['findings_then']))}"
+        )
+        assert (now["status"] == "critical") == (not works), f"{label} {name}: scan vs running"
+        assert pred["breaks"] == (not works), f"{label} {name}: predict vs running"
+        assert pred["status_then"] == now["status"] or (
+            codes(now["findings"]) - codes(pred["findings_then"]) <= UNFORESEEABLE
+        ), f"{label} {name}: predicted {pred['status_then']}, scan says {now['status']}"
+        assert codes(now["findings"], foreseeable=True) == codes(
+            pred["findings_then"], foreseeable=True
+        ), f"{label} {name}: the findings differ from the prediction"
+    return seen
+
+
+def test_bookworm_to_trixie(tmp_path: Path) -> None:
+    times: dict[str, float] = {}
+    report: list[str] = []
+    t0 = time.monotonic()
+    root = tmp_path / "root"
+    try:
+        bookworm_root(root)
+        times["bookworm root"] = time.monotonic() - t0
+        _prepare(root, tmp_path)
+        times["venvs made"] = time.monotonic() - t0
+        assert all(runs(root).values())
+        _, before = vk(root, "scan", "--no-record", VENVS)
+        assert {v["status"] for v in before["venvs"]} <= {"ok", "warning"}
+        assert not any(codes(v["findings"]) & {"base-obsolete"} for v in before["venvs"])
+        _, kept = vk(root, "predict", "--python-becomes", "3.13", VENVS)
+        gone_args = [f"--remove-package={p}" for p in PY311]
+        _, purged = vk(root, "predict", "--python-becomes", "3.13", *gone_args, VENVS)
+        times["predicted"] = time.monotonic() - t0
+
+        times.update(upgrade_to_trixie(root))
+        times["upgraded"] = time.monotonic() - t0
+        version = chroot_run(root, ["python3", "-c", "import sys; print(sys.version)"]).stdout
+        assert version.startswith("3.13"), version
+
+        # State A: trixie, python3.11 still installed (apt leaves it until autoremove).
+        seen = check_state(root, "kept", by_name(kept["venvs"]), report)
+        obsolete = {n for n, v in seen.items() if "base-obsolete" in codes(v["findings"])}
+        assert {"pinned", "copies"} <= obsolete, report
+        assert not obsolete & {"plain", "system"}
+        _, plans = vk(root, "plan", "--all", VENVS)
+        planned = {n: v["plan"] for n, v in by_name(plans["venvs"]).items()}
+        for name in ("plain", "system", "copies", "pinned"):
+            plan = planned[name]
+            report.append(f"kept plan {name}: {plan['strategy']} {plan['target']}")
+            assert plan["strategy"] == "rebuild", (name, plan)
+            assert plan["target"]["path"] == "/usr/bin/python3", (name, plan)
+            assert plan["target"]["version"] == "3.13", (name, plan)
+        for name in ("plain", "system"):  # the plan made before the upgrade said the same
+            before_plan = by_name(kept["venvs"])[name]["plan"]
+            assert before_plan["strategy"] == "rebuild", before_plan
+            assert before_plan["target"]["path"] == "/usr/bin/python3", before_plan
+        # What repair would do now: the same, as the venvs' owner (root) may.
+        _, dry = vk(root, "repair", "--all", "--dry-run", VENVS)
+        for r in dry["results"]:
+            report.append(f"kept repair --dry-run {r['path']}: {r['outcome']} {r['strategy']}")
+            assert r["outcome"] == "planned" and r["strategy"] == "rebuild", r
+            assert r["target"]["path"] == "/usr/bin/python3", r
+        assert len(dry["results"]) == len(MAKERS)
+        _apt_hooks(root, report)
+        times["state kept"] = time.monotonic() - t0
+
+        # State B: python3.11 purged.
+        purge(root, PY311)
+        times["purged"] = time.monotonic() - t0
+        seen = check_state(root, "purged", by_name(purged["venvs"]), report)
+        assert all(v["status"] == "critical" for v in seen.values())
+        _, plans = vk(root, "plan", VENVS)
+        for name, v in by_name(plans["venvs"]).items():
+            plan = v["plan"]
+            report.append(f"purged plan {name}: {plan['strategy']} {plan['target']}")
+            assert plan["strategy"] == "rebuild" and plan["target"]["version"] == "3.13", plan
+        times["state purged"] = time.monotonic() - t0
+    finally:
+        print("\n".join(report))
+        print("timings (s, cumulative):", {k: round(v, 1) for k, v in times.items()})
+        remove_root(root)
+        remove_root(root.with_name(root.name + ".upgraded"))
+
+
+def _hook_input(lines: list[str]) -> str:
+    """What apt sends a Pre-Install-Pkgs hook (protocol 3) for these package actions."""
+    return "VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n"
+
+
+def _apt_hooks(root: Path, report: list[str]) -> None:
+    """The apt hooks tell of the obsolete base: after the upgrade, and before the purge."""
+    hook = ["python3", "-m", "venvkeeper", "apt-hook"]
+    post = chroot_run(root, [*hook, "post-invoke", VENVS], VK_ENV)
+    report.append("post-invoke: " + post.stdout.strip().replace("\n", " | "))
+    assert "base-obsolete" in post.stdout and f"{VENVS}/pinned" in post.stdout, post.stdout
+    fmt = "${Package} ${Version}\n"
+    listed = chroot_run(root, ["dpkg-query", "-W", "-f", fmt, *PY311]).stdout.split()
+    installed = dict(zip(listed[::2], listed[1::2]))
+    pre_install = [*hook, "pre-install", "--no-processes", VENVS]
+    # The purge to come: the venvs still on python3.11 will break.
+    purging = [f"{p} {v} amd64 same > - - none **REMOVE**" for p, v in installed.items()]
+    pre = chroot_run(root, pre_install, VK_ENV, input=_hook_input(purging))
+    report.append("pre-install (purge): " + pre.stdout.strip().replace("\n", " | "))
+    assert "will break" in pre.stdout and f"{VENVS}/pinned" in pre.stdout, pre.stdout
+    # An upgrade that leaves python3.11 alone (as full-upgrade did, with trixie's lists):
+    # nothing breaks, and the venvs left on the obsolete python3.11 are named.
+    (py3,) = chroot_run(root, ["dpkg-query", "-W", "-f", "${Version}", "python3"]).stdout.split()
+    upgrading = [f"python3 3.11.2-1+b1 amd64 allowed < {py3} amd64 allowed **CONFIGURE**"]
+    pre = chroot_run(root, pre_install, VK_ENV, input=_hook_input(upgrading))
+    report.append("pre-install (upgrade): " + pre.stdout.strip().replace("\n", " | "))
+    assert "base-obsolete" in pre.stdout and f"{VENVS}/pinned" in pre.stdout, pre.stdout
+
+
+def _prepare(root: Path, tmp: Path) -> None:
+    """venvkeeper's source, a wheel of a pure project, and the venvs, in the root."""
+    dest = root / "opt" / "venvkeeper-src" / "venvkeeper"
+    shutil.copytree(SRC, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = root / "opt" / "wheels"
+    build_wheel(make_project(tmp, PROJECT, "1.0"), wheels)
+    for name, argv in MAKERS.items():
+        chroot_run(root, [*argv, f"{VENVS}/{name}"])
+        pip = [f"{VENVS}/{name}/bin/python", "-m", "pip", "install", "-q", "--no-cache-dir"]
+        chroot_run(root, [*pip, "--no-index", "--find-links", "/opt/wheels", PROJECT])
