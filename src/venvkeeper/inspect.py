@@ -35,6 +35,7 @@ from venvkeeper.model import (
     RecordedLocation,
     Script,
     SiteDir,
+    ToolMarks,
     VenvFacts,
     VenvKind,
 )
@@ -814,13 +815,71 @@ def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
     return None
 
 
+#: A distribution name as PEP 508 allows it: what may stand in a tool's command line.
+_DIST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?$")
+_PIPX_SUFFIX = re.compile(r"^[A-Za-z0-9@._+-]{0,64}$")
+PIPX_METADATA = "pipx_metadata.json"
+_PIPX_METADATA_LIMIT = 1 << 20
+_MAX_PIPX_SIBLINGS = 64
+
+
+def pipx_app(venv: str) -> Optional[str]:
+    """The name pipx knows the venv by (its app's package, plus the ``--suffix`` it was
+    installed with), from ``pipx_metadata.json`` in the venv root; None when the file is
+    absent or is not pipx metadata (unreadable, not JSON, another shape, a name that is not
+    a distribution name)."""
+    try:
+        doc = fsutil.load_json_file(f"{venv}/{PIPX_METADATA}", limit_bytes=_PIPX_METADATA_LIMIT)
+    except (OSError, ValueError):
+        return None
+    main = doc.get("main_package") if isinstance(doc, dict) else None
+    package = main.get("package") if isinstance(main, dict) else None
+    if not isinstance(package, str) or not _DIST_NAME.match(package):
+        return None
+    suffix = main.get("suffix", "") if isinstance(main, dict) else ""
+    if not isinstance(suffix, str) or not _PIPX_SUFFIX.match(suffix):
+        suffix = ""
+    return package + suffix
+
+
+def _is_pipx_shared(venv: str) -> bool:
+    """pipx's shared libraries venv: PIPX_HOME/shared, beside PIPX_HOME/venvs holding pipx
+    venvs (a few of them are looked at)."""
+    if os.path.basename(venv) != "shared":
+        return False
+    venvs = os.path.join(os.path.dirname(venv), "venvs")
+    for i, e in enumerate(fsutil.listdir(venvs)):
+        if i >= _MAX_PIPX_SIBLINGS:
+            break
+        if fsutil.read_head(f"{e.path}/{PIPX_METADATA}", 1) is not None:
+            return True
+    return False
+
+
 def detect_creator(path: str, kind: VenvKind, cfg: Optional[PyvenvCfg]) -> Creator:
+    """The creator of the venv at *path* (see :func:`detect_owner`)."""
+    return detect_owner(path, kind, cfg)[0]
+
+
+def detect_owner(path: str, kind: VenvKind, cfg: Optional[PyvenvCfg]) -> tuple[Creator, ToolMarks]:
+    """Who made the venv at *path*, and what its owning tool recorded there: first the
+    marker files a tool writes into the venv (pipx's ``pipx_metadata.json``), wherever the
+    venv lives; then the tools' own directories; then ``pyvenv.cfg``."""
     if kind is VenvKind.LEGACY_VIRTUALENV:
-        return Creator.LEGACY_VIRTUALENV
+        return Creator.LEGACY_VIRTUALENV, ToolMarks()
     if kind is VenvKind.CONDA:
-        return Creator.CONDA
+        return Creator.CONDA, ToolMarks()
+    app = pipx_app(path)
+    if app is not None:
+        return Creator.PIPX, ToolMarks(package=app)
     p = path + "/"
-    if "/pipx/venvs/" in p or "/pipx/shared/" in p:
+    if "/pipx/shared/" in p or _is_pipx_shared(path):
+        return Creator.PIPX, ToolMarks(shared_libs=True)
+    return _creator_by_place(p, cfg), ToolMarks()
+
+
+def _creator_by_place(p: str, cfg: Optional[PyvenvCfg]) -> Creator:
+    if "/pipx/venvs/" in p:
         return Creator.PIPX
     if "/pypoetry/virtualenvs/" in p or "/poetry/virtualenvs/" in p:
         return Creator.POETRY
@@ -979,10 +1038,11 @@ def inspect_venv(
     scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
     recorded = recorded_destination(cfg)
+    creator, tool = detect_owner(path, kind, cfg)
     return VenvFacts(
         path=path,
         kind=kind,
-        creator=detect_creator(path, kind, cfg),
+        creator=creator,
         cfg=cfg,
         cfg_error=cfg_error,
         chains=chains,
@@ -998,4 +1058,5 @@ def inspect_venv(
         orig_prefix=orig_prefix,
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
+        tool=tool,
     )
