@@ -24,6 +24,7 @@ from factory import (
     freeze,
     imports_ok,
     install,
+    install_from,
     make_project,
     make_venv,
     pip_freeze,
@@ -271,6 +272,41 @@ def test_pipx_venv_is_refused_without_force(tmp_path: Path) -> None:
     assert forced.code == 0, forced.out + forced.err
     assert json.loads(forced.out)["results"][0]["strategy"] == "rebuild"
     assert imports_ok(pipx, "alpha", "beta._speed", "gamma", "delta", hide=w.distro.hidden)
+
+
+@pytest.mark.parametrize("backend", ["uv", "pip"])
+def test_upgrades_list_new_dependencies_and_each_change_once(tmp_path: Path, backend: str) -> None:
+    """An upgrade that pulls in a dependency the old venv did not have lists it (from
+    nothing); setuptools, changed by the relaxed install and again to one that has
+    pkg_resources, is listed once, at the version the venv has."""
+    py311 = require_python("3.11")
+    py312 = require_python("3.12")
+    wheels = sorted((Path(__file__).parent.parent / ".dev" / "wheels").glob("setuptools-*.whl"))
+    old_setuptools = Path("/usr/share/python-wheels/setuptools-66.1.1-py3-none-any.whl")
+    if not wheels or not old_setuptools.exists():
+        pytest.skip("needs Debian's setuptools 66.1.1 wheel and current ones in .dev/wheels")
+    old_wh, new_wh = tmp_path / "old-wheels", tmp_path / "new-wheels"
+    build_wheel(make_project(tmp_path / "t1", "tool", "1.0", requires_python="<3.12"), old_wh)
+    build_wheel(make_project(tmp_path / "t2", "tool", "2.0", requires=["helper"]), new_wh)
+    build_wheel(make_project(tmp_path / "h", "helper", "1.5"), new_wh)
+    for w in wheels:
+        shutil.copy2(w, new_wh)
+    v = make_venv(py311, tmp_path / "app", creator="uv")
+    install_from(v, old_wh, "tool==1.0")
+    install_from(v, old_setuptools.parent, "setuptools==66.1.1")
+    res = run_cli(
+        "repair", "--json", "--allow-upgrades", "--python", str(py312), "--backend", backend,
+        "--offline",
+        "--find-links", str(new_wh), str(v),
+    )  # fmt: skip
+    assert res.code == 0, res.out + res.err
+    (r,) = json.loads(res.out)["results"]
+    changes = {c["name"]: (c["old"], c["new"]) for c in r["changes"]}
+    assert len(changes) == len(r["changes"]), r["changes"]  # no duplicates
+    assert changes["tool"] == ("1.0", "2.0")
+    assert changes["helper"] == (None, "1.5")
+    now = dict(line.split("==") for line in freeze(v) if "==" in line)
+    assert changes["setuptools"] == ("66.1.1", now["setuptools"])
 
 
 def test_python_option_moves_a_working_venv_to_another_minor(tmp_path: Path) -> None:

@@ -354,6 +354,7 @@ class _Job:
         self.run = run
         self.changes: tuple[PackageChange, ...] = ()
         self.notes: list[str] = []
+        self.seeded: frozenset[str] = frozenset()  # what the new venv's creator installed
 
     # relink and rewrite-paths: a copy of the venv, edited
     def build_copy(self, new: str) -> None:
@@ -373,6 +374,7 @@ class _Job:
         owner = self.run.owner
         backend = choose(options.backend, owner.uid, owner.gid)
         self._create(new, backend)
+        self.seeded = frozenset(_installed(new))
         self.hook("created")
         python = os.path.join(new, "bin", "python")
         reqs = self._requirements()
@@ -529,7 +531,7 @@ class _Job:
                         )
                     ],
                 )
-            self.changes += (PackageChange(r.name, r.version, got),)
+            self._changed(PackageChange(r.name, r.version, got))
             self.notes.append(f"{r.name}: {r.version} -> {got} ({why}){note}")
 
     def _probe(self, python: str, code: str) -> Optional[str]:
@@ -565,14 +567,30 @@ class _Job:
             floor = got[1]
         return None
 
+    def _changed(self, change: PackageChange) -> None:
+        """Record *change*, replacing an earlier one of the same distribution."""
+        key = canonical_name(change.name)
+        self.changes = tuple(c for c in self.changes if canonical_name(c.name) != key)
+        self.changes += (change,)
+
     def _check_versions(self, new: str) -> None:
+        """Every old distribution at its old version (else a change, allowed only with
+        --allow-upgrades); distributions the old venv did not have, pulled in by an
+        upgrade and not seeded by the creator, are listed as changes from nothing."""
         now = _installed(new)
         changes = []
         for r in self.plan.packages:
             got = now.get(canonical_name(r.name))
             if got is None or got[1] != r.version:
                 changes.append(PackageChange(r.name, r.version, got[1] if got else None))
-        self.changes = tuple(changes)
+        old = {canonical_name(r.name) for r in self.plan.packages}
+        old |= {canonical_name(s.split("==")[0]) for s in self.plan.skipped}
+        added = [
+            PackageChange(name, None, version)
+            for key, (name, version) in sorted(now.items())
+            if key not in old and key not in self.seeded
+        ]
+        self.changes = tuple(changes + added)
         if changes and not self.options.allow_upgrades:
             shown = ", ".join(f"{c.name} {c.old} -> {c.new or 'missing'}" for c in changes[:5])
             raise RepairError(f"installed versions differ from the old venv's: {shown}")
