@@ -23,6 +23,7 @@ from factory import (
     build_world,
     freeze,
     imports_ok,
+    in_mount_namespace,
     install,
     install_from,
     make_project,
@@ -30,6 +31,7 @@ from factory import (
     pip_freeze,
     run_in_venv,
     script_runs,
+    tool,
     tree_hash,
     uv_cache,
     without_seeds,
@@ -307,6 +309,37 @@ def test_upgrades_list_new_dependencies_and_each_change_once(tmp_path: Path, bac
     assert changes["helper"] == (None, "1.5")
     now = dict(line.split("==") for line in freeze(v) if "==" in line)
     assert changes["setuptools"] == ("66.1.1", now["setuptools"])
+
+
+def test_a_full_disk_during_a_rebuild_is_named(tmp_path: Path) -> None:
+    """ENOSPC while the installer writes the new venv: the result says the disk is full,
+    not that the package set does not install; the original is left as it was."""
+    py311 = require_python("3.11")
+    py312 = require_python("3.12")
+    wh = tmp_path / "wheels"
+    big = make_project(tmp_path, "big")
+    (big.path / "big" / "blob.dat").write_bytes(os.urandom(3 << 20))
+    build_wheel(big, wh)
+    small = tmp_path / "small"
+    small.mkdir()
+    v = small / "app"
+    uv = tool("uv")
+    setup = (
+        f"mount -t tmpfs -o size=5m tmpfs {small}"
+        f" && {uv} venv -q -p {py311} --no-python-downloads {v}"
+        f" && {uv} pip install -q --python {v}/bin/python --offline --find-links {wh} big==1.0"
+    )
+    code = (
+        "import sys; from venvkeeper.cli import main; sys.exit(main(['repair', '--json',"
+        f" '--python', '{py312}', '--backend', 'uv', '--offline', '--find-links', '{wh}',"
+        f" '{v}']))"
+    )
+    res = in_mount_namespace(setup, code)
+    assert res.returncode == 2, res.stdout + res.stderr
+    (r,) = json.loads(res.stdout)["results"]
+    assert r["outcome"] == "failed"
+    assert "no space left on device (free some space and try again)" in r["message"], r
+    assert "does not install" not in r["message"]
 
 
 def test_python_option_moves_a_working_venv_to_another_minor(tmp_path: Path) -> None:

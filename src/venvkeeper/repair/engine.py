@@ -22,7 +22,13 @@ from typing import Callable, Optional
 
 from venvkeeper import _subprocess, pkgdb
 from venvkeeper._subprocess import Completed
-from venvkeeper.errors import CommandError, UsageError, VenvkeeperError
+from venvkeeper.errors import (
+    CommandError,
+    UsageError,
+    VenvkeeperError,
+    describe_os_error,
+    os_reason_in_output,
+)
 from venvkeeper.fsutil import path_state
 from venvkeeper.inspect import canonical_name
 from venvkeeper.interpreters import find_interpreters, places_for
@@ -382,6 +388,9 @@ class _Job:
         if reqs:
             done = backend.install(python, reqs, options.sources, self.run, upgrade=False)
         if done.returncode != 0:
+            host = os_reason_in_output(done.stderr)
+            if host is not None:  # a full disk is not a pin that fails
+                raise RepairError(f"installing the packages failed: {host}")
             failures = self._diagnose(python, backend)
             relaxable = all(self._is_index(f.spec) for f in failures)
             if options.allow_upgrades and failures and relaxable:
@@ -393,6 +402,9 @@ class _Job:
                 done = backend.install(python, reqs, options.sources, self.run, upgrade=True)
             if done.returncode != 0:
                 tail = " / ".join(done.stderr.strip().splitlines()[-3:])[:600]
+                host = os_reason_in_output(done.stderr)
+                if host is not None:  # not the packages' fault: say what it is
+                    raise RepairError(f"installing the packages failed: {host}")
                 raise PinsFailed(
                     f"the package set does not install on Python {plan.target.version}"
                     + (f": {len(failures)} pin(s) fail" if failures else f": {tail}"),
@@ -432,6 +444,9 @@ class _Job:
         done = self.run(argv, 600)
         if done.returncode != 0:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            host = os_reason_in_output(done.stderr)
+            if host is not None:
+                tail = host
             hint = ""
             if "ensurepip" in done.stderr:
                 hint = f" (on Debian: apt install python{plan.target.version}-venv, or install uv)"
@@ -753,7 +768,7 @@ def repair_venv(
                     **kw,
                 )
             except (RepairError, OSError) as e:
-                why = str(e) if isinstance(e, RepairError) else f"{e.filename}: {e.strerror}"
+                why = str(e) if isinstance(e, RepairError) else describe_os_error(e, path)
                 return result(plan.strategy, Outcome.FAILED, why, backend=backend_name, **kw)
             finally:
                 runner.close()
@@ -779,7 +794,7 @@ def repair_venv(
     except VenvkeeperError as e:  # also "not a virtual environment": this path fails alone
         return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
     except OSError as e:
-        return result(Strategy.MANUAL, Outcome.FAILED, f"{e.filename or path}: {e.strerror or e}")
+        return result(Strategy.MANUAL, Outcome.FAILED, describe_os_error(e, path))
 
 
 Progress = Callable[[str, Optional[RepairResult]], None]
