@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from venvkeeper.model import Creator
 from venvkeeper.plan import TOOL_COMMANDS
 
 from conftest import run_cli
-from factory import break_venv, system_venv
+from factory import SYSTEM_PYTHON, break_venv, make_venv, system_venv
 
 # --- what the tools write ---------------------------------------------------------------
 
@@ -190,3 +191,160 @@ def test_a_dir_named_shared_beside_plain_venvs_is_not_pipx(tmp_path: Path) -> No
     system_venv(tmp_path / "venvs" / "one")
     shared = system_venv(tmp_path / "shared")
     assert scanned(shared)["creator"] == "venv"
+
+
+# --- pipenv -----------------------------------------------------------------------------
+
+
+def pipenv_venv(home: Path, project: Path, lock: bool = True) -> Path:
+    """A pipenv venv as pipenv lays it out: WORKON_HOME/NAME-HASH (virtualenv-made), with
+    ``.project`` naming the project directory, which holds the Pipfile (and its lock)."""
+    project.mkdir(parents=True)
+    (project / "Pipfile").write_text(
+        '[packages]\nsix = "*"\n\n[requires]\npython_version = "3.11"\n'
+    )
+    if lock:
+        (project / "Pipfile.lock").write_text('{"_meta": {}, "default": {}, "develop": {}}\n')
+    v = make_venv(SYSTEM_PYTHON, home / f"{project.name}-azAIXmGA", creator="virtualenv")
+    (v / ".project").write_text(str(project))  # pipenv writes the path, no newline
+    return v
+
+
+@pytest.mark.parametrize(("lock", "verb"), [(True, "sync"), (False, "install")])
+def test_pipenv_venv_is_pipenv_with_its_project(tmp_path: Path, lock: bool, verb: str) -> None:
+    project = tmp_path / "src" / "my project"
+    v = pipenv_venv(tmp_path / ".local" / "share" / "virtualenvs", project, lock)
+    break_venv(v)
+    check_owned(
+        v,
+        "pipenv",
+        f"cd {shlex.quote(str(project))} && pipenv --rm && pipenv {verb} --python {{target}}",
+    )
+
+
+def test_a_project_file_alone_is_not_pipenv(tmp_path: Path) -> None:
+    """virtualenvwrapper writes .project too: without a Pipfile or pipenv's name, no."""
+    (tmp_path / "proj").mkdir()
+    v = system_venv(tmp_path / "envs" / "tools")
+    (v / ".project").write_text(str(tmp_path / "proj"))
+    assert scanned(v)["creator"] == "venv"
+
+
+# --- poetry in-project ------------------------------------------------------------------
+
+POETRY_PYPROJECT = """\
+[tool.poetry]
+name = "app"
+version = "0.1.0"
+description = ""
+authors = ["A <a@example.org>"]
+
+[tool.poetry.dependencies]
+python = "^3.11"
+
+[build-system]
+requires = ["poetry-core"]
+build-backend = "poetry.core.masonry.api"
+"""
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        ("pyproject.toml", POETRY_PYPROJECT),
+        ("poetry.toml", "[virtualenvs]\nin-project = true\n"),
+    ],
+)
+def test_poetry_in_project_venv_is_poetry(tmp_path: Path, marker: tuple[str, str]) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / marker[0]).write_text(marker[1])
+    v = make_venv(SYSTEM_PYTHON, project / ".venv", creator="virtualenv")
+    break_venv(v)
+    check_owned(
+        v,
+        "poetry",
+        f"cd {shlex.quote(str(project))} && poetry env remove --all"
+        " && poetry env use {target} && poetry install",
+    )
+
+
+def test_a_dot_venv_beside_another_pyproject_is_not_poetry(tmp_path: Path) -> None:
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n# [tool.poetry] is not here\n'
+    )
+    v = make_venv(SYSTEM_PYTHON, project / ".venv", creator="virtualenv")
+    assert scanned(v)["creator"] == "virtualenv"
+
+
+# --- conda ------------------------------------------------------------------------------
+
+
+def conda_prefix(prefix: Path, record: str) -> Path:
+    """A conda prefix as conda extracts python: bin/python3.11 and hard links to it
+    (python, python3.1: conda's python package ships both names), conda-meta records."""
+    real = Path("/usr/bin/python3.11")
+    if not real.exists():
+        pytest.skip("needs /usr/bin/python3.11")
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "lib" / "python3.11").mkdir(parents=True)
+    (prefix / "lib" / "python3.11" / "os.py").write_text("")
+    shutil.copy2(real, prefix / "bin" / "python3.11")
+    for name in ("python", "python3.1"):
+        os.link(prefix / "bin" / "python3.11", prefix / "bin" / name)
+    (prefix / "bin" / "python3").symlink_to("python3.11")
+    meta = prefix / "conda-meta"
+    meta.mkdir()
+    (meta / "history").write_text("==> 2024-01-01 00:00:00 <==\n")
+    (meta / "python-dateutil-2.8.2-pyhd3eb1b0_0.json").write_text("{}")
+    (meta / record).write_text(json.dumps({"name": "python", "version": record.split("-")[1]}))
+    return prefix
+
+
+@pytest.mark.parametrize(
+    ("record", "version", "patch"),
+    [
+        ("python-3.11.7-h955ad1f_0.json", "3.11", "3.11.7"),
+        ("python-3.13.1-h9ebbce0_100_cp313t.json", "3.13t", "3.13.1"),
+    ],
+)
+def test_conda_python_version_comes_from_conda_meta(
+    tmp_path: Path, record: str, version: str, patch: str
+) -> None:
+    prefix = conda_prefix(tmp_path / "miniconda3" / "envs" / "py", record)
+    res = run_cli("show", "--json", str(prefix))
+    doc = json.loads(res.out)
+    assert (doc["creator"], doc["python"]["now"], doc["python"]["patch"]) == (
+        "conda",
+        version,
+        patch,
+    )
+
+
+# --- a bin/python that is no interpreter ------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "what"), [(0o644, "an empty file"), (0o755, "an empty file")])
+def test_an_empty_bin_python_is_not_an_interpreter(tmp_path: Path, mode: int, what: str) -> None:
+    v = system_venv(tmp_path / "v")
+    (v / "bin" / "python").unlink()
+    (v / "bin" / "python").write_bytes(b"")
+    (v / "bin" / "python").chmod(mode)
+    rep = scanned(v)
+    codes = {f["code"]: f["message"] for f in rep["findings"]}
+    assert "copied-interpreter" not in codes
+    assert what in codes["interpreter-not-executable"]
+    assert rep["status"] == "critical"
+    assert planned(v)["strategy"] in ("relink", "rebuild")
+
+
+def test_a_non_executable_bin_python_is_not_an_interpreter(tmp_path: Path) -> None:
+    v = system_venv(tmp_path / "v")
+    (v / "bin" / "python").unlink()
+    shutil.copy2("/usr/bin/python3.11", v / "bin" / "python")
+    (v / "bin" / "python").chmod(0o644)
+    codes = {f["code"]: f["message"] for f in scanned(v)["findings"]}
+    assert "without execute permission" in codes["interpreter-not-executable"]
+    assert "copied-interpreter" not in codes

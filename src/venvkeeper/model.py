@@ -137,6 +137,7 @@ class LinkChain:
     broken_at: Optional[str] = None  # the hop that does not exist
     error: Optional[str] = None  # a loop, a permission problem, ...
     unreadable: bool = False  # a hop could not be examined (permission): broken or not, unknown
+    unrunnable: Optional[str] = None  # the file reached cannot be executed ("an empty file")
 
     @property
     def is_symlink(self) -> bool:

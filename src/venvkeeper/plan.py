@@ -60,6 +60,7 @@ INTERPRETER_CODES = frozenset(
         "abi-mismatch",
         "cfg-version-differs",
         "interpreter-not-binary",
+        "interpreter-not-executable",
         "deep-start-failed",
         "deep-import-failed",
     }
@@ -75,7 +76,7 @@ TOOL_COMMANDS: dict[Creator, Optional[str]] = {
     Creator.UV: None,  # uv tool venvs are told by their place: see _tool_command
     Creator.PIPX: "{pipx_home}pipx reinstall {name}{python}",
     Creator.POETRY: "poetry env remove --all && poetry install  (in the project directory)",
-    Creator.PIPENV: None,  # needs its project directory: see _tool_command
+    Creator.PIPENV: None,  # needs its project directory (.project): see _project_command
     Creator.PDM: "pdm venv remove in-project && pdm install  (in the project directory)",
     Creator.HATCH: "hatch env prune && hatch env create  (in the project directory)",
     Creator.TOX: "tox --recreate  (in the project directory)",
@@ -108,12 +109,39 @@ def _pipx_home(facts: VenvFacts) -> str:
     return f"PIPX_HOME={shlex.quote(home)} "
 
 
-def _tool_command(facts: VenvFacts, target: Optional[Target]) -> Optional[str]:
+def _project_command(
+    facts: VenvFacts, target: Optional[Target], exists: Optional[Exists]
+) -> Optional[str]:
+    """The tool's command for a venv whose project directory is known (pipenv's
+    ``.project``, poetry's in-project ``.venv``), run in that directory."""
+    project = facts.tool.project
+    if project is None:
+        return None
+    cd = f"cd {shlex.quote(project)} && "
+    python = shlex.quote(target.path) if target else None
+    if facts.creator is Creator.PIPENV:
+        # sync installs Pipfile.lock's exact pins and never re-locks: the same packages.
+        # Without a lock file there is nothing to sync: install resolves the Pipfile.
+        lock = exists(os.path.join(project, "Pipfile.lock")) if exists else None
+        verb = "install" if lock is False else "sync"
+        return f"{cd}pipenv --rm && pipenv {verb}" + (f" --python {python}" if python else "")
+    if facts.creator is Creator.POETRY:
+        use = f"poetry env use {python} && " if python else ""
+        return f"{cd}poetry env remove --all && {use}poetry install"
+    return None
+
+
+def _tool_command(
+    facts: VenvFacts, target: Optional[Target], exists: Optional[Exists] = None
+) -> Optional[str]:
     python = f" --python {shlex.quote(target.path)}" if target else ""
     if facts.creator is Creator.UV and "/uv/tools/" in facts.path + "/":
         return f"uv tool install --reinstall{python} {shlex.quote(os.path.basename(facts.path))}"
     if facts.creator is Creator.PIPX and facts.tool.shared_libs:
         return PIPX_SHARED.format(pipx_home=_pipx_home(facts))
+    in_project = _project_command(facts, target, exists)
+    if in_project is not None:
+        return in_project
     pattern = TOOL_COMMANDS[facts.creator]
     if pattern is None:
         return None
@@ -432,7 +460,7 @@ def make_plan(
         blockers = blockers + tuple(version_blockers(facts, reqs, minor, target))
     elif moved:
         reason += "; it was also moved: paths are rewritten with the relink"
-    tool = _tool_command(facts, target)
+    tool = _tool_command(facts, target, exists)
     if tool is not None:
         strategy = Strategy.USE_TOOL
     return replace(
