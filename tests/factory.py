@@ -124,6 +124,7 @@ def make_project(
     ext: bool = False,
     script: Optional[str] = None,
     requires_python: Optional[str] = None,
+    requires: Sequence[str] = (),
 ) -> Project:
     module = name.replace("-", "_")
     proj = root / f"src-{name}-{version}"
@@ -141,6 +142,8 @@ def make_project(
         cfg["scripts"] = {script: f"{module}:main"}
     if requires_python:
         cfg["requires_python"] = requires_python
+    if requires:
+        cfg["requires"] = list(requires)
     (proj / "vkproject.json").write_text(json.dumps(cfg))
     (proj / "pyproject.toml").write_text(
         '[build-system]\nrequires = []\nbuild-backend = "vkbackend"\nbackend-path = ["."]\n'

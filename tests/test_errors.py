@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from venvkeeper.errors import os_reason_in_output
+
 from conftest import User, run_cli
 from factory import runner_for_others, system_venv
 
@@ -377,3 +379,29 @@ def test_check_thresholds_are_taken_the_same_from_both_places(tmp_path: Path) ->
     assert "critical=0;;1;0 not_ok=0;4;;0" in res.out, res.out  # "at least 2", "at least 5"
     res = run_cli("--config", str(cfg), "check", "--no-record", "--warning", "0", str(tmp_path))
     assert res.code == 3 and "positive whole number" in res.err, res.err
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        (
+            "ERROR: Could not install packages due to an OSError: [Errno 28] No space left"
+            " on device",
+            "no space left on device (free some space and try again)",
+        ),
+        (
+            "error: failed to write x: No space left on device (os error 28)",
+            "no space left on device (free some space and try again)",
+        ),
+        ("OSError: [Errno 30] Read-only file system: '/v/lib'", "on a read-only filesystem"),
+        (
+            "error: Disk quota exceeded (os error 122)",
+            "disk quota exceeded (free some space and try again)",
+        ),
+        # a package's own problem, not the host's
+        ("ERROR: [Errno 2] No such file or directory: 'setup.py'", None),
+        ("ERROR: No matching distribution found for six==9", None),
+    ],
+)
+def test_os_errors_in_an_installers_output_are_named(output: str, reason: str | None) -> None:
+    assert os_reason_in_output(output) == reason

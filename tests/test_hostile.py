@@ -249,6 +249,7 @@ def test_unreadable_directories_as_an_unprivileged_user(
     base = shared_tmp / "base"
     (base / "bin").mkdir(parents=True)
     (base / "bin" / "python3.7").write_bytes(b"\x7fELF")
+    (base / "bin" / "python3.7").chmod(0o755)  # an interpreter is executable
     (base / "lib" / "python3.7").mkdir(parents=True)
     (base / "lib" / "python3.7" / "os.py").write_text("")
     os.chmod(base / "lib" / "python3.7", 0o700)

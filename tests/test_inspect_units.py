@@ -227,6 +227,7 @@ def test_free_threaded_layout_is_its_own_version(tmp_path: Path) -> None:
     prefix = tmp_path / "opt"
     (prefix / "bin").mkdir(parents=True)
     (prefix / "bin" / "python3.13t").write_bytes(b"\x7fELF")
+    (prefix / "bin" / "python3.13t").chmod(0o755)  # an interpreter is executable
     (prefix / "lib" / "python3.13t").mkdir(parents=True)
     (prefix / "lib" / "python3.13t" / "os.py").write_text("")
     v = tmp_path / "v"

@@ -23,12 +23,15 @@ from factory import (
     build_world,
     freeze,
     imports_ok,
+    in_mount_namespace,
     install,
+    install_from,
     make_project,
     make_venv,
     pip_freeze,
     run_in_venv,
     script_runs,
+    tool,
     tree_hash,
     uv_cache,
     without_seeds,
@@ -270,6 +273,72 @@ def test_pipx_venv_is_refused_without_force(tmp_path: Path) -> None:
     assert forced.code == 0, forced.out + forced.err
     assert json.loads(forced.out)["results"][0]["strategy"] == "rebuild"
     assert imports_ok(pipx, "alpha", "beta._speed", "gamma", "delta", hide=w.distro.hidden)
+
+
+@pytest.mark.parametrize("backend", ["uv", "pip"])
+def test_upgrades_list_new_dependencies_and_each_change_once(tmp_path: Path, backend: str) -> None:
+    """An upgrade that pulls in a dependency the old venv did not have lists it (from
+    nothing); setuptools, changed by the relaxed install and again to one that has
+    pkg_resources, is listed once, at the version the venv has."""
+    py311 = require_python("3.11")
+    py312 = require_python("3.12")
+    wheels = sorted((Path(__file__).parent.parent / ".dev" / "wheels").glob("setuptools-*.whl"))
+    old_setuptools = Path("/usr/share/python-wheels/setuptools-66.1.1-py3-none-any.whl")
+    if not wheels or not old_setuptools.exists():
+        pytest.skip("needs Debian's setuptools 66.1.1 wheel and current ones in .dev/wheels")
+    old_wh, new_wh = tmp_path / "old-wheels", tmp_path / "new-wheels"
+    build_wheel(make_project(tmp_path / "t1", "tool", "1.0", requires_python="<3.12"), old_wh)
+    build_wheel(make_project(tmp_path / "t2", "tool", "2.0", requires=["helper"]), new_wh)
+    build_wheel(make_project(tmp_path / "h", "helper", "1.5"), new_wh)
+    for w in wheels:
+        shutil.copy2(w, new_wh)
+    v = make_venv(py311, tmp_path / "app", creator="uv")
+    install_from(v, old_wh, "tool==1.0")
+    install_from(v, old_setuptools.parent, "setuptools==66.1.1")
+    res = run_cli(
+        "repair", "--json", "--allow-upgrades", "--python", str(py312), "--backend", backend,
+        "--offline",
+        "--find-links", str(new_wh), str(v),
+    )  # fmt: skip
+    assert res.code == 0, res.out + res.err
+    (r,) = json.loads(res.out)["results"]
+    changes = {c["name"]: (c["old"], c["new"]) for c in r["changes"]}
+    assert len(changes) == len(r["changes"]), r["changes"]  # no duplicates
+    assert changes["tool"] == ("1.0", "2.0")
+    assert changes["helper"] == (None, "1.5")
+    now = dict(line.split("==") for line in freeze(v) if "==" in line)
+    assert changes["setuptools"] == ("66.1.1", now["setuptools"])
+
+
+def test_a_full_disk_during_a_rebuild_is_named(tmp_path: Path) -> None:
+    """ENOSPC while the installer writes the new venv: the result says the disk is full,
+    not that the package set does not install; the original is left as it was."""
+    py311 = require_python("3.11")
+    py312 = require_python("3.12")
+    wh = tmp_path / "wheels"
+    big = make_project(tmp_path, "big")
+    (big.path / "big" / "blob.dat").write_bytes(os.urandom(3 << 20))
+    build_wheel(big, wh)
+    small = tmp_path / "small"
+    small.mkdir()
+    v = small / "app"
+    uv = tool("uv")
+    setup = (
+        f"mount -t tmpfs -o size=5m tmpfs {small}"
+        f" && {uv} venv -q -p {py311} --no-python-downloads {v}"
+        f" && {uv} pip install -q --python {v}/bin/python --offline --find-links {wh} big==1.0"
+    )
+    code = (
+        "import sys; from venvkeeper.cli import main; sys.exit(main(['repair', '--json',"
+        f" '--python', '{py312}', '--backend', 'uv', '--offline', '--find-links', '{wh}',"
+        f" '{v}']))"
+    )
+    res = in_mount_namespace(setup, code)
+    assert res.returncode == 2, res.stdout + res.stderr
+    (r,) = json.loads(res.stdout)["results"]
+    assert r["outcome"] == "failed"
+    assert "no space left on device (free some space and try again)" in r["message"], r
+    assert "does not install" not in r["message"]
 
 
 def test_python_option_moves_a_working_venv_to_another_minor(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from typing import Optional, Union
 
 #: The exit code of every error of the run (bad usage, an unusable file, an OS failure).
@@ -77,7 +78,7 @@ _OS_REASONS: dict[int, tuple[str, str]] = {
     errno.ENOENT: ("does not exist", ""),
     errno.ENOTDIR: ("not a directory (or a part of its path is not one)", ""),
     errno.EISDIR: ("is a directory", ""),
-    errno.ENOSPC: ("no space left on the device", "free some space and try again"),
+    errno.ENOSPC: ("no space left on device", "free some space and try again"),
     errno.EDQUOT: ("disk quota exceeded", "free some space and try again"),
     errno.EROFS: ("on a read-only filesystem", ""),
     errno.ELOOP: ("too many levels of symbolic links (a symlink loop?)", ""),
@@ -109,6 +110,35 @@ def os_reason(e: OSError) -> str:
     if not what:
         what = (e.strerror or str(e) or type(e).__name__).lower()
     return f"{what} ({hint})" if hint else what
+
+
+#: OS errors that say something about the host (its disks, its limits), never about what
+#: a program was asked to do: named when another program's output shows them.
+_HOST_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EIO,
+    errno.ESTALE,
+    errno.EMFILE,
+    errno.ENFILE,
+)
+_ERRNO_TAG = re.compile(r"\[Errno (\d{1,4})\]")
+
+
+def os_reason_in_output(text: str) -> Optional[str]:
+    """The OS error another program (an installer) reports in *text*, in the words of
+    :func:`os_reason`: a Python ``[Errno N]`` of a host error, or the OS's own message for
+    one (``No space left on device``). None when it shows none."""
+    for m in _ERRNO_TAG.finditer(text):
+        n = int(m.group(1))
+        if n in _HOST_ERRNOS:
+            return os_reason(OSError(n, os.strerror(n)))
+    lowered = text.lower()
+    for n in _HOST_ERRNOS:
+        if os.strerror(n).lower() in lowered:
+            return os_reason(OSError(n, os.strerror(n)))
+    return None
 
 
 def describe_os_error(e: OSError, path: Optional[str] = None) -> str:

@@ -37,6 +37,7 @@ from venvkeeper.model import (
     RecordedLocation,
     Script,
     SiteDir,
+    ToolMarks,
     VenvFacts,
     VenvKind,
 )
@@ -245,7 +246,12 @@ def follow_links(path: str, name: str, fs: HostFS = REAL) -> LinkChain:
             if not stat.S_ISREG(st.st_mode):
                 what = fsutil.describe_mode(st.st_mode)
                 return LinkChain(name, tuple(hops), None, broken_at=path, error=f"is {what}")
-            return LinkChain(name, tuple(hops), real)
+            unrunnable = None
+            if st.st_size == 0:
+                unrunnable = "an empty file"
+            elif not st.st_mode & 0o111:
+                unrunnable = "a file without execute permission"
+            return LinkChain(name, tuple(hops), real, unrunnable=unrunnable)
         try:
             target = fs.readlink(path)
         except OSError as e:
@@ -285,14 +291,19 @@ def _judge_base(
     host: HostCache,
     orig_prefix: Optional[str] = None,
     legacy_version: Optional[str] = None,
+    known_patch: Optional[str] = None,
 ) -> Optional[BaseInterpreter]:
+    """*known_patch*: the X.Y.Z a package manager recorded (conda): it beats file names."""
     primary = next((c for c in chains if c.name in ("python", "python3")), None)
     if primary is None and chains:
         primary = chains[0]
-    if primary is None or primary.resolved is None:
-        return None
+    if primary is None or primary.resolved is None or primary.unrunnable:
+        return None  # nothing that runs: no base interpreter to judge
     exe = primary.resolved
     version = _version_from_name(exe)
+    if known_patch:
+        major, minor, rest = known_patch.split(".", 2)
+        version = f"{major}.{minor}" + ("t" if rest.endswith("t") else "")
     if version is None:
         # A copy named python/python3, or a base binary named python3: use a versioned
         # sibling that reaches the same file, else the lib/pythonX.Y landmark beside it.
@@ -337,6 +348,8 @@ def _judge_base(
             prefix, denied2 = host.stdlib_prefix(os.path.dirname(exe), version)
             denied = denied or denied2
     patch = host.patch_version(prefix, version, exe) if version else None
+    if known_patch:
+        patch = known_patch.rstrip("t")
     copy_source: Optional[str] = None
     copy_identical: Optional[bool] = None
     if is_copy and home:
@@ -834,13 +847,116 @@ def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
     return None
 
 
+#: A distribution name as PEP 508 allows it: what may stand in a tool's command line.
+_DIST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,198}[A-Za-z0-9])?$")
+_PIPX_SUFFIX = re.compile(r"^[A-Za-z0-9@._+-]{0,64}$")
+PIPX_METADATA = "pipx_metadata.json"
+_PIPX_METADATA_LIMIT = 1 << 20
+_MAX_PIPX_SIBLINGS = 64
+
+
+def pipx_app(venv: str) -> Optional[str]:
+    """The name pipx knows the venv by (its app's package, plus the ``--suffix`` it was
+    installed with), from ``pipx_metadata.json`` in the venv root; None when the file is
+    absent or is not pipx metadata (unreadable, not JSON, another shape, a name that is not
+    a distribution name)."""
+    try:
+        doc = fsutil.load_json_file(f"{venv}/{PIPX_METADATA}", limit_bytes=_PIPX_METADATA_LIMIT)
+    except (OSError, ValueError):
+        return None
+    main = doc.get("main_package") if isinstance(doc, dict) else None
+    package = main.get("package") if isinstance(main, dict) else None
+    if not isinstance(package, str) or not _DIST_NAME.match(package):
+        return None
+    suffix = main.get("suffix", "") if isinstance(main, dict) else ""
+    if not isinstance(suffix, str) or not _PIPX_SUFFIX.match(suffix):
+        suffix = ""
+    return package + suffix
+
+
+def _is_pipx_shared(venv: str) -> bool:
+    """pipx's shared libraries venv: PIPX_HOME/shared, beside PIPX_HOME/venvs holding pipx
+    venvs (a few of them are looked at)."""
+    if os.path.basename(venv) != "shared":
+        return False
+    venvs = os.path.join(os.path.dirname(venv), "venvs")
+    for i, e in enumerate(fsutil.listdir(venvs)):
+        if i >= _MAX_PIPX_SIBLINGS:
+            break
+        if fsutil.read_head(f"{e.path}/{PIPX_METADATA}", 1) is not None:
+            return True
+    return False
+
+
 def detect_creator(path: str, kind: VenvKind, cfg: Optional[PyvenvCfg]) -> Creator:
+    """The creator of the venv at *path* (see :func:`detect_owner`)."""
+    return detect_owner(path, kind, cfg)[0]
+
+
+def detect_owner(path: str, kind: VenvKind, cfg: Optional[PyvenvCfg]) -> tuple[Creator, ToolMarks]:
+    """Who made the venv at *path*, and what its owning tool recorded there: first the
+    marker files a tool writes into the venv (pipx's ``pipx_metadata.json``), wherever the
+    venv lives; then the tools' own directories; then ``pyvenv.cfg``."""
     if kind is VenvKind.LEGACY_VIRTUALENV:
-        return Creator.LEGACY_VIRTUALENV
+        return Creator.LEGACY_VIRTUALENV, ToolMarks()
     if kind is VenvKind.CONDA:
-        return Creator.CONDA
+        return Creator.CONDA, ToolMarks()
+    app = pipx_app(path)
+    if app is not None:
+        return Creator.PIPX, ToolMarks(package=app)
+    project = pipenv_project(path)
+    if project is not None:
+        return Creator.PIPENV, ToolMarks(project=project)
     p = path + "/"
-    if "/pipx/venvs/" in p or "/pipx/shared/" in p:
+    if "/pipx/shared/" in p or _is_pipx_shared(path):
+        return Creator.PIPX, ToolMarks(shared_libs=True)
+    creator = _creator_by_place(p, cfg)
+    if creator in (Creator.VENV, Creator.VIRTUALENV, Creator.UNKNOWN) and is_poetry_in_project(
+        path
+    ):
+        # uv records itself in pyvenv.cfg: a .venv that uv made is uv's project venv
+        return Creator.POETRY, ToolMarks(project=os.path.dirname(path))
+    return creator, ToolMarks()
+
+
+#: pipenv names its venvs NAME-HASH: eight characters of urlsafe base64 of a sha256.
+_PIPENV_NAME = re.compile(r"^.+-[A-Za-z0-9_-]{8}$")
+_POETRY_TABLE = re.compile(r"^[ \t]*\[tool\.poetry[\].]", re.MULTILINE)
+
+
+def pipenv_project(venv: str) -> Optional[str]:
+    """The project directory of a pipenv venv, named by the ``.project`` file pipenv
+    writes into the venv root; None when there is none, or it names no absolute path, or
+    nothing else says pipenv (virtualenvwrapper writes ``.project`` files too): a
+    ``Pipfile`` in that directory, or pipenv's NAME-HASH name for the venv."""
+    head = fsutil.read_head(f"{venv}/.project", 4096)
+    if not head:
+        return None
+    text = head.decode("utf-8", "surrogateescape").strip()
+    if not text.startswith("/") or any(c in text for c in "\n\r\0"):
+        return None
+    project = os.path.normpath(text)
+    if fsutil.read_head(f"{project}/Pipfile", 1) is None and not _PIPENV_NAME.match(
+        os.path.basename(venv)
+    ):
+        return None
+    return project
+
+
+def is_poetry_in_project(venv: str) -> bool:
+    """Whether *venv* is a poetry project's in-project ``.venv``: beside a ``poetry.toml``
+    or a ``pyproject.toml`` with a ``[tool.poetry]`` table."""
+    if os.path.basename(venv) != ".venv":
+        return False
+    project = os.path.dirname(venv)
+    if fsutil.read_head(f"{project}/poetry.toml", 1) is not None:
+        return True
+    head = fsutil.read_head(f"{project}/pyproject.toml", 1 << 20)
+    return bool(head and _POETRY_TABLE.search(head.decode("utf-8", "surrogateescape")))
+
+
+def _creator_by_place(p: str, cfg: Optional[PyvenvCfg]) -> Creator:
+    if "/pipx/venvs/" in p:
         return Creator.PIPX
     if "/pypoetry/virtualenvs/" in p or "/poetry/virtualenvs/" in p:
         return Creator.POETRY
@@ -868,6 +984,21 @@ def detect_creator(path: str, kind: VenvKind, cfg: Optional[PyvenvCfg]) -> Creat
     ):
         return Creator.VENV
     return Creator.UNKNOWN
+
+
+_CONDA_PYTHON = re.compile(r"^python-(\d+)\.(\d+)\.(\d+)-([^-]+)\.json$")
+
+
+def conda_python(prefix: str) -> Optional[str]:
+    """The Python of a conda prefix, X.Y.Z (X.Y.Zt for a free-threaded build), from the
+    name of its ``conda-meta/python-X.Y.Z-BUILD.json`` record: what conda installed, read
+    without running anything."""
+    for e in fsutil.listdir(f"{prefix}/conda-meta"):
+        m = _CONDA_PYTHON.match(e.name)
+        if m:
+            free = "t" if re.search(r"_cp\d+t$", m.group(4)) else ""
+            return f"{m.group(1)}.{m.group(2)}.{m.group(3)}{free}"
+    return None
 
 
 def _legacy(venv: str) -> tuple[Optional[str], Optional[str]]:
@@ -969,9 +1100,11 @@ def inspect_venv(
         owner, mode = -1, 0
     cfg: Optional[PyvenvCfg] = None
     cfg_error: Optional[str] = None
-    orig_prefix = legacy_version = None
+    orig_prefix = legacy_version = known_patch = None
     if kind is VenvKind.LEGACY_VIRTUALENV:
         orig_prefix, legacy_version = _legacy(path)
+    elif kind is VenvKind.CONDA:
+        known_patch = conda_python(path)
     else:
         try:
             text, truncated = fsutil.read_text(f"{path}/pyvenv.cfg", CFG_LIMIT)
@@ -989,7 +1122,7 @@ def inspect_venv(
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
     chains = tuple(resolve_chain(path, n, host.fs) for n in _chain_names(bin_entries))
-    base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version)
+    base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version, known_patch)
     errors += _host_errors(chains, base)
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
@@ -999,10 +1132,11 @@ def inspect_venv(
     scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
     recorded = recorded_destination(cfg)
+    creator, tool = detect_owner(path, kind, cfg)
     return VenvFacts(
         path=path,
         kind=kind,
-        creator=detect_creator(path, kind, cfg),
+        creator=creator,
         cfg=cfg,
         cfg_error=cfg_error,
         chains=chains,
@@ -1018,4 +1152,5 @@ def inspect_venv(
         orig_prefix=orig_prefix,
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
+        tool=tool,
     )

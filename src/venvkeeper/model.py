@@ -59,6 +59,7 @@ class Creator(enum.Enum):
     UV = "uv"
     PIPX = "pipx"
     POETRY = "poetry"
+    PIPENV = "pipenv"
     PDM = "pdm"
     HATCH = "hatch"
     TOX = "tox"
@@ -136,6 +137,7 @@ class LinkChain:
     broken_at: Optional[str] = None  # the hop that does not exist
     error: Optional[str] = None  # a loop, a permission problem, ...
     unreadable: bool = False  # a hop could not be examined (permission): broken or not, unknown
+    unrunnable: Optional[str] = None  # the file reached cannot be executed ("an empty file")
 
     @property
     def is_symlink(self) -> bool:
@@ -234,6 +236,15 @@ class RecordedLocation:
 
 
 @dataclass(frozen=True)
+class ToolMarks:
+    """What the tool that owns a venv wrote about it in the venv's root (read statically)."""
+
+    package: Optional[str] = None  # pipx: the app's package (pipx_metadata.json)
+    project: Optional[str] = None  # pipenv (.project), poetry in-project: the project directory
+    shared_libs: bool = False  # pipx's shared libraries venv (PIPX_HOME/shared)
+
+
+@dataclass(frozen=True)
 class VenvFacts:
     """Everything static inspection learnt about one venv."""
 
@@ -255,6 +266,7 @@ class VenvFacts:
     orig_prefix: Optional[str] = None  # legacy virtualenv
     size_bytes: Optional[int] = None
     errors: tuple[str, ...] = ()  # I/O problems met while reading (counted, never raised)
+    tool: ToolMarks = ToolMarks()
 
     @property
     def recorded_version(self) -> Optional[str]:

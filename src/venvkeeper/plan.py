@@ -62,6 +62,7 @@ INTERPRETER_CODES = frozenset(
         "abi-mismatch",
         "cfg-version-differs",
         "interpreter-not-binary",
+        "interpreter-not-executable",
         "deep-start-failed",
         "deep-import-failed",
         "base-obsolete",
@@ -72,23 +73,86 @@ OBSOLETE = "base-obsolete"
 DEFAULT_NAMES = frozenset({"python", "python3"})
 MOVED_CODES = frozenset({"moved", "scripts-foreign-interpreter"})
 
-_TOOLS = {
-    Creator.PIPX: "pipx reinstall {name}{python}",
+#: How each creator's own tool remakes a venv (``None``: venvkeeper repairs it itself).
+#: Exhaustive: every :class:`Creator` is here (a test loops over them). The words in
+#: braces are filled in by :func:`_tool_command`, shell-quoted.
+TOOL_COMMANDS: dict[Creator, Optional[str]] = {
+    Creator.VENV: None,
+    Creator.VIRTUALENV: None,
+    Creator.UV: None,  # uv tool venvs are told by their place: see _tool_command
+    Creator.PIPX: "{pipx_home}pipx reinstall {name}{python}",
     Creator.POETRY: "poetry env remove --all && poetry install  (in the project directory)",
+    Creator.PIPENV: None,  # needs its project directory (.project): see _project_command
+    Creator.PDM: "pdm venv remove in-project && pdm install  (in the project directory)",
+    Creator.HATCH: "hatch env prune && hatch env create  (in the project directory)",
     Creator.TOX: "tox --recreate  (in the project directory)",
     Creator.NOX: "nox --no-reuse-existing-virtualenvs  (in the project directory)",
-    Creator.HATCH: "hatch env prune && hatch env create  (in the project directory)",
-    Creator.PDM: "pdm venv remove in-project && pdm install  (in the project directory)",
+    Creator.PYENV_VIRTUALENV: None,
+    Creator.LEGACY_VIRTUALENV: None,
+    Creator.CONDA: None,
+    Creator.UNKNOWN: None,
 }
 
+#: pipx has no command for its shared libraries venv: it recreates the venv (with its
+#: default Python) whenever an app is installed or reinstalled and the venv is broken.
+PIPX_SHARED = (
+    "{pipx_home}pipx reinstall-all  (pipx rebuilds its shared libraries venv with the"
+    " apps; it has no command for that venv alone)"
+)
 
-def _tool_command(facts: VenvFacts, target: Optional[Target]) -> Optional[str]:
-    name = os.path.basename(facts.path)
-    python = f" --python {target.path}" if target else ""
+
+def _pipx_home(facts: VenvFacts) -> str:
+    """``PIPX_HOME=DIR `` for a pipx venv outside the usual places (pipx would not find it
+    otherwise), else nothing."""
+    p = facts.path + "/"
+    if "/pipx/venvs/" in p or "/pipx/shared/" in p:
+        return ""
+    home = os.path.dirname(facts.path)
+    if not facts.tool.shared_libs:
+        if os.path.basename(home) != "venvs":
+            return ""
+        home = os.path.dirname(home)
+    return f"PIPX_HOME={shlex.quote(home)} "
+
+
+def _project_command(
+    facts: VenvFacts, target: Optional[Target], exists: Optional[Exists]
+) -> Optional[str]:
+    """The tool's command for a venv whose project directory is known (pipenv's
+    ``.project``, poetry's in-project ``.venv``), run in that directory."""
+    project = facts.tool.project
+    if project is None:
+        return None
+    cd = f"cd {shlex.quote(project)} && "
+    python = shlex.quote(target.path) if target else None
+    if facts.creator is Creator.PIPENV:
+        # sync installs Pipfile.lock's exact pins and never re-locks: the same packages.
+        # Without a lock file there is nothing to sync: install resolves the Pipfile.
+        lock = exists(os.path.join(project, "Pipfile.lock")) if exists else None
+        verb = "install" if lock is False else "sync"
+        return f"{cd}pipenv --rm && pipenv {verb}" + (f" --python {python}" if python else "")
+    if facts.creator is Creator.POETRY:
+        use = f"poetry env use {python} && " if python else ""
+        return f"{cd}poetry env remove --all && {use}poetry install"
+    return None
+
+
+def _tool_command(
+    facts: VenvFacts, target: Optional[Target], exists: Optional[Exists] = None
+) -> Optional[str]:
+    python = f" --python {shlex.quote(target.path)}" if target else ""
     if facts.creator is Creator.UV and "/uv/tools/" in facts.path + "/":
-        return f"uv tool install --reinstall{python} {name}"
-    pattern = _TOOLS.get(facts.creator)
-    return pattern.format(name=name, python=python) if pattern else None
+        return f"uv tool install --reinstall{python} {shlex.quote(os.path.basename(facts.path))}"
+    if facts.creator is Creator.PIPX and facts.tool.shared_libs:
+        return PIPX_SHARED.format(pipx_home=_pipx_home(facts))
+    in_project = _project_command(facts, target, exists)
+    if in_project is not None:
+        return in_project
+    pattern = TOOL_COMMANDS[facts.creator]
+    if pattern is None:
+        return None
+    name = facts.tool.package or os.path.basename(facts.path)
+    return pattern.format(name=shlex.quote(name), python=python, pipx_home=_pipx_home(facts))
 
 
 def packages_minor(facts: VenvFacts) -> Optional[str]:
@@ -480,7 +544,7 @@ def make_plan(
         blockers = blockers + tuple(version_blockers(facts, reqs, minor, target))
     elif moved:
         reason += "; it was also moved: paths are rewritten with the relink"
-    tool = _tool_command(facts, target)
+    tool = _tool_command(facts, target, exists)
     if tool is not None:
         strategy = Strategy.USE_TOOL
     return replace(

@@ -84,6 +84,8 @@ def _build(wheel_directory, editable):
     meta = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
     if cfg.get("requires_python"):
         meta += "Requires-Python: %s\n" % cfg["requires_python"]
+    for req in cfg.get("requires", []):
+        meta += "Requires-Dist: %s\n" % req
     files[di + "/METADATA"] = meta.encode()
     purelib = "false" if cfg.get("ext") else "true"
     files[di + "/WHEEL"] = (

@@ -12,6 +12,7 @@ DANGLING = "interpreter-dangling"
 STALE_LINK = "stale-link"
 NOT_BINARY = "interpreter-not-binary"
 VERSION_UNKNOWN = "version-unknown"
+NOT_EXECUTABLE = "interpreter-not-executable"
 
 
 def run(facts: VenvFacts) -> Iterator[Finding]:
@@ -44,6 +45,13 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
             Severity.CRITICAL,
             f"bin/{primary.name} is broken ({hops}: {primary.broken_at or ''} {why}):"
             " the venv cannot start; repair it (relink to the same minor, or rebuild)",
+        )
+    if primary.unrunnable:
+        yield Finding(
+            NOT_EXECUTABLE,
+            Severity.CRITICAL,
+            f"bin/{primary.name} ({primary.resolved}) is {primary.unrunnable}, not an"
+            " interpreter: the venv cannot start; rebuild it",
         )
     stale = [
         c.name for c in facts.chains if c is not primary and c.resolved is None and not c.unreadable
@@ -86,6 +94,9 @@ CHECK = Check(
             Severity.WARNING, "bin/python resolves to a script such as a pyenv shim"
         ),
         VERSION_UNKNOWN: CodeDoc(Severity.UNKNOWN, "the base's version cannot be found statically"),
+        NOT_EXECUTABLE: CodeDoc(
+            Severity.CRITICAL, "bin/python is an empty or non-executable file, no interpreter"
+        ),
     },
     run,
 )

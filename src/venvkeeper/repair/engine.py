@@ -24,7 +24,13 @@ from packaging.version import InvalidVersion, Version
 
 from venvkeeper import _subprocess, fsutil, pkgdb
 from venvkeeper._subprocess import Completed
-from venvkeeper.errors import CommandError, UsageError, VenvkeeperError
+from venvkeeper.errors import (
+    CommandError,
+    UsageError,
+    VenvkeeperError,
+    describe_os_error,
+    os_reason_in_output,
+)
 from venvkeeper.fsutil import path_state
 from venvkeeper.inspect import canonical_name
 from venvkeeper.interpreters import find_interpreters, places_for
@@ -369,6 +375,7 @@ class _Job:
         self.run = run
         self.changes: tuple[PackageChange, ...] = ()
         self.notes: list[str] = []
+        self.seeded: frozenset[str] = frozenset()  # what the new venv's creator installed
 
     # relink and rewrite-paths: a copy of the venv, edited
     def build_copy(self, new: str) -> None:
@@ -388,6 +395,7 @@ class _Job:
         owner = self.run.owner
         backend = choose(options.backend, owner.uid, owner.gid)
         self._create(new, backend)
+        self.seeded = frozenset(_installed(new))
         self.hook("created")
         python = os.path.join(new, "bin", "python")
         reqs = [spec for r, spec in zip(plan.packages, self._requirements()) if not is_seed(r.name)]
@@ -395,6 +403,9 @@ class _Job:
         if reqs:
             done = backend.install(python, reqs, options.sources, self.run, upgrade=False)
         if done.returncode != 0:
+            host = os_reason_in_output(done.stderr)
+            if host is not None:  # a full disk is not a pin that fails
+                raise RepairError(f"installing the packages failed: {host}")
             failures = self._diagnose(python, backend)
             relaxable = all(self._is_index(f.spec) for f in failures)
             if options.allow_upgrades and failures and relaxable:
@@ -407,6 +418,9 @@ class _Job:
                 done = backend.install(python, reqs, options.sources, self.run, upgrade=True)
             if done.returncode != 0:
                 tail = " / ".join(done.stderr.strip().splitlines()[-3:])[:600]
+                host = os_reason_in_output(done.stderr)
+                if host is not None:  # not the packages' fault: say what it is
+                    raise RepairError(f"installing the packages failed: {host}")
                 raise PinsFailed(
                     f"the package set does not install on Python {plan.target.version}"
                     + (f": {len(failures)} pin(s) fail" if failures else f": {tail}"),
@@ -446,6 +460,9 @@ class _Job:
         done = self.run(argv, 600)
         if done.returncode != 0:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            host = os_reason_in_output(done.stderr)
+            if host is not None:
+                tail = host
             hint = ""
             if "ensurepip" in done.stderr:
                 hint = f" (on Debian: apt install python{plan.target.version}-venv, or install uv)"
@@ -546,7 +563,7 @@ class _Job:
                     f" (needed: {why})"
                 )
                 continue
-            self.changes += (PackageChange(r.name, r.version, got),)
+            self._changed(PackageChange(r.name, r.version, got))
             self.notes.append(f"{r.name}: {r.version} -> {got} ({problem}; needed: {why})")
 
     def _probe(self, python: str, code: str) -> Optional[str]:
@@ -615,6 +632,12 @@ class _Job:
             return got[1] if got else None
         return None
 
+    def _changed(self, change: PackageChange) -> None:
+        """Record *change*, replacing an earlier one of the same distribution."""
+        key = canonical_name(change.name)
+        self.changes = tuple(c for c in self.changes if canonical_name(c.name) != key)
+        self.changes += (change,)
+
     def _check_versions(self, new: str, python: str) -> None:
         """What the new venv has against the old set: the same versions (seeds may differ:
         :meth:`_install_seeds` reported why), and every new distribution that an upgrade
@@ -638,7 +661,8 @@ class _Job:
                 changes.append(PackageChange(r.name, r.version, got[1] if got else None))
         strict = [c for c in changes if c not in self.changes and not is_seed(c.name)]
         for key, (name, version) in sorted(now.items()):
-            if key not in old and key not in seen and not is_seed(name) and key != "pip":
+            pulled = key not in old and key not in seen and key not in self.seeded
+            if pulled and not is_seed(name) and key != "pip":
                 changes.append(PackageChange(name, None, version))  # pulled in by an upgrade
         self.changes = tuple(changes)
         if strict and not self.options.allow_upgrades:
@@ -824,7 +848,7 @@ def repair_venv(
                     **kw,
                 )
             except (RepairError, OSError) as e:
-                why = str(e) if isinstance(e, RepairError) else f"{e.filename}: {e.strerror}"
+                why = str(e) if isinstance(e, RepairError) else describe_os_error(e, path)
                 return result(plan.strategy, Outcome.FAILED, why, backend=backend_name, **kw)
             finally:
                 runner.close()
@@ -850,7 +874,7 @@ def repair_venv(
     except VenvkeeperError as e:  # also "not a virtual environment": this path fails alone
         return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
     except OSError as e:
-        return result(Strategy.MANUAL, Outcome.FAILED, f"{e.filename or path}: {e.strerror or e}")
+        return result(Strategy.MANUAL, Outcome.FAILED, describe_os_error(e, path))
 
 
 Progress = Callable[[str, Optional[RepairResult]], None]
