@@ -278,8 +278,7 @@ def test_pipx_venv_is_refused_without_force(tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend", ["uv", "pip"])
 def test_upgrades_list_new_dependencies_and_each_change_once(tmp_path: Path, backend: str) -> None:
     """An upgrade that pulls in a dependency the old venv did not have lists it (from
-    nothing); setuptools, changed by the relaxed install and again to one that has
-    pkg_resources, is listed once, at the version the venv has."""
+    nothing), and each change once."""
     py311 = require_python("3.11")
     py312 = require_python("3.12")
     wheels = sorted((Path(__file__).parent.parent / ".dev" / "wheels").glob("setuptools-*.whl"))
@@ -307,7 +306,9 @@ def test_upgrades_list_new_dependencies_and_each_change_once(tmp_path: Path, bac
     assert changes["tool"] == ("1.0", "2.0")
     assert changes["helper"] == (None, "1.5")
     now = dict(line.split("==") for line in freeze(v) if "==" in line)
-    assert changes["setuptools"] == ("66.1.1", now["setuptools"])
+    # setuptools 66.1.1 was installed by uv (whose REQUESTED says nothing) and nothing
+    # needs it: a seed left to the new venv's creator, not a change
+    assert "setuptools" not in changes and "setuptools" not in now, (changes, now)
 
 
 def test_a_full_disk_during_a_rebuild_is_named(tmp_path: Path) -> None:
