@@ -37,7 +37,8 @@ SUITE = "bookworm"
 NEXT = "trixie"
 VARIANT = "minbase"
 #: What bookworm needs for ``python3 -m venv`` (ensurepip's wheels are split out on
-#: Debian), and python3-packaging for venvkeeper itself (its one hard dependency).
+#: Debian), python3-packaging for venvkeeper itself (its one hard dependency), and
+#: python3-pip for ``venvkeeper wheelhouse`` (its prefetch is pip's download).
 PACKAGES = (
     "python3",
     "python3-venv",
@@ -45,6 +46,7 @@ PACKAGES = (
     "python3-pip-whl",
     "python3-setuptools-whl",
     "python3-packaging",
+    "python3-pip",
 )
 #: Bump when the way a root is built changes: older tarballs are then not reused.
 RECIPE = 1

@@ -66,6 +66,16 @@ def runs(root: Path) -> dict[str, bool]:
     return out
 
 
+def freezes(root: Path) -> dict[str, list[str]]:
+    """What each venv's own pip says it has (its own site only: pip, setuptools and wheel
+    are left out by pip freeze)."""
+    out = {}
+    for name in MAKERS:
+        argv = [f"{VENVS}/{name}/bin/python", "-m", "pip", "freeze", "--local"]
+        out[name] = sorted(chroot_run(root, argv).stdout.split())
+    return out
+
+
 def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {Path(v["path"]).name: v for v in items}
 
@@ -118,6 +128,19 @@ def test_bookworm_to_trixie(tmp_path: Path) -> None:
         gone_args = [f"--remove-package={p}" for p in PY311]
         _, purged = vk(root, "predict", "--python-becomes", "3.13", *gone_args, VENVS)
         times["predicted"] = time.monotonic() - t0
+        frozen = freezes(root)
+        # The prefetch, before the upgrade, for the Python it brings: from the current
+        # wheels of /opt/wheels (this machine reaches only a registry; the test stays
+        # offline), into /opt/prefetch.
+        chroot_run(root, ["mkdir", "-p", "/opt/prefetch"])
+        code, fetched = vk(
+            root, "wheelhouse", "--dest", "/opt/prefetch", "--python-becomes", "3.13",
+            *gone_args, "--offline", "--find-links", "/opt/wheels", VENVS,
+        )  # fmt: skip
+        report.append(f"wheelhouse ({code}): {fetched['fetches']}")
+        assert code == 0, fetched
+        assert {f["spec"] for f in fetched["fetches"]} == {f"{PROJECT}==1.0"}, fetched
+        times["prefetched"] = time.monotonic() - t0
 
         times.update(upgrade_to_trixie(root))
         times["upgraded"] = time.monotonic() - t0
@@ -162,6 +185,22 @@ def test_bookworm_to_trixie(tmp_path: Path) -> None:
             report.append(f"purged plan {name}: {plan['strategy']} {plan['target']}")
             assert plan["strategy"] == "rebuild" and plan["target"]["version"] == "3.13", plan
         times["state purged"] = time.monotonic() - t0
+
+        # One offline repair from the prefetched wheels alone: every venv works on 3.13
+        # with its packages (bookworm's seed wheels, setuptools 66.1.1 among them, are
+        # gone: nothing in these venvs needs them).
+        code, repaired = vk(
+            root, "repair", "--all", "--offline", "--find-links", "/opt/prefetch", VENVS
+        )
+        for r in repaired["results"]:
+            report.append(f"repair {r['path']}: {r['outcome']} {r['strategy']}: {r['message']}")
+        assert code == 0, repaired
+        assert {r["outcome"] for r in repaired["results"]} == {"repaired"}
+        assert all(runs(root).values()), runs(root)
+        assert freezes(root) == frozen
+        _, after = vk(root, "scan", "--no-record", VENVS)
+        assert {v["status"] for v in after["venvs"]} == {"ok"}, after
+        times["repaired"] = time.monotonic() - t0
     finally:
         print("\n".join(report))
         print("timings (s, cumulative):", {k: round(v, 1) for k, v in times.items()})

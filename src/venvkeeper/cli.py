@@ -1224,8 +1224,11 @@ def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: Tex
             f"venvkeeper: {len(breaking)} venv{'' if len(breaking) == 1 else 's'} will break"
             " when dpkg goes on; repair plans: "
             + _predict_command(pc.change).replace(" predict ", " plan ", 1)
+            + "\nvenvkeeper: for an offline repair, fetch the wheels the rebuilds need now: "
+            + _predict_command(pc.change).replace(" predict ", " wheelhouse --dest DIR ", 1)
             + "\nvenvkeeper: after the upgrade, `venvkeeper repair --all` rebuilds them with"
-            " the same packages (`--dry-run` first to see how)\n"
+            " the same packages (`--dry-run` first to see how; `--offline --find-links DIR`"
+            " from the fetched wheels)\n"
         )
     else:
         others = len(pred.venvs) - pred.count(Effect.SURVIVES)
