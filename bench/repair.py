@@ -11,7 +11,10 @@ distributions for both minors, makes a venv of them on CPython OLD (pyenv), then
 - venvkeeper (uv): ``venvkeeper repair --python NEW --offline --find-links WH`` of a fresh
   copy of the venv: inspect, plan, build beside, install, verify (every top-level module
   imported, every console script's entry point loaded), swap, backup;
-- venvkeeper (pip): the same with ``--backend pip``.
+- venvkeeper (pip): the same with ``--backend pip``;
+- prefetch: ``venvkeeper wheelhouse`` of the same venv made through a ``python3`` link that
+  then moves from OLD to NEW (the silent upgrade): the wheels of every pin for NEW, fetched
+  with pip from the wheelhouse into a fresh directory.
 
 Each after one untimed warm-up (the uv cache holds the wheels: a warm cache for every
 contender); the median of ``--runs`` runs is reported.
@@ -174,12 +177,38 @@ def main() -> int:
             "venvkeeper repair (uv)": [],
             "venvkeeper repair (pip)": [],
         }
+        # the prefetch's venv: the same pins, made through a python3 link that an upgrade
+        # then repoints from OLD to NEW
+        link = root / "pybin" / "python3"
+        link.parent.mkdir()
+        link.symlink_to(old)
+        silent = root / "silent" / "app"
+        sh(link, "-m", "venv", "--without-pip", silent, env=env())
+        sh(UV, "pip", "install", "-q", "--python", silent / "bin" / "python", *src, "-r", pins,
+           env=env())  # fmt: skip
+        link.unlink()
+        link.symlink_to(new)
+
+        def prefetch(i: int) -> float:
+            d = root / f"prefetch-{i}"
+            d.mkdir()
+            argv = [VENVKEEPER, "wheelhouse", "--no-processes", "--dest", d, *src, silent.parent]
+            t0 = time.perf_counter()
+            subprocess.run([str(a) for a in argv], capture_output=True, env=env())
+            took = time.perf_counter() - t0
+            got = len(list(d.glob("*.whl")))
+            if got < n - 1:
+                sys.exit(f"the prefetch fetched {got} wheels of {n}")
+            return took
+
+        rows["venvkeeper wheelhouse (prefetch)"] = []
         for i in range(args.runs + 1):
             f, fv = floor(2 * i), floor_verified(2 * i + 1)
             u, p = ours(i, "uv"), ours(i, "pip")
+            w = prefetch(i)
             if i == 0:
                 continue  # warm-up
-            for key, t in zip(rows, (f, fv, u, p)):
+            for key, t in zip(rows, (f, fv, u, p, w)):
                 rows[key].append(t)
         base = statistics.median(rows["floor (uv venv + uv pip install)"])
         print(

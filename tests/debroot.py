@@ -38,7 +38,8 @@ NEXT = "trixie"
 VARIANT = "minbase"
 #: What bookworm needs for ``python3 -m venv`` (ensurepip's wheels are split out on
 #: Debian), python3-packaging for venvkeeper itself (its one hard dependency), and
-#: python3-pip for ``venvkeeper wheelhouse`` (its prefetch is pip's download).
+#: python3-pip for ``venvkeeper wheelhouse`` (its prefetch is pip's download), and
+#: Debian's virtualenv (it seeds pip, setuptools and wheel from Debian's wheels).
 PACKAGES = (
     "python3",
     "python3-venv",
@@ -47,6 +48,7 @@ PACKAGES = (
     "python3-setuptools-whl",
     "python3-packaging",
     "python3-pip",
+    "python3-virtualenv",
 )
 #: Bump when the way a root is built changes: older tarballs are then not reused.
 RECIPE = 1

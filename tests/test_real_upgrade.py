@@ -31,8 +31,12 @@ MAKERS = {
     "copies": ["python3", "-m", "venv", "--copies"],
     "pinned": ["python3.11", "-m", "venv"],
     "system": ["python3", "-m", "venv", "--system-site-packages"],
+    "virtualenv": ["virtualenv", "-q", "--no-periodic-update", "-p", "python3"],
+    "editable": ["python3", "-m", "venv"],
 }
-PROJECT = "vkpure"
+PROJECT = "vkpure"  # a pure wheel with a console script, in every venv
+SCRIPT = "vkpure-cli"
+EDITABLE = "vkedit"  # an editable install from /srv/src, in the "editable" venv
 PY311 = (
     "python3.11",
     "python3.11-minimal",
@@ -56,23 +60,25 @@ def vk(root: Path, *args: str) -> tuple[int, Any]:
 
 
 def runs(root: Path) -> dict[str, bool]:
-    """Ground truth: does each venv start and import its package?"""
+    """Ground truth: does each venv start, import its packages and run its script?"""
     out = {}
     for name in MAKERS:
-        res = chroot_run(
-            root, [f"{VENVS}/{name}/bin/python", "-c", f"import {PROJECT}"], check=False
-        )
-        out[name] = res.returncode == 0
+        mods = PROJECT + (f", {EDITABLE}" if name == "editable" else "")
+        res = chroot_run(root, [f"{VENVS}/{name}/bin/python", "-c", f"import {mods}"], check=False)
+        script = chroot_run(root, [f"{VENVS}/{name}/bin/{SCRIPT}"], check=False)
+        out[name] = res.returncode == 0 and script.stdout.strip() == f"{PROJECT} OK"
     return out
 
 
 def freezes(root: Path) -> dict[str, list[str]]:
-    """What each venv's own pip says it has (its own site only: pip, setuptools and wheel
-    are left out by pip freeze)."""
+    """What each venv's own pip says it has (its own site only, editables by name), the
+    seeds (pip, setuptools, wheel) left out."""
     out = {}
+    seeds = ("pip==", "setuptools==", "wheel==")
     for name in MAKERS:
-        argv = [f"{VENVS}/{name}/bin/python", "-m", "pip", "freeze", "--local"]
-        out[name] = sorted(chroot_run(root, argv).stdout.split())
+        argv = [f"{VENVS}/{name}/bin/python", "-m", "pip", "list", "--local", "--format=freeze"]
+        lines = chroot_run(root, argv).stdout.split()
+        out[name] = sorted(x for x in lines if not x.lower().startswith(seeds))
     return out
 
 
@@ -138,8 +144,9 @@ def test_bookworm_to_trixie(tmp_path: Path) -> None:
             *gone_args, "--offline", "--find-links", "/opt/wheels", VENVS,
         )  # fmt: skip
         report.append(f"wheelhouse ({code}): {fetched['fetches']}")
-        assert code == 0, fetched
-        assert {f["spec"] for f in fetched["fetches"]} == {f"{PROJECT}==1.0"}, fetched
+        assert code == 1, fetched  # the editable is rebuilt from its source
+        wanted = {f["spec"]: f["outcome"] for f in fetched["fetches"]}
+        assert wanted == {f"{PROJECT}==1.0": "fetched", f"-e /srv/src/{EDITABLE}": "from-source"}
         times["prefetched"] = time.monotonic() - t0
 
         times.update(upgrade_to_trixie(root))
@@ -154,7 +161,7 @@ def test_bookworm_to_trixie(tmp_path: Path) -> None:
         assert not obsolete & {"plain", "system"}
         _, plans = vk(root, "plan", "--all", VENVS)
         planned = {n: v["plan"] for n, v in by_name(plans["venvs"]).items()}
-        for name in ("plain", "system", "copies", "pinned"):
+        for name in MAKERS:
             plan = planned[name]
             report.append(f"kept plan {name}: {plan['strategy']} {plan['target']}")
             assert plan["strategy"] == "rebuild", (name, plan)
@@ -242,8 +249,12 @@ def _prepare(root: Path, tmp: Path) -> None:
     dest = root / "opt" / "venvkeeper-src" / "venvkeeper"
     shutil.copytree(SRC, dest, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = root / "opt" / "wheels"
-    build_wheel(make_project(tmp, PROJECT, "1.0"), wheels)
+    build_wheel(make_project(tmp, PROJECT, "1.0", script=SCRIPT), wheels)
+    src = make_project(tmp / "editable", EDITABLE, "1.0")
+    shutil.copytree(src.path, root / "srv" / "src" / EDITABLE)
     for name, argv in MAKERS.items():
         chroot_run(root, [*argv, f"{VENVS}/{name}"])
         pip = [f"{VENVS}/{name}/bin/python", "-m", "pip", "install", "-q", "--no-cache-dir"]
         chroot_run(root, [*pip, "--no-index", "--find-links", "/opt/wheels", PROJECT])
+        if name == "editable":
+            chroot_run(root, [*pip, "--no-index", "-e", f"/srv/src/{EDITABLE}"])
