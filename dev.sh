@@ -50,14 +50,20 @@ system_tools() {
     # of tests/test_real_upgrade.py.
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
     if ! command -v uwsgi-core >/dev/null 2>&1; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q uwsgi-core uwsgi-plugin-python3 \
-            >/dev/null 2>&1 ||
+        apt_install uwsgi-core uwsgi-plugin-python3 ||
             echo "dev.sh: could not install uwsgi: the uwsgi test will be skipped" >&2
     fi
     if ! command -v debootstrap >/dev/null 2>&1 && ! [ -x /usr/sbin/debootstrap ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap zstd >/dev/null 2>&1 ||
+        apt_install debootstrap zstd ||
             echo "dev.sh: could not install debootstrap: the real upgrade test will be skipped" >&2
     fi
+}
+
+apt_install() {
+    # A fresh machine may have no package lists yet: update once, then try again.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 && return 0
+    apt-get update -q >/dev/null 2>&1 || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1
 }
 
 test_wheels() {
