@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
 
 from packaging.version import InvalidVersion, Version
@@ -32,6 +32,7 @@ from venvkeeper.model import (
     RequirementKind,
     Severity,
     Strategy,
+    VenvPrediction,
     WheelFetch,
     WheelhouseReport,
 )
@@ -79,9 +80,9 @@ class _Pip:
         self.sources = sources.args("--no-index")
         self.directory = directory
 
-    def download(self, spec: str) -> Completed:
+    def download(self, *specs: str) -> Completed:
         argv = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", self.directory]
-        return self.run([*argv, *self.target, *self.sources, spec], 900)
+        return self.run([*argv, *self.target, *self.sources, *specs], 1800)
 
     def versions(self, name: str) -> list[str]:
         argv = [sys.executable, "-m", "pip", "index", "versions", name]
@@ -112,6 +113,40 @@ def _nearest(pip: _Pip, name: str, old: str) -> Optional[str]:
     return None
 
 
+def _wanted(pred: Prediction, include: Callable[[str], bool]) -> Iterator[VenvPrediction]:
+    """The venvs whose rebuild the prefetch is for."""
+    for vp in pred.venvs:
+        if include(vp.path) and (vp.effect.breaks or vp.status is Severity.CRITICAL):
+            yield vp
+
+
+def _all_at_once(
+    pred: Prediction,
+    include: Callable[[str], bool],
+    sources: Sources,
+    directory: str,
+    run: Run,
+    pips: dict[str, _Pip],
+    done: dict[tuple[str, str], WheelFetch],
+) -> None:
+    """One pip run per target minor for every index pin: the common case, where all of
+    them have wheels (one pin that has none fails the run: then they go one by one)."""
+    by_minor: dict[str, set[str]] = {}
+    for vp in _wanted(pred, include):
+        plan = vp.plan
+        if plan is None or plan.strategy is not Strategy.REBUILD or plan.target is None:
+            continue
+        specs = by_minor.setdefault(plan.target.version, set())
+        specs.update(r.spec for r in plan.packages if r.kind is RequirementKind.INDEX)
+    for minor, specs in by_minor.items():
+        pip = pips.setdefault(minor, _Pip(minor, sources, directory, run))
+        if specs and pip.download(*sorted(specs)).returncode == 0:
+            for spec in specs:
+                done[(minor, spec)] = WheelFetch(
+                    "", spec, FetchOutcome.FETCHED, f"for Python {minor}"
+                )
+
+
 def prefetch(
     pred: Prediction,
     directory: str,
@@ -134,12 +169,9 @@ def prefetch(
     skipped: list[tuple[str, str]] = []
     pips: dict[str, _Pip] = {}
     done: dict[tuple[str, str], WheelFetch] = {}
-    for vp in pred.venvs:
-        if not include(vp.path):
-            continue
+    _all_at_once(pred, include, sources, directory, run, pips, done)
+    for vp in _wanted(pred, include):
         plan = vp.plan
-        if not (vp.effect.breaks or vp.status is Severity.CRITICAL):
-            continue
         if plan is None or plan.strategy is not Strategy.REBUILD or plan.target is None:
             why = plan.strategy.value if plan is not None else "no plan"
             skipped.append((vp.path, f"not a rebuild ({why}): nothing to fetch"))
