@@ -479,3 +479,31 @@ def test_mode_of_lock_and_journal_files(tmp_path: Path) -> None:
     v.mkdir()
     with transaction.locked(str(v)):
         assert stat.S_IMODE(os.lstat(transaction.sibling(str(v), "lock")).st_mode) == 0o600
+
+
+def test_a_thread_started_under_the_owners_identity_can_return_to_roots(
+    world: World,
+) -> None:
+    """Linux gives a new thread its creator's identity (the verification's pool starts
+    under the owner's): going back to root there must really go back."""
+    import threading
+
+    w = world
+    os.chmod(w.canary_file, 0o600)
+    actor = Actor(0, 0, w.user.uid, w.user.gid)
+    seen: list[object] = []
+
+    def child() -> None:
+        try:
+            w.canary_file.read_text()
+            seen.append("read as the owner")  # must not happen
+        except PermissionError:
+            seen.append("denied")
+        with actor.beside():
+            seen.append(w.canary_file.read_text().split(":")[0])
+
+    with actor.inside():
+        t = threading.Thread(target=child)
+        t.start()
+        t.join()
+    assert seen == ["denied", "root"]

@@ -386,12 +386,18 @@ def _debian_world(tmp_path: Path, user: User) -> tuple[Path, Project]:
     return prefix, guard
 
 
+@pytest.mark.parametrize("parent", ["the owner's", "root's"])
 def test_as_root_the_rebuild_runs_as_the_venv_owner(
-    open_tmp: Path, unprivileged_user: User
+    open_tmp: Path, unprivileged_user: User, parent: str
 ) -> None:
+    """In the owner's directory the whole transaction is the owner's; in root's, root
+    works beside the venv and the tree is still written as the owner."""
     tmp_path = open_tmp
     prefix, _guard = _debian_world(tmp_path, unprivileged_user)
     v = tmp_path / "srv" / "app"
+    if parent == "root's":  # and above it: else the user could swap the directory
+        os.chown(tmp_path, 0, 0)
+        os.chown(v.parent, 0, 0)
     shutil.rmtree(prefix)  # the prefix is gone: rebuild on the system python3
     res = run_cli("repair", "--json", str(v))
     assert res.code == 0, res.out + res.err
@@ -403,6 +409,10 @@ def test_as_root_the_rebuild_runs_as_the_venv_owner(
     ran = run_in_venv(v, "import guard, os; print(os.getuid())", user=unprivileged_user.uid)
     assert ran.returncode == 0 and ran.stdout.strip() == str(unprivileged_user.uid), ran
     assert script_runs_as(v, "guard-cli", unprivileged_user).startswith("guard OK")
+    backup = Path(r["backup"])
+    assert backup.lstat().st_uid == unprivileged_user.uid  # the old tree, as it was
+    note_owner = Path(r["backup"] + ".json").lstat().st_uid
+    assert note_owner == (unprivileged_user.uid if parent == "the owner's" else 0)
 
 
 def script_runs_as(venv: Path, script: str, user: User) -> str:

@@ -234,3 +234,14 @@ def test_seeds_follow_the_new_python_unless_needed(tmp_path: Path, backend: str)
     )
     assert ran.returncode == 0 and ran.stdout.strip() == "75.8.0", ran
     assert imports_ok(needy, *MODULES, hide=hide)
+
+
+def test_nearest_first_orders_by_version_not_text() -> None:
+    from venvkeeper.repair.backends import index_versions, nearest_first
+
+    got = nearest_first(["9.0", "10.0", "9.10", "11.0", "9.5", "x!y", "9.4.1"], "9.5")
+    assert got == ["9.10", "10.0", "11.0", "9.4.1", "9.0"]
+    assert nearest_first(["1.0"], "not a version") == []
+    out = "setuptools (84.2.1)\nAvailable versions: 84.2.1, 75.8.0\n  INSTALLED: 66.1.1\n"
+    assert index_versions(out) == ["84.2.1", "75.8.0"]
+    assert index_versions("ERROR: No matching distribution found\n") is None

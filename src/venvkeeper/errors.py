@@ -109,6 +109,8 @@ def os_reason(e: OSError) -> str:
     what, hint = _OS_REASONS.get(e.errno or 0, ("", ""))
     if not what:
         what = (e.strerror or str(e) or type(e).__name__).lower()
+    elif e.strerror and e.errno and e.strerror != os.strerror(e.errno):
+        what = f"{what}: {e.strerror}"  # a message of its own says more than the errno
     return f"{what} ({hint})" if hint else what
 
 

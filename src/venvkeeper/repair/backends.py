@@ -12,9 +12,11 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol
+
+from packaging.version import InvalidVersion, Version
 
 from venvkeeper._subprocess import Completed
 from venvkeeper.errors import UsageError
@@ -119,6 +121,33 @@ class Backend:
         return None
 
 
+def nearest_first(versions: Iterable[str], old: str) -> list[str]:
+    """*versions* other than *old*, nearest first: those above it in ascending order, then
+    those below it in descending order (by version, not by text: 9.10 comes after 9.5).
+    Versions that do not parse are left out."""
+    try:
+        key = Version(old)
+    except InvalidVersion:
+        return []
+    parsed = []
+    for v in versions:
+        try:
+            parsed.append((Version(v), v))
+        except InvalidVersion:
+            continue
+    above = sorted(p for p in parsed if p[0] > key)
+    below = sorted((p for p in parsed if p[0] < key), reverse=True)
+    return [v for _, v in above + below]
+
+
+def index_versions(stdout: str) -> Optional[list[str]]:
+    """The versions ``pip index versions`` printed, or None when it printed none."""
+    for line in stdout.splitlines():
+        if line.startswith("Available versions:"):
+            return [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
+    return None
+
+
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return " / ".join(lines[-n:])[:500] or "no output"
@@ -178,11 +207,7 @@ class Pip(Backend):
 
     def versions(self, python: str, name: str, sources: Sources, run: Run) -> Optional[list[str]]:
         argv = [python, "-m", "pip", "index", "versions", "--disable-pip-version-check", name]
-        done = run([*argv, *self._src(sources)], 300)
-        for line in done.stdout.splitlines():
-            if line.startswith("Available versions:"):
-                return [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
-        return None
+        return index_versions(run([*argv, *self._src(sources)], 300).stdout)
 
     def check_pin(self, python: str, req: str, sources: Sources, run: Run) -> Optional[str]:
         argv = [*self._base(python), "--dry-run", "--no-deps", "--ignore-installed", "-q"]

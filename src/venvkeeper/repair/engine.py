@@ -20,8 +20,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
-from packaging.version import InvalidVersion, Version
-
 from venvkeeper import _subprocess, fsutil, pkgdb
 from venvkeeper._subprocess import Completed
 from venvkeeper.errors import (
@@ -51,7 +49,14 @@ from venvkeeper.model import (
 )
 from venvkeeper.plan import make_plan, package_set, packages_minor, version_blockers
 from venvkeeper.repair import edit
-from venvkeeper.repair.backends import Backend, BackendChoice, Sources, Uv, choose
+from venvkeeper.repair.backends import (
+    Backend,
+    BackendChoice,
+    Sources,
+    Uv,
+    choose,
+    nearest_first,
+)
 from venvkeeper.repair.safety import Actor, Unsafe, actor_for
 from venvkeeper.repair.transaction import (
     Busy,
@@ -587,13 +592,7 @@ class _Job:
         versions = backend.versions(python, name, self.options.sources, self.run)
         if versions is None:  # the backend cannot list them: each try raises the floor
             return self._lowest_working(python, backend, name, old, code, venv, tries)
-        try:
-            key = Version(old)
-            ordered = sorted(v for v in versions if Version(v) > key)
-            ordered += sorted((v for v in versions if Version(v) < key), reverse=True)
-        except InvalidVersion:
-            return None
-        for v in ordered[:tries]:
+        for v in nearest_first(versions, old)[:tries]:
             done = backend.install(
                 python, [f"{name}=={v}"], self.options.sources, self.run, upgrade=True
             )

@@ -62,8 +62,6 @@ _libc_lock = threading.Lock()
 #: changes every thread of the process).
 _SYS_SETGROUPS = {"x86_64": 116, "aarch64": 159, "riscv64": 159}
 
-_state = threading.local()
-
 
 def _c() -> ctypes.CDLL:
     global _libc
@@ -106,34 +104,35 @@ def _set(uid: int, gid: int, groups: list[int]) -> None:
         raise Unsafe(f"cannot take the filesystem identity {uid}:{gid}")
 
 
+#: The process's own supplementary groups (read at import, before any thread changes).
+_PROCESS_GROUPS = os.getgroups()
+
+
 @contextlib.contextmanager
 def identity(uid: int, gid: int) -> Iterator[None]:
     """Let the calling thread's file operations be checked as *uid*:*gid* (no-op unless
-    we are root and it is another identity). Nests; restores the previous identity."""
+    we are root and it is another identity). Nests; restores the previous identity.
+
+    The kernel's answer is the truth, not a record of ours: a thread started by a thread
+    that had another identity (a pool of the verification) inherits that identity."""
     if os.geteuid() != 0:
         yield
         return
-    saved = getattr(_state, "ids", None)
-    if saved is None:
-        _state.root_groups = os.getgroups()
-    before = saved or (0, os.getegid(), _state.root_groups)
-    if before[:2] == (uid, gid):
+    before = _fsids()
+    if before == (uid, gid):
         yield
         return
-    groups = [] if uid != 0 else _state.root_groups
-    _set(uid, gid, groups)
-    _state.ids = (uid, gid, groups)
+    groups_before = os.getgroups()  # the calling thread's own
+    _set(uid, gid, [] if uid != 0 else _PROCESS_GROUPS)
     try:
         yield
     finally:
-        _set(before[0], before[1], before[2])
-        _state.ids = saved
+        _set(before[0], before[1], groups_before)
 
 
 def current_uid() -> int:
     """Who the calling thread's file operations are checked as."""
-    ids = getattr(_state, "ids", None)
-    return ids[0] if ids else os.geteuid()
+    return _fsids()[0] if os.geteuid() == 0 else os.geteuid()
 
 
 # --- who acts ------------------------------------------------------------------------------

@@ -21,8 +21,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
 
-from packaging.version import InvalidVersion, Version
-
 from venvkeeper import _subprocess
 from venvkeeper._subprocess import Completed
 from venvkeeper.errors import CommandError, UsageError
@@ -36,7 +34,7 @@ from venvkeeper.model import (
     WheelFetch,
     WheelhouseReport,
 )
-from venvkeeper.repair.backends import Sources
+from venvkeeper.repair.backends import Sources, index_versions, nearest_first
 from venvkeeper.seeds import is_seed
 
 Run = Callable[[Sequence[str], float], Completed]
@@ -86,11 +84,7 @@ class _Pip:
 
     def versions(self, name: str) -> list[str]:
         argv = [sys.executable, "-m", "pip", "index", "versions", name]
-        done = self.run([*argv, *self.target, *self.sources], 300)
-        for line in done.stdout.splitlines():
-            if line.startswith("Available versions:"):
-                return [v.strip() for v in line.split(":", 1)[1].split(",") if v.strip()]
-        return []
+        return index_versions(self.run([*argv, *self.target, *self.sources], 300).stdout) or []
 
 
 def _why(done: Completed) -> str:
@@ -100,14 +94,7 @@ def _why(done: Completed) -> str:
 
 def _nearest(pip: _Pip, name: str, old: str) -> Optional[str]:
     """The version nearest to *old* (above first, then below) that has a wheel."""
-    try:
-        key = Version(old)
-        versions = [v for v in pip.versions(name) if Version(v) != key]
-        ordered = sorted((v for v in versions if Version(v) > key), key=Version)
-        ordered += sorted((v for v in versions if Version(v) < key), key=Version, reverse=True)
-    except InvalidVersion:
-        return None
-    for v in ordered[:6]:
+    for v in nearest_first(pip.versions(name), old)[:6]:
         if pip.download(f"{name}=={v}").returncode == 0:
             return v
     return None
