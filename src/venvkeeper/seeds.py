@@ -26,10 +26,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from venvkeeper import fsutil
+from venvkeeper.checks._base import BOOTSTRAP
 from venvkeeper.model import Distribution, VenvFacts
 
 #: What creators seed (pip is always left to the new venv's own seed).
-SEEDS = ("setuptools", "wheel", "distribute")
+SEEDS = tuple(sorted(BOOTSTRAP - {"pip"}))
 #: Modules that mean a seed is used, and which seed provides them.
 _PROVIDER = {"pkg_resources": "setuptools", "setuptools": "setuptools", "wheel": "wheel"}
 _IMPORT = re.compile(

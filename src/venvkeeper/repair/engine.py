@@ -593,12 +593,14 @@ class _Job:
         if versions is None:  # the backend cannot list them: each try raises the floor
             return self._lowest_working(python, backend, name, old, code, venv, tries)
         for v in nearest_first(versions, old)[:tries]:
-            done = backend.install(
-                python, [f"{name}=={v}"], self.options.sources, self.run, upgrade=True
-            )
-            if done.returncode == 0 and self._probe(python, code) is None:
+            if self._works(python, backend, f"{name}=={v}", code):
                 return v
         return None
+
+    def _works(self, python: str, backend: Backend, spec: str, code: str) -> bool:
+        """*spec* installs (over what is there) and then *code* runs."""
+        done = backend.install(python, [spec], self.options.sources, self.run, upgrade=True)
+        return done.returncode == 0 and self._probe(python, code) is None
 
     def _lowest_working(
         self,
@@ -623,10 +625,7 @@ class _Job:
             if self._probe(python, code) is None:
                 return got[1]
             floor = got[1]
-        done = backend.install(
-            python, [f"{name}<{old}"], self.options.sources, self.run, upgrade=True
-        )
-        if done.returncode == 0 and self._probe(python, code) is None:
+        if self._works(python, backend, f"{name}<{old}", code):
             got = _installed(venv).get(canonical_name(name))
             return got[1] if got else None
         return None

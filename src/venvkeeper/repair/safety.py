@@ -130,11 +130,6 @@ def identity(uid: int, gid: int) -> Iterator[None]:
         _set(before[0], before[1], groups_before)
 
 
-def current_uid() -> int:
-    """Who the calling thread's file operations are checked as."""
-    return _fsids()[0] if os.geteuid() == 0 else os.geteuid()
-
-
 # --- who acts ------------------------------------------------------------------------------
 
 

@@ -192,8 +192,6 @@ def locked(path: str, actor: Optional[Actor] = None) -> Iterator[None]:
         while True:
             try:
                 fd = open_checked(lock, os.O_RDWR | os.O_CREAT, actor, f"the lock {lock}")
-            except Unsafe:
-                raise
             except OSError as e:
                 raise RepairError(f"cannot create the lock {lock}: {e.strerror}") from e
             try:
@@ -272,8 +270,6 @@ class Journal:
         file = sibling(path, "journal")
         try:
             raw = read_checked(file, actor, f"the journal {file}")
-        except Unsafe:
-            raise
         except OSError as e:
             raise RecoveryError(f"cannot read the journal {file}: {e.strerror}") from e
         if raw is None:
