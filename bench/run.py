@@ -152,8 +152,9 @@ def inspection_rate(root: str, runs: int) -> dict[str, float]:
     """Static inspection and checks alone (no walk, no start-up), in this process: venvs
     and distributions judged per second, median of *runs*."""
     from venvkeeper.checks import run_checks
-    from venvkeeper.discovery import Candidate, WalkOptions, walk
-    from venvkeeper.inspect import HostCache, inspect_venv
+    from venvkeeper.host.bases import HostCache
+    from venvkeeper.scan.discovery import Candidate, WalkOptions, walk
+    from venvkeeper.scan.inspect import inspect_venv
 
     found = [c for c in walk([root], WalkOptions()) if isinstance(c, Candidate)]
     times = []

@@ -26,7 +26,7 @@ from hypothesis import settings
 
 from venvkeeper import config as vk_config
 from venvkeeper.cli import main
-from venvkeeper.inventory import default_path
+from venvkeeper.inventory.store import default_path
 
 # Property tests check behaviour, not speed: no per-example deadline that a loaded CI
 # machine could trip over.

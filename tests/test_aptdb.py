@@ -1,4 +1,4 @@
-"""The Debian package state read statically (venvkeeper.aptdb), and the base-obsolete finding.
+"""The Debian package state read statically (venvkeeper.host.aptdb), and the base-obsolete finding.
 
 Against real databases: this host's own dpkg and apt lists (checked against dpkg-query and
 apt-cache), and a bookworm root upgraded to trixie for real (python3.11 left installed, which
@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 import debroot
-from venvkeeper import aptdb
 from venvkeeper.checks import run_checks
-from venvkeeper.inspect import HostCache, inspect_venv
-from venvkeeper.model import OsPackage, VenvKind
+from venvkeeper.host import aptdb
+from venvkeeper.host.bases import HostCache
+from venvkeeper.model.venv import OsPackage, VenvKind
+from venvkeeper.scan.inspect import inspect_venv
 
 # --- this host: real, compared with dpkg-query and apt-cache ---------------------------
 

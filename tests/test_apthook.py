@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper import apthook, cli
-from venvkeeper.apthook import parse_input, python_change, render_conf
+from venvkeeper import cli
+from venvkeeper.apt import hook as apthook
+from venvkeeper.apt.hook import parse_input, python_change, render_conf
 
 import factory
 from conftest import Result, require_python, run_cli
@@ -201,12 +202,12 @@ def test_missing_files_exit_0_with_a_message(
 def test_a_slow_scan_is_cut_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import time
 
-    import venvkeeper.scan
+    import venvkeeper.scan.pipeline
 
     def slow(*a: object, **k: object) -> None:
         time.sleep(30)
 
-    monkeypatch.setattr(venvkeeper.scan, "scan", slow)
+    monkeypatch.setattr(venvkeeper.scan.pipeline, "scan", slow)
     t0 = time.monotonic()
     res = hook(monkeypatch, _upgrade_input(), str(tmp_path), "--timeout", "0.5")
     assert time.monotonic() - t0 < 10

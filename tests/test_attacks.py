@@ -402,9 +402,9 @@ def test_identity_is_per_thread_and_restored(world: World) -> None:
 
 _KILLED = r"""
 import os, sys
-from venvkeeper import _subprocess
+from venvkeeper.host import command
 print(os.getpid(), flush=True)
-_subprocess.run(["sleep", "120"], timeout=300, die_with_parent=True,
+command.run(["sleep", "120"], timeout=300, die_with_parent=True,
                 on_start=lambda pg: print(pg, flush=True))
 """
 

@@ -18,7 +18,7 @@ import pytest
 
 from venvkeeper.checks import all_codes
 from venvkeeper.errors import UsageError
-from venvkeeper.monitor import PluginState, Thresholds
+from venvkeeper.inventory.monitor import PluginState, Thresholds
 
 from conftest import require_python, run_cli
 from factory import break_venv, make_venv, system_venv
@@ -183,12 +183,12 @@ def test_unknown_in_a_real_process(tmp_path: Path) -> None:
 
 def test_unknown_for_an_internal_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug inside the check is UNKNOWN with its reason, never a traceback."""
-    import venvkeeper.scan
+    import venvkeeper.scan.pipeline
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated bug\nsecond line")
 
-    monkeypatch.setattr(venvkeeper.scan, "scan", broken)
+    monkeypatch.setattr(venvkeeper.scan.pipeline, "scan", broken)
     res = run_cli("check", str(tmp_path))
     assert res.code == 3
     assert (

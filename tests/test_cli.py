@@ -14,8 +14,9 @@ import pytest
 from venvkeeper.checks import CHECKS, all_codes
 from venvkeeper.cli import ExitCode, exit_code_for
 from venvkeeper.formats import OutputFormat, render
-from venvkeeper.model import _BREAKING, Severity
-from venvkeeper.scan import scan
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.plan import _BREAKING
+from venvkeeper.scan.pipeline import scan
 
 from conftest import require_python, run_cli
 from factory import cache_dir, make_venv
@@ -284,17 +285,10 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
 
 def test_every_effect_is_told_by_the_predict_outputs() -> None:
     from venvkeeper.formats.predict import predict_summary, prediction_to_dict, render_predict
-    from venvkeeper.inspect import empty_facts
-    from venvkeeper.model import (
-        ChangeDescription,
-        Effect,
-        Prediction,
-        Report,
-        ScanStats,
-        VenvKind,
-        VenvPrediction,
-        VenvReport,
-    )
+    from venvkeeper.model.plan import ChangeDescription, Effect, Prediction, VenvPrediction
+    from venvkeeper.model.report import Report, ScanStats, VenvReport
+    from venvkeeper.model.venv import VenvKind
+    from venvkeeper.scan.inspect import empty_facts
 
     venvs = []
     for e in Effect:
@@ -314,7 +308,7 @@ def test_every_effect_is_told_by_the_predict_outputs() -> None:
 
 def test_every_strategy_and_requirement_kind_renders() -> None:
     from venvkeeper.formats.predict import plan_summary, plan_to_dict
-    from venvkeeper.model import RepairPlan, Requirement, RequirementKind, Strategy, Target
+    from venvkeeper.model.plan import RepairPlan, Requirement, RequirementKind, Strategy, Target
 
     for strategy in Strategy:
         for kind in RequirementKind:

@@ -10,7 +10,7 @@ import pytest
 
 from venvkeeper.config import Config, load_config, parse_text
 from venvkeeper.errors import ConfigError
-from venvkeeper.model import Severity
+from venvkeeper.model.findings import Severity
 
 from conftest import require_python, run_cli
 from factory import make_venv

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from venvkeeper.model import Creator
-from venvkeeper.plan import TOOL_COMMANDS
+from venvkeeper.model.venv import Creator
+from venvkeeper.predict.plan import TOOL_COMMANDS
 
 from conftest import run_cli
 from factory import SYSTEM_PYTHON, break_venv, make_venv, system_venv

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper import discovery
-from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk
-from venvkeeper.model import Alias, CondaEnv, VenvKind
-from venvkeeper.mounts import Mount
-from venvkeeper.scan import ScanOptions, scan
+from venvkeeper.host.mounts import Mount
+from venvkeeper.model.report import Alias, CondaEnv
+from venvkeeper.model.venv import VenvKind
+from venvkeeper.scan import discovery
+from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk
+from venvkeeper.scan.pipeline import ScanOptions, scan
 
 from factory import in_mount_namespace
 
@@ -149,7 +150,7 @@ def test_one_file_system_with_a_real_mount(tmp_path: Path) -> None:
     fake_venv(tmp_path / "here")
     (tmp_path / "mnt").mkdir()
     code = (
-        "import json, sys; from venvkeeper.scan import scan, ScanOptions;"
+        "import json, sys; from venvkeeper.scan.pipeline import scan, ScanOptions;"
         f"a = scan([{str(tmp_path)!r}], ScanOptions(one_file_system=True));"
         f"b = scan([{str(tmp_path)!r}]);"
         "print(json.dumps([[v.path for v in a.venvs], [v.path for v in b.venvs],"
@@ -177,7 +178,7 @@ def test_excludes_by_name_and_by_path(tmp_path: Path) -> None:
 def test_a_venv_that_vanishes_before_inspection_is_a_counted_skip(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from venvkeeper import scan as scan_module
+    from venvkeeper.scan import pipeline as scan_module
 
     keep = fake_venv(tmp_path / "keep")
     gone = fake_venv(tmp_path / "gone")
@@ -197,7 +198,7 @@ def test_a_venv_that_vanishes_before_inspection_is_a_counted_skip(
 def test_an_internal_error_costs_one_verdict_not_the_scan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from venvkeeper import scan as scan_module
+    from venvkeeper.scan import pipeline as scan_module
 
     fake_venv(tmp_path / "a")
     bad = fake_venv(tmp_path / "b")
@@ -219,7 +220,7 @@ def test_an_internal_error_costs_one_verdict_not_the_scan(
 def test_inspection_pool_gives_the_same_verdicts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from venvkeeper import scan as scan_module
+    from venvkeeper.scan import pipeline as scan_module
 
     build_tree(tmp_path, seed=11)
     inline = scan([str(tmp_path)], ScanOptions(inspect_workers=4))

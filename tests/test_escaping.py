@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from venvkeeper.formats import table
-from venvkeeper.scan import scan
+from venvkeeper.scan.pipeline import scan
 from venvkeeper.textutil import escape, escape_value, json_safe, to_json
 
 from conftest import Result, require_python, run_cli

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from venvkeeper.formats.prometheus import STATUSES
-from venvkeeper.model import Severity
+from venvkeeper.model.findings import Severity
 
 from conftest import require_python, run_cli
 from factory import break_venv, make_venv, system_venv

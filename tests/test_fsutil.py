@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from venvkeeper.fsutil import (
+from venvkeeper.host.fsutil import (
     JSONError,
     NotRegularFile,
     TooLarge,

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from venvkeeper import discovery
-from venvkeeper.cfg import parse_pyvenv_cfg
-from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk
-from venvkeeper.inspect import inspect_venv
-from venvkeeper.mounts import parse_mountinfo, read_mounts
-from venvkeeper.scan import scan
+from venvkeeper.host.mounts import parse_mountinfo, read_mounts
+from venvkeeper.scan import discovery
+from venvkeeper.scan.cfg import parse_pyvenv_cfg
+from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk
+from venvkeeper.scan.inspect import inspect_venv
+from venvkeeper.scan.pipeline import scan
 from venvkeeper.textutil import decode, escape
 
 import factory
@@ -151,7 +151,7 @@ def test_bind_mount_loop_terminates(tmp_path: Path) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
     fake_venv(tmp_path / "a" / "v")
     code = (
-        "import json; from venvkeeper.scan import scan;"
+        "import json; from venvkeeper.scan.pipeline import scan;"
         f"r = scan([{str(tmp_path)!r}]);"
         "print(json.dumps([[v.path for v in r.venvs], r.stats.skipped]))"
     )

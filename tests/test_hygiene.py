@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from venvkeeper import config as vk_config
-from venvkeeper.inventory import default_path
+from venvkeeper.inventory.store import default_path
 
 import factory
 from conftest import (

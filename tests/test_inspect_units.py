@@ -9,18 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from venvkeeper.cfg import parse_pyvenv_cfg
-from venvkeeper.inspect import (
-    _direct_url,
-    _extension,
-    _header_fields,
-    _parse_record,
-    _parse_shebang,
-    classify_origin,
-    detect_creator,
-    recorded_destination,
-)
-from venvkeeper.model import BaseOrigin, Creator, DirectUrlKind, VenvKind
+from venvkeeper.host.bases import classify_origin
+from venvkeeper.model.venv import BaseOrigin, Creator, DirectUrlKind, VenvKind
+from venvkeeper.scan.cfg import parse_pyvenv_cfg
+from venvkeeper.scan.creators import detect_creator
+from venvkeeper.scan.dists import _direct_url, _extension, _header_fields, _parse_record
+from venvkeeper.scan.inspect import _parse_shebang, recorded_destination
 
 
 @pytest.mark.parametrize(
@@ -198,7 +192,7 @@ def test_link_chain_resolves_dotdot_against_the_real_parent(tmp_path: Path) -> N
     import os
     import sys
 
-    from venvkeeper.inspect import resolve_chain
+    from venvkeeper.host.bases import resolve_chain
 
     real = tmp_path / "real" / "deep"
     real.mkdir(parents=True)
@@ -222,7 +216,7 @@ def _fake_dist(site: Path, name: str) -> None:
 def test_free_threaded_layout_is_its_own_version(tmp_path: Path) -> None:
     """CPython 3.13t keeps its stdlib and packages in lib/python3.13t: another ABI."""
     from venvkeeper.checks import run_checks
-    from venvkeeper.inspect import inspect_venv
+    from venvkeeper.scan.inspect import inspect_venv
 
     prefix = tmp_path / "opt"
     (prefix / "bin").mkdir(parents=True)

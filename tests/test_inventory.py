@@ -19,14 +19,9 @@ from typing import Any
 
 import pytest
 
-from venvkeeper.inventory import (
-    APPLICATION_ID,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    covers,
-    default_path,
-    parse_since,
-)
+from venvkeeper.inventory.queries import parse_since
+from venvkeeper.inventory.record import covers
+from venvkeeper.inventory.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, default_path
 
 from conftest import User, host_tmpdir, remove_tree, require_python, run_cli
 from factory import break_venv, make_venv, repair_venv, runner_for_others, system_venv
@@ -514,8 +509,10 @@ def test_since_a_duration_picks_the_last_scan_before_that_age(tmp_path: Path) ->
     """Three real scans, recorded as if made three days, one day and zero days ago."""
     import dataclasses
 
-    from venvkeeper import inventory
-    from venvkeeper.scan import scan as run_scan
+    from venvkeeper.inventory.queries import changes
+    from venvkeeper.inventory.record import record, snapshot_of
+    from venvkeeper.inventory.store import open_store
+    from venvkeeper.scan.pipeline import scan as run_scan
 
     tree = tmp_path / "tree"
     db = tmp_path / "inv.db"
@@ -527,15 +524,15 @@ def test_since_a_duration_picks_the_last_scan_before_that_age(tmp_path: Path) ->
             b = system_venv(tree / "b")
         if age_days == 0:
             break_venv(a)
-        snap = inventory.snapshot_of(run_scan([str(tree)]))
+        snap = snapshot_of(run_scan([str(tree)]))
         snap = dataclasses.replace(snap, started_at=now - age_days * 86400)
-        with inventory.open_store(str(db)) as store:
-            inventory.record(store, snap)
+        with open_store(str(db)) as store:
+            record(store, snap)
     assert b is not None
-    with inventory.open_store(str(db), create=False) as store:
-        two_days = inventory.changes(store, parse_since("2d"), now=now)
-        half_day = inventory.changes(store, parse_since("12h"), now=now)
-        four_days = inventory.changes(store, parse_since("4d"), now=now)
+    with open_store(str(db), create=False) as store:
+        two_days = changes(store, parse_since("2d"), now=now)
+        half_day = changes(store, parse_since("12h"), now=now)
+        four_days = changes(store, parse_since("4d"), now=now)
     assert two_days.since is not None and two_days.since.scan_id == 1
     assert [(c.kind.value, c.path) for c in two_days.changes] == [
         ("new", str(b)),

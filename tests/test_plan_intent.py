@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from venvkeeper.checks import run_checks
-from venvkeeper.interpreters import Places, find_interpreters
-from venvkeeper.model import Interpreter, OsPackage, RepairPlan, Strategy, VenvFacts
-from venvkeeper.plan import follows_default, made_with, make_plan
-from venvkeeper.scan import inspect_path
+from venvkeeper.host.interpreters import Places, find_interpreters
+from venvkeeper.model.host import Interpreter
+from venvkeeper.model.plan import RepairPlan, Strategy
+from venvkeeper.model.venv import OsPackage, VenvFacts
+from venvkeeper.predict.plan import follows_default, made_with, make_plan
+from venvkeeper.scan.pipeline import inspect_path
 
 from factory import FakeDistro, install, make_project, make_venv
 

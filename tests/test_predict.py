@@ -192,7 +192,7 @@ def test_profile_lists_the_interpreters_with_their_links(upgrade: Upgrade) -> No
 def _dpkg_python() -> tuple[str, Path]:
     if not shutil.which("dpkg-query"):
         pytest.skip("this machine has no dpkg")
-    from venvkeeper import pkgdb
+    from venvkeeper.host import pkgdb
 
     owned = pkgdb.owners(["/usr/bin/python3"])
     if "/usr/bin/python3" not in owned:
@@ -205,7 +205,7 @@ def _dpkg_python() -> tuple[str, Path]:
 
 
 def test_package_files_are_the_real_file_list() -> None:
-    from venvkeeper import pkgdb
+    from venvkeeper.host import pkgdb
 
     pkg, real = _dpkg_python()
     files = pkgdb.package_files(pkg)
@@ -226,9 +226,9 @@ def test_remove_package_breaks_the_venvs_on_that_python(tmp_path: Path) -> None:
 
 
 def test_remove_package_without_a_package_manager_is_a_clear_error(tmp_path: Path) -> None:
-    from venvkeeper import pkgdb
     from venvkeeper.errors import UsageError
-    from venvkeeper.predict import Change, build_world
+    from venvkeeper.host import pkgdb
+    from venvkeeper.predict.changes import Change, build_world
 
     def lister(pkg: str) -> list[str]:
         return pkgdb.package_files(pkg, str(tmp_path))  # no dpkg-query, no rpm there

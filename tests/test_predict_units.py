@@ -15,22 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from venvkeeper.errors import UsageError
-from venvkeeper.fsutil import normpath
-from venvkeeper.hostfs import Overlay
-from venvkeeper.interpreters import load_profile, profile_from_dict
-from venvkeeper.model import (
-    BaseOrigin,
-    DirectUrlKind,
-    Distribution,
-    Extension,
-    Interpreter,
-    InterpreterName,
-    RequirementKind,
-    Strategy,
-)
-from venvkeeper.plan import requirement, version_blockers
-from venvkeeper.predict import parse_python_becomes
-from venvkeeper.scan import inspect_path
+from venvkeeper.host.fsutil import normpath
+from venvkeeper.host.hostfs import Overlay
+from venvkeeper.host.interpreters import load_profile, profile_from_dict
+from venvkeeper.model.host import Interpreter, InterpreterName
+from venvkeeper.model.plan import RequirementKind, Strategy
+from venvkeeper.model.venv import BaseOrigin, DirectUrlKind, Distribution, Extension
+from venvkeeper.predict.changes import parse_python_becomes
+from venvkeeper.predict.plan import requirement, version_blockers
+from venvkeeper.scan.pipeline import inspect_path
 
 from conftest import SESSION_PREFIX, find_python, require_python, run_cli
 from factory import imports_ok, install, make_project, make_venv
@@ -201,7 +194,7 @@ def test_requirement_specs() -> None:
 
 
 def test_version_blockers(tmp_path: Path) -> None:
-    from venvkeeper.model import Target
+    from venvkeeper.model.plan import Target
 
     py = require_python("3.11")
     v = make_venv(py, tmp_path / "v")
@@ -247,7 +240,7 @@ def _interp(path: str, version: str, origin: BaseOrigin) -> Interpreter:
 
 
 def test_plan_for_pipx_venvs_names_the_tool(tmp_path: Path) -> None:
-    from venvkeeper.plan import make_plan
+    from venvkeeper.predict.plan import make_plan
 
     py = require_python("3.11")
     v = make_venv(py, tmp_path / "pipx" / "venvs" / "black")
@@ -392,7 +385,7 @@ def test_package_tools_are_never_taken_from_path(
     """As root, a dpkg-query or rpm planted early on PATH would run as root: host-profile
     and predict --remove-package look in the system directories only. A caller may still
     name a stand-in directory (and then it runs: the plant works)."""
-    from venvkeeper import pkgdb
+    from venvkeeper.host import pkgdb
 
     tools = tmp_path / "planted"
     tools.mkdir()
@@ -563,7 +556,7 @@ def test_garbage_profiles_are_refused_cleanly(data: object) -> None:
     )
 )
 def test_near_valid_profiles_load_or_are_refused(data: dict[str, object]) -> None:
-    from venvkeeper.interpreters import profile_overlay
+    from venvkeeper.host.interpreters import profile_overlay
 
     try:
         p = profile_from_dict(data)
@@ -617,7 +610,7 @@ def test_profile_runs_only_a_root_owned_system_interpreter_to_learn_its_version(
 
 
 def test_dpkg_and_rpm_output_parsers() -> None:
-    from venvkeeper.pkgdb import _parse_dpkg_search, _parse_rpm_owners
+    from venvkeeper.host.pkgdb import _parse_dpkg_search, _parse_rpm_owners
 
     text = (
         "python3.11-minimal: /usr/bin/python3.11\n"
@@ -649,7 +642,7 @@ def test_remove_package_through_rpm(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         'echo "package $2 is not installed"; exit 1\n'
     )
     rpm.chmod(0o755)
-    from venvkeeper import pkgdb
+    from venvkeeper.host import pkgdb
 
     # the system's tool directories, as this test's world has them: no dpkg-query, an rpm
     monkeypatch.setattr(pkgdb, "SYSTEM_PATH", str(fake))
@@ -688,7 +681,7 @@ def test_a_profile_describes_installation_trees_without_removing_them(tmp_path: 
             }
         ],
     }
-    from venvkeeper.interpreters import profile_overlay
+    from venvkeeper.host.interpreters import profile_overlay
 
     o = profile_overlay(profile_from_dict(doc))
     assert o.file_state(exe) is True

@@ -20,8 +20,8 @@ from typing import Optional
 
 import pytest
 
-from venvkeeper.model import ProcessReport
-from venvkeeper.procs import scan_processes
+from venvkeeper.model.restarts import ProcessReport
+from venvkeeper.restarts.scan import scan_processes
 
 import factory
 from conftest import Result, User, find_python, run_cli

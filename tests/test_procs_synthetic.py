@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from venvkeeper.model import Elsewhere
-from venvkeeper.procs import parse_cgroup, parse_maps, parse_stat, scan_processes, venv_from_argv
+from venvkeeper.model.restarts import Elsewhere
+from venvkeeper.restarts.procfs import parse_cgroup, parse_maps, parse_stat
+from venvkeeper.restarts.scan import scan_processes
+from venvkeeper.restarts.venvs import venv_from_argv
 
 from conftest import run_cli
 
@@ -356,7 +358,7 @@ def test_real_proc_smoke() -> None:
 
 
 def test_predict_names_the_services_of_each_venv(world: tuple[FakeProc, Path]) -> None:
-    from venvkeeper.procs import venv_users
+    from venvkeeper.restarts.scan import venv_users
 
     proc, venv = world
     proc.add(70, argv=(f"{venv}/bin/python", "app.py"), cgroup="0::/system.slice/shop.service\n")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from venvkeeper.formats import repair as fmt
-from venvkeeper.model import Outcome, RepairResult, Strategy
+from venvkeeper.model.plan import Strategy
+from venvkeeper.model.repair import Outcome, RepairResult
 from venvkeeper.repair import edit, transaction
 from venvkeeper.repair.backends import BackendChoice, choose
 from venvkeeper.repair.safety import Unsafe

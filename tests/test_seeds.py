@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.inspect import inspect_venv
-from venvkeeper.seeds import seed_needs
+from venvkeeper.predict.seeds import seed_needs
+from venvkeeper.scan.inspect import inspect_venv
 
 from conftest import require_python, run_cli
 from factory import (

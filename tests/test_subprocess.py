@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper._subprocess import run
 from venvkeeper.errors import CommandError
+from venvkeeper.host.command import run
 
 
 def _alive(pid: int) -> bool:

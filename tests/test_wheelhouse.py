@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.model import FetchOutcome, WheelFetch, WheelhouseReport
+from venvkeeper.model.repair import FetchOutcome, WheelFetch, WheelhouseReport
 
 from conftest import require_python, run_cli
 from factory import MODULES, build_wheel, build_world, imports_ok, make_project

@@ -40,9 +40,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from venvkeeper.checks.policy import Policy
 from venvkeeper.errors import ConfigError, os_reason
-from venvkeeper.model import Severity
-from venvkeeper.policy import Policy
+from venvkeeper.model.findings import Severity
 from venvkeeper.textutil import decode, escape
 
 if sys.version_info >= (3, 11):
@@ -137,7 +137,7 @@ def load_config(
 def _read(path: str) -> bytes:
     """At most :data:`MAX_SIZE` + 1 bytes of the regular file *path* (a FIFO or a device
     is refused without being opened)."""
-    from venvkeeper.fsutil import NotRegularFile, read_bytes
+    from venvkeeper.host.fsutil import NotRegularFile, read_bytes
 
     try:
         return read_bytes(path, MAX_SIZE + 1)[0]

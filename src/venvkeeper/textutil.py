@@ -100,3 +100,11 @@ def decode(data: bytes) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     return data.decode("utf-8", "surrogateescape")
+
+
+_NAME_NORMALIZE = re.compile(r"[-_.]+")
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 compares it (``Foo_Bar`` and ``foo-bar`` are one)."""
+    return _NAME_NORMALIZE.sub("-", name).lower()

@@ -18,7 +18,8 @@ from venvkeeper.checks import (
     versions,
 )
 from venvkeeper.checks._base import Check, CodeDoc
-from venvkeeper.model import Finding, Severity, VenvFacts, VenvKind
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import VenvFacts, VenvKind
 
 CHECKS: tuple[Check, ...] = (
     cfg.CHECK,
@@ -39,8 +40,8 @@ CHECKS: tuple[Check, ...] = (
 
 def all_codes() -> dict[str, CodeDoc]:
     """Every finding code venvkeeper can report, with its usual severity (the README table)."""
-    from venvkeeper.deep import CODES as DEEP_CODES
-    from venvkeeper.policy import CODES as POLICY_CODES
+    from venvkeeper.checks.deep import CODES as DEEP_CODES
+    from venvkeeper.checks.policy import CODES as POLICY_CODES
 
     codes: dict[str, CodeDoc] = {}
     for mapping in [c.codes for c in CHECKS] + [DEEP_CODES, POLICY_CODES]:

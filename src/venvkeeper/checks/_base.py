@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Callable
 
-from venvkeeper.model import Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import VenvFacts
 
 BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})
 

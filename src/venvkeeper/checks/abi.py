@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Optional
 
 from venvkeeper.checks._base import Check, CodeDoc, plural, short_list
-from venvkeeper.model import Distribution, Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import Distribution, VenvFacts
 
 MISMATCH = "abi-mismatch"
 

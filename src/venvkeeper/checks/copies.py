@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from packaging.version import InvalidVersion, Version
 
 from venvkeeper.checks._base import Check, CodeDoc
-from venvkeeper.model import Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import VenvFacts
 
 COPIED = "copied-interpreter"
 BEHIND = "copy-behind-base"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc, plural, short_list
-from venvkeeper.model import DirectUrlKind, Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import DirectUrlKind, VenvFacts
 
 MISSING = "editable-missing"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc, plural, short_list
-from venvkeeper.model import Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import VenvFacts
 
 MOVED = "moved"
 FOREIGN_SCRIPTS = "scripts-foreign-interpreter"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc
-from venvkeeper.model import Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import VenvFacts
 
 OBSOLETE = "base-obsolete"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc, short_list
-from venvkeeper.model import Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import VenvFacts
 
 IMPORT = "pth-import"
 

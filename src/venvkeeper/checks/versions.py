@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from venvkeeper.checks._base import BOOTSTRAP, Check, CodeDoc, plural, short_list
-from venvkeeper.inspect import canonical_name
-from venvkeeper.model import Finding, Severity, VenvFacts
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.venv import VenvFacts
+from venvkeeper.textutil import canonical_name
 
 MISMATCH = "version-mismatch"
 HALF_UPGRADED = "half-upgraded"

@@ -6,7 +6,7 @@ import enum
 
 from venvkeeper.formats import json as json_format
 from venvkeeper.formats import table
-from venvkeeper.model import Report
+from venvkeeper.model.report import Report
 
 
 class OutputFormat(enum.Enum):

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from venvkeeper.formats.json import SCHEMA_VERSION, dumps
-from venvkeeper.model import (
+from venvkeeper.model.inventory import (
     ChangeKind,
     Changes,
     Inventory,

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from venvkeeper import __version__
-from venvkeeper.model import Report, Severity, VenvReport
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.textutil import to_json
 
 SCHEMA_VERSION = 1

@@ -10,8 +10,9 @@ output, one venv that is not ok per line. Paths come from scanned trees: escaped
 
 from __future__ import annotations
 
-from venvkeeper.model import Severity, VenvSnapshot
-from venvkeeper.monitor import CheckResult, PluginState
+from venvkeeper.inventory.monitor import CheckResult, PluginState
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.inventory import VenvSnapshot
 from venvkeeper.textutil import escape, escape_value
 
 #: Venvs named on the status line; the rest are counted.

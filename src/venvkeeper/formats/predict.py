@@ -7,14 +7,8 @@ from typing import Any, Optional
 from venvkeeper import __version__
 from venvkeeper.formats.json import SCHEMA_VERSION, dumps
 from venvkeeper.formats.table import python_column
-from venvkeeper.model import (
-    Effect,
-    Prediction,
-    RepairPlan,
-    Strategy,
-    VenvPrediction,
-    VenvReport,
-)
+from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
+from venvkeeper.model.report import VenvReport
 from venvkeeper.textutil import escape
 
 HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "USED BY", "WHY")

@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from venvkeeper.model import ScanSnapshot, Severity
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.inventory import ScanSnapshot
 from venvkeeper.textutil import escape_value
 
 #: The statuses a venv can have (INFO findings leave a venv ok).

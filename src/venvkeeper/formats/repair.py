@@ -8,7 +8,7 @@ from typing import Any
 from venvkeeper import __version__
 from venvkeeper.formats.json import SCHEMA_VERSION, dumps
 from venvkeeper.formats.predict import _table
-from venvkeeper.model import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
+from venvkeeper.model.repair import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
 from venvkeeper.textutil import escape
 
 HEADERS = ("RESULT", "PATH", "STRATEGY", "TIME", "WHAT")

@@ -10,7 +10,7 @@ from typing import Any
 
 from venvkeeper import __version__
 from venvkeeper.formats.json import SCHEMA_VERSION, dumps
-from venvkeeper.model import Elsewhere, ProcessReport, RestartReport
+from venvkeeper.model.restarts import Elsewhere, ProcessReport, RestartReport
 from venvkeeper.textutil import escape
 
 HEADERS = ("PID", "USER", "UNIT", "VENV", "COMMAND", "WHY")

@@ -9,7 +9,8 @@ import io
 import stat
 from typing import Optional
 
-from venvkeeper.model import Report, Severity, VenvReport
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.textutil import escape
 
 HEADERS = ("STATUS", "PATH", "PYTHON", "CREATOR", "PKGS", "FINDING")

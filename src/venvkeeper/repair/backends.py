@@ -18,8 +18,8 @@ from typing import Optional, Protocol
 
 from packaging.version import InvalidVersion, Version
 
-from venvkeeper._subprocess import Completed
 from venvkeeper.errors import UsageError
+from venvkeeper.host.command import Completed
 
 
 class BackendChoice(enum.Enum):

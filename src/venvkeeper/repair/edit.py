@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Optional
 
-from venvkeeper.model import Target
+from venvkeeper.model.plan import Target
 
 #: Largest file a path rewrite will read (scripts and activate files are small).
 MAX_EDIT = 1 << 20

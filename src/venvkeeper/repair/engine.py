@@ -20,8 +20,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
-from venvkeeper import _subprocess, fsutil, pkgdb
-from venvkeeper._subprocess import Completed
 from venvkeeper.errors import (
     CommandError,
     UsageError,
@@ -29,25 +27,17 @@ from venvkeeper.errors import (
     describe_os_error,
     os_reason_in_output,
 )
-from venvkeeper.fsutil import path_state
-from venvkeeper.inspect import canonical_name
-from venvkeeper.interpreters import find_interpreters, places_for
-from venvkeeper.model import (
-    Backup,
-    Creator,
-    Interpreter,
-    Outcome,
-    PackageChange,
-    PinFailure,
-    RepairPlan,
-    RepairResult,
-    RequirementKind,
-    Strategy,
-    Target,
-    VenvFacts,
-    VenvReport,
-)
-from venvkeeper.plan import make_plan, package_set, packages_minor, version_blockers
+from venvkeeper.host import command, fsutil, pkgdb
+from venvkeeper.host.command import Completed
+from venvkeeper.host.fsutil import path_state
+from venvkeeper.host.interpreters import find_interpreters, places_for
+from venvkeeper.model.host import Interpreter
+from venvkeeper.model.plan import RepairPlan, RequirementKind, Strategy, Target
+from venvkeeper.model.repair import Backup, Outcome, PackageChange, PinFailure, RepairResult
+from venvkeeper.model.report import VenvReport
+from venvkeeper.model.venv import Creator, VenvFacts
+from venvkeeper.predict.plan import make_plan, package_set, packages_minor, version_blockers
+from venvkeeper.predict.seeds import KEEP_ALL, SeedNeeds, is_seed, seed_needs
 from venvkeeper.repair import edit
 from venvkeeper.repair.backends import (
     Backend,
@@ -71,7 +61,7 @@ from venvkeeper.repair.transaction import (
     transact,
 )
 from venvkeeper.repair.verify import modules, verify
-from venvkeeper.seeds import KEEP_ALL, SeedNeeds, is_seed, seed_needs
+from venvkeeper.textutil import canonical_name
 
 #: Environment variables passed to installers (the invoking admin's settings: proxies,
 #: certificates, pip and uv configuration). Nothing comes from the venv or a process.
@@ -170,7 +160,7 @@ class OwnerRunner:
         self, argv: Sequence[str], timeout: float, input: Optional[str] = None
     ) -> Completed:
         try:
-            return _subprocess.run(
+            return command.run(
                 argv,
                 timeout=timeout,
                 env=self.env,
@@ -222,7 +212,7 @@ def _writable_home(owner: Owner) -> bool:
 def interpreters_for(venvs: Iterable[VenvReport]) -> tuple[Interpreter, ...]:
     """The host's interpreters, found statically, plus those beside the venvs' old ones
     (their homes and sibling installations: where a relink target is)."""
-    from venvkeeper.predict import homes_of
+    from venvkeeper.predict.changes import homes_of
 
     return find_interpreters(places_for(None, homes_of(venvs)))
 
@@ -232,7 +222,7 @@ def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
     real = os.path.realpath(path)
     pool = list(known)
     if not any(i.executable == real for i in pool):
-        from venvkeeper.interpreters import Places
+        from venvkeeper.host.interpreters import Places
 
         pool = list(find_interpreters(Places((os.path.dirname(path),), ()), run=True))
     for i in pool:
@@ -319,7 +309,7 @@ def _copy_tree(src: str, dst: str, run: Callable[[Sequence[str], float], Complet
 
 def _root_run(argv: Sequence[str], timeout: float) -> Completed:
     try:
-        return _subprocess.run(argv, timeout=timeout, env={"PATH": "/usr/bin:/bin"}, cwd="/")
+        return command.run(argv, timeout=timeout, env={"PATH": "/usr/bin:/bin"}, cwd="/")
     except CommandError as e:
         raise RepairError(str(e)) from e
 
@@ -352,7 +342,7 @@ def _match_root(tree: str, like: str) -> None:
 
 
 def _installed(tree: str) -> dict[str, tuple[str, str]]:
-    from venvkeeper.inspect import inspect_venv
+    from venvkeeper.scan.inspect import inspect_venv
 
     facts = inspect_venv(tree)
     return {canonical_name(d.name): (d.name, d.version) for d in facts.distributions}
@@ -533,7 +523,7 @@ class _Job:
         self.notes.append(f"{old} did not install: the new venv has its Python's own pip")
 
     def _install_seeds(self, python: str, backend: Backend) -> None:
-        """The seeds something in the venv needs (:mod:`venvkeeper.seeds`; the others
+        """The seeds something in the venv needs (:mod:`venvkeeper.predict.seeds`; the others
         are left to the new venv's creator, reported): the old version when it installs
         and imports on the new Python, else the nearest that does and provides what was
         used (``pkg_resources`` only when something used it). A seed never blocks the
@@ -759,7 +749,7 @@ def repair_venv(
 ) -> RepairResult:
     """Repair the venv at *path* as its plan says; never raises for a problem of the venv
     (the result says it), only for usage errors."""
-    from venvkeeper.scan import inspect_path
+    from venvkeeper.scan.pipeline import inspect_path
 
     started = time.monotonic()
     path = os.path.realpath(os.path.abspath(path))
@@ -888,7 +878,7 @@ def repair_all(
     """Repair every venv of *paths* with at most ``options.jobs`` at once. The work runs in
     worker threads: the calling (main) thread only waits, so a signal there sets *cancel*
     and every transaction in flight restores its original before this returns."""
-    from venvkeeper.scan import inspect_path
+    from venvkeeper.scan.pipeline import inspect_path
 
     cancel = cancel or threading.Event()
     reps = []
@@ -1054,5 +1044,3 @@ def _preload() -> None:
     """Import now what the build and the verification import later: they run with the
     venv owner's filesystem identity, which may not read the directories our own code
     comes from (``/root/...``)."""
-    import venvkeeper.inspect
-    import venvkeeper.repair.verify  # noqa: F401

@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 from venvkeeper.errors import VenvkeeperError
-from venvkeeper.fsutil import load_json, write_bytes_atomically
-from venvkeeper.model import Backup
+from venvkeeper.host.fsutil import load_json, write_bytes_atomically
+from venvkeeper.model.repair import Backup
 from venvkeeper.repair.safety import (
     NOTE_LIMIT,
     Actor,

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
-from venvkeeper import fsutil
-from venvkeeper.deep import importable_names
-from venvkeeper.model import VenvFacts
+from venvkeeper.host import fsutil
+from venvkeeper.model.venv import VenvFacts
+from venvkeeper.predict.seeds import SeedNeeds
 from venvkeeper.repair.backends import Run
 from venvkeeper.repair.transaction import RepairError
-from venvkeeper.seeds import SeedNeeds
+from venvkeeper.scan.deep import importable_names
 
 MAX_MODULES = 2000
 #: Most interpreters importing at once during a verification.

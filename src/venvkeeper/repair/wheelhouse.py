@@ -21,21 +21,14 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
 
-from venvkeeper import _subprocess
-from venvkeeper._subprocess import Completed
 from venvkeeper.errors import CommandError, UsageError
-from venvkeeper.model import (
-    FetchOutcome,
-    Prediction,
-    RequirementKind,
-    Severity,
-    Strategy,
-    VenvPrediction,
-    WheelFetch,
-    WheelhouseReport,
-)
+from venvkeeper.host import command
+from venvkeeper.host.command import Completed
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.plan import Prediction, RequirementKind, Strategy, VenvPrediction
+from venvkeeper.model.repair import FetchOutcome, WheelFetch, WheelhouseReport
+from venvkeeper.predict.seeds import is_seed
 from venvkeeper.repair.backends import Sources, index_versions, nearest_first
-from venvkeeper.seeds import is_seed
 
 Run = Callable[[Sequence[str], float], Completed]
 
@@ -56,7 +49,7 @@ def _pip_env() -> dict[str, str]:
 
 def _run(argv: Sequence[str], timeout: float) -> Completed:
     try:
-        return _subprocess.run(argv, timeout=timeout, env=_pip_env(), cwd="/")
+        return command.run(argv, timeout=timeout, env=_pip_env(), cwd="/")
     except CommandError as e:
         return Completed(tuple(argv), 1, "", str(e))
 

@@ -34,9 +34,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
-from venvkeeper import _subprocess
 from venvkeeper.errors import CommandError
-from venvkeeper.model import OsPackage
+from venvkeeper.host import command
+from venvkeeper.model.venv import OsPackage
 
 #: Most read of one file: dpkg's status and a release's Packages list are some 10-100 MiB.
 READ_LIMIT = 1 << 30
@@ -74,7 +74,7 @@ def _decompress(path: str) -> Optional[bytes]:
         if tool is None:
             return None
         try:
-            res = _subprocess.run(
+            res = command.run(
                 [tool, "-dc", "--", path],
                 timeout=TIMEOUT,
                 env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},

@@ -22,7 +22,8 @@ import fnmatch
 from dataclasses import dataclass
 
 from venvkeeper.errors import UsageError
-from venvkeeper.model import ScanSnapshot, Severity, VenvSnapshot, worst_of
+from venvkeeper.model.findings import Severity, worst_of
+from venvkeeper.model.inventory import ScanSnapshot, VenvSnapshot
 
 
 class PluginState(enum.Enum):

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from venvkeeper import _subprocess, fsutil, pkgdb
 from venvkeeper.errors import CommandError, UsageError
-from venvkeeper.fsutil import normpath
-from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
-from venvkeeper.inspect import HostCache, classify_origin, follow_links
-from venvkeeper.model import BaseOrigin, HostProfile, Interpreter, InterpreterName
+from venvkeeper.host import command, fsutil, pkgdb
+from venvkeeper.host.bases import HostCache, classify_origin, follow_links
+from venvkeeper.host.fsutil import normpath
+from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
+from venvkeeper.model.host import HostProfile, Interpreter, InterpreterName
+from venvkeeper.model.venv import BaseOrigin
 
 PROFILE_KIND = "venvkeeper-host-profile"
 PROFILE_SCHEMA = 1
@@ -120,7 +121,7 @@ _PROBE = (
 def _ask(exe: str) -> Optional[tuple[str, str, str]]:
     """(X.Y[t], X.Y.Z, prefix) from running a root-owned system interpreter, isolated."""
     try:
-        res = _subprocess.run(
+        res = command.run(
             [exe, "-I", "-S", "-c", _PROBE],
             timeout=10,
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},

@@ -28,289 +28,49 @@ from __future__ import annotations
 
 import os
 import pwd
-import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from venvkeeper import fsutil
-from venvkeeper.errors import VenvkeeperError
-from venvkeeper.model import (
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.plan import VenvUser
+from venvkeeper.model.restarts import (
     Elsewhere,
     ForeignProcess,
     ProcessReport,
     RestartReason,
     RestartReport,
-    Severity,
-    VenvReport,
-    VenvUser,
 )
 
 if TYPE_CHECKING:
-    from venvkeeper.policy import Policy
-
-PF_KTHREAD = 0x00200000
-DELETED = " (deleted)"
-SMALL = 64 << 10
-MAPS_LIMIT = 8 << 20
-#: Executables worth reading the maps of: Pythons and programs that embed one.
-_PYTHONISH = re.compile(
-    r"(python|pypy)(\d+(\.\d+)?t?)?(-dbg|d|m)?|uwsgi.*|apache2|httpd|unitd|gunicorn.*"
+    from venvkeeper.checks.policy import Policy
+from venvkeeper.restarts.procfs import (
+    DELETED,
+    MAPS_LIMIT,
+    PF_KTHREAD,
+    MappedFile,
+    Stat,
+    _boot_time,
+    _dir_id,
+    _pids,
+    _read,
+    _readlink,
+    parse_cgroup,
+    parse_maps,
+    parse_stat,
 )
-_SITE = re.compile(r"^(/.+?)/lib(?:64)?/python\d+\.\d+t?/site-packages/")
-_BASE_LIB = re.compile(r"/lib(?:64)?/python\d+\.\d+t?/")
-_LIBPYTHON = re.compile(r"libpython\d+\.\d+t?\w*\.so")
-#: Interpreter options that take a value (``-X dev``), which is then not the script.
-_VALUE_OPTS = {"-X", "-W", "-Q", "--check-hash-based-pycs"}
-_UWSGI_HOME = {"-H", "--home", "--virtualenv", "--venv", "--pyhome"}
-_UNIT = re.compile(r".+\.(service|socket|mount|swap|timer|path|target)")
-_USER_MANAGER = re.compile(r"user@\d+\.service")
-#: A file counts as changed when it is newer than the process by more than this (the start
-#: time is known to a clock tick, the boot time to 10 ms).
-_TOLERANCE = 0.05
-
-
-def _read(path: str, limit: int = SMALL) -> bytes:
-    """At most *limit* bytes of a /proc file (its size reads as 0); raises OSError."""
-    return fsutil.read_open(path, limit)[0]
-
-
-def _readlink(path: str) -> Optional[str]:
-    try:
-        return os.readlink(path)
-    except (OSError, ValueError):
-        return None
-
-
-def _dir_id(path: str) -> Optional[tuple[int, int]]:
-    """(device, inode) of a directory (``/proc/PID/root`` is followed), None if unknown."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
-
-
-@dataclass(frozen=True)
-class Stat:
-    comm: str
-    state: str
-    ppid: int
-    flags: int
-    starttime: int  # clock ticks since boot
-
-
-def parse_stat(data: bytes) -> Stat:
-    """``/proc/PID/stat``: the command name sits in parentheses and may hold anything,
-    including spaces and parentheses, so the fields are counted after the *last* ``)``."""
-    text = data.decode("utf-8", "surrogateescape")
-    left, right = text.find("("), text.rfind(")")
-    if left < 0 or right < left:
-        raise ValueError("no (comm) in stat")
-    rest = text[right + 1 :].split()
-    if len(rest) < 20:
-        raise ValueError("short stat")
-    return Stat(text[left + 1 : right], rest[0], int(rest[1]), int(rest[6]), int(rest[19]))
-
-
-def parse_cgroup(text: str) -> tuple[Optional[str], bool, Optional[str]]:
-    """(unit, is a user unit, session scope) from ``/proc/PID/cgroup``, v1 or v2."""
-    path = None
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if "name=systemd" in parts[1].split(","):
-            path = parts[2]
-            break
-        if parts[0] == "0" and parts[1] == "":
-            path = parts[2]
-    if not path:
-        return None, False, None
-    comps = [c for c in path.split("/") if c]
-    user = any(_USER_MANAGER.fullmatch(c) for c in comps)
-    for c in reversed(comps):
-        if c.endswith(".scope"):
-            return None, user, c
-        if _UNIT.fullmatch(c) and not _USER_MANAGER.fullmatch(c):
-            return c, user, None
-        if _USER_MANAGER.fullmatch(c):
-            return None, True, None
-    return None, False, None
-
-
-@dataclass(frozen=True)
-class MappedFile:
-    path: str
-    deleted: bool
-    inode: int
-
-
-def parse_maps(data: bytes) -> list[MappedFile]:
-    """The mappings of ``/proc/PID/maps`` that matter here, one per path: replaced or
-    deleted files, and files under a site-packages."""
-    out: dict[str, MappedFile] = {}
-    if b"(deleted)" not in data and b"/site-packages/" not in data:
-        return []  # the common case, decided at C speed
-    for raw in data.split(b"\n"):
-        # Only replaced files and site-packages matter: skip the rest before splitting.
-        if b"(deleted)" not in raw and b"/site-packages/" not in raw:
-            continue
-        fields = raw.split(None, 5)
-        if len(fields) < 6 or not fields[5].startswith(b"/"):
-            continue
-        path = fields[5].decode("utf-8", "surrogateescape")
-        deleted = path.endswith(DELETED)
-        if deleted:
-            path = path[: -len(DELETED)]
-        try:
-            inode = int(fields[4])
-        except ValueError:
-            continue
-        if path not in out or deleted:
-            out[path] = MappedFile(path, deleted, inode)
-    return list(out.values())
-
-
-def _is_venv(path: str) -> bool:
-    return fsutil.is_file(path.rstrip("/") + "/pyvenv.cfg")
-
-
-def _venv_above(path: str, levels: int = 5) -> Optional[str]:
-    """The venv a file lies in (``VENV/bin/x``, ``VENV/lib/.../x``), looking a few levels up."""
-    d = os.path.dirname(path)
-    for _ in range(levels):
-        if d in ("/", ""):
-            return None
-        if _is_venv(d):
-            return d
-        d = os.path.dirname(d)
-    return None
-
-
-def venv_from_argv(argv: tuple[str, ...], cwd: Optional[str]) -> Optional[str]:
-    """The venv a command line names: its interpreter, its script, or uwsgi's home."""
-    args = list(argv)
-    # env [-i] [-u NAME] [NAME=VALUE...] PROGRAM ...
-    if args and os.path.basename(args[0]) == "env":
-        args = args[1:]
-        while args and (args[0].startswith("-") or "=" in args[0]):
-            if args[0] in ("-u", "--unset", "-C", "--chdir", "-S", "--split-string"):
-                args = args[1:]
-            args = args[1:]
-    if not args:
-        return None
-
-    def absolute(p: str) -> Optional[str]:
-        if p.startswith("/"):
-            return os.path.normpath(p)
-        if cwd and "/" in p:
-            return os.path.normpath(os.path.join(cwd, p))
-        return None
-
-    for i, a in enumerate(args):
-        if a in _UWSGI_HOME and i + 1 < len(args):
-            home = absolute(args[i + 1])
-            if home and _is_venv(home):
-                return home
-        if a.startswith("--home=") or a.startswith("--virtualenv="):
-            home = absolute(a.split("=", 1)[1])
-            if home and _is_venv(home):
-                return home
-    first = absolute(args[0])
-    if first is not None:
-        found = _venv_above(first, 2)
-        if found:
-            return found
-    # the script: the first argument that is not an option (or an option's value)
-    i = 1
-    while i < len(args):
-        a = args[i]
-        if a in ("-c", "-m"):
-            return None
-        if a in _VALUE_OPTS:
-            i += 2
-            continue
-        if a.startswith("-"):
-            i += 1
-            continue
-        script = absolute(a)
-        return _venv_above(script) if script else None
-    return None
-
-
-def venv_from_maps(maps: list[MappedFile]) -> list[str]:
-    """Venvs whose site-packages files the process has mapped."""
-    found: list[str] = []
-    for m in maps:
-        hit = _SITE.match(m.path)
-        if hit and hit.group(1) not in found and _is_venv(hit.group(1)):
-            found.append(hit.group(1))
-    return found
-
-
-def _environ_hint(proc_pid: str) -> Optional[str]:
-    """``VIRTUAL_ENV`` from the environment: a hint only, and used for nothing else."""
-    try:
-        data = _read(f"{proc_pid}/environ", 256 << 10)
-    except OSError:
-        return None
-    for item in data.split(b"\0"):
-        if item.startswith(b"VIRTUAL_ENV="):
-            value = item[12:].decode("utf-8", "surrogateescape")
-            if value.startswith("/") and _is_venv(value):
-                return os.path.normpath(value)
-    return None
-
-
-@dataclass
-class _VenvState:
-    newest: float
-    newest_path: str
-    report: Optional[VenvReport] = None
-
-
-def _newest_change(venv: str) -> tuple[float, str]:
-    """The latest change to what decides a venv's code: the venv directory itself (a swap
-    by rename changes its ctime), ``pyvenv.cfg``, ``bin/``, every site-packages and every
-    distribution directory in it. Files inside packages are not walked (cost)."""
-    best = (0.0, venv)
-
-    def see(path: str, ctime: bool = False) -> None:
-        nonlocal best
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return
-        t = max(st.st_mtime, st.st_ctime) if ctime else st.st_mtime
-        if t > best[0]:
-            best = (t, path)
-
-    see(venv, ctime=True)
-    see(f"{venv}/pyvenv.cfg")
-    see(f"{venv}/bin")
-    for lib in ("lib", "lib64"):
-        for e in fsutil.listdir(f"{venv}/{lib}"):
-            site = f"{e.path}/site-packages"
-            if not _only_bytecode_since(site):
-                see(site)  # a package removed (installs also show in their dist-info)
-            for d in fsutil.listdir(site):
-                if d.name.endswith((".dist-info", ".egg-info")):
-                    see(d.path)
-    return best
-
-
-def _only_bytecode_since(site: str) -> bool:
-    """Whether the last change to *site* may have been Python creating its
-    ``__pycache__`` (the first import of a top-level module, by any process): then the
-    directory's time says nothing about packages."""
-    try:
-        site_mtime = os.lstat(site).st_mtime
-        cache_ctime = os.lstat(f"{site}/__pycache__").st_ctime
-    except OSError:
-        return False
-    return cache_ctime >= site_mtime - _TOLERANCE
+from venvkeeper.restarts.venvs import (
+    _BASE_LIB,
+    _LIBPYTHON,
+    _PYTHONISH,
+    _TOLERANCE,
+    _environ_hint,
+    _newest_change,
+    _venv_above,
+    _VenvState,
+    venv_from_argv,
+    venv_from_maps,
+)
 
 
 @dataclass
@@ -343,45 +103,19 @@ class _Scan:
             t, p = _newest_change(venv)
             rep = None
             if self.judge:
-                from venvkeeper.scan import inspect_path
+                from venvkeeper.scan.pipeline import inspect_path
 
                 try:
                     rep = inspect_path(venv)
                 except Exception:  # one odd venv must not cost the whole report
                     rep = None
                 if rep is not None and self.policy is not None:
-                    from venvkeeper.policy import apply_to_venv, ignored
+                    from venvkeeper.checks.policy import apply_to_venv, ignored
 
                     ignore = ignored(venv, self.policy)
                     rep = None if ignore else apply_to_venv(rep, self.policy)
             self.venvs[venv] = _VenvState(t, p, rep)
         return self.venvs[venv]
-
-
-def _boot_time(proc: str) -> float:
-    """When the system booted, to turn start ticks into times. ``/proc/uptime`` has 10 ms
-    precision; ``btime`` in ``/proc/stat`` only whole seconds (the fallback)."""
-    try:
-        uptime = float(_read(f"{proc}/uptime", 256).split()[0])
-        return time.time() - uptime
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        for line in _read(f"{proc}/stat", 1 << 20).decode("ascii", "replace").splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    raise VenvkeeperError(f"cannot read the boot time from {proc}/stat: is {proc} a procfs?")
-
-
-def _pids(proc: str) -> Iterator[str]:
-    try:
-        with os.scandir(proc) as it:
-            names = [e.name for e in it if e.name.isdigit()]
-    except OSError as e:
-        raise VenvkeeperError(f"cannot list {proc}: {e.strerror}") from e
-    yield from sorted(names, key=int)
 
 
 @dataclass

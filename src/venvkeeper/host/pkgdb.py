@@ -13,8 +13,8 @@ import shutil
 from collections.abc import Sequence
 from typing import Optional
 
-from venvkeeper import _subprocess
 from venvkeeper.errors import CommandError, UsageError
+from venvkeeper.host import command
 
 TIMEOUT = 60.0
 _GLOB = set("*?[]\\")
@@ -52,9 +52,9 @@ def owners(paths: Sequence[str], search_path: Optional[str] = None) -> dict[str,
     name, exe = found
     try:
         if name == "dpkg-query":
-            res = _subprocess.run([exe, "-S", *paths], timeout=TIMEOUT, env=_ENV)
+            res = command.run([exe, "-S", *paths], timeout=TIMEOUT, env=_ENV)
             return _parse_dpkg_search(res.stdout, set(paths))
-        res = _subprocess.run(
+        res = command.run(
             [exe, "-qf", "--queryformat", "%{NAME}\\n", *paths], timeout=TIMEOUT, env=_ENV
         )
         return _parse_rpm_owners(res.stdout, paths)
@@ -100,7 +100,7 @@ def package_files(package: str, search_path: Optional[str] = None) -> list[str]:
         )
     name, exe = found
     argv = [exe, "-L", package] if name == "dpkg-query" else [exe, "-ql", package]
-    res = _subprocess.run(argv, timeout=TIMEOUT, env=_ENV)
+    res = command.run(argv, timeout=TIMEOUT, env=_ENV)
     listed = [ln for ln in res.stdout.splitlines() if ln.startswith("/")]
     if res.returncode == 0 and "does not contain any files" in res.stdout:
         # dpkg knows it, without files: removed already and only its conffiles left (a

@@ -14,23 +14,14 @@ import pwd
 from collections.abc import Iterable
 from typing import Optional
 
-from venvkeeper import _subprocess, fsutil
-from venvkeeper.checks._base import BOOTSTRAP, CodeDoc, short_list
+from venvkeeper.checks._base import BOOTSTRAP
 from venvkeeper.errors import CommandError
-from venvkeeper.inspect import canonical_name
-from venvkeeper.model import DeepResult, Distribution, Finding, Severity, VenvFacts
-
-START_FAILED = "deep-start-failed"
-IMPORT_FAILED = "deep-import-failed"
-SKIPPED = "deep-skipped"
-
-CODES = {
-    START_FAILED: CodeDoc(Severity.CRITICAL, "--deep: the venv's interpreter did not start"),
-    IMPORT_FAILED: CodeDoc(Severity.CRITICAL, "--deep: installed packages failed to import"),
-    SKIPPED: CodeDoc(Severity.INFO, "--deep was not possible (not the owner, no interpreter)"),
-}
+from venvkeeper.host import command, fsutil
+from venvkeeper.model.venv import DeepResult, Distribution, VenvFacts
+from venvkeeper.textutil import canonical_name
 
 MAX_MODULES = 500
+
 
 # Runs inside the scanned venv: must work on Python 2.7 to 3.13. Module names come on stdin.
 _PROBE = r"""
@@ -102,7 +93,7 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
         return DeepResult(ran=False, error=f"not run: the venv belongs to uid {owner}, not to you")
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home}
     try:
-        done = _subprocess.run(
+        done = command.run(
             [python, "-E", "-s", "-c", _PROBE],
             timeout=timeout,
             env=env,
@@ -131,24 +122,3 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
         )
     except (ValueError, TypeError) as e:
         return DeepResult(ran=True, error=f"unreadable probe output: {e}")
-
-
-def deep_findings(facts: VenvFacts, deep: DeepResult) -> tuple[Finding, ...]:
-    if not deep.ran:
-        return (Finding(SKIPPED, Severity.INFO, f"--deep: {deep.error}"),)
-    if deep.error:
-        return (
-            Finding(
-                START_FAILED, Severity.CRITICAL, f"--deep: the interpreter failed: {deep.error}"
-            ),
-        )
-    if deep.failed_imports:
-        return (
-            Finding(
-                IMPORT_FAILED,
-                Severity.CRITICAL,
-                f"--deep: {len(deep.failed_imports)} module(s) failed to import:"
-                f" {short_list(list(deep.failed_imports), 2)}",
-            ),
-        )
-    return ()

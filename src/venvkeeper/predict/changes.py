@@ -1,9 +1,9 @@
 """What a planned change will do to each venv, judged before it happens.
 
-The change is described as a host that differs from this one (an :class:`~venvkeeper.hostfs.
+The change is described as a host that differs from this one (an :class:`~venvkeeper.host.hostfs.
 Overlay`): ``python3`` repointed to another minor, paths or a package's files removed, or
 another host's interpreters (a profile) in place of this one's. Each venv's facts from a
-normal scan are asked again against that host (:func:`venvkeeper.inspect.rejudge`: its own
+normal scan are asked again against that host (:func:`venvkeeper.scan.inspect.rejudge`: its own
 files are not re-read), the same checks judge them, and the two verdicts are compared.
 Nothing is written and nothing is run.
 """
@@ -17,29 +17,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from venvkeeper import pkgdb
 from venvkeeper.checks import run_checks
+from venvkeeper.checks.policy import Policy, apply_to_venv
 from venvkeeper.errors import UsageError
-from venvkeeper.fsutil import normpath
-from venvkeeper.hostfs import REAL, HostFS, Overlay, interpreter_bytes
-from venvkeeper.inspect import HostCache, VenvVanished, rejudge
-from venvkeeper.interpreters import find_interpreters, places_for, profile_overlay
-from venvkeeper.model import (
-    ChangeDescription,
-    Effect,
-    HostProfile,
-    Interpreter,
-    Prediction,
-    Report,
-    Severity,
-    VenvKind,
-    VenvPrediction,
-    VenvReport,
-    VenvUser,
-)
-from venvkeeper.plan import make_plan
-from venvkeeper.policy import Policy, apply_to_venv
-from venvkeeper.seeds import seed_needs
+from venvkeeper.host import pkgdb
+from venvkeeper.host.bases import HostCache
+from venvkeeper.host.fsutil import normpath
+from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes
+from venvkeeper.host.interpreters import find_interpreters, places_for, profile_overlay
+from venvkeeper.model.findings import Severity
+from venvkeeper.model.host import HostProfile, Interpreter
+from venvkeeper.model.plan import ChangeDescription, Effect, Prediction, VenvPrediction, VenvUser
+from venvkeeper.model.report import Report, VenvReport
+from venvkeeper.model.venv import VenvKind
+from venvkeeper.predict.plan import make_plan
+from venvkeeper.predict.seeds import seed_needs
+from venvkeeper.scan.inspect import VenvVanished, rejudge
 
 #: The unversioned names ``--python-becomes X.Y`` repoints when no path is given.
 DEFAULT_LINKS = ("/usr/bin/python3", "/usr/bin/python")
@@ -194,7 +187,7 @@ def predict(
     policy: Optional[Policy] = None,
 ) -> Prediction:
     """Judge every venv of *report* (a scan of this host) on the host after *change*.
-    *users* maps venv paths to their running processes (:func:`venvkeeper.procs.
+    *users* maps venv paths to their running processes (:func:`venvkeeper.restarts.scan.
     venv_users`), to tell which services each breaking venv would take down. *policy*
     (the configuration's) judges the venvs after the change as it judged *report*."""
     world = build_world(change, base, package_files)

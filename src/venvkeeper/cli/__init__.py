@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from venvkeeper.config import Config
-    from venvkeeper.model import Prediction, RepairResult, Report, Severity, VenvReport
+    from venvkeeper.model.findings import Severity
+    from venvkeeper.model.plan import Prediction
+    from venvkeeper.model.repair import RepairResult
+    from venvkeeper.model.report import Report, VenvReport
     from venvkeeper.repair import Sources
-    from venvkeeper.scan import ScanOptions
+    from venvkeeper.scan.pipeline import ScanOptions
 
 
 class ExitCode(enum.IntEnum):
@@ -41,7 +44,7 @@ class ExitCode(enum.IntEnum):
 
 def exit_code_for(worst: Severity) -> ExitCode:
     """The exit status of a scan whose worst venv status is *worst*."""
-    from venvkeeper.model import Severity
+    from venvkeeper.model.findings import Severity
 
     return {
         Severity.OK: ExitCode.OK,
@@ -677,7 +680,7 @@ def _either(option: Optional[bool], configured: Optional[bool]) -> bool:
 
 
 def _scan_options(args: argparse.Namespace) -> ScanOptions:
-    from venvkeeper.scan import ScanOptions
+    from venvkeeper.scan.pipeline import ScanOptions
 
     cfg = _config(args)
     opts = ScanOptions(
@@ -691,7 +694,7 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         deep_timeout=getattr(args, "deep_timeout", 30.0),
         **({"walk_workers": args.workers} if args.workers else {}),
     )
-    from venvkeeper.fsutil import check_directory
+    from venvkeeper.host.fsutil import check_directory
 
     for r in opts.roots:
         # a root that cannot be listed would be an empty scan: "OK, no venvs" is a lie
@@ -700,10 +703,10 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
 
 
 def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.checks.policy import apply
     from venvkeeper.formats import OutputFormat, render, table
     from venvkeeper.formats import json as json_format
-    from venvkeeper.policy import apply
-    from venvkeeper.scan import scan
+    from venvkeeper.scan.pipeline import scan
 
     opts = _scan_options(args)
     db = _record_to(args, err)
@@ -730,7 +733,7 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _db_path(args: argparse.Namespace) -> str:
-    from venvkeeper.inventory import default_path
+    from venvkeeper.inventory.store import default_path
 
     return os.path.abspath(args.db) if args.db else default_path()
 
@@ -751,7 +754,7 @@ def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
     if args.no_record:
         return None
     from venvkeeper.errors import InventoryUnavailable
-    from venvkeeper.inventory import check_writable
+    from venvkeeper.inventory.store import check_writable
 
     db = _db_path(args)
     try:
@@ -765,16 +768,16 @@ def _record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
 
 
 def _record(db: str, report: Report, opts: ScanOptions) -> int:
-    from venvkeeper.inventory import record_report
+    from venvkeeper.inventory.record import record_report
 
     return record_report(db, report, opts.exclude)
 
 
 def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.checks.policy import apply_to_venv
     from venvkeeper.formats import json as json_format
     from venvkeeper.formats import table
-    from venvkeeper.policy import apply_to_venv
-    from venvkeeper.scan import ScanOptions, inspect_path
+    from venvkeeper.scan.pipeline import ScanOptions, inspect_path
 
     opts = ScanOptions(size=args.size, deep=args.deep, deep_timeout=args.deep_timeout)
     # [ignore] does not apply to a venv named on the command line; the rest does.
@@ -784,10 +787,10 @@ def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
-    from venvkeeper.interpreters import load_profile
-    from venvkeeper.policy import apply
-    from venvkeeper.predict import Change, parse_python_becomes, predict
-    from venvkeeper.scan import scan
+    from venvkeeper.checks.policy import apply
+    from venvkeeper.host.interpreters import load_profile
+    from venvkeeper.predict.changes import Change, parse_python_becomes, predict
+    from venvkeeper.scan.pipeline import scan
 
     change = Change(
         python_becomes=tuple(parse_python_becomes(t) for t in args.python_becomes),
@@ -803,7 +806,7 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         err.write("\r\x1b[K")
     users = None
     if not args.no_processes:
-        from venvkeeper.procs import venv_users
+        from venvkeeper.restarts.scan import venv_users
 
         try:
             users = venv_users(args.proc_root)
@@ -834,7 +837,7 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_wheelhouse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import repair as fmt
-    from venvkeeper.fsutil import check_directory
+    from venvkeeper.host.fsutil import check_directory
     from venvkeeper.repair.wheelhouse import prefetch
 
     check_directory(args.dest)
@@ -845,18 +848,18 @@ def _cmd_wheelhouse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.interpreters import Places, default_places, host_profile, render_profile
+    from venvkeeper.host.interpreters import Places, default_places, host_profile, render_profile
 
     places = default_places()
     if args.search:
-        from venvkeeper.fsutil import check_directory
+        from venvkeeper.host.fsutil import check_directory
 
         for d in args.search:
             check_directory(d)
         places = Places(tuple(os.path.abspath(d) for d in args.search), ())
     text = render_profile(host_profile(places, run=not args.no_run, packages=not args.no_packages))
     if args.output:
-        from venvkeeper.fsutil import write_atomically
+        from venvkeeper.host.fsutil import write_atomically
 
         write_atomically(args.output, text)
     else:
@@ -866,7 +869,7 @@ def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import restarts as fmt
-    from venvkeeper.procs import scan_processes
+    from venvkeeper.restarts.scan import scan_processes
 
     report = scan_processes(args.proc_root, judge=not args.no_judge, policy=_config(args).policy)
     if args.json:
@@ -884,7 +887,7 @@ def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _repair_targets(args: argparse.Namespace, err: TextIO) -> list[str]:
     """The venvs to repair. A PATH that is not a directory is a usage error (exit 3),
     with or without --all: there is nothing there to repair or to search."""
-    from venvkeeper.fsutil import check_directory
+    from venvkeeper.host.fsutil import check_directory
 
     if not args.all and not args.paths:
         raise UsageError("repair: give the venvs to repair, or --all [ROOT ...]")
@@ -892,11 +895,11 @@ def _repair_targets(args: argparse.Namespace, err: TextIO) -> list[str]:
         check_directory(p, listable=args.all)
     if not args.all:
         return [os.path.abspath(p) for p in args.paths]
-    from venvkeeper.scan import ScanOptions, scan
+    from venvkeeper.scan.pipeline import ScanOptions, scan
 
     roots = tuple(args.paths)
     report = scan(options=ScanOptions(roots=roots))
-    from venvkeeper.model import Severity
+    from venvkeeper.model.findings import Severity
 
     return [
         v.facts.path for v in report.venvs if v.alias_of is None and v.status is not Severity.OK
@@ -908,7 +911,7 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import threading
 
     from venvkeeper.formats import repair as fmt
-    from venvkeeper.model import Outcome
+    from venvkeeper.model.repair import Outcome
     from venvkeeper.repair import BackendChoice, RepairOptions, repair_all
 
     options = RepairOptions(
@@ -986,7 +989,7 @@ def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.fsutil import check_directory
+    from venvkeeper.host.fsutil import check_directory
     from venvkeeper.repair import prune_backups
 
     for p in args.paths:
@@ -1012,7 +1015,8 @@ def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 def _cmd_inventory(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import inventory as fmt
-    from venvkeeper.inventory import inventory, open_store
+    from venvkeeper.inventory.queries import inventory
+    from venvkeeper.inventory.store import open_store
 
     db = _db_path(args)
     with open_store(db, create=False) as store:
@@ -1023,7 +1027,8 @@ def _cmd_inventory(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_changes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import inventory as fmt
-    from venvkeeper.inventory import changes, open_store, parse_since
+    from venvkeeper.inventory.queries import changes, parse_since
+    from venvkeeper.inventory.store import open_store
 
     since = parse_since(args.since) if args.since is not None else None
     with open_store(_db_path(args), create=False) as store:
@@ -1034,7 +1039,8 @@ def _cmd_changes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import inventory as fmt
-    from venvkeeper.inventory import history, open_store
+    from venvkeeper.inventory.queries import history
+    from venvkeeper.inventory.store import open_store
 
     with open_store(_db_path(args), create=False) as store:
         h = history(store, args.path)
@@ -1044,11 +1050,11 @@ def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Every failure is UNKNOWN on stdout, in one line: :func:`main` writes it."""
+    from venvkeeper.checks.policy import apply
     from venvkeeper.formats import nagios
-    from venvkeeper.inventory import snapshot_of
-    from venvkeeper.monitor import Thresholds, evaluate
-    from venvkeeper.policy import apply
-    from venvkeeper.scan import scan
+    from venvkeeper.inventory.monitor import Thresholds, evaluate
+    from venvkeeper.inventory.record import snapshot_of
+    from venvkeeper.scan.pipeline import scan
 
     cfg = _config(args)
     # Set values only (0 in the configuration means "not set"): the defaults are 1 and 1.
@@ -1073,9 +1079,11 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import prometheus
-    from venvkeeper.fsutil import write_atomically
-    from venvkeeper.inventory import last_snapshot, open_store, snapshot_of
-    from venvkeeper.scan import scan
+    from venvkeeper.host.fsutil import write_atomically
+    from venvkeeper.inventory.queries import last_snapshot
+    from venvkeeper.inventory.record import snapshot_of
+    from venvkeeper.inventory.store import open_store
+    from venvkeeper.scan.pipeline import scan
 
     target = os.path.abspath(args.prometheus)
     if not os.path.isdir(os.path.dirname(target)):
@@ -1086,7 +1094,7 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with open_store(_db_path(args), create=False) as store:
             snap = last_snapshot(store)
     else:
-        from venvkeeper.policy import apply
+        from venvkeeper.checks.policy import apply
 
         opts = _scan_options(args)
         db = _record_to(args, err)
@@ -1105,7 +1113,7 @@ class _HookTimeout(Exception):
 def _read_hook_input() -> str:
     """All of apt's hook input (fd 0, or $APT_HOOK_INFO_FD), read to the end first thing:
     apt must never write into a pipe that nobody reads."""
-    from venvkeeper.apthook import INPUT_LIMIT
+    from venvkeeper.apt.hook import INPUT_LIMIT
     from venvkeeper.textutil import decode
 
     fd_text = os.environ.get("APT_HOOK_INFO_FD", "0")
@@ -1154,7 +1162,7 @@ def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _predict_command(change: object) -> str:
-    from venvkeeper.predict import Change
+    from venvkeeper.predict.changes import Change
 
     assert isinstance(change, Change)
     argv = ["venvkeeper", "predict"]
@@ -1185,12 +1193,12 @@ def _obsolete_note(reports: Iterable[VenvReport], limit: int = 5) -> str:
 
 
 def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: TextIO) -> None:
-    from venvkeeper.apthook import parse_input, python_change
+    from venvkeeper.apt.hook import parse_input, python_change
+    from venvkeeper.checks.policy import apply
     from venvkeeper.formats import predict as fmt
-    from venvkeeper.model import Effect
-    from venvkeeper.policy import apply
-    from venvkeeper.predict import predict
-    from venvkeeper.scan import scan
+    from venvkeeper.model.plan import Effect
+    from venvkeeper.predict.changes import predict
+    from venvkeeper.scan.pipeline import scan
 
     hook = parse_input(text)
     pc = python_change(hook.actions, prefix=args.host_prefix)
@@ -1207,7 +1215,7 @@ def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: Tex
     report = apply(scan(options=_scan_options(args)), policy)
     users = None
     if not args.no_processes:
-        from venvkeeper.procs import venv_users
+        from venvkeeper.restarts.scan import venv_users
 
         try:
             users = venv_users(args.proc_root)
@@ -1243,18 +1251,19 @@ def _hook_pre_install(args: argparse.Namespace, text: str, out: TextIO, err: Tex
 
 
 def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    from venvkeeper.checks.policy import apply
     from venvkeeper.formats import restarts as restarts_fmt
     from venvkeeper.formats import table
-    from venvkeeper.model import Severity
-    from venvkeeper.policy import apply
-    from venvkeeper.procs import scan_processes
-    from venvkeeper.scan import scan
+    from venvkeeper.model.findings import Severity
+    from venvkeeper.restarts.scan import scan_processes
+    from venvkeeper.scan.pipeline import scan
 
     policy = _config(args).policy
     opts = _scan_options(args)
     report = apply(scan(options=opts), policy)
     try:  # into the default inventory, so `venvkeeper changes` shows what the upgrade did
-        from venvkeeper.inventory import default_path, record_report
+        from venvkeeper.inventory.record import record_report
+        from venvkeeper.inventory.store import default_path
 
         record_report(
             default_path(), report, opts.exclude, make_parents=not os.environ.get("VENVKEEPER_DB")
@@ -1283,8 +1292,8 @@ def _hook_post_invoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> Non
 def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import shutil
 
-    from venvkeeper.apthook import CONF_NAME, render_conf, resolve_self, verify_conf
-    from venvkeeper.fsutil import write_atomically
+    from venvkeeper.apt.hook import CONF_NAME, render_conf, resolve_self, verify_conf
+    from venvkeeper.host.fsutil import write_atomically
 
     directory = args.apt_conf_dir
     if not os.path.isdir(directory):

@@ -25,9 +25,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from venvkeeper import fsutil
 from venvkeeper.checks._base import BOOTSTRAP
-from venvkeeper.model import Distribution, VenvFacts
+from venvkeeper.host import fsutil
+from venvkeeper.model.venv import Distribution, VenvFacts
 
 #: What creators seed (pip is always left to the new venv's own seed).
 SEEDS = tuple(sorted(BOOTSTRAP - {"pip"}))

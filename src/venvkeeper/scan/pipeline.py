@@ -13,19 +13,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from venvkeeper.checks import run_checks
-from venvkeeper.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
 from venvkeeper.errors import UsageError
-from venvkeeper.inspect import HostCache, VenvVanished, empty_facts, inspect_venv
-from venvkeeper.model import (
-    Alias,
-    CondaEnv,
-    Report,
-    ScanStats,
-    VenvFacts,
-    VenvKind,
-    VenvReport,
-)
-from venvkeeper.mounts import read_mounts
+from venvkeeper.host.bases import HostCache
+from venvkeeper.host.mounts import read_mounts
+from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
+from venvkeeper.model.venv import VenvFacts, VenvKind
+from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
+from venvkeeper.scan.inspect import VenvVanished, empty_facts, inspect_venv
 
 #: Inspection moves to a thread pool after this many inline venvs if more than this share
 #: of their wall time was spent waiting (not on the CPU), and they took at least this long.
@@ -59,7 +53,8 @@ def judge(facts: VenvFacts, options: ScanOptions, alias_of: Optional[str] = None
     findings = run_checks(facts)
     deep = None
     if options.deep and facts.kind is not VenvKind.CONDA:
-        from venvkeeper.deep import deep_findings, run_deep
+        from venvkeeper.checks.deep import deep_findings
+        from venvkeeper.scan.deep import run_deep
 
         deep = run_deep(facts, timeout=options.deep_timeout)
         findings = findings + deep_findings(facts, deep)
@@ -73,7 +68,7 @@ def inspect_path(
     """Judge the single venv at *path* (``venvkeeper show``); *top_level* also reads each
     distribution's importable names (what a repair verifies)."""
     options = options or ScanOptions()
-    from venvkeeper.fsutil import check_directory
+    from venvkeeper.host.fsutil import check_directory
 
     path = os.path.abspath(path)
     check_directory(path)

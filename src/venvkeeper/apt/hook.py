@@ -10,7 +10,7 @@ configuration as ``key=value`` lines (%-encoded), a blank line, then one line pe
 where versions and architectures are ``-`` when absent, compare is ``<``, ``=`` or ``>``,
 and action is a ``.deb`` path, ``**CONFIGURE**``, ``**REMOVE**`` or ``**ERROR**``. Version 2
 has five fields (no architectures). The actions on Python interpreter packages become a
-:class:`~venvkeeper.predict.Change`; nothing here runs anything but read-only queries.
+:class:`~venvkeeper.predict.changes.Change`; nothing here runs anything but read-only queries.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import unquote
 
-from venvkeeper import _subprocess
 from venvkeeper.errors import CommandError, VenvkeeperError
-from venvkeeper.predict import Change
+from venvkeeper.host import command
+from venvkeeper.predict.changes import Change
 from venvkeeper.textutil import escape
 
 #: Most of stdin read; apt's configuration dump is some KiB, each action one short line.
@@ -282,7 +282,7 @@ def verify_conf(text: str, apt_config: Optional[str] = None) -> bool:
         f.write(text)
         f.flush()
         try:
-            res = _subprocess.run(
+            res = command.run(
                 [exe, "-c", f.name, "dump"],
                 timeout=30,
                 env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},

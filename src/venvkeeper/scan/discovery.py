@@ -24,10 +24,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from venvkeeper import fsutil
 from venvkeeper.errors import VenvkeeperError
-from venvkeeper.model import Alias, CondaEnv, VenvKind
-from venvkeeper.mounts import Mount
+from venvkeeper.host import fsutil
+from venvkeeper.host.mounts import Mount
+from venvkeeper.model.report import Alias, CondaEnv
+from venvkeeper.model.venv import VenvKind
 
 MAX_DEPTH = 200
 

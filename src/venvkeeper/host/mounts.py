@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from venvkeeper import fsutil
+from venvkeeper.host import fsutil
 
 #: Kernel and virtual filesystems: nothing a venv can live on.
 PSEUDO_FS = frozenset(

@@ -19,8 +19,8 @@ import stat
 from collections.abc import Iterable, Mapping
 from typing import Callable, Optional
 
-from venvkeeper import fsutil
-from venvkeeper.fsutil import normpath
+from venvkeeper.host import fsutil
+from venvkeeper.host.fsutil import normpath
 
 MAX_HOPS = 40
 MAX_DEPTH = 256  # path components resolved by the overlay (recursion bound)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from venvkeeper.model import CfgProblem, PyvenvCfg
+from venvkeeper.model.venv import CfgProblem, PyvenvCfg
 
 #: Keys whose first occurrence wins: getpath stops at the first ``home``.
 _FIRST_WINS = frozenset({"home"})

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from venvkeeper.checks._base import CodeDoc
-from venvkeeper.model import Finding, Report, Severity, VenvFacts, VenvKind, VenvReport
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.report import Report, VenvReport
+from venvkeeper.model.venv import VenvFacts, VenvKind
 
 BASE_NOT_ALLOWED = "base-not-allowed"
 

@@ -28,26 +28,28 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from venvkeeper.checks._base import BOOTSTRAP
-from venvkeeper.inspect import canonical_name, classify_origin
-from venvkeeper.model import (
-    BaseInterpreter,
-    BaseOrigin,
+from venvkeeper.host.bases import classify_origin
+from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.host import Interpreter
+from venvkeeper.model.plan import (
     Blocker,
-    Creator,
-    DirectUrlKind,
-    Distribution,
-    Finding,
-    Interpreter,
     RepairPlan,
     Requirement,
     RequirementKind,
-    Severity,
     Strategy,
     Target,
+)
+from venvkeeper.model.venv import (
+    BaseInterpreter,
+    BaseOrigin,
+    Creator,
+    DirectUrlKind,
+    Distribution,
     VenvFacts,
     VenvKind,
 )
-from venvkeeper.seeds import KEEP_ALL, SeedNeeds, is_seed
+from venvkeeper.predict.seeds import KEEP_ALL, SeedNeeds, is_seed
+from venvkeeper.textutil import canonical_name
 
 Exists = Callable[[str], Optional[bool]]
 
@@ -372,7 +374,7 @@ def package_set(
     """(requirements, skipped, blockers) for every distribution of the venv. When a name is
     in several lib/pythonX.Y directories, the one of *minor* wins. pip is left to the new
     venv's seed, and so are setuptools, wheel and distribute when *seeds* (what
-    :func:`venvkeeper.seeds.seed_needs` read) says nothing needs them; without *seeds*
+    :func:`venvkeeper.predict.seeds.seed_needs` read) says nothing needs them; without *seeds*
     they are kept."""
     seeds = seeds or KEEP_ALL
     chosen: dict[str, Distribution] = {}
@@ -470,7 +472,7 @@ def make_plan(
     seeds: Optional[SeedNeeds] = None,
 ) -> RepairPlan:
     """The repair plan for one judged venv on a host with *interpreters*. *seeds*: which
-    seed packages the venv's code needs (:mod:`venvkeeper.seeds`); a rebuild leaves the
+    seed packages the venv's code needs (:mod:`venvkeeper.predict.seeds`); a rebuild leaves the
     others to the new venv's creator. Without it every seed is kept."""
     cfg = facts.cfg
     blank = RepairPlan(

@@ -1,0 +1,206 @@
+"""Base interpreters as venvs see them: links followed hop by hop as the kernel would,
+their origin (system, pyenv, uv, Homebrew...), and the facts about their stdlib that many
+venvs share, cached per scan in a :class:`HostCache`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import stat
+import threading
+from typing import Optional
+
+from venvkeeper.host import aptdb, fsutil
+from venvkeeper.host.aptdb import AptState
+from venvkeeper.host.hostfs import REAL, HostFS
+from venvkeeper.model.venv import (
+    BaseOrigin,
+    LinkChain,
+    OsPackage,
+)
+
+MAX_HOPS = 40
+
+
+_PATCHLEVEL = re.compile(rb'#define\s+PY_VERSION\s+"(\d+\.\d+\.\d+)[^"]*"')
+
+
+_PATH_VERSION = re.compile(
+    r"/(?:versions/|cpython-|Cellar/python@\d+\.\d+/|python-)(\d+\.\d+\.\d+)(?:[-_/+]|$)"
+)
+
+
+class HostCache:
+    """Facts about files outside the venvs (base interpreters, their stdlib), cached per
+    scan, asked of *fs*: the real host, or a changed one when predicting. Thread-safe: the
+    worst a race does is compute one value twice."""
+
+    def __init__(self, fs: HostFS = REAL, packages_root: Optional[str] = "/") -> None:
+        """*packages_root* is the Debian root whose dpkg status and apt lists tell whether a
+        base's package is still offered (:mod:`venvkeeper.host.aptdb`); None: do not ask (the
+        host judged is another one, as a profile describes it)."""
+        self.fs = fs
+        self.packages_root = packages_root
+        self._apt: Optional[AptState] = None
+        self._lock = threading.Lock()
+        self._stdlib: dict[tuple[str, str], tuple[Optional[str], bool]] = {}
+        self._patch: dict[tuple[str, str], Optional[str]] = {}
+        self._head: dict[str, Optional[bytes]] = {}
+
+    def stdlib_prefix(self, start_dir: str, version: str) -> tuple[Optional[str], bool]:
+        """Search upwards from *start_dir* for the stdlib landmark, as getpath does:
+        ``lib/pythonX.Y/os.py`` (``lib/python3.13t`` for free-threaded builds) or the
+        zipped ``lib/pythonXY.zip``. Returns (prefix found, whether a permission error hid
+        a candidate): not found *and* hidden means "cannot tell", not "gone"."""
+        key = (start_dir, version)
+        if key in self._stdlib:
+            return self._stdlib[key]
+        found: Optional[str] = None
+        denied = False
+        zipped = "python" + version.rstrip("t").replace(".", "") + ".zip"
+        d = start_dir
+        for _ in range(64):
+            for lib in ("lib", "lib64"):
+                root = f"{d.rstrip('/')}/{lib}"
+                for landmark in (f"{root}/python{version}/os.py", f"{root}/{zipped}"):
+                    state = self.fs.file_state(landmark)
+                    if state:
+                        found = d
+                        break
+                    denied = denied or state is None
+                if found is not None:
+                    break
+            if found is not None:
+                break
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+        with self._lock:
+            self._stdlib[key] = (found, denied)
+        return found, denied
+
+    def patch_version(self, prefix: Optional[str], version: str, executable: str) -> Optional[str]:
+        key = (prefix or "", executable)
+        if key in self._patch:
+            return self._patch[key]
+        found: Optional[str] = None
+        if prefix:
+            head = self.fs.read_head(f"{prefix}/include/python{version}/patchlevel.h", 64 << 10)
+            if head:
+                m = _PATCHLEVEL.search(head)
+                if m:
+                    found = m.group(1).decode()
+        if found is None:
+            m2 = _PATH_VERSION.search(executable)
+            if m2 and m2.group(1).startswith(version.rstrip("t") + "."):
+                found = m2.group(1)
+        with self._lock:
+            self._patch[key] = found
+        return found
+
+    def obsolete_package(self, path: str) -> Optional[OsPackage]:
+        """The OS package owning *path* when no configured archive offers it any more."""
+        if self.packages_root is None:
+            return None
+        if self._apt is None:
+            self._apt = aptdb.state(self.packages_root)
+        return self._apt.obsolete(path)
+
+    def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
+        """Whether two regular files hold the same bytes (None when unreadable or huge)."""
+        return self.fs.same_bytes(a, b, limit)
+
+    def is_script(self, path: str) -> bool:
+        """True when *path* starts with ``#!``: a shell wrapper (a pyenv shim), not a binary."""
+        if path not in self._head:
+            self._head[path] = self.fs.read_head(path, 4)
+        head = self._head[path]
+        return bool(head and head.startswith(b"#!"))
+
+
+def classify_origin(executable: str, venv_path: str) -> BaseOrigin:
+    p = executable
+    if p.startswith(venv_path.rstrip("/") + "/"):
+        return BaseOrigin.VENV_COPY
+    if "/.pyenv/versions/" in p or "/pyenv/versions/" in p:
+        return BaseOrigin.PYENV
+    if "/uv/python/" in p:
+        return BaseOrigin.UV
+    if "/Cellar/" in p or "/homebrew/" in p or "/linuxbrew/" in p:
+        return BaseOrigin.HOMEBREW
+    if any(s in p for s in ("/conda", "/miniconda", "/anaconda", "/miniforge", "/mambaforge")):
+        return BaseOrigin.CONDA
+    if p.startswith(("/usr/local/", "/opt/")):
+        return BaseOrigin.LOCAL
+    if p.startswith(("/usr/bin/", "/bin/", "/usr/libexec/", "/usr/lib/", "/usr/lib64/")):
+        return BaseOrigin.SYSTEM
+    return BaseOrigin.OTHER
+
+
+@functools.lru_cache(maxsize=4096)
+def _realdir(path: str) -> str:
+    """``realpath`` of a directory, cached: the bases of many venvs share a few directories."""
+    try:
+        return os.path.realpath(path).rstrip("/") or ""
+    except (OSError, RuntimeError, ValueError):
+        return path
+
+
+def _realdir_in(fs: HostFS, path: str) -> str:
+    if fs is REAL:
+        return _realdir(path)
+    try:
+        return fs.realpath(path).rstrip("/") or ""
+    except (OSError, RuntimeError, ValueError):
+        return path
+
+
+def resolve_chain(venv: str, name: str, fs: HostFS = REAL) -> LinkChain:
+    """Follow ``bin/NAME`` hop by hop without resolving anything the OS would not."""
+    return follow_links(f"{venv}/bin/{name}", name, fs)
+
+
+def follow_links(path: str, name: str, fs: HostFS = REAL) -> LinkChain:
+    """Follow the absolute *path* hop by hop, as the kernel would when executing it."""
+    hops = [path]
+    for _ in range(MAX_HOPS):
+        try:
+            st = fs.lstat(path)
+        except FileNotFoundError:
+            return LinkChain(name, tuple(hops), None, broken_at=path)
+        except PermissionError as e:
+            return LinkChain(
+                name, tuple(hops), None, broken_at=path, error=str(e.strerror), unreadable=True
+            )
+        except OSError as e:
+            return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
+        if not stat.S_ISLNK(st.st_mode):
+            real = _realdir_in(fs, os.path.dirname(path)) + "/" + os.path.basename(path)
+            if not stat.S_ISREG(st.st_mode):
+                what = fsutil.describe_mode(st.st_mode)
+                return LinkChain(name, tuple(hops), None, broken_at=path, error=f"is {what}")
+            unrunnable = None
+            if st.st_size == 0:
+                unrunnable = "an empty file"
+            elif not st.st_mode & 0o111:
+                unrunnable = "a file without execute permission"
+            return LinkChain(name, tuple(hops), real, unrunnable=unrunnable)
+        try:
+            target = fs.readlink(path)
+        except OSError as e:
+            return LinkChain(name, tuple(hops), None, broken_at=path, error=str(e.strerror))
+        joined = os.path.join(os.path.dirname(path), target)
+        path = os.path.normpath(joined)
+        if ".." in joined.split("/"):
+            # The kernel resolves ".." against the real directory it reached, not the
+            # path it came by, so the lexical normpath may be wrong.
+            try:
+                real_dir = fs.realpath(os.path.dirname(joined))
+                path = os.path.join(real_dir, os.path.basename(joined))
+            except (OSError, ValueError):
+                pass
+        hops.append(path)
+    return LinkChain(name, tuple(hops), None, error="too many symlinks (a loop?)")

@@ -1,0 +1,173 @@
+"""Predictions of a planned change, and the repair plan of a venv."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional
+
+from venvkeeper.model.findings import Severity, worst_of
+from venvkeeper.model.report import Report, VenvReport
+
+
+class Effect(enum.Enum):
+    """What a planned change does to one venv (declared in the order reports tell them)."""
+
+    BREAKS_LOUDLY = "breaks-loudly"  # its interpreter link will dangle
+    BREAKS_SILENTLY = "breaks-silently"  # it will start another minor: packages invisible
+    LOSES_STDLIB = "loses-stdlib"  # a copied interpreter left without its stdlib
+    ABI_MISMATCH = "abi-mismatch"  # its compiled extensions will not load
+    BREAKS = "breaks"  # critical for another reason (a removed editable source, ...)
+    REMOVED = "removed"  # the change removes the venv itself
+    UNKNOWN = "unknown"  # the change hides what we need to judge it
+    DEGRADES = "degrades"  # new warnings, still starts
+    ALREADY_BROKEN = "already-broken"  # critical before the change
+    SURVIVES = "survives"
+
+    @property
+    def breaks(self) -> bool:
+        return self in _BREAKING
+
+
+_BREAKING = frozenset(
+    {
+        Effect.BREAKS_LOUDLY,
+        Effect.BREAKS_SILENTLY,
+        Effect.LOSES_STDLIB,
+        Effect.ABI_MISMATCH,
+        Effect.BREAKS,
+        Effect.REMOVED,
+    }
+)
+
+
+class Strategy(enum.Enum):
+    """How a venv would be repaired (the repair command executes it)."""
+
+    NONE = "none"  # nothing to repair
+    RELINK = "relink"  # the same minor exists elsewhere: point the links at it
+    REWRITE_PATHS = "rewrite-paths"  # moved: fix shebangs, activate, pyvenv.cfg
+    REBUILD = "rebuild"  # a new venv on another interpreter, the same packages
+    USE_TOOL = "use-tool"  # managed by pipx, poetry, ...: run that tool's command
+    MANUAL = "manual"  # needs a person: no usable interpreter, a lost source, ...
+
+
+class RequirementKind(enum.Enum):
+    INDEX = "index"  # name==version from an index (or a wheelhouse)
+    EDITABLE = "editable"  # -e the local source directory
+    LOCAL = "local"  # a local directory or archive
+    ARCHIVE = "archive"  # an archive URL
+    VCS = "vcs"  # a VCS URL at the recorded commit
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    version: str
+    kind: RequirementKind
+    spec: str  # what an installer is given: "alpha==1.0", "-e /src/gamma", "x @ git+...@abc"
+    source: Optional[str] = None  # the local path or URL, when not from an index
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Something that may stop a rebuild, with the package it concerns."""
+
+    code: str  # requires-python, needs-new-wheel, source-missing, vcs-source, no-metadata
+    package: str
+    message: str
+    fatal: bool = True  # False: a risk to know about, not a certain failure
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter a repair would use."""
+
+    path: str  # the name to link to (e.g. /usr/bin/python3.12)
+    executable: str
+    version: str
+    patch_version: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RepairPlan:
+    path: str
+    strategy: Strategy
+    reason: str
+    target: Optional[Target] = None
+    packages: tuple[Requirement, ...] = ()
+    skipped: tuple[str, ...] = ()  # distributions left to the new venv's seed (pip, ...)
+    blockers: tuple[Blocker, ...] = ()
+    system_site_packages: bool = False
+    prompt: Optional[str] = None
+    copies: bool = False  # the old venv held a copied interpreter
+    old_location: Optional[str] = None  # rewrite-paths: where the venv was
+    tool_command: Optional[str] = None  # use-tool: what to run instead
+
+    @property
+    def blocked(self) -> bool:
+        return any(b.fatal for b in self.blockers)
+
+
+@dataclass(frozen=True)
+class VenvUser:
+    """A running process of a venv: what a change that breaks the venv would break next."""
+
+    pid: int
+    user: str
+    comm: str
+    unit: Optional[str] = None
+    user_unit: bool = False
+    session: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        return self.unit or f"pid {self.pid} ({self.comm})"
+
+
+@dataclass(frozen=True)
+class VenvPrediction:
+    now: VenvReport
+    then: Optional[VenvReport]  # None when the change removes the venv
+    effect: Effect
+    plan: Optional[RepairPlan] = None
+    used_by: tuple[VenvUser, ...] = ()  # its running processes (services)
+
+    @property
+    def path(self) -> str:
+        return self.now.path
+
+    @property
+    def status(self) -> Severity:
+        """The venv's status after the change; a venv the change deletes counts as broken."""
+        return self.then.status if self.then is not None else Severity.CRITICAL
+
+
+@dataclass(frozen=True)
+class ChangeDescription:
+    """A planned change, as the user described it (for reports)."""
+
+    python_becomes: tuple[tuple[str, str], ...] = ()  # (unversioned link, X.Y)
+    removed: tuple[str, ...] = ()
+    removed_packages: tuple[str, ...] = ()
+    host_profile: Optional[str] = None  # the profiled host's name
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.python_becomes or self.removed or self.removed_packages or self.host_profile
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    change: ChangeDescription
+    scan: Report
+    venvs: tuple[VenvPrediction, ...]
+
+    @property
+    def worst(self) -> Severity:
+        return worst_of(v.status for v in self.venvs)
+
+    def count(self, effect: Effect) -> int:
+        return sum(1 for v in self.venvs if v.effect is effect)

@@ -1,0 +1,77 @@
+"""A scan's results: each venv's facts with its findings, and the whole :class:`Report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from venvkeeper.model.findings import Finding, Severity, worst_of
+from venvkeeper.model.venv import DeepResult, VenvFacts
+
+
+@dataclass(frozen=True)
+class VenvReport:
+    facts: VenvFacts
+    findings: tuple[Finding, ...]
+    alias_of: Optional[str] = None
+    deep: Optional[DeepResult] = None
+
+    @property
+    def path(self) -> str:
+        return self.facts.path
+
+    @property
+    def status(self) -> Severity:
+        worst = Severity.OK
+        for f in self.findings:
+            if f.severity.status.rank > worst.rank:
+                worst = f.severity.status
+        return worst
+
+    @property
+    def main_finding(self) -> Optional[Finding]:
+        best: Optional[Finding] = None
+        for f in self.findings:
+            if best is None or f.severity.rank > best.severity.rank:
+                best = f
+        return best
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A symlink named ``.venv`` that points at a venv (uv's centralized environments)."""
+
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class CondaEnv:
+    path: str
+
+
+@dataclass(frozen=True)
+class ScanStats:
+    directories: int = 0
+    entries: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    skipped_examples: tuple[tuple[str, str], ...] = ()  # (path, reason), first few
+    duration_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Report:
+    roots: tuple[str, ...]
+    venvs: tuple[VenvReport, ...]
+    aliases: tuple[Alias, ...]
+    conda_envs: tuple[CondaEnv, ...]
+    stats: ScanStats
+    hostname: str = ""
+    started_at: float = 0.0
+
+    @property
+    def worst(self) -> Severity:
+        return worst_of(v.status for v in self.venvs)
+
+    def count(self, status: Severity) -> int:
+        return sum(1 for v in self.venvs if v.status is status)

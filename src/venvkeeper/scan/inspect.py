@@ -1,0 +1,479 @@
+"""Static inspection: read one venv directory into :class:`VenvFacts`. Never runs anything.
+
+Every read goes through :mod:`venvkeeper.host.fsutil` (regular files only, capped); every I/O
+problem becomes an entry of ``VenvFacts.errors`` or a field saying "unknown", never an
+exception. Facts about base interpreters are shared between venvs through a
+:class:`HostCache`, since hundreds of venvs usually share a handful of bases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shlex
+import stat
+from typing import Optional
+
+from venvkeeper.errors import VenvkeeperError
+from venvkeeper.host import fsutil
+from venvkeeper.host.bases import HostCache, classify_origin, resolve_chain
+from venvkeeper.host.hostfs import REAL, HostFS
+from venvkeeper.model.venv import (
+    BaseInterpreter,
+    BaseOrigin,
+    Creator,
+    LinkChain,
+    PyvenvCfg,
+    RecordedLocation,
+    Script,
+    VenvFacts,
+    VenvKind,
+)
+from venvkeeper.scan.cfg import parse_pyvenv_cfg
+from venvkeeper.scan.creators import conda_python, detect_owner
+from venvkeeper.scan.dists import _PY_DIR, SMALL_LIMIT, _site_dirs, _writable_by_others
+
+CFG_LIMIT = 64 << 10
+
+
+MAX_SCRIPTS = 2000
+
+
+_PY_NAME = re.compile(r"python(\d+)\.(\d+)(t?)$")
+
+
+_ACTIVATE = re.compile(
+    r"""^[ \t]*(?:export[ \t]+)?VIRTUAL_ENV=(?:"([^"$`]*)"|'([^'$`]*)'|([^\s"'$`;]+))[ \t]*$""",
+    re.MULTILINE,
+)
+
+
+_VERSIONED = re.compile(r"^python\d+(\.\d+t?)?$")
+
+
+class VenvVanished(VenvkeeperError):
+    """The venv directory disappeared between discovery and inspection."""
+
+
+def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
+    """Facts for a venv that could not be read at all: judged ``unknown`` by read-errors."""
+    return VenvFacts(
+        path=path,
+        kind=kind,
+        creator=Creator.UNKNOWN,
+        cfg=None,
+        cfg_error=None,
+        chains=(),
+        base=None,
+        site_dirs=(),
+        scripts=(),
+        activate_virtual_env=None,
+        recorded_path=None,
+        locations=(),
+        owner_uid=-1,
+        mode=0,
+        writable_by_others=(),
+        errors=(error,),
+    )
+
+
+def _chain_names(bin_entries: list[os.DirEntry[str]]) -> list[str]:
+    names = [e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name == "python"]
+
+    def order(n: str) -> tuple[int, str]:
+        return ({"python": 0, "python3": 1}.get(n, 2), n)
+
+    return sorted(names, key=order)
+
+
+def _version_from_name(path: str) -> Optional[str]:
+    m = _PY_NAME.search(os.path.basename(path))
+    return f"{m.group(1)}.{m.group(2)}{m.group(3)}" if m else None
+
+
+def _judge_base(
+    venv: str,
+    chains: tuple[LinkChain, ...],
+    cfg: Optional[PyvenvCfg],
+    host: HostCache,
+    orig_prefix: Optional[str] = None,
+    legacy_version: Optional[str] = None,
+    known_patch: Optional[str] = None,
+) -> Optional[BaseInterpreter]:
+    """*known_patch*: the X.Y.Z a package manager recorded (conda): it beats file names."""
+    primary = next((c for c in chains if c.name in ("python", "python3")), None)
+    if primary is None and chains:
+        primary = chains[0]
+    if primary is None or primary.resolved is None or primary.unrunnable:
+        return None  # nothing that runs: no base interpreter to judge
+    exe = primary.resolved
+    version = _version_from_name(exe)
+    if known_patch:
+        major, minor, rest = known_patch.split(".", 2)
+        version = f"{major}.{minor}" + ("t" if rest.endswith("t") else "")
+    if version is None:
+        # A copy named python/python3, or a base binary named python3: use a versioned
+        # sibling that reaches the same file, else the lib/pythonX.Y landmark beside it.
+        for c in chains:
+            v = _version_from_name(c.hops[0])
+            if v and (c.resolved == exe or (primary.is_copy and c.is_copy)):
+                version = v
+                break
+    if version is None and legacy_version:
+        version = legacy_version
+    if version is None:
+        prefix_guess = os.path.dirname(os.path.dirname(exe))
+        found = [
+            m.group(1)
+            for n in host.fs.listdir(prefix_guess + "/lib")
+            if (m := _PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
+        ]
+        if len(found) == 1:
+            version = found[0]
+    try:
+        venv_real = host.fs.realpath(venv)
+    except (OSError, ValueError):
+        venv_real = venv
+    origin = classify_origin(exe, venv_real)
+    # A copy: bin/python is a regular file, or links to one inside the venv (legacy
+    # virtualenv: python -> python2.7, a copied binary).
+    is_copy = primary.is_copy or exe.startswith(venv_real.rstrip("/") + "/")
+    # Where the interpreter will look for its stdlib: from pyvenv.cfg `home` (what getpath
+    # uses), from orig-prefix.txt for legacy virtualenvs, else beside the binary.
+    home = cfg.get("home") if cfg is not None else None
+    if orig_prefix:
+        start = orig_prefix
+    elif home:
+        start = home
+    else:
+        start = os.path.dirname(exe)
+    prefix: Optional[str] = None
+    denied = False
+    if version:
+        prefix, denied = host.stdlib_prefix(start, version)
+        if prefix is None and start != os.path.dirname(exe) and not is_copy:
+            prefix, denied2 = host.stdlib_prefix(os.path.dirname(exe), version)
+            denied = denied or denied2
+    patch = host.patch_version(prefix, version, exe) if version else None
+    if known_patch:
+        patch = known_patch.rstrip("t")
+    copy_source: Optional[str] = None
+    copy_identical: Optional[bool] = None
+    if is_copy and home:
+        origin = BaseOrigin.VENV_COPY
+        if version:  # only the same minor can be the source of this copy
+            cand = f"{home.rstrip('/')}/python{version}"
+            if host.fs.is_file(cand):
+                copy_source = host.fs.realpath(cand)
+                copy_identical = host.same_bytes(exe, copy_source)
+    source = copy_source if is_copy else exe
+    obsolete = None
+    if source is not None and classify_origin(source, venv_real) is BaseOrigin.SYSTEM:
+        obsolete = host.obsolete_package(source)
+    return BaseInterpreter(
+        executable=exe,
+        version=version,
+        patch_version=patch,
+        prefix=prefix,
+        stdlib_present=True if prefix is not None else (None if denied else False),
+        origin=origin,
+        is_copy=is_copy,
+        is_script=host.is_script(exe),
+        copy_source=copy_source,
+        copy_identical=copy_identical,
+        obsolete_package=obsolete,
+    )
+
+
+_EXEC_TRICK = re.compile(r"""^'''exec' (?:"([^"]*)"|'([^']*)'|(\S+))""")
+
+
+def _parse_shebang(head: bytes) -> tuple[Optional[str], bool]:
+    """(interpreter path, relative) from the start of a script.
+
+    Like the kernel: the interpreter is the first word after ``#!``, no quoting. Also the
+    ``#!/bin/sh`` + ``'''exec' "PATH"`` trick that pip and uv use for paths too long for a
+    shebang, where ``"$(dirname ...)"`` marks uv's relocatable scripts.
+    """
+    if not head.startswith(b"#!"):
+        return None, False
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\n", 2)
+    words = lines[0][2:].split(None, 1)
+    if not words:
+        return None, False
+    interp = words[0]
+    if interp in ("/bin/sh", "/bin/bash", "/usr/bin/sh") and len(lines) > 1:
+        m = _EXEC_TRICK.match(lines[1])
+        if m is None:
+            return None, False
+        found = m.group(1) or m.group(2) or m.group(3)
+        if found is None:
+            return None, False
+        if found.startswith("$("):
+            return None, True  # uv relocatable: the interpreter beside the script
+        return found, False
+    if os.path.basename(interp) == "env":
+        return None, False  # resolved through PATH at run time
+    return interp, False
+
+
+def _scripts(
+    venv: str, bin_entries: list[os.DirEntry[str]], fs: HostFS = REAL
+) -> tuple[Script, ...]:
+    out: list[Script] = []
+    for e in bin_entries[:MAX_SCRIPTS]:
+        name = e.name
+        if name == "python" or _VERSIONED.match(name) or name.startswith("activate"):
+            continue
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        head = fsutil.read_head(e.path, 512)
+        if not head:
+            continue
+        interp, relative = _parse_shebang(head)
+        if interp is None and not relative:
+            continue
+        if interp is not None and "python" not in os.path.basename(interp):
+            continue
+        exists = None if interp is None else fs.file_state(interp)
+        out.append(Script(name, interp, exists, relative))
+    out.sort(key=lambda s: s.name)
+    return tuple(out)
+
+
+def _same_dir(a: str, b: str) -> bool:
+    if os.path.normpath(a) == os.path.normpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def _locations(
+    venv: str,
+    activate: Optional[str],
+    recorded: Optional[str],
+    scripts: tuple[Script, ...],
+) -> tuple[RecordedLocation, ...]:
+    found: list[tuple[str, str]] = []
+    if activate:
+        found.append(("activate", activate))
+    if recorded:
+        found.append(("pyvenv.cfg command", recorded))
+    venvish: dict[str, bool] = {}
+    for sc in scripts:
+        interp = sc.interpreter
+        if not interp or os.path.basename(os.path.dirname(interp)) != "bin":
+            continue
+        prefix = os.path.dirname(os.path.dirname(interp))
+        # A script run by /usr/bin/python3 (a copied-in tool) says nothing of where this
+        # venv was: only a prefix that is gone, or is a venv, is a recorded location.
+        if prefix not in venvish:
+            venvish[prefix] = (
+                prefix in (activate, recorded)
+                or fsutil.path_state(prefix) is False
+                or fsutil.lexists(prefix + "/pyvenv.cfg")
+            )
+        if venvish[prefix]:
+            found.append((f"script {sc.name}", prefix))
+    verdict: dict[str, bool] = {}
+    out = []
+    for source, where in found:
+        if where not in verdict:
+            verdict[where] = _same_dir(where, venv)
+        out.append(RecordedLocation(source, where, verdict[where]))
+    return tuple(out)
+
+
+def _activate_virtual_env(venv: str) -> Optional[str]:
+    head = fsutil.read_head(f"{venv}/bin/activate", SMALL_LIMIT)
+    if not head:
+        return None
+    for m in _ACTIVATE.finditer(head.decode("utf-8", "surrogateescape")):
+        value = m.group(1) or m.group(2) or m.group(3)
+        if value and value.startswith("/"):
+            return value
+    return None
+
+
+def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
+    """The destination directory named by ``command`` in pyvenv.cfg (venv 3.11+, virtualenv)."""
+    command = cfg.get("command") if cfg else None
+    if not command:
+        return None
+    words = command.split()
+    if '"' in command or "'" in command:
+        with contextlib.suppress(ValueError):
+            words = shlex.split(command)
+    positional = [w for w in words[1:] if not w.startswith("-")]
+    # "python -m venv DEST": skip the module name after -m.
+    if "-m" in words:
+        i = words.index("-m")
+        if i + 1 < len(words) and words[i + 1] in positional:
+            positional.remove(words[i + 1])
+    dest = positional[-1] if positional else None
+    if dest and dest.startswith("/"):
+        return os.path.normpath(dest)
+    return None
+
+
+def _legacy(venv: str) -> tuple[Optional[str], Optional[str]]:
+    for e in fsutil.listdir(f"{venv}/lib"):
+        m = _PY_DIR.match(e.name)
+        if m:
+            head = fsutil.read_head(e.path + "/orig-prefix.txt", 4096)
+            if head is not None:
+                return head.decode("utf-8", "surrogateescape").strip() or None, m.group(1)
+    return None, None
+
+
+def tree_size(path: str) -> int:
+    total = 0
+    stack = [path]
+    while stack:
+        d = stack.pop()
+        for e in fsutil.listdir(d):
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_size
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(e.path)
+    return total
+
+
+def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter]) -> list[str]:
+    """The read errors met outside the venv: they depend on the host, not the venv."""
+    out = [f"bin/{c.name}: cannot follow {c.broken_at}: {c.error}" for c in chains if c.unreadable]
+    if base is not None and base.stdlib_present is None:
+        out.append(f"the stdlib of {base.executable} is hidden from this user (permission)")
+    return out
+
+
+def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
+    """*facts* as they would be on the host *host* describes (a planned change, another
+    host): everything that depends on files outside the venv is asked again, the venv's own
+    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links."""
+    if facts.kind is VenvKind.CONDA:
+        return facts
+    fs = host.fs
+    if fs.path_state(facts.path) is False:
+        raise VenvVanished(facts.path)
+    chains = tuple(resolve_chain(facts.path, c.name, fs) for c in facts.chains)
+    legacy_version = None
+    if facts.kind is VenvKind.LEGACY_VIRTUALENV:
+        legacy_version = next((s.python_version for s in facts.site_dirs), None)
+    base = _judge_base(facts.path, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
+    scripts = tuple(
+        dataclasses.replace(s, interpreter_exists=fs.file_state(s.interpreter))
+        if s.interpreter
+        else s
+        for s in facts.scripts
+    )
+    site_dirs = tuple(
+        dataclasses.replace(
+            s,
+            distributions=tuple(
+                dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path))
+                if d.editable_path
+                else d
+                for d in s.distributions
+            ),
+        )
+        for s in facts.site_dirs
+    )
+    old = set(_host_errors(facts.chains, facts.base))
+    errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
+    return dataclasses.replace(
+        facts, chains=chains, base=base, scripts=scripts, site_dirs=site_dirs, errors=tuple(errors)
+    )
+
+
+def inspect_venv(
+    path: str,
+    kind: VenvKind = VenvKind.VENV,
+    *,
+    host: Optional[HostCache] = None,
+    size: bool = False,
+    top_level: bool = False,
+) -> VenvFacts:
+    """Read everything venvkeeper judges about the venv at *path*, statically.
+
+    *top_level* also collects each distribution's importable top-level names (what
+    ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+    """
+    host = host if host is not None else HostCache()
+    path = path.rstrip("/") or "/"
+    errors: list[str] = []
+    try:
+        st = os.lstat(path)
+        owner, mode = st.st_uid, st.st_mode
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise VenvVanished(path) from e
+    except OSError as e:
+        errors.append(f"{path}: {e.strerror}")
+        owner, mode = -1, 0
+    cfg: Optional[PyvenvCfg] = None
+    cfg_error: Optional[str] = None
+    orig_prefix = legacy_version = known_patch = None
+    if kind is VenvKind.LEGACY_VIRTUALENV:
+        orig_prefix, legacy_version = _legacy(path)
+    elif kind is VenvKind.CONDA:
+        known_patch = conda_python(path)
+    else:
+        try:
+            text, truncated = fsutil.read_text(f"{path}/pyvenv.cfg", CFG_LIMIT)
+            cfg = parse_pyvenv_cfg(text, truncated)
+        except fsutil.NotRegularFile as e:
+            cfg_error = f"pyvenv.cfg is {e.strerror}, not a regular file"
+        except FileNotFoundError:
+            cfg_error = "pyvenv.cfg is missing"
+        except OSError as e:
+            cfg_error = f"pyvenv.cfg cannot be read: {e.strerror}"
+    try:
+        with os.scandir(f"{path}/bin") as it:
+            bin_entries = list(it)
+    except OSError as e:
+        errors.append(f"bin/: {e.strerror}")
+        bin_entries = []
+    chains = tuple(resolve_chain(path, n, host.fs) for n in _chain_names(bin_entries))
+    base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version, known_patch)
+    errors += _host_errors(chains, base)
+    writable = [
+        rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
+    ]
+    site_dirs = _site_dirs(path, errors, top_level)
+    writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
+    scripts = _scripts(path, bin_entries, host.fs)
+    activate = _activate_virtual_env(path)
+    recorded = recorded_destination(cfg)
+    creator, tool = detect_owner(path, kind, cfg)
+    return VenvFacts(
+        path=path,
+        kind=kind,
+        creator=creator,
+        cfg=cfg,
+        cfg_error=cfg_error,
+        chains=chains,
+        base=base,
+        site_dirs=site_dirs,
+        scripts=scripts,
+        activate_virtual_env=activate,
+        recorded_path=recorded,
+        locations=_locations(path, activate, recorded, scripts),
+        owner_uid=owner,
+        mode=mode,
+        writable_by_others=tuple(w or "." for w in writable),
+        orig_prefix=orig_prefix,
+        size_bytes=tree_size(path) if size else None,
+        errors=tuple(errors),
+        tool=tool,
+    )
