@@ -383,7 +383,9 @@ def test_install_refuses_bad_paths(tmp_path: Path) -> None:
     )
     assert res.code == 3 and "not an executable file" in res.err
     assert not (tmp_path / "60venvkeeper").exists()
-    assert cli._APT_CONF_DIR == apthook.DEFAULT_APT_CONF_DIR
+    from venvkeeper.cli import apt as cli_apt
+
+    assert cli_apt._APT_CONF_DIR == apthook.DEFAULT_APT_CONF_DIR
 
 
 @pytest.mark.parametrize("binary", ["missing", "failing"])

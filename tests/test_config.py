@@ -246,7 +246,8 @@ def test_policy_allowed_bases(tree: Path, tmp_path: Path) -> None:
 
 
 def test_command_line_booleans_override_the_config(tree: Path, tmp_path: Path) -> None:
-    from venvkeeper.cli import _scan_options, build_parser
+    from venvkeeper.cli import build_parser
+    from venvkeeper.cli._common import scan_options as _scan_options
 
     cfg = _write(
         tmp_path / "c.toml", "[scan]\none_file_system = true\nnetwork_filesystems = true\n"

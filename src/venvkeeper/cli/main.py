@@ -1,0 +1,104 @@
+"""The top-level parser and :func:`main`: the one place an error becomes its message and exit
+code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Optional, TextIO, cast
+
+from venvkeeper import __version__
+from venvkeeper.textutil import escape_value
+
+# Each command imports what it needs when it runs: start-up stays small (restarts is
+# meant to be cheap enough for a monitoring check).
+if TYPE_CHECKING:
+    pass
+from venvkeeper.cli import apt, inventory, predict, repair, restarts, scan
+from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser, failure_of
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="venvkeeper",
+        description="Find every Python virtual environment on this host and tell which ones"
+        " a Python upgrade broke, by reading files only.",
+    )
+    parser.add_argument("--version", action="version", version=f"venvkeeper {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read only this configuration file (default: /etc/venvkeeper/config.toml, then"
+        " $XDG_CONFIG_HOME/venvkeeper/config.toml; also $VENVKEEPER_CONFIG)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for family in (scan, predict, repair, restarts, inventory, apt):
+        family.add(sub)
+    return parser
+
+
+def main(
+    argv: Optional[list[str]] = None, out: Optional[TextIO] = None, err: Optional[TextIO] = None
+) -> int:
+    """Run one command: the only place that turns an error into its message and exit code
+    (:func:`failure_of`); ``check`` prints its failure as one UNKNOWN line on stdout."""
+    stdout = Output(out or sys.stdout)
+    out = cast(TextIO, stdout)
+    err = err or sys.stderr
+    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            args = parser.parse_args(argv)
+        finally:
+            if sys.stdout is stdout.stream:  # --help and --version print to sys.stdout
+                stdout.flush()
+    except ParseError as e:
+        if words[:1] == ["check"]:  # a monitoring plugin answers on stdout, in one line
+            from venvkeeper.formats import nagios
+
+            out.write(nagios.render_unknown(f"usage error: {e.message}"))
+        e.parser.print_usage(err)
+        # argparse quotes most values with repr(), not "unrecognized arguments"
+        err.write(f"{e.parser.prog}: error: {escape_value(e.message)}\n")
+        stdout.flush()
+        return int(ExitCode.ERROR)
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else int(ExitCode.ERROR)
+    except BrokenPipeError:  # --help | head
+        stdout._reader_gone()
+        return int(ExitCode.OK)
+    if not getattr(args, "func", None):  # a usage error: the usage goes to stderr
+        parser.print_usage(err)
+        err.write(f"{parser.prog}: error: give a COMMAND (venvkeeper --help lists them)\n")
+        return int(ExitCode.ERROR)
+    args.err = err
+    try:
+        code = int(args.func(args, out, err))
+    except KeyboardInterrupt:
+        err.write("venvkeeper: interrupted\n")
+        return 130
+    except Exception as e:
+        failure = failure_of(e)
+        if args.command == "check":
+            from venvkeeper.formats import nagios
+
+            text = "; ".join(failure.lines)
+            text = f"internal error: {text}" if failure.internal else text
+            out.write(nagios.render_unknown(text))
+        elif failure.internal:
+            err.write(
+                f"venvkeeper: internal error: {escape_value(failure.lines[0])}\n"
+                "Please report this with the command line you used.\n"
+            )
+        else:
+            for line in failure.lines:
+                err.write(f"venvkeeper: error: {escape_value(line)}\n")
+        stdout.flush()
+        if failure.internal and os.environ.get("VENVKEEPER_DEBUG"):
+            raise
+        return failure.code
+    stdout.flush()
+    return code

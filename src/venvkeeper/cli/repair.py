@@ -1,0 +1,250 @@
+"""``repair`` (relink, fix paths or rebuild, as a transaction), ``rollback`` (back to a
+backup), ``prune-backups``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import TYPE_CHECKING, Optional, TextIO
+
+from venvkeeper.errors import UsageError
+from venvkeeper.textutil import escape
+
+# Each command imports what it needs when it runs: start-up stays small (restarts is
+# meant to be cheap enough for a monitoring check).
+if TYPE_CHECKING:
+    from venvkeeper.model.repair import RepairResult
+from venvkeeper.cli._common import (
+    ExitCode,
+    Parser,
+    add_sources,
+    backend_choices,
+    non_negative_int,
+    positive_int,
+    sources_of,
+)
+
+
+def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser(
+        "repair",
+        help="repair venvs as their plans say (relink, rewrite paths, rebuild), atomically,"
+        " keeping the original as a backup",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="venvs to repair")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="treat the PATHs as roots (default /): repair every venv under them whose plan"
+        " needs work",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be done, change nothing"
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the new base interpreter (default: the plan's target); also moves a working"
+        " venv to another Python",
+    )
+    p.add_argument(
+        "--backend",
+        choices=[c.value for c in backend_choices()],
+        default="auto",
+        help="installer for rebuilds: uv when found (default), else pip of the new venv",
+    )
+    add_sources(p, "rebuilds")
+    p.add_argument(
+        "--allow-upgrades",
+        action="store_true",
+        help="when an exact pin cannot install on the new Python, take the nearest version"
+        " that does (every change is reported)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also rebuild venvs that pipx, poetry, uv tool... or a system package manage",
+    )
+    p.add_argument(
+        "--copies",
+        action="store_true",
+        help="copy the interpreter into rebuilt venvs (default: link it, so the distro's"
+        " security fixes reach the venv)",
+    )
+    p.add_argument(
+        "--keep-backups",
+        type=non_negative_int,
+        default=2,
+        metavar="N",
+        help="backups kept per venv after a repair (default 2)",
+    )
+    p.add_argument(
+        "-j", "--jobs", type=positive_int, default=2, metavar="N", help="venvs at once (default 2)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_repair)
+
+
+def _add_rollback(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser(
+        "rollback", help="put a venv's newest backup back (the current one becomes a backup)"
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--list", action="store_true", help="only list the backups, newest first")
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_rollback)
+
+
+def _add_prune_backups(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser(
+        "prune-backups",
+        help="delete all but the newest backups of venvs (or of a directory's venvs)",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="venvs, or directories holding venvs")
+    p.add_argument(
+        "--keep",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="newest backups kept per venv (default 0: delete them all)",
+    )
+    p.set_defaults(func=_cmd_prune_backups)
+
+
+def _repair_targets(args: argparse.Namespace, err: TextIO) -> list[str]:
+    """The venvs to repair. A PATH that is not a directory is a usage error (exit 3),
+    with or without --all: there is nothing there to repair or to search."""
+    from venvkeeper.host.fsutil import check_directory
+
+    if not args.all and not args.paths:
+        raise UsageError("repair: give the venvs to repair, or --all [ROOT ...]")
+    for p in args.paths:
+        check_directory(p, listable=args.all)
+    if not args.all:
+        return [os.path.abspath(p) for p in args.paths]
+    from venvkeeper.scan.pipeline import ScanOptions, scan
+
+    roots = tuple(args.paths)
+    report = scan(options=ScanOptions(roots=roots))
+    from venvkeeper.model.findings import Severity
+
+    return [
+        v.facts.path for v in report.venvs if v.alias_of is None and v.status is not Severity.OK
+    ]
+
+
+def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import signal
+    import threading
+
+    from venvkeeper.formats import repair as fmt
+    from venvkeeper.model.repair import Outcome
+    from venvkeeper.repair import BackendChoice, RepairOptions, repair_all
+
+    options = RepairOptions(
+        python=args.python,
+        backend=BackendChoice(args.backend),
+        sources=sources_of(args),
+        allow_upgrades=args.allow_upgrades,
+        force=args.force,
+        dry_run=args.dry_run,
+        keep_backups=args.keep_backups,
+        copies=args.copies,
+        jobs=args.jobs,
+    )
+    targets = _repair_targets(args, err)
+    cancel = threading.Event()
+    total = len(targets)
+    done = [0]
+
+    def progress(path: str, result: Optional[RepairResult]) -> None:
+        if args.quiet or args.json:
+            return
+        if result is None:
+            err.write(f"venvkeeper: repairing {escape(path)} ...\n")
+        else:
+            done[0] += 1
+            err.write(
+                f"venvkeeper: [{done[0]}/{total}] {escape(path)}: {result.outcome.value}"
+                f" ({result.seconds:.1f}s)\n"
+            )
+        err.flush()
+
+    def stop(signum: int, frame: object) -> None:
+        # The first signal stops every repair in flight (each puts its original back);
+        # more signals while they do so are ignored.
+        if not cancel.is_set():
+            cancel.set()
+            raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        results = repair_all(targets, options, progress=progress, cancel=cancel)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if args.json:
+        out.write(fmt.render_json(results))
+    else:
+        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
+        out.write(fmt.render_table(results, width))
+    if any(r.outcome is Outcome.FAILED for r in results):
+        return int(ExitCode.CRITICAL)
+    if any(r.outcome is Outcome.REFUSED for r in results):
+        return int(ExitCode.WARNING)
+    return int(ExitCode.OK)
+
+
+def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import repair as fmt
+    from venvkeeper.repair import list_backups, rollback
+
+    if args.list:
+        kept = list_backups(args.path)
+        if args.json:
+            out.write(fmt.render_backups_json(kept))
+        else:
+            for b in kept:
+                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.created))
+                out.write(f"{when}  {escape(b.reason):20}  {escape(b.path)}\n")
+            if not kept:
+                out.write(f"no backups of {escape(args.path)}\n")
+        return int(ExitCode.OK)
+    result = rollback(args.path)
+    out.write(fmt.render_json([result]) if args.json else fmt.render_table([result]))
+    return int(ExitCode.OK if result.outcome.ok else ExitCode.CRITICAL)
+
+
+def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.host.fsutil import check_directory
+    from venvkeeper.repair import prune_backups
+
+    for p in args.paths:
+        check_directory(p)
+    try:
+        pruned = prune_backups(args.paths, args.keep)
+    except OSError as e:  # rmtree names only the entry it failed on: say where it was
+        from venvkeeper.errors import os_failure
+
+        where = ", ".join(args.paths)
+        raise os_failure(e, f"cannot delete the backups in {where}:") from e
+    n = refused = 0
+    for venv, gone, why in pruned:
+        for g in gone:
+            out.write(f"deleted {escape(g)}\n")
+            n += 1
+        if why is not None:
+            out.write(f"refused {escape(venv)}: {escape(why)}\n")
+            refused += 1
+    out.write(f"{n} backup(s) deleted, {len(pruned)} venv(s) with backups\n")
+    return int(ExitCode.WARNING if refused else ExitCode.OK)
+
+
+def add(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add this family's commands to the top-level parser."""
+    _add_repair(sub)
+    _add_rollback(sub)
+    _add_prune_backups(sub)

@@ -1,0 +1,59 @@
+"""``restarts``: the processes still running a replaced interpreter or a changed venv, and
+their units.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING, TextIO
+
+# Each command imports what it needs when it runs: start-up stays small (restarts is
+# meant to be cheap enough for a monitoring check).
+if TYPE_CHECKING:
+    pass
+from venvkeeper.cli._common import ExitCode, Parser, config_of
+
+
+def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser(
+        "restarts",
+        help="running processes that still use a replaced interpreter or a changed venv",
+    )
+    p.add_argument(
+        "--proc-root", default="/proc", metavar="DIR", help="the procfs to read (default /proc)"
+    )
+    p.add_argument(
+        "--unit-commands",
+        action="store_true",
+        help="print the systemctl restart lines (never run by venvkeeper)",
+    )
+    p.add_argument(
+        "--no-judge",
+        action="store_true",
+        help="do not judge the venvs of the processes (no 'repair first' warnings)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_restarts)
+
+
+def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.formats import restarts as fmt
+    from venvkeeper.restarts.scan import scan_processes
+
+    report = scan_processes(args.proc_root, judge=not args.no_judge, policy=config_of(args).policy)
+    if args.json:
+        out.write(fmt.render_json(report))
+    elif args.unit_commands:
+        out.write(fmt.unit_commands(report))
+    else:
+        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
+        out.write(fmt.render_table(report, width))
+    if report.broken:
+        return int(ExitCode.CRITICAL)
+    return int(ExitCode.WARNING if report.needing_restart else ExitCode.OK)
+
+
+def add(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add this family's commands to the top-level parser."""
+    _add_restarts(sub)

@@ -1,0 +1,106 @@
+"""``scan`` (find and judge every venv), ``show`` (one venv in full), ``codes`` (the finding
+codes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING, TextIO
+
+# Each command imports what it needs when it runs: start-up stays small (restarts is
+# meant to be cheap enough for a monitoring check).
+if TYPE_CHECKING:
+    pass
+from venvkeeper.cli._common import (
+    Parser,
+    add_record,
+    add_selection,
+    add_walk,
+    config_of,
+    exit_code_for,
+    progress_line,
+    record_scan,
+    record_to,
+    scan_options,
+)
+
+
+def _add_scan(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser("scan", help="find every venv under the roots and diagnose each one")
+    add_walk(p)
+    p.add_argument("--only-problems", action="store_true", help="list only venvs that are not ok")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    add_selection(p)
+    add_record(p)
+    p.set_defaults(func=_cmd_scan)
+
+
+def _add_show(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser("show", help="every fact and finding of one venv")
+    p.add_argument("path", metavar="PATH")
+    add_selection(p)
+    p.set_defaults(func=_cmd_show)
+
+
+def _add_codes(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser("codes", help="list every finding code and its usual severity")
+    p.set_defaults(func=_cmd_codes)
+
+
+def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.checks.policy import apply
+    from venvkeeper.formats import OutputFormat, render, table
+    from venvkeeper.formats import json as json_format
+    from venvkeeper.scan.pipeline import scan
+
+    opts = scan_options(args)
+    db = record_to(args, err)
+    progress = None if (args.quiet or args.json) else progress_line(err)
+    report = apply(scan(options=opts, progress=progress), config_of(args).policy)
+    if progress is not None:
+        err.write("\r\x1b[K")
+    if db is not None:
+        record_scan(db, report, opts)
+    if args.json:
+        for chunk in json_format.render_chunks(report):
+            out.write(chunk)
+    elif args.quiet:
+        out.write(table.summary(report) + "\n")
+    else:
+        tty = out.isatty()
+        width = os.get_terminal_size(out.fileno()).columns if tty else 0
+        out.write(
+            render(
+                report, OutputFormat.TABLE, color=tty, only_problems=args.only_problems, width=width
+            )
+        )
+    return int(exit_code_for(report.worst))
+
+
+def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.checks.policy import apply_to_venv
+    from venvkeeper.formats import json as json_format
+    from venvkeeper.formats import table
+    from venvkeeper.scan.pipeline import ScanOptions, inspect_path
+
+    opts = ScanOptions(size=args.size, deep=args.deep, deep_timeout=args.deep_timeout)
+    # [ignore] does not apply to a venv named on the command line; the rest does.
+    rep = apply_to_venv(inspect_path(args.path, opts), config_of(args).policy)
+    out.write(json_format.render_venv(rep) if args.json else table.render_show(rep))
+    return int(exit_code_for(rep.status))
+
+
+def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from venvkeeper.checks import all_codes
+
+    for code, doc in sorted(all_codes().items()):
+        out.write(f"{code:30} {doc.severity.value:9} {doc.summary}\n")
+    return 0
+
+
+def add(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add this family's commands to the top-level parser."""
+    _add_scan(sub)
+    _add_show(sub)
+    _add_codes(sub)
