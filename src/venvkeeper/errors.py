@@ -157,3 +157,26 @@ def os_failure(e: OSError, doing: str = "", path: Optional[str] = None) -> OSFai
     reason alone without *doing*. Raise it ``from e``."""
     text = describe_os_error(e, path)
     return OSFailure(f"{doing} {text}" if doing else text, e)
+
+
+class Failure:
+    """What an exception that ended a command prints, and the exit code it gives."""
+
+    __slots__ = ("code", "internal", "lines")
+
+    def __init__(self, lines: tuple[str, ...], code: int, internal: bool) -> None:
+        self.lines = lines
+        self.code = code
+        self.internal = internal  # a bug: "internal error ... Please report this"
+
+
+def failure_of(e: Exception) -> Failure:
+    """The one mapping from an exception to its message and exit code (the README's
+    exit codes): an error venvkeeper raised says what to do; an OS error is the path it
+    names and what went wrong, in words (permission denied, no space left, ...); anything
+    else is a bug."""
+    if isinstance(e, OSError):
+        e = os_failure(e)
+    if isinstance(e, VenvkeeperError):
+        return Failure(e.lines(), e.exit_code, internal=False)
+    return Failure((f"{type(e).__name__}: {e}",), 3, internal=True)

@@ -13,10 +13,8 @@ import argparse
 import enum
 import os
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TextIO
 
-from venvkeeper.errors import VenvkeeperError
 from venvkeeper.textutil import escape, escape_value
 
 # Each command imports what it needs when it runs: start-up stays small (restarts is
@@ -340,29 +338,6 @@ def record_scan(db: str, report: Report, opts: ScanOptions) -> int:
     from venvkeeper.inventory.record import record_report
 
     return record_report(db, report, opts.exclude)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What an exception that ended a command prints, and the exit code it gives."""
-
-    lines: tuple[str, ...]
-    code: int
-    internal: bool  # a bug: "internal error ... Please report this"
-
-
-def failure_of(e: Exception) -> Failure:
-    """The one mapping from an exception to its message and exit code (the README's
-    exit codes): an error venvkeeper raised says what to do; an OS error is the path it
-    names and what went wrong, in words (permission denied, no space left, ...); anything
-    else is a bug."""
-    from venvkeeper.errors import os_failure
-
-    if isinstance(e, OSError):
-        e = os_failure(e)
-    if isinstance(e, VenvkeeperError):
-        return Failure(e.lines(), e.exit_code, internal=False)
-    return Failure((f"{type(e).__name__}: {e}",), int(ExitCode.ERROR), internal=True)
 
 
 class Output:

@@ -6,15 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from venvkeeper.errors import VenvkeeperError
-from venvkeeper.textutil import escape
-
-# Each command imports what it needs when it runs: start-up stays small (restarts is
-# meant to be cheap enough for a monitoring check).
-if TYPE_CHECKING:
-    pass
 from venvkeeper.cli._common import (
     ExitCode,
     Parser,
@@ -28,6 +21,8 @@ from venvkeeper.cli._common import (
     record_to,
     scan_options,
 )
+from venvkeeper.errors import VenvkeeperError
+from venvkeeper.textutil import escape
 
 
 def _add_inventory(sub: argparse._SubParsersAction[Parser]) -> None:

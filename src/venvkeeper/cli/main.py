@@ -7,17 +7,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Optional, TextIO, cast
+from typing import Optional, TextIO, cast
 
 from venvkeeper import __version__
-from venvkeeper.textutil import escape_value
-
-# Each command imports what it needs when it runs: start-up stays small (restarts is
-# meant to be cheap enough for a monitoring check).
-if TYPE_CHECKING:
-    pass
 from venvkeeper.cli import apt, inventory, predict, repair, restarts, scan
-from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser, failure_of
+from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser
+from venvkeeper.errors import failure_of
+from venvkeeper.textutil import escape_value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,13 +9,6 @@ import argparse
 import os
 from typing import TYPE_CHECKING, TextIO
 
-from venvkeeper.errors import VenvkeeperError
-from venvkeeper.textutil import escape_value
-
-# Each command imports what it needs when it runs: start-up stays small (restarts is
-# meant to be cheap enough for a monitoring check).
-if TYPE_CHECKING:
-    from venvkeeper.model.plan import Prediction
 from venvkeeper.cli._common import (
     ExitCode,
     Parser,
@@ -28,6 +21,11 @@ from venvkeeper.cli._common import (
     scan_options,
     sources_of,
 )
+from venvkeeper.errors import VenvkeeperError
+from venvkeeper.textutil import escape_value
+
+if TYPE_CHECKING:
+    from venvkeeper.model.plan import Prediction
 
 
 def _add_predict(sub: argparse._SubParsersAction[Parser]) -> None:

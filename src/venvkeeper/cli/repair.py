@@ -9,13 +9,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Optional, TextIO
 
-from venvkeeper.errors import UsageError
-from venvkeeper.textutil import escape
-
-# Each command imports what it needs when it runs: start-up stays small (restarts is
-# meant to be cheap enough for a monitoring check).
-if TYPE_CHECKING:
-    from venvkeeper.model.repair import RepairResult
 from venvkeeper.cli._common import (
     ExitCode,
     Parser,
@@ -25,6 +18,11 @@ from venvkeeper.cli._common import (
     positive_int,
     sources_of,
 )
+from venvkeeper.errors import UsageError
+from venvkeeper.textutil import escape
+
+if TYPE_CHECKING:
+    from venvkeeper.model.repair import RepairResult
 
 
 def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-# Each command imports what it needs when it runs: start-up stays small (restarts is
-# meant to be cheap enough for a monitoring check).
-if TYPE_CHECKING:
-    pass
 from venvkeeper.cli._common import (
     Parser,
     add_record,

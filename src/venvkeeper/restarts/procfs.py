@@ -9,14 +9,10 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
-
-if TYPE_CHECKING:
-    pass
-
 
 PF_KTHREAD = 0x00200000
 

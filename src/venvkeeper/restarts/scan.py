@@ -41,9 +41,6 @@ from venvkeeper.model.restarts import (
     RestartReason,
     RestartReport,
 )
-
-if TYPE_CHECKING:
-    from venvkeeper.checks.policy import Policy
 from venvkeeper.restarts.procfs import (
     DELETED,
     MAPS_LIMIT,
@@ -71,6 +68,9 @@ from venvkeeper.restarts.venvs import (
     venv_from_argv,
     venv_from_maps,
 )
+
+if TYPE_CHECKING:
+    from venvkeeper.checks.policy import Policy
 
 
 @dataclass

@@ -7,13 +7,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from venvkeeper.host import fsutil
 from venvkeeper.model.report import VenvReport
-
-if TYPE_CHECKING:
-    pass
 from venvkeeper.restarts.procfs import MappedFile, _read
 
 #: Executables worth reading the maps of: Pythons and programs that embed one.
