@@ -3,7 +3,7 @@
 #   ./dev.sh scan [ARGS...]   scan this host (all local filesystems) and print the table
 #   ./dev.sh test [ARGS...]   lint, then the whole test suite (what .ci/run calls); with
 #                             ARGS, only pytest ARGS
-#   ./dev.sh lint             ruff and mypy
+#   ./dev.sh lint             ruff, mypy and the import contracts (lint-imports)
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
 #   ./dev.sh bench procs [ARGS...]  restarts against needrestart (bench/procs.py)
 #   ./dev.sh bench repair [ARGS...] a rebuild against uv by hand (bench/repair.py)
@@ -103,6 +103,7 @@ lint() {
     "$venv/bin/ruff" check src tests bench tools
     "$venv/bin/ruff" format --check src tests bench tools
     "$venv/bin/mypy"
+    "$venv/bin/lint-imports" --no-cache --no-logo
 }
 
 cmd=${1:-help}; [ $# -gt 0 ] && shift
