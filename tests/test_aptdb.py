@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import debroot
-from venvkeeper.checks import run_checks
+from venvkeeper.checks.registry import run_checks
 from venvkeeper.host import aptdb
 from venvkeeper.host.bases import HostCache
 from venvkeeper.model.venv import OsPackage, VenvKind

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.checks import all_codes
+from venvkeeper.checks.registry import all_codes
 from venvkeeper.errors import UsageError
 from venvkeeper.inventory.monitor import PluginState, Thresholds
 

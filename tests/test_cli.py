@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.checks import CHECKS, all_codes
+from venvkeeper.checks.registry import CHECKS, all_codes
 from venvkeeper.cli import ExitCode, exit_code_for
 from venvkeeper.formats import OutputFormat, render
 from venvkeeper.model.findings import Severity
@@ -324,3 +324,11 @@ def test_every_strategy_and_requirement_kind_renders() -> None:
             assert doc is not None and doc["strategy"] == strategy.value
             assert doc["packages"][0]["kind"] == kind.value
             assert plan_summary(plan) == "-" or plan_summary(plan).startswith(strategy.value)
+
+
+def test_the_parser_spells_the_repair_backends_as_the_library_does() -> None:
+    """The parser names the backends without importing the repair machinery."""
+    from venvkeeper.cli._common import BACKENDS
+    from venvkeeper.repair import BackendChoice
+
+    assert tuple(c.value for c in BackendChoice) == BACKENDS

@@ -230,12 +230,14 @@ def test_inspection_pool_gives_the_same_verdicts(
     monkeypatch.setattr(scan_module, "_MIN_SPENT", -1.0)
     made: list[object] = []
 
-    class SpyPool(scan_module.ThreadPoolExecutor):
+    import concurrent.futures
+
+    class SpyPool(concurrent.futures.ThreadPoolExecutor):
         def __init__(self, *a: object, **kw: object) -> None:
             made.append(self)
             super().__init__(*a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(scan_module, "ThreadPoolExecutor", SpyPool)
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", SpyPool)
     pooled = scan([str(tmp_path)], ScanOptions(inspect_workers=4))
     assert len(made) == 1
     assert len(inline.venvs) >= 5

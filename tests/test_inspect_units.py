@@ -215,7 +215,7 @@ def _fake_dist(site: Path, name: str) -> None:
 
 def test_free_threaded_layout_is_its_own_version(tmp_path: Path) -> None:
     """CPython 3.13t keeps its stdlib and packages in lib/python3.13t: another ABI."""
-    from venvkeeper.checks import run_checks
+    from venvkeeper.checks.registry import run_checks
     from venvkeeper.scan.inspect import inspect_venv
 
     prefix = tmp_path / "opt"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.checks import run_checks
+from venvkeeper.checks.registry import run_checks
 from venvkeeper.host.interpreters import Places, find_interpreters
 from venvkeeper.model.host import Interpreter
 from venvkeeper.model.plan import RepairPlan, Strategy

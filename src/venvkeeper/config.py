@@ -31,7 +31,6 @@ mean "roots"?)``).
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 import re
@@ -40,15 +39,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from venvkeeper.checks.policy import Policy
 from venvkeeper.errors import ConfigError, os_reason
 from venvkeeper.model.findings import Severity
+from venvkeeper.model.policy import Policy
 from venvkeeper.textutil import decode, escape
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9 and 3.10
-    import tomli as tomllib
+
+def _toml() -> Any:
+    """tomllib (tomli before 3.11), imported only when there is a file to parse."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    import tomli  # pragma: no cover - exercised on 3.9 and 3.10
+
+    return tomli  # pragma: no cover
+
 
 SYSTEM_CONFIG = "/etc/venvkeeper/config.toml"
 ENV_VAR = "VENVKEEPER_CONFIG"
@@ -165,9 +171,10 @@ _AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)|\s*\(at end of document\)"
 
 def parse_text(text: str, path: str = "<config>") -> dict[str, Any]:
     """Validate the TOML *text* of the file *path* (named in error messages)."""
+    toml = _toml()
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+        doc = toml.loads(text)
+    except toml.TOMLDecodeError as e:
         msg = str(e)
         m = _AT.search(msg)
         line = int(m.group(1)) if m and m.group(1) else text.count("\n") + 1
@@ -220,6 +227,8 @@ class _Locator:
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
@@ -242,7 +251,7 @@ class _Validator:
     @property
     def codes(self) -> list[str]:
         if self._codes is None:
-            from venvkeeper.checks import all_codes
+            from venvkeeper.checks.registry import all_codes
 
             self._codes = sorted(all_codes())
         return self._codes

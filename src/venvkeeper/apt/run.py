@@ -18,7 +18,7 @@ from venvkeeper.errors import VenvkeeperError, failure_of
 from venvkeeper.textutil import escape, escape_value
 
 if TYPE_CHECKING:
-    from venvkeeper.checks.policy import Policy
+    from venvkeeper.model.policy import Policy
     from venvkeeper.model.report import VenvReport
     from venvkeeper.scan.pipeline import ScanOptions
 

@@ -1,64 +1,10 @@
-"""The registry of checks: adding a check is one module and one line here."""
+"""The checks: each one small unit judging a venv's facts, registered in one place.
 
-from __future__ import annotations
-
-from venvkeeper.checks import (
-    abi,
-    cfg,
-    copies,
-    editable,
-    interpreter,
-    legacy,
-    moved,
-    obsolete,
-    origin,
-    permissions,
-    pth,
-    stdlib,
-    versions,
-)
-from venvkeeper.checks._base import Check, CodeDoc
-from venvkeeper.model.findings import Finding, Severity
-from venvkeeper.model.venv import VenvFacts, VenvKind
-
-CHECKS: tuple[Check, ...] = (
-    cfg.CHECK,
-    interpreter.CHECK,
-    stdlib.CHECK,
-    versions.CHECK,
-    abi.CHECK,
-    moved.CHECK,
-    editable.CHECK,
-    copies.CHECK,
-    origin.CHECK,
-    obsolete.CHECK,
-    permissions.CHECK,
-    pth.CHECK,
-    legacy.CHECK,
-)
-
-
-def all_codes() -> dict[str, CodeDoc]:
-    """Every finding code venvkeeper can report, with its usual severity (the README table)."""
-    from venvkeeper.checks.deep import CODES as DEEP_CODES
-    from venvkeeper.checks.policy import CODES as POLICY_CODES
-
-    codes: dict[str, CodeDoc] = {}
-    for mapping in [c.codes for c in CHECKS] + [DEEP_CODES, POLICY_CODES]:
-        for code, doc in mapping.items():
-            if code in codes:
-                raise AssertionError(f"finding code {code} registered twice")
-            codes[code] = doc
-    return codes
-
-
-def run_checks(facts: VenvFacts) -> tuple[Finding, ...]:
-    """Every finding for *facts*, worst first. Conda environments are listed, not judged."""
-    if facts.kind is VenvKind.CONDA:
-        return ()
-    found = [f for check in CHECKS for f in check.run(facts)]
-    found.sort(key=lambda f: -f.severity.rank)
-    return tuple(found)
-
-
-__all__ = ["CHECKS", "Check", "CodeDoc", "Finding", "Severity", "all_codes", "run_checks"]
+:mod:`.registry` lists the checks (:data:`~.registry.CHECKS`) and every finding code;
+each other module is one check with its ``CHECK`` and the codes it reports
+(:mod:`._base` has the shared pieces). :mod:`.deep` turns the ``--deep`` probe's result
+into findings; :mod:`.policy` applies the site's policy (ignore, allowed bases, severity
+overrides) to judged venvs. Checks are pure functions of
+:class:`~venvkeeper.model.venv.VenvFacts`: they read nothing and run nothing (an import
+contract checks it). May use: model, textutil.
+"""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from packaging.version import InvalidVersion, Version
-
 from venvkeeper.checks._base import Check, CodeDoc
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.venv import VenvFacts
@@ -15,6 +13,8 @@ BEHIND = "copy-behind-base"
 
 
 def _release(text: str) -> tuple[int, ...]:
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(text.split(".final")[0]).release
     except InvalidVersion:

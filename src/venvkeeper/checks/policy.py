@@ -13,12 +13,11 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Optional
 
 from venvkeeper.checks._base import CodeDoc
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.policy import Policy
 from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 
@@ -29,17 +28,6 @@ CODES = {
         Severity.WARNING, "policy: the base interpreter is not in [policy] allowed_bases"
     ),
 }
-
-
-@dataclass(frozen=True)
-class Policy:
-    ignore: tuple[str, ...] = ()  # venv paths or globs (``*`` crosses ``/``)
-    allowed_bases: tuple[str, ...] = ()  # interpreter paths or globs; empty: any base
-    severity: Mapping[str, Severity] = field(default_factory=dict, hash=False)  # code -> sev
-
-    @property
-    def empty(self) -> bool:
-        return not (self.ignore or self.allowed_bases or self.severity)
 
 
 def matches(path: str, patterns: tuple[str, ...]) -> bool:

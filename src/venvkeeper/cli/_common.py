@@ -13,7 +13,7 @@ import argparse
 import enum
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Optional, TextIO
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional, TextIO
 
 from venvkeeper.textutil import escape, escape_value
 
@@ -65,10 +65,9 @@ def non_negative_int(text: str) -> int:
     return whole_number(text, 0, "a whole number, 0 or more")
 
 
-def backend_choices() -> list[Any]:
-    from venvkeeper.repair import BackendChoice
-
-    return list(BackendChoice)
+#: The values of :class:`venvkeeper.repair.BackendChoice`, spelled out so that building the
+#: parser imports nothing of the repair machinery (a test checks they agree).
+BACKENDS = ("auto", "uv", "pip")
 
 
 def positive_float(text: str) -> float:

@@ -10,10 +10,10 @@ import time
 from typing import TYPE_CHECKING, Optional, TextIO
 
 from venvkeeper.cli._common import (
+    BACKENDS,
     ExitCode,
     Parser,
     add_sources,
-    backend_choices,
     non_negative_int,
     positive_int,
     sources_of,
@@ -49,7 +49,7 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=[c.value for c in backend_choices()],
+        choices=BACKENDS,
         default="auto",
         help="installer for rebuilds: uv when found (default), else pip of the new venv",
     )

@@ -88,7 +88,7 @@ def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.checks import all_codes
+    from venvkeeper.checks.registry import all_codes
 
     for code, doc in sorted(all_codes().items()):
         out.write(f"{code:30} {doc.severity.value:9} {doc.summary}\n")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from venvkeeper.formats.json import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.model.inventory import (
     ChangeKind,
     Changes,

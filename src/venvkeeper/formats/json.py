@@ -15,17 +15,10 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from venvkeeper import __version__
+from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.textutil import to_json
-
-SCHEMA_VERSION = 1
-
-
-def dumps(doc: Any, indent: Optional[int] = 2) -> str:
-    """The JSON text of *doc*, every string (keys too) under the one escaping rule, with a
-    final newline. ``indent=None`` gives one line (the fast C encoder)."""
-    return to_json(doc, indent) + "\n"
 
 
 def _user(uid: int) -> Optional[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from venvkeeper import __version__
-from venvkeeper.formats.json import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.formats.table import python_column
 from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
 from venvkeeper.model.report import VenvReport

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from venvkeeper import __version__
-from venvkeeper.formats.json import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.formats.predict import _table
 from venvkeeper.model.repair import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
 from venvkeeper.textutil import escape

@@ -9,7 +9,7 @@ import shlex
 from typing import Any
 
 from venvkeeper import __version__
-from venvkeeper.formats.json import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.model.restarts import Elsewhere, ProcessReport, RestartReport
 from venvkeeper.textutil import escape
 

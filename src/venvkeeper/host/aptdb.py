@@ -23,12 +23,8 @@ there is no dpkg status and the answer is always unknown.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import os
 import re
-import shutil
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -70,6 +66,8 @@ def _decompress(path: str) -> Optional[bytes]:
     """A list's text, or None when it cannot be read (or no decompressor is installed)."""
     ext = path.rsplit(".", 1)[-1] if not path.endswith("_Packages") else ""
     if ext in _TOOLS:
+        import shutil
+
         tool = shutil.which(_TOOLS[ext], path="/usr/bin:/bin")
         if tool is None:
             return None
@@ -87,6 +85,10 @@ def _decompress(path: str) -> Optional[bytes]:
     raw = _read(path)
     if raw is None or not ext:
         return raw
+    import bz2
+    import gzip
+    import lzma
+
     try:
         if ext == "gz":
             return gzip.decompress(raw)

@@ -50,7 +50,7 @@ class Thresholds:
 
     def validate(self) -> None:
         """Raise :class:`UsageError` naming every problem (numbers below 1, unknown codes)."""
-        from venvkeeper.checks import all_codes
+        from venvkeeper.checks.registry import all_codes
 
         problems: list[str] = []
         for name, value in (("warning", self.warning), ("critical", self.critical)):

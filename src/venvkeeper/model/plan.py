@@ -8,6 +8,7 @@ from typing import Optional
 
 from venvkeeper.model.findings import Severity, worst_of
 from venvkeeper.model.report import Report, VenvReport
+from venvkeeper.model.restarts import VenvUser
 
 
 class Effect(enum.Enum):
@@ -107,22 +108,6 @@ class RepairPlan:
     @property
     def blocked(self) -> bool:
         return any(b.fatal for b in self.blockers)
-
-
-@dataclass(frozen=True)
-class VenvUser:
-    """A running process of a venv: what a change that breaks the venv would break next."""
-
-    pid: int
-    user: str
-    comm: str
-    unit: Optional[str] = None
-    user_unit: bool = False
-    session: Optional[str] = None
-
-    @property
-    def label(self) -> str:
-        return self.unit or f"pid {self.pid} ({self.comm})"
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,19 @@ class RestartReport:
     @property
     def broken(self) -> tuple[ProcessReport, ...]:
         return tuple(p for p in self.processes if p.restart_fails)
+
+
+@dataclass(frozen=True)
+class VenvUser:
+    """A running process of a venv: what a change that breaks the venv would break next."""
+
+    pid: int
+    user: str
+    comm: str
+    unit: Optional[str] = None
+    user_unit: bool = False
+    session: Optional[str] = None
+
+    @property
+    def label(self) -> str:
+        return self.unit or f"pid {self.pid} ({self.comm})"

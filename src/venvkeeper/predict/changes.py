@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from venvkeeper.checks import run_checks
-from venvkeeper.checks.policy import Policy, apply_to_venv
+from venvkeeper.checks.policy import apply_to_venv
+from venvkeeper.checks.registry import run_checks
 from venvkeeper.errors import UsageError
 from venvkeeper.host import pkgdb
 from venvkeeper.host.bases import HostCache
@@ -27,8 +27,10 @@ from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes
 from venvkeeper.host.interpreters import find_interpreters, places_for, profile_overlay
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.host import HostProfile, Interpreter
-from venvkeeper.model.plan import ChangeDescription, Effect, Prediction, VenvPrediction, VenvUser
+from venvkeeper.model.plan import ChangeDescription, Effect, Prediction, VenvPrediction
+from venvkeeper.model.policy import Policy
 from venvkeeper.model.report import Report, VenvReport
+from venvkeeper.model.restarts import VenvUser
 from venvkeeper.model.venv import VenvKind
 from venvkeeper.predict.plan import make_plan
 from venvkeeper.predict.seeds import seed_needs

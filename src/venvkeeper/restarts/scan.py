@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.model.findings import Severity
-from venvkeeper.model.plan import VenvUser
 from venvkeeper.model.restarts import (
     Elsewhere,
     ForeignProcess,
     ProcessReport,
     RestartReason,
     RestartReport,
+    VenvUser,
 )
 from venvkeeper.restarts.procfs import (
     DELETED,
@@ -70,7 +70,7 @@ from venvkeeper.restarts.venvs import (
 )
 
 if TYPE_CHECKING:
-    from venvkeeper.checks.policy import Policy
+    from venvkeeper.model.policy import Policy
 
 
 @dataclass

@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.host import fsutil
-from venvkeeper.model.report import VenvReport
 from venvkeeper.restarts.procfs import MappedFile, _read
+
+if TYPE_CHECKING:
+    from venvkeeper.model.report import VenvReport
 
 #: Executables worth reading the maps of: Pythons and programs that embed one.
 _PYTHONISH = re.compile(

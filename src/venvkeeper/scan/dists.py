@@ -8,7 +8,6 @@ import os
 import re
 import stat
 from typing import NamedTuple, Optional
-from urllib.parse import unquote, urlsplit
 
 from venvkeeper.host import fsutil
 from venvkeeper.model.venv import (
@@ -131,6 +130,8 @@ def _direct_url(data: bytes | str, truncated: bool = False) -> _DirectUrl:
     url: str = doc["url"]
     local: Optional[str] = None
     if url.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
         local = unquote(urlsplit(url).path)
     vcs_info = doc.get("vcs_info")
     if isinstance(vcs_info, dict):

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import shlex
 import stat
 from typing import Optional
 
@@ -311,6 +310,8 @@ def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
     words = command.split()
     if '"' in command or "'" in command:
         with contextlib.suppress(ValueError):
+            import shlex
+
             words = shlex.split(command)
     positional = [w for w in words[1:] if not w.startswith("-")]
     # "python -m venv DEST": skip the module name after -m.

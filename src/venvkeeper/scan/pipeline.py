@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from venvkeeper.checks import run_checks
+from venvkeeper.checks.registry import run_checks
 from venvkeeper.errors import UsageError
 from venvkeeper.host.bases import HostCache
 from venvkeeper.host.mounts import read_mounts
@@ -29,6 +27,12 @@ _MIN_SPENT = 0.02
 
 #: Called now and then with (directories walked, venvs judged).
 Progress = Callable[[int, int], None]
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,9 @@ class Scanner:
         most of their time waiting for the disk (wall time well above thread CPU time: a cold
         cache, NFS), the remaining ones go to a pool of ``inspect_workers`` threads.
         """
+        # imported here: a scan of a handful of venvs never starts a pool
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
         t0 = time.perf_counter()
         workers = max(1, self.options.inspect_workers)
         limit = workers * 8
@@ -237,7 +244,7 @@ class Scanner:
                 skipped_examples=tuple(self.stats.examples),
                 duration_seconds=self.duration,
             ),
-            hostname=socket.gethostname(),
+            hostname=_hostname(),
             started_at=self.started,
         )
 
