@@ -338,3 +338,18 @@ def test_an_old_python_gets_one_line(pyz: Path, tmp_path: Path) -> None:
     assert res.returncode == 1
     assert res.stderr.strip().startswith("venvkeeper: needs CPython 3.9 or newer, this is 3.8")
     assert "Traceback" not in res.stderr
+
+
+def test_offline_without_cached_wheels_is_one_clear_line(tmp_path: Path) -> None:
+    """What the session fixture skips on: exit 3 and a line naming the wheel cache."""
+    empty, out = tmp_path / "wheels", tmp_path / "x.pyz"
+    res = subprocess.run(
+        [sys.executable, str(BUILDER), "--offline", "--wheels", str(empty), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.startswith("build_pyz: the wheels of packaging") and str(empty) in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1
+    assert not list(tmp_path.glob("*.pyz")) and not list(tmp_path.glob(".*part"))

@@ -44,6 +44,7 @@ try:
     import tomllib
 except ImportError:  # Python < 3.11
     import tomli as tomllib
+from packaging.requirements import Requirement  # the dev venv has both (venvkeeper needs them)
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERPRETER = "/usr/bin/env python3"
@@ -96,8 +97,6 @@ def requirements() -> list[str]:
     """pyproject's runtime dependencies for the archive: each one that any supported minor
     needs, without its marker (pip evaluates markers for the Python that runs pip, not for
     ``--python-version``: tomli, for 3.9 and 3.10 only, would be left out on 3.11)."""
-    from packaging.requirements import Requirement
-
     with open(ROOT / "pyproject.toml", "rb") as f:
         deps: list[str] = tomllib.load(f)["project"]["dependencies"]
     out = []
