@@ -7,6 +7,10 @@
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
 #   ./dev.sh bench procs [ARGS...]  restarts against needrestart (bench/procs.py)
 #   ./dev.sh bench repair [ARGS...] a rebuild against uv by hand (bench/repair.py)
+#   ./dev.sh pyz [ARGS...]    dist/venvkeeper.pyz: a zipapp with its dependencies inside, for
+#                             any CPython 3.9+ (tools/build_pyz.py; wheels cached in
+#                             ~/.cache/venvkeeper-build)
+#   ./dev.sh dist             the wheel and the sdist, into dist/ (python -m build)
 #   ./dev.sh setup            only set up
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -99,6 +103,13 @@ legacy_tools() {
         echo "dev.sh: could not install virtualenv<20 for $py27: legacy tests will be skipped" >&2
 }
 
+dist() {
+    # build makes the sdist, then the wheel from the sdist (what a user's pip would do)
+    rm -f dist/venvkeeper-*.tar.gz dist/venvkeeper-*.whl
+    "$venv/bin/python" -m build --outdir dist .
+    ls -l dist/venvkeeper-*
+}
+
 lint() {
     "$venv/bin/ruff" check src tests bench tools
     "$venv/bin/ruff" format --check src tests bench tools
@@ -112,6 +123,8 @@ case "$cmd" in
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
     test) setup; test_wheels; system_tools; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
     lint) setup; lint ;;
+    pyz) setup; exec "$venv/bin/python" tools/build_pyz.py "$@" ;;
+    dist) setup; dist ;;
     bench)
         setup
         if [ "${1:-}" = procs ]; then shift; exec "$venv/bin/python" bench/procs.py "$@"; fi
