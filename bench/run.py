@@ -151,7 +151,7 @@ def suite(
 def inspection_rate(root: str, runs: int) -> dict[str, float]:
     """Static inspection and checks alone (no walk, no start-up), in this process: venvs
     and distributions judged per second, median of *runs*."""
-    from venvkeeper.checks import run_checks
+    from venvkeeper.checks.registry import run_checks
     from venvkeeper.host.bases import HostCache
     from venvkeeper.scan.discovery import Candidate, WalkOptions, walk
     from venvkeeper.scan.inspect import inspect_venv

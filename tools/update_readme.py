@@ -18,7 +18,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def codes_block() -> str:
-    from venvkeeper.checks import all_codes
+    from venvkeeper.checks.registry import all_codes
 
     rows = ["| code | severity | meaning |", "|---|---|---|"]
     for code, doc in sorted(all_codes().items()):
