@@ -510,7 +510,8 @@ def test_since_a_duration_picks_the_last_scan_before_that_age(tmp_path: Path) ->
     import dataclasses
 
     from venvkeeper.inventory.queries import changes
-    from venvkeeper.inventory.record import record, snapshot_of
+    from venvkeeper.inventory.record import record
+    from venvkeeper.inventory.snapshot import snapshot_of
     from venvkeeper.inventory.store import open_store
     from venvkeeper.scan.pipeline import scan as run_scan
 

@@ -160,7 +160,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.checks.policy import apply
     from venvkeeper.formats import nagios
     from venvkeeper.inventory.monitor import Thresholds, evaluate
-    from venvkeeper.inventory.record import snapshot_of
+    from venvkeeper.inventory.snapshot import snapshot_of
     from venvkeeper.scan.pipeline import scan
 
     cfg = config_of(args)
@@ -188,7 +188,7 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import prometheus
     from venvkeeper.host.fsutil import write_atomically
     from venvkeeper.inventory.queries import last_snapshot
-    from venvkeeper.inventory.record import snapshot_of
+    from venvkeeper.inventory.snapshot import snapshot_of
     from venvkeeper.inventory.store import open_store
     from venvkeeper.scan.pipeline import scan
 

@@ -1,4 +1,4 @@
-"""Recording a scan into the inventory: snapshots of venvs, and when a missing venv counts as
+"""Recording a scan into the inventory, and when a venv missing from it counts as
 vanished (:func:`covers`, :func:`landmark_gone`).
 """
 
@@ -12,49 +12,15 @@ from collections.abc import Iterable, Sequence
 from typing import Optional
 
 from venvkeeper import __version__
+from venvkeeper.inventory.snapshot import snapshot_of
 from venvkeeper.inventory.store import Store, _enum_or, _from_db, _opt_to_db, _to_db, open_store
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.inventory import (
     ScanSnapshot,
-    VenvSnapshot,
 )
-from venvkeeper.model.report import Report, VenvReport
+from venvkeeper.model.report import Report
 from venvkeeper.model.venv import VenvKind
 from venvkeeper.textutil import escape
-
-
-def snapshot_of_venv(rep: VenvReport) -> VenvSnapshot:
-    f = rep.facts
-    base = f.base
-    return VenvSnapshot(
-        path=f.path,
-        status=rep.status,
-        kind=f.kind,
-        creator=f.creator,
-        python_recorded=f.recorded_version,
-        python=base.version if base else None,
-        python_patch=base.patch_version if base else None,
-        base_executable=base.executable if base else None,
-        packages=len(f.distributions),
-        findings=rep.findings,
-    )
-
-
-def snapshot_of(
-    report: Report, excludes: Sequence[str] = (), finished_at: Optional[float] = None
-) -> ScanSnapshot:
-    """The inventory's view of a scan (pure)."""
-    duration = report.stats.duration_seconds
-    return ScanSnapshot(
-        scan_id=None,
-        started_at=report.started_at,
-        finished_at=finished_at if finished_at is not None else report.started_at + duration,
-        host=report.hostname,
-        roots=report.roots,
-        excludes=tuple(excludes),
-        duration_seconds=duration,
-        venvs=tuple(snapshot_of_venv(v) for v in report.venvs),
-    )
 
 
 def covers(path: str, roots: Iterable[str], excludes: Sequence[str] = ()) -> bool:
