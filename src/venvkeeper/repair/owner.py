@@ -1,0 +1,145 @@
+"""Running as the venv's owner: the identity a build takes, and the environment its
+installers see (the admin's proxy and index settings; nothing from the venv)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from venvkeeper.errors import (
+    CommandError,
+)
+from venvkeeper.host import command
+from venvkeeper.host.command import Completed
+from venvkeeper.repair.safety import Actor
+from venvkeeper.repair.transaction import (
+    Journal,
+    RepairError,
+)
+
+#: Environment variables passed to installers (the invoking admin's settings: proxies,
+#: certificates, pip and uv configuration). Nothing comes from the venv or a process.
+_PASS_PREFIXES = ("PIP_", "UV_")
+
+
+_PASS = frozenset(
+    {
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "TMPDIR",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Owner:
+    uid: int
+    gid: int
+    home: str
+
+
+def owner_of(actor: Actor) -> Owner:
+    try:
+        home = pwd.getpwuid(actor.owner_uid).pw_dir
+    except KeyError:
+        home = "/nonexistent"
+    return Owner(actor.owner_uid, actor.owner_gid, home)
+
+
+class OwnerRunner:
+    """Runs commands as the venv's owner (privileges dropped when we are root) with a
+    minimal environment, in ``/``, under a timeout, stoppable through *cancel*."""
+
+    def __init__(self, owner: Owner, cancel: Optional[threading.Event]) -> None:
+        self.owner = owner
+        self.cancel = cancel
+        me = os.geteuid()
+        if me != 0 and me != owner.uid:
+            raise RepairError(
+                f"the venv belongs to uid {owner.uid}: run the repair as that user or as root"
+            )
+        self.user = owner.uid if me == 0 and owner.uid != 0 else None
+        env = {k: v for k, v in os.environ.items() if k in _PASS or k.startswith(_PASS_PREFIXES)}
+        env.update(
+            PATH="/usr/local/bin:/usr/bin:/bin",
+            HOME=owner.home,
+            LANG="C.UTF-8",
+            UV_PYTHON_DOWNLOADS="never",
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PIP_NO_INPUT="1",
+        )
+        self.tmp: Optional[str] = None
+        #: Told the process group of each program started (the journal records them).
+        self.on_start: Optional[Callable[[int], None]] = None
+        if self.user is not None and not _writable_home(owner):
+            # A system account without a home: caches in a private directory of its own.
+            self.tmp = tempfile.mkdtemp(prefix="venvkeeper-cache-")
+            os.chown(self.tmp, owner.uid, owner.gid)
+            env["UV_CACHE_DIR"] = self.tmp
+            env["PIP_NO_CACHE_DIR"] = "1"
+            env["HOME"] = self.tmp
+        if self.user is not None and not _shared_tmp(env.get("TMPDIR")):
+            env.pop("TMPDIR", None)  # the admin's own: the owner could not use it
+        self.env = env
+
+    def __call__(
+        self, argv: Sequence[str], timeout: float, input: Optional[str] = None
+    ) -> Completed:
+        try:
+            return command.run(
+                argv,
+                timeout=timeout,
+                env=self.env,
+                cwd="/",
+                user=self.user,
+                group=self.owner.gid if self.user is not None else None,
+                input=input,
+                cancel=self.cancel,
+                on_start=self.on_start,
+                die_with_parent=True,
+            )
+        except CommandError as e:
+            raise RepairError(str(e)) from e
+
+    def record_in(self, journal: Journal, actor: Actor) -> None:
+        """From now on, each program's process group goes into *journal* (written as
+        the acting user, whichever identity the calling thread has)."""
+
+        def note(pgid: int) -> None:
+            with actor.beside():
+                journal.add_group(pgid)
+
+        self.on_start = note
+
+    def close(self) -> None:
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _shared_tmp(path: Optional[str]) -> bool:
+    """*path* is a temporary directory every user may use (sticky, world-writable)."""
+    try:
+        return path is not None and os.stat(path).st_mode & 0o1777 == 0o1777
+    except OSError:
+        return False
+
+
+def _writable_home(owner: Owner) -> bool:
+    try:
+        st = os.stat(owner.home)
+    except OSError:
+        return False
+    return st.st_uid == owner.uid and bool(st.st_mode & 0o200)
