@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: apt_conf.py /ABSOLUTE/PATH/TO/venvkeeper\n")
         return 2
     text = render_conf()(argv[0])
-    first, sep, rest = text.partition("\n")
+    first, _, rest = text.partition("\n")
     if first.startswith("// Written by `venvkeeper install-apt-hooks`"):
         text = HEADER.format(exe=argv[0]) + rest
     sys.stdout.write(text)

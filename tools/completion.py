@@ -89,7 +89,9 @@ def render(parser: argparse.ArgumentParser) -> str:
                         choices[k + o] = [str(c) for c in action.choices]
 
     def table(name: str, rows: dict[str, list[str]]) -> str:
-        body = "".join(f"    [{shlex.quote(k)}]={shlex.quote(' '.join(v))}\n" for k, v in rows.items())
+        body = "".join(
+            f"    [{shlex.quote(k)}]={shlex.quote(' '.join(v))}\n" for k, v in rows.items()
+        )
         return f"declare -gA {name}=(\n{body})\n"
 
     return (
