@@ -11,6 +11,8 @@
 #                             any CPython 3.9+ (tools/build_pyz.py; wheels cached in
 #                             ~/.cache/venvkeeper-build)
 #   ./dev.sh dist             the wheel and the sdist, into dist/ (python -m build)
+#   ./dev.sh deb [OUTDIR]     the Debian package, built by this Debian's own tools and
+#                             Python: OUTDIR/venvkeeper_VERSION_all.deb (default dist/)
 #   ./dev.sh setup            only set up
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -51,7 +53,8 @@ system_tools() {
     # Installed with apt when we are root on Debian/Ubuntu, else their tests are skipped:
     # uWSGI with its Python 3 plugin, for the restarts tests of a real uwsgi master and
     # workers; debootstrap (and zstd for its cached roots), for the real release upgrade
-    # of tests/test_real_upgrade.py.
+    # of tests/test_real_upgrade.py; the Debian package's build tools and lintian, for
+    # tests/test_deb.py.
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
     if ! command -v uwsgi-core >/dev/null 2>&1; then
         apt_install uwsgi-core uwsgi-plugin-python3 ||
@@ -61,6 +64,55 @@ system_tools() {
         apt_install debootstrap zstd ||
             echo "dev.sh: could not install debootstrap: the real upgrade test will be skipped" >&2
     fi
+    deb_tools ||
+        echo "dev.sh: could not install the Debian build tools: the package tests will be skipped" >&2
+}
+
+#: What debian/control's Build-Depends names, dpkg-dev and lintian (bookworm's own).
+DEB_TOOLS=(debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools
+    python3-packaging python3-rich python3-prometheus-client dpkg-dev lintian)
+
+deb_tools() {
+    local missing=() p
+    for p in "${DEB_TOOLS[@]}"; do
+        dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
+    done
+    [ ${#missing[@]} = 0 ] && return 0
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+    apt_install --no-install-recommends "${missing[@]}"
+}
+
+deb() {
+    # In a temporary copy of the tree (dpkg-buildpackage writes to its parent directory and
+    # leaves build files in the tree), with Debian's python3 (PATH without pyenv's or a
+    # venv's), never the registry's setuptools.
+    local out=${1:-$root/dist} version tmp
+    command -v dpkg-query >/dev/null 2>&1 || { echo "dev.sh: not a Debian system" >&2; return 1; }
+    deb_tools || { echo "dev.sh: missing build tools: apt-get install ${DEB_TOOLS[*]}" >&2; return 1; }
+    version=$(PYTHONPATH=$root/src /usr/bin/python3 -c 'import venvkeeper; print(venvkeeper.__version__)')
+    if [ "$(dpkg-parsechangelog -l debian/changelog -S Version)" != "$version" ]; then
+        echo "dev.sh: debian/changelog's version is not $version (venvkeeper.__version__): add an entry" >&2
+        return 1
+    fi
+    tmp=$(mktemp -d)
+    trap "rm -rf '$tmp'" EXIT
+    mkdir "$tmp/venvkeeper-$version"
+    if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git -C "$root" ls-files -z -co --exclude-standard | grep -zv '^\.dev$' |
+            tar --null -T - -cf - | tar -xf - -C "$tmp/venvkeeper-$version"
+    else
+        tar --exclude=./.dev --exclude=./dist --exclude=./.git -cf - . | tar -xf - -C "$tmp/venvkeeper-$version"
+    fi
+    (cd "$tmp/venvkeeper-$version" &&
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$tmp" LC_ALL=C.UTF-8 \
+            dpkg-buildpackage -us -uc -b >"$tmp/build.log" 2>&1) || {
+        tail -n 40 "$tmp/build.log" >&2
+        echo "dev.sh: dpkg-buildpackage failed" >&2
+        return 1
+    }
+    mkdir -p "$out"
+    cp "$tmp/venvkeeper_${version}_all.deb" "$out/"
+    echo "$out/venvkeeper_${version}_all.deb"
 }
 
 apt_install() {
@@ -125,6 +177,7 @@ case "$cmd" in
     lint) setup; lint ;;
     pyz) setup; exec "$venv/bin/python" tools/build_pyz.py "$@" ;;
     dist) setup; dist ;;
+    deb) deb "$@" ;;
     bench)
         setup
         if [ "${1:-}" = procs ]; then shift; exec "$venv/bin/python" bench/procs.py "$@"; fi

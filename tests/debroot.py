@@ -277,6 +277,37 @@ def bookworm_root(dest: Path) -> Path:
     return dest
 
 
+def apt_update(root: Path, suite: str = SUITE) -> None:
+    """``apt-get update`` in *root* (its sources name *suite*), skipped when the archive
+    cannot be reached."""
+    _require_network(suite)
+    _network_files(root)
+    chroot_run(root, ["apt-get", "update"], timeout=900)
+
+
+def full_upgrade(root: Path) -> subprocess.CompletedProcess[str]:
+    """A real ``apt-get full-upgrade`` of *root* (bookworm) to trixie, the sources switched;
+    its output (stdout and stderr) is returned. Never cached: see :func:`upgrade_to_trixie`."""
+    sources = root / "etc/apt/sources.list"
+    sources.write_text(sources.read_text().replace(SUITE, NEXT))
+    apt_update(root, NEXT)
+    res = chroot_run(
+        root,
+        [
+            "apt-get",
+            "-y",
+            "-o",
+            "Dpkg::Options::=--force-confnew",
+            "-o",
+            "Dpkg::Options::=--force-confdef",
+            "full-upgrade",
+        ],
+        timeout=1800,
+    )
+    chroot_run(root, ["apt-get", "clean"])
+    return res
+
+
 def upgrade_to_trixie(root: Path) -> dict[str, float]:
     """*root* (a bookworm root) as a real ``apt-get full-upgrade`` to trixie leaves it. The
     first time, the upgrade runs in *root* and the result (without ``KEEP``) is cached; after
@@ -286,25 +317,7 @@ def upgrade_to_trixie(root: Path) -> dict[str, float]:
     with _locked(tarball.name):
         t0 = time.monotonic()
         if not tarball.exists():
-            _require_network(NEXT)
-            _network_files(root)
-            sources = root / "etc/apt/sources.list"
-            sources.write_text(sources.read_text().replace(SUITE, NEXT))
-            chroot_run(root, ["apt-get", "update"], timeout=900)
-            chroot_run(
-                root,
-                [
-                    "apt-get",
-                    "-y",
-                    "-o",
-                    "Dpkg::Options::=--force-confnew",
-                    "-o",
-                    "Dpkg::Options::=--force-confdef",
-                    "full-upgrade",
-                ],
-                timeout=1800,
-            )
-            chroot_run(root, ["apt-get", "clean"])
+            full_upgrade(root)
             times["full-upgrade"] = time.monotonic() - t0
             _pack(root, tarball, exclude=KEEP)
             times["pack"] = time.monotonic() - t0 - times["full-upgrade"]

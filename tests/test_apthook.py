@@ -354,9 +354,10 @@ def test_install_writes_a_file_apt_accepts(tmp_path: Path) -> None:
     post = [ln for ln in ours if ln.startswith("DPkg::Post-Invoke::")]
     guard = f"VENVKEEPER_APT_HOOK={exe} ; if [ -x $VENVKEEPER_APT_HOOK ]; then"
     assert len(pre) == 1 and guard in pre[0]
-    assert "$VENVKEEPER_APT_HOOK apt-hook pre-install || true; fi" in pre[0]
+    assert "$VENVKEEPER_APT_HOOK apt-hook pre-install 2>&1 >&3" in pre[0]
     assert len(post) == 1 and guard in post[0]
-    assert "$VENVKEEPER_APT_HOOK apt-hook post-invoke || true; fi" in post[0]
+    assert "$VENVKEEPER_APT_HOOK apt-hook post-invoke 2>&1 >&3" in post[0]
+    assert all(c.endswith(' || true; fi";') for c in (pre[0], post[0]))
     version = f'DPkg::Tools::Options::VENVKEEPER_APT_HOOK%3d{exe}::Version "3";'
     assert version in dump.splitlines()
     # the Version key is named by the command's first word, as apt looks it up
@@ -388,13 +389,9 @@ def test_install_refuses_bad_paths(tmp_path: Path) -> None:
     assert cli_apt._APT_CONF_DIR == apthook.DEFAULT_APT_CONF_DIR
 
 
-@pytest.mark.parametrize("binary", ["missing", "failing"])
-def test_each_hook_command_line_is_failure_proof(tmp_path: Path, binary: str) -> None:
-    exe = tmp_path / "venvkeeper"
-    if binary == "failing":
-        exe.write_text("#!/bin/sh\necho failing >&2\nexit 3\n")
-        exe.chmod(0o755)
-    conf = tmp_path / "60venvkeeper"
+def _hook_commands(exe: Path) -> list[str]:
+    """The two hook command lines for *exe*, as apt reads them from render_conf's file."""
+    conf = exe.parent / "60venvkeeper"
     conf.write_text(render_conf(str(exe)))
     dump = _apt_dump(conf)
     commands = [
@@ -404,12 +401,66 @@ def test_each_hook_command_line_is_failure_proof(tmp_path: Path, binary: str) ->
         and "VENVKEEPER_APT_HOOK" in ln
     ]
     assert len(commands) == 2
-    for command in commands:  # apt runs each with /bin/sh -c
-        res = subprocess.run(
-            ["/bin/sh", "-c", command], input=b"VERSION 3\n\n", capture_output=True, timeout=30
-        )
+    return commands
+
+
+def _run_hook(command: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    # apt runs each with /bin/sh -c (a file named like a glob in its cwd changes nothing)
+    (cwd / "q=x").touch()
+    return subprocess.run(
+        ["/bin/sh", "-c", command],
+        input=_config_block().encode(),
+        capture_output=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+SKIPPED = b"venvkeeper: apt hook skipped: venvkeeper cannot start"
+
+
+@pytest.mark.parametrize("binary", ["missing", "failing", "talking"])
+def test_each_hook_command_line_is_failure_proof(tmp_path: Path, binary: str) -> None:
+    """Gone: silent. Ran (exit 0): its stdout and stderr as they were (controls escaped).
+    Anything else: one line on stderr, with the exit status and the last line it wrote."""
+    exe = tmp_path / "venvkeeper"
+    if binary == "failing":
+        exe.write_text("#!/bin/sh\necho first >&2\nprintf 'fail\\033[31m' >&2\nexit 3\n")
+    elif binary == "talking":
+        exe.write_text("#!/bin/sh\necho report\necho note >&2\nprintf 'x\\033' >&2\n")
+    if binary != "missing":
+        exe.chmod(0o755)
+    want = {
+        "missing": (b"", b""),
+        "failing": (b"", SKIPPED + b" (exit status 3): fail?[31m\n"),
+        "talking": (b"report\n", b"note\nx?\n"),
+    }[binary]
+    for command in _hook_commands(exe):
+        res = _run_hook(command, tmp_path)
         assert res.returncode == 0, res.stderr
-        assert res.stderr == (b"failing\n" if binary == "failing" else b"")
+        assert (res.stdout, res.stderr) == want
+
+
+def test_a_venvkeeper_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    """The real console script, run by a Python that cannot import venvkeeper (as after a
+    release upgrade, with venvkeeper left in the old minor's dist-packages): each hook line
+    says so in one line, no traceback, and apt goes on."""
+    script = Path(_venvkeeper_exe()).read_text()
+    shebang, body = script.split("\n", 1)
+    assert shebang.startswith("#!") and "from venvkeeper" in body
+    exe = tmp_path / "venvkeeper"
+    exe.write_text(f"#!{sys.executable} -IS\n{body}")  # no site-packages: no venvkeeper
+    exe.chmod(0o755)
+    alone = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 1 and "Traceback" in alone.stderr  # what apt used to show
+    for command in _hook_commands(exe):
+        res = _run_hook(command, tmp_path)
+        assert res.returncode == 0, res.stderr
+        lines = (res.stdout + res.stderr).decode().splitlines()
+        assert len(lines) == 1 and "Traceback" not in lines[0], lines
+        assert lines[0] == (
+            SKIPPED.decode() + " (exit status 1): ModuleNotFoundError: No module named 'venvkeeper'"
+        )
 
 
 @pytest.mark.slow

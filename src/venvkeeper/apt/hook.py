@@ -243,22 +243,38 @@ def render_conf(venvkeeper: str) -> str:
     """The apt.conf snippet that runs both hooks through *venvkeeper* (an absolute path).
 
     Each command line is failure-proof: it does nothing when the binary is gone
-    (uninstalled without ``--uninstall``), and ``|| true`` keeps any failure from apt."""
+    (uninstalled without ``--uninstall``); ``|| true`` keeps any failure from apt; and
+    venvkeeper's stderr goes through at most its last 4 KiB, as it is when venvkeeper ran
+    (``apt-hook`` exits 0 whatever happens inside), else as one line with the exit status
+    and the last line it wrote (a Python that cannot import venvkeeper: no traceback)."""
     if not _SAFE_PATH.fullmatch(venvkeeper) or "//" in venvkeeper:
         raise VenvkeeperError(
             f"{escape(venvkeeper)}: the venvkeeper path for the apt hooks must be absolute and"
             " hold only letters, digits and _ . / + - (it goes into a shell command line)"
         )
-    run = f"{_VAR}={venvkeeper} ; if [ -x ${_VAR} ]; then ${_VAR} apt-hook"
+
+    def run(stage: str) -> str:
+        # stdout goes to apt (fd 3); stderr and then the exit status into awk. No double
+        # quote may appear: apt.conf has no way to escape one inside a string.
+        return (
+            f"{_VAR}={venvkeeper} ; if [ -x ${_VAR} ]; then {{ {{ ${_VAR} apt-hook {stage}"
+            " 2>&1 >&3 3>&- ; printf '\\n(exit status %s)\\n' $? ; } | tail -c 4096 | awk"
+            " -v ok='(exit status 0)' -v sep=': ' -v q='?'"
+            " -v skip='venvkeeper: apt hook skipped: venvkeeper cannot start'"
+            " '{ gsub(/[[:cntrl:]]/, q) } NF { a[++n] = $0 } END { if (a[n] == ok) { for (i = 1;"
+            " i < n; i++) print a[i] } else { if (n > 1) a[n] = a[n] sep substr(a[n - 1], 1, 200)"
+            " ; print skip, a[n] } }' >&2 ; } 3>&1 || true; fi"
+        )
+
     return (
         "// Written by `venvkeeper install-apt-hooks`; remove with"
         " `venvkeeper install-apt-hooks --uninstall`.\n"
         "// Before dpkg runs: which venvs the Python packages of this apt run will break.\n"
-        f'DPkg::Pre-Install-Pkgs {{ "{run} pre-install || true; fi"; }};\n'
+        f'DPkg::Pre-Install-Pkgs {{ "{run("pre-install")}"; }};\n'
         "// apt picks the hook's protocol by the first word of its command line.\n"
         f'DPkg::Tools::Options::{_VAR}={venvkeeper}::Version "3";\n'
         "// After dpkg ran: venvs broken now, and processes that need a restart.\n"
-        f'DPkg::Post-Invoke {{ "{run} post-invoke || true; fi"; }};\n'
+        f'DPkg::Post-Invoke {{ "{run("post-invoke")}"; }};\n'
     )
 
 
