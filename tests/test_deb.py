@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from venvkeeper.apthook import render_conf
 
 from debroot import (
     apt_update,
@@ -33,7 +34,6 @@ from debroot import (
 )
 from test_systemd import parse_unit
 from venvkeeper import __version__
-from venvkeeper.apthook import render_conf
 from venvkeeper.cli import build_parser
 
 from factory import build_wheel, make_project

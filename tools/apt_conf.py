@@ -10,36 +10,21 @@ The hook lines are ``render_conf``'s own; only its first comment line, which tel
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import Callable
 
-#: Where render_conf lives: the apt hooks' module is moving into the apt/ subpackage.
-MODULES = ("venvkeeper.apt.hook", "venvkeeper.apthook")
+from venvkeeper.apt.hook import render_conf
+
 HEADER = (
     "// Installed by the venvkeeper package (a conffile): removed when the package is purged."
     "\n// Each hook does nothing when {exe} is gone, and lets apt go on whatever happens.\n"
 )
 
 
-def render_conf() -> Callable[[str], str]:
-    for name in MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name is not None and name.startswith(e.name):
-                continue  # not this layout: try the next
-            raise
-        render: Callable[[str], str] = module.render_conf
-        return render
-    raise SystemExit(f"apt_conf.py: no render_conf in {' or '.join(MODULES)}")
-
-
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         sys.stderr.write("usage: apt_conf.py /ABSOLUTE/PATH/TO/venvkeeper\n")
         return 2
-    text = render_conf()(argv[0])
+    text = render_conf(argv[0])
     first, _, rest = text.partition("\n")
     if first.startswith("// Written by `venvkeeper install-apt-hooks`"):
         text = HEADER.format(exe=argv[0]) + rest
