@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from venvkeeper.apthook import render_conf
 
 from debroot import (
     apt_update,
@@ -34,10 +33,16 @@ from debroot import (
 )
 from test_systemd import parse_unit
 from venvkeeper import __version__
+from venvkeeper.apt.hook import render_conf
 from venvkeeper.cli import build_parser
 
 from factory import build_wheel, make_project
 
+#: Every subpackage of the layout: each must be in the package.
+STAGES = (
+    "model", "host", "scan", "checks", "predict", "repair", "restarts", "inventory",
+    "formats", "apt", "cli",
+)  # fmt: skip
 REPO = Path(__file__).resolve().parent.parent
 DEBIAN = REPO / "debian"
 TOOLS = REPO / "tools"
@@ -240,7 +245,7 @@ def test_the_package_holds_what_it_must(deb: Path) -> None:
     listing = {ln.split()[-1].lstrip(".") for ln in _dpkg_deb("-c", str(deb)).splitlines()}
     for path in (
         EXE,
-        "/usr/lib/python3/dist-packages/venvkeeper/cli.py",
+        *(f"/usr/lib/python3/dist-packages/venvkeeper/{pkg}/__init__.py" for pkg in STAGES),
         "/etc/apt/apt.conf.d/80venvkeeper",
         "/lib/systemd/system/venvkeeper.service",
         "/lib/systemd/system/venvkeeper.timer",

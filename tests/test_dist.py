@@ -162,7 +162,9 @@ def test_wheel_metadata(dists: tuple[Path, Path]) -> None:
 def test_wheel_contents(dists: tuple[Path, Path]) -> None:
     names = zipfile.ZipFile(dists[1]).namelist()
     assert "venvkeeper/py.typed" in names
-    assert "venvkeeper/cli.py" in names or "venvkeeper/cli/__init__.py" in names
+    stages = ("model", "host", "scan", "checks", "predict", "repair", "restarts", "inventory")
+    for pkg in (*stages, "formats", "apt", "cli"):  # every subpackage of the layout
+        assert f"venvkeeper/{pkg}/__init__.py" in names, pkg
     assert any(n.endswith(".dist-info/entry_points.txt") for n in names)
     assert any("dist-info/" in n and n.endswith("LICENSE") for n in names)
     tops = {n.split("/")[0] for n in names}
