@@ -50,7 +50,13 @@ def test_service_is_a_hardened_oneshot() -> None:
     assert s["Type"] == ["oneshot"]
     assert s["SuccessExitStatus"] == ["1 2"]  # warnings and criticals are verdicts
     assert s["ProtectSystem"] == ["strict"]
-    assert s["NoNewPrivileges"] == ["true"] and s["PrivateTmp"] == ["true"]
+    assert s["NoNewPrivileges"] == ["true"]
+    # the host's /tmp stays visible (venvs there are scanned); temporary files go to the
+    # unit's own runtime directory, the one place besides the state it may write
+    assert "PrivateTmp" not in s
+    assert s["RuntimeDirectory"] == ["venvkeeper"] and s["Environment"] == [
+        "TMPDIR=/run/venvkeeper"
+    ]
     assert "/var/lib/venvkeeper" in s["ReadWritePaths"][0].split()
     assert "-/var/lib/node_exporter/textfile_collector" in s["ReadWritePaths"][0].split()
     assert s["Nice"] == ["19"] and s["IOSchedulingClass"] == ["idle"]
