@@ -91,19 +91,12 @@ def median(xs: list[float]) -> float:
 
 
 def processes(proc: str = "/proc") -> tuple[int, int]:
-    """(processes, of which from a venv: a pyvenv.cfg beside their exe's directory)."""
-    total = venv = 0
-    for name in os.listdir(proc):
-        if not name.isdigit():
-            continue
-        total += 1
-        try:
-            exe = os.readlink(f"{proc}/{name}/exe")
-        except OSError:
-            continue
-        if os.path.exists(os.path.join(os.path.dirname(os.path.dirname(exe)), "pyvenv.cfg")):
-            venv += 1
-    return total, venv
+    """(processes, of which run from a venv, as ``restarts`` itself maps them)."""
+    sys.path.insert(0, str(SRC))
+    from venvkeeper.restarts.scan import venv_users
+
+    total = sum(1 for name in os.listdir(proc) if name.isdigit())
+    return total, sum(len(users) for users in venv_users(proc).values())
 
 
 def main() -> int:
