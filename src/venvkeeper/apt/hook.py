@@ -43,6 +43,8 @@ class AptHookError(VenvkeeperError):
 
 @dataclass(frozen=True)
 class PackageAction:
+    """One package action of an apt run, as apt's hook protocol states it."""
+
     name: str
     old_version: Optional[str]
     compare: str  # "<" upgrade, ">" downgrade (or removal), "=" same version
@@ -58,6 +60,8 @@ class PackageAction:
 
 @dataclass(frozen=True)
 class HookInput:
+    """What apt hands a ``Pre-Install-Pkgs`` hook: its configuration and package actions."""
+
     version: int
     config: tuple[tuple[str, str], ...]  # decoded (key, value), lists as repeated keys
     actions: tuple[PackageAction, ...]

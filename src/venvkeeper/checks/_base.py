@@ -14,6 +14,8 @@ BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})
 
 @dataclass(frozen=True)
 class CodeDoc:
+    """A finding code's usual severity and what it means, for ``venvkeeper codes``."""
+
     severity: Severity
     summary: str  # one line for the README table
 

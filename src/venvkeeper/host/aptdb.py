@@ -124,6 +124,8 @@ def _parse_status(text: bytes) -> dict[str, OsPackage]:
 
 @dataclass(frozen=True)
 class _Signature:
+    """The sizes and times of the dpkg status and apt lists: when they change, read again."""
+
     status: tuple[int, int]
     info: tuple[int, int]
     lists: tuple[tuple[str, int, int], ...]

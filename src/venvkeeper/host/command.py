@@ -23,6 +23,8 @@ OUTPUT_LIMIT = 1 << 20
 
 @dataclass(frozen=True)
 class Completed:
+    """A finished command: its exit status and its (bounded) output."""
+
     argv: tuple[str, ...]
     returncode: int
     stdout: str

@@ -28,6 +28,8 @@ NETWORK_FS = frozenset(
 
 @dataclass(frozen=True)
 class Mount:
+    """One line of the mount table."""
+
     mountpoint: str
     fstype: str
 

@@ -68,6 +68,8 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """The monitoring verdict of a scan under thresholds."""
+
     state: PluginState
     thresholds: Thresholds
     venvs: tuple[VenvSnapshot, ...]  # those judged (not ignored), re-judged, worst first

@@ -42,6 +42,8 @@ _RANK = {
 
 @dataclass(frozen=True)
 class Finding:
+    """One thing a check found about a venv: a code, its severity and a message in words."""
+
     code: str
     severity: Severity
     message: str

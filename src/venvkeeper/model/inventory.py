@@ -112,6 +112,8 @@ class ChangeKind(enum.Enum):
 
 @dataclass(frozen=True)
 class VenvChange:
+    """How one venv changed between two points of the inventory's history."""
+
     path: str
     kind: ChangeKind
     before: Optional[Severity]  # None: not known (or vanished) at the starting point
@@ -122,6 +124,8 @@ class VenvChange:
 
 @dataclass(frozen=True)
 class Changes:
+    """Every venv that changed since a scan or a time."""
+
     since: Optional[ScanInfo]  # None: from an empty inventory (everything is new)
     until: ScanInfo
     changes: tuple[VenvChange, ...]
@@ -141,6 +145,8 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class VenvHistory:
+    """One venv over the recorded scans."""
+
     path: str
     presence: Presence
     entries: tuple[HistoryEntry, ...]  # oldest first

@@ -63,6 +63,8 @@ class RequirementKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Requirement:
+    """One package of a rebuild: how to install it again, exactly as it was."""
+
     name: str
     version: str
     kind: RequirementKind
@@ -92,6 +94,8 @@ class Target:
 
 @dataclass(frozen=True)
 class RepairPlan:
+    """How one venv would be repaired: the strategy, the target, the packages, the blockers."""
+
     path: str
     strategy: Strategy
     reason: str
@@ -112,6 +116,8 @@ class RepairPlan:
 
 @dataclass(frozen=True)
 class VenvPrediction:
+    """One venv under a planned change: its state now and then, the effect, the plan."""
+
     now: VenvReport
     then: Optional[VenvReport]  # None when the change removes the venv
     effect: Effect
@@ -146,6 +152,8 @@ class ChangeDescription:
 
 @dataclass(frozen=True)
 class Prediction:
+    """Every venv under a planned change, with the change described."""
+
     change: ChangeDescription
     scan: Report
     venvs: tuple[VenvPrediction, ...]

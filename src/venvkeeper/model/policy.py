@@ -11,6 +11,8 @@ from venvkeeper.model.findings import Severity
 
 @dataclass(frozen=True)
 class Policy:
+    """A site's wishes: venvs to ignore, the bases allowed, severity overrides by code."""
+
     ignore: tuple[str, ...] = ()  # venv paths or globs (``*`` crosses ``/``)
     allowed_bases: tuple[str, ...] = ()  # interpreter paths or globs; empty: any base
     severity: Mapping[str, Severity] = field(default_factory=dict, hash=False)  # code -> sev

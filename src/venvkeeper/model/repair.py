@@ -42,6 +42,8 @@ class PinFailure:
 
 @dataclass(frozen=True)
 class RepairResult:
+    """What a repair (or rollback) of one venv did, in words and as an outcome."""
+
     path: str
     strategy: Strategy
     outcome: Outcome
@@ -76,6 +78,8 @@ class FetchOutcome(enum.Enum):
 
 @dataclass(frozen=True)
 class WheelFetch:
+    """One pin the prefetch tried to download, and how it went."""
+
     venv: str
     spec: str
     outcome: FetchOutcome
@@ -84,6 +88,8 @@ class WheelFetch:
 
 @dataclass(frozen=True)
 class WheelhouseReport:
+    """The prefetch of the wheels the repairs after a change will need."""
+
     directory: str
     fetches: tuple[WheelFetch, ...]
     skipped: tuple[tuple[str, str], ...]  # (venv, why nothing was fetched for it)

@@ -11,6 +11,8 @@ from venvkeeper.model.venv import DeepResult, VenvFacts
 
 @dataclass(frozen=True)
 class VenvReport:
+    """One venv as a scan judged it: its facts, its findings (worst first) and its status."""
+
     facts: VenvFacts
     findings: tuple[Finding, ...]
     alias_of: Optional[str] = None
@@ -47,11 +49,15 @@ class Alias:
 
 @dataclass(frozen=True)
 class CondaEnv:
+    """A conda environment found by the walk: listed, not judged."""
+
     path: str
 
 
 @dataclass(frozen=True)
 class ScanStats:
+    """What a scan walked and how long it took."""
+
     directories: int = 0
     entries: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
@@ -61,6 +67,9 @@ class ScanStats:
 
 @dataclass(frozen=True)
 class Report:
+    """A whole scan: the roots, every venv judged, aliases, conda environments, the host
+    and the walk's statistics."""
+
     roots: tuple[str, ...]
     venvs: tuple[VenvReport, ...]
     aliases: tuple[Alias, ...]

@@ -11,6 +11,8 @@ from venvkeeper.model.findings import Finding, Severity
 
 @dataclass(frozen=True)
 class RestartReason:
+    """Why a process needs a restart: a replaced interpreter or library, a changed venv."""
+
     code: str  # interpreter-replaced, library-replaced, venv-changed, venv-swapped
     message: str
     path: Optional[str] = None
@@ -69,6 +71,9 @@ class ForeignProcess:
 
 @dataclass(frozen=True)
 class RestartReport:
+    """The processes judged (those that need a restart among them), those of other
+    namespaces, and those skipped by reason."""
+
     processes: tuple[ProcessReport, ...]
     foreign: tuple[ForeignProcess, ...]
     scanned: int

@@ -62,6 +62,8 @@ class DirectUrlKind(enum.Enum):
 
 @dataclass(frozen=True)
 class CfgProblem:
+    """A problem in ``pyvenv.cfg``, at a line (0 for the whole file)."""
+
     line: int  # 1-based; 0 for whole-file problems
     message: str
 
@@ -142,6 +144,8 @@ class BaseInterpreter:
 
 @dataclass(frozen=True)
 class Extension:
+    """A compiled extension module in a site directory, with the ABI its tag names."""
+
     path: str  # relative to its site-packages
     abi_tag: Optional[str]  # "cpython-310-x86_64-linux-gnu", "abi3", or None when untagged
     python_version: Optional[str]  # "3.10" for version-specific tags, "abi3" floors later
@@ -149,6 +153,8 @@ class Extension:
 
 @dataclass(frozen=True)
 class Distribution:
+    """An installed distribution, read statically from its dist-info (or egg-info)."""
+
     name: str
     version: str
     site_dir: str
@@ -170,6 +176,8 @@ class Distribution:
 
 @dataclass(frozen=True)
 class SiteDir:
+    """A site-packages directory of a venv, with what it holds."""
+
     path: str
     python_version: Optional[str]  # from lib/pythonX.Y, "X.Yt" for free-threaded
     distributions: tuple[Distribution, ...]
@@ -180,6 +188,8 @@ class SiteDir:
 
 @dataclass(frozen=True)
 class Script:
+    """A script in ``bin/`` and the interpreter its shebang names."""
+
     name: str
     interpreter: Optional[str]  # path named by the shebang (or the /bin/sh exec trick)
     interpreter_exists: Optional[bool]

@@ -42,6 +42,8 @@ from venvkeeper.textutil import canonical_name
 
 @dataclass(frozen=True)
 class RepairOptions:
+    """How to repair: the interpreter, the backend, the package sources, the backups kept."""
+
     python: Optional[str] = None  # --python: the new base interpreter
     backend: BackendChoice = BackendChoice.AUTO
     sources: Sources = field(default_factory=Sources)

@@ -46,6 +46,8 @@ _PASS = frozenset(
 
 @dataclass(frozen=True)
 class Owner:
+    """The user a venv's build runs as (the venv's owner), and their home directory."""
+
     uid: int
     gid: int
     home: str

@@ -229,6 +229,8 @@ _STEP_NAMES = frozenset({"journal", "built", "verified", "swapped"})
 
 @dataclass
 class Journal:
+    """The on-disk record of a transaction in progress, enough to undo it after a crash."""
+
     path: str
     new: str
     backup: str

@@ -55,6 +55,8 @@ def _dir_id(path: str) -> Optional[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class Stat:
+    """The fields of ``/proc/PID/stat`` that tell a process's state and start."""
+
     comm: str
     state: str
     ppid: int
@@ -103,6 +105,8 @@ def parse_cgroup(text: str) -> tuple[Optional[str], bool, Optional[str]]:
 
 @dataclass(frozen=True)
 class MappedFile:
+    """A file mapped into a process (from ``/proc/PID/maps``)."""
+
     path: str
     deleted: bool
     inode: int

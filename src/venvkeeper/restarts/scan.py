@@ -75,6 +75,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Scan:
+    """The state of one ``/proc`` scan: the boot time and clock tick, our own namespace and
+    root, the venvs judged so far, the processes skipped by reason."""
+
     proc: str
     judge: bool
     boot: float
@@ -120,6 +123,8 @@ class _Scan:
 
 @dataclass
 class _Candidate:
+    """A process that may need a restart, before it is judged."""
+
     pid: int
     st: Stat
     uid: int

@@ -130,6 +130,8 @@ def _environ_hint(proc_pid: str) -> Optional[str]:
 
 @dataclass
 class _VenvState:
+    """What changed last in a venv, and its verdict when judged."""
+
     newest: float
     newest_path: str
     report: Optional[VenvReport] = None

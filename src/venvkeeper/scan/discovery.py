@@ -52,6 +52,8 @@ _EXAMPLES = 20
 
 @dataclass(frozen=True)
 class Candidate:
+    """A directory the walk takes for a venv (or a conda environment)."""
+
     path: str
     kind: VenvKind
 
@@ -61,6 +63,8 @@ Found = Union[Candidate, Alias, CondaEnv]
 
 @dataclass(frozen=True)
 class WalkOptions:
+    """How the walk goes: excludes, which filesystems, the mount table, the workers."""
+
     exclude: tuple[str, ...] = ()
     one_file_system: bool = False
     include_network: bool = False
