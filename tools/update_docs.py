@@ -195,6 +195,19 @@ TOUR: dict[str, list[list[str]]] = {
     "tour-restarts": [["restarts"]],
 }
 
+#: Private mount, PID (with its own /proc) and cgroup namespaces: what the tour mounts and
+#: starts vanishes with it, and restarts sees only its processes, outside any unit.
+_UNSHARE = [
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "--cgroup",
+]
+
 _SERVER = "import time\nimport alpha\n\nwhile True:\n    time.sleep(60)\n"
 
 
@@ -265,19 +278,7 @@ def tour_blocks() -> dict[str, str]:
     if why:
         raise RuntimeError(f"cannot run the tour: {why}")
     res = subprocess.run(
-        [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--cgroup",
-            sys.executable,
-            __file__,
-            "--tour-inside",
-        ],
+        [*_UNSHARE, sys.executable, __file__, "--tour-inside"],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
@@ -293,6 +294,13 @@ def tour_unavailable() -> Optional[str]:
     """Why the tour cannot run here, or None."""
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("mount"):
         return "it needs root, unshare and mount (private namespaces)"
+    if not Path("/srv").is_dir():
+        return "it builds the world at /srv/demo (in a private mount), and /srv does not exist"
+    probe = subprocess.run(
+        [*_UNSHARE, "sh", "-c", "mount -t tmpfs tmpfs /srv"], capture_output=True, timeout=60
+    )
+    if probe.returncode != 0:
+        return f"private namespaces are not allowed here: {probe.stderr.decode().strip()}"
     sys.path.insert(0, str(ROOT / "tests"))
     try:
         from factory import FakeDistro
