@@ -3,7 +3,11 @@
 #   ./dev.sh scan [ARGS...]   scan this host (all local filesystems) and print the table
 #   ./dev.sh test [ARGS...]   lint, then the whole test suite (what .ci/run calls); with
 #                             ARGS, only pytest ARGS
-#   ./dev.sh lint             ruff, mypy and the import contracts (lint-imports)
+#   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports) and the
+#                             documentation site (mkdocs build --strict, into a temporary
+#                             directory)
+#   ./dev.sh docs [DIR]       the documentation site (mkdocs.yml, docs/) into DIR (default
+#                             site/); python tools/update_docs.py regenerates its blocks
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
 #   ./dev.sh bench procs [ARGS...]  restarts against needrestart (bench/procs.py)
 #   ./dev.sh bench repair [ARGS...] a rebuild against uv by hand (bench/repair.py)
@@ -167,6 +171,15 @@ lint() {
     "$venv/bin/ruff" format --check src tests bench tools
     "$venv/bin/mypy"
     "$venv/bin/lint-imports" --no-cache --no-logo
+    local site; site=$(mktemp -d)
+    docs "$site" || { rm -rf "$site"; return 1; }
+    rm -rf "$site"
+}
+
+docs() {
+    # --strict: a broken link, a missing anchor or a page left out of the nav fails.
+    NO_MKDOCS_2_WARNING=1 "$venv/bin/mkdocs" build --strict --quiet -f "$root/mkdocs.yml" \
+        -d "${1:-$root/site}"
 }
 
 cmd=${1:-help}; [ $# -gt 0 ] && shift
@@ -175,6 +188,7 @@ case "$cmd" in
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
     test) setup; test_wheels; system_tools; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
     lint) setup; lint ;;
+    docs) setup; docs "$@" ;;
     pyz) setup; exec "$venv/bin/python" tools/build_pyz.py "$@" ;;
     dist) setup; dist ;;
     deb) deb "$@" ;;

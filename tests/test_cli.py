@@ -1,4 +1,5 @@
-"""The CLI contract: exit codes, formats, README blocks, and choices mapped exhaustively."""
+"""The CLI contract: exit codes, formats, the docs' generated blocks, and choices mapped
+exhaustively."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ from venvkeeper.scan.pipeline import scan
 from conftest import require_python, run_cli
 from factory import cache_dir, make_venv
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
 
 
-def _block(name: str) -> str:
-    text = README.read_text()
-    m = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", text, re.S)
-    assert m, f"README lacks the {name} block"
+def _block(page: str, name: str) -> str:
+    text = (ROOT / "docs" / page).read_text()
+    m = re.search(rf"<!-- generated:{name} -->\n(.*?)<!-- /generated:{name} -->", text, re.S)
+    assert m, f"docs/{page} lacks the {name} block"
     return m.group(1)
 
 
@@ -49,8 +50,9 @@ def test_every_output_format_renders(tmp_path: Path) -> None:
         assert render(report, fmt).strip()
 
 
-def test_readme_lists_every_finding_code_with_its_severity() -> None:
-    rows = dict(re.findall(r"^\| `([a-z0-9-]+)` \| (\w+) \|", _block("codes"), re.M))
+def test_docs_list_every_finding_code_with_its_severity() -> None:
+    codes_table = _block("reference/codes.md", "codes")
+    rows = dict(re.findall(r"^\| `([a-z0-9-]+)` \| (\w+) \|", codes_table, re.M))
     codes = all_codes()
     assert rows == {c: d.severity.value for c, d in codes.items()}
 
@@ -64,18 +66,22 @@ def test_check_registry_codes_are_unique_and_named() -> None:
             seen.add(code)
 
 
-def test_readme_blocks_match_the_code() -> None:
-    """The usage and codes blocks are generated: python tools/update_readme.py."""
+def test_docs_blocks_match_the_code() -> None:
+    """The usage, codes, configuration keys and JSON Schemas blocks of README.md and docs/
+    are generated: python tools/update_docs.py --static."""
     if sys.version_info < (3, 10):
         pytest.skip("argparse says 'optional arguments' before 3.10")
-    sys.path.insert(0, str(README.parent / "tools"))
+    sys.path.insert(0, str(ROOT / "tools"))
     try:
-        import update_readme
+        import update_docs
     finally:
         sys.path.pop(0)
-    assert update_readme.render(README.read_text()) == README.read_text(), (
-        "README.md is out of date: run python tools/update_readme.py"
-    )
+    assert not update_docs.unknown_blocks()
+    static = {name: make() for name, make in update_docs.STATIC.items()}
+    assert update_docs.stale(static) == [], "run: python tools/update_docs.py --static"
+    cli = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    assert update_docs.block_names(cli) == ["usage"]
+    assert "usage: venvkeeper show" in _block("reference/cli.md", "usage")
 
 
 def test_exit_code_0_for_ok(tmp_path: Path) -> None:
@@ -209,7 +215,7 @@ def runtime_deps(py: Path, minor: str) -> Path:
     except ImportError:  # CPython 3.10 and older
         import tomli as tomllib  # type: ignore[no-redef]
 
-    deps = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     key = hashlib.sha256("\n".join(deps).encode()).hexdigest()[:12]
     target = cache_dir(f"deps-{minor}-{key}")
     if not (target / ".done").exists():
@@ -244,7 +250,7 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
     runtime dependencies that minor's own pip picks (packaging 26 left 3.9 behind)."""
     py = require_python(minor)
     make_venv(require_python("3.11"), tmp_path / "tree" / "v")
-    path = os.pathsep.join([str(README.parent / "src"), str(runtime_deps(py, minor))])
+    path = os.pathsep.join([str(ROOT / "src"), str(runtime_deps(py, minor))])
     res = subprocess.run(
         [str(py), "-m", "venvkeeper", "scan", "--json", "--no-record", str(tmp_path / "tree")],
         capture_output=True,

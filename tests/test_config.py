@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.config import Config, load_config, parse_text
+from venvkeeper.config import KEYS, Config, _toml, load_config, parse_text
 from venvkeeper.errors import ConfigError
 from venvkeeper.model.findings import Severity
 
@@ -153,13 +153,33 @@ def test_user_file_overrides_the_system_file_key_by_key(tmp_path: Path) -> None:
     assert load_config(str(_write(tmp_path / "empty.toml", ""))).roots == ()
 
 
-def test_the_readme_example_is_a_valid_config() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    start = readme.index("<!-- config-example:start -->")
-    block = readme[start:].split("```toml\n", 1)[1].split("```", 1)[0]
-    cfg = Config(**parse_text(block, "README.md"))
+def test_the_docs_example_is_a_valid_config_that_sets_every_key() -> None:
+    page = Path(__file__).parent.parent / "docs" / "reference" / "configuration.md"
+    text = page.read_text()
+    start = text.index("<!-- config-example:start -->")
+    block = text[start:].split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = Config(**parse_text(block, "configuration.md"))
     assert cfg.roots and cfg.exclude and cfg.severity and cfg.allowed_bases and cfg.ignore
     assert cfg.check_warning is not None and cfg.check_critical is not None
+    # every key of the schema (the reference's table) is set in the example, so each has
+    # a validator (an entry of KEYS without one would fail the parse above)
+    doc = _toml().loads(block)
+    for key in KEYS:
+        if key.table is None:
+            assert key.name in doc, key
+        elif key.table == "severity":
+            assert doc["severity"], key
+        else:
+            assert key.name in doc[key.table], key
+
+
+def test_a_key_outside_the_schema_is_refused() -> None:
+    """KEYS is the one schema: what it does not name, the validator refuses."""
+    for table in sorted({k.table for k in KEYS if k.table not in (None, "severity")}):
+        with pytest.raises(ConfigError, match="unknown key"):
+            parse_text(f"[{table}]\nnot_a_key = 1\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_text("not_a_key = 1\n")
 
 
 # --- a valid file changes a real scan ---------------------------------------------------

@@ -96,7 +96,7 @@ def test_the_package_service_is_contrib_s_with_the_package_path() -> None:
         x.replace("/usr/local/bin/venvkeeper ", f"{EXE} ") for x in contrib["Service"]["ExecStart"]
     ]
     assert ours["Unit"].pop("Documentation") == [
-        "man:venvkeeper(1) https://github.com/venvkeeper/venvkeeper#systemd"
+        "man:venvkeeper(1) https://github.com/venvkeeper/venvkeeper/blob/main/docs/install.md#systemd"
     ]
     contrib["Unit"].pop("Documentation")
     assert ours == contrib

@@ -30,9 +30,10 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A fast, representative part of the suite that the sdist runs from its unpacked tree: the
-#: CLI contract (exit codes, formats, README blocks), the configuration, the static reading
-#: of venvs, escaping and the checks on real venvs. Its slow tests (and the other files,
-#: minutes of real venvs, chroots and upgrades) are left to the checkout's own runs.
+#: CLI contract (exit codes, formats, the docs' generated blocks), the configuration, the
+#: static reading of venvs, escaping and the checks on real venvs. Its slow tests (and the
+#: other files, minutes of real venvs, chroots and upgrades) are left to the checkout's own
+#: runs.
 SDIST_TESTS = (
     "tests/test_cli.py",
     "tests/test_config.py",
@@ -187,6 +188,11 @@ def test_sdist_contents(dists: tuple[Path, Path]) -> None:
         "contrib/systemd/venvkeeper.service",
         "bench/run.py",
         "tools/update_readme.py",
+        "tools/update_docs.py",
+        "docs/reference/cli.md",
+        "docs/reference/codes.md",
+        "docs/reference/configuration.md",
+        "mkdocs.yml",
         "tools/build_pyz.py",
         "dev.sh",
         "pyproject.toml",

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-#: The exit codes are a documented contract (README, "Exit codes").
+#: The exit codes are a documented contract (docs/reference/exit-codes.md).
 EXIT_STATUS = (
     ("0", "OK: no venv has a problem (or the command did what it was asked)."),
     ("1", "WARNING: at least one venv has a warning, none is critical."),

@@ -1,63 +1,22 @@
-"""Regenerate the README blocks that mirror the code: the finding codes and the usage.
+"""The old name of the fast half of tools/update_docs.py, kept for muscle memory.
 
-    python tools/update_readme.py          # rewrite README.md in place
-    python tools/update_readme.py --check  # exit 1 when README.md is out of date
+    python tools/update_readme.py          # regenerate the blocks made from the code
+    python tools/update_readme.py --check  # exit 1 when one is out of date
 
-tests/test_cli.py runs the check, so a change to --help or to a check's codes that forgets
-the README fails the suite.
+The usage and codes blocks moved from README.md to docs/reference/cli.md and
+docs/reference/codes.md; this runs ``update_docs.py --static`` (the usage, the codes, the
+configuration keys and the JSON Schemas). ``python tools/update_docs.py`` also regenerates
+the tour's real output.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def codes_block() -> str:
-    from venvkeeper.checks.registry import all_codes
-
-    rows = ["| code | severity | meaning |", "|---|---|---|"]
-    for code, doc in sorted(all_codes().items()):
-        rows.append(f"| `{code}` | {doc.severity.value} | {doc.summary} |")
-    return "\n".join(rows) + "\n"
-
-
-def usage_block() -> str:
-    os.environ["COLUMNS"] = "100"
-    from venvkeeper.cli import build_parser
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    parts = [parser.format_help()]
-    for name, choice in sub.choices.items():  # type: ignore[attr-defined]
-        if name != "codes":
-            parts.append(choice.format_help())
-    return "\n".join(f"```\n{p}```\n" for p in parts)
-
-
-def render(text: str) -> str:
-    for name, block in (("codes", codes_block()), ("usage", usage_block())):
-        text = re.sub(
-            rf"(<!-- {name}:start -->\n)(.*?)(<!-- {name}:end -->)",
-            lambda m, b=block: m.group(1) + b + m.group(3),  # type: ignore[misc]
-            text,
-            flags=re.S,
-        )
-    return text
-
-
-def main(argv: list[str]) -> int:
-    old = README.read_text()
-    new = render(old)
-    if "--check" in argv:
-        return 0 if new == old else 1
-    README.write_text(new)
-    return 0
-
+import update_docs
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(update_docs.main(["--static", *sys.argv[1:]]))

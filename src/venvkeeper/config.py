@@ -3,7 +3,8 @@
 The system file is read first, then ``$XDG_CONFIG_HOME/venvkeeper/config.toml`` (default
 ``~/.config``): a key the user's file sets replaces the system's (``[severity]`` merges code by
 code). ``--config PATH`` or ``VENVKEEPER_CONFIG`` names the one file to read instead of both.
-Options given on the command line override the file. The schema (README, "Configuration")::
+Options given on the command line override the file. The schema (:data:`KEYS`, rendered in
+docs/reference/configuration.md)::
 
     ignore = ["/home/*/scratch/*"]      # venvs left out of every result (top level: before tables)
 
@@ -233,11 +234,82 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-_TOP_KEYS = ["ignore", "scan", "severity", "policy", "check"]
+@dataclass(frozen=True)
+class Key:
+    """One setting of the file: what the validator accepts, and the configuration
+    reference of the docs (tools/update_docs.py renders :data:`KEYS` as its table)."""
+
+    table: Optional[str]  # None for a top-level key
+    name: str  # '"CODE"' in [severity]: any finding code
+    type: str
+    meaning: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        None,
+        "ignore",
+        "list of paths/globs",
+        "venvs (and `.venv` aliases, conda environments) left out of every result",
+    ),
+    Key(
+        "scan",
+        "roots",
+        "list of absolute paths",
+        "directories to search when none is given on the command line",
+    ),
+    Key(
+        "scan",
+        "exclude",
+        "list of globs",
+        "directories not walked (as `--exclude`: a name, or a path when it holds a `/`)",
+    ),
+    Key(
+        "scan",
+        "network_filesystems",
+        "bool",
+        "also walk nfs, cifs, sshfs, ... mounts (`--include-network`)",
+    ),
+    Key(
+        "scan",
+        "one_file_system",
+        "bool",
+        "do not cross into other filesystems below a root (`--one-file-system`)",
+    ),
+    Key(
+        "severity",
+        '"CODE"',
+        "`info`, `warning`, `unknown`, `critical`",
+        "the severity of that finding code; each venv's status follows from its findings",
+    ),
+    Key(
+        "policy",
+        "allowed_bases",
+        "list of paths/globs",
+        "a venv whose base interpreter (any hop of its `bin/python` link outside the venv,"
+        " the real binary, or a copy's source) matches none gets `base-not-allowed`",
+    ),
+    Key(
+        "check",
+        "warning",
+        "whole number, 0 or more",
+        "WARNING from this many venvs not ok, for `venvkeeper check` (default 1)",
+    ),
+    Key(
+        "check",
+        "critical",
+        "whole number, 0 or more",
+        "CRITICAL from this many critical venvs, for `venvkeeper check` (default 1; the two"
+        " count different things: any pair is valid)",
+    ),
+    Key("check", "ignore_codes", "list of finding codes", "codes `venvkeeper check` leaves out"),
+)
+
+_TOP_KEYS = list(dict.fromkeys(k.table or k.name for k in KEYS))
 _TABLE_KEYS = {
-    "scan": ["roots", "exclude", "network_filesystems", "one_file_system"],
-    "policy": ["allowed_bases"],
-    "check": ["warning", "critical", "ignore_codes"],
+    t: [k.name for k in KEYS if k.table == t]
+    for t in dict.fromkeys(k.table for k in KEYS)
+    if t is not None and t != "severity"  # [severity] takes any finding code as a key
 }
 
 
