@@ -130,7 +130,7 @@ def test_only_problems_quiet_and_json(tmp_path: Path) -> None:
     quiet = run_cli("scan", "-q", str(tmp_path))
     assert quiet.out.count("\n") == 1 and quiet.out.startswith("2 venvs: 1 critical, 1 warning")
     doc = json.loads(run_cli("scan", "--json", str(tmp_path)).out)
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2 and doc["kind"] == "scan"
     assert doc["summary"]["venvs"] == 2 and doc["summary"]["worst"] == "critical"
     assert [v["status"] for v in doc["venvs"]] == ["critical", "warning"]  # worst first
     for key in ("path", "status", "creator", "python", "findings", "packages"):
@@ -144,7 +144,7 @@ def test_show_prints_every_fact(tmp_path: Path) -> None:
     for label in ("findings:", "interpreter links:", "pyvenv.cfg:", "site-packages:", "python:"):
         assert label in res.out
     doc = json.loads(run_cli("show", "--json", str(v)).out)
-    assert doc["path"] == str(v) and doc["schema_version"] == 1
+    assert doc["venv"]["path"] == str(v) and (doc["schema_version"], doc["kind"]) == (2, "show")
 
 
 def test_module_entry_point(tmp_path: Path) -> None:

@@ -315,7 +315,7 @@ def test_conda_python_version_comes_from_conda_meta(
 ) -> None:
     prefix = conda_prefix(tmp_path / "miniconda3" / "envs" / "py", record)
     res = run_cli("show", "--json", str(prefix))
-    doc = json.loads(res.out)
+    doc = json.loads(res.out)["venv"]
     assert (doc["creator"], doc["python"]["now"], doc["python"]["patch"]) == (
         "conda",
         version,

@@ -164,7 +164,7 @@ def test_the_hostile_text_is_there_escaped(world: World) -> None:
     plan = json.loads(run_cli("plan", "--json", *CHANGE, str(world.root)).out)
     assert {v["plan"]["options"]["prompt"] for v in plan["venvs"]} == {"p\\x80q"}
     assert any(v["path"].endswith("/" + escape(NAME)) for v in plan["venvs"])
-    doc = json.loads(run_cli("show", "--json", world.utf8_venv).out)
+    doc = json.loads(run_cli("show", "--json", world.utf8_venv).out)["venv"]
     assert doc["path"].endswith("/" + escape(NAME))
     assert doc["pyvenv_cfg"]["values"]["k\\x1bey\\x9b\\u202e"] == "v\\x07a\\x7fl"
     assert doc["python"]["recorded"].startswith("3.11\\x07.")

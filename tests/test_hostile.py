@@ -347,7 +347,7 @@ def test_a_hostile_direct_url_costs_only_that_url(tmp_path: Path) -> None:
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(SRC)},
         )
         assert res.returncode in (0, 1, 2) and "Traceback" not in res.stderr, res.stderr
-        venv = json.loads(res.stdout)
+        venv = json.loads(res.stdout)["venv"]
         (dist,) = [
             d for s in venv["site_packages"] for d in s["distributions"] if d["name"] == "vkdeep"
         ]

@@ -174,7 +174,7 @@ def test_the_new_hosts_profile_equals_the_upgrade(upgrade: Upgrade) -> None:
 
 def test_profile_lists_the_interpreters_with_their_links(upgrade: Upgrade) -> None:
     doc = json.loads(upgrade.profile_before.read_text())
-    assert doc["kind"] == "venvkeeper-host-profile" and doc["schema_version"] == 1
+    assert doc["kind"] == "host-profile" and doc["schema_version"] == 2
     (interp,) = doc["interpreters"]
     usr = upgrade.root / "usr"
     assert interp["version"] == "3.10" and interp["stdlib_present"] is True
