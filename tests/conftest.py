@@ -262,6 +262,17 @@ def _validator(kind: str) -> Any:
     return Draft202012Validator(closed(envelope.schema(kind)))
 
 
+def json_kind(argv: Sequence[str]) -> str:
+    """The kind of the JSON document that ``venvkeeper ARGV --json`` prints."""
+    words = list(argv)
+    if words[:1] == ["--config"]:
+        words = words[2:]
+    command = words[0]
+    if command == "rollback" and "--list" in words:
+        return "rollback-list"
+    return "predict" if command == "apt-hook" else command
+
+
 def validate_json(kind: str, text: str) -> Any:
     """The JSON document *text* of *kind* (``scan``, ``predict``, ...), parsed, after
     checking it against that kind's published schema; any mismatch fails the test with

@@ -10,7 +10,6 @@ copy of the systemd service are checked without a build, fast.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -36,6 +35,7 @@ from venvkeeper import __version__
 from venvkeeper.apt.hook import render_conf
 from venvkeeper.cli import build_parser
 
+from conftest import validate_json
 from factory import build_wheel, make_project
 
 #: Every subpackage of the layout: each must be in the package.
@@ -370,7 +370,7 @@ def test_after_the_upgrade_it_runs_with_no_reinstall(upgraded: Upgraded) -> None
     assert version.stdout == f"venvkeeper {__version__}\n" and version.stderr == ""
     res = chroot_run(root, [EXE, "scan", "--no-record", "--json", VENVS], check=False)
     assert res.returncode == 2, res.stderr  # the plain venv lost its packages' minor
-    report = json.loads(res.stdout)
+    report = validate_json("scan", res.stdout)
     assert {Path(v["path"]).name for v in report["venvs"]} == {"plain", "pinned"}
     listed = chroot_run(root, ["dpkg-query", "-W", "-f", "${Version}", "venvkeeper"]).stdout
     assert listed == __version__  # the same package: nothing reinstalled
