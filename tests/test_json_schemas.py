@@ -98,6 +98,15 @@ def test_the_schema_files_are_what_the_tool_writes() -> None:
         env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
     )
     assert res.returncode == 0, res.stderr
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "gen_schemas.py"), "--reference"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert res.returncode == 0 and all(f"### `{k.value}`" in res.stdout for k in Kind)
+    assert "| `venvs[].findings[].severity` |" in res.stdout
     shipped = {p.name for p in (ROOT / "src" / "venvkeeper" / "schemas").iterdir()}
     assert shipped == {f"{k.value}.schema.json" for k in Kind}
 

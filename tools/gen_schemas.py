@@ -2,6 +2,7 @@
 
     python tools/gen_schemas.py          # rewrite src/venvkeeper/schemas/*.schema.json
     python tools/gen_schemas.py --check  # exit 1 when a schema file is out of date
+    python tools/gen_schemas.py --reference  # every kind's fields, as Markdown tables
 
 The schemas are written here, by hand, as Python values rather than generated from the
 model's dataclasses: the documents are not the dataclasses (the renderers in
@@ -35,6 +36,8 @@ INT: Schema = {"type": "integer"}
 NUM: Schema = {"type": "number"}
 BOOL: Schema = {"type": "boolean"}
 PATH: Schema = {"type": "string", "description": "a path (escaped: see the README)"}
+#: A host profile's paths are exact (data read back), not escaped for printing.
+EXACT_PATH: Schema = {"type": "string", "description": "a path, exact (\\uXXXX beyond ASCII)"}
 TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC"}
 
 
@@ -398,24 +401,26 @@ def host_profile() -> Schema:
             "hostname": STR,
             "created_at": NUM,
             "os_release": STR,
-            "searched": obj({"bin_dirs": arr(PATH), "trees": arr(PATH)}),
+            "searched": obj({"bin_dirs": arr(EXACT_PATH), "trees": arr(EXACT_PATH)}),
             "dir_links": mapping(
                 STR, "a directory link met on the way to an interpreter -> its target"
             ),
             "interpreters": arr(
                 obj(
                     {
-                        "executable": PATH,
+                        "executable": EXACT_PATH,
                         "version": null({"type": "string", "pattern": r"^\d+\.\d+t?$"}),
                         "patch_version": null(STR),
-                        "prefix": null(PATH),
+                        "prefix": null(EXACT_PATH),
                         "stdlib_present": null(BOOL),
                         "origin": ref("origin"),
                         "is_script": BOOL,
                         "package": null(STR),
                         "version_source": STR,
                         "obsolete": null(BOOL),
-                        "names": arr(obj({"path": PATH, "hops": arr(PATH, minItems=1)})),
+                        "names": arr(
+                            obj({"path": EXACT_PATH, "hops": arr(EXACT_PATH, minItems=1)})
+                        ),
                     }
                 )
             ),
@@ -679,9 +684,68 @@ def render(kind: str) -> str:
     return json.dumps(schema_of(kind), indent=2, ensure_ascii=False) + "\n"
 
 
+# --- the reference, for the documentation --------------------------------------------------
+
+
+def _type_of(s: Schema, root: Schema) -> tuple[str, Schema]:
+    """A short type label of *s*, and the schema to descend into (refs resolved)."""
+    if "$ref" in s:
+        name = s["$ref"].rsplit("/", 1)[1]
+        label, inner = _type_of(root["$defs"][name], root)
+        return label, inner
+    if "anyOf" in s:
+        parts = [_type_of(x, root) for x in s["anyOf"]]
+        inner = next((x for lbl, x in parts if lbl != "null"), s)
+        return " or ".join(lbl for lbl, _ in parts), inner
+    if "const" in s:
+        return json.dumps(s["const"]), s
+    t = s.get("type", "any")
+    label = " or ".join(t) if isinstance(t, list) else t
+    if "enum" in s:
+        label += ": " + ", ".join(json.dumps(v) for v in s["enum"] if v is not None)
+    if "items" in s and isinstance(s["items"], dict):
+        item, inner = _type_of(s["items"], root)
+        return label.replace("array", f"array of {item}"), inner
+    return label, s
+
+
+def _rows(s: Schema, root: Schema, prefix: str) -> list[str]:
+    rows = []
+    required = set(s.get("required", ()))
+    for name, sub in s.get("properties", {}).items():
+        label, inner = _type_of(sub, root)
+        what = sub.get("description") or inner.get("description", "")
+        opt = "" if name in required else " (optional)"
+        rows.append(f"| `{prefix}{name}` | {label}{opt} | {what} |")
+        sep = "[]." if "array" in label.split(" or ")[0] else "."
+        rows += _rows(inner, root, f"{prefix}{name}{sep}")
+    extra = s.get("additionalProperties")
+    if isinstance(extra, dict):
+        label, inner = _type_of(extra, root)
+        rows.append(f"| `{prefix}*` | {label} | {s.get('description', '')} |")
+    return rows
+
+
+def reference() -> str:
+    """Every kind's fields as Markdown tables (a field of an array's items is ``a[].b``)."""
+    from venvkeeper.formats.envelope import Kind
+
+    out = []
+    for kind in Kind:
+        root = schema_of(kind.value)
+        out.append(f"### `{kind.value}`\n\n{root['title']}; schema: `{root['$id']}`\n")
+        out.append("| field | type | meaning |\n|---|---|---|")
+        out += _rows(root, root, "")
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> int:
     from venvkeeper.formats.envelope import Kind
 
+    if argv == ["--reference"]:
+        sys.stdout.write(reference())
+        return 0
     check = argv == ["--check"]
     stale = []
     for kind in Kind:
