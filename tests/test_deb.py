@@ -34,6 +34,7 @@ from test_systemd import parse_unit
 from venvkeeper import __version__
 from venvkeeper.apt.hook import render_conf
 from venvkeeper.cli import build_parser
+from venvkeeper.formats.envelope import Kind
 
 from conftest import validate_json
 from factory import build_wheel, make_project
@@ -251,6 +252,8 @@ def test_the_package_holds_what_it_must(deb: Path) -> None:
         "/lib/systemd/system/venvkeeper.timer",
         "/usr/share/man/man1/venvkeeper.1.gz",
         "/usr/share/bash-completion/completions/venvkeeper",
+        # the JSON Schemas, for venvkeeper.formats.envelope.schema()
+        *(f"/usr/lib/python3/dist-packages/venvkeeper/schemas/{k.value}.schema.json" for k in Kind),
     ):
         assert path in listing, path
     assert not [p for p in listing if "/usr/local/" in p or "python3.11" in p]
