@@ -4,6 +4,7 @@ and the session's promise to leave the host as it found it (see "the host" below
 from __future__ import annotations
 
 import contextlib
+import functools
 import grp
 import io
 import json
@@ -19,13 +20,14 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 from hypothesis import settings
 
 from venvkeeper import config as vk_config
 from venvkeeper.cli import main
+from venvkeeper.formats import envelope
 from venvkeeper.inventory.store import default_path
 
 # Property tests check behaviour, not speed: no per-example deadline that a loaded CI
@@ -234,6 +236,55 @@ def run_cli(*args: str) -> Result:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), out=out, err=err)
     return Result(code, out.getvalue(), err.getvalue())
+
+
+# --- JSON documents: each validated against its kind's published schema ------------------
+
+
+def closed(schema: Any) -> Any:
+    """*schema* with every described object closed (``additionalProperties: false``): the
+    published schemas allow unknown fields, the suite does not, so a field a renderer adds
+    without its schema fails."""
+    if isinstance(schema, list):
+        return [closed(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: closed(v) for k, v in schema.items()}
+    if "properties" in out and "additionalProperties" not in out:
+        out["additionalProperties"] = False
+    return out
+
+
+@functools.cache
+def _validator(kind: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(closed(envelope.schema(kind)))
+
+
+def json_kind(argv: Sequence[str]) -> str:
+    """The kind of the JSON document that ``venvkeeper ARGV --json`` prints."""
+    words = list(argv)
+    if words[:1] == ["--config"]:
+        words = words[2:]
+    command = words[0]
+    if command == "rollback" and "--list" in words:
+        return "rollback-list"
+    return "predict" if command == "apt-hook" else command
+
+
+def validate_json(kind: str, text: str) -> Any:
+    """The JSON document *text* of *kind* (``scan``, ``predict``, ...), parsed, after
+    checking it against that kind's published schema; any mismatch fails the test with
+    every error and where it is."""
+    assert text.endswith("\n") and not text.endswith("\n\n"), f"{kind}: not one final newline"
+    doc = json.loads(text)
+    assert isinstance(doc, dict) and doc.get("kind") == kind, f"not a {kind} document"
+    errors = sorted(_validator(kind).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, f"{kind} document does not match its schema:\n" + "\n".join(
+        f"  at /{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}" for e in errors[:20]
+    )
+    return doc
 
 
 # --- the host: left as the session found it ---------------------------------------------

@@ -5,7 +5,6 @@ configuration is accepted by apt itself, and apt really sends protocol 3 to the 
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from venvkeeper.apt import hook as apthook
 from venvkeeper.apt.hook import parse_input, python_change, render_conf
 
 import factory
-from conftest import Result, require_python, run_cli
+from conftest import Result, require_python, run_cli, validate_json
 from factory import make_venv
 
 DATA = Path(__file__).parent / "data"
@@ -270,7 +269,7 @@ def test_hook_verdicts_equal_predict(
     assert res.code == 0 and res.err == "", res.err
     header, _, body = res.out.partition("\n")
     assert "python3 becomes python3.12" in header
-    by_hook = {v["path"]: v for v in json.loads(body)["venvs"]}
+    by_hook = {v["path"]: v for v in validate_json("predict", body)["venvs"]}
     pred = run_cli(
         "predict",
         "--json",
@@ -282,7 +281,7 @@ def test_hook_verdicts_equal_predict(
         f"--remove={usr}/include/python3.10",
     )
     assert pred.code == 2, pred.err
-    by_predict = {v["path"]: v for v in json.loads(pred.out)["venvs"]}
+    by_predict = {v["path"]: v for v in validate_json("predict", pred.out)["venvs"]}
     assert set(by_hook) == set(by_predict) == {str(p) for p in world.made.values()}
     for path, v in by_predict.items():
         h = by_hook[path]

@@ -26,7 +26,7 @@ import pytest
 from venvkeeper.repair import transaction
 from venvkeeper.repair.safety import Actor, identity, who_controls
 
-from conftest import User, host_tmpdir, remove_tree, run_cli
+from conftest import User, host_tmpdir, remove_tree, run_cli, validate_json
 from factory import make_venv, tree_hash
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -207,7 +207,7 @@ def test_a_journal_of_another_user_is_refused_in_a_sticky_directory(
     )
     before = w.canaries()
     res = run_cli("repair", "--json", str(venv))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["outcome"] == "refused", r
     assert str(journal) in r["message"] and "belongs to" in r["message"], r["message"]
     assert w.canaries() == before
@@ -223,7 +223,7 @@ def test_a_recorded_process_group_of_roots_is_not_killed(world: World) -> None:
         )
         res = run_cli("repair", "--json", str(w.venv))
         assert res.code == 0, res.out
-        (r,) = json.loads(res.out)["results"]
+        (r,) = validate_json("repair", res.out)["results"]
         assert r["recovered"] and r["outcome"] == "repaired", r
         assert victim.poll() is None  # root's process lives
     finally:
@@ -254,7 +254,7 @@ def test_a_planted_lock_or_journal_is_refused(
     start = time.monotonic()
     res = run_cli(command, "--json", str(w.venv))
     assert time.monotonic() - start < 60  # a FIFO never hangs us
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json(command, res.out)["results"]
     assert r["outcome"] == "refused", r
     assert str(target) in r["message"], r["message"]
     assert w.canaries() == before
@@ -275,7 +275,7 @@ def test_a_planted_backup_is_neither_restored_nor_deleted(world: World) -> None:
     w.as_user("ln", "-s", str(w.canary_file), str(theirs) + "/data")
     before, venv_before = w.canaries(), tree_hash(venv)
     res = run_cli("rollback", "--json", str(venv))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("rollback", res.out)["results"]
     assert r["outcome"] == "failed" and "no backup" in r["message"], r
     assert str(link) in r["message"] or str(theirs) in r["message"]
     assert run_cli("rollback", "--list", str(venv)).out.startswith("no backups")
@@ -291,7 +291,7 @@ def test_a_real_backup_the_user_swaps_for_a_link_is_not_followed(world: World) -
     prune-backups do nothing to either."""
     w = world
     res = run_cli("repair", "--json", str(w.venv))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["outcome"] == "repaired", r
     backup = Path(r["backup"])
     assert os.lstat(backup).st_uid == w.user.uid  # made as the user
@@ -310,7 +310,7 @@ def test_the_repair_of_a_users_venv_is_done_as_that_user(world: World) -> None:
     """Everything the transaction leaves is the user's: the venv, the backup, its note."""
     w = world
     res = run_cli("repair", "--json", str(w.venv))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["outcome"] == "repaired", r
     for p in (w.venv, Path(r["backup"]), Path(r["backup"] + ".json")):
         assert os.lstat(p).st_uid == w.user.uid, p
@@ -326,7 +326,7 @@ def test_a_venv_path_that_is_a_link_is_judged_where_it_leads(world: World) -> No
     w.as_user("ln", "-s", str(w.canary_dir), str(link))
     before = w.canaries()
     res = run_cli("repair", "--json", str(link))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["outcome"] in ("failed", "refused"), r
     assert w.canaries() == before
     assert not [n for n in os.listdir(w.top) if "venvkeeper" in n]
@@ -340,7 +340,7 @@ def test_root_does_not_repair_its_venv_in_a_directory_a_user_controls(world: Wor
     venv = _moved_venv(w.home / "roots-app")  # root's, in the user's directory
     before = tree_hash(venv)
     res = run_cli("repair", "--json", str(venv))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["outcome"] == "refused", r
     assert str(w.home) in r["message"] and w.user.name in r["message"], r["message"]
     assert tree_hash(venv) == before

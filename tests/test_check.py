@@ -6,7 +6,6 @@ own failures."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from venvkeeper.checks.registry import all_codes
 from venvkeeper.errors import UsageError
 from venvkeeper.inventory.monitor import PluginState, Thresholds
 
-from conftest import require_python, run_cli
+from conftest import require_python, run_cli, validate_json
 from factory import break_venv, make_venv, system_venv
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -93,7 +92,7 @@ def test_critical(world: dict[str, Path]) -> None:
     ]
     assert rest[1].startswith(f"warning {world['warn']}: unmanaged-base: ")
     # The verdicts are the scan's.
-    scan = json.loads(run_cli("scan", "--json", "--no-record", str(world["tree"])).out)
+    scan = validate_json("scan", run_cli("scan", "--json", "--no-record", str(world["tree"])).out)
     assert scan["summary"]["critical"] == 1 and scan["summary"]["warning"] == 1
 
 
@@ -201,7 +200,7 @@ def test_the_check_is_recorded_unless_told(world: dict[str, Path], tmp_path: Pat
     db = tmp_path / "inv.db"
     run_cli("check", "--db", str(db), str(world["tree"]))
     run_cli("check", "--db", str(db), "--no-record", str(world["tree"]))
-    doc = json.loads(run_cli("inventory", "--json", "--db", str(db)).out)
+    doc = validate_json("inventory", run_cli("inventory", "--json", "--db", str(db)).out)
     assert doc["scans"] == 1
     assert {v["path"]: v["status"] for v in doc["venvs"]}[str(world["crit"])] == "critical"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import factory
-from conftest import User, host_tmpdir, remove_tree, require_python, run_cli
+from conftest import User, host_tmpdir, remove_tree, require_python, run_cli, validate_json
 from factory import FakeDistro, imports_ok, install, make_project, make_venv, run_in_venv
 
 pytestmark = pytest.mark.slow
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.slow
 def judge(v: Path, *extra: str) -> dict:
     res = run_cli("scan", "--json", *extra, str(v))
     assert res.code in (0, 1, 2), res.err
-    venvs = {x["path"]: x for x in json.loads(res.out)["venvs"]}
+    venvs = {x["path"]: x for x in validate_json("scan", res.out)["venvs"]}
     return venvs[str(v)]
 
 

@@ -3,7 +3,6 @@ exhaustively."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -19,7 +18,7 @@ from venvkeeper.model.findings import Severity
 from venvkeeper.model.plan import _BREAKING
 from venvkeeper.scan.pipeline import scan
 
-from conftest import require_python, run_cli
+from conftest import require_python, run_cli, validate_json
 from factory import cache_dir, make_venv
 
 ROOT = Path(__file__).parent.parent
@@ -135,8 +134,8 @@ def test_only_problems_quiet_and_json(tmp_path: Path) -> None:
     assert str(tmp_path / "a") in full.out and str(tmp_path / "b") in full.out
     quiet = run_cli("scan", "-q", str(tmp_path))
     assert quiet.out.count("\n") == 1 and quiet.out.startswith("2 venvs: 1 critical, 1 warning")
-    doc = json.loads(run_cli("scan", "--json", str(tmp_path)).out)
-    assert doc["schema_version"] == 1
+    doc = validate_json("scan", run_cli("scan", "--json", str(tmp_path)).out)
+    assert doc["schema_version"] == 2 and doc["kind"] == "scan"
     assert doc["summary"]["venvs"] == 2 and doc["summary"]["worst"] == "critical"
     assert [v["status"] for v in doc["venvs"]] == ["critical", "warning"]  # worst first
     for key in ("path", "status", "creator", "python", "findings", "packages"):
@@ -149,8 +148,8 @@ def test_show_prints_every_fact(tmp_path: Path) -> None:
     assert res.code == 1
     for label in ("findings:", "interpreter links:", "pyvenv.cfg:", "site-packages:", "python:"):
         assert label in res.out
-    doc = json.loads(run_cli("show", "--json", str(v)).out)
-    assert doc["path"] == str(v) and doc["schema_version"] == 1
+    doc = validate_json("show", run_cli("show", "--json", str(v)).out)
+    assert doc["venv"]["path"] == str(v) and (doc["schema_version"], doc["kind"]) == (2, "show")
 
 
 def test_module_entry_point(tmp_path: Path) -> None:
@@ -165,9 +164,9 @@ def test_module_entry_point(tmp_path: Path) -> None:
 
 def test_size_on_request(tmp_path: Path) -> None:
     v = make_venv(require_python("3.11"), tmp_path / "v")
-    doc = json.loads(run_cli("scan", "--json", str(tmp_path)).out)
+    doc = validate_json("scan", run_cli("scan", "--json", str(tmp_path)).out)
     assert doc["venvs"][0]["size_bytes"] is None
-    doc = json.loads(run_cli("scan", "--json", "--size", str(tmp_path)).out)
+    doc = validate_json("scan", run_cli("scan", "--json", "--size", str(tmp_path)).out)
     assert doc["venvs"][0]["size_bytes"] > 0
     assert os.path.exists(v)
 
@@ -188,7 +187,7 @@ def test_hostile_names_are_escaped_in_every_format(tmp_path: Path) -> None:
     ):
         assert "\x1b[31m" not in text and "\nnext" not in text
         assert "\\x1b[31m[bold]x\\x0anext\\xff" in text
-    doc = json.loads(render(report, OutputFormat.JSON))
+    doc = validate_json("scan", render(report, OutputFormat.JSON))
     assert doc["venvs"][0]["path"].endswith("evil\\x1b[31m[bold]x\\x0anext\\xff")
 
 
@@ -199,11 +198,11 @@ def test_streamed_json_equals_the_whole_document(tmp_path: Path) -> None:
     make_venv(py, tmp_path / "a")
     make_venv(py, tmp_path / "b")
     report = scan([str(tmp_path)])
-    streamed = json.loads("".join(json_format.render_chunks(report)))
+    streamed = validate_json("scan", "".join(json_format.render_chunks(report)))
     assert streamed == json_format.report_to_dict(report)
     assert len(streamed["venvs"]) == 2
     empty = scan([str(tmp_path / "a" / "bin")])
-    assert json.loads(json_format.render(empty))["venvs"] == []
+    assert validate_json("scan", json_format.render(empty))["venvs"] == []
 
 
 def runtime_deps(py: Path, minor: str) -> Path:
@@ -259,8 +258,8 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "LANG": "C.UTF-8"},
     )
     assert res.returncode == 1, res.stderr  # a pyenv base: unmanaged-base
-    theirs = json.loads(res.stdout)["venvs"]
-    ours = json.loads(run_cli("scan", "--json", str(tmp_path / "tree")).out)["venvs"]
+    theirs = validate_json("scan", res.stdout)["venvs"]
+    ours = validate_json("scan", run_cli("scan", "--json", str(tmp_path / "tree")).out)["venvs"]
     assert [(v["path"], v["findings"]) for v in theirs] == [
         (v["path"], v["findings"]) for v in ours
     ]
@@ -273,8 +272,10 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "LANG": "C.UTF-8"},
     )
     assert res.returncode == 2, res.stderr
-    theirs = json.loads(res.stdout)["venvs"]
-    ours = json.loads(run_cli("predict", "--json", str(tmp_path / "tree"), *change).out)["venvs"]
+    theirs = validate_json("predict", res.stdout)["venvs"]
+    ours = validate_json(
+        "predict", run_cli("predict", "--json", str(tmp_path / "tree"), *change).out
+    )["venvs"]
     assert [(v["path"], v["effect"], v["plan"]) for v in theirs] == [
         (v["path"], v["effect"], v["plan"]) for v in ours
     ]
@@ -286,7 +287,7 @@ def test_venvkeeper_itself_runs_on_every_supported_python(tmp_path: Path, minor:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": path, "LANG": "C.UTF-8"},
     )
     assert res.returncode in (0, 1), res.stderr
-    assert json.loads(res.stdout)["kind"] == "restarts"
+    assert validate_json("restarts", res.stdout)["kind"] == "restarts"
 
 
 def test_every_effect_is_told_by_the_predict_outputs() -> None:

@@ -3,7 +3,6 @@ changes a real scan (roots, exclude, severity, ignore, policy); options override
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from venvkeeper.config import KEYS, Config, _toml, load_config, parse_text
 from venvkeeper.errors import ConfigError
 from venvkeeper.model.findings import Severity
 
-from conftest import require_python, run_cli
+from conftest import json_kind, require_python, run_cli, validate_json
 from factory import make_venv
 
 
@@ -188,7 +187,7 @@ def test_a_key_outside_the_schema_is_refused() -> None:
 def _scan(*args: str) -> tuple[int, dict[str, dict]]:
     res = run_cli(*args)
     assert res.code in (0, 1, 2), res.err
-    doc = json.loads(res.out)
+    doc = validate_json(json_kind(args), res.out)
     return res.code, {v["path"]: v for v in doc["venvs"]}
 
 
@@ -243,7 +242,7 @@ def test_ignore_leaves_venvs_out(tree: Path, tmp_path: Path) -> None:
     _, venvs = _scan("--config", str(cfg), "scan", "--json")
     assert set(venvs) == {f"{tree}/srv/app", f"{tree}/srv/system"}
     res = run_cli("--config", str(cfg), "predict", "--json", "--no-processes")
-    assert {v["path"] for v in json.loads(res.out)["venvs"]} == set(venvs)
+    assert {v["path"] for v in validate_json("predict", res.out)["venvs"]} == set(venvs)
 
 
 def test_policy_allowed_bases(tree: Path, tmp_path: Path) -> None:
@@ -257,7 +256,7 @@ def test_policy_allowed_bases(tree: Path, tmp_path: Path) -> None:
     assert "base-not-allowed" not in codes[f"{tree}/srv/system"]
     # predict judges the venvs after the change under the same policy
     res = run_cli("--config", str(cfg), "predict", "--json", "--no-processes")
-    pred = {v["path"]: v for v in json.loads(res.out)["venvs"]}
+    pred = {v["path"]: v for v in validate_json("predict", res.out)["venvs"]}
     then = [f["code"] for f in pred[f"{tree}/srv/app"]["findings_then"]]
     assert "base-not-allowed" in then
     assert pred[f"{tree}/srv/app"]["effect"] == "survives"

@@ -17,7 +17,7 @@ import pytest
 from venvkeeper.model.venv import Creator
 from venvkeeper.predict.plan import TOOL_COMMANDS
 
-from conftest import run_cli
+from conftest import run_cli, validate_json
 from factory import SYSTEM_PYTHON, break_venv, make_venv, system_venv
 
 # --- what the tools write ---------------------------------------------------------------
@@ -85,21 +85,21 @@ def pipx_venv(home: Path, package: str, suffix: str = "") -> Path:
 def scanned(path: Path) -> dict[str, Any]:
     res = run_cli("scan", "--json", str(path.parent))
     assert res.code in (0, 1, 2), res.err
-    by_path = {v["path"]: v for v in json.loads(res.out)["venvs"]}
+    by_path = {v["path"]: v for v in validate_json("scan", res.out)["venvs"]}
     return by_path[str(path)]
 
 
 def planned(path: Path) -> dict[str, Any]:
     res = run_cli("plan", "--json", str(path))
     assert res.code in (0, 1, 2), res.err
-    (v,) = json.loads(res.out)["venvs"]
+    (v,) = validate_json("plan", res.out)["venvs"]
     plan: dict[str, Any] = v["plan"]
     return plan
 
 
 def dry_repair(path: Path, *extra: str) -> dict[str, Any]:
     res = run_cli("repair", "--dry-run", "--json", *extra, str(path))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     result: dict[str, Any] = r
     return result
 
@@ -315,7 +315,7 @@ def test_conda_python_version_comes_from_conda_meta(
 ) -> None:
     prefix = conda_prefix(tmp_path / "miniconda3" / "envs" / "py", record)
     res = run_cli("show", "--json", str(prefix))
-    doc = json.loads(res.out)
+    doc = validate_json("show", res.out)["venv"]
     assert (doc["creator"], doc["python"]["now"], doc["python"]["patch"]) == (
         "conda",
         version,

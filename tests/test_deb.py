@@ -10,7 +10,6 @@ copy of the systemd service are checked without a build, fast.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -35,7 +34,9 @@ from test_systemd import parse_unit
 from venvkeeper import __version__
 from venvkeeper.apt.hook import render_conf
 from venvkeeper.cli import build_parser
+from venvkeeper.formats.envelope import Kind
 
+from conftest import validate_json
 from factory import build_wheel, make_project
 
 #: Every subpackage of the layout: each must be in the package.
@@ -250,6 +251,8 @@ def test_the_package_holds_what_it_must(deb: Path) -> None:
         "/lib/systemd/system/venvkeeper.timer",
         "/usr/share/man/man1/venvkeeper.1.gz",
         "/usr/share/bash-completion/completions/venvkeeper",
+        # the JSON Schemas, for venvkeeper.formats.envelope.schema()
+        *(f"/usr/lib/python3/dist-packages/venvkeeper/schemas/{k.value}.schema.json" for k in Kind),
     ):
         assert path in listing, path
     assert not [p for p in listing if "/usr/local/" in p or "python3.11" in p]
@@ -369,7 +372,7 @@ def test_after_the_upgrade_it_runs_with_no_reinstall(upgraded: Upgraded) -> None
     assert version.stdout == f"venvkeeper {__version__}\n" and version.stderr == ""
     res = chroot_run(root, [EXE, "scan", "--no-record", "--json", VENVS], check=False)
     assert res.returncode == 2, res.stderr  # the plain venv lost its packages' minor
-    report = json.loads(res.stdout)
+    report = validate_json("scan", res.stdout)
     assert {Path(v["path"]).name for v in report["venvs"]} == {"plain", "pinned"}
     listed = chroot_run(root, ["dpkg-query", "-W", "-f", "${Version}", "venvkeeper"]).stdout
     assert listed == __version__  # the same package: nothing reinstalled

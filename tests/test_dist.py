@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import venvkeeper
+from venvkeeper.formats.envelope import Kind
 
 from conftest import find_python
 from factory import clean_env
@@ -163,6 +164,8 @@ def test_wheel_metadata(dists: tuple[Path, Path]) -> None:
 def test_wheel_contents(dists: tuple[Path, Path]) -> None:
     names = zipfile.ZipFile(dists[1]).namelist()
     assert "venvkeeper/py.typed" in names
+    for kind in Kind:  # the published JSON Schemas, for venvkeeper.formats.envelope.schema
+        assert f"venvkeeper/schemas/{kind.value}.schema.json" in names, kind
     stages = ("model", "host", "scan", "checks", "predict", "repair", "restarts", "inventory")
     for pkg in (*stages, "formats", "apt", "cli"):  # every subpackage of the layout
         assert f"venvkeeper/{pkg}/__init__.py" in names, pkg
@@ -267,7 +270,8 @@ def test_the_build_floor_builds(tmp_path: Path) -> None:
     src = checkout_copy(tmp_path / "checkout")
     pip(py, "wheel", "--no-build-isolation", "--no-deps", "-w", str(tmp_path / "out"), str(src))
     (wheel,) = (tmp_path / "out").glob("venvkeeper-*.whl")
-    assert "venvkeeper/py.typed" in zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "venvkeeper/py.typed" in names and "venvkeeper/schemas/scan.schema.json" in names
     meta = metadata(wheel)
     assert meta["Version"] == venvkeeper.__version__ and meta["License"] == "MIT"
     assert "Typing :: Typed" in meta.get_all("Classifier")

@@ -6,7 +6,6 @@ database, real permissions (as an unprivileged user) and a real closed pipe."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import sqlite3
@@ -20,7 +19,7 @@ import pytest
 
 from venvkeeper.errors import os_reason_in_output
 
-from conftest import User, run_cli
+from conftest import User, run_cli, validate_json
 from factory import runner_for_others, system_venv
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -363,7 +362,7 @@ def test_an_unreadable_system_config_is_skipped_for_a_user(
     # And root (who may read it) reads it.
     res = cli_process("scan", "--json", "--no-record", str(tree), system_config=str(system))
     assert res.returncode == 0 and res.stderr == "", res.stderr
-    assert json.loads(res.stdout)["summary"]["venvs"] == 0
+    assert validate_json("scan", res.stdout)["summary"]["venvs"] == 0
 
 
 def test_check_thresholds_are_taken_the_same_from_both_places(tmp_path: Path) -> None:

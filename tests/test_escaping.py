@@ -21,7 +21,7 @@ from venvkeeper.formats import table
 from venvkeeper.scan.pipeline import scan
 from venvkeeper.textutil import escape, escape_value, json_safe, to_json
 
-from conftest import Result, require_python, run_cli
+from conftest import Result, json_kind, require_python, run_cli, validate_json
 from factory import make_venv
 from test_procs_synthetic import FakeProc, maps_line
 
@@ -133,6 +133,7 @@ COMMANDS: list[tuple[tuple[str, ...], bool]] = [
     (("history", "--json", "{venv}"), True),
     (("rollback", "--list", "{venv}"), False),
     (("rollback", "--list", "--json", "{venv}"), True),
+    (("prune-backups", "--json", "{venv}"), True),  # (it has no backups: nothing is deleted)
 ]
 
 
@@ -148,7 +149,7 @@ def test_every_command_prints_safely(
     check(res)
     assert res.out
     if is_json:
-        assert_safe_strings(json.loads(res.out))
+        assert_safe_strings(validate_json(json_kind(words), res.out))
 
 
 def test_the_hostile_text_is_there_escaped(world: World) -> None:
@@ -161,10 +162,10 @@ def test_the_hostile_text_is_there_escaped(world: World) -> None:
     assert "  \\x1b]0;title\\x07: x\n" in show
     assert "  prompt: p\\x80q\n" in show
     assert "ev\\x1b[2Jil\\x9b 1.0\\x07\\xff (pip\\x1b]0;x\\x07)" in show
-    plan = json.loads(run_cli("plan", "--json", *CHANGE, str(world.root)).out)
+    plan = validate_json("plan", run_cli("plan", "--json", *CHANGE, str(world.root)).out)
     assert {v["plan"]["options"]["prompt"] for v in plan["venvs"]} == {"p\\x80q"}
     assert any(v["path"].endswith("/" + escape(NAME)) for v in plan["venvs"])
-    doc = json.loads(run_cli("show", "--json", world.utf8_venv).out)
+    doc = validate_json("show", run_cli("show", "--json", world.utf8_venv).out)["venv"]
     assert doc["path"].endswith("/" + escape(NAME))
     assert doc["pyvenv_cfg"]["values"]["k\\x1bey\\x9b\\u202e"] == "v\\x07a\\x7fl"
     assert doc["python"]["recorded"].startswith("3.11\\x07.")
@@ -172,10 +173,10 @@ def test_the_hostile_text_is_there_escaped(world: World) -> None:
 
 def test_json_is_one_rule_across_commands(world: World) -> None:
     """The same venv has the same path string in every JSON document."""
-    scan_doc = json.loads(run_cli("scan", "--json", str(world.root)).out)
-    pred = json.loads(run_cli("predict", "--json", *CHANGE, str(world.root)).out)
-    inv = json.loads(run_cli("inventory", "--json").out)
-    repair = json.loads(run_cli("repair", "--dry-run", "--json", world.raw_venv).out)
+    scan_doc = validate_json("scan", run_cli("scan", "--json", str(world.root)).out)
+    pred = validate_json("predict", run_cli("predict", "--json", *CHANGE, str(world.root)).out)
+    inv = validate_json("inventory", run_cli("inventory", "--json").out)
+    repair = validate_json("repair", run_cli("repair", "--dry-run", "--json", world.raw_venv).out)
     paths = {v["path"] for v in scan_doc["venvs"]}
     assert paths == {v["path"] for v in pred["venvs"]} == {v["path"] for v in inv["venvs"]}
     assert {r["path"] for r in repair["results"]} <= paths
@@ -215,7 +216,7 @@ def test_restarts(world: World, tmp_path: Path) -> None:
         res = run_cli("restarts", "--proc-root", str(proc.root), *args)
         check(res)
         if "--json" in args:
-            assert_safe_strings(json.loads(res.out))
+            assert_safe_strings(validate_json("restarts", res.out))
 
 
 def _hook(monkeypatch: pytest.MonkeyPatch, data: bytes, *args: str) -> Result:
@@ -245,7 +246,7 @@ def test_host_profile(tmp_path: Path) -> None:
     (bindir / "python3.11").symlink_to("/usr/bin/python3.11")
     res = run_cli("host-profile", "--search", str(bindir), "--no-run", "--no-packages")
     check(res)
-    doc = json.loads(res.out)
+    doc = validate_json("host-profile", res.out)
     # exact (\\uNNNN escapes of an ASCII document): the profile is data that predict reads back
     assert any(NAME in n["path"] for i in doc["interpreters"] for n in i["names"])
 

@@ -3,7 +3,6 @@ Prometheus client's own parser and compared with the scan; written atomically.""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from venvkeeper.formats.prometheus import STATUSES
 from venvkeeper.model.findings import Severity
 
-from conftest import require_python, run_cli
+from conftest import require_python, run_cli, validate_json
 from factory import break_venv, make_venv, system_venv
 
 
@@ -83,7 +82,7 @@ def test_metrics_are_the_scan(tmp_path: Path, tree: Path) -> None:
     assert res.out == ""
     text = prom.read_text()
     # The scan it made was recorded: the same verdicts, the same start.
-    inv = json.loads(run_cli("inventory", "--json", "--db", str(db)).out)
+    inv = validate_json("inventory", run_cli("inventory", "--json", "--db", str(db)).out)
     latest = inv["latest_scan"]
     scan = {
         "venvs": [v["last"] for v in inv["venvs"]],
@@ -103,10 +102,10 @@ def test_metrics_are_the_scan(tmp_path: Path, tree: Path) -> None:
 def test_from_inventory_exports_the_latest_recorded_scan(tmp_path: Path, tree: Path) -> None:
     db = tmp_path / "inv.db"
     res = run_cli("scan", "--json", "--db", str(db), str(tree))
-    scan = json.loads(res.out)
-    started = json.loads(run_cli("inventory", "--json", "--db", str(db)).out)["latest_scan"][
-        "started_at_epoch"
-    ]
+    scan = validate_json("scan", res.out)
+    started = validate_json("inventory", run_cli("inventory", "--json", "--db", str(db)).out)[
+        "latest_scan"
+    ]["started_at_epoch"]
     # The tree changes after the scan: the export tells the recorded scan, not the tree.
     break_venv(tree / "ok")
     prom = tmp_path / "m.prom"
@@ -114,7 +113,10 @@ def test_from_inventory_exports_the_latest_recorded_scan(tmp_path: Path, tree: P
     assert res.code == 0, res.err
     _metrics_match_scan(prom.read_text(), scan, started)
     # It recorded nothing new.
-    assert json.loads(run_cli("inventory", "--json", "--db", str(db)).out)["scans"] == 1
+    assert (
+        validate_json("inventory", run_cli("inventory", "--json", "--db", str(db)).out)["scans"]
+        == 1
+    )
 
 
 def test_the_file_is_replaced_atomically_with_mode_0644(tmp_path: Path, tree: Path) -> None:

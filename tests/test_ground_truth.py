@@ -3,7 +3,6 @@ test runs the venvs and compares what happened with venvkeeper's verdict."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import factory
-from conftest import User, host_tmpdir, remove_tree, require_python, run_cli
+from conftest import User, host_tmpdir, remove_tree, require_python, run_cli, validate_json
 from factory import (
     FakeDistro,
     imports_ok,
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.slow
 def scan_json(*roots: Path, extra: tuple[str, ...] = ()) -> dict[str, dict]:
     res = run_cli("scan", "--json", *extra, *map(str, roots))
     assert res.code in (0, 1, 2), res.err
-    doc = json.loads(res.out)
+    doc = validate_json("scan", res.out)
     return {v["path"]: v for v in doc["venvs"]}
 
 

@@ -27,7 +27,7 @@ from venvkeeper.scan.pipeline import scan
 from venvkeeper.textutil import decode, escape
 
 import factory
-from conftest import User, host_tmpdir, remove_tree
+from conftest import User, host_tmpdir, remove_tree, validate_json
 from factory import in_mount_namespace
 from test_discovery import fake_venv
 
@@ -57,7 +57,7 @@ def run_scan_subprocess(*args: str, user: User | None = None, timeout: float = 1
 def venvs_of(res: subprocess.CompletedProcess[str]) -> dict[str, dict]:
     assert res.returncode in (0, 1, 2), res.stderr
     assert "Traceback" not in res.stderr
-    return {v["path"]: v for v in json.loads(res.stdout)["venvs"]}
+    return {v["path"]: v for v in validate_json("scan", res.stdout)["venvs"]}
 
 
 @pytest.fixture
@@ -263,7 +263,7 @@ def test_unreadable_directories_as_an_unprivileged_user(
     os.chmod(site_locked / "lib" / "python3.11" / "site-packages", 0o700)
     res = run_scan_subprocess(str(shared_tmp), user=unprivileged_user)
     got = venvs_of(res)
-    doc = json.loads(res.stdout)
+    doc = validate_json("scan", res.stdout)
     assert doc["stats"]["skipped"] == {"permission-denied": 2}  # locked/ and base/lib/...
     assert str(locked / "hidden") not in got
     assert got[str(ok)]["status"] != "unknown"
@@ -347,7 +347,7 @@ def test_a_hostile_direct_url_costs_only_that_url(tmp_path: Path) -> None:
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": str(SRC)},
         )
         assert res.returncode in (0, 1, 2) and "Traceback" not in res.stderr, res.stderr
-        venv = json.loads(res.stdout)
+        venv = validate_json("show", res.stdout)["venv"]
         (dist,) = [
             d for s in venv["site_packages"] for d in s["distributions"] if d["name"] == "vkdeep"
         ]

@@ -6,7 +6,6 @@ repaired), scans it with the real CLI, and checks what ``changes``, ``history`` 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -23,7 +22,15 @@ from venvkeeper.inventory.queries import parse_since
 from venvkeeper.inventory.record import covers
 from venvkeeper.inventory.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, default_path
 
-from conftest import User, host_tmpdir, remove_tree, require_python, run_cli
+from conftest import (
+    User,
+    host_tmpdir,
+    json_kind,
+    remove_tree,
+    require_python,
+    run_cli,
+    validate_json,
+)
 from factory import break_venv, make_venv, repair_venv, runner_for_others, system_venv
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -32,13 +39,13 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 def scan(db: Path, *roots: Path, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     res = run_cli("scan", "--json", "--db", str(db), *extra, *map(str, roots))
     assert res.code in (0, 1, 2), res.err
-    return json.loads(res.out)
+    return validate_json("scan", res.out)
 
 
 def jcli(*args: str) -> dict[str, Any]:
     res = run_cli(*args)
     assert res.code == 0, res.err
-    return json.loads(res.out)
+    return validate_json(json_kind(args), res.out)
 
 
 def changes(db: Path, *extra: str) -> dict[str, list[str]]:

@@ -4,7 +4,6 @@ every venv; host profiles of two hosts sharing one tree; --remove-package on rea
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import factory
-from conftest import require_python, run_cli
+from conftest import require_python, run_cli, validate_json
 from factory import imports_ok, install, make_project, make_venv
 
 pytestmark = pytest.mark.slow
@@ -37,14 +36,14 @@ def verdicts_scan(*args: str) -> dict[str, tuple[str, str]]:
     assert res.code in (0, 1, 2), res.err
     return {
         v["path"]: (v["status"], v["findings"][0]["code"] if v["findings"] else "")
-        for v in json.loads(res.out)["venvs"]
+        for v in validate_json("scan", res.out)["venvs"]
     }
 
 
 def run_predict(*args: str) -> dict[str, dict]:
     res = run_cli("predict", "--json", *args)
     assert res.code in (0, 1, 2), res.err
-    return {v["path"]: v for v in json.loads(res.out)["venvs"]}
+    return {v["path"]: v for v in validate_json("predict", res.out)["venvs"]}
 
 
 def verdicts_predicted(pred: dict[str, dict]) -> dict[str, tuple[str, str]]:
@@ -173,8 +172,8 @@ def test_the_new_hosts_profile_equals_the_upgrade(upgrade: Upgrade) -> None:
 
 
 def test_profile_lists_the_interpreters_with_their_links(upgrade: Upgrade) -> None:
-    doc = json.loads(upgrade.profile_before.read_text())
-    assert doc["kind"] == "venvkeeper-host-profile" and doc["schema_version"] == 1
+    doc = validate_json("host-profile", upgrade.profile_before.read_text())
+    assert doc["kind"] == "host-profile" and doc["schema_version"] == 2
     (interp,) = doc["interpreters"]
     usr = upgrade.root / "usr"
     assert interp["version"] == "3.10" and interp["stdlib_present"] is True

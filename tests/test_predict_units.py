@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 from pathlib import Path
@@ -25,7 +24,7 @@ from venvkeeper.predict.changes import parse_python_becomes
 from venvkeeper.predict.plan import requirement, version_blockers
 from venvkeeper.scan.pipeline import inspect_path
 
-from conftest import SESSION_PREFIX, find_python, require_python, run_cli
+from conftest import SESSION_PREFIX, find_python, require_python, run_cli, validate_json
 from factory import imports_ok, install, make_project, make_venv
 
 # --- the overlay ------------------------------------------------------------------------
@@ -264,7 +263,7 @@ def test_plan_for_a_moved_venv_rewrites_paths(tmp_path: Path) -> None:
     install(v, proj)
     v.rename(tmp_path / "new")
     res = run_cli("plan", "--json", str(tmp_path / "new"))
-    doc = json.loads(res.out)
+    doc = validate_json("plan", res.out)
     plan = doc["venvs"][0]["plan"]
     assert plan["strategy"] == "rewrite-paths"
     assert plan["old_location"] == str(tmp_path / "old")
@@ -299,7 +298,7 @@ def test_relink_to_the_same_minor_of_the_same_origin(tmp_path: Path) -> None:
     v = make_venv(old / "bin" / "python3.11", tmp_path / "app")
     install(v, proj)
     assert imports_ok(v, "alpha")
-    pred = json.loads(run_cli("predict", "--json", str(v), "--remove", str(old)).out)
+    pred = validate_json("predict", run_cli("predict", "--json", str(v), "--remove", str(old)).out)
     assert pred["venvs"][0]["effect"] == "breaks-loudly"
     # the patch upgrade happens: a new release directory, the old one goes
     new = tree / "3.11.99"
@@ -307,7 +306,7 @@ def test_relink_to_the_same_minor_of_the_same_origin(tmp_path: Path) -> None:
     shutil.rmtree(old)
     assert not imports_ok(v, "alpha")
     res = run_cli("plan", "--json", str(v))
-    plan = json.loads(res.out)["venvs"][0]["plan"]
+    plan = validate_json("plan", res.out)["venvs"][0]["plan"]
     assert plan["strategy"] == "relink", plan
     target = plan["target"]["path"]
     assert target == str(new / "bin" / "python3.11")
@@ -409,7 +408,7 @@ def test_package_tools_are_never_taken_from_path(
 def test_profile_round_trips(tmp_path: Path) -> None:
     out = tmp_path / "me.json"
     assert run_cli("host-profile", "-o", str(out)).code == 0
-    doc = json.loads(out.read_text())
+    doc = validate_json("host-profile", out.read_text())
     assert profile_from_dict(doc).interpreters
     if os.path.exists("/usr/bin/python3") and shutil.which("dpkg-query"):
         mine = [
@@ -426,7 +425,7 @@ def test_this_hosts_own_profile_judges_a_real_venv(tmp_path: Path) -> None:
     prof = tmp_path / "me.json"
     res = run_cli("host-profile", "-o", str(prof))
     assert res.code == 0, res.err
-    doc = json.loads(prof.read_text())
+    doc = validate_json("host-profile", prof.read_text())
     if "/bin" not in doc["searched"]["bin_dirs"]:
         pytest.skip("this host has no /bin")
     make_venv(
@@ -436,7 +435,7 @@ def test_this_hosts_own_profile_judges_a_real_venv(tmp_path: Path) -> None:
     res = run_cli("predict", "--json", "--host-profile", str(prof), str(tmp_path / "root"))
     assert res.code in (0, 1, 2), res.err
     assert "Traceback" not in res.err and "internal error" not in res.err
-    (v,) = json.loads(res.out)["venvs"]
+    (v,) = validate_json("predict", res.out)["venvs"]
     assert v["status_then"] == v["status_now"]  # the same host: nothing changes
 
 
@@ -452,7 +451,7 @@ def test_profile_never_runs_anything_it_need_not(tmp_path: Path) -> None:
     res = run_cli("host-profile", "--search", str(d))
     assert res.code == 0
     assert not marker.exists()
-    assert json.loads(res.out)["interpreters"][0]["is_script"] is True
+    assert validate_json("host-profile", res.out)["interpreters"][0]["is_script"] is True
 
 
 def test_python_becomes_parsing() -> None:
@@ -473,8 +472,8 @@ def test_predict_without_a_change_equals_scan(tmp_path: Path) -> None:
     (b / "bin" / "python3.11").symlink_to("/nonexistent/python3.11")
     (b / "bin" / "python").unlink()
     (b / "bin" / "python").symlink_to("python3.11")
-    scan = json.loads(run_cli("scan", "--json", str(tmp_path)).out)
-    pred = json.loads(run_cli("predict", "--json", str(tmp_path)).out)
+    scan = validate_json("scan", run_cli("scan", "--json", str(tmp_path)).out)
+    pred = validate_json("predict", run_cli("predict", "--json", str(tmp_path)).out)
     assert {v["path"]: v["status"] for v in scan["venvs"]} == {
         v["path"]: v["status_then"] for v in pred["venvs"]
     }
@@ -485,8 +484,9 @@ def test_predict_without_a_change_equals_scan(tmp_path: Path) -> None:
 
 def test_predict_marks_venvs_the_change_deletes(tmp_path: Path) -> None:
     v = make_venv(require_python("3.11"), tmp_path / "inside" / "v")
-    pred = json.loads(
-        run_cli("predict", "--json", str(tmp_path), "--remove", str(tmp_path / "inside")).out
+    pred = validate_json(
+        "predict",
+        run_cli("predict", "--json", str(tmp_path), "--remove", str(tmp_path / "inside")).out,
     )
     assert pred["venvs"][0]["path"] == str(v)
     assert pred["venvs"][0]["effect"] == "removed"
@@ -575,7 +575,7 @@ def test_a_very_deep_link_is_an_error_not_a_crash(tmp_path: Path) -> None:
         (v / "bin" / name).symlink_to(deep)
     res = run_cli("predict", "--json", str(tmp_path), "--python-becomes", "3.12")
     assert res.code == 2, res.err
-    (pred,) = json.loads(res.out)["venvs"]
+    (pred,) = validate_json("predict", res.out)["venvs"]
     assert pred["status_then"] == "critical" == pred["status_now"]
     assert pred["findings_then"][0]["code"] == "interpreter-dangling"
 
@@ -592,15 +592,15 @@ def test_profile_runs_only_a_root_owned_system_interpreter_to_learn_its_version(
         os.chmod(top, 0o755)
         shutil.copy2(src, top / "bin" / "python3")
         res = run_cli("host-profile", "--search", str(top / "bin"), "--no-packages")
-        (interp,) = json.loads(res.out)["interpreters"]
+        (interp,) = validate_json("host-profile", res.out)["interpreters"]
         assert (interp["version"], interp["version_source"]) == ("3.11", "ran")
         assert interp["patch_version"].startswith("3.11.")
         res = run_cli("host-profile", "--search", str(top / "bin"), "--no-run")
-        (interp,) = json.loads(res.out)["interpreters"]
+        (interp,) = validate_json("host-profile", res.out)["interpreters"]
         assert (interp["version"], interp["version_source"]) == (None, "unknown")
         os.chmod(top / "bin", 0o777)  # now any user could have planted it: never run
         res = run_cli("host-profile", "--search", str(top / "bin"))
-        (interp,) = json.loads(res.out)["interpreters"]
+        (interp,) = validate_json("host-profile", res.out)["interpreters"]
         assert interp["version_source"] == "unknown"
     finally:
         shutil.rmtree(top, ignore_errors=True)
@@ -646,8 +646,9 @@ def test_remove_package_through_rpm(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     # the system's tool directories, as this test's world has them: no dpkg-query, an rpm
     monkeypatch.setattr(pkgdb, "SYSTEM_PATH", str(fake))
-    pred = json.loads(
-        run_cli("predict", "--json", str(tmp_path / "envs"), "--remove-package", "python3.11").out
+    pred = validate_json(
+        "predict",
+        run_cli("predict", "--json", str(tmp_path / "envs"), "--remove-package", "python3.11").out,
     )
     assert pred["venvs"][0]["effect"] == "breaks-loudly"
     res = run_cli("predict", str(tmp_path / "envs"), "--remove-package", "nope")

@@ -6,7 +6,6 @@ repair does; exactly the affected processes must be reported, with the right rea
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -24,7 +23,7 @@ from venvkeeper.model.restarts import ProcessReport
 from venvkeeper.restarts.scan import scan_processes
 
 import factory
-from conftest import Result, User, find_python, run_cli
+from conftest import Result, User, find_python, run_cli, validate_json
 from factory import clean_env, install, make_project, make_venv
 
 pytestmark = pytest.mark.slow
@@ -250,7 +249,7 @@ def test_never_executes_anything_from_a_process(world: World, tmp_path: Path) ->
     assert "target" in world.reported()
     res = world.restarts("--json")
     assert res.code == 1, res.out + res.err
-    (target,) = json.loads(res.out)["processes"]
+    (target,) = validate_json("restarts", res.out)["processes"]
     assert target["pid"] == world.procs["target"].pid
     assert not marker.exists()
 
@@ -278,7 +277,7 @@ def test_as_an_unprivileged_user_other_users_processes_are_counted(
     )
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
-    doc = json.loads(res.stdout)
+    doc = validate_json("restarts", res.stdout)
     assert doc["processes"] == []
     assert doc["skipped"] == {"permission-denied": len(world.procs)}
 
@@ -512,7 +511,9 @@ def test_after_a_distro_upgrade_a_restart_would_land_in_the_broken_venv(tmp_path
         # Before the upgrade, predict names the venv and the service it would take down.
         usr = tmp_path / "usr"
         change = (f"--python-becomes={usr}/bin/python3=3.12", f"--remove={usr}/bin/python3.10")
-        pred = json.loads(run_cli("predict", "--json", str(venv), *change).out)["venvs"][0]
+        pred = validate_json("predict", run_cli("predict", "--json", str(venv), *change).out)[
+            "venvs"
+        ][0]
         assert pred["effect"] == "breaks-silently"
         assert [u["pid"] for u in pred["used_by"]] == [service.pid]
         table = run_cli("predict", str(venv), *change).out

@@ -18,7 +18,7 @@ from venvkeeper.restarts.procfs import parse_cgroup, parse_maps, parse_stat
 from venvkeeper.restarts.scan import scan_processes
 from venvkeeper.restarts.venvs import venv_from_argv
 
-from conftest import run_cli
+from conftest import run_cli, validate_json
 
 NS = "mnt:[4026531832]"
 
@@ -188,7 +188,7 @@ def test_exit_codes(tmp_path: Path) -> None:
     proc.add(31, exe="/usr/bin/python3.11 (deleted)", argv=("/usr/bin/python3", "y.py"))
     res = run_cli("restarts", "--proc-root", str(proc.root), "--json")
     assert res.code == 1
-    doc = json.loads(res.out)
+    doc = validate_json("restarts", res.out)
     assert doc["kind"] == "restarts" and doc["units"]["restart"] == ["app.service"]
     assert [p["pid"] for p in doc["processes"]] == [31]
     assert run_cli("restarts", "--proc-root", str(tmp_path / "nothing")).code == 3
@@ -243,7 +243,9 @@ def test_a_chrooted_process_is_listed_not_judged(tmp_path: Path) -> None:
         in out
     )
     assert "mount namespaces" not in out
-    doc = json.loads(run_cli("restarts", "--json", "--proc-root", str(proc.root)).out)
+    doc = validate_json(
+        "restarts", run_cli("restarts", "--json", "--proc-root", str(proc.root)).out
+    )
     assert doc["foreign"] == [
         {
             "pid": 51,
@@ -283,7 +285,9 @@ def test_command_lines_are_escaped(world: tuple[FakeProc, Path]) -> None:
     res = run_cli("restarts", "--proc-root", str(proc.root))
     assert "\x1b" not in res.out and "\x07" not in res.out
     assert "\\x1b" in res.out
-    doc = json.loads(run_cli("restarts", "--proc-root", str(proc.root), "--json").out)
+    doc = validate_json(
+        "restarts", run_cli("restarts", "--proc-root", str(proc.root), "--json").out
+    )
     assert "\x1b" not in json.dumps(doc, ensure_ascii=False)
 
 
@@ -373,7 +377,7 @@ def test_predict_names_the_services_of_each_venv(world: tuple[FakeProc, Path]) -
     ]
     assert len(users) == 1
     res = run_cli("predict", "--json", str(venv.parent), "--proc-root", str(proc.root))
-    (v,) = json.loads(res.out)["venvs"]
+    (v,) = validate_json("predict", res.out)["venvs"]
     assert [u["unit"] for u in v["used_by"]] == ["shop.service", None]
     assert v["effect"] == "already-broken"  # the skeleton venv has no interpreter
     res = run_cli("predict", str(venv.parent), "--proc-root", str(proc.root), "--no-processes")

@@ -21,7 +21,7 @@ import pytest
 
 import venvkeeper
 
-from conftest import find_python
+from conftest import find_python, validate_json
 from factory import break_venv, clean_env, make_venv, run_in_venv, system_venv
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,7 @@ def test_scan_json_on_every_python(pyz: Path, venvs: Venvs, python: Path, tmp_pa
         res = run_pyz(python, pyz, tmp_path, "scan", "--json", str(venvs.root), verbose=True)
         assert res.returncode == 2, res.stderr[-2000:]  # a critical venv: exit 2
         assert_only_stdlib_and(pyz, python, res.stderr)
-        got = by_path(json.loads(res.stdout))
+        got = by_path(validate_json("scan", res.stdout))
         # ground truth: run each venv's interpreter
         assert run_in_venv(venvs.ok, "import sys").returncode == 0
         assert run_in_venv(own, "import sys").returncode == 0
@@ -194,7 +194,7 @@ def test_colour_table_prometheus_and_restarts_on_every_python(
         os.replace(new, site / "sleepmod.py")
         res = run_pyz(python, pyz, tmp_path, "restarts", "--json")
         assert res.returncode in (0, 1, 2), res.stderr
-        procs = {q["pid"]: q for q in json.loads(res.stdout)["processes"]}
+        procs = {q["pid"]: q for q in validate_json("restarts", res.stdout)["processes"]}
         assert p.pid in procs, res.stdout[-3000:]
         assert "venv-changed" in json.dumps(procs[p.pid]), procs[p.pid]
     finally:
@@ -261,7 +261,7 @@ def test_runs_by_its_shebang_on_the_os_python(pyz: Path, venvs: Venvs, tmp_path:
         cwd="/",
     )
     assert res.returncode == 2, res.stderr[-2000:]
-    assert by_path(json.loads(res.stdout))[str(venvs.ok)]["status"] == "ok"
+    assert by_path(validate_json("scan", res.stdout))[str(venvs.ok)]["status"] == "ok"
     system = subprocess.run(
         ["/usr/bin/env", "python3", "-c", "import sys; print(sys.executable)"],
         capture_output=True,

@@ -9,7 +9,6 @@ root's own python3 with Debian's python3-packaging): the venvs link to the root'
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from debroot import bookworm_root, chroot_run, purge, remove_root, upgrade_to_trixie
 
+from conftest import json_kind, validate_json
 from factory import build_wheel, make_project
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def vk(root: Path, *args: str) -> tuple[int, Any]:
     res = chroot_run(root, ["python3", "-m", "venvkeeper", *args, "--json"], VK_ENV, check=False)
     if res.returncode not in (0, 1, 2, 3) or not res.stdout.startswith("{"):
         raise AssertionError(f"venvkeeper {args} failed ({res.returncode}):\n{res.stderr}")
-    return res.returncode, json.loads(res.stdout)
+    return res.returncode, validate_json(json_kind(args), res.stdout)
 
 
 def runs(root: Path) -> dict[str, bool]:

@@ -5,14 +5,14 @@ Python is upgraded across minors (3.9 -> 3.12, 3.10 -> 3.13), repaired by
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conftest import SESSION_PREFIX, User, require_python, run_cli
+from conftest import SESSION_PREFIX, User, require_python, run_cli, validate_json
 from factory import (
     CREATORS,
     MODULES,
@@ -78,7 +78,7 @@ def test_rebuild_across_minors_keeps_every_package(tmp_path: Path, old: str, new
     for name in CREATORS:
         assert not imports_ok(w.venvs[name], *MODULES, hide=w.distro.hidden)
     res = run_cli("repair", "--json", *w.sources(), *map(str, w.venvs.values()))
-    doc = json.loads(res.out)
+    doc = validate_json("repair", res.out)
     assert res.code == 0, res.out + res.err
     for r in doc["results"]:
         assert (r["outcome"], r["strategy"], r["target"]["version"]) == ("repaired", "rebuild", new)
@@ -94,7 +94,9 @@ def test_rebuild_across_minors_keeps_every_package(tmp_path: Path, old: str, new
     # and a second run has nothing left to do
     again = run_cli("repair", "--json", *w.sources(), *map(str, w.venvs.values()))
     assert again.code == 0
-    assert {r["outcome"] for r in json.loads(again.out)["results"]} == {"nothing-to-do"}
+    assert {r["outcome"] for r in validate_json("repair", again.out)["results"]} == {
+        "nothing-to-do"
+    }
 
 
 def test_pip_backend_rebuilds_the_same(tmp_path: Path) -> None:
@@ -138,7 +140,7 @@ def test_allow_upgrades_takes_the_nearest_version_and_reports_it(tmp_path: Path)
         build_wheel(make_project(tmp_path / f"d{version}", "delta", version), w.wheelhouse)
     res = run_cli("repair", "--json", "--allow-upgrades", *w.sources(), str(v))
     assert res.code == 0, res.out + res.err
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["changes"] == [{"name": "delta", "old": "2.5", "new": "2.7"}]
     assert imports_ok(v, *MODULES, hide=w.distro.hidden)
 
@@ -163,11 +165,14 @@ def test_rollback_restores_the_original_and_can_be_undone(tmp_path: Path) -> Non
     original = tree_hash(v)
     assert run_cli("repair", *w.sources(), str(v)).code == 0
     repaired = tree_hash(v)
-    res = run_cli("rollback", str(v))
+    res = run_cli("rollback", "--json", str(v))
     assert res.code == 0, res.out
+    (r,) = validate_json("rollback", res.out)["results"]
+    assert r["outcome"] == "repaired" and r["message"].startswith("restored "), r
     assert tree_hash(v) == original
-    listed = run_cli("rollback", "--list", "--json", str(v))
-    (kept,) = json.loads(listed.out)
+    listed = validate_json("rollback-list", run_cli("rollback", "--list", "--json", str(v)).out)
+    (kept,) = listed["backups"]
+    assert os.path.realpath(listed["venv"]) == os.path.realpath(v)
     assert kept["reason"] == "rollback"
     assert tree_hash(Path(kept["path"])) == repaired
     # roll the rollback back: the repaired venv returns
@@ -176,17 +181,29 @@ def test_rollback_restores_the_original_and_can_be_undone(tmp_path: Path) -> Non
     assert imports_ok(v, *MODULES, hide=w.distro.hidden)
 
 
+def backups_of(v: Path) -> list[dict[str, Any]]:
+    res = run_cli("rollback", "--list", "--json", str(v))
+    assert res.code == 0, res.err
+    backups: list[dict[str, Any]] = validate_json("rollback-list", res.out)["backups"]
+    return backups
+
+
 def test_keep_backups_and_prune_backups(tmp_path: Path) -> None:
     w = build_world(tmp_path, "3.10", "3.12", creators=("uv",))
     v = w.venvs["uv"]
     assert run_cli("repair", *w.sources(), str(v)).code == 0
     assert run_cli("rollback", str(v)).code == 0
-    assert len(json.loads(run_cli("rollback", "--list", "--json", str(v)).out)) == 1
+    assert len(backups_of(v)) == 1
     again = run_cli("repair", "--keep-backups", "1", *w.sources(), str(v))
     assert again.code == 0, again.out
-    assert len(json.loads(run_cli("rollback", "--list", "--json", str(v)).out)) == 1
-    res = run_cli("prune-backups", str(v.parent))
-    assert res.code == 0 and "1 backup(s) deleted" in res.out
+    (backup,) = backups_of(v)
+    res = run_cli("prune-backups", "--json", str(v.parent))
+    assert res.code == 0, res.out + res.err
+    pruned = validate_json("prune-backups", res.out)
+    (one,) = pruned["venvs"]
+    assert (one["deleted"], one["refused"]) == ([backup["path"]], None), one
+    assert os.path.realpath(one["venv"]) == os.path.realpath(v)
+    assert pruned["deleted"] == 1
     assert sorted(p.name for p in v.parent.iterdir()) == ["uv"]
     assert imports_ok(v, *MODULES, hide=w.distro.hidden)
 
@@ -195,7 +212,7 @@ def test_repair_all_finds_the_broken_venvs_under_a_root(tmp_path: Path) -> None:
     w = build_world(tmp_path, "3.10", "3.12", creators=("venv", "uv"))
     res = run_cli("repair", "--all", "--json", *w.sources(), str(w.root / "envs"))
     assert res.code == 0, res.out + res.err
-    assert {r["path"] for r in json.loads(res.out)["results"]} == {
+    assert {r["path"] for r in validate_json("repair", res.out)["results"]} == {
         str(w.venvs["venv"]),
         str(w.venvs["uv"]),
     }
@@ -214,7 +231,7 @@ def test_moved_venv_is_repaired_in_place(tmp_path: Path) -> None:
     assert script_runs(moved, "alpha-cli").returncode != 0  # the shebang names the old place
     res = run_cli("repair", "--json", str(moved))
     assert res.code == 0, res.out + res.err
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["strategy"] == "rewrite-paths"
     assert script_runs(moved, "alpha-cli").stdout.strip() == "alpha OK"
     assert run_in_venv(moved, "import pip, alpha").returncode == 0
@@ -223,7 +240,7 @@ def test_moved_venv_is_repaired_in_place(tmp_path: Path) -> None:
         if f.is_file() and not f.is_symlink():
             assert str(tmp_path / "old") not in f.read_text(errors="replace"), f
     scan = run_cli("scan", "--json", str(moved))
-    (found,) = json.loads(scan.out)["venvs"]
+    (found,) = validate_json("scan", scan.out)["venvs"]
     codes = {f["code"] for f in found["findings"]}
     assert codes.isdisjoint({"moved", "scripts-foreign-interpreter"}), codes
 
@@ -247,7 +264,7 @@ def test_relink_to_the_same_minor_at_another_path(tmp_path: Path) -> None:
     assert run_in_venv(v, "import alpha").returncode != 0
     res = run_cli("repair", "--json", str(v))
     assert res.code == 0, res.out + res.err
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["strategy"] == "relink"
     assert r["target"]["path"] == str(tmp_path / "cellar" / "3.11.2" / "bin" / "python3.11")
     assert os.readlink(v / "bin" / "python") == r["target"]["path"]
@@ -266,12 +283,12 @@ def test_pipx_venv_is_refused_without_force(tmp_path: Path) -> None:
     before = tree_hash(pipx)
     res = run_cli("repair", "--json", *w.sources(), str(pipx))
     assert res.code == 1
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["outcome"] == "refused" and "pipx reinstall alpha" in r["message"]
     assert tree_hash(pipx) == before
     forced = run_cli("repair", "--json", "--force", *w.sources(), str(pipx))
     assert forced.code == 0, forced.out + forced.err
-    assert json.loads(forced.out)["results"][0]["strategy"] == "rebuild"
+    assert validate_json("repair", forced.out)["results"][0]["strategy"] == "rebuild"
     assert imports_ok(pipx, "alpha", "beta._speed", "gamma", "delta", hide=w.distro.hidden)
 
 
@@ -300,7 +317,7 @@ def test_upgrades_list_new_dependencies_and_each_change_once(tmp_path: Path, bac
         "--find-links", str(new_wh), str(v),
     )  # fmt: skip
     assert res.code == 0, res.out + res.err
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     changes = {c["name"]: (c["old"], c["new"]) for c in r["changes"]}
     assert len(changes) == len(r["changes"]), r["changes"]  # no duplicates
     assert changes["tool"] == ("1.0", "2.0")
@@ -336,7 +353,7 @@ def test_a_full_disk_during_a_rebuild_is_named(tmp_path: Path) -> None:
     )
     res = in_mount_namespace(setup, code)
     assert res.returncode == 2, res.stdout + res.stderr
-    (r,) = json.loads(res.stdout)["results"]
+    (r,) = validate_json("repair", res.stdout)["results"]
     assert r["outcome"] == "failed"
     assert "no space left on device (free some space and try again)" in r["message"], r
     assert "does not install" not in r["message"]
@@ -351,7 +368,7 @@ def test_python_option_moves_a_working_venv_to_another_minor(tmp_path: Path) -> 
     before = freeze(v)
     res = run_cli("repair", "--json", "--python", str(py312), str(v))
     assert res.code == 0, res.out + res.err
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert (r["strategy"], r["target"]["version"]) == ("rebuild", "3.12")
     assert (
         run_in_venv(v, "import sys, alpha; assert sys.version_info[:2] == (3, 12)").returncode == 0
@@ -401,7 +418,7 @@ def test_as_root_the_rebuild_runs_as_the_venv_owner(
     shutil.rmtree(prefix)  # the prefix is gone: rebuild on the system python3
     res = run_cli("repair", "--json", str(v))
     assert res.code == 0, res.out + res.err
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["strategy"] == "rebuild" and r["target"]["path"] == "/usr/bin/python3"
     owners = {(p.lstat().st_uid, p.lstat().st_gid) for p in [v, *v.rglob("*")]}
     assert owners == {(unprivileged_user.uid, unprivileged_user.gid)}

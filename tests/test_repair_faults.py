@@ -5,7 +5,6 @@ one, no file of the original is lost, and the next run converges."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,7 +17,7 @@ import pytest
 
 from venvkeeper.repair import STEPS
 
-from conftest import run_cli
+from conftest import run_cli, validate_json
 from factory import (
     MODULES,
     World,
@@ -113,7 +112,7 @@ def test_sigkill_at_each_step_loses_nothing_and_the_next_run_converges(
         "repair", "--json", "--offline", *[f"--find-links={s}" for s in _sources(world)], str(v)
     )
     assert res.code == 0, res.out + res.err
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["recovered"], r  # it saw and settled the interrupted run
     assert _works(v, world)
     left = _siblings(v)
@@ -175,7 +174,7 @@ def test_a_failing_install_leaves_the_original_and_says_which_pin(
     original = tree_hash(v)
     res = run_cli("repair", "--json", "--offline", str(v))  # no wheelhouse: delta is nowhere
     assert res.code == 2
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert r["outcome"] == "failed"
     failed = {p["spec"] for p in r["failed_pins"]}
     # delta exists nowhere offline (setuptools may or may not sit in the uv cache);

@@ -19,7 +19,7 @@ from venvkeeper.repair.backends import BackendChoice, choose
 from venvkeeper.repair.safety import Unsafe
 from venvkeeper.repair.transaction import Busy, Journal, RecoveryError, locked, recover, transact
 
-from conftest import run_cli
+from conftest import run_cli, validate_json
 from factory import tree_hash
 
 
@@ -170,7 +170,7 @@ def test_a_second_repair_of_a_locked_venv_fails_at_once(tmp_path: Path) -> None:
         with pytest.raises(Busy, match=str(os.getpid())), locked(str(v)):
             pass
         res = run_cli("repair", "--json", str(v))
-    (r,) = json.loads(res.out)["results"]
+    (r,) = validate_json("repair", res.out)["results"]
     assert res.code == 2 and r["outcome"] == "failed" and "another venvkeeper" in r["message"]
     assert not Path(transaction.sibling(str(v), "lock")).exists()  # released and removed
 
@@ -201,7 +201,7 @@ def test_every_outcome_renders(outcome: Outcome) -> None:
     r = RepairResult("/srv/a\x1b[31m", Strategy.REBUILD, outcome, "why", backup="/srv/.a.b")
     table = fmt.render_table([r])
     assert outcome.value in table and "\x1b" not in table  # control characters escaped
-    doc = json.loads(fmt.render_json([r]))
+    doc = validate_json("repair", fmt.render_json([r]))
     assert doc["results"][0]["outcome"] == outcome.value
     assert f"1 {outcome.value}" in fmt.summary([r])
 

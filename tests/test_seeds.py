@@ -7,7 +7,6 @@ wheelhouse of current wheels only (the old seed versions are nowhere), on both b
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 from venvkeeper.predict.seeds import seed_needs
 from venvkeeper.scan.inspect import inspect_venv
 
-from conftest import require_python, run_cli
+from conftest import require_python, run_cli, validate_json
 from factory import (
     DEV_BIN,
     MODULES,
@@ -217,7 +216,7 @@ def test_seeds_follow_the_new_python_unless_needed(tmp_path: Path, backend: str)
     sources = _current_only(w.wheelhouse)
     res = run_cli("repair", "--json", "--backend", backend, *sources, str(v), str(needy))
     assert res.code == 0, res.out + res.err
-    plain, needing = json.loads(res.out)["results"]
+    plain, needing = validate_json("repair", res.out)["results"]
     hide = w.distro.hidden
     # nothing needed setuptools 65.5.0 (ensurepip's seed, which dies on 3.12): the new
     # venv is seeded as 3.12's venv seeds: pip only

@@ -3,14 +3,13 @@ Python, then an offline repair from that directory alone."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from venvkeeper.model.repair import FetchOutcome, WheelFetch, WheelhouseReport
 
-from conftest import require_python, run_cli
+from conftest import require_python, run_cli, validate_json
 from factory import MODULES, build_wheel, build_world, imports_ok, make_project
 
 
@@ -53,7 +52,7 @@ def test_prefetch_then_an_offline_repair_from_it_alone(tmp_path: Path) -> None:
         str(w.root / "envs"),
     )
     assert res.code in (1, 2), res.out + res.err
-    doc = json.loads(res.out)
+    doc = validate_json("wheelhouse", res.out)
     assert doc["kind"] == "wheelhouse"
     got = {(Path(f["venv"]).name, f["spec"]): f["outcome"] for f in doc["fetches"]}
     assert got[("venv", "delta==2.5")] == got[("uv", "delta==2.5")] == "fetched"
@@ -80,7 +79,7 @@ def test_prefetch_then_an_offline_repair_from_it_alone(tmp_path: Path) -> None:
         str(w.root / "envs"),
     )
     assert res.code == 0, res.out + res.err
-    results = {Path(r["path"]).name: r for r in json.loads(res.out)["results"]}
+    results = {Path(r["path"]).name: r for r in validate_json("repair", res.out)["results"]}
     assert {r["outcome"] for r in results.values()} == {"repaired"}
     assert results["uv"]["changes"] == [{"name": "epsilon", "old": "1.0", "new": "1.1"}]
     for v in w.venvs.values():

@@ -1,6 +1,6 @@
 """The command line: parse, call one library function, render, pick the exit code.
 
-This is the only module that prints or exits. Exit codes (a contract, see the README):
+This is the only module that prints or exits. Exit codes (a contract: docs/reference/exit-codes.md):
 0 every venv ok, 1 the worst is a warning (or unknown), 2 the worst is critical,
 3 a usage error or an internal failure. ``check`` speaks the monitoring plugin protocol
 instead: one status line on stdout, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, never a
@@ -104,7 +104,11 @@ def add_selection(p: argparse.ArgumentParser) -> None:
         " to confirm its packages import; without it nothing in a scanned tree is executed",
     )
     p.add_argument("--deep-timeout", type=positive_float, default=30.0, metavar="SECONDS")
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
@@ -210,7 +214,11 @@ def add_change(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not look for the running processes (services) of each venv",
     )
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
 
 
 def add_sources(p: argparse.ArgumentParser, what: str) -> None:

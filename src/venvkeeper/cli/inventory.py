@@ -31,7 +31,11 @@ def _add_inventory(sub: argparse._SubParsersAction[Parser]) -> None:
         help="every venv the recorded scans know: last status, first and last seen, vanished",
     )
     add_db(p)
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
     p.set_defaults(func=_cmd_inventory)
 
 
@@ -46,7 +50,11 @@ def _add_changes(sub: argparse._SubParsersAction[Parser]) -> None:
         " scan before the latest",
     )
     add_db(p)
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
     p.set_defaults(func=_cmd_changes)
 
 
@@ -54,7 +62,11 @@ def _add_history(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("history", help="one venv over the recorded scans")
     p.add_argument("path", metavar="PATH")
     add_db(p)
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
     p.set_defaults(func=_cmd_history)
 
 

@@ -135,7 +135,12 @@ def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats import predict as fmt
 
     pred = _predict(args, err)
-    out.write(fmt.render_json(pred) if args.json else fmt.render_plan(pred, not args.all))
+    if args.json:
+        from venvkeeper.formats.envelope import Kind
+
+        out.write(fmt.render_json(pred, Kind.PLAN))
+    else:
+        out.write(fmt.render_plan(pred, not args.all))
     return int(exit_code_for(pred.worst))
 
 
@@ -152,7 +157,8 @@ def _cmd_wheelhouse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.host.interpreters import Places, default_places, host_profile, render_profile
+    from venvkeeper.formats.profile import render_profile
+    from venvkeeper.host.interpreters import Places, default_places, host_profile
 
     places = default_places()
     if args.search:

@@ -82,7 +82,11 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
         "-j", "--jobs", type=positive_int, default=2, metavar="N", help="venvs at once (default 2)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
     p.set_defaults(func=_cmd_repair)
 
 
@@ -92,7 +96,11 @@ def _add_rollback(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument("path", metavar="PATH")
     p.add_argument("--list", action="store_true", help="only list the backups, newest first")
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
     p.set_defaults(func=_cmd_rollback)
 
 
@@ -108,6 +116,11 @@ def _add_prune_backups(sub: argparse._SubParsersAction[Parser]) -> None:
         default=0,
         metavar="N",
         help="newest backups kept per venv (default 0: delete them all)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
     )
     p.set_defaults(func=_cmd_prune_backups)
 
@@ -203,7 +216,7 @@ def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.list:
         kept = list_backups(args.path)
         if args.json:
-            out.write(fmt.render_backups_json(kept))
+            out.write(fmt.render_backups_json(os.path.abspath(args.path), kept))
         else:
             for b in kept:
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.created))
@@ -212,7 +225,12 @@ def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 out.write(f"no backups of {escape(args.path)}\n")
         return int(ExitCode.OK)
     result = rollback(args.path)
-    out.write(fmt.render_json([result]) if args.json else fmt.render_table([result]))
+    if args.json:
+        from venvkeeper.formats.envelope import Kind
+
+        out.write(fmt.render_json([result], Kind.ROLLBACK))
+    else:
+        out.write(fmt.render_table([result]))
     return int(ExitCode.OK if result.outcome.ok else ExitCode.CRITICAL)
 
 
@@ -229,15 +247,19 @@ def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
         where = ", ".join(args.paths)
         raise os_failure(e, f"cannot delete the backups in {where}:") from e
-    n = refused = 0
-    for venv, gone, why in pruned:
-        for g in gone:
-            out.write(f"deleted {escape(g)}\n")
-            n += 1
-        if why is not None:
-            out.write(f"refused {escape(venv)}: {escape(why)}\n")
-            refused += 1
-    out.write(f"{n} backup(s) deleted, {len(pruned)} venv(s) with backups\n")
+    refused = sum(1 for _, _, why in pruned if why is not None)
+    if args.json:
+        from venvkeeper.formats import repair as fmt
+
+        out.write(fmt.render_pruned_json(pruned))
+    else:
+        for venv, gone, why in pruned:
+            for g in gone:
+                out.write(f"deleted {escape(g)}\n")
+            if why is not None:
+                out.write(f"refused {escape(venv)}: {escape(why)}\n")
+        n = sum(len(gone) for _, gone, _ in pruned)
+        out.write(f"{n} backup(s) deleted, {len(pruned)} venv(s) with backups\n")
     return int(ExitCode.WARNING if refused else ExitCode.OK)
 
 

@@ -29,7 +29,11 @@ def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
         action="store_true",
         help="do not judge the venvs of the processes (no 'repair first' warnings)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
     p.set_defaults(func=_cmd_restarts)
 
 

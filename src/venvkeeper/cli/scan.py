@@ -41,6 +41,11 @@ def _add_show(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def _add_codes(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("codes", help="list every finding code and its usual severity")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
     p.set_defaults(func=_cmd_codes)
 
 
@@ -90,6 +95,11 @@ def _cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_codes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.checks.registry import all_codes
 
+    if args.json:
+        from venvkeeper.formats import json as json_format
+
+        out.write(json_format.render_codes(all_codes()))
+        return 0
     for code, doc in sorted(all_codes().items()):
         out.write(f"{code:30} {doc.severity.value:9} {doc.summary}\n")
     return 0

@@ -2,7 +2,7 @@
 
 Tables for people (local time), JSON for programs (``schema_version``, ISO 8601 UTC times
 beside epoch seconds). Paths and messages come from scanned trees: escaped in tables, and
-in JSON by :func:`venvkeeper.formats.json.dumps`, as in the scan's JSON."""
+in JSON by :func:`venvkeeper.formats.envelope.dumps`, as in the scan's JSON."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import Kind, render
 from venvkeeper.model.inventory import (
     ChangeKind,
     Changes,
@@ -109,16 +109,12 @@ def _known_to_dict(k: KnownVenv) -> dict[str, Any]:
     }
 
 
-def _doc(kind: str, body: dict[str, Any]) -> str:
-    return dumps({"schema_version": SCHEMA_VERSION, "kind": kind, **body})
-
-
 # --- inventory ----------------------------------------------------------------------------
 
 
 def inventory_json(inv: Inventory, db: str) -> str:
-    return _doc(
-        "inventory",
+    return render(
+        Kind.INVENTORY,
         {
             "db": db,
             "scans": inv.scans,
@@ -179,7 +175,7 @@ def changes_json(ch: Changes) -> str:
     }
     for kind in ChangeKind:
         body[kind.value] = [_change_to_dict(c) for c in ch.of(kind)]
-    return _doc("changes", body)
+    return render(Kind.CHANGES, body)
 
 
 def _scan_label(s: ScanInfo) -> str:
@@ -227,8 +223,8 @@ def history_json(h: VenvHistory) -> str:
         entries.append(entry)
     gone = [e for e in h.entries if e.vanished]
     last_gone = gone[-1] if gone and h.entries[-1].vanished else None
-    return _doc(
-        "history",
+    return render(
+        Kind.HISTORY,
         {
             "path": h.path,
             "presence": h.presence.value,

@@ -1,5 +1,6 @@
-"""The JSON document: everything inspection found, with a schema version; and
-:func:`dumps`, the encoder of every JSON document the command line prints.
+"""The JSON documents of ``scan`` (kind ``scan``: the whole report) and ``show`` (kind
+``show``: one venv, under ``venv``, the same object as each of ``scan``'s ``venvs``), in
+the one envelope of :mod:`venvkeeper.formats.envelope`.
 
 Strings go out as found, unless one holds a character that is not safe to print (a byte
 that was not UTF-8, a control character, DEL, a C1 control, a bidi control): then all of
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import pwd
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from venvkeeper import __version__
-from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import Kind, envelope
+from venvkeeper.formats.envelope import render as render_doc
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.textutil import to_json
+
+if TYPE_CHECKING:
+    from venvkeeper.checks._base import CodeDoc
 
 
 def _user(uid: int) -> Optional[str]:
@@ -133,8 +137,6 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
 
 def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
     doc = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "venvkeeper", "version": __version__},
         "host": report.hostname,
         "started_at": datetime.fromtimestamp(report.started_at, timezone.utc).isoformat(),
         "duration_seconds": round(report.stats.duration_seconds, 3),
@@ -159,7 +161,7 @@ def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
     }
     if with_venvs:
         doc["venvs"] = [venv_to_dict(v) for v in report.venvs]
-    return doc
+    return envelope(Kind.SCAN, doc)
 
 
 def render_chunks(report: Report) -> Iterator[str]:
@@ -180,4 +182,13 @@ def render(report: Report) -> str:
 
 
 def render_venv(rep: VenvReport) -> str:
-    return dumps({"schema_version": SCHEMA_VERSION, **venv_to_dict(rep)})
+    return render_doc(Kind.SHOW, {"venv": venv_to_dict(rep)})
+
+
+def render_codes(codes: Mapping[str, CodeDoc]) -> str:
+    """``codes --json``: every finding code, its usual severity and its summary."""
+    rows = [
+        {"code": code, "severity": doc.severity.value, "summary": doc.summary}
+        for code, doc in sorted(codes.items())
+    ]
+    return render_doc(Kind.CODES, {"codes": rows})

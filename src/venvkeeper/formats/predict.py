@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from venvkeeper import __version__
-from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import Kind, dumps, envelope
 from venvkeeper.formats.table import python_column
 from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
 from venvkeeper.model.report import VenvReport
@@ -217,12 +216,9 @@ def _findings(rep: Optional[VenvReport]) -> list[dict[str, str]]:
     ]
 
 
-def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
+def _prediction_payload(pred: Prediction) -> dict[str, Any]:
     c = pred.change
     return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": f"venvkeeper {__version__}",
-        "kind": "prediction",
         "change": {
             "python_becomes": [{"link": link, "version": v} for link, v in c.python_becomes],
             "removed": list(c.removed),
@@ -263,5 +259,16 @@ def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
     }
 
 
-def render_json(pred: Prediction) -> str:
-    return dumps(prediction_to_dict(pred))
+#: The kinds of a prediction's document: ``predict`` and ``plan`` print the same payload.
+PREDICTION_KINDS = (Kind.PREDICT, Kind.PLAN)
+
+
+def prediction_to_dict(pred: Prediction, kind: Kind = Kind.PREDICT) -> dict[str, Any]:
+    """The document of ``predict --json`` (or, *kind* ``plan``, of ``plan --json``)."""
+    if kind not in PREDICTION_KINDS:
+        raise ValueError(f"a prediction is not a {kind.value} document")
+    return envelope(kind, _prediction_payload(pred))
+
+
+def render_json(pred: Prediction, kind: Kind = Kind.PREDICT) -> str:
+    return dumps(prediction_to_dict(pred, kind))

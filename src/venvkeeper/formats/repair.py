@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
-from venvkeeper import __version__
-from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import Kind, render
 from venvkeeper.formats.predict import _table
 from venvkeeper.model.repair import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
 from venvkeeper.textutil import escape
@@ -76,17 +75,36 @@ def result_to_dict(r: RepairResult) -> dict[str, Any]:
     }
 
 
-def render_backups_json(kept: Sequence[Backup]) -> str:
-    return dumps([{"path": b.path, "created": b.created, "reason": b.reason} for b in kept])
+def render_backups_json(venv: str, kept: Sequence[Backup]) -> str:
+    """``rollback --list --json``: the backups of *venv*, newest first."""
+    return render(
+        Kind.ROLLBACK_LIST,
+        {
+            "venv": venv,
+            "backups": [{"path": b.path, "created": b.created, "reason": b.reason} for b in kept],
+        },
+    )
 
 
-def render_json(results: Sequence[RepairResult]) -> str:
-    doc = {
-        "schema_version": SCHEMA_VERSION,
-        "venvkeeper_version": __version__,
-        "results": [result_to_dict(r) for r in results],
-    }
-    return dumps(doc)
+def render_json(results: Sequence[RepairResult], kind: Kind = Kind.REPAIR) -> str:
+    """``repair --json``, or (*kind* ``rollback``) ``rollback --json``: one result each."""
+    if kind not in (Kind.REPAIR, Kind.ROLLBACK):
+        raise ValueError(f"repair results are not a {kind.value} document")
+    return render(kind, {"results": [result_to_dict(r) for r in results]})
+
+
+def render_pruned_json(pruned: Sequence[tuple[str, Sequence[str], Optional[str]]]) -> str:
+    """``prune-backups --json``: per venv with backups, the ones deleted and why it was
+    refused (``null``: not refused)."""
+    return render(
+        Kind.PRUNE_BACKUPS,
+        {
+            "venvs": [
+                {"venv": venv, "deleted": list(gone), "refused": why} for venv, gone, why in pruned
+            ],
+            "deleted": sum(len(gone) for _, gone, _ in pruned),
+        },
+    )
 
 
 def render_wheelhouse(report: WheelhouseReport) -> str:
@@ -110,9 +128,6 @@ def render_wheelhouse(report: WheelhouseReport) -> str:
 
 def render_wheelhouse_json(report: WheelhouseReport) -> str:
     doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "wheelhouse",
-        "tool": {"name": "venvkeeper", "version": __version__},
         "directory": report.directory,
         "fetches": [
             {"venv": f.venv, "spec": f.spec, "outcome": f.outcome.value, "detail": f.detail}
@@ -120,4 +135,4 @@ def render_wheelhouse_json(report: WheelhouseReport) -> str:
         ],
         "skipped": [{"venv": v, "why": w} for v, w in report.skipped],
     }
-    return dumps(doc) + "\n"
+    return render(Kind.WHEELHOUSE, doc)

@@ -1,15 +1,14 @@
 """Output of ``restarts``: pure functions from a :class:`RestartReport` to text.
 
 Command lines and names come from other users' processes: everything is escaped (in JSON
-by :func:`venvkeeper.formats.json.dumps`)."""
+by :func:`venvkeeper.formats.envelope.dumps`)."""
 
 from __future__ import annotations
 
 import shlex
 from typing import Any
 
-from venvkeeper import __version__
-from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
+from venvkeeper.formats.envelope import Kind, dumps, envelope
 from venvkeeper.model.restarts import Elsewhere, ProcessReport, RestartReport
 from venvkeeper.textutil import escape
 
@@ -135,11 +134,13 @@ def render_table(report: RestartReport, width: int = 0) -> str:
 
 
 def report_to_dict(report: RestartReport) -> dict[str, Any]:
+    """The document of ``restarts --json``."""
+    return envelope(Kind.RESTARTS, _payload(report))
+
+
+def _payload(report: RestartReport) -> dict[str, Any]:
     system, user, broken = units(report)
     return {
-        "schema_version": SCHEMA_VERSION,
-        "tool": f"venvkeeper {__version__}",
-        "kind": "restarts",
         "scanned": report.scanned,
         "duration_seconds": round(report.duration_seconds, 4),
         "skipped": report.skipped,

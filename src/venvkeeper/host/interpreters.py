@@ -1,17 +1,17 @@
-"""The Pythons installed on a host (not venvs): found, judged, and written as a profile.
+"""The Pythons installed on a host (not venvs): found, judged, and read back from a profile.
 
 ``venvkeeper host-profile`` searches the usual places and ``PATH``; the profile it prints
-is what ``predict --host-profile`` reads to judge a shared tree of venvs as another host
-would. Versions are read statically (the file name, the stdlib landmark, ``patchlevel.h``);
-only a system interpreter owned by root, in directories only root can write, is ever run to
-ask its version, and only when the files do not tell.
+(:mod:`venvkeeper.formats.profile`) is what ``predict --host-profile`` reads to judge a
+shared tree of venvs as another host would. Versions are read statically (the file name,
+the stdlib landmark, ``patchlevel.h``); only a system interpreter owned by root, in
+directories only root can write, is ever run to ask its version, and only when the files
+do not tell.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import re
 import socket
@@ -29,8 +29,15 @@ from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes, pat
 from venvkeeper.model.host import HostProfile, Interpreter, InterpreterName
 from venvkeeper.model.venv import BaseOrigin
 
-PROFILE_KIND = "venvkeeper-host-profile"
-PROFILE_SCHEMA = 1
+#: The kind of a profile (the envelope of every venvkeeper JSON document,
+#: :mod:`venvkeeper.formats.envelope`, which writes it), and the kind that profiles of
+#: schema version 1 had: both are read, for profiles made by older venvkeepers.
+PROFILE_KIND = "host-profile"
+PROFILE_KINDS = (PROFILE_KIND, "venvkeeper-host-profile")
+#: The newest schema version read: the envelope's SCHEMA_VERSION (a test checks they are
+#: equal, so whoever raises it decides what it means for profiles). Version 1 differs
+#: only in its envelope: its fields are read the same way.
+PROFILE_SCHEMA = 2
 MAX_HOMES = 2000
 #: The most a profile file may weigh and nest (one lists a host's Pythons: some kB, 5 deep).
 PROFILE_LIMIT = 16 << 20
@@ -288,43 +295,7 @@ def _os_release(path: str = "/etc/os-release") -> str:
     return ""
 
 
-# --- the profile as a file --------------------------------------------------------------
-
-
-def profile_to_dict(p: HostProfile) -> dict[str, Any]:
-    return {
-        "kind": PROFILE_KIND,
-        "schema_version": PROFILE_SCHEMA,
-        "hostname": p.hostname,
-        "created_at": p.created_at,
-        "os_release": p.os_release,
-        "searched": {"bin_dirs": list(p.bin_dirs), "trees": list(p.trees)},
-        "dir_links": dict(p.dir_links),
-        "interpreters": [
-            {
-                "executable": i.executable,
-                "version": i.version,
-                "patch_version": i.patch_version,
-                "prefix": i.prefix,
-                "stdlib_present": i.stdlib_present,
-                "origin": i.origin.value,
-                "is_script": i.is_script,
-                "package": i.package,
-                "version_source": i.version_source,
-                "obsolete": i.obsolete,
-                "names": [{"path": n.path, "hops": list(n.hops)} for n in i.names],
-            }
-            for i in p.interpreters
-        ],
-    }
-
-
-def render_profile(p: HostProfile) -> str:
-    """The profile file. Not through :func:`venvkeeper.textutil.to_json`: it is data that
-    ``--host-profile`` reads back, so its strings stay exact; ``ensure_ascii`` writes every
-    character outside ASCII (controls, lone surrogates) as a JSON escape, which keeps the
-    file valid UTF-8 and safe to print."""
-    return json.dumps(profile_to_dict(p), indent=2, ensure_ascii=True) + "\n"
+# --- the profile as a file (written by venvkeeper.formats.profile) ----------------------
 
 
 class _Bad(Exception):
@@ -355,7 +326,7 @@ def _abs_paths(items: Any, where: str) -> tuple[str, ...]:
 def profile_from_dict(data: Any) -> HostProfile:
     """Validate and load a profile; raises ``ValueError`` naming the first bad field."""
     try:
-        if _get(data, "kind", str, "profile") != PROFILE_KIND:
+        if _get(data, "kind", str, "profile") not in PROFILE_KINDS:
             raise _Bad(f"not a venvkeeper host profile (kind is not {PROFILE_KIND!r})")
         version = _get(data, "schema_version", int, "profile")
         if version > PROFILE_SCHEMA:
