@@ -239,8 +239,7 @@ def test_a_chrooted_process_is_listed_not_judged(tmp_path: Path) -> None:
     assert foreign.exe_deleted
     out = run_cli("restarts", "--proc-root", str(proc.root)).out
     assert (
-        f"1 Python process(es) in another root (chroot) not judged: 51 (jailed\\x1b) in {jail}"
-        in out
+        f"1 Python process in another root (chroot) not judged: 51 (jailed\\x1b) in {jail}" in out
     )
     assert "mount namespaces" not in out
     doc = json.loads(run_cli("restarts", "--json", "--proc-root", str(proc.root)).out)

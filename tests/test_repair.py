@@ -186,7 +186,7 @@ def test_keep_backups_and_prune_backups(tmp_path: Path) -> None:
     assert again.code == 0, again.out
     assert len(json.loads(run_cli("rollback", "--list", "--json", str(v)).out)) == 1
     res = run_cli("prune-backups", str(v.parent))
-    assert res.code == 0 and "1 backup(s) deleted" in res.out
+    assert res.code == 0 and "1 backup deleted" in res.out
     assert sorted(p.name for p in v.parent.iterdir()) == ["uv"]
     assert imports_ok(v, *MODULES, hide=w.distro.hidden)
 

@@ -19,7 +19,7 @@ from venvkeeper.cli._common import (
     sources_of,
 )
 from venvkeeper.errors import UsageError
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, plural
 
 if TYPE_CHECKING:
     from venvkeeper.model.repair import RepairResult
@@ -237,7 +237,7 @@ def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         if why is not None:
             out.write(f"refused {escape(venv)}: {escape(why)}\n")
             refused += 1
-    out.write(f"{n} backup(s) deleted, {len(pruned)} venv(s) with backups\n")
+    out.write(f"{plural(n, 'backup')} deleted, {plural(len(pruned), 'venv')} with backups\n")
     return int(ExitCode.WARNING if refused else ExitCode.OK)
 
 

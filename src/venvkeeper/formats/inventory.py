@@ -23,7 +23,7 @@ from venvkeeper.model.inventory import (
     VenvHistory,
     VenvSnapshot,
 )
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, plural
 
 
 def _iso(t: float) -> str:
@@ -152,7 +152,8 @@ def inventory_table(inv: Inventory) -> str:
     latest = inv.latest
     roots = ", ".join(escape(r) for r in latest.roots)
     return text + (
-        f"{len(inv.venvs)} venvs known from {inv.scans} scans: {n[Presence.SEEN]} seen by the"
+        f"{plural(len(inv.venvs), 'venv')} known from {plural(inv.scans, 'scan')}:"
+        f" {n[Presence.SEEN]} seen by the"
         f" latest, {n[Presence.NOT_SEEN]} not seen (outside its roots, or not reached),"
         f" {n[Presence.VANISHED]} vanished (latest: scan {latest.scan_id} of {roots}"
         f" at {_local(latest.started_at)})\n"

@@ -9,7 +9,7 @@ from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.formats.table import python_column
 from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
 from venvkeeper.model.report import VenvReport
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, noun, plural
 
 HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "USED BY", "WHY")
 
@@ -90,10 +90,7 @@ def predict_summary(pred: Prediction) -> str:
     counts = [f"{pred.count(e)} {e.value}" for e in _ORDER if pred.count(e)]
     breaking = [v for v in pred.venvs if v.effect.breaks]
     n = len(pred.venvs)
-    text = (
-        f"{n} venv{'' if n == 1 else 's'}, {len(breaking)} would break:"
-        f" {', '.join(counts) or 'none'}"
-    )
+    text = f"{plural(n, 'venv')}, {len(breaking)} would break: {', '.join(counts) or 'none'}"
     services = list(dict.fromkeys(u.label for v in breaking for u in v.used_by))
     if services:
         text += "\nrunning services that would break: " + escape(", ".join(services))
@@ -161,7 +158,7 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
             b.append(f"  {mark + ':':9} {escape(blk.message)}")
         blocks.append("\n".join(b))
     n = len(pred.venvs)
-    blocks.append(f"{shown} of {n} venv{'' if n == 1 else 's'} need a repair")
+    blocks.append(f"{shown} of {plural(n, 'venv')} {noun(shown, 'needs', 'need')} a repair")
     return "\n\n".join(blocks) + "\n"
 
 

@@ -9,7 +9,7 @@ from venvkeeper import __version__
 from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.formats.predict import _table
 from venvkeeper.model.repair import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, plural
 
 HEADERS = ("RESULT", "PATH", "STRATEGY", "TIME", "WHAT")
 
@@ -54,7 +54,7 @@ def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
 def summary(results: Sequence[RepairResult]) -> str:
     counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
     parts = [f"{n} {o.value}" for o, n in counts.items() if n]
-    return f"{len(results)} venv(s): " + (", ".join(parts) if parts else "nothing asked")
+    return f"{plural(len(results), 'venv')}: " + (", ".join(parts) if parts else "nothing asked")
 
 
 def result_to_dict(r: RepairResult) -> dict[str, Any]:
@@ -101,7 +101,8 @@ def render_wheelhouse(report: WheelhouseReport) -> str:
         lines.append(f"{'skipped':11}  {escape(venv)}: {escape(why)}")
     venvs = len({f.venv for f in report.fetches})
     lines.append(
-        f"{fetched} of {len(report.fetches)} requirement(s) of {venvs} venv(s) are wheels in"
+        f"{fetched} of {plural(len(report.fetches), 'requirement')} of {plural(venvs, 'venv')}"
+        " are wheels in"
         f" {escape(report.directory)}; after the upgrade: venvkeeper repair --all --offline"
         f" --find-links {escape(report.directory)}"
     )

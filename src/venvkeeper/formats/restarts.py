@@ -11,7 +11,7 @@ from typing import Any
 from venvkeeper import __version__
 from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
 from venvkeeper.model.restarts import Elsewhere, ProcessReport, RestartReport
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, noun, plural
 
 HEADERS = ("PID", "USER", "UNIT", "VENV", "COMMAND", "WHY")
 COMMAND_WIDTH = 60
@@ -78,7 +78,7 @@ def summary(report: RestartReport) -> str:
     need = len(report.needing_restart)
     broken = len(report.broken)
     text = (
-        f"{need} process{'' if need == 1 else 'es'} need{'s' if need == 1 else ''} a restart"
+        f"{plural(need, 'process', 'processes')} {noun(need, 'needs', 'need')} a restart"
         f" ({report.scanned} scanned in {report.duration_seconds:.2f}s"
     )
     if report.skipped:
@@ -120,12 +120,14 @@ def render_table(report: RestartReport, width: int = 0) -> str:
     chrooted = [f for f in report.foreign if f.where is Elsewhere.CHROOT]
     if in_ns:
         lines.append(
-            f"{len(in_ns)} Python process(es) in other mount namespaces (containers)"
+            f"{plural(len(in_ns), 'Python process', 'Python processes')} in other mount"
+            " namespaces (containers)"
             " not judged: " + ", ".join(f"{f.pid} ({escape(f.comm)})" for f in in_ns[:10])
         )
     if chrooted:
         lines.append(
-            f"{len(chrooted)} Python process(es) in another root (chroot) not judged: "
+            f"{plural(len(chrooted), 'Python process', 'Python processes')} in another root"
+            " (chroot) not judged: "
             + ", ".join(
                 f"{f.pid} ({escape(f.comm)}) in {escape(f.root or '?')}" for f in chrooted[:10]
             )
