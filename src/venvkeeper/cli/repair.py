@@ -17,6 +17,7 @@ from venvkeeper.cli._common import (
     non_negative_int,
     positive_int,
     sources_of,
+    terminal,
 )
 from venvkeeper.errors import UsageError
 from venvkeeper.textutil import escape, plural
@@ -187,8 +188,7 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(fmt.render_json(results))
     else:
-        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
-        out.write(fmt.render_table(results, width))
+        out.write(fmt.render_table(results, terminal(out).width or 0))
     if any(r.outcome is Outcome.FAILED for r in results):
         return int(ExitCode.CRITICAL)
     if any(r.outcome is Outcome.REFUSED for r in results):
@@ -212,7 +212,11 @@ def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 out.write(f"no backups of {escape(args.path)}\n")
         return int(ExitCode.OK)
     result = rollback(args.path)
-    out.write(fmt.render_json([result]) if args.json else fmt.render_table([result]))
+    out.write(
+        fmt.render_json([result])
+        if args.json
+        else fmt.render_table([result], terminal(out).width or 0)
+    )
     return int(ExitCode.OK if result.outcome.ok else ExitCode.CRITICAL)
 
 

@@ -6,12 +6,20 @@ from typing import Any, Optional
 
 from venvkeeper import __version__
 from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
+from venvkeeper.formats.layout import Column, Row, lay_out, to_text, wrap
 from venvkeeper.formats.table import python_column
 from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
 from venvkeeper.model.report import VenvReport
 from venvkeeper.textutil import escape, noun, plural
 
-HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "USED BY", "WHY")
+COLUMNS = (
+    Column("EFFECT", shrink=False),
+    Column("PATH", path=True),
+    Column("PYTHON"),
+    Column("REPAIR", path=True),  # "rebuild on /usr/bin/python3.12": its end tells most
+    Column("USED BY", drop=True),
+)
+DETAIL = "WHY"
 
 #: Effects in the order the summary tells them: the order they are declared in.
 _ORDER = tuple(Effect)
@@ -65,14 +73,14 @@ def _why(v: VenvPrediction) -> str:
     return f"{main.code}: {main.message}" if main is not None else ""
 
 
-def predict_rows(pred: Prediction, only_problems: bool = False) -> list[tuple[str, ...]]:
-    """The table's cells, each escaped here, once."""
-    out: list[tuple[str, ...]] = []
+def predict_rows(pred: Prediction, only_problems: bool = False) -> list[Row]:
+    """The table's rows, each cell escaped here, once."""
+    out: list[Row] = []
     for v in pred.venvs:
         if only_problems and v.effect in (Effect.SURVIVES,):
             continue
-        cells = (v.effect.value, v.path, _python(v), plan_summary(v.plan), used_by(v), _why(v))
-        out.append(tuple(escape(c) for c in cells))
+        cells = (v.effect.value, v.path, _python(v), plan_summary(v.plan), used_by(v))
+        out.append(Row(tuple(escape(c) for c in cells), escape(_why(v))))
     return out
 
 
@@ -97,23 +105,18 @@ def predict_summary(pred: Prediction) -> str:
     return text
 
 
-def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...], width: int) -> list[str]:
-    table = [headers, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers) - 1)]
-    lines = []
-    for r in table:
-        line = "  ".join([*(r[i].ljust(widths[i]) for i in range(len(widths))), r[-1]]).rstrip()
-        if width and len(line) > width:
-            line = line[: width - 1] + "…"
-        lines.append(line)
-    return lines
+def lines(text: str, width: int) -> list[str]:
+    """*text* as lines for a terminal *width* wide (0: one line)."""
+    return wrap(text, width) if width else [text]
 
 
 def render_predict(pred: Prediction, only_problems: bool = False, width: int = 0) -> str:
-    lines = [f"change: {describe_change(pred)}", ""]
-    lines += _table(predict_rows(pred, only_problems), HEADERS, width)
-    lines += ["", predict_summary(pred)]
-    return "\n".join(lines) + "\n"
+    out = [*lines(f"change: {describe_change(pred)}", width), ""]
+    text = to_text(lay_out(COLUMNS, predict_rows(pred, only_problems), width or None, DETAIL))
+    out += [text.rstrip("\n"), ""]
+    for part in predict_summary(pred).split("\n"):
+        out += lines(part, width)
+    return "\n".join(out) + "\n"
 
 
 def render_plan(pred: Prediction, only_needed: bool = True) -> str:

@@ -7,11 +7,17 @@ from typing import Any
 
 from venvkeeper import __version__
 from venvkeeper.formats.envelope import SCHEMA_VERSION, dumps
-from venvkeeper.formats.predict import _table
+from venvkeeper.formats.layout import Column, Row, lay_out, to_text
 from venvkeeper.model.repair import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
 from venvkeeper.textutil import escape, plural
 
-HEADERS = ("RESULT", "PATH", "STRATEGY", "TIME", "WHAT")
+COLUMNS = (
+    Column("RESULT", shrink=False),
+    Column("PATH", path=True),
+    Column("STRATEGY"),
+    Column("TIME", shrink=False),
+)
+DETAIL = "WHAT"
 
 
 def _what(r: RepairResult) -> str:
@@ -22,17 +28,14 @@ def _what(r: RepairResult) -> str:
 
 
 def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
-    rows: list[tuple[str, ...]] = [
-        (
-            r.outcome.value,
-            escape(r.path),
-            r.strategy.value,
-            f"{r.seconds:.1f}s",
+    rows = [
+        Row(
+            (r.outcome.value, escape(r.path), r.strategy.value, f"{r.seconds:.1f}s"),
             escape(_what(r)),
         )
         for r in results
     ]
-    lines = _table(rows, HEADERS, width)
+    lines = to_text(lay_out(COLUMNS, rows, width or None, DETAIL)).splitlines()
     for r in results:
         if r.failed_pins:
             lines.append("")
