@@ -209,3 +209,27 @@ def test_a_script_run_by_the_system_python_is_not_a_move(tmp_path: Path, py311: 
     tool.chmod(0o755)
     rep = judge(v)
     assert not {"moved", "scripts-foreign-interpreter"} & set(codes(rep))
+
+
+def test_deep_reports_the_imports_a_minor_switch_broke(tmp_path: Path) -> None:
+    """A venv made on 3.11 whose python3 link now leads to 3.12: its packages sit unseen in
+    lib/python3.11, and --deep must say that they fail to import, as they do."""
+    for minor in ("3.11", "3.12"):
+        if not FakeDistro.available(minor):
+            pytest.skip(f"pyenv CPython {minor} is needed for the simulated minor switch")
+    distro = FakeDistro(tmp_path / "usr")
+    distro.install("3.11")
+    py3 = distro.set_default("3.11")
+    six = make_project(tmp_path, "six")
+    v = make_venv(py3, tmp_path / "app")
+    install(v, six)
+    assert imports_ok(v, "six")
+    distro.install("3.12")
+    distro.set_default("3.12")
+    assert not imports_ok(v, "six")  # ground truth: the import really fails
+    rep = judge(v, "--deep")
+    assert rep["deep"]["ran"] and rep["deep"]["version"].startswith("3.12.")
+    failed = rep["deep"]["failed_imports"]
+    assert len(failed) == 1 and failed[0].startswith("six (ModuleNotFoundError"), failed
+    assert "installed for Python 3.11 only" in failed[0]
+    assert "deep-import-failed" in codes(rep)

@@ -181,6 +181,39 @@ def test_unit_commands_group_units_and_never_restart_into_broken_venvs(tmp_path:
     assert "REPAIR FIRST" in table.out
 
 
+def test_unit_commands_say_what_to_do_outside_any_unit(tmp_path: Path) -> None:
+    proc = FakeProc(tmp_path / "proc")
+    broken = fake_venv(tmp_path, "broken")
+    proc.add(
+        40,
+        exe="/usr/bin/python3.11 (deleted)",
+        argv=("/usr/bin/python3", "app.py", "--name=\x1b]0;evil\x07"),
+        cgroup="0::/user.slice/user-0.slice/session-3.scope\n",
+    )
+    proc.add(
+        41,
+        exe="/usr/bin/python3.11 (deleted)",
+        argv=(str(broken / "bin/python"), "job.py"),
+        cgroup="0::/user.slice/user-0.slice/session-3.scope\n",
+    )
+    proc.add(42, argv=("/usr/bin/python3", "fine.py"), cgroup="0::/init.scope\n")
+    res = run_cli("restarts", "--proc-root", str(proc.root), "--unit-commands")
+    lines = res.out.splitlines()
+    assert (
+        "# pid 40 (/usr/bin/python3 app.py --name=\\x1b]0;evil\\x07) runs outside any unit"
+        " (in session-3.scope): restart it by hand (or restart its supervisor; kill -HUP if"
+        " it reloads)"
+    ) in lines, res.out
+    assert any(
+        ln.startswith("# pid 41 (")
+        and ln.endswith("repair its venv first, then restart it by hand")
+        for ln in lines
+    ), res.out
+    assert not any("pid 42" in ln for ln in lines)  # nothing to restart
+    assert "\x1b" not in res.out
+    assert all(ln.startswith("#") for ln in lines)  # nothing a shell would run
+
+
 def test_exit_codes(tmp_path: Path) -> None:
     proc = FakeProc(tmp_path / "proc")
     proc.add(30, argv=("/usr/bin/python3", "x.py"))
@@ -239,8 +272,7 @@ def test_a_chrooted_process_is_listed_not_judged(tmp_path: Path) -> None:
     assert foreign.exe_deleted
     out = run_cli("restarts", "--proc-root", str(proc.root)).out
     assert (
-        f"1 Python process(es) in another root (chroot) not judged: 51 (jailed\\x1b) in {jail}"
-        in out
+        f"1 Python process in another root (chroot) not judged: 51 (jailed\\x1b) in {jail}" in out
     )
     assert "mount namespaces" not in out
     doc = validate_json(

@@ -55,15 +55,24 @@ def codes_block() -> str:
 
 
 def usage_block() -> str:
-    os.environ["COLUMNS"] = "100"
     from venvkeeper.cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    parts = [parser.format_help()]
-    for name, choice in sub.choices.items():  # type: ignore[attr-defined]
-        if name != "codes":
-            parts.append(choice.format_help())
+    # argparse wraps to COLUMNS; set only while the help is formatted (tests import this
+    # module, and venvkeeper's own tables follow COLUMNS too)
+    before = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        parser = build_parser()
+        sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        parts = [parser.format_help()]
+        for name, choice in sub.choices.items():  # type: ignore[attr-defined]
+            if name != "codes":
+                parts.append(choice.format_help())
+    finally:
+        if before is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = before
     return "\n".join(f"```\n{p}```\n" for p in parts)
 
 

@@ -102,6 +102,18 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def noun(n: int, word: str, many: Optional[str] = None) -> str:
+    """*word* as it goes with the number *n*: itself for 1, else *many* (default: *word*
+    and an ``s``)."""
+    return word if n == 1 else (many if many is not None else word + "s")
+
+
+def plural(n: int, word: str, many: Optional[str] = None) -> str:
+    """``1 venv``, ``2 venvs``, ``0 venvs``: the one rule for counted words in messages
+    (``plural(n, "process", "processes")`` for the irregular ones)."""
+    return f"{n} {noun(n, word, many)}"
+
+
 _NAME_NORMALIZE = re.compile(r"[-_.]+")
 
 

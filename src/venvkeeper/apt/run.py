@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Callable, Optional, TextIO
 
 from venvkeeper.errors import VenvkeeperError, failure_of
-from venvkeeper.textutil import escape, escape_value
+from venvkeeper.textutil import escape, escape_value, noun, plural
 
 if TYPE_CHECKING:
     from venvkeeper.model.policy import Policy
@@ -107,7 +107,7 @@ def _obsolete_note(reports: Iterable[VenvReport], limit: int = 5) -> str:
         return ""
     n = len(found)
     lines = [
-        f"venvkeeper: {n} venv{'' if n == 1 else 's'} run on a Python that no configured"
+        f"venvkeeper: {plural(n, 'venv')} {noun(n, 'runs', 'run')} on a Python that no configured"
         " archive offers any more (base-obsolete: no more security fixes); venvkeeper"
         " repair --all moves them to a supported one"
     ]
@@ -160,7 +160,7 @@ def pre_install(
     if breaking:
         out.write(fmt.render_predict(pred, only_problems=True))
         out.write(
-            f"venvkeeper: {len(breaking)} venv{'' if len(breaking) == 1 else 's'} will break"
+            f"venvkeeper: {plural(len(breaking), 'venv')} will break"
             " when dpkg goes on; repair plans: "
             + _predict_command(pc.change).replace(" predict ", " plan ", 1)
             + "\nvenvkeeper: for an offline repair, fetch the wheels the rebuilds need now: "

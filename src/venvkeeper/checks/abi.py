@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterator
 from typing import Optional
 
-from venvkeeper.checks._base import Check, CodeDoc, plural, short_list
+from venvkeeper.checks._base import Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.venv import Distribution, VenvFacts
+from venvkeeper.textutil import plural
 
 MISMATCH = "abi-mismatch"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from venvkeeper.checks._base import CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.venv import DeepResult, VenvFacts
+from venvkeeper.textutil import plural
 
 START_FAILED = "deep-start-failed"
 
@@ -38,7 +39,7 @@ def deep_findings(facts: VenvFacts, deep: DeepResult) -> tuple[Finding, ...]:
             Finding(
                 IMPORT_FAILED,
                 Severity.CRITICAL,
-                f"--deep: {len(deep.failed_imports)} module(s) failed to import:"
+                f"--deep: {plural(len(deep.failed_imports), 'module')} failed to import:"
                 f" {short_list(list(deep.failed_imports), 2)}",
             ),
         )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from venvkeeper.checks._base import Check, CodeDoc, plural, short_list
+from venvkeeper.checks._base import Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.venv import VenvFacts
+from venvkeeper.textutil import plural
 
 MOVED = "moved"
 FOREIGN_SCRIPTS = "scripts-foreign-interpreter"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from venvkeeper.checks._base import BOOTSTRAP, Check, CodeDoc, plural, short_list
+from venvkeeper.checks._base import BOOTSTRAP, Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.venv import VenvFacts
-from venvkeeper.textutil import canonical_name
+from venvkeeper.textutil import canonical_name, plural
 
 MISMATCH = "version-mismatch"
 HALF_UPGRADED = "half-upgraded"

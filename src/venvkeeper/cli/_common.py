@@ -15,12 +15,13 @@ import os
 import time
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional, TextIO
 
-from venvkeeper.textutil import escape, escape_value
+from venvkeeper.textutil import escape, escape_value, noun
 
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
 if TYPE_CHECKING:
     from venvkeeper.config import Config
+    from venvkeeper.formats.layout import Terminal
     from venvkeeper.model.findings import Severity
     from venvkeeper.model.report import Report
     from venvkeeper.repair import Sources
@@ -246,20 +247,84 @@ def sources_of(args: argparse.Namespace) -> Sources:
     )
 
 
-def progress_line(stream: TextIO) -> Optional[Callable[[int, int], None]]:
-    if not stream.isatty():
-        return None
+def terminal(stream: TextIO) -> Terminal:
+    """What *stream* allows (width, colour, live progress): the rule of
+    :func:`venvkeeper.formats.layout.decide` on this process's environment."""
+    from venvkeeper.formats.layout import decide
 
-    started = time.monotonic()
+    tty = stream.isatty()
+    size: Optional[int] = None
+    if tty:
+        try:
+            size = os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError):
+            size = None
+    return decide(tty, os.environ, size)
 
-    def show(dirs: int, venvs: int) -> None:
+
+#: The progress line on screen now, if any: :func:`clear_progress` takes it away.
+_shown: list[ProgressLine] = []
+
+
+class ProgressLine:
+    """The scan's progress on *stream* (stderr). A terminal that can gets one line redrawn
+    in place (``\r``, ``ESC[K``); a dumb terminal one plain line, once, when the scan
+    takes a while; anything else nothing. Used as a context manager, it takes its line
+    away when the scan ends however it ends (an error, Ctrl-C)."""
+
+    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+        self.stream = stream
+        term = terminal(stream) if enabled else None
+        self.live = term is not None and term.live
+        self.dumb = enabled and not self.live and stream.isatty()
+        self.started = time.monotonic()
+        self.drawn = False
+        self.told = False
+
+    def __call__(self, dirs: int, venvs: int) -> None:
+        elapsed = time.monotonic() - self.started
+        if self.dumb:
+            if not self.told and elapsed >= 1:
+                self.told = True
+                self.stream.write("venvkeeper: scanning...\n")
+                self.stream.flush()
+            return
         # The walk may run in another process: then only venvs are counted as they come.
-        walked = f"{dirs:,} directories, " if dirs else ""
-        elapsed = time.monotonic() - started
-        stream.write(f"\r\x1b[Kscanning: {walked}{venvs:,} venvs judged ({elapsed:.0f}s)")
-        stream.flush()
+        walked = f"{dirs:,} {noun(dirs, 'directory', 'directories')}, " if dirs else ""
+        judged = f"{venvs:,} {noun(venvs, 'venv')} judged"
+        self.stream.write(f"\r\x1b[Kscanning: {walked}{judged} ({elapsed:.0f}s)")
+        self.stream.flush()
+        if not self.drawn:
+            self.drawn = True
+            _shown.append(self)
 
-    return show
+    def clear(self) -> None:
+        if self.drawn:
+            self.drawn = False
+            if self in _shown:
+                _shown.remove(self)
+            try:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+            except (OSError, ValueError):  # the terminal went away: nothing to clear
+                pass
+
+    def __enter__(self) -> Optional[Callable[[int, int], None]]:
+        return self if (self.live or self.dumb) else None
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+
+
+def progress_line(stream: TextIO, enabled: bool = True) -> ProgressLine:
+    """``with progress_line(err) as progress: scan(..., progress=progress)``."""
+    return ProgressLine(stream, enabled)
+
+
+def clear_progress() -> None:
+    """Take away any progress line still on screen (main's Ctrl-C path)."""
+    for shown in list(_shown):
+        shown.clear()
 
 
 def config_of(args: argparse.Namespace) -> Config:

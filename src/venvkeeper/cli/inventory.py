@@ -20,6 +20,7 @@ from venvkeeper.cli._common import (
     record_scan,
     record_to,
     scan_options,
+    terminal,
 )
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.textutil import escape
@@ -140,7 +141,11 @@ def _cmd_inventory(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     db = db_path(args)
     with open_store(db, create=False) as store:
         inv = inventory(store)
-    out.write(fmt.inventory_json(inv, db) if args.json else fmt.inventory_table(inv))
+    out.write(
+        fmt.inventory_json(inv, db)
+        if args.json
+        else fmt.inventory_table(inv, terminal(out).width or 0)
+    )
     return int(ExitCode.OK)
 
 
@@ -152,7 +157,9 @@ def _cmd_changes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     since = parse_since(args.since) if args.since is not None else None
     with open_store(db_path(args), create=False) as store:
         ch = changes(store, since)
-    out.write(fmt.changes_json(ch) if args.json else fmt.changes_table(ch))
+    out.write(
+        fmt.changes_json(ch) if args.json else fmt.changes_table(ch, terminal(out).width or 0)
+    )
     return int(ExitCode.OK)
 
 
@@ -163,7 +170,7 @@ def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     with open_store(db_path(args), create=False) as store:
         h = history(store, args.path)
-    out.write(fmt.history_json(h) if args.json else fmt.history_table(h))
+    out.write(fmt.history_json(h) if args.json else fmt.history_table(h, terminal(out).width or 0))
     return int(ExitCode.OK)
 
 

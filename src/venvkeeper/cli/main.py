@@ -11,7 +11,7 @@ from typing import Optional, TextIO, cast
 
 from venvkeeper import __version__
 from venvkeeper.cli import apt, inventory, predict, repair, restarts, scan
-from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser
+from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser, clear_progress
 from venvkeeper.errors import failure_of
 from venvkeeper.textutil import escape_value
 
@@ -74,9 +74,11 @@ def main(
     try:
         code = int(args.func(args, out, err))
     except KeyboardInterrupt:
+        clear_progress()
         err.write("venvkeeper: interrupted\n")
         return 130
     except Exception as e:
+        clear_progress()
         failure = failure_of(e)
         if args.command == "check":
             from venvkeeper.formats import nagios

@@ -20,6 +20,7 @@ from venvkeeper.cli._common import (
     progress_line,
     scan_options,
     sources_of,
+    terminal,
 )
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.textutil import escape_value
@@ -104,10 +105,8 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
     )
     opts = scan_options(args)
     policy = config_of(args).policy
-    progress = None if args.json else progress_line(err)
-    report = apply(scan(options=opts, progress=progress), policy)
-    if progress is not None:
-        err.write("\r\x1b[K")
+    with progress_line(err, enabled=not args.json) as progress:
+        report = apply(scan(options=opts, progress=progress), policy)
     users = None
     if not args.no_processes:
         from venvkeeper.restarts.scan import venv_users
@@ -126,8 +125,7 @@ def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(fmt.render_json(pred))
     else:
-        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
-        out.write(fmt.render_predict(pred, args.only_problems, width))
+        out.write(fmt.render_predict(pred, args.only_problems, terminal(out).width or 0))
     return int(exit_code_for(pred.worst))
 
 

@@ -17,9 +17,10 @@ from venvkeeper.cli._common import (
     non_negative_int,
     positive_int,
     sources_of,
+    terminal,
 )
 from venvkeeper.errors import UsageError
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, plural
 
 if TYPE_CHECKING:
     from venvkeeper.model.repair import RepairResult
@@ -200,8 +201,7 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(fmt.render_json(results))
     else:
-        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
-        out.write(fmt.render_table(results, width))
+        out.write(fmt.render_table(results, terminal(out).width or 0))
     if any(r.outcome is Outcome.FAILED for r in results):
         return int(ExitCode.CRITICAL)
     if any(r.outcome is Outcome.REFUSED for r in results):
@@ -230,7 +230,7 @@ def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         out.write(fmt.render_json([result], Kind.ROLLBACK))
     else:
-        out.write(fmt.render_table([result]))
+        out.write(fmt.render_table([result], terminal(out).width or 0))
     return int(ExitCode.OK if result.outcome.ok else ExitCode.CRITICAL)
 
 
@@ -253,13 +253,14 @@ def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
         out.write(fmt.render_pruned_json(pruned))
     else:
+        n = 0
         for venv, gone, why in pruned:
             for g in gone:
                 out.write(f"deleted {escape(g)}\n")
+                n += 1
             if why is not None:
                 out.write(f"refused {escape(venv)}: {escape(why)}\n")
-        n = sum(len(gone) for _, gone, _ in pruned)
-        out.write(f"{n} backup(s) deleted, {len(pruned)} venv(s) with backups\n")
+        out.write(f"{plural(n, 'backup')} deleted, {plural(len(pruned), 'venv')} with backups\n")
     return int(ExitCode.WARNING if refused else ExitCode.OK)
 
 

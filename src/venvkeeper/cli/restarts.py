@@ -5,10 +5,9 @@ their units.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import TextIO
 
-from venvkeeper.cli._common import ExitCode, Parser, config_of
+from venvkeeper.cli._common import ExitCode, Parser, config_of, terminal
 
 
 def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -22,7 +21,8 @@ def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument(
         "--unit-commands",
         action="store_true",
-        help="print the systemctl restart lines (never run by venvkeeper)",
+        help="print the systemctl restart lines, and what to do (as comments) for processes"
+        " outside any unit; venvkeeper never runs them",
     )
     p.add_argument(
         "--no-judge",
@@ -47,8 +47,7 @@ def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif args.unit_commands:
         out.write(fmt.unit_commands(report))
     else:
-        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 0
-        out.write(fmt.render_table(report, width))
+        out.write(fmt.render_table(report, terminal(out).width or 0))
     if report.broken:
         return int(ExitCode.CRITICAL)
     return int(ExitCode.WARNING if report.needing_restart else ExitCode.OK)

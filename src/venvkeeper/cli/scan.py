@@ -5,7 +5,6 @@ codes).
 from __future__ import annotations
 
 import argparse
-import os
 from typing import TextIO
 
 from venvkeeper.cli._common import (
@@ -19,6 +18,7 @@ from venvkeeper.cli._common import (
     record_scan,
     record_to,
     scan_options,
+    terminal,
 )
 
 
@@ -57,10 +57,8 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     opts = scan_options(args)
     db = record_to(args, err)
-    progress = None if (args.quiet or args.json) else progress_line(err)
-    report = apply(scan(options=opts, progress=progress), config_of(args).policy)
-    if progress is not None:
-        err.write("\r\x1b[K")
+    with progress_line(err, enabled=not (args.quiet or args.json)) as progress:
+        report = apply(scan(options=opts, progress=progress), config_of(args).policy)
     if db is not None:
         record_scan(db, report, opts)
     if args.json:
@@ -69,11 +67,14 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif args.quiet:
         out.write(table.summary(report) + "\n")
     else:
-        tty = out.isatty()
-        width = os.get_terminal_size(out.fileno()).columns if tty else 0
+        term = terminal(out)
         out.write(
             render(
-                report, OutputFormat.TABLE, color=tty, only_problems=args.only_problems, width=width
+                report,
+                OutputFormat.TABLE,
+                color=term.color,
+                only_problems=args.only_problems,
+                width=term.width or 0,
             )
         )
     return int(exit_code_for(report.worst))

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from venvkeeper.formats.envelope import Kind, render
+from venvkeeper.formats.layout import Column, Row, lay_out, more, to_text, wrap
 from venvkeeper.model.inventory import (
     ChangeKind,
     Changes,
@@ -23,7 +24,27 @@ from venvkeeper.model.inventory import (
     VenvHistory,
     VenvSnapshot,
 )
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, plural
+
+INVENTORY = (
+    Column("STATE", shrink=False),
+    Column("STATUS", shrink=False),
+    Column("PATH", path=True),
+    Column("PYTHON"),
+    Column("FIRST SEEN", shrink=False, drop=True),
+    Column("LAST SEEN", shrink=False),
+)
+CHANGES = (Column("CHANGE", shrink=False), Column("PATH", path=True), Column("STATUS"))
+HISTORY = (
+    Column("SCAN", shrink=False),
+    Column("WHEN", shrink=False),
+    Column("STATUS", shrink=False),
+    Column("PYTHON"),
+)
+
+
+def _lines(text: str, width: int) -> str:
+    return "".join(t + "\n" for t in (wrap(text, width) if width else [text]))
 
 
 def _iso(t: float) -> str:
@@ -34,13 +55,8 @@ def _local(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
-def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = []
-    for r in [headers, *rows]:
-        cells = [c.ljust(w) for c, w in zip(r[:-1], widths[:-1])] + [r[-1]]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
+def _table(columns: Sequence[Column], rows: Sequence[Row], detail: str, width: int) -> str:
+    return to_text(lay_out(columns, rows, width or None, detail))
 
 
 def _python(v: VenvSnapshot) -> str:
@@ -53,8 +69,11 @@ def _python(v: VenvSnapshot) -> str:
 
 
 def _main(v: VenvSnapshot) -> str:
+    """The worst finding and how many more there are, escaped."""
     main = max(v.findings, key=lambda f: f.severity.rank, default=None)
-    return escape(f"{main.code}: {main.message}") if main is not None else ""
+    if main is None:
+        return ""
+    return escape(f"{main.code}: {main.message}" + more(len(v.findings) - 1))
 
 
 def scan_to_dict(s: ScanInfo) -> dict[str, Any]:
@@ -124,35 +143,34 @@ def inventory_json(inv: Inventory, db: str) -> str:
     )
 
 
-def inventory_table(inv: Inventory) -> str:
+def inventory_table(inv: Inventory, width: int = 0) -> str:
     if inv.latest is None:
         return "no scan recorded yet: venvkeeper scan records one\n"
     rows = []
     for k in inv.venvs:
-        rows.append(
-            (
-                k.presence.value,
-                k.last.status.value,
-                escape(k.path),
-                _python(k.last),
-                _local(k.first_seen_at),
-                _local(k.last_seen_at),
-                _main(k.last),
-            )
+        cells = (
+            k.presence.value,
+            k.last.status.value,
+            escape(k.path),
+            _python(k.last),
+            _local(k.first_seen_at),
+            _local(k.last_seen_at),
         )
+        rows.append(Row(cells, _main(k.last)))
     text = ""
     if rows:
-        headers = ("STATE", "STATUS", "PATH", "PYTHON", "FIRST SEEN", "LAST SEEN", "FINDING")
-        text = _table(headers, rows) + "\n"
+        text = _table(INVENTORY, rows, "FINDING", width) + "\n"
     n = {p: sum(1 for k in inv.venvs if k.presence is p) for p in Presence}
     latest = inv.latest
     roots = ", ".join(escape(r) for r in latest.roots)
-    return text + (
-        f"{len(inv.venvs)} venvs known from {inv.scans} scans: {n[Presence.SEEN]} seen by the"
+    summary = (
+        f"{plural(len(inv.venvs), 'venv')} known from {plural(inv.scans, 'scan')}:"
+        f" {n[Presence.SEEN]} seen by the"
         f" latest, {n[Presence.NOT_SEEN]} not seen (outside its roots, or not reached),"
         f" {n[Presence.VANISHED]} vanished (latest: scan {latest.scan_id} of {roots}"
-        f" at {_local(latest.started_at)})\n"
+        f" at {_local(latest.started_at)})"
     )
+    return text + _lines(summary, width)
 
 
 # --- changes ------------------------------------------------------------------------------
@@ -182,9 +200,9 @@ def _scan_label(s: ScanInfo) -> str:
     return f"scan {s.scan_id} ({_local(s.started_at)})"
 
 
-def changes_table(ch: Changes) -> str:
+def changes_table(ch: Changes, width: int = 0) -> str:
     since = _scan_label(ch.since) if ch.since else "an empty inventory"
-    head = f"changes from {since} to {_scan_label(ch.until)}:\n"
+    head = _lines(f"changes from {since} to {_scan_label(ch.until)}:", width)
     if not ch.changes:
         return head + "no changes\n"
     rows = []
@@ -193,9 +211,9 @@ def changes_table(ch: Changes) -> str:
         after = c.after.value if c.after else "gone"
         label = c.kind.value + (" (again)" if c.reappeared else "")
         why = _main(c.snapshot) if c.after is not None else ""
-        rows.append((label, escape(c.path), f"{before} -> {after}", why))
+        rows.append(Row((label, escape(c.path), f"{before} -> {after}"), why))
     counts = ", ".join(f"{len(ch.of(k))} {k.value}" for k in ChangeKind)
-    return head + _table(("CHANGE", "PATH", "STATUS", "FINDING"), rows) + f"\n{counts}\n"
+    return head + _table(CHANGES, rows, "FINDING", width) + f"\n{counts}\n"
 
 
 # --- history ------------------------------------------------------------------------------
@@ -236,16 +254,16 @@ def history_json(h: VenvHistory) -> str:
     )
 
 
-def history_table(h: VenvHistory) -> str:
+def history_table(h: VenvHistory, width: int = 0) -> str:
     rows = []
     for e in h.entries:
         if e.snapshot is None:
-            rows.append((str(e.scan.scan_id), _local(e.scan.started_at), "vanished", "", ""))
+            rows.append(Row((str(e.scan.scan_id), _local(e.scan.started_at), "vanished", "")))
             continue
         v = e.snapshot
         codes = ", ".join(escape(f.code) for f in v.findings) or "-"
         rows.append(
-            (str(e.scan.scan_id), _local(e.scan.started_at), v.status.value, _python(v), codes)
+            Row((str(e.scan.scan_id), _local(e.scan.started_at), v.status.value, _python(v)), codes)
         )
-    head = f"{escape(h.path)}: {h.presence.value} as of the latest scan\n"
-    return head + _table(("SCAN", "WHEN", "STATUS", "PYTHON", "FINDINGS"), rows)
+    head = _lines(f"{escape(h.path)}: {h.presence.value} as of the latest scan", width)
+    return head + _table(HISTORY, rows, "FINDINGS", width)

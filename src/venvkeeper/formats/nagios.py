@@ -13,7 +13,7 @@ from __future__ import annotations
 from venvkeeper.inventory.monitor import CheckResult, PluginState
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.inventory import VenvSnapshot
-from venvkeeper.textutil import escape, escape_value
+from venvkeeper.textutil import escape, escape_value, plural
 
 #: Venvs named on the status line; the rest are counted.
 LISTED = 3
@@ -40,10 +40,6 @@ def _listing(venvs: tuple[VenvSnapshot, ...]) -> str:
     return shown + (f", and {more} more" if more > 0 else "")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def perfdata(result: CheckResult) -> str:
     t = result.thresholds
     n = len(result.venvs)
@@ -66,17 +62,17 @@ def summary(result: CheckResult) -> str:
     bad = result.not_ok
     critical = tuple(v for v in bad if v.status is Severity.CRITICAL)
     if result.state is PluginState.CRITICAL:
-        text = f"{len(critical)} of {_plural(n, 'venv')} broken: {_listing(critical)}"
+        text = f"{len(critical)} of {plural(n, 'venv')} broken: {_listing(critical)}"
         if len(bad) > len(critical):
             text += f"; {len(bad) - len(critical)} more not ok"
     elif result.state is PluginState.WARNING:
-        text = f"{len(bad)} of {_plural(n, 'venv')} not ok: {_listing(bad)}"
+        text = f"{len(bad)} of {plural(n, 'venv')} not ok: {_listing(bad)}"
     elif not n:
         text = "no venvs found"
     elif bad:
-        text = f"{_plural(n, 'venv')}, {len(bad)} not ok (below the thresholds): {_listing(bad)}"
+        text = f"{plural(n, 'venv')}, {len(bad)} not ok (below the thresholds): {_listing(bad)}"
     else:
-        text = f"{_plural(n, 'venv')} ok"
+        text = f"{plural(n, 'venv')} ok"
     if result.ignored:
         text += f" ({result.ignored} ignored)"
     return text

@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from venvkeeper.formats.envelope import Kind, dumps, envelope
+from venvkeeper.formats.layout import Column, Row, lay_out, to_text, wrap
 from venvkeeper.formats.table import python_column
 from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
 from venvkeeper.model.report import VenvReport
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, noun, plural
 
-HEADERS = ("EFFECT", "PATH", "PYTHON", "REPAIR", "USED BY", "WHY")
+COLUMNS = (
+    Column("EFFECT", shrink=False),
+    Column("PATH", path=True),
+    Column("PYTHON"),
+    Column("REPAIR", path=True),  # "rebuild on /usr/bin/python3.12": its end tells most
+    Column("USED BY", drop=True),
+)
+DETAIL = "WHY"
 
 #: Effects in the order the summary tells them: the order they are declared in.
 _ORDER = tuple(Effect)
@@ -64,14 +72,14 @@ def _why(v: VenvPrediction) -> str:
     return f"{main.code}: {main.message}" if main is not None else ""
 
 
-def predict_rows(pred: Prediction, only_problems: bool = False) -> list[tuple[str, ...]]:
-    """The table's cells, each escaped here, once."""
-    out: list[tuple[str, ...]] = []
+def predict_rows(pred: Prediction, only_problems: bool = False) -> list[Row]:
+    """The table's rows, each cell escaped here, once."""
+    out: list[Row] = []
     for v in pred.venvs:
         if only_problems and v.effect in (Effect.SURVIVES,):
             continue
-        cells = (v.effect.value, v.path, _python(v), plan_summary(v.plan), used_by(v), _why(v))
-        out.append(tuple(escape(c) for c in cells))
+        cells = (v.effect.value, v.path, _python(v), plan_summary(v.plan), used_by(v))
+        out.append(Row(tuple(escape(c) for c in cells), escape(_why(v))))
     return out
 
 
@@ -89,33 +97,25 @@ def predict_summary(pred: Prediction) -> str:
     counts = [f"{pred.count(e)} {e.value}" for e in _ORDER if pred.count(e)]
     breaking = [v for v in pred.venvs if v.effect.breaks]
     n = len(pred.venvs)
-    text = (
-        f"{n} venv{'' if n == 1 else 's'}, {len(breaking)} would break:"
-        f" {', '.join(counts) or 'none'}"
-    )
+    text = f"{plural(n, 'venv')}, {len(breaking)} would break: {', '.join(counts) or 'none'}"
     services = list(dict.fromkeys(u.label for v in breaking for u in v.used_by))
     if services:
         text += "\nrunning services that would break: " + escape(", ".join(services))
     return text
 
 
-def _table(rows: list[tuple[str, ...]], headers: tuple[str, ...], width: int) -> list[str]:
-    table = [headers, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers) - 1)]
-    lines = []
-    for r in table:
-        line = "  ".join([*(r[i].ljust(widths[i]) for i in range(len(widths))), r[-1]]).rstrip()
-        if width and len(line) > width:
-            line = line[: width - 1] + "…"
-        lines.append(line)
-    return lines
+def lines(text: str, width: int) -> list[str]:
+    """*text* as lines for a terminal *width* wide (0: one line)."""
+    return wrap(text, width) if width else [text]
 
 
 def render_predict(pred: Prediction, only_problems: bool = False, width: int = 0) -> str:
-    lines = [f"change: {describe_change(pred)}", ""]
-    lines += _table(predict_rows(pred, only_problems), HEADERS, width)
-    lines += ["", predict_summary(pred)]
-    return "\n".join(lines) + "\n"
+    out = [*lines(f"change: {describe_change(pred)}", width), ""]
+    text = to_text(lay_out(COLUMNS, predict_rows(pred, only_problems), width or None, DETAIL))
+    out += [text.rstrip("\n"), ""]
+    for part in predict_summary(pred).split("\n"):
+        out += lines(part, width)
+    return "\n".join(out) + "\n"
 
 
 def render_plan(pred: Prediction, only_needed: bool = True) -> str:
@@ -160,7 +160,7 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
             b.append(f"  {mark + ':':9} {escape(blk.message)}")
         blocks.append("\n".join(b))
     n = len(pred.venvs)
-    blocks.append(f"{shown} of {n} venv{'' if n == 1 else 's'} need a repair")
+    blocks.append(f"{shown} of {plural(n, 'venv')} {noun(shown, 'needs', 'need')} a repair")
     return "\n\n".join(blocks) + "\n"
 
 

@@ -6,11 +6,17 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from venvkeeper.formats.envelope import Kind, render
-from venvkeeper.formats.predict import _table
+from venvkeeper.formats.layout import Column, Row, lay_out, to_text
 from venvkeeper.model.repair import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, plural
 
-HEADERS = ("RESULT", "PATH", "STRATEGY", "TIME", "WHAT")
+COLUMNS = (
+    Column("RESULT", shrink=False),
+    Column("PATH", path=True),
+    Column("STRATEGY"),
+    Column("TIME", shrink=False),
+)
+DETAIL = "WHAT"
 
 
 def _what(r: RepairResult) -> str:
@@ -21,17 +27,14 @@ def _what(r: RepairResult) -> str:
 
 
 def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
-    rows: list[tuple[str, ...]] = [
-        (
-            r.outcome.value,
-            escape(r.path),
-            r.strategy.value,
-            f"{r.seconds:.1f}s",
+    rows = [
+        Row(
+            (r.outcome.value, escape(r.path), r.strategy.value, f"{r.seconds:.1f}s"),
             escape(_what(r)),
         )
         for r in results
     ]
-    lines = _table(rows, HEADERS, width)
+    lines = to_text(lay_out(COLUMNS, rows, width or None, DETAIL)).splitlines()
     for r in results:
         if r.failed_pins:
             lines.append("")
@@ -53,7 +56,7 @@ def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
 def summary(results: Sequence[RepairResult]) -> str:
     counts = {o: sum(1 for r in results if r.outcome is o) for o in Outcome}
     parts = [f"{n} {o.value}" for o, n in counts.items() if n]
-    return f"{len(results)} venv(s): " + (", ".join(parts) if parts else "nothing asked")
+    return f"{plural(len(results), 'venv')}: " + (", ".join(parts) if parts else "nothing asked")
 
 
 def result_to_dict(r: RepairResult) -> dict[str, Any]:
@@ -119,7 +122,8 @@ def render_wheelhouse(report: WheelhouseReport) -> str:
         lines.append(f"{'skipped':11}  {escape(venv)}: {escape(why)}")
     venvs = len({f.venv for f in report.fetches})
     lines.append(
-        f"{fetched} of {len(report.fetches)} requirement(s) of {venvs} venv(s) are wheels in"
+        f"{fetched} of {plural(len(report.fetches), 'requirement')} of {plural(venvs, 'venv')}"
+        " are wheels in"
         f" {escape(report.directory)}; after the upgrade: venvkeeper repair --all --offline"
         f" --find-links {escape(report.directory)}"
     )

@@ -9,16 +9,24 @@ import shlex
 from typing import Any
 
 from venvkeeper.formats.envelope import Kind, dumps, envelope
+from venvkeeper.formats.layout import Column, Row, lay_out, shorten_end, to_text, wrap
 from venvkeeper.model.restarts import Elsewhere, ProcessReport, RestartReport
-from venvkeeper.textutil import escape
+from venvkeeper.textutil import escape, noun, plural
 
-HEADERS = ("PID", "USER", "UNIT", "VENV", "COMMAND", "WHY")
+COLUMNS = (
+    Column("PID", shrink=False),
+    Column("USER"),
+    Column("UNIT"),
+    Column("VENV", path=True),
+    Column("COMMAND", drop=True),
+)
+DETAIL = "WHY"
 COMMAND_WIDTH = 60
 
 
 def _command(p: ProcessReport) -> str:
     text = escape(" ".join(p.argv) or f"[{p.comm}]")
-    return text if len(text) <= COMMAND_WIDTH else text[: COMMAND_WIDTH - 1] + "…"
+    return shorten_end(text, COMMAND_WIDTH)
 
 
 def _unit(p: ProcessReport) -> str:
@@ -61,7 +69,8 @@ def units(report: RestartReport) -> tuple[list[str], list[tuple[str, str]], list
 
 def unit_commands(report: RestartReport) -> str:
     """``systemctl restart`` lines for the units to restart (printed, never run). Units that
-    would restart into a broken venv come out commented: repair them first."""
+    would restart into a broken venv come out commented: repair them first. So do the
+    processes outside any unit, with what to do about each."""
     system, user, broken = units(report)
     lines = []
     if system:
@@ -70,6 +79,16 @@ def unit_commands(report: RestartReport) -> str:
         lines.append(f"systemctl --user --machine={shlex.quote(who)}@ restart {shlex.quote(u)}")
     for u in broken:
         lines.append(f"# repair its venv first: systemctl restart {shlex.quote(u)}")
+    for p in report.processes:
+        if p.unit or not p.needs_restart:
+            continue
+        where = f" (in {p.session})" if p.session else ""
+        head = f"# pid {p.pid} ({shorten_end(' '.join(p.argv) or p.comm, COMMAND_WIDTH)})"
+        if p.restart_fails:
+            todo = "repair its venv first, then restart it by hand"
+        else:
+            todo = "restart it by hand (or restart its supervisor; kill -HUP if it reloads)"
+        lines.append(f"{head} runs outside any unit{where}: {todo}")
     return "".join(escape(line) + "\n" for line in lines)
 
 
@@ -77,7 +96,7 @@ def summary(report: RestartReport) -> str:
     need = len(report.needing_restart)
     broken = len(report.broken)
     text = (
-        f"{need} process{'' if need == 1 else 'es'} need{'s' if need == 1 else ''} a restart"
+        f"{plural(need, 'process', 'processes')} {noun(need, 'needs', 'need')} a restart"
         f" ({report.scanned} scanned in {report.duration_seconds:.2f}s"
     )
     if report.skipped:
@@ -90,19 +109,13 @@ def summary(report: RestartReport) -> str:
 
 def render_table(report: RestartReport, width: int = 0) -> str:
     rows = [
-        (str(p.pid), escape(p.user), _unit(p), escape(p.venv or "-"), _command(p), _why(p))
+        Row((str(p.pid), escape(p.user), _unit(p), escape(p.venv or "-"), _command(p)), _why(p))
         for p in report.processes
     ]
-    lines: list[str] = []
+    text = ""
     if rows:
-        table = [HEADERS, *rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS) - 1)]
-        for r in table:
-            line = "  ".join([*(r[i].ljust(widths[i]) for i in range(len(widths))), r[-1]])
-            if width and len(line) > width:
-                line = line[: width - 1] + "…"
-            lines.append(line.rstrip())
-        lines.append("")
+        text = to_text(lay_out(COLUMNS, rows, width or None, DETAIL)) + "\n"
+    lines: list[str] = []
     system, user, broken = units(report)
     if system or user:
         names = system + [f"{u} (user {who})" for who, u in user]
@@ -119,18 +132,22 @@ def render_table(report: RestartReport, width: int = 0) -> str:
     chrooted = [f for f in report.foreign if f.where is Elsewhere.CHROOT]
     if in_ns:
         lines.append(
-            f"{len(in_ns)} Python process(es) in other mount namespaces (containers)"
+            f"{plural(len(in_ns), 'Python process', 'Python processes')} in other mount"
+            " namespaces (containers)"
             " not judged: " + ", ".join(f"{f.pid} ({escape(f.comm)})" for f in in_ns[:10])
         )
     if chrooted:
         lines.append(
-            f"{len(chrooted)} Python process(es) in another root (chroot) not judged: "
+            f"{plural(len(chrooted), 'Python process', 'Python processes')} in another root"
+            " (chroot) not judged: "
             + ", ".join(
                 f"{f.pid} ({escape(f.comm)}) in {escape(f.root or '?')}" for f in chrooted[:10]
             )
         )
     lines.append(summary(report))
-    return "\n".join(lines) + "\n"
+    return text + "".join(
+        t + "\n" for line in lines for t in (wrap(line, width) if width else [line])
+    )
 
 
 def report_to_dict(report: RestartReport) -> dict[str, Any]:

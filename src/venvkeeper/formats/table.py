@@ -5,16 +5,36 @@ Every string from a scanned tree goes through :func:`escape` before it is printe
 
 from __future__ import annotations
 
-import io
 import stat
 from typing import Optional
 
+from venvkeeper.formats.layout import (
+    PLAIN,
+    Column,
+    Row,
+    Terminal,
+    human_size,
+    lay_out,
+    more,
+    to_text,
+    wrap,
+)
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.report import Report, VenvReport
-from venvkeeper.textutil import escape
+from venvkeeper.model.venv import BaseInterpreter, DeepResult
+from venvkeeper.textutil import escape, plural
 
-HEADERS = ("STATUS", "PATH", "PYTHON", "CREATOR", "PKGS", "FINDING")
-_STYLE = {
+COLUMNS = (
+    Column("STATUS", shrink=False),
+    Column("PATH", path=True),
+    Column("PYTHON"),
+    Column("CREATOR", drop=True),
+    Column("PKGS", shrink=False),
+)
+SIZE = Column("SIZE", shrink=False)
+DETAIL = "FINDING"
+#: The style of each status word, in colour (rich's style names).
+STYLE = {
     Severity.OK: "green",
     Severity.INFO: "green",
     Severity.WARNING: "yellow",
@@ -39,22 +59,38 @@ def python_column(rep: VenvReport) -> str:
     return now or rec or "?"
 
 
-def rows(report: Report, only_problems: bool = False) -> list[tuple[str, ...]]:
-    """The table's cells, each escaped here, once (the renderers print them as they are)."""
-    out: list[tuple[str, ...]] = []
+def finding_cell(rep: VenvReport) -> str:
+    """The worst finding and how many more there are (raw: escape it to print it)."""
+    main = rep.main_finding
+    if main is None:
+        return ""
+    return f"{main.code}: {main.message}" + more(len(rep.findings) - 1)
+
+
+def _sized(report: Report) -> bool:
+    return any(r.facts.size_bytes is not None for r in report.venvs)
+
+
+def rows(report: Report, only_problems: bool = False) -> list[Row]:
+    """The table's rows, each cell escaped here, once (the layout prints them as they are)."""
+    sized = _sized(report)
+    out: list[Row] = []
     for rep in report.venvs:
         if only_problems and rep.status is Severity.OK:
             continue
-        main = rep.main_finding
-        cells = (
+        cells = [
             rep.status.value,
             rep.path + (f" (via {rep.alias_of})" if rep.alias_of else ""),
             python_column(rep),
             rep.facts.creator.value,
             str(len(rep.facts.distributions)),
-            f"{main.code}: {main.message}" if main is not None else "",
+        ]
+        if sized:
+            size = rep.facts.size_bytes
+            cells.append(human_size(size) if size is not None else "?")
+        out.append(
+            Row(tuple(escape(c) for c in cells), escape(finding_cell(rep)), STYLE[rep.status])
         )
-        out.append(tuple(escape(c) for c in cells))
     return out
 
 
@@ -80,81 +116,105 @@ def summary(report: Report) -> str:
     )
 
 
-def render_plain(report: Report, only_problems: bool = False, width: int = 0) -> str:
-    table = [HEADERS, *rows(report, only_problems)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(HEADERS) - 1)]
-    lines = []
-    for r in table:
-        cells = [r[i].ljust(widths[i]) for i in range(len(widths))]
-        line = "  ".join([*cells, r[-1]]).rstrip()
-        if width and len(line) > width:
-            line = line[: width - 1] + "…"
-        lines.append(line)
-    lines.append("")
-    lines.append(summary(report))
-    return "\n".join(lines) + "\n"
-
-
-def render_rich(report: Report, only_problems: bool = False, width: int = 120) -> str:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for h in HEADERS:
-        table.add_column(h, overflow="fold", no_wrap=h in ("STATUS", "PKGS", "CREATOR"))
-    for r in rows(report, only_problems):
-        status = Severity(r[0])
-        table.add_row(Text(r[0], style=_STYLE[status]), *(Text(c) for c in r[1:]))
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=True, color_system="standard")
-    console.print(table)
-    console.print(Text(summary(report)))
-    return buf.getvalue()
-
-
 def render(
     report: Report, *, color: bool = False, only_problems: bool = False, width: int = 0
 ) -> str:
-    if color:
-        return render_rich(report, only_problems, width or 120)
-    return render_plain(report, only_problems, width)
+    """The scan table and its summary line, for a terminal *width* columns wide (0: no
+    limit), in colour when *color* (see :mod:`venvkeeper.formats.layout`)."""
+    return render_for(report, Terminal(width or None, color), only_problems)
+
+
+def render_for(report: Report, term: Terminal = PLAIN, only_problems: bool = False) -> str:
+    columns = COLUMNS + ((SIZE,) if _sized(report) else ())
+    lines = lay_out(columns, rows(report, only_problems), term.width, DETAIL)
+    text = summary(report)
+    lines += [[]] + [[(t, None)] for t in (wrap(text, term.width) if term.width else [text])]
+    return to_text(lines, term.color)
+
+
+def _copy(b: BaseInterpreter) -> str:
+    if not b.is_copy:
+        return "no (a link to its base)"
+    if not b.copy_source:
+        return "yes (a private copy of the interpreter)"
+    same = {True: "identical", False: "differs from it", None: "not compared"}[b.copy_identical]
+    return f"yes, of {b.copy_source} ({same})"
+
+
+def _stdlib(b: BaseInterpreter) -> str:
+    if b.prefix:
+        return b.prefix
+    if b.stdlib_present is None:
+        return "unknown (hidden from this user)"
+    return "missing"
+
+
+def _deep(d: Optional[DeepResult]) -> list[tuple[str, str]]:
+    if d is None:
+        return [("deep", "not run (--deep runs the interpreter to confirm its imports)")]
+    if not d.ran:
+        return [("deep", f"not run: {d.error or 'not possible'}")]
+    who = f", as uid {d.uid}" if d.uid is not None else ""
+    if d.error:
+        return [("deep", f"ran{who}, failed: {d.error}")]
+    out = [("deep", f"ran: Python {d.version or '?'}{who}")]
+    if d.failed_imports:
+        out += [("import failed", x) for x in d.failed_imports]
+    else:
+        out.append(("imports", "every module imported"))
+    return out
 
 
 def render_show(rep: VenvReport) -> str:
-    """Every fact and finding of one venv, as indented text."""
+    """Every fact and finding of one venv, as indented text: words, never Python values."""
     f = rep.facts
     out: list[str] = []
 
-    def put(label: str, value: object, indent: int = 0) -> None:
+    def put(label: str, value: str, indent: int = 0) -> None:
         # labels too: pyvenv.cfg's keys are labels here
-        out.append(f"{'  ' * indent}{escape(label)}: {escape(str(value))}")
+        out.append(f"{'  ' * indent}{escape(label)}: {escape(value)}")
 
     put("path", f.path)
     put("status", rep.status.value)
     put("kind", f.kind.value)
     put("creator", f.creator.value)
-    put("owner uid", f.owner_uid)
+    put("owner", f"uid {f.owner_uid}")
     put("mode", f"{stat.S_IMODE(f.mode):04o}")
     if rep.alias_of:
         put("alias", rep.alias_of)
+    if f.tool.package:
+        put("pipx package", f.tool.package)
+    if f.tool.project:
+        put("project", f.tool.project)
+    if f.tool.shared_libs:
+        put("pipx shared libraries", "yes")
     out.append("findings:")
     for x in rep.findings or ():
         out.append(f"  [{x.severity.value}] {x.code}: {escape(x.message)}")
     if not rep.findings:
         out.append("  none")
     out.append("python:")
-    put("recorded", f.recorded_version or "?", 1)
+    put("recorded", f.recorded_version or "not recorded", 1)
     if f.base is not None:
         b = f.base
-        put("now", b.version or "?", 1)
-        put("patch", b.patch_version or "?", 1)
+        put("now", b.version or "unknown", 1)
+        put("patch", b.patch_version or "unknown", 1)
         put("executable", b.executable, 1)
+        if b.is_script:
+            put("script", "yes (a shell wrapper such as a pyenv shim, not an interpreter)", 1)
         put("origin", b.origin.value, 1)
-        put("copy", b.is_copy, 1)
-        put("stdlib", b.prefix or "MISSING", 1)
-        if b.copy_source:
-            put("copied from", f"{b.copy_source} (identical: {b.copy_identical})", 1)
+        put("copy", _copy(b), 1)
+        put("stdlib", _stdlib(b), 1)
+        if b.obsolete_package is not None:
+            put(
+                "package",
+                f"{b.obsolete_package.label}: no configured archive offers it any more",
+                1,
+            )
+    elif f.chains:
+        put("now", "missing (no interpreter link leads to one)", 1)
+    else:
+        put("now", "unknown (no interpreter link)", 1)
     if f.orig_prefix:
         put("orig-prefix", f.orig_prefix, 1)
     out.append("interpreter links:")
@@ -162,6 +222,8 @@ def render_show(rep: VenvReport) -> str:
         chain = " -> ".join(escape(h) for h in c.hops)
         state = f"ok ({escape(c.resolved)})" if c.resolved else f"BROKEN {escape(c.error or '')}"
         out.append(f"  {escape(c.name)}: {chain}: {state}")
+    if not f.chains:
+        out.append("  none")
     out.append("pyvenv.cfg:")
     if f.cfg_error:
         out.append(f"  error: {escape(f.cfg_error)}")
@@ -172,10 +234,11 @@ def render_show(rep: VenvReport) -> str:
             out.append(f"  problem (line {p.line}): {escape(p.message)}")
     out.append("site-packages:")
     for s in f.site_dirs:
-        out.append(
-            "  "
-            + escape(f"{s.path} (python {s.python_version}, {len(s.distributions)} distributions)")
-        )
+        where = f"Python {s.python_version}" if s.python_version else "Python unknown"
+        count = plural(len(s.distributions), "distribution")
+        out.append("  " + escape(f"{s.path} ({where}, {count})"))
+        if s.writable_by_others:
+            out.append("    writable by others: yes")
         for d in s.distributions:
             extra = []
             if d.installer:
@@ -187,27 +250,34 @@ def render_show(rep: VenvReport) -> str:
                     extra.append(f"@{d.commit_id}")
             if d.extensions:
                 tags = sorted({x.abi_tag or "untagged" for x in d.extensions})
-                extra.append(f"{len(d.extensions)} extensions [{', '.join(tags)}]")
+                extra.append(f"{plural(len(d.extensions), 'extension')} [{', '.join(tags)}]")
             tail = f" ({escape('; '.join(extra))})" if extra else ""
             out.append(f"    {escape(d.name)} {escape(d.version)}{tail}")
+            out += [f"      problem: {escape(x)}" for x in d.problems]
         for line in s.pth_imports:
             out.append(f"    .pth import: {escape(line)}")
+        for link, target, exists in s.egg_links:
+            gone = "" if exists else " (missing)"
+            out.append(f"    egg-link: {escape(link)} -> {escape(target)}{gone}")
+    if not f.site_dirs:
+        out.append("  none")
     out.append("scripts:")
     for sc in f.scripts:
-        where = "relative" if sc.relative else escape(sc.interpreter or "?")
-        ok = "" if sc.interpreter_exists is not False else " (MISSING)"
-        out.append(f"  {escape(sc.name)}: {where}{ok}")
-    put("activate VIRTUAL_ENV", f.activate_virtual_env or "-")
-    put("recorded path (command)", f.recorded_path or "-")
+        where = "relative" if sc.relative else escape(sc.interpreter or "no interpreter named")
+        missing = " (missing)" if sc.interpreter_exists is False else ""
+        out.append(f"  {escape(sc.name)}: {where}{missing}")
+    if not f.scripts:
+        out.append("  none")
+    put("activate VIRTUAL_ENV", f.activate_virtual_env or "none")
+    put("recorded path (command)", f.recorded_path or "none")
     if f.writable_by_others:
         put("writable by others", ", ".join(f.writable_by_others))
     if f.size_bytes is not None:
-        put("size", f"{f.size_bytes:,} bytes")
+        put("size", f"{human_size(f.size_bytes)} ({f.size_bytes:,} bytes)")
+    else:
+        put("size", "not measured (--size measures it)")
     for e in f.errors:
         put("read error", e)
-    if rep.deep is not None:
-        d2 = rep.deep
-        put("deep", f"ran={d2.ran} version={d2.version} error={d2.error}")
-        for x2 in d2.failed_imports:
-            put("import failed", x2, 1)
+    for label, value in _deep(rep.deep):
+        put(label, value, 0 if label == "deep" else 1)
     return "\n".join(out) + "\n"

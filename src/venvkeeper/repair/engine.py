@@ -43,6 +43,7 @@ from venvkeeper.repair.transaction import (
     recover,
     transact,
 )
+from venvkeeper.textutil import plural
 
 #: Places no system package installs files into (the FHS leaves them to the admin and users).
 _NEVER_PACKAGED = ("/home/", "/root/", "/srv/", "/tmp/", "/var/tmp/", "/usr/local/", "/mnt/")  # noqa: S108
@@ -73,7 +74,8 @@ def _refusal(
 def _describe(plan: RepairPlan, backend: str) -> str:
     t = plan.target
     if plan.strategy is Strategy.REBUILD and t is not None:
-        return f"rebuild on {t.path} ({t.version}) with {backend}, {len(plan.packages)} package(s)"
+        packages = plural(len(plan.packages), "package")
+        return f"rebuild on {t.path} ({t.version}) with {backend}, {packages}"
     if plan.strategy is Strategy.RELINK and t is not None:
         return f"relink to {t.path} ({t.patch_version or t.version})"
     if plan.strategy is Strategy.REWRITE_PATHS:
@@ -136,7 +138,7 @@ def repair_venv(
                 return result(
                     plan.strategy,
                     Outcome.FAILED,
-                    f"{len(fatal)} package(s) cannot be reinstalled as they are",
+                    f"{plural(len(fatal), 'package')} cannot be reinstalled as they are",
                     failed_pins=tuple(PinFailure(b.package, b.message) for b in fatal),
                     **kw,
                 )

@@ -37,7 +37,7 @@ from venvkeeper.repair.transaction import (
     RepairError,
 )
 from venvkeeper.repair.verify import modules, verify
-from venvkeeper.textutil import canonical_name
+from venvkeeper.textutil import canonical_name, plural
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class _Job:
                     raise RepairError(f"installing the packages failed: {host}")
                 raise PinsFailed(
                     f"the package set does not install on Python {plan.target.version}"
-                    + (f": {len(failures)} pin(s) fail" if failures else f": {tail}"),
+                    + (f": {plural(len(failures), 'pin')} fail" if failures else f": {tail}"),
                     failures or [PinFailure("(the whole set)", tail or "installer failed")],
                 )
         self._seed_pip(python, backend)

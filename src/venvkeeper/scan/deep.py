@@ -59,14 +59,29 @@ def importable_names(
     return list(names)[:limit]
 
 
-def _modules(facts: VenvFacts) -> list[str]:
+def _modules(facts: VenvFacts) -> tuple[list[str], dict[str, str]]:
+    """The modules to probe: those of every site-packages directory of the venv, the ones
+    its interpreter does not see too (a venv made on 3.11 and now run by 3.12 keeps its
+    packages in ``lib/python3.11``: that they fail to import is what ``--deep`` must
+    confirm). Also: the modules found only in another minor's directory, with that minor,
+    to say why their import fails."""
     version = facts.base.version if facts.base is not None else None
-    return importable_names(
-        d
-        for s in facts.site_dirs
-        if version is None or s.python_version == version
-        for d in s.distributions
+    seen = set(
+        importable_names(
+            d
+            for s in facts.site_dirs
+            if version is None or s.python_version == version
+            for d in s.distributions
+        )
     )
+    elsewhere: dict[str, str] = {}
+    for s in facts.site_dirs:
+        if version is not None and s.python_version != version:
+            for m in importable_names(s.distributions):
+                if m not in seen:
+                    elsewhere.setdefault(m, s.python_version or "?")
+    names = importable_names(d for s in facts.site_dirs for d in s.distributions)
+    return names, elsewhere
 
 
 def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
@@ -92,6 +107,7 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
     elif me != owner and me != 0:
         return DeepResult(ran=False, error=f"not run: the venv belongs to uid {owner}, not to you")
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home}
+    modules, elsewhere = _modules(facts)
     try:
         done = command.run(
             [python, "-E", "-s", "-c", _PROBE],
@@ -100,7 +116,7 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
             cwd="/",
             user=user,
             group=group if user is not None else None,
-            input=json.dumps(_modules(facts)),
+            input=json.dumps(modules),
         )
     except CommandError as e:
         return DeepResult(ran=True, error=str(e))
@@ -112,7 +128,12 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
         data = fsutil.load_json(done.stdout[marker + len("@@venvkeeper@@") :])
         if not isinstance(data, dict):
             raise TypeError("not an object")
-        failed = tuple(f"{m} ({why})" for m, why in data.get("failed", []))
+        failed = tuple(
+            f"{m} ({why}"
+            + (f"; installed for Python {elsewhere[m]} only" if m in elsewhere else "")
+            + ")"
+            for m, why in data.get("failed", [])
+        )
         uid = data.get("uid")
         return DeepResult(
             ran=True,
