@@ -113,13 +113,22 @@ _CRITICAL_EFFECTS = (
 )
 
 
+def breaking_effect(then: VenvReport) -> Optional[Effect]:
+    """How a venv judged *then* is broken (``breaks-loudly``, ``breaks-silently``, ...),
+    from its critical findings alone; None when it is not."""
+    critical = {f.code for f in then.findings if f.severity is Severity.CRITICAL}
+    if not critical:
+        return None
+    return next((e for codes, e in _CRITICAL_EFFECTS if critical & codes), Effect.BREAKS)
+
+
 def classify(now: VenvReport, then: VenvReport) -> Effect:
     """The effect of the change on one venv, from its verdicts before and after."""
     if now.status is Severity.CRITICAL:
         return Effect.ALREADY_BROKEN
-    critical = {f.code for f in then.findings if f.severity is Severity.CRITICAL}
-    if critical:
-        return next((e for codes, e in _CRITICAL_EFFECTS if critical & codes), Effect.BREAKS)
+    broken = breaking_effect(then)
+    if broken is not None:
+        return broken
     if then.status is Severity.UNKNOWN and now.status is not Severity.UNKNOWN:
         return Effect.UNKNOWN
     before = {f.code for f in now.findings}
