@@ -130,7 +130,8 @@ def build_matrix(
     grouped = group_hosts(profiles)
     judged: list[dict[str, VenvPrediction]] = []
     for _group, profile in grouped:
-        pred = predict(report, Change(profile=profile), policy=policy)
+        # Only each plan's target is used (the minor a venv for that host needs).
+        pred = predict(report, Change(profile=profile), policy=policy, read_seeds=False)
         judged.append({v.path: v for v in pred.venvs})
     groups = tuple(g for g, _ in grouped)
     rows: list[VenvRow] = []
