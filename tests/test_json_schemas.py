@@ -43,6 +43,7 @@ COMMAND_KINDS = {
     ("inventory",): Kind.INVENTORY,
     ("changes",): Kind.CHANGES,
     ("history",): Kind.HISTORY,
+    ("matrix",): Kind.MATRIX,
     ("apt-hook", "pre-install"): Kind.PREDICT,
 }
 

@@ -690,3 +690,57 @@ def test_a_profile_describes_installation_trees_without_removing_them(tmp_path: 
     assert o.path_state(str(tree / "3.10.1")) is False  # not on that host
     assert o.file_state(str(tree / "3.10.1" / "bin" / "python3.10")) is False
     assert o.dir_state(str(tree / "3.11.2" / "envs" / "proj")) is True  # a venv stays
+
+
+# --- the matrix: its naming rule, its words, host groups ---------------------------------
+
+
+def test_sibling_names_follow_one_rule() -> None:
+    from venvkeeper.model.matrix import sibling_minor, sibling_path
+
+    assert sibling_path("/srv/shared/app", "3.11") == "/srv/shared/app-py3.11"
+    assert sibling_path("/srv/shared/app/", "3.13t") == "/srv/shared/app-py3.13t"
+    assert sibling_path("/srv/shared/app-py3.11", "3.12") == "/srv/shared/app-py3.12"
+    assert sibling_minor("/srv/shared/app-py3.11") == "3.11"
+    assert sibling_minor("/srv/shared/app-py3") is None and sibling_minor("/srv/app") is None
+
+
+def test_every_cell_has_a_word_and_a_legend() -> None:
+    from venvkeeper.formats.matrix import BREAK_WORDS, LEGEND, STATE_WORDS, word
+    from venvkeeper.model.matrix import Cell, CellState
+    from venvkeeper.model.plan import Effect
+
+    legend = {w for w, _ in LEGEND}
+    for effect in Effect:
+        if effect.breaks:
+            assert effect in BREAK_WORDS and BREAK_WORDS[effect] in legend
+            assert word(Cell(CellState.BREAKS, effect, "critical")) == BREAK_WORDS[effect]
+    for state in CellState:
+        if state is not CellState.BREAKS:
+            assert STATE_WORDS[state] in legend
+
+
+def test_hosts_with_the_same_interpreters_are_one_group() -> None:
+    from dataclasses import replace
+
+    from venvkeeper.model.host import HostProfile, Interpreter, InterpreterName
+    from venvkeeper.predict.matrix import group_hosts
+
+    def host(name: str, minor: str, release: str = "Debian") -> HostProfile:
+        exe = f"/usr/bin/python{minor}"
+        i = Interpreter(
+            exe, (InterpreterName("/usr/bin/python3", ("/usr/bin/python3", exe)),), minor
+        )
+        return HostProfile(name, 1.0, release, ("/usr/bin",), (), (), (i,))
+
+    profiles = [
+        (f"{n}.json", host(n, m, r))
+        for n, m, r in [("web1", "3.11", "Debian 12"), ("web2", "3.13", "Debian 13"),
+                        ("web3", "3.11", "Debian 12.5"), ("web4", "3.13", "Debian 13")]
+    ]  # fmt: skip
+    profiles.append(("odd.json", replace(host("web5", "3.11"), bin_dirs=("/usr/bin", "/opt/bin"))))
+    groups = [g for g, _ in group_hosts(profiles)]
+    assert [g.hosts for g in groups] == [("web1", "web3"), ("web2", "web4"), ("web5",)]
+    assert [g.python3 for g in groups] == ["3.11", "3.13", "3.11"]
+    assert groups[0].label == "web1 +1" and groups[0].sources == ("web1.json", "web3.json")
+    assert groups[0].os_releases == ("Debian 12", "Debian 12.5")

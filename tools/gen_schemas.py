@@ -609,6 +609,77 @@ def history() -> Schema:
     )
 
 
+def matrix() -> Schema:
+    from venvkeeper.model.matrix import CellState
+    from venvkeeper.model.plan import Effect
+
+    cell = obj(
+        {
+            "state": enum_of(CellState),
+            "word": {"type": "string", "description": "the table's short word"},
+            "effect": enum_of(Effect, "what predict says on that host"),
+            "status": {"type": "string", "description": "the venv's status on that host"},
+            "code": null({"type": "string", "description": "the finding that decides it"}),
+            "why": STR,
+            "minor": null({"type": "string", "description": "the minor a venv for it needs"}),
+        }
+    )
+    sibling = obj(
+        {
+            "minor": STR,
+            "path": PATH,
+            "hosts": arr(STR, description="host group ids"),
+            "build_on": {"type": "string", "description": "a host of that minor"},
+            "interpreter": null(PATH),
+            "exists": BOOL,
+            "works": BOOL,
+        }
+    )
+    return obj(
+        {
+            "roots": arr(PATH),
+            "profiles": INT,
+            "judgements": {"type": "integer", "description": "one per group of like hosts"},
+            "hosts": arr(
+                obj(
+                    {
+                        "id": STR,
+                        "label": STR,
+                        "hosts": arr(STR),
+                        "sources": arr(PATH),
+                        "os_releases": arr(STR),
+                        "python3": null(STR),
+                    }
+                )
+            ),
+            "summary": obj(
+                {"venvs": INT, **{s.value: INT for s in CellState}, "worst": enum_of(CellState)}
+            ),
+            "venvs": arr(
+                obj(
+                    {
+                        "path": PATH,
+                        "minor": null(STR),
+                        "sibling_for": null(STR),
+                        "serves": arr(STR, description="host group ids"),
+                        "served_hosts": INT,
+                        "cells": mapping(cell, "host group id"),
+                        "layout": null(
+                            obj(
+                                {
+                                    "in_place": BOOL,
+                                    "unplaced": arr(STR),
+                                    "siblings": arr(sibling),
+                                }
+                            )
+                        ),
+                    }
+                )
+            ),
+        }
+    )
+
+
 def payloads() -> dict[str, tuple[str, Schema]]:
     """Each kind's title and payload."""
     return {
@@ -627,6 +698,7 @@ def payloads() -> dict[str, tuple[str, Schema]]:
         "inventory": ("every venv recorded (venvkeeper inventory --json)", inventory()),
         "changes": ("the changes between two scans (venvkeeper changes --json)", changes()),
         "history": ("one venv over the scans (venvkeeper history --json)", history()),
+        "matrix": ("venvs x hosts of a shared tree (venvkeeper matrix --json)", matrix()),
     }
 
 

@@ -1,6 +1,7 @@
 """``predict`` (what a planned change breaks), ``plan`` (the repairs it would need),
-``host-profile`` (this host, for predictions on another), ``wheelhouse`` (the wheels those
-repairs need, fetched before the change).
+``host-profile`` (this host, for predictions on another), ``matrix`` (a shared tree judged
+as each of many hosts sees it), ``wheelhouse`` (the wheels those repairs need, fetched
+before the change).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from venvkeeper.cli._common import (
     sources_of,
     terminal,
 )
-from venvkeeper.errors import VenvkeeperError
+from venvkeeper.errors import UsageError, VenvkeeperError
 from venvkeeper.textutil import escape_value
 
 if TYPE_CHECKING:
+    from venvkeeper.model.host import HostProfile
     from venvkeeper.model.plan import Prediction
 
 
@@ -74,6 +76,36 @@ def _add_host_profile(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write the profile to FILE")
     p.set_defaults(func=_cmd_host_profile)
+
+
+def _add_matrix(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser(
+        "matrix",
+        help="one scan of a shared tree (NFS) judged as each host of its profiles sees it:"
+        " which venv works on which host, and the per-minor layout that serves them all",
+        description="Scan the ROOTs once (network filesystems included unless"
+        " --no-include-network) and judge every venv as each host of the profiles sees it;"
+        " hosts with identical profiles are judged once. Exit status: 0 every venv works on"
+        " every host it is for, 1 some verdict is unknown, 2 some venv breaks on some host,"
+        " 3 a usage error (a bad profile).",
+    )
+    add_walk(p)
+    p.add_argument(
+        "--host-profile",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a host's profile (venvkeeper host-profile on that host); repeatable",
+    )
+    p.add_argument(
+        "--profiles-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="every *.json file in DIR is a host profile; repeatable",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    p.set_defaults(func=_cmd_matrix)
 
 
 def _add_wheelhouse(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -154,6 +186,55 @@ def _cmd_wheelhouse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return report.worst
 
 
+def _profiles_of(args: argparse.Namespace) -> list[tuple[str, HostProfile]]:
+    """(file, profile) of every --host-profile and every *.json of each --profiles-dir;
+    the first bad one is a one-line usage error that names it."""
+    from venvkeeper.host.fsutil import check_directory
+    from venvkeeper.host.interpreters import load_profile
+
+    files = list(args.host_profile)
+    for d in args.profiles_dir:
+        check_directory(d)
+        found = sorted(e.path for e in os.scandir(d) if e.name.endswith(".json"))
+        if not found:
+            raise UsageError(f"--profiles-dir {d}: no *.json profile in it")
+        files += found
+    if not files:
+        raise UsageError(
+            "matrix: give the hosts' profiles (--host-profile FILE, --profiles-dir DIR)"
+        )
+    return [(f, load_profile(f)) for f in files]
+
+
+def _cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Exit 0 when every venv works on every host it is for, 1 when some cell is
+    unknown (and none breaks), 2 when a venv breaks on some host."""
+    from venvkeeper.checks.policy import apply
+    from venvkeeper.formats import matrix as fmt
+    from venvkeeper.model.matrix import CellState
+    from venvkeeper.predict.matrix import build_matrix
+    from venvkeeper.scan.pipeline import scan
+
+    profiles = _profiles_of(args)
+    if args.include_network is None:  # the trees a matrix is for are network mounts
+        args.include_network = True
+    opts = scan_options(args)
+    policy = config_of(args).policy
+    progress = None if args.json else progress_line(err)
+    report = apply(scan(options=opts, progress=progress), policy)
+    if progress is not None:
+        err.write("\r\x1b[K")
+    m = build_matrix(report, profiles, policy=policy)
+    if args.json:
+        out.write(fmt.render_json(m))
+    else:
+        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 80
+        out.write(fmt.render_table(m, width))
+    if m.count(CellState.BREAKS):
+        return int(ExitCode.CRITICAL)
+    return int(ExitCode.WARNING if m.count(CellState.UNKNOWN) else ExitCode.OK)
+
+
 def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from venvkeeper.formats.profile import render_profile
     from venvkeeper.host.interpreters import Places, default_places, host_profile
@@ -180,4 +261,5 @@ def add(sub: argparse._SubParsersAction[Parser]) -> None:
     _add_predict(sub)
     _add_plan(sub)
     _add_host_profile(sub)
+    _add_matrix(sub)
     _add_wheelhouse(sub)

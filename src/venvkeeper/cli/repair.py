@@ -40,6 +40,13 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
         " needs work",
     )
     p.add_argument(
+        "--sibling",
+        action="store_true",
+        help="for a venv shared by hosts of several Python minors: build PATH-pyX.Y beside"
+        " each PATH for this host's Python X.Y (its python3, or --python), with the very same"
+        " packages; PATH itself is left untouched",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="print what would be done, change nothing"
     )
     p.add_argument(
@@ -167,6 +174,8 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         copies=args.copies,
         jobs=args.jobs,
     )
+    if args.sibling and (args.all or not args.paths):
+        raise UsageError("repair --sibling: give the shared venvs (not --all)")
     targets = _repair_targets(args, err)
     cancel = threading.Event()
     total = len(targets)
@@ -194,7 +203,16 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        results = repair_all(targets, options, progress=progress, cancel=cancel)
+        if args.sibling:
+            from venvkeeper.repair import build_sibling
+
+            results = []
+            for t in targets:
+                progress(t, None)
+                results.append(build_sibling(t, options, cancel=cancel))
+                progress(t, results[-1])
+        else:
+            results = repair_all(targets, options, progress=progress, cancel=cancel)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

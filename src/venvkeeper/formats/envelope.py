@@ -48,6 +48,7 @@ class Kind(enum.Enum):
     INVENTORY = "inventory"
     CHANGES = "changes"
     HISTORY = "history"
+    MATRIX = "matrix"
 
 
 def envelope(kind: Kind, payload: dict[str, Any]) -> dict[str, Any]:

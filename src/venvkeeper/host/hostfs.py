@@ -114,7 +114,9 @@ class Overlay(HostFS):
     - *removed*: paths that will not exist, with everything below them;
     - *hidden*: (directory, name pattern): entries of that directory matching the pattern
       will not exist unless added (a profile lists a directory's interpreters completely);
-    - *dir_links*: directory aliases of another host (``/bin`` -> ``/usr/bin``).
+    - *dir_links*: directory aliases of another host (``/bin`` -> ``/usr/bin``);
+    - *denied*: paths (with everything below them) that may not be looked at: what the
+      other host's profile could not tell (a stdlib its user could not read).
 
     Added entries win over removed ones. Paths are compared after resolving the links of
     their directories through the overlay itself, so ``/bin/python3`` and
@@ -130,8 +132,10 @@ class Overlay(HostFS):
         removed: Iterable[str] = (),
         hidden: Iterable[tuple[str, str]] = (),
         dir_links: Optional[Mapping[str, str]] = None,
+        denied: Iterable[str] = (),
     ) -> None:
         self.base = base
+        self.denied = frozenset(normpath(d) for d in denied)
         self.links = {normpath(k): v for k, v in (links or {}).items()}
         self.files = {normpath(k): v for k, v in (files or {}).items()}
         self.dir_links = {normpath(k): v for k, v in (dir_links or {}).items()}
@@ -175,6 +179,16 @@ class Overlay(HostFS):
             p = d
         return False
 
+    def _denied(self, p: str) -> bool:
+        while p not in ("/", ""):
+            if p in self.denied:
+                return True
+            d = os.path.dirname(p)
+            if d == p:
+                break
+            p = d
+        return False
+
     def _lstat_exact(self, p: str) -> os.stat_result:
         """lstat of *p*, whose directory part has no links left."""
         if p in self.links or p in self.dir_links:
@@ -183,6 +197,8 @@ class Overlay(HostFS):
             return _fake_stat(stat.S_IFREG | 0o755, len(self.files[p]))
         if p in self.dirs:
             return _fake_stat(stat.S_IFDIR | 0o755)
+        if self.denied and self._denied(p):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), p)
         if self._gone(p):
             raise _missing(p)
         return self.base.lstat(p)

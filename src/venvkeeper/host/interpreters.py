@@ -429,7 +429,12 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
             hidden.append((normpath(f"{prefix}/{sub}"), _STDLIB_DIR))
     links: dict[str, str] = {}
     files: dict[str, bytes] = {}
+    denied: list[str] = []
     for i in p.interpreters:
+        if i.version and i.stdlib_present is None and not i.is_script:
+            # The profile could not tell whether its stdlib is there (its user could not
+            # read it): venvs on it are "cannot tell" there, not "stdlib gone".
+            denied.append(f"{os.path.dirname(os.path.dirname(i.executable))}/lib/python{i.version}")
         for n in i.names:
             for a, b in zip(n.hops, n.hops[1:]):
                 links[a] = b
@@ -446,6 +451,7 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
         files=files,
         hidden=hidden,
         dir_links=dict(p.dir_links),
+        denied=denied,
     )
 
 

@@ -113,13 +113,22 @@ _CRITICAL_EFFECTS = (
 )
 
 
+def breaking_effect(then: VenvReport) -> Optional[Effect]:
+    """How a venv judged *then* is broken (``breaks-loudly``, ``breaks-silently``, ...),
+    from its critical findings alone; None when it is not."""
+    critical = {f.code for f in then.findings if f.severity is Severity.CRITICAL}
+    if not critical:
+        return None
+    return next((e for codes, e in _CRITICAL_EFFECTS if critical & codes), Effect.BREAKS)
+
+
 def classify(now: VenvReport, then: VenvReport) -> Effect:
     """The effect of the change on one venv, from its verdicts before and after."""
     if now.status is Severity.CRITICAL:
         return Effect.ALREADY_BROKEN
-    critical = {f.code for f in then.findings if f.severity is Severity.CRITICAL}
-    if critical:
-        return next((e for codes, e in _CRITICAL_EFFECTS if critical & codes), Effect.BREAKS)
+    broken = breaking_effect(then)
+    if broken is not None:
+        return broken
     if then.status is Severity.UNKNOWN and now.status is not Severity.UNKNOWN:
         return Effect.UNKNOWN
     before = {f.code for f in now.findings}
@@ -187,11 +196,15 @@ def predict(
     plans: bool = True,
     users: Optional[Mapping[str, tuple[VenvUser, ...]]] = None,
     policy: Optional[Policy] = None,
+    read_seeds: bool = True,
 ) -> Prediction:
     """Judge every venv of *report* (a scan of this host) on the host after *change*.
     *users* maps venv paths to their running processes (:func:`venvkeeper.restarts.scan.
     venv_users`), to tell which services each breaking venv would take down. *policy*
-    (the configuration's) judges the venvs after the change as it judged *report*."""
+    (the configuration's) judges the venvs after the change as it judged *report*.
+    *read_seeds* False makes plans that keep every seed without reading what the venv's
+    code needs of them (its every module: the costly part, for callers that use only each
+    plan's target, such as the matrix)."""
     world = build_world(change, base, package_files)
     # Another host's interpreters (a profile) are not this one's packages: do not ask dpkg.
     host = HostCache(world, None if change.profile is not None else "/")
@@ -216,7 +229,7 @@ def predict(
             then = apply_to_venv(then, policy)
         plan = None
         if plans:  # the seeds the venv's code needs: a rebuild leaves the others out
-            seeds = seed_needs(then_facts) if then.findings else None
+            seeds = seed_needs(then_facts) if then.findings and read_seeds else None
             plan = make_plan(then_facts, then.findings, interps, world.path_state, seeds)
         out.append(VenvPrediction(now, then, classify(now, then), plan, used_by))
     out.sort(key=lambda p: (-p.status.rank, not p.effect.breaks, p.path))

@@ -227,7 +227,7 @@ def _supported(interpreters: Sequence[Interpreter]) -> list[Interpreter]:
     return fresh or usable
 
 
-def _by_default_name(name: str, interpreters: Sequence[Interpreter]) -> Optional[Target]:
+def by_default_name(name: str, interpreters: Sequence[Interpreter]) -> Optional[Target]:
     for i in interpreters:
         if any(n.path == name for n in i.names):
             return _target(i, name)
@@ -522,7 +522,7 @@ def make_plan(
         # when that name is gone) the same minor at another path: a versioned leftover the
         # venv named itself, a patch release that replaced its prefix.
         if default is not None:
-            target = _by_default_name(default, pool)
+            target = by_default_name(default, pool)
         if target is None and minor is not None:
             relink = choose_relink(facts, minor, pool)
             if relink is not None and _moves(base, relink):

@@ -12,7 +12,7 @@ wheels a repair after an upgrade needs. May use: predict, scan, checks, host, mo
 
 from venvkeeper.repair.backends import BackendChoice, Sources
 from venvkeeper.repair.backups import list_backups, prune_backups, rollback
-from venvkeeper.repair.engine import repair_all, repair_venv
+from venvkeeper.repair.engine import build_sibling, repair_all, repair_venv
 from venvkeeper.repair.job import RepairOptions
 from venvkeeper.repair.transaction import STEPS, backups, recover
 
@@ -22,6 +22,7 @@ __all__ = [
     "RepairOptions",
     "Sources",
     "backups",
+    "build_sibling",
     "list_backups",
     "prune_backups",
     "recover",

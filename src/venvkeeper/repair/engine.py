@@ -31,8 +31,14 @@ from venvkeeper.repair.backends import (
 )
 from venvkeeper.repair.job import PinsFailed, RepairOptions, _Job
 from venvkeeper.repair.owner import OwnerRunner, owner_of
-from venvkeeper.repair.planning import _target_for, interpreters_for, plan_for
-from venvkeeper.repair.safety import Unsafe, actor_for
+from venvkeeper.repair.planning import (
+    _target_for,
+    interpreters_for,
+    plan_for,
+    sibling_plan,
+    sibling_target,
+)
+from venvkeeper.repair.safety import Actor, Unsafe, actor_for
 from venvkeeper.repair.transaction import (
     Busy,
     Hook,
@@ -207,6 +213,128 @@ def repair_venv(
         return result(Strategy.MANUAL, Outcome.FAILED, str(e), recovered=recovered)
     except OSError as e:
         return result(Strategy.MANUAL, Outcome.FAILED, describe_os_error(e, path))
+
+
+def build_sibling(
+    path: str,
+    options: RepairOptions,
+    *,
+    interpreters: Optional[Sequence[Interpreter]] = None,
+    hook: Optional[Hook] = None,
+    cancel: Optional[threading.Event] = None,
+) -> RepairResult:
+    """``repair --sibling PATH``: build ``PATH-pyX.Y`` for the minor X.Y of this host's
+    Python (:func:`~venvkeeper.repair.planning.sibling_target`) with the very same packages
+    as the venv at *path*, which is only read. The sibling goes through the transaction
+    like every repair: an empty placeholder is made at its path and swapped for the
+    verified venv (the placeholder's backup is then deleted); a sibling that exists
+    already is rebuilt, the old one kept as its backup. The result names the sibling."""
+    from venvkeeper.model.matrix import sibling_path
+    from venvkeeper.scan.pipeline import inspect_path
+
+    started = time.monotonic()
+    source = os.path.realpath(os.path.abspath(path))
+    rep = inspect_path(source, top_level=True)  # "not a virtual environment": a usage error
+    interps = interpreters if interpreters is not None else interpreters_for([rep])
+    target = sibling_target(rep, interps, options.python)
+    dest = sibling_path(source, target.version)
+
+    def result(outcome: Outcome, msg: str, **kw: object) -> RepairResult:
+        return RepairResult(
+            dest,
+            Strategy.REBUILD,
+            outcome,
+            msg,
+            target=target,
+            seconds=time.monotonic() - started,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    if dest == source:
+        return result(Outcome.NOTHING, f"{source} is already the venv for Python {target.version}")
+    if os.path.islink(dest) or (os.path.lexists(dest) and not os.path.isdir(dest)):
+        return result(Outcome.REFUSED, f"{dest} exists and is not a directory: refused")
+    try:
+        actor = actor_for(source)  # the sibling belongs to whoever has the original
+        seeds = seed_needs(rep.facts)
+        plan = sibling_plan(rep, interps, options, dest, target, seeds)
+        fatal = [b for b in plan.blockers if b.fatal]
+        if fatal and not (
+            options.allow_upgrades and all(b.code == "requires-python" for b in fatal)
+        ):
+            return result(
+                Outcome.FAILED,
+                f"{len(fatal)} package(s) cannot be reinstalled as they are",
+                failed_pins=tuple(PinFailure(b.package, b.message) for b in fatal),
+            )
+        owner = owner_of(actor)
+        backend_name = choose(options.backend, owner.uid, owner.gid).name
+        what = f"sibling of {source}: " + _describe(plan, backend_name)
+        if options.dry_run:
+            return result(Outcome.PLANNED, what, backend=backend_name)
+        with locked(source, actor), locked(dest, actor):
+            recovered = recover(dest, actor)
+            placeholder = _placeholder(dest, actor)
+            runner = OwnerRunner(owner, cancel)
+            step = hook or (lambda s: None)
+            job = _Job(source, rep, plan, options, runner, step, seeds, dest=dest)
+            kw: dict[str, object] = {"backend": backend_name, "recovered": recovered}
+            try:
+                _preload()
+                backup: Optional[str] = transact(
+                    dest,
+                    "repair (sibling)",
+                    job.build_new,
+                    job.verify,
+                    hook=step,
+                    cancel=cancel,
+                    actor=actor,
+                    on_journal=lambda j: runner.record_in(j, actor),
+                )
+            except PinsFailed as e:
+                return result(Outcome.FAILED, str(e), failed_pins=e.pins, **kw)
+            except (RepairError, OSError) as e:
+                why = str(e) if isinstance(e, RepairError) else describe_os_error(e, dest)
+                return result(Outcome.FAILED, why, **kw)
+            finally:
+                runner.close()
+                if placeholder:  # the build failed: the placeholder is back, empty, at dest
+                    with actor.beside(), contextlib.suppress(OSError):
+                        os.rmdir(dest)  # (after a swap dest is the new venv: not empty)
+            kept = backups(dest, actor)
+            for old in kept:
+                if placeholder and old.path == backup:
+                    with contextlib.suppress(OSError, VenvkeeperError):
+                        delete_backup(old, actor)  # the empty placeholder: nothing to keep
+                    backup = None
+            for old in backups(dest, actor)[options.keep_backups :]:
+                with contextlib.suppress(OSError, VenvkeeperError):
+                    delete_backup(old, actor)
+            if job.notes:
+                what += "; " + "; ".join(job.notes)
+            return result(Outcome.REPAIRED, what, backup=backup, changes=job.changes, **kw)
+    except Unsafe as e:
+        return result(Outcome.REFUSED, str(e))
+    except (Busy, RepairError) as e:
+        return result(Outcome.FAILED, str(e))
+    except OSError as e:
+        return result(Outcome.FAILED, describe_os_error(e, dest))
+
+
+def _placeholder(dest: str, actor: Actor) -> bool:
+    """Make *dest* an empty directory of the venv's owner for the transaction to swap,
+    unless a tree is there already. True when *dest* is (now) an empty placeholder: made
+    here, or left by a run that was killed before its swap."""
+    with actor.beside():
+        try:
+            os.mkdir(dest, 0o700)
+        except FileExistsError:
+            if os.path.islink(dest) or not os.path.isdir(dest):
+                raise Unsafe(f"{dest} exists and is not a directory: refused") from None
+            return not os.listdir(dest)
+        if actor.uid != actor.owner_uid:
+            os.chown(dest, actor.owner_uid, actor.owner_gid)
+        return True
 
 
 Progress = Callable[[str, Optional[RepairResult]], None]

@@ -128,10 +128,14 @@ class _Job:
         run: OwnerRunner,
         hook: Hook,
         seeds: Optional[SeedNeeds] = None,
+        dest: Optional[str] = None,
     ) -> None:
         self.hook = hook
         self.seeds = seeds or KEEP_ALL
         self.path = path
+        #: Where the new tree will live: *path* itself, or (``repair --sibling``) a new
+        #: venv beside it, *path* left as it is.
+        self.dest = dest or path
         self.rep = rep
         self.plan = plan
         self.options = options
@@ -198,7 +202,9 @@ class _Job:
             _copy_extra(os.path.join(self.path, rel), os.path.join(new, rel))
         if old_extras:
             self.notes.append(f"carried over: {', '.join(old_extras[:6])}")
-        edit.rewrite_paths(new, new, self.path)
+        edit.rewrite_paths(new, new, self.dest)
+        if self.dest != self.path:  # what was carried over names the original
+            edit.rewrite_paths(new, self.path, self.dest)
         if not self.plan.prompt:
             # the prompt was given only so that it is not the sibling's name
             edit.drop_cfg_key(new, "prompt")
@@ -211,7 +217,7 @@ class _Job:
         if plan.system_site_packages:
             opts.append("--system-site-packages")
         # Without it the activate scripts would call the venv by the sibling's name.
-        opts += ["--prompt", plan.prompt or os.path.basename(self.path)]
+        opts += ["--prompt", plan.prompt or os.path.basename(self.dest)]
         if isinstance(backend, Uv) and self.rep.facts.creator is Creator.UV:
             argv = [backend.exe, "venv", "-q", "--allow-existing", "--python", plan.target.path]
             argv += ["--python-preference", "only-system", *opts, new]
@@ -461,7 +467,7 @@ class _Job:
         target = self.plan.target
         verify(
             new,
-            self.path,
+            self.dest,
             modules(facts, self.plan.skipped, seeds=self.seeds),
             dists,
             self.run,

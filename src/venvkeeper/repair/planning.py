@@ -102,3 +102,56 @@ def plan_for(
             + tuple(version_blockers(rep.facts, plan.packages, minor, plan.target)),
         )
     return plan
+
+
+def sibling_target(
+    rep: VenvReport, interps: Sequence[Interpreter], python: Optional[str]
+) -> Target:
+    """The interpreter a per-minor sibling of *rep*'s venv is built with on this host:
+    ``--python``, else what the venv's intent leads to here (the distro name it was made
+    with, e.g. ``/usr/bin/python3``, as this host has it), else the interpreter a rebuild
+    would use (:func:`venvkeeper.predict.plan.choose_rebuild`)."""
+    from venvkeeper.predict.plan import by_default_name, choose_rebuild, follows_default
+
+    if python:
+        return _target_for(python, interps)
+    default = follows_default(rep.facts)
+    usable = [i for i in interps if i.usable]
+    target = by_default_name(default, usable) if default else None
+    target = target or choose_rebuild(rep.facts, usable)
+    if target is None:
+        raise UsageError(
+            "no usable Python (binary, known version, stdlib present) on this host to build"
+            " the sibling with: install one, or give --python"
+        )
+    return target
+
+
+def sibling_plan(
+    rep: VenvReport,
+    interps: Sequence[Interpreter],
+    options: RepairOptions,
+    dest: str,
+    target: Target,
+    seeds: Optional[SeedNeeds] = None,
+) -> RepairPlan:
+    """The plan of ``repair --sibling``: a new venv at *dest* on *target* with the very
+    same packages as *rep*'s venv (always a rebuild; the venv itself is only read)."""
+    seeds = seeds if seeds is not None else seed_needs(rep.facts)
+    facts = rep.facts
+    base = make_plan(facts, rep.findings, interps, path_state, seeds)
+    minor = packages_minor(facts)
+    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
+    blockers += tuple(version_blockers(facts, reqs, minor, target))
+    return replace(
+        base,
+        path=dest,
+        strategy=Strategy.REBUILD,
+        reason=f"the sibling of {facts.path} for Python {target.version}",
+        target=target,
+        packages=reqs,
+        skipped=skipped,
+        blockers=blockers,
+        old_location=None,
+        tool_command=None,
+    )
