@@ -248,12 +248,13 @@ def main():
             ),
         ),
         mutually_exclusive=[("paths", "all"), ("paths", "roots")],
-        required_one_of=[("paths", "all")],
         supports_check_mode=True,
     )
     params = module.params
     if params["paths"] is not None and not params["paths"]:
         module.fail_json(msg="paths is empty: name the venvs to repair, or use all=true with roots")
+    if params["paths"] is None and not params["all"]:
+        module.fail_json(msg="name the venvs to repair (paths), or use all=true with roots")
     if params["roots"] and not params["all"]:
         module.fail_json(msg="roots is used only with all=true")
     if params["keep_backups"] is not None and params["keep_backups"] < 0:
