@@ -19,7 +19,7 @@ notes:
   - The module runs the C(venvkeeper) command on the target with C(--json) and reads its
     output; it never imports venvkeeper, so the Python an upgrade replaces can still run it.
   - venvkeeper's exit codes 0, 1 and 2 are verdicts (ok, warning, critical), returned as
-    RV(rc); exit 3 (a usage or internal error) fails the task with venvkeeper's message.
+    C(exit_code) and C(verdict), never a failure; exit 3 (a usage or internal error) fails the task with venvkeeper's message.
 requirements:
   - venvkeeper 0.1 or later on the target (the Debian package, pip or the zipapp)
 """

@@ -69,6 +69,10 @@ ansible_facts:
           description: The roots walked.
           type: list
           elements: str
+        duration_seconds:
+          description: How long venvkeeper's scan took on the host.
+          type: float
+          sample: 0.04
         summary:
           description: Counts per status and the worst one (C(ok), C(warning), C(unknown), C(critical)).
           type: dict
@@ -86,23 +90,31 @@ ansible_facts:
           description: Paths of the venvs whose status is C(critical).
           type: list
           elements: str
-rc:
+exit_code:
   description: venvkeeper scan's exit code (0 ok, 1 warning, 2 critical).
   returned: always
   type: int
   sample: 2
+verdict:
+  description: The exit code's meaning (C(ok), C(warning), C(critical)). A verdict, never a failure of the task;
+    venvkeeper's usage or internal errors (exit 3) fail the task with its message.
+  returned: always
+  type: str
+  sample: critical
 """
+
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.venvkeeper.fleet.plugins.module_utils.venvkeeper import (
     COMMON_ARGS,
     SCAN_ARGS,
+    VERDICT_NAMES,
     Venvkeeper,
     roots,
     scan_args,
     spec,
 )
-import json
 
 
 def main():
@@ -124,12 +136,13 @@ def main():
     facts = dict(
         version=(report.get("tool") or {}).get("version"),
         roots=report.get("roots") or [],
+        duration_seconds=report.get("duration_seconds"),
         summary=report.get("summary") or {},
         venvs=venvs,
         broken=[v.get("path") for v in venvs if v.get("status") == "critical"],
         host_profile=profile,
     )
-    module.exit_json(changed=False, rc=rc, ansible_facts=dict(venvkeeper=facts))
+    module.exit_json(changed=False, exit_code=rc, verdict=VERDICT_NAMES.get(rc), ansible_facts=dict(venvkeeper=facts))
 
 
 if __name__ == "__main__":

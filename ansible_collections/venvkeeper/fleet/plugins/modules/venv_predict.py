@@ -118,10 +118,16 @@ prediction:
   description: The whole C(venvkeeper predict --json) document (plans in full).
   returned: always
   type: dict
-rc:
+exit_code:
   description: venvkeeper predict's exit code for the venvs after the change (2 means something would break).
   returned: always
   type: int
+verdict:
+  description: The exit code's meaning (C(ok), C(warning), C(critical)). A verdict, never a failure of the task;
+    venvkeeper's usage or internal errors (exit 3) fail the task with its message.
+  returned: always
+  type: str
+  sample: critical
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -129,6 +135,7 @@ from ansible_collections.venvkeeper.fleet.plugins.module_utils.venvkeeper import
     CHANGE_ARGS,
     COMMON_ARGS,
     SCAN_ARGS,
+    VERDICT_NAMES,
     Venvkeeper,
     change_args,
     roots,
@@ -176,7 +183,8 @@ def main():
     breaking = [v["path"] for v in venvs if v["breaks"]]
     result = dict(
         changed=False,
-        rc=rc,
+        exit_code=rc,
+        verdict=VERDICT_NAMES.get(rc),
         breaking=breaking,
         venvs=venvs,
         summary=doc.get("summary") or {},

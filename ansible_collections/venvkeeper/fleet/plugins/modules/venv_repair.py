@@ -18,7 +18,7 @@ description:
     exists, this rebuilds a venv whose Python changed under it, with the same packages read
     from its old site-packages.
   - In check mode it runs C(venvkeeper repair --dry-run --json), which gives the plan and changes nothing.
-  - After a real repair it runs C(venvkeeper restarts --json) and returns the systemd units
+  - After a real run it runs C(venvkeeper restarts --json) and returns the systemd units
     to restart in RV(restart_units), for a handler. A unit with a process whose venv is
     still broken (its repair failed or was refused, or venvkeeper judges it broken) is never
     listed there but in RV(units_held_back), since restarting it would fail.
@@ -174,15 +174,22 @@ restarts:
     or with O(restarts=false)).
   returned: always
   type: dict
-rc:
+exit_code:
   description: venvkeeper repair's exit code (0 all repaired or fine, 1 some refused, 2 some failed).
   returned: always
   type: int
+verdict:
+  description: The exit code's meaning (C(ok), C(warning), C(critical)). A verdict, never a failure of the task;
+    venvkeeper's usage or internal errors (exit 3) fail the task with its message.
+  returned: always
+  type: str
+  sample: critical
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.venvkeeper.fleet.plugins.module_utils.venvkeeper import (
     COMMON_ARGS,
+    VERDICT_NAMES,
     Venvkeeper,
     restart_units,
     spec,
@@ -272,7 +279,9 @@ def main():
     not_done = [r.get("path") for r in results if r.get("outcome") in NOT_DONE]
     restarts = None
     units, user_units, held = [], [], []
-    if params["restarts"] and repaired:
+    # after a real run, always: the upgrade itself may have left services on a replaced
+    # interpreter even where no venv needed work
+    if params["restarts"] and (repaired or not module.check_mode):
         _rc, restarts = vk.run_json(["restarts"], kind="restarts")
         if module.check_mode:
             # nothing was repaired: the units that run from a venv that would be
@@ -282,7 +291,8 @@ def main():
             units, user_units, held = restart_units(restarts, not_done)
     result = dict(
         changed=bool(repaired),
-        rc=rc,
+        exit_code=rc,
+        verdict=VERDICT_NAMES.get(rc),
         results=results,
         repaired=repaired,
         failed_paths=not_done,

@@ -82,16 +82,23 @@ foreign:
   returned: always
   type: list
   elements: dict
-rc:
+exit_code:
   description: venvkeeper restarts' exit code (0 nothing to restart, 1 something, 2 a restart
     would land in a broken venv).
   returned: always
   type: int
+verdict:
+  description: The exit code's meaning (C(ok), C(warning), C(critical)). A verdict, never a failure of the task;
+    venvkeeper's usage or internal errors (exit 3) fail the task with its message.
+  returned: always
+  type: str
+  sample: critical
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.venvkeeper.fleet.plugins.module_utils.venvkeeper import (
     COMMON_ARGS,
+    VERDICT_NAMES,
     Venvkeeper,
     spec,
 )
@@ -110,7 +117,8 @@ def main():
     processes = doc.get("processes") or []
     module.exit_json(
         changed=False,
-        rc=rc,
+        exit_code=rc,
+        verdict=VERDICT_NAMES.get(rc),
         processes=processes,
         units=doc.get("units") or {"restart": [], "restart_user": [], "repair_first": []},
         needs_restart=any(p.get("needs_restart") for p in processes),

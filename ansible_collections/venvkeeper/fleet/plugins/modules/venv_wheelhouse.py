@@ -93,11 +93,17 @@ would_fetch:
   returned: check mode
   type: list
   elements: str
-rc:
+exit_code:
   description: venvkeeper wheelhouse's exit code (0 every pin is a wheel in O(dest), 1 something
     needs more than the directory, 2 something is missing).
   returned: always
   type: int
+verdict:
+  description: The exit code's meaning (C(ok), C(warning), C(critical)). A verdict, never a failure of the task;
+    venvkeeper's usage or internal errors (exit 3) fail the task with its message.
+  returned: always
+  type: str
+  sample: critical
 """
 
 import os
@@ -108,6 +114,7 @@ from ansible_collections.venvkeeper.fleet.plugins.module_utils.venvkeeper import
     CHANGE_ARGS,
     COMMON_ARGS,
     SCAN_ARGS,
+    VERDICT_NAMES,
     Venvkeeper,
     change_args,
     roots,
@@ -172,7 +179,12 @@ def main():
                     if spec_ not in want:
                         want.append(spec_)
         module.exit_json(
-            changed=bool(want) or not os.path.isdir(dest), rc=rc, would_fetch=want, missing=[], new_files=[]
+            changed=bool(want) or not os.path.isdir(dest),
+            exit_code=rc,
+            verdict=VERDICT_NAMES.get(rc),
+            would_fetch=want,
+            missing=[],
+            new_files=[],
         )
     created = False
     if not os.path.isdir(dest):
@@ -195,7 +207,8 @@ def main():
     new = sorted(_listing(dest) - before)
     module.exit_json(
         changed=bool(new) or created,
-        rc=rc,
+        exit_code=rc,
+        verdict=VERDICT_NAMES.get(rc),
         fetches=fetches,
         missing=[f.get("spec") for f in fetches if f.get("outcome") == "missing"],
         new_files=new,

@@ -123,7 +123,8 @@ def test_warning_and_critical_are_verdicts(run, fake, rc):
     fake.answer("scan", SCAN, rc=rc)
     fake.answer("host-profile", PROFILE)
     res = run(venv_facts, {"executable": fake.path})
-    assert not res.get("failed") and res["rc"] == rc and res["changed"] is False
+    assert not res.get("failed") and res["exit_code"] == rc and res["changed"] is False
+    assert res["verdict"] == {1: "warning", 2: "critical"}[rc] and "rc" not in res
 
 
 def test_interrupted_and_odd_codes_fail(run, fake):
@@ -195,7 +196,7 @@ def test_predict(run, fake):
     fake.answer("predict", PREDICTION, rc=2)
     res = run(venv_predict, {"executable": fake.path, "roots": ["/srv"], "python_becomes": ["3.13"],
                              "remove_package": ["python3.11-minimal"], "processes": False})
-    assert not res.get("failed") and res["rc"] == 2 and res["changed"] is False
+    assert not res.get("failed") and res["exit_code"] == 2 and res["changed"] is False
     assert res["breaking"] == ["/srv/a"]
     assert res["venvs"][0]["effect"] == "breaks-silently" and res["venvs"][0]["strategy"] == "rebuild"
     assert res["venvs"][0]["used_by"] == [{"pid": 10, "unit": "web.service"}]
@@ -265,7 +266,7 @@ def test_repair_never_lists_a_unit_whose_venv_is_still_broken(run, fake):
         restart=["web.service", "jobs.service"], restart_user=[["root", "mine.service"]],
         repair_first=["broken.service"]), rc=2)
     res = run(venv_repair, {"executable": fake.path, "paths": ["/srv/a", "/srv/c"], "keep_backups": 1})
-    assert not res.get("failed") and res["rc"] == 2 and res["changed"]
+    assert not res.get("failed") and res["exit_code"] == 2 and res["changed"]
     assert res["restart_units"] == ["web.service"]
     assert res["restart_user_units"] == [["root", "mine.service"]]
     assert sorted(res["units_held_back"]) == ["broken.service", "jobs.service"]
@@ -274,11 +275,15 @@ def test_repair_never_lists_a_unit_whose_venv_is_still_broken(run, fake):
     assert fake.calls()[1] == ["restarts", "--json"]
 
 
-def test_repair_with_nothing_to_do_asks_no_restarts(run, fake):
+def test_repair_with_nothing_to_do_still_names_the_units_to_restart(run, fake):
+    """The upgrade replaced the interpreter under a service whose venv needed nothing."""
     fake.answer("repair", {"schema_version": 1, "results": [result("/srv/b", "nothing-to-do", "none")]})
+    fake.answer("restarts", restarts(proc(10, "web.service", "/srv/b"), restart=["web.service"]), rc=1)
     res = run(venv_repair, {"executable": fake.path, "paths": ["/srv/b"]})
-    assert res["changed"] is False and res["restart_units"] == []
-    assert [c[0] for c in fake.calls()] == ["repair"]
+    assert res["changed"] is False and res["restart_units"] == ["web.service"]
+    assert [c[0] for c in fake.calls()] == ["repair", "restarts"]
+    res = run(venv_repair, {"executable": fake.path, "paths": ["/srv/b"]}, check_mode=True)
+    assert res["restart_units"] == [] and [c[0] for c in fake.calls()][2:] == ["repair"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -315,7 +320,7 @@ def test_wheelhouse(run, fake, tmp_path):
                                "fetches": [{"venv": "/srv/a", "spec": "six==1.16.0", "outcome": "missing"}]},
                 rc=2)
     res = run(venv_wheelhouse, {"executable": fake.path, "dest": str(dest), "offline": True, "roots": ["/srv"]})
-    assert dest.is_dir() and res["changed"] and res["missing"] == ["six==1.16.0"] and res["rc"] == 2
+    assert dest.is_dir() and res["changed"] and res["missing"] == ["six==1.16.0"] and res["exit_code"] == 2
     assert fake.calls() == [["wheelhouse", "--json", "--dest", str(dest), "--offline", "--", "/srv"]]
 
 
@@ -334,6 +339,6 @@ def test_restarts(run, fake):
     doc = restarts(proc(10, "web.service", "/srv/a"), restart=["web.service"])
     fake.answer("restarts", doc, rc=1)
     res = run(venv_restarts, {"executable": fake.path, "judge": False}, check_mode=True)
-    assert res["rc"] == 1 and res["needs_restart"] and res["units"]["restart"] == ["web.service"]
+    assert res["exit_code"] == 1 and res["needs_restart"] and res["units"]["restart"] == ["web.service"]
     assert res["processes"] == doc["processes"] and res["changed"] is False
     assert fake.calls() == [["restarts", "--json", "--no-judge"]]
