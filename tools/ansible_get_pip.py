@@ -17,8 +17,9 @@ DROPPED = ("--no-setuptools", "--no-wheel")
 
 
 def main(argv: list[str]) -> int:
-    subprocess.run([sys.executable, "-m", "ensurepip", "--default-pip"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "ensurepip", "--default-pip"], check=True, stdout=subprocess.DEVNULL
+    )
     args = [a for a in argv if a not in DROPPED]
     return subprocess.run([sys.executable, "-m", "pip", "install", *args]).returncode
 

@@ -311,10 +311,13 @@ def _would_restart(restarts, planned, not_done):
     system, users, held = [], [], []
     for proc in restarts.get("processes") or []:
         unit = proc.get("unit")
-        if not unit or proc.get("venv") not in planned:
+        if not unit:
             continue
         if proc.get("venv") in not_done:
-            held.append(unit)
+            if unit not in held:
+                held.append(unit)
+        elif proc.get("venv") not in planned:
+            continue
         elif proc.get("user_unit"):
             pair = [proc.get("user"), unit]
             if pair not in users:
