@@ -157,7 +157,7 @@ ansible_tools() {
     want="$ANSIBLE_CORE ${ANSIBLE_TEST_DEPS[*]}"
     if ! [ -x "$dir/bin/ansible-test" ] || [ "$(cat "$dir/.venvkeeper-stamp" 2>/dev/null)" != "$want" ]; then
         py=
-        for c in python3.12 python3.11 python3.13 /usr/bin/python3; do
+        for c in python3.11 python3.12 python3.13 /usr/bin/python3; do
             if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv, ensurepip
 sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
                 py=$(command -v "$c"); break

@@ -80,9 +80,19 @@ def ansible_env(tmp: Path) -> dict[str, str]:
 
 
 def ansible_test(*args: str) -> subprocess.CompletedProcess[str]:
+    """``ansible-test ARGS`` in the collection, on the ansible venv's own Python."""
     exe = tool("ansible-test")
+    if not (COLLECTION / "galaxy.yml").exists():
+        pytest.skip(f"no collection at {COLLECTION} (an sdist without it?)")
+    ver = subprocess.run(
+        [str(exe.parent / "python"), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
     return subprocess.run(
-        [str(exe), *args, "--local", "--python", "3.11", "--color", "no"],
+        [str(exe), *args, "--local", "--python", ver, "--color", "no"],
         cwd=COLLECTION,
         capture_output=True,
         text=True,
@@ -149,7 +159,7 @@ def test_ansible_doc_renders_every_module(tmp_path: Path) -> None:
     for name in names:
         doc = docs[name]
         assert doc["doc"]["short_description"] and doc["examples"].strip(), name
-        assert "rc" in doc["return"] or "ansible_facts" in doc["return"], name
+        assert {"exit_code", "verdict"} <= set(doc["return"]), name
         assert "executable" in doc["doc"]["options"], name
         assert doc["doc"]["attributes"]["check_mode"]["support"] == "full", name
     assert "restart_units" in docs["venvkeeper.fleet.venv_repair"]["return"]
