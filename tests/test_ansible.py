@@ -440,7 +440,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         f.timings.update(_measure(f))
         yield f
     finally:
-        for s in services.values():
+        for s in reversed(services.values()):  # the first one made system.slice
             stop_service(s)
         for root in roots.values():
             remove_root(root)
