@@ -17,6 +17,7 @@
 #   ./dev.sh dist             the wheel and the sdist, into dist/ (python -m build)
 #   ./dev.sh deb [OUTDIR]     the Debian package, built by this Debian's own tools and
 #                             Python: OUTDIR/venvkeeper_VERSION_all.deb (default dist/)
+#   ./dev.sh ansible          only set up .dev/ansible (ansible-core, for the collection)
 #   ./dev.sh setup            only set up
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -149,6 +150,48 @@ test_wheels() {
     fi
 }
 
+#: ansible-core for tests/test_ansible.py (2.18: controller CPython 3.11-3.13), and what
+#: ansible-test's sanity and unit tests run with --local (pinned as its requirements files).
+ANSIBLE_CORE='ansible-core>=2.18,<2.19'
+ANSIBLE_TEST_DEPS=(antsibull-docs-parser==1.0.0 pylint==3.3.1 astroid==3.3.5 pycodestyle==2.12.1
+    voluptuous==0.15.2 yamllint==1.35.1 pytest pytest-mock pytest-xdist mock)
+
+ansible_tools() {
+    # ansible-core in its own venv (.dev/ansible: not the dev venv, whose packages it would
+    # pin), for the collection under ansible_collections/. ansible-test makes a venv per
+    # sanity test and bootstraps pip in it with a script from a host outside the package
+    # registries: tools/ansible_get_pip.py stands in for it, from ensurepip and the registry.
+    local dir=$root/.dev/ansible want py c pipv cache=~/.ansible/test/cache
+    want="$ANSIBLE_CORE ${ANSIBLE_TEST_DEPS[*]}"
+    if ! [ -x "$dir/bin/ansible-test" ] || [ "$(cat "$dir/.venvkeeper-stamp" 2>/dev/null)" != "$want" ]; then
+        py=
+        for c in python3.11 python3.12 python3.13 /usr/bin/python3; do
+            if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv, ensurepip
+sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null; then
+                py=$(command -v "$c"); break
+            fi
+        done
+        if [ -z "$py" ]; then
+            echo "dev.sh: no CPython 3.11-3.13 for ansible-core: tests/test_ansible.py will be skipped" >&2
+            return 0
+        fi
+        echo "dev.sh: setting up $dir with $py" >&2
+        rm -rf "$dir"
+        if ! { "$py" -m venv "$dir" &&
+            "$dir/bin/python" -m pip install -q --disable-pip-version-check "$ANSIBLE_CORE" \
+                "${ANSIBLE_TEST_DEPS[@]}" >/dev/null 2>&1; }; then
+            rm -rf "$dir"
+            echo "dev.sh: could not install $ANSIBLE_CORE: tests/test_ansible.py will be skipped" >&2
+            return 0
+        fi
+        echo "$want" >"$dir/.venvkeeper-stamp"
+    fi
+    pipv=$(sed -n "s/^ *pip='\([0-9.]*\)',*$/\1/p" "$dir"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -n 1)
+    if [ -n "$pipv" ] && ! [ -e "$cache/get_pip_${pipv//./_}.py" ]; then
+        mkdir -p "$cache" && cp tools/ansible_get_pip.py "$cache/get_pip_${pipv//./_}.py"
+    fi
+}
+
 legacy_tools() {
     # virtualenv < 20 for CPython 2.7, to make real legacy virtualenvs in the tests.
     local py27
@@ -189,8 +232,9 @@ docs() {
 cmd=${1:-help}; [ $# -gt 0 ] && shift
 case "$cmd" in
     setup) setup ;;
+    ansible) ansible_tools ;;
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
-    test) setup; test_wheels; system_tools; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
+    test) setup; test_wheels; system_tools; ansible_tools; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
     lint) setup; lint ;;
     docs) setup; docs "$@" ;;
     pyz) setup; exec "$venv/bin/python" tools/build_pyz.py "$@" ;;
