@@ -482,7 +482,7 @@ def test_facts_on_both_hosts(fleet: Fleet) -> None:
     for host in fleet.roots:
         facts = fleet.dumped(f"{host}-facts.json")
         assert facts["version"] == __version__
-        assert facts["host_profile"]["kind"] == "venvkeeper-host-profile"
+        assert facts["host_profile"]["kind"] == "host-profile"
         status[host] = {Path(v["path"]).name: v["status"] for v in facts["venvs"]}
         assert facts["summary"]["venvs"] == 3
     # each host sees the other release's venvs broken (their packages in another minor)

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ROOT / "src" / "venvkeeper" / "schemas"
 DEMO = "/srv/demo"
 
 _BLOCK = re.compile(r"(<!-- generated:([a-z0-9-]+) -->\n)(.*?)(<!-- /generated:\2 -->)", re.S)
@@ -86,9 +85,14 @@ def config_keys_block() -> str:
     return "\n".join(rows) + "\n"
 
 
-def schemas_block(directory: Path = SCHEMAS) -> str:
-    """Every ``*.schema.json`` of *directory*, each as a heading, its description and a
+def schemas_block(directory: Optional[Path] = None) -> str:
+    """Every ``*.schema.json`` of *directory* (default: those of the venvkeeper that is
+    imported, the checkout's or an installed one), each as a heading, its description and a
     table of its fields (nested objects and arrays of objects flattened to dotted paths)."""
+    if directory is None:
+        import venvkeeper
+
+        directory = Path(venvkeeper.__file__).resolve().parent / "schemas"
     files = sorted(directory.glob("*.schema.json")) if directory.is_dir() else []
     if not files:
         return (

@@ -21,7 +21,7 @@ import os
 #: Where venvkeeper is looked for after PATH (the Debian package's place).
 FALLBACK = "/usr/bin/venvkeeper"
 #: The JSON schema this collection reads; a newer one is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERDICTS = (0, 1, 2)
 VERDICT_NAMES = {0: "ok", 1: "warning", 2: "critical"}
 
@@ -95,7 +95,8 @@ class Venvkeeper(object):
         return rc, out, err
 
     def run_json(self, args, kind=None):
-        """(rc, document) of ``venvkeeper ARGS --json``."""
+        """(rc, document) of ``venvkeeper ARGS --json``. *kind*: the document's kind, or a
+        tuple of the kinds accepted (a kind's older name, from schema_version 1)."""
         args = list(args)
         rc, out, err = self.run(args[:1] + ["--json"] + args[1:])
         try:
@@ -120,10 +121,11 @@ class Venvkeeper(object):
                 "upgrade the venvkeeper.fleet collection" % (args[0], version, SCHEMA_VERSION),
                 rc=rc,
             )
-        if kind is not None and doc.get("kind") != kind:
+        kinds = (kind,) if isinstance(kind, str) else kind
+        if kinds is not None and doc.get("kind") not in kinds:
             self.module.fail_json(
                 msg="venvkeeper %s printed a %r document, not %r"
-                % (args[0], doc.get("kind"), kind),
+                % (args[0], doc.get("kind"), kinds[0]),
                 rc=rc,
             )
         return rc, doc

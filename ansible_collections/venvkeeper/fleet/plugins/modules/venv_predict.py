@@ -178,7 +178,7 @@ def main():
     args = ["predict"] + scan_args(params) + change_args(vk, params)
     if not params["processes"]:
         args.append("--no-processes")
-    rc, doc = vk.run_json(args + roots(params), kind="prediction")
+    rc, doc = vk.run_json(args + roots(params), kind=("predict", "prediction"))
     venvs = [summarize(v) for v in doc.get("venvs") or []]
     breaking = [v["path"] for v in venvs if v["breaks"]]
     result = dict(

@@ -167,7 +167,7 @@ def main():
     before = _listing(dest)
     change = change_args(vk, params)
     if module.check_mode:
-        rc, doc = vk.run_json(["plan"] + scan_args(params) + change + roots(params), kind="prediction")
+        rc, doc = vk.run_json(["plan"] + scan_args(params) + change + roots(params), kind=("plan", "prediction"))
         want = []
         for venv in doc.get("venvs") or []:
             plan = venv.get("plan") or {}

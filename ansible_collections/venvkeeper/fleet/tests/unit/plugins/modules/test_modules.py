@@ -22,16 +22,16 @@ from ansible_collections.venvkeeper.fleet.plugins.modules import (
 )
 
 SCAN = {
-    "schema_version": 1,
+    "schema_version": 2,
     "tool": {"name": "venvkeeper", "version": "0.1.0"},
     "roots": ["/srv"],
     "summary": {"venvs": 2, "ok": 1, "warning": 0, "unknown": 0, "critical": 1, "worst": "critical"},
     "venvs": [{"path": "/srv/a", "status": "critical"}, {"path": "/srv/b", "status": "ok"}],
 }
-PROFILE = {"kind": "venvkeeper-host-profile", "schema_version": 1, "interpreters": []}
+PROFILE = {"kind": "host-profile", "schema_version": 2, "interpreters": []}
 PREDICTION = {
-    "schema_version": 1,
-    "kind": "prediction",
+    "schema_version": 2,
+    "kind": "predict",
     "change": {"python_becomes": [{"link": "/usr/bin/python3", "version": "3.13"}]},
     "summary": {"venvs": 2, "worst": "critical", "breaks-silently": 1, "survives": 1},
     "venvs": [
@@ -52,7 +52,7 @@ def result(path, outcome, strategy="rebuild", message="rebuild on /usr/bin/pytho
 
 
 def restarts(*procs, **units):
-    doc = {"schema_version": 1, "kind": "restarts", "processes": list(procs),
+    doc = {"schema_version": 2, "kind": "restarts", "processes": list(procs),
            "units": {"restart": [], "restart_user": [], "repair_first": []}, "foreign": []}
     doc["units"].update(units)
     return doc
@@ -144,16 +144,16 @@ def test_output_that_is_not_json(run, fake):
 
 def test_a_newer_schema_is_refused(run, fake):
     doc = restarts()
-    doc["schema_version"] = 2
+    doc["schema_version"] = 3
     fake.answer("restarts", doc)
     res = run(venv_restarts, {"executable": fake.path})
-    assert res["failed"] and "schema_version 2" in res["msg"]
+    assert res["failed"] and "schema_version 3" in res["msg"]
 
 
 def test_a_document_of_another_kind_is_refused(run, fake):
     fake.answer("restarts", PREDICTION)
     res = run(venv_restarts, {"executable": fake.path})
-    assert res["failed"] and "'prediction' document, not 'restarts'" in res["msg"]
+    assert res["failed"] and "'predict' document, not 'restarts'" in res["msg"]
 
 
 # --- venv_facts ----------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_a_host_profile_of_the_wrong_type(run, fake):
 
 def test_repair_check_mode_is_the_dry_run(run, fake):
     results = [result("/srv/a", "planned"), result("/srv/b", "nothing-to-do", "none")]
-    fake.answer("repair", {"schema_version": 1, "results": results})
+    fake.answer("repair", {"schema_version": 2, "results": results})
     fake.answer("restarts", restarts(proc(10, "web.service", "/srv/a", needs=False, fails=True),
                                      proc(11, "other.service", "/srv/b"),
                                      repair_first=["web.service"], restart=["other.service"]))
@@ -257,7 +257,7 @@ def test_repair_check_mode_is_the_dry_run(run, fake):
 
 def test_repair_never_lists_a_unit_whose_venv_is_still_broken(run, fake):
     results = [result("/srv/a", "repaired"), result("/srv/c", "failed")]
-    fake.answer("repair", {"schema_version": 1, "results": results}, rc=2)
+    fake.answer("repair", {"schema_version": 2, "results": results}, rc=2)
     fake.answer("restarts", restarts(
         proc(10, "web.service", "/srv/a"),
         proc(11, "jobs.service", "/srv/c"),  # its repair failed: not judged broken by restarts
@@ -277,7 +277,7 @@ def test_repair_never_lists_a_unit_whose_venv_is_still_broken(run, fake):
 
 def test_repair_with_nothing_to_do_still_names_the_units_to_restart(run, fake):
     """The upgrade replaced the interpreter under a service whose venv needed nothing."""
-    fake.answer("repair", {"schema_version": 1, "results": [result("/srv/b", "nothing-to-do", "none")]})
+    fake.answer("repair", {"schema_version": 2, "results": [result("/srv/b", "nothing-to-do", "none")]})
     fake.answer("restarts", restarts(proc(10, "web.service", "/srv/b"), restart=["web.service"]), rc=1)
     res = run(venv_repair, {"executable": fake.path, "paths": ["/srv/b"]})
     assert res["changed"] is False and res["restart_units"] == ["web.service"]
@@ -307,7 +307,7 @@ def test_wheelhouse_check_mode_lists_what_a_fetch_would_look_for(run, fake, tmp_
     dest = tmp_path / "wheels"
     dest.mkdir()
     (dest / "requests-2.31.0-py3-none-any.whl").write_text("")
-    fake.answer("plan", PREDICTION, rc=2)
+    fake.answer("plan", dict(PREDICTION, kind="plan"), rc=2)
     res = run(venv_wheelhouse, {"executable": fake.path, "dest": str(dest), "python_becomes": ["3.13"]},
               check_mode=True)
     assert res["would_fetch"] == ["six==1.16.0"] and res["changed"]
@@ -316,7 +316,7 @@ def test_wheelhouse_check_mode_lists_what_a_fetch_would_look_for(run, fake, tmp_
 
 def test_wheelhouse(run, fake, tmp_path):
     dest = tmp_path / "new" / "wheels"
-    fake.answer("wheelhouse", {"schema_version": 1, "kind": "wheelhouse", "directory": str(dest),
+    fake.answer("wheelhouse", {"schema_version": 2, "kind": "wheelhouse", "directory": str(dest),
                                "fetches": [{"venv": "/srv/a", "spec": "six==1.16.0", "outcome": "missing"}]},
                 rc=2)
     res = run(venv_wheelhouse, {"executable": fake.path, "dest": str(dest), "offline": True, "roots": ["/srv"]})
@@ -342,3 +342,10 @@ def test_restarts(run, fake):
     assert res["exit_code"] == 1 and res["needs_restart"] and res["units"]["restart"] == ["web.service"]
     assert res["processes"] == doc["processes"] and res["changed"] is False
     assert fake.calls() == [["restarts", "--json", "--no-judge"]]
+
+
+def test_a_schema_1_prediction_is_still_read(run, fake):
+    """venvkeeper before schema_version 2 named the prediction's kind "prediction"."""
+    fake.answer("predict", dict(PREDICTION, kind="prediction", schema_version=1), rc=2)
+    res = run(venv_predict, {"executable": fake.path, "roots": ["/srv"]})
+    assert not res.get("failed") and res["breaking"], res
