@@ -339,3 +339,31 @@ def test_the_parser_spells_the_repair_backends_as_the_library_does() -> None:
     from venvkeeper.repair import BackendChoice
 
     assert tuple(c.value for c in BackendChoice) == BACKENDS
+
+
+def test_a_command_line_parses_the_same_with_only_its_command_built() -> None:
+    """main() builds only the options of the command it runs (start-up): every command
+    line must parse to the same values as with the whole parser."""
+    from venvkeeper.cli.main import build_parser, command_of
+
+    lines = [
+        ["scan", "--json", "--no-record", "/srv", "--exclude", "x"],
+        ["--config", "/etc/x.toml", "restarts", "--json", "--proc-root", "/p"],
+        ["show", "/srv/v"],
+        ["predict", "--python-becomes", "3.12", "/srv"],
+        ["repair", "--all", "--dry-run", "--backend", "pip", "/srv"],
+        ["rollback", "--list", "/srv/v"],
+        ["check", "--warning", "2", "--critical", "3", "/srv"],
+        ["apt-hook", "post-invoke", "--proc-root", "/p", "/srv"],
+        ["matrix", "--host-profile", "a.json", "/srv"],
+        ["codes"],
+    ]
+    for argv in lines:
+        only = command_of(argv)
+        assert only == next(w for w in argv if not w.startswith("-") and not w.endswith(".toml"))
+        whole = vars(build_parser().parse_args(argv))
+        lean = vars(build_parser(only=only).parse_args(argv))
+        assert {k: v for k, v in lean.items() if k != "func"} == {
+            k: v for k, v in whole.items() if k != "func"
+        }, argv
+        assert lean["func"].__qualname__ == whole["func"].__qualname__

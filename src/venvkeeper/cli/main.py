@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, TextIO, cast
+from collections.abc import Sequence
+from typing import Any, Optional, TextIO, cast
 
 from venvkeeper import __version__
 from venvkeeper.cli import apt, inventory, predict, repair, restarts, scan
@@ -16,7 +17,53 @@ from venvkeeper.errors import failure_of
 from venvkeeper.textutil import escape_value
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Inert:
+    """What building another command's parser gets while one command runs: it takes every
+    call and builds nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        pass
+
+
+class _Only:
+    """The subcommands action, adding only the parser of the command *only*."""
+
+    def __init__(self, sub: Any, only: str) -> None:
+        self.sub = sub
+        self.only = only
+        self.found = False
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name != self.only:
+            return _Inert()
+        self.found = True
+        return self.sub.add_parser(name, **kwargs)
+
+
+def command_of(words: Sequence[str]) -> Optional[str]:
+    """The command word of a command line (after the global options), or None."""
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w == "--config":
+            skip = True
+        elif w == "--" or not w.startswith("-"):
+            return None if w == "--" else w
+    return None
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole parser; with *only*, a parser of that one command, enough to run it
+    (building every command's options costs more than a short command's whole work:
+    argparse makes a parser and help formatters for each). A word that names no command
+    gets the whole parser, for its error message and the list of commands."""
     parser = Parser(
         prog="venvkeeper",
         description="Find every Python virtual environment on this host and tell which ones"
@@ -30,8 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         " $XDG_CONFIG_HOME/venvkeeper/config.toml; also $VENVKEEPER_CONFIG)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    target = sub if only is None else _Only(sub, only)
     for family in (scan, predict, repair, restarts, inventory, apt):
-        family.add(sub)
+        family.add(cast(Any, target))
+    if isinstance(target, _Only) and not target.found:
+        return build_parser()
     return parser
 
 
@@ -43,8 +93,8 @@ def main(
     stdout = Output(out or sys.stdout)
     out = cast(TextIO, stdout)
     err = err or sys.stderr
-    parser = build_parser()
     words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=command_of(words))
     try:
         try:
             args = parser.parse_args(argv)
