@@ -11,6 +11,9 @@
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
 #   ./dev.sh bench procs [ARGS...]  restarts against needrestart (bench/procs.py)
 #   ./dev.sh bench repair [ARGS...] a rebuild against uv by hand (bench/repair.py)
+#   ./dev.sh bench startup [ARGS...] the short commands' start-up, restarts against
+#                             needrestart on this host as it is (bench/startup.py)
+#   ./dev.sh bench matrix [ARGS...] a shared tree against 100 host profiles (bench/matrix.py)
 #   ./dev.sh pyz [ARGS...]    dist/venvkeeper.pyz: a zipapp with its dependencies inside, for
 #                             any CPython 3.9+ (tools/build_pyz.py; wheels cached in
 #                             ~/.cache/venvkeeper-build)
@@ -41,7 +44,8 @@ setup() {
     local stamp=$venv/.venvkeeper-stamp want
     want=$(cat pyproject.toml | sha256sum | cut -c1-16)
     if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] &&
-        "$venv/bin/python" -c 'import venvkeeper' 2>/dev/null; then
+        "$venv/bin/python" -c 'import venvkeeper' 2>/dev/null &&
+        "$venv/bin/venvkeeper" --version >/dev/null 2>&1; then
         return 0
     fi
     local py; py=$(pick_python)
@@ -163,7 +167,9 @@ ansible_tools() {
     # registries: tools/ansible_get_pip.py stands in for it, from ensurepip and the registry.
     local dir=$root/.dev/ansible want py c pipv cache=~/.ansible/test/cache
     want="$ANSIBLE_CORE ${ANSIBLE_TEST_DEPS[*]}"
-    if ! [ -x "$dir/bin/ansible-test" ] || [ "$(cat "$dir/.venvkeeper-stamp" 2>/dev/null)" != "$want" ]; then
+    # a venv made under another path (a moved checkout) has scripts naming a gone python
+    if ! "$dir/bin/ansible-test" --version >/dev/null 2>&1 ||
+        [ "$(cat "$dir/.venvkeeper-stamp" 2>/dev/null)" != "$want" ]; then
         py=
         for c in python3.11 python3.12 python3.13 /usr/bin/python3; do
             if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys, venv, ensurepip
@@ -244,6 +250,8 @@ case "$cmd" in
         setup
         if [ "${1:-}" = procs ]; then shift; exec "$venv/bin/python" bench/procs.py "$@"; fi
         if [ "${1:-}" = repair ]; then shift; exec "$venv/bin/python" bench/repair.py "$@"; fi
+        if [ "${1:-}" = startup ]; then shift; exec "$venv/bin/python" bench/startup.py "$@"; fi
+        if [ "${1:-}" = matrix ]; then shift; exec "$venv/bin/python" bench/matrix.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
