@@ -96,6 +96,15 @@ class Parser(argparse.ArgumentParser):
         raise ParseError(self, message)
 
 
+def add_json(p: argparse.ArgumentParser) -> None:
+    """``--json``: every command's document is in the one envelope, with a shipped schema."""
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+    )
+
+
 def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", action="store_true", help="also measure each venv's size on disk")
     p.add_argument(
@@ -105,11 +114,7 @@ def add_selection(p: argparse.ArgumentParser) -> None:
         " to confirm its packages import; without it nothing in a scanned tree is executed",
     )
     p.add_argument("--deep-timeout", type=positive_float, default=30.0, metavar="SECONDS")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
@@ -215,11 +220,7 @@ def add_change(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not look for the running processes (services) of each venv",
     )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
 
 
 def add_sources(p: argparse.ArgumentParser, what: str) -> None:

@@ -12,6 +12,7 @@ from venvkeeper.cli._common import (
     ExitCode,
     Parser,
     add_db,
+    add_json,
     add_record,
     add_walk,
     config_of,
@@ -32,11 +33,7 @@ def _add_inventory(sub: argparse._SubParsersAction[Parser]) -> None:
         help="every venv the recorded scans know: last status, first and last seen, vanished",
     )
     add_db(p)
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_inventory)
 
 
@@ -51,11 +48,7 @@ def _add_changes(sub: argparse._SubParsersAction[Parser]) -> None:
         " scan before the latest",
     )
     add_db(p)
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_changes)
 
 
@@ -63,11 +56,7 @@ def _add_history(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("history", help="one venv over the recorded scans")
     p.add_argument("path", metavar="PATH")
     add_db(p)
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_history)
 
 

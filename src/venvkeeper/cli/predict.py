@@ -14,6 +14,7 @@ from venvkeeper.cli._common import (
     ExitCode,
     Parser,
     add_change,
+    add_json,
     add_sources,
     add_walk,
     config_of,
@@ -104,7 +105,7 @@ def _add_matrix(sub: argparse._SubParsersAction[Parser]) -> None:
         metavar="DIR",
         help="every *.json file in DIR is a host profile; repeatable",
     )
-    p.add_argument("--json", action="store_true", help="print JSON (schema in the README)")
+    add_json(p)
     p.set_defaults(func=_cmd_matrix)
 
 

@@ -13,6 +13,7 @@ from venvkeeper.cli._common import (
     BACKENDS,
     ExitCode,
     Parser,
+    add_json,
     add_sources,
     non_negative_int,
     positive_int,
@@ -90,11 +91,7 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
         "-j", "--jobs", type=positive_int, default=2, metavar="N", help="venvs at once (default 2)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_repair)
 
 
@@ -104,11 +101,7 @@ def _add_rollback(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument("path", metavar="PATH")
     p.add_argument("--list", action="store_true", help="only list the backups, newest first")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_rollback)
 
 
@@ -125,11 +118,7 @@ def _add_prune_backups(sub: argparse._SubParsersAction[Parser]) -> None:
         metavar="N",
         help="newest backups kept per venv (default 0: delete them all)",
     )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_prune_backups)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from venvkeeper.cli._common import ExitCode, Parser, config_of, terminal
+from venvkeeper.cli._common import ExitCode, Parser, add_json, config_of, terminal
 
 
 def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -29,11 +29,7 @@ def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
         action="store_true",
         help="do not judge the venvs of the processes (no 'repair first' warnings)",
     )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_restarts)
 
 

@@ -9,6 +9,7 @@ from typing import TextIO
 
 from venvkeeper.cli._common import (
     Parser,
+    add_json,
     add_record,
     add_selection,
     add_walk,
@@ -41,11 +42,7 @@ def _add_show(sub: argparse._SubParsersAction[Parser]) -> None:
 
 def _add_codes(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("codes", help="list every finding code and its usual severity")
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
-    )
+    add_json(p)
     p.set_defaults(func=_cmd_codes)
 
 
