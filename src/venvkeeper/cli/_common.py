@@ -22,6 +22,7 @@ from venvkeeper.textutil import escape, escape_value, noun
 if TYPE_CHECKING:
     from venvkeeper.config import Config
     from venvkeeper.formats.layout import Terminal
+    from venvkeeper.inventory.reuse import Incremental
     from venvkeeper.model.findings import Severity
     from venvkeeper.model.report import Report
     from venvkeeper.repair import Sources
@@ -131,6 +132,16 @@ def add_record(p: argparse.ArgumentParser) -> None:
     add_db(p)
     p.add_argument(
         "--no-record", action="store_true", help="do not record this scan in the inventory"
+    )
+    add_full(p)
+
+
+def add_full(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="read every venv and list every directory again, instead of reusing what the"
+        " inventory kept of those unchanged since the last scan",
     )
 
 
@@ -407,10 +418,35 @@ def record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
     return db
 
 
-def record_scan(db: str, report: Report, opts: ScanOptions) -> int:
-    from venvkeeper.inventory.record import record_report
+def incremental(args: argparse.Namespace, err: TextIO, recording: bool) -> Optional[Incremental]:
+    """What this scan may take from the inventory (docs/performance.md), and gather for the
+    next one when *recording*; None with ``--deep`` or ``--size`` (they read more than is
+    kept) or when the inventory may not be used (told in one line)."""
+    if getattr(args, "deep", False) or getattr(args, "size", False):
+        return None
+    from venvkeeper.inventory.reuse import prepare, unusable_line
 
-    return record_report(db, report, opts.exclude)
+    path = os.path.abspath(args.db) if getattr(args, "db", None) else db_path_default()
+    inc, why = prepare(path, full=getattr(args, "full", False), collect=recording)
+    if why:
+        err.write(unusable_line(why))
+    return inc
+
+
+def db_path_default() -> str:
+    from venvkeeper.inventory.store import default_path
+
+    return default_path()
+
+
+def record_scan(
+    db: str, report: Report, opts: ScanOptions, inc: Optional[Incremental] = None
+) -> int:
+    from venvkeeper.inventory.reuse import record_and_keep
+
+    if inc is not None and inc.path != db:
+        inc = None
+    return record_and_keep(db, report, opts.exclude, inc)
 
 
 class Output:

@@ -17,6 +17,7 @@ from venvkeeper.cli._common import (
     add_walk,
     config_of,
     db_path,
+    incremental,
     positive_int,
     record_scan,
     record_to,
@@ -184,9 +185,10 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     thresholds.validate()
     opts = scan_options(args)
     db = record_to(args, err)
-    report = apply(scan(options=opts), cfg.policy)
+    inc = incremental(args, err, recording=db is not None)
+    report = apply(scan(options=opts, reuse=inc.reuse if inc else None), cfg.policy)
     if db is not None:
-        record_scan(db, report, opts)
+        record_scan(db, report, opts, inc)
     result = evaluate(snapshot_of(report, opts.exclude), thresholds)
     out.write(nagios.render(result))
     return result.state.exit_code
@@ -213,9 +215,10 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         opts = scan_options(args)
         db = record_to(args, err)
-        report = apply(scan(options=opts), config_of(args).policy)
+        inc = incremental(args, err, recording=db is not None)
+        report = apply(scan(options=opts, reuse=inc.reuse if inc else None), config_of(args).policy)
         if db is not None:
-            record_scan(db, report, opts)
+            record_scan(db, report, opts, inc)
         snap = snapshot_of(report, opts.exclude)
     write_atomically(target, prometheus.render(snap), mode=0o644, exact_mode=True)
     return int(ExitCode.OK)

@@ -15,6 +15,7 @@ from venvkeeper.cli._common import (
     add_walk,
     config_of,
     exit_code_for,
+    incremental,
     progress_line,
     record_scan,
     record_to,
@@ -54,10 +55,14 @@ def _cmd_scan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     opts = scan_options(args)
     db = record_to(args, err)
+    inc = incremental(args, err, recording=db is not None)
     with progress_line(err, enabled=not (args.quiet or args.json)) as progress:
-        report = apply(scan(options=opts, progress=progress), config_of(args).policy)
+        report = apply(
+            scan(options=opts, progress=progress, reuse=inc.reuse if inc else None),
+            config_of(args).policy,
+        )
     if db is not None:
-        record_scan(db, report, opts)
+        record_scan(db, report, opts, inc)
     if args.json:
         for chunk in json_format.render_chunks(report):
             out.write(chunk)

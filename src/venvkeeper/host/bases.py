@@ -5,6 +5,7 @@ venvs share, cached per scan in a :class:`HostCache`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -48,6 +49,30 @@ class HostCache:
         self._stdlib: dict[tuple[str, str], tuple[Optional[str], bool]] = {}
         self._patch: dict[tuple[str, str], Optional[str]] = {}
         self._head: dict[str, Optional[bytes]] = {}
+        #: follow_links results by path, shared by the venvs of a scan (links to one base)
+        self.links: dict[str, LinkChain] = {}
+        self._real: dict[str, str] = {"/": "/"}
+
+    def realpath(self, path: str) -> str:
+        """``os.path.realpath`` of the absolute, normalized *path*, with the directories
+        on its way remembered: the venvs of a scan share their parents, so each directory
+        costs one ``lstat`` per scan instead of one per venv below it."""
+        if self.fs is not REAL:
+            return self.fs.realpath(path)
+        found = self._real.get(path)
+        if found is not None:
+            return found
+        parent, _, name = path.rpartition("/")
+        if not path.startswith("/") or not name or name in (".", ".."):
+            return os.path.realpath(path)
+        above = self.realpath(parent or "/")
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            link = False  # realpath treats what it cannot look at as no link
+        real = os.path.realpath(path) if link else (above.rstrip("/") + "/" + name)
+        self._real[path] = real
+        return real
 
     def stdlib_prefix(self, start_dir: str, version: str) -> tuple[Optional[str], bool]:
         """Search upwards from *start_dir* for the stdlib landmark, as getpath does:
@@ -158,15 +183,39 @@ def _realdir_in(fs: HostFS, path: str) -> str:
         return path
 
 
-def resolve_chain(venv: str, name: str, fs: HostFS = REAL) -> LinkChain:
+def resolve_chain(
+    venv: str, name: str, fs: HostFS = REAL, memo: Optional[dict[str, LinkChain]] = None
+) -> LinkChain:
     """Follow ``bin/NAME`` hop by hop without resolving anything the OS would not."""
-    return follow_links(f"{venv}/bin/{name}", name, fs)
+    return follow_links(f"{venv}/bin/{name}", name, fs, memo)
 
 
-def follow_links(path: str, name: str, fs: HostFS = REAL) -> LinkChain:
-    """Follow the absolute *path* hop by hop, as the kernel would when executing it."""
+def follow_links(
+    path: str, name: str, fs: HostFS = REAL, memo: Optional[dict[str, LinkChain]] = None
+) -> LinkChain:
+    """Follow the absolute *path* hop by hop, as the kernel would when executing it.
+
+    *memo* (:attr:`HostCache.links`, for one state of *fs*) keeps the chain from each hop
+    on: the venvs of a scan link to a few bases, and each venv's ``python``,
+    ``python3`` and ``python3.X`` to one another."""
+    if memo is None:
+        return _follow(path, name, fs)
+    found = memo.get(path)
+    if found is None:
+        found = memo[path] = _follow(path, name, fs, memo)
+    return found if found.name == name else dataclasses.replace(found, name=name)
+
+
+def _follow(
+    path: str, name: str, fs: HostFS, memo: Optional[dict[str, LinkChain]] = None
+) -> LinkChain:
     hops = [path]
     for _ in range(MAX_HOPS):
+        if memo is not None and len(hops) > 1:
+            tail = memo.get(path)
+            # a tail that ended in a loop would end elsewhere with the hops spent so far
+            if tail is not None and tail.error is None and len(hops) + len(tail.hops) <= MAX_HOPS:
+                return dataclasses.replace(tail, name=name, hops=tuple(hops[:-1]) + tail.hops)
         try:
             st = fs.lstat(path)
         except FileNotFoundError:

@@ -38,7 +38,7 @@ APPLICATION_ID = 0x766B696E
 
 
 #: The schema this venvkeeper writes. ``MIGRATIONS[n]`` brings version n to n + 1.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 #: How long a writer waits for another one (a concurrent scan) before giving up.
@@ -101,6 +101,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             scan_id INTEGER NOT NULL REFERENCES scans(id),
             PRIMARY KEY (venv_id, scan_id)
         ) WITHOUT ROWID""",
+    ),
+    # 1 -> 2: what a scan keeps for the next one (venvkeeper.inventory.reuse): incremental
+    # scans, and the apt hooks' judging of only the venvs an apt run can change.
+    (
+        """CREATE TABLE reuse_facts (
+            path NOT NULL PRIMARY KEY,         -- TEXT, or BLOB when the name is not UTF-8
+            fingerprint BLOB,                  -- NULL: changed too recently to trust it
+            own TEXT NOT NULL,                 -- the venv's own facts (scan.codec, JSON)
+            depends TEXT NOT NULL              -- JSON list of host paths its verdict reads
+        )""",
+        """CREATE TABLE reuse_listings (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            data BLOB NOT NULL                 -- zlib of a JSON object: path -> listing
+        )""",
+        """CREATE TABLE reuse_meta (
+            key TEXT PRIMARY KEY,              -- signature, identity, roots, excludes, saved_at
+            value TEXT NOT NULL
+        )""",
     ),
 )
 

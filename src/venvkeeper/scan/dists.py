@@ -198,7 +198,6 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Opt
     installer = (installer_text.strip() or None) if installer_text is not None else None
     requested = "REQUESTED" in listing
     du_kind = du_url = vcs = commit = local = None
-    editable_exists: Optional[bool] = None
     du_entry = listing.get("direct_url.json")
     du: Optional[_DirectUrl] = None
     if du_entry is not None:
@@ -210,8 +209,6 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Opt
         du_kind, du_url, vcs, commit, local = du.kind, du.url, du.vcs, du.commit, du.local
         if du.problem:
             problems.append(f"direct_url.json {du.problem}")
-        if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local:
-            editable_exists = fsutil.dir_state(local)
     exts: list[Extension] = []
     pths: list[str] = []
     record_top: list[str] = []
@@ -255,7 +252,7 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Opt
         editable_path=local
         if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY)
         else None,
-        editable_path_exists=editable_exists,
+        editable_path_exists=None,  # the host's: scan.inspect.complete asks
         extensions=tuple(exts),
         wheel_tags=wheel_tags,
         top_level=top_level,
@@ -308,8 +305,7 @@ def _read_site_dir(
         elif name.endswith(".egg-link"):
             head = fsutil.read_head(f"{site}/{name}", 4096)
             target = head.decode("utf-8", "surrogateescape").splitlines()[0].strip() if head else ""
-            exists = fsutil.dir_state(target) if target else False
-            egg_links.append((name, target, exists is not False))
+            egg_links.append((name, target, False))  # whether it exists: the host's
     # .pth files owned by a distribution (listed in its RECORD) are accounted for.
     pth_imports: list[str] = []
     for name in pth_files:

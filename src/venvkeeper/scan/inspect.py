@@ -13,12 +13,11 @@ import dataclasses
 import os
 import re
 import stat
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
 from venvkeeper.host.bases import HostCache, classify_origin, resolve_chain
-from venvkeeper.host.hostfs import REAL, HostFS
 from venvkeeper.model.venv import (
     BaseInterpreter,
     BaseOrigin,
@@ -27,6 +26,7 @@ from venvkeeper.model.venv import (
     PyvenvCfg,
     RecordedLocation,
     Script,
+    SiteDir,
     VenvFacts,
     VenvKind,
 )
@@ -132,7 +132,7 @@ def _judge_base(
         if len(found) == 1:
             version = found[0]
     try:
-        venv_real = host.fs.realpath(venv)
+        venv_real = host.realpath(venv)
     except (OSError, ValueError):
         venv_real = venv
     origin = classify_origin(exe, venv_real)
@@ -219,9 +219,9 @@ def _parse_shebang(head: bytes) -> tuple[Optional[str], bool]:
     return interp, False
 
 
-def _scripts(
-    venv: str, bin_entries: list[os.DirEntry[str]], fs: HostFS = REAL
-) -> tuple[Script, ...]:
+def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ...]:
+    """The scripts of ``bin/`` and the interpreters their shebangs name (whether those
+    exist is the host's: :func:`complete` asks)."""
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
@@ -240,8 +240,7 @@ def _scripts(
             continue
         if interp is not None and "python" not in os.path.basename(interp):
             continue
-        exists = None if interp is None else fs.file_state(interp)
-        out.append(Script(name, interp, exists, relative))
+        out.append(Script(name, interp, None, relative))
     out.sort(key=lambda s: s.name)
     return tuple(out)
 
@@ -267,11 +266,19 @@ def _locations(
     if recorded:
         found.append(("pyvenv.cfg command", recorded))
     venvish: dict[str, bool] = {}
+    prefixes: dict[str, Optional[str]] = {}  # interpreter -> its prefix, if in a bin/
     for sc in scripts:
         interp = sc.interpreter
-        if not interp or os.path.basename(os.path.dirname(interp)) != "bin":
+        if not interp:
             continue
-        prefix = os.path.dirname(os.path.dirname(interp))
+        if interp in prefixes:
+            prefix = prefixes[interp]
+        else:
+            bin_dir = os.path.dirname(interp)
+            prefix = os.path.dirname(bin_dir) if os.path.basename(bin_dir) == "bin" else None
+            prefixes[interp] = prefix
+        if prefix is None:
+            continue
         # A script run by /usr/bin/python3 (a copied-in tool) says nothing of where this
         # venv was: only a prefix that is gone, or is a venv, is a recorded location.
         if prefix not in venvish:
@@ -398,20 +405,20 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
     )
 
 
-def inspect_venv(
-    path: str,
-    kind: VenvKind = VenvKind.VENV,
-    *,
-    host: Optional[HostCache] = None,
-    size: bool = False,
-    top_level: bool = False,
-) -> VenvFacts:
-    """Read everything venvkeeper judges about the venv at *path*, statically.
+def _placeholder_chain(name: str) -> LinkChain:
+    return LinkChain(name, (), None)
 
-    *top_level* also collects each distribution's importable top-level names (what
-    ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+
+def read_own(
+    path: str, kind: VenvKind = VenvKind.VENV, *, size: bool = False, top_level: bool = False
+) -> VenvFacts:
+    """What the venv at *path* holds itself, read statically: everything of
+    :class:`VenvFacts` that depends only on files inside the venv (what
+    :func:`venvkeeper.scan.incremental.fingerprint` covers). The facts that depend on the host
+    are left as placeholders for :func:`complete`: the chains hold only their names, no
+    base, scripts' and editables' existence unknown, no recorded locations, the creator
+    unknown, and only the venv's own read errors.
     """
-    host = host if host is not None else HostCache()
     path = path.rstrip("/") or "/"
     errors: list[str] = []
     try:
@@ -424,12 +431,10 @@ def inspect_venv(
         owner, mode = -1, 0
     cfg: Optional[PyvenvCfg] = None
     cfg_error: Optional[str] = None
-    orig_prefix = legacy_version = known_patch = None
+    orig_prefix = None
     if kind is VenvKind.LEGACY_VIRTUALENV:
-        orig_prefix, legacy_version = _legacy(path)
-    elif kind is VenvKind.CONDA:
-        known_patch = conda_python(path)
-    else:
+        orig_prefix = _legacy(path)[0]
+    elif kind is VenvKind.VENV:
         try:
             text, truncated = fsutil.read_text(f"{path}/pyvenv.cfg", CFG_LIMIT)
             cfg = parse_pyvenv_cfg(text, truncated)
@@ -445,36 +450,120 @@ def inspect_venv(
     except OSError as e:
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
-    chains = tuple(resolve_chain(path, n, host.fs) for n in _chain_names(bin_entries))
-    base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version, known_patch)
-    errors += _host_errors(chains, base)
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
     site_dirs = _site_dirs(path, errors, top_level)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
-    scripts = _scripts(path, bin_entries, host.fs)
+    scripts = _scripts(path, bin_entries)
     activate = _activate_virtual_env(path)
-    recorded = recorded_destination(cfg)
-    creator, tool = detect_owner(path, kind, cfg)
     return VenvFacts(
         path=path,
         kind=kind,
-        creator=creator,
+        creator=Creator.UNKNOWN,
         cfg=cfg,
         cfg_error=cfg_error,
-        chains=chains,
-        base=base,
+        chains=tuple(_placeholder_chain(n) for n in _chain_names(bin_entries)),
+        base=None,
         site_dirs=site_dirs,
         scripts=scripts,
         activate_virtual_env=activate,
-        recorded_path=recorded,
-        locations=_locations(path, activate, recorded, scripts),
+        recorded_path=recorded_destination(cfg),
+        locations=(),
         owner_uid=owner,
         mode=mode,
         writable_by_others=tuple(w or "." for w in writable),
         orig_prefix=orig_prefix,
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
-        tool=tool,
     )
+
+
+def complete(own: VenvFacts, host: HostCache) -> VenvFacts:
+    """*own* (what :func:`read_own` read, now or in an earlier scan) with every fact that
+    depends on the host asked of *host* now: the interpreter chains and the base, whether
+    scripts' interpreters and editable sources exist, the recorded locations, the creator
+    and the host's read errors. The venv's own files are not read again, except a legacy
+    virtualenv's ``orig-prefix.txt`` version and a conda prefix's ``conda-meta``."""
+    path, kind, cfg, fs = own.path, own.kind, own.cfg, host.fs
+    legacy_version = known_patch = None
+    if kind is VenvKind.LEGACY_VIRTUALENV:
+        legacy_version = _legacy(path)[1]
+    elif kind is VenvKind.CONDA:
+        known_patch = conda_python(path)
+    chains = tuple(resolve_chain(path, c.name, fs, host.links) for c in own.chains)
+    base = _judge_base(path, chains, cfg, host, own.orig_prefix, legacy_version, known_patch)
+    states: dict[str, Optional[bool]] = {}
+    scripts = []
+    for s in own.scripts:
+        interp = s.interpreter
+        if interp is not None:
+            exists = states.get(interp, _UNASKED)
+            if exists is _UNASKED:
+                exists = states[interp] = fs.file_state(interp)
+            if exists != s.interpreter_exists:
+                s = _evolve(s, interpreter_exists=exists)
+        scripts.append(s)
+    site_dirs = tuple(_complete_site(s) for s in own.site_dirs)
+    creator, tool = detect_owner(path, kind, cfg)
+    return _evolve(
+        own,
+        creator=creator,
+        tool=tool,
+        chains=chains,
+        base=base,
+        scripts=tuple(scripts),
+        site_dirs=site_dirs,
+        locations=_locations(path, own.activate_virtual_env, own.recorded_path, tuple(scripts)),
+        errors=own.errors + tuple(_host_errors(chains, base)),
+    )
+
+
+_UNASKED: Any = object()
+_T = TypeVar("_T")
+
+
+def _evolve(obj: _T, **changes: Any) -> _T:
+    """:func:`dataclasses.replace` for the model's frozen dataclasses (no ``__post_init__``,
+    no init-only fields), without its per-call machinery: complete() makes one for every
+    script of every venv of a scan."""
+    new = object.__new__(type(obj))
+    vars(new).update(vars(obj), **changes)
+    return new
+
+
+def _complete_site(site: SiteDir) -> SiteDir:
+    """Whether the editable sources and ``.egg-link`` targets of *site* exist now."""
+    if not site.egg_links and not any(d.editable_path for d in site.distributions):
+        return site
+    return dataclasses.replace(
+        site,
+        distributions=tuple(
+            dataclasses.replace(d, editable_path_exists=fsutil.dir_state(d.editable_path))
+            if d.editable_path
+            else d
+            for d in site.distributions
+        ),
+        egg_links=tuple(
+            (name, target, bool(target) and fsutil.dir_state(target) is not False)
+            for name, target, _ in site.egg_links
+        ),
+    )
+
+
+def inspect_venv(
+    path: str,
+    kind: VenvKind = VenvKind.VENV,
+    *,
+    host: Optional[HostCache] = None,
+    size: bool = False,
+    top_level: bool = False,
+) -> VenvFacts:
+    """Read everything venvkeeper judges about the venv at *path*, statically:
+    :func:`complete` of :func:`read_own`.
+
+    *top_level* also collects each distribution's importable top-level names (what
+    ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+    """
+    own = read_own(path, kind, size=size, top_level=top_level)
+    return complete(own, host if host is not None else HostCache())

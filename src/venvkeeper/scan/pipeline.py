@@ -17,7 +17,8 @@ from venvkeeper.host.mounts import read_mounts
 from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
-from venvkeeper.scan.inspect import VenvVanished, empty_facts, inspect_venv
+from venvkeeper.scan.incremental import Reuse, fingerprint, racy_threshold
+from venvkeeper.scan.inspect import VenvVanished, complete, empty_facts, inspect_venv, read_own
 
 #: Inspection moves to a thread pool after this many inline venvs if more than this share
 #: of their wall time was spent waiting (not on the CPU), and they took at least this long.
@@ -101,8 +102,16 @@ def inspect_path(
 class Scanner:
     """Runs one scan; iterate :meth:`reports` to stream, then read :meth:`report`."""
 
-    def __init__(self, options: ScanOptions, progress: Optional[Progress] = None) -> None:
+    def __init__(
+        self,
+        options: ScanOptions,
+        progress: Optional[Progress] = None,
+        reuse: Optional[Reuse] = None,
+    ) -> None:
         self.options = options
+        # --size and --deep read more than the kept facts hold: every venv is read
+        self.reuse = None if options.size or options.deep else reuse
+        self.racy_after = racy_threshold()
         self.progress = progress
         self.stats = WalkStats()
         self.aliases: list[Alias] = []
@@ -120,19 +129,50 @@ class Scanner:
             include_network=options.include_network,
             mounts=mounts,
             workers=options.walk_workers,
+            known=self.reuse.listings if self.reuse is not None else {},
+            collect=self.reuse is not None and self.reuse.collect,
+            fingerprints=self.reuse is not None,
+            expect_reused=(
+                len(self.reuse.listings)
+                if self.reuse is not None
+                and sorted(self.reuse.listings_roots) == sorted(self.roots)
+                else -1
+            ),
         )
         self.host = HostCache()
         self.lock = threading.Lock()
 
+    def _own(self, cand: Candidate, reuse: Reuse) -> VenvFacts:
+        """The venv's own facts: kept by the last scan when its fingerprint is unchanged,
+        else read now (and kept for the next scan)."""
+        path = cand.path.rstrip("/") or "/"
+        fp = cand.fingerprint or fingerprint(path, cand.kind, self.racy_after)
+        own = reuse.own_facts(path, fp)
+        if own is not None and own.kind is cand.kind:
+            reuse.reused.add(path)
+            return own
+        own = read_own(path, cand.kind)
+        with self.lock:
+            reuse.read_venvs += 1
+        if reuse.collect:
+            if fp.racy:
+                reuse.racy[path] = own
+            else:
+                reuse.kept[path] = (fp.digest, own)
+        return own
+
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
         try:
-            facts = inspect_venv(
-                cand.path,
-                cand.kind,
-                host=self.host,
-                size=self.options.size,
-                top_level=self.options.deep,
-            )
+            if self.reuse is not None:
+                facts = complete(self._own(cand, self.reuse), self.host)
+            else:
+                facts = inspect_venv(
+                    cand.path,
+                    cand.kind,
+                    host=self.host,
+                    size=self.options.size,
+                    top_level=self.options.deep,
+                )
         except VenvVanished:
             with self.lock:
                 self.stats.skip(cand.path, "vanished")
@@ -227,6 +267,11 @@ class Scanner:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self.duration = time.perf_counter() - t0
+        if self.reuse is not None:
+            self.reuse.new_listings = self.stats.listings
+            self.reuse.reused_listings = self.stats.reused_paths
+            self.reuse.listings_unchanged = self.stats.unchanged
+            self.reuse.reused_dirs = self.stats.reused
         if self.progress is not None:
             self.progress(self.stats.directories, len(self.venvs))
 
@@ -253,12 +298,17 @@ def scan(
     roots: Sequence[str] = (),
     options: Optional[ScanOptions] = None,
     progress: Optional[Progress] = None,
+    reuse: Optional[Reuse] = None,
 ) -> Report:
-    """Find and judge every venv under *roots* (every local filesystem when empty)."""
+    """Find and judge every venv under *roots* (every local filesystem when empty).
+
+    With *reuse* (the last scan's, from the inventory: :mod:`venvkeeper.scan.incremental`),
+    an unchanged venv is not read again and an unchanged directory not listed again; the
+    verdicts are the same."""
     options = options or ScanOptions()
     if roots:
         options = dataclasses.replace(options, roots=tuple(roots))
-    scanner = Scanner(options, progress)
+    scanner = Scanner(options, progress, reuse)
     for _ in scanner.reports():
         pass
     return scanner.report()
