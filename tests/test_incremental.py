@@ -542,7 +542,7 @@ def test_an_inventory_root_does_not_own_is_not_used(
     os.chown(db, unprivileged_user.uid, unprivileged_user.gid)
     inc, why = inv_reuse.prepare(str(db), full=False, collect=False)
     assert inc is None and "not trusted" in why and f"uid {unprivileged_user.uid}" in why
-    res = run_cli("scan", "--db", str(db), "--no-record", "-q", str(v.parent))
+    res = run_cli("scan", "--db", str(db), "-q", str(v.parent))
     lines = [ln for ln in res.err.splitlines() if ln.startswith("venvkeeper: reading every")]
     assert len(lines) == 1 and "not trusted" in lines[0], res.err
     os.chown(db, 0, 0)

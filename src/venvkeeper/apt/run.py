@@ -11,20 +11,18 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Callable, Optional, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Callable, NamedTuple, Optional, TextIO
 
 from venvkeeper.errors import VenvkeeperError, failure_of
 from venvkeeper.textutil import escape, escape_value, noun, plural
 
 if TYPE_CHECKING:
     from venvkeeper.model.policy import Policy
-    from venvkeeper.model.report import VenvReport
+    from venvkeeper.model.report import Report, VenvReport
     from venvkeeper.scan.pipeline import ScanOptions
 
 
-@dataclass(frozen=True)
-class HookSettings:
+class HookSettings(NamedTuple):
     """What a hook run scans and how it reports."""
 
     scan: ScanOptions
@@ -117,13 +115,68 @@ def _obsolete_note(reports: Iterable[VenvReport], limit: int = 5) -> str:
     return "\n".join(lines) + "\n"
 
 
+class StatePlaces(NamedTuple):
+    """Where the hooks keep and read their state: venvkeeper's state directory (the
+    inventory's), the procfs that tells the apt run, and the root of the dpkg database."""
+
+    state_dir: str
+    proc_root: str = "/proc"
+    dpkg_root: str = "/"
+    make_parents: bool = False  # the state directory may be created (the default place)
+
+    @classmethod
+    def default(cls, proc_root: str = "/proc") -> StatePlaces:
+        from venvkeeper.inventory.paths import default_path
+
+        return cls(
+            os.path.dirname(default_path()),
+            proc_root,
+            "/",
+            make_parents=not os.environ.get("VENVKEEPER_DB"),
+        )
+
+
+def leave_record(text: str, places: StatePlaces, err: TextIO) -> None:
+    """The record of this apt run for the post-invoke hook (apt.record): its packages and
+    the Python files they own before dpkg. A failure is one line, and costs only the
+    post-invoke hook's selectiveness."""
+    from venvkeeper.apt import record
+    from venvkeeper.apt.hook import AptHookError, parse_input
+
+    try:
+        packages = [a.name for a in parse_input(text).actions]
+        if (
+            record.record_run(
+                packages, places.state_dir, places.proc_root, places.dpkg_root, places.make_parents
+            )
+            is None
+        ):
+            err.write("venvkeeper: warning: this apt run cannot be told from /proc: no record\n")
+    except AptHookError:
+        return  # told by the prediction, which parses the same input
+    except (OSError, VenvkeeperError) as e:
+        err.write(
+            "venvkeeper: warning: no record of this apt run"
+            f" ({escape_value(str(e))}): the post-invoke hook will judge every venv\n"
+        )
+
+
 def pre_install(
-    text: str, settings_of: Callable[[], HookSettings], out: TextIO, host_prefix: Optional[str]
+    text: str,
+    settings_of: Callable[[], HookSettings],
+    out: TextIO,
+    host_prefix: Optional[str],
+    places: Optional[StatePlaces] = None,
+    err: TextIO = sys.stderr,
 ) -> None:
-    """Before dpkg: what the Python changes of this apt run will break (nothing printed
-    when it leaves Python alone). The settings are asked for only when there is something
-    to judge: an apt run that leaves Python alone costs no configuration read."""
+    """Before dpkg: leave the record of this apt run (with *places*), then tell what the
+    Python changes of this apt run will break (nothing printed when it leaves Python
+    alone). The settings are asked for only when there is something to judge: an apt run
+    that leaves Python alone costs no configuration read."""
     from venvkeeper.apt.hook import parse_input, python_change
+
+    if places is not None:
+        leave_record(text, places, err)
     from venvkeeper.checks.policy import apply
     from venvkeeper.formats import predict as fmt
     from venvkeeper.model.plan import Effect
@@ -181,29 +234,118 @@ def pre_install(
     out.write(_obsolete_note(v.then for v in pred.venvs if v.then and not v.effect.breaks))
 
 
-def post_invoke(settings: HookSettings, out: TextIO, err: TextIO) -> None:
-    """After dpkg: the venvs' state (recorded in the default inventory) and the processes
-    to restart."""
+def post_invoke(
+    settings_of: Callable[[], HookSettings],
+    out: TextIO,
+    err: TextIO,
+    places: Optional[StatePlaces] = None,
+) -> None:
+    """After dpkg: the venvs this apt run can have changed, judged again (recorded in the
+    default inventory), and the processes to restart.
+
+    With the pre-install hook's record of this apt run (*places*), only the venvs that
+    depend on the Python files its packages owned before dpkg ran or own now are judged,
+    from the facts the inventory keeps (no walk); a run that touches no Python file does
+    nothing and says nothing. Without a usable record, or without an inventory that
+    stands for the host, one line says why and every venv is judged."""
+    from venvkeeper.apt import record as apt_record
+
+    if places is None:
+        return _judge_all(settings_of(), out, err)
+    rec, why = apt_record.read(places.state_dir, apt_record.current_run(places.proc_root))
+    if rec is None:
+        err.write(f"venvkeeper: {escape(why)}: judging every venv\n")
+        return _judge_all(settings_of(), out, err)
+    touched = rec.owned | apt_record.owned(rec.packages, places.dpkg_root)
+    if touched.empty:
+        return  # no Python file in this apt run: nothing to judge, nothing to say
+    settings = settings_of()
+    from venvkeeper.inventory import reuse
+    from venvkeeper.inventory.paths import default_path
+
+    db = default_path()
+    store, unusable = reuse.open_for_reuse(db)
+    kept = None
+    if store is not None:
+        with store:
+            kept = reuse.load(store, listings=False)
+        unusable = reuse.covered_by(kept, settings.scan.roots or ("/",))
+    elif not unusable:
+        unusable = f"no inventory at {db} yet"
+    if kept is None or unusable:
+        err.write(f"venvkeeper: {escape(unusable or '')}: judging every venv\n")
+        return _judge_all(settings, out, err)
+    roots = settings.scan.roots or ("/",)
+    venvs = reuse.depending_on(kept, touched.paths(), roots)
+    shipped = sorted(v for v in touched.venvs if any(_under(v, r) for r in roots))
+    report = reuse.rejudge(kept, venvs, shipped, settings.scan)
     from venvkeeper.checks.policy import apply
+
+    report = apply(report, settings.policy)
+    try:
+        reuse.record_rejudged(db, report, kept)
+    except VenvkeeperError as e:
+        err.write(f"venvkeeper: warning: this check is not recorded: {escape_value(str(e))}\n")
+    _tell(settings, report, out, scope="on the Python packages of this apt run")
+
+
+def _under(path: str, root: str) -> bool:
+    root = os.path.abspath(root).rstrip("/")
+    return path == root or path.startswith(root + "/")
+
+
+def _judge_all(settings: HookSettings, out: TextIO, err: TextIO) -> None:
+    """Every venv under the roots, scanned (reusing what the inventory keeps of those
+    unchanged) and recorded in the default inventory."""
+    from venvkeeper.checks.policy import apply
+    from venvkeeper.inventory.paths import default_path
+    from venvkeeper.scan.pipeline import scan
+
+    opts = settings.scan
+    db = default_path()
+    inc = None
+    try:
+        from venvkeeper.inventory.reuse import prepare
+
+        inc, why = prepare(db, full=False, collect=True)
+        if why:
+            err.write(f"venvkeeper: reading every venv again: {escape_value(why)}\n")
+    except VenvkeeperError:
+        inc = None
+    report = apply(scan(options=opts, reuse=inc.reuse if inc else None), settings.policy)
+    try:  # into the default inventory, so `venvkeeper changes` shows what the upgrade did
+        from venvkeeper.inventory.reuse import record_and_keep
+        from venvkeeper.inventory.store import check_writable
+
+        check_writable(db, make_parents=not os.environ.get("VENVKEEPER_DB"))
+        record_and_keep(db, report, opts.exclude, inc)
+    except VenvkeeperError as e:
+        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
+    _tell(settings, report, out)
+
+
+def _tell(settings: HookSettings, report: Report, out: TextIO, scope: str = "") -> None:
+    """The summary of *report*, its broken venvs, and the processes to restart."""
     from venvkeeper.formats import restarts as restarts_fmt
     from venvkeeper.formats import table
     from venvkeeper.model.findings import Severity
     from venvkeeper.restarts.scan import scan_processes
-    from venvkeeper.scan.pipeline import scan
 
     policy = settings.policy
-    opts = settings.scan
-    report = apply(scan(options=opts), policy)
-    try:  # into the default inventory, so `venvkeeper changes` shows what the upgrade did
-        from venvkeeper.inventory.record import record_report
-        from venvkeeper.inventory.store import default_path
-
-        record_report(
-            default_path(), report, opts.exclude, make_parents=not os.environ.get("VENVKEEPER_DB")
+    if scope and not report.venvs:
+        out.write(f"venvkeeper: no venv depends {scope}\n")
+    elif scope:
+        n = len(report.venvs)
+        counts = ", ".join(
+            f"{report.count(s)} {s.value}"
+            for s in (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
         )
-    except VenvkeeperError as e:
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
-    out.write(f"venvkeeper: {table.summary(report)}\n")
+        out.write(
+            f"venvkeeper: {plural(n, 'venv')} {noun(n, 'depends', 'depend')} {scope},"
+            f" judged again in {report.stats.duration_seconds:.2f}s: {counts}\n"
+        )
+    else:
+        out.write(f"venvkeeper: {table.summary(report)}\n")
     broken = [v for v in report.venvs if v.status is Severity.CRITICAL]
     for v in broken[:5]:
         main = v.main_finding

@@ -420,9 +420,10 @@ def record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
 
 def incremental(args: argparse.Namespace, err: TextIO, recording: bool) -> Optional[Incremental]:
     """What this scan may take from the inventory (docs/performance.md), and gather for the
-    next one when *recording*; None with ``--deep`` or ``--size`` (they read more than is
-    kept) or when the inventory may not be used (told in one line)."""
-    if getattr(args, "deep", False) or getattr(args, "size", False):
+    next one when *recording*; None with ``--no-record`` (the inventory is never opened),
+    ``--deep`` or ``--size`` (they read more than is kept) or when the inventory may not be
+    used (told in one line)."""
+    if not recording or getattr(args, "deep", False) or getattr(args, "size", False):
         return None
     from venvkeeper.inventory.reuse import prepare, unusable_line
 

@@ -101,10 +101,11 @@ def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
 
     def work() -> None:
+        places = run.StatePlaces.default(args.proc_root)
         if args.stage == "pre-install":
-            run.pre_install(run.read_input(), settings, out, args.host_prefix)
+            run.pre_install(run.read_input(), settings, out, args.host_prefix, places, err)
         else:
-            run.post_invoke(settings(), out, err)
+            run.post_invoke(settings, out, err, places)
 
     run.guarded(args.timeout, work, err)
     return int(ExitCode.OK)

@@ -12,45 +12,27 @@ user starts cold.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import stat
 import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from venvkeeper.errors import VenvkeeperError
+from venvkeeper.host.statefile import untrusted
 from venvkeeper.inventory.store import Store, _from_db, _to_db, open_store
 from venvkeeper.model.report import Report
 from venvkeeper.scan.incremental import Listing, Reuse, depends_of, identity
 from venvkeeper.textutil import escape
 
+if TYPE_CHECKING:
+    from venvkeeper.scan.pipeline import ScanOptions
+
 #: The most a listings blob may weigh once inflated (some hundred bytes per directory).
 LISTINGS_LIMIT = 1 << 30
-
-
-def untrusted(path: str, euid: Optional[int] = None) -> Optional[str]:
-    """Why the state file *path* (the inventory, the apt hooks' record) may not be trusted
-    by this process: None when it may. Root trusts only what root owns, in a directory
-    root owns, neither writable by anyone else (a group other than root's, or others);
-    another user also trusts what it owns itself."""
-    euid = os.geteuid() if euid is None else euid
-    trusted_owners = (0,) if euid == 0 else (0, euid)
-    for p, want_dir in ((os.path.dirname(path) or "/", True), (path, False)):
-        try:
-            st = os.lstat(p)
-        except OSError as e:
-            return f"{p}: {e.strerror or e}"
-        if want_dir != stat.S_ISDIR(st.st_mode) or (not want_dir and not stat.S_ISREG(st.st_mode)):
-            return f"{p} is not a {'directory' if want_dir else 'regular file'}"
-        if st.st_uid not in trusted_owners:
-            who = "root" if euid == 0 else "root or this user"
-            return f"{p} is owned by uid {st.st_uid}, not {who}"
-        if st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and st.st_gid != 0):
-            return f"{p} may be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
-    return None
 
 
 @dataclass
@@ -258,3 +240,114 @@ def record_and_keep(
 def unusable_line(why: str) -> str:
     """The one line told when the inventory cannot be used for reuse."""
     return f"venvkeeper: reading every venv again: {escape(why)}\n"
+
+
+# --- judging again only the venvs an apt run can change ---------------------------------------
+
+#: The inventory's last full scan is too old to stand for the host after this long: the
+#: apt hook judges every venv instead (the timer scans daily).
+STALE_SECONDS = 8 * 86400
+
+
+def covered_by(kept: Kept, roots: Sequence[str]) -> Optional[str]:
+    """Why the kept facts do not stand for a scan of *roots* now (None when they do)."""
+    if not kept.facts and not kept.saved_at:
+        return "the inventory keeps no facts yet (the next venvkeeper scan keeps them)"
+    from venvkeeper.inventory.record import covers
+
+    missing = [r for r in roots if not covers(os.path.abspath(r), kept.roots)]
+    if missing:
+        return (
+            f"the inventory's last scan covered {', '.join(kept.roots) or 'nothing'},"
+            f" not {', '.join(missing)}"
+        )
+    age = time.time() - kept.saved_at
+    if age > STALE_SECONDS:
+        return f"the inventory's last scan is {age / 86400:.0f} days old"
+    return None
+
+
+def depending_on(kept: Kept, paths: frozenset[str], roots: Sequence[str]) -> list[str]:
+    """The venvs under *roots* whose verdict depends on any of *paths* (merged-/usr
+    spelling: see :func:`venvkeeper.apt.record.canonical`)."""
+    usr = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/")
+    abs_roots = [os.path.abspath(r) for r in roots]
+    found = []
+    for venv, depends in kept.depends.items():
+        if not _covered(venv, abs_roots):
+            continue
+        try:
+            deps = json.loads(depends)
+        except ValueError:
+            found.append(venv)  # cannot tell: judge it
+            continue
+        if any(("/usr" + d if d.startswith(usr) else d) in paths for d in deps):
+            found.append(venv)
+    return found
+
+
+def rejudge(
+    kept: Kept, paths: Sequence[str], reread: Sequence[str], options: ScanOptions
+) -> Report:
+    """The venvs *paths* judged again on the host as it is now, from their kept own facts
+    (no walk; *reread* and any venv without usable kept facts are read again)."""
+    from venvkeeper.host.bases import HostCache
+    from venvkeeper.model.report import ScanStats
+    from venvkeeper.model.venv import VenvKind
+    from venvkeeper.scan.codec import CodecError, decode
+    from venvkeeper.scan.inspect import VenvVanished, complete, read_own
+    from venvkeeper.scan.pipeline import _hostname, judge
+
+    started, t0 = time.time(), time.perf_counter()
+    host = HostCache()
+    again = set(reread)
+    venvs = []
+    for path in sorted(set(paths) | again):
+        try:
+            own = None
+            if path not in again and path in kept.facts:
+                try:
+                    own = decode(kept.facts[path][1])
+                except CodecError:
+                    own = None
+            if own is None:
+                kind = VenvKind.VENV
+                if path in kept.facts:
+                    with contextlib.suppress(CodecError):
+                        kind = decode(kept.facts[path][1]).kind
+                own = read_own(path, kind)
+            venvs.append(judge(complete(own, host), options))
+        except VenvVanished:
+            continue
+    venvs.sort(key=lambda r: (-r.status.rank, r.path))
+    return Report(
+        roots=tuple(sorted(set(paths) | again)),
+        venvs=tuple(venvs),
+        aliases=(),
+        conda_envs=(),
+        stats=ScanStats(duration_seconds=time.perf_counter() - t0),
+        hostname=_hostname(),
+        started_at=started,
+    )
+
+
+def record_rejudged(path: str, report: Report, kept: Kept) -> int:
+    """Record the venvs judged again (a scan whose roots are those venvs: a venv gone is
+    found vanished) and keep the host paths each now depends on."""
+    from venvkeeper.inventory.record import record
+    from venvkeeper.inventory.snapshot import snapshot_of
+
+    snap = snapshot_of(report, (), time.time())
+    with open_store(path, make_parents=False) as store:
+        scan_id = record(store, snap)
+        judged = {v.path for v in report.venvs}
+        updates = []
+        for v in report.venvs:
+            depends = json.dumps(depends_of(v.facts))
+            if kept.depends.get(v.path) != depends:
+                updates.append((depends, _to_db(v.path)))
+        gone = [(_to_db(p),) for p in report.roots if p not in judged and p in kept.facts]
+        with store.transaction("keeping what the venvs depend on") as conn:
+            conn.executemany("UPDATE reuse_facts SET depends = ? WHERE path = ?", updates)
+            conn.executemany("DELETE FROM reuse_facts WHERE path = ?", gone)
+    return scan_id

@@ -25,12 +25,13 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from venvkeeper import __version__
 from venvkeeper.errors import InventoryError, InventoryUnavailable, os_reason
+from venvkeeper.inventory.paths import default_path as default_path  # re-exported
 from venvkeeper.textutil import escape
 
 #: ``PRAGMA application_id`` of a venvkeeper inventory ("vkin").
@@ -124,20 +125,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def default_path(environ: Optional[Mapping[str, str]] = None, euid: Optional[int] = None) -> str:
-    """Where the inventory lives: ``$VENVKEEPER_DB``, else ``/var/lib/venvkeeper`` for
-    root, else ``$XDG_STATE_HOME/venvkeeper`` (``~/.local/state/venvkeeper``)."""
-    env = os.environ if environ is None else environ
-    if env.get("VENVKEEPER_DB"):
-        return os.path.abspath(env["VENVKEEPER_DB"])
-    if (os.geteuid() if euid is None else euid) == 0:
-        return "/var/lib/venvkeeper/inventory.db"
-    state = env.get("XDG_STATE_HOME") or ""
-    if not os.path.isabs(state):  # the XDG spec: relative values are to be ignored
-        state = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "venvkeeper", "inventory.db")
 
 
 DbText = Union[str, bytes]

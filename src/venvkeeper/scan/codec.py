@@ -157,7 +157,13 @@ def _signature() -> str:
     return "facts-1-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-SIGNATURE = _signature()
+def __getattr__(name: str) -> Any:
+    # SIGNATURE is computed on first use: importing the codec stays cheap.
+    if name == "SIGNATURE":
+        value = _signature()
+        globals()["SIGNATURE"] = value
+        return value
+    raise AttributeError(name)
 
 
 def encode(facts: VenvFacts) -> str:
