@@ -5,13 +5,12 @@ venvs share, cached per scan in a :class:`HostCache`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import re
 import stat
 import threading
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
 from venvkeeper.host import aptdb, fsutil
 from venvkeeper.host.aptdb import AptState
@@ -203,7 +202,23 @@ def follow_links(
     found = memo.get(path)
     if found is None:
         found = memo[path] = _follow(path, name, fs, memo)
-    return found if found.name == name else dataclasses.replace(found, name=name)
+        if found.error is None:  # what every later hop leads to, for the next venvs
+            for i in range(1, len(found.hops)):
+                if found.hops[i] not in memo:
+                    memo[found.hops[i]] = evolve(found, hops=found.hops[i:])
+    return found if found.name == name else evolve(found, name=name)
+
+
+_T = TypeVar("_T")
+
+
+def evolve(obj: _T, **changes: Any) -> _T:
+    """:func:`dataclasses.replace` for the model's frozen dataclasses (no ``__post_init__``,
+    no init-only fields), without its per-call machinery: a scan makes one for every link
+    and script of every venv."""
+    new = object.__new__(type(obj))
+    vars(new).update(vars(obj), **changes)
+    return new
 
 
 def _follow(
@@ -215,7 +230,7 @@ def _follow(
             tail = memo.get(path)
             # a tail that ended in a loop would end elsewhere with the hops spent so far
             if tail is not None and tail.error is None and len(hops) + len(tail.hops) <= MAX_HOPS:
-                return dataclasses.replace(tail, name=name, hops=tuple(hops[:-1]) + tail.hops)
+                return evolve(tail, name=name, hops=tuple(hops[:-1]) + tail.hops)
         try:
             st = fs.lstat(path)
         except FileNotFoundError:

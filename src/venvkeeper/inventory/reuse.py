@@ -25,6 +25,7 @@ from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host.statefile import untrusted
 from venvkeeper.inventory.store import Store, _from_db, _to_db, open_store
 from venvkeeper.model.report import Report
+from venvkeeper.scan.incremental import Kept as KeptVenv
 from venvkeeper.scan.incremental import Listing, Reuse, depends_of, identity
 from venvkeeper.textutil import escape
 
@@ -39,7 +40,7 @@ LISTINGS_LIMIT = 1 << 30
 class Kept:
     """What the inventory holds for reuse, as loaded: the venvs' rows and the listings."""
 
-    facts: dict[str, tuple[Optional[bytes], str]] = field(default_factory=dict)
+    facts: dict[str, KeptVenv] = field(default_factory=dict)  # fingerprint may be b""
     depends: dict[str, str] = field(default_factory=dict)  # path -> JSON list
     listings: dict[str, Listing] = field(default_factory=dict)
     listings_valid: bool = False
@@ -65,11 +66,11 @@ def load(store: Store, *, listings: bool = True) -> Kept:
         kept.saved_at = float(meta.get("saved_at") or 0.0)
     except (ValueError, TypeError):
         return Kept()
-    for path, fp, own, depends in store.query(
-        "SELECT path, fingerprint, own, depends FROM reuse_facts"
+    for path, fp, checks, own, depends in store.query(
+        "SELECT path, fingerprint, checks, own, depends FROM reuse_facts"
     ):
         p = _from_db(path)
-        kept.facts[p] = (bytes(fp) if fp is not None else None, own)
+        kept.facts[p] = KeptVenv(bytes(fp) if fp is not None else b"", own, checks)
         kept.depends[p] = depends
     if listings and meta.get("identity") == identity():
         kept.listings = _load_listings(store)
@@ -97,7 +98,7 @@ def reuse_from(kept: Kept, *, full: bool, collect: bool) -> Reuse:
     *full* (a cold scan), but with *collect* it still gathers what the scan after needs."""
     from venvkeeper.scan.codec import decode
 
-    facts = {} if full else {p: (fp, own) for p, (fp, own) in kept.facts.items() if fp}
+    facts = {} if full else {p: k for p, k in kept.facts.items() if k.digest}
     return Reuse(
         facts=facts,
         decode=decode,
@@ -150,13 +151,13 @@ def save(
     for path, v in judged.items():
         depends = json.dumps(depends_of(v.facts))
         if path in reuse.kept:
-            digest, own = reuse.kept[path]
-            rows.append((_to_db(path), digest, encode(own), depends))
+            fp, own = reuse.kept[path]
+            rows.append((_to_db(path), fp.digest, "\0".join(fp.checks), encode(own), depends))
         elif path in reuse.reused:
             if kept.depends.get(path) != depends:
                 updates.append((depends, _to_db(path)))
         elif path in reuse.racy:
-            rows.append((_to_db(path), None, encode(reuse.racy[path]), depends))
+            rows.append((_to_db(path), None, "", encode(reuse.racy[path]), depends))
     gone = [_to_db(p) for p in kept.facts if p not in judged and _covered(p, roots)]
     blob = None
     if not reuse.listings_unchanged:  # else every listing was reused as it was: kept as is
@@ -169,8 +170,8 @@ def save(
             conn.execute("DELETE FROM reuse_facts")
         conn.executemany("DELETE FROM reuse_facts WHERE path = ?", [(p,) for p in gone])
         conn.executemany(
-            "INSERT OR REPLACE INTO reuse_facts (path, fingerprint, own, depends)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO reuse_facts (path, fingerprint, checks, own, depends)"
+            " VALUES (?, ?, ?, ?, ?)",
             rows,
         )
         conn.executemany("UPDATE reuse_facts SET depends = ? WHERE path = ?", updates)
@@ -307,14 +308,14 @@ def rejudge(
             own = None
             if path not in again and path in kept.facts:
                 try:
-                    own = decode(kept.facts[path][1])
+                    own = decode(kept.facts[path].own)
                 except CodecError:
                     own = None
             if own is None:
                 kind = VenvKind.VENV
                 if path in kept.facts:
                     with contextlib.suppress(CodecError):
-                        kind = decode(kept.facts[path][1]).kind
+                        kind = decode(kept.facts[path].own).kind
                 own = read_own(path, kind)
             venvs.append(judge(complete(own, host), options))
         except VenvVanished:

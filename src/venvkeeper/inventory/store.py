@@ -109,6 +109,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE reuse_facts (
             path NOT NULL PRIMARY KEY,         -- TEXT, or BLOB when the name is not UTF-8
             fingerprint BLOB,                  -- NULL: changed too recently to trust it
+            checks TEXT NOT NULL,              -- what to look at to fingerprint it again
             own TEXT NOT NULL,                 -- the venv's own facts (scan.codec, JSON)
             depends TEXT NOT NULL              -- JSON list of host paths its verdict reads
         )""",

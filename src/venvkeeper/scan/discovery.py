@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import gc
 import os
 import pickle
 import queue
@@ -89,8 +90,10 @@ class WalkOptions:
     known: Mapping[str, Listing] = field(default_factory=dict)
     #: gather every listing made or reused into WalkStats.listings (for the next scan)
     collect: bool = False
-    #: fingerprint each venv found (Candidate.fingerprint)
+    #: fingerprint each venv found (Candidate.fingerprint); *checks* give, by venv, what
+    #: to look at again (the checks of its last fingerprint, NUL-separated)
     fingerprints: bool = False
+    checks: Mapping[str, str] = field(default_factory=dict)
     #: how many of *known* lie under the roots: a walk that reuses exactly these and lists
     #: nothing anew changed nothing (WalkStats.unchanged); -1 when not known
     expect_reused: int = -1
@@ -324,7 +327,9 @@ class _Walker:
     def candidate(self, path: str, kind: VenvKind) -> Candidate:
         if not self.options.fingerprints:
             return Candidate(path, kind)
-        return Candidate(path, kind, fingerprint(path, kind, self.racy_after))
+        known = self.options.checks.get(path)
+        checks = known.split("\0") if known else None
+        return Candidate(path, kind, fingerprint(path, kind, self.racy_after, checks))
 
     def alias(self, link: str, stats: WalkStats, emit: Callable[[Found], None]) -> None:
         try:
@@ -548,6 +553,7 @@ def walk_beside(
         return
     if pid == 0:  # the child: walk, send, and leave without running any exit handler
         code = 0
+        gc.disable()  # it makes no cycles and lives for one walk
         try:
             os.close(rfd)
             with os.fdopen(wfd, "wb") as pipe:

@@ -8,7 +8,7 @@ interpreters and editable sources exist, ...) is asked again in every scan
 changed base re-judges every venv on it, and the verdicts equal a cold scan's.
 
 The fingerprint digests the inode and the ctime (in nanoseconds) of everything ``read_own``
-reads, and the listings it reads, with the device of the venv:
+reads and of every directory it lists, with the device of the venv:
 
 - the venv directory, ``pyvenv.cfg`` (and what it links to), ``bin/`` and each of its
   entries (a script rewritten in place has a new ctime);
@@ -34,7 +34,7 @@ import os
 import stat
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -55,53 +55,61 @@ def racy_threshold(now_ns: Optional[int] = None) -> int:
 
 
 class Fingerprint(NamedTuple):
-    """The digest of a venv's own files, and whether it may be trusted by the next scan."""
+    """The digest of a venv's own files, whether it may be trusted by the next scan, and
+    what to look at to take it again (:func:`fingerprint` with *checks*): the same
+    paths, without listing a directory, since every listing the digest depends on is
+    covered by its directory's ctime."""
 
     digest: bytes
     racy: bool
+    checks: tuple[str, ...]
 
 
 class _Digest:
-    __slots__ = ("ints", "names", "newest")
+    """The values of the checks: ``l:REL`` an lstat, ``f:REL`` an lstat and, for a link,
+    the stat of what it leads to, ``s:REL`` a stat (links followed); ``REL`` is relative to
+    the venv. Each adds its inode and ctime (or the error)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("checks", "ints", "newest", "venv")
+
+    def __init__(self, venv: str) -> None:
+        self.venv = venv
         self.ints: list[int] = []
-        self.names: list[str] = []
+        self.checks: list[str] = []
         self.newest = -(1 << 62)
 
-    def stat(self, st: os.stat_result) -> None:
+    def _add(self, st: os.stat_result) -> None:
         # Whatever changes a file (its data, size, mode, owner, mtime, links) sets its ctime
         # to the clock's time, and only the kernel sets a ctime; a file replaced by another
-        # has another inode (or at least another ctime).
+        # has another inode (or at least another ctime); a directory's ctime changes when
+        # an entry is added, removed or renamed in it.
         c = st.st_ctime_ns
         self.ints += (st.st_ino, c)
         if c > self.newest:
             self.newest = c
 
-    def path(self, path: str, follow: bool = False) -> None:
-        """The lstat of *path* (its stat as well when *follow* and it is a link)."""
+    def check(self, spec: str) -> Optional[os.stat_result]:
+        """Take the check *spec*; the stat of a directory (links followed), if it is one."""
+        how, rel = spec[0], spec[2:]
+        path = f"{self.venv}/{rel}" if rel else self.venv
         try:
-            st = os.lstat(path)
+            st = os.stat(path) if how == "s" else os.lstat(path)
         except OSError as e:
             self.ints += (-1, e.errno or 0)
-            return
-        self.stat(st)
-        if follow and stat.S_ISLNK(st.st_mode):
+            return None
+        self._add(st)
+        if how == "f" and stat.S_ISLNK(st.st_mode):
             try:
-                self.stat(os.stat(path))
+                st = os.stat(path)
             except OSError as e:
                 self.ints += (-2, e.errno or 0)
+                return None
+            self._add(st)
+        return st
 
-    def listing(self, path: str) -> list[os.DirEntry[str]]:
-        try:
-            with os.scandir(path) as it:
-                entries = list(it)
-        except OSError as e:
-            self.ints += (-3, e.errno or 0)
-            return []
-        self.ints.append(len(entries))
-        self.names += [e.name for e in entries]
-        return entries
+    def take(self, spec: str) -> Optional[os.stat_result]:
+        self.checks.append(spec)
+        return self.check(spec)
 
     def digest(self) -> bytes:
         h = hashlib.blake2b(digest_size=16)
@@ -109,67 +117,86 @@ class _Digest:
             h.update(array("q", self.ints).tobytes())
         except OverflowError:  # an inode or device number beyond 63 bits
             h.update(repr(self.ints).encode())
-        h.update("\0".join(self.names).encode("utf-8", "surrogateescape"))
+        h.update("\0".join(self.checks).encode("utf-8", "surrogateescape"))
         return h.digest()
 
 
-def fingerprint(path: str, kind: VenvKind, racy_after: Optional[int] = None) -> Fingerprint:
-    """The fingerprint of what :func:`~venvkeeper.scan.inspect.read_own` reads of the venv
-    at *path* (stats and listings only: nothing is opened but directories). *racy_after*:
-    the :func:`racy_threshold` of the scan."""
-    d = _Digest()
-    d.names.append(kind.value)
+def _listing(path: str) -> list[os.DirEntry[str]]:
     try:
-        st = os.lstat(path)
-        d.ints += (st.st_dev, st.st_mtime_ns)  # another filesystem, and the rest below
-        d.stat(st)
+        with os.scandir(path) as it:
+            return list(it)
+    except OSError:
+        return []  # the directory's own check tells
+
+
+def fingerprint(
+    path: str,
+    kind: VenvKind,
+    racy_after: Optional[int] = None,
+    checks: Optional[Sequence[str]] = None,
+) -> Fingerprint:
+    """The fingerprint of what :func:`~venvkeeper.scan.inspect.read_own` reads of the venv
+    at *path*: the inode and ctime of each file it reads and of each directory it lists
+    (nothing is opened but directories). Given the *checks* of the last fingerprint, only
+    those are taken again (no listing): an unchanged venv gives the same digest.
+    *racy_after*: the :func:`racy_threshold` of the scan."""
+    d = _Digest(path)
+    d.ints.append(len(kind.value))
+    d.checks.append(kind.value)
+    venv = d.venv
+    try:  # the venv itself: its device too (another filesystem mounted there)
+        st = os.lstat(venv)
+        d.ints += (st.st_dev, st.st_mtime_ns)
     except OSError as gone:
         d.ints += (-1, gone.errno or 0)
-    d.path(f"{path}/pyvenv.cfg", follow=True)
-    bin_dir = f"{path}/bin"
-    d.path(bin_dir)
-    for b in d.listing(bin_dir):
+    if checks is not None:
+        for spec in checks[1:]:
+            d.checks.append(spec)
+            d.check(spec)
+    else:
+        _discover(d, kind)
+    limit = racy_threshold() if racy_after is None else racy_after
+    return Fingerprint(d.digest(), d.newest >= limit, tuple(d.checks))
+
+
+def _discover(d: _Digest, kind: VenvKind) -> None:
+    venv = d.venv
+    d.take("l:")
+    d.take("f:pyvenv.cfg")
+    d.take("l:bin")
+    for b in _listing(f"{venv}/bin"):
         # Links (python, python3, ...) are not read: replacing one changes bin/'s ctime,
         # where it leads is the host's. The files are read (scripts, activate).
         try:
-            if b.is_symlink():
-                if b.name == "activate":
-                    d.path(b.path, follow=True)
-            else:
-                d.stat(b.stat(follow_symlinks=False))
-        except OSError as err:
-            d.ints += (-4, err.errno or 0)
+            if not b.is_symlink():
+                d.take(f"l:bin/{b.name}")
+            elif b.name == "activate":
+                d.take("f:bin/activate")
+        except OSError:
+            d.take(f"l:bin/{b.name}")
     seen: set[tuple[int, int]] = set()
     for lib in _LIB_DIRS:
-        for e in d.listing(f"{path}/{lib}"):
+        if d.take(f"f:{lib}") is None:
+            continue
+        for e in _listing(f"{venv}/{lib}"):
             if not e.name.startswith("python"):
                 continue
+            rel = f"{lib}/{e.name}"
             if kind is VenvKind.LEGACY_VIRTUALENV:
-                d.path(f"{e.path}/orig-prefix.txt", follow=True)
-            site = f"{e.path}/site-packages"
-            try:
-                lst = os.lstat(site)
-                st = os.stat(site) if stat.S_ISLNK(lst.st_mode) else lst
-            except OSError as err:
-                d.ints += (-6, err.errno or 0)
+                d.take(f"f:{rel}/orig-prefix.txt")
+            site = d.take(f"f:{rel}/site-packages")
+            if site is None or not stat.S_ISDIR(site.st_mode):
                 continue
-            d.stat(lst)
-            key = (st.st_dev, st.st_ino)
+            key = (site.st_dev, site.st_ino)
             if key in seen:  # lib64 -> lib: one directory, read once
                 continue
             seen.add(key)
-            d.stat(st)
-            for s in d.listing(site):
+            for s in _listing(f"{venv}/{rel}/site-packages"):
                 name = s.name
                 if name.endswith(_SITE_SUFFIXES):
-                    try:
-                        d.stat(s.stat())
-                    except OSError as err:
-                        d.ints += (-5, err.errno or 0)
+                    d.take(f"s:{rel}/site-packages/{name}")
                 elif name.endswith(_SITE_FILES):
-                    d.path(s.path, follow=True)
-    limit = racy_threshold() if racy_after is None else racy_after
-    return Fingerprint(d.digest(), d.newest >= limit)
+                    d.take(f"f:{rel}/site-packages/{name}")
 
 
 # --- the walk's listings ---------------------------------------------------------------------
@@ -210,25 +237,33 @@ def identity() -> str:
 # --- what a scan takes from the last one ------------------------------------------------------
 
 
+class Kept(NamedTuple):
+    """What the inventory keeps of one venv for the next scan."""
+
+    digest: bytes  # of its fingerprint
+    own: str  # its own facts, encoded (scan.codec)
+    checks: str  # the fingerprint's checks, NUL-separated
+
+
 @dataclass
 class Reuse:
     """What a scan may take from the previous one (loaded from the inventory), and what it
     leaves for the next one (saved with the scan when it is recorded).
 
-    *facts* maps a venv's path to its fingerprint digest and its own facts, still encoded
-    (*decode* turns them into :class:`VenvFacts`: only those of unchanged venvs are ever
-    decoded). *listings* are the walk's directory listings. With *collect*, the scan
+    *facts* maps a venv's path to what was kept of it: its fingerprint and its own facts,
+    still encoded (*decode* turns them into :class:`VenvFacts`: only those of unchanged
+    venvs are ever decoded). *listings* are the walk's directory listings. With *collect*, the scan
     gathers the fingerprint and own facts of every venv it reads, and every listing it
     makes, into :attr:`kept` and :attr:`new_listings`.
     """
 
-    facts: Mapping[str, tuple[bytes, str]] = field(default_factory=dict)
+    facts: Mapping[str, Kept] = field(default_factory=dict)
     decode: Optional[Callable[[str], VenvFacts]] = None
     listings: Mapping[str, Listing] = field(default_factory=dict)
     collect: bool = False
-    #: venv path -> (fingerprint digest, own facts) of the venvs read this time (and not
-    #: changed too recently to be trusted): what the next scan may reuse
-    kept: dict[str, tuple[bytes, VenvFacts]] = field(default_factory=dict)
+    #: venv path -> (fingerprint, own facts) of the venvs read this time (and not changed
+    #: too recently to be trusted): what the next scan may reuse
+    kept: dict[str, tuple[Fingerprint, VenvFacts]] = field(default_factory=dict)
     #: the venvs whose kept facts were reused as they were
     reused: set[str] = field(default_factory=set)
     #: venvs read this time that changed too recently for their fingerprint to be trusted:
@@ -245,15 +280,20 @@ class Reuse:
     reused_dirs: int = 0
     listed_dirs: int = 0
 
+    def checks_of(self, path: str) -> Optional[list[str]]:
+        """What to look at to fingerprint the venv at *path* again (None: unknown)."""
+        found = self.facts.get(path)
+        return found.checks.split("\0") if found is not None and found.checks else None
+
     def own_facts(self, path: str, fp: Fingerprint) -> Optional[VenvFacts]:
         """The own facts kept for *path* if its fingerprint is unchanged (None: read it)."""
         found = self.facts.get(path)
-        if found is None or fp.racy or found[0] != fp.digest or self.decode is None:
+        if found is None or fp.racy or found.digest != fp.digest or self.decode is None:
             return None
         from venvkeeper.scan.codec import CodecError
 
         try:
-            return self.decode(found[1])
+            return self.decode(found.own)
         except CodecError:
             return None
 

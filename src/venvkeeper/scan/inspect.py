@@ -13,11 +13,11 @@ import dataclasses
 import os
 import re
 import stat
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
-from venvkeeper.host.bases import HostCache, classify_origin, resolve_chain
+from venvkeeper.host.bases import HostCache, classify_origin, evolve, resolve_chain
 from venvkeeper.model.venv import (
     BaseInterpreter,
     BaseOrigin,
@@ -502,11 +502,11 @@ def complete(own: VenvFacts, host: HostCache) -> VenvFacts:
             if exists is _UNASKED:
                 exists = states[interp] = fs.file_state(interp)
             if exists != s.interpreter_exists:
-                s = _evolve(s, interpreter_exists=exists)
+                s = evolve(s, interpreter_exists=exists)
         scripts.append(s)
     site_dirs = tuple(_complete_site(s) for s in own.site_dirs)
     creator, tool = detect_owner(path, kind, cfg)
-    return _evolve(
+    return evolve(
         own,
         creator=creator,
         tool=tool,
@@ -520,16 +520,6 @@ def complete(own: VenvFacts, host: HostCache) -> VenvFacts:
 
 
 _UNASKED: Any = object()
-_T = TypeVar("_T")
-
-
-def _evolve(obj: _T, **changes: Any) -> _T:
-    """:func:`dataclasses.replace` for the model's frozen dataclasses (no ``__post_init__``,
-    no init-only fields), without its per-call machinery: complete() makes one for every
-    script of every venv of a scan."""
-    new = object.__new__(type(obj))
-    vars(new).update(vars(obj), **changes)
-    return new
 
 
 def _complete_site(site: SiteDir) -> SiteDir:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import threading
 import time
@@ -132,6 +133,7 @@ class Scanner:
             known=self.reuse.listings if self.reuse is not None else {},
             collect=self.reuse is not None and self.reuse.collect,
             fingerprints=self.reuse is not None,
+            checks={p: k.checks for p, k in self.reuse.facts.items()} if self.reuse else {},
             expect_reused=(
                 len(self.reuse.listings)
                 if self.reuse is not None
@@ -146,11 +148,16 @@ class Scanner:
         """The venv's own facts: kept by the last scan when its fingerprint is unchanged,
         else read now (and kept for the next scan)."""
         path = cand.path.rstrip("/") or "/"
-        fp = cand.fingerprint or fingerprint(path, cand.kind, self.racy_after)
+        fp = cand.fingerprint or fingerprint(
+            path, cand.kind, self.racy_after, reuse.checks_of(path)
+        )
         own = reuse.own_facts(path, fp)
         if own is not None and own.kind is cand.kind:
             reuse.reused.add(path)
             return own
+        if reuse.checks_of(path) is not None:
+            # changed: fingerprint it anew (what it holds now), before reading it
+            fp = fingerprint(path, cand.kind, self.racy_after)
         own = read_own(path, cand.kind)
         with self.lock:
             reuse.read_venvs += 1
@@ -158,7 +165,7 @@ class Scanner:
             if fp.racy:
                 reuse.racy[path] = own
             else:
-                reuse.kept[path] = (fp.digest, own)
+                reuse.kept[path] = (fp, own)
         return own
 
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
@@ -193,7 +200,10 @@ class Scanner:
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
         t0 = time.perf_counter()
-        workers = max(1, self.options.inspect_workers)
+        # Reused venvs cost CPU only (threads would fight over the GIL), and the few read
+        # again do not make a pool worth it.
+        reusing = self.reuse is not None and bool(self.reuse.facts)
+        workers = 1 if reusing else max(1, self.options.inspect_workers)
         limit = workers * 8
         pending: set[Future[Optional[VenvReport]]] = set()
         seen: set[str] = set()
@@ -216,6 +226,12 @@ class Scanner:
         def submit(cand: Candidate, alias_of: Optional[str] = None) -> Iterator[VenvReport]:
             nonlocal pool, waited, spent, inline
             if pool is None:
+                if workers == 1:  # no pool to decide on: no clocks to read
+                    rep = self._inspect(cand, alias_of)
+                    if rep is not None:
+                        self.venvs.append(rep)
+                        yield rep
+                    return
                 w0, c0 = time.perf_counter(), time.thread_time()
                 rep = self._inspect(cand, alias_of)
                 wall = time.perf_counter() - w0
@@ -238,6 +254,11 @@ class Scanner:
                 yield from drain(True)
             yield from drain(False)
 
+        # A scan allocates some hundred objects per venv, none of them in a reference
+        # cycle: the cyclic collector would only traverse the growing report again and
+        # again (measured: a quarter of an incremental scan's time).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             walker = walk_beside if self.options.walk_beside else walk
             for item in walker(self.roots, self.walk_options, self.stats):
@@ -264,6 +285,11 @@ class Scanner:
             while pending:
                 yield from drain(True)
         finally:
+            if collecting:
+                # The report lives on, acyclic: out of the collector's sight for good
+                # (recording ten thousand venvs next would otherwise traverse it often).
+                gc.freeze()
+                gc.enable()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self.duration = time.perf_counter() - t0
