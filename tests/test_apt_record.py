@@ -342,3 +342,26 @@ def test_a_real_apt_run_of_an_unrelated_package_costs_no_walk(world: Path, tmp_p
     assert scans() == before
     took = time.perf_counter() - t0
     print(f"apt-get install of an unrelated package with the hooks: {took:.2f}s")
+
+
+def test_judging_again_equals_a_cold_scan_in_one_process_or_two(
+    world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The post-invoke hook's judging from the kept facts gives what a cold scan gives,
+    whether a forked child shares the work or not."""
+    from venvkeeper.inventory import reuse
+    from venvkeeper.inventory.snapshot import snapshot_of_venv
+    from venvkeeper.scan.pipeline import ScanOptions, scan
+
+    store, why = reuse.open_for_reuse(str(db()))
+    assert store is not None, why
+    with store:
+        kept = reuse.load(store, listings=False)
+    paths = sorted(kept.facts)
+    monkeypatch.setattr(reuse, "PARALLEL_AT", 10**9)
+    one = reuse.rejudge(kept, paths, (), ScanOptions())
+    monkeypatch.setattr(reuse, "PARALLEL_AT", 1)
+    two = reuse.rejudge(kept, paths, (), ScanOptions())
+    assert one.venvs == two.venvs and one.depends == two.depends and len(one.venvs) == 3
+    cold = scan(options=ScanOptions(roots=(str(world),)))
+    assert {v.path: snapshot_of_venv(v) for v in cold.venvs} == {v.path: v for v in one.venvs}

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, BinaryIO, Callable, NamedTuple, Optional, TextIO
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, NamedTuple, Optional, Protocol, TextIO
 
 from venvkeeper.errors import VenvkeeperError, failure_of
 from venvkeeper.textutil import escape, escape_value, noun, plural
 
 if TYPE_CHECKING:
+    from venvkeeper.model.findings import Finding, Severity
     from venvkeeper.model.policy import Policy
-    from venvkeeper.model.report import Report, VenvReport
+    from venvkeeper.model.report import Report
     from venvkeeper.scan.pipeline import ScanOptions
 
 
@@ -96,7 +97,20 @@ def _predict_command(change: object) -> str:
     return escape(" ".join(argv))
 
 
-def _obsolete_note(reports: Iterable[VenvReport], limit: int = 5) -> str:
+class Judged(Protocol):
+    """A judged venv as the hooks tell it: a scan's report or the inventory's snapshot."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def status(self) -> Severity: ...
+
+    @property
+    def findings(self) -> tuple[Finding, ...]: ...
+
+
+def _obsolete_note(reports: Iterable[Judged], limit: int = 5) -> str:
     """The apt hooks' lines about venvs on a base no configured archive offers any more."""
     from venvkeeper.checks.obsolete import OBSOLETE
 
@@ -278,15 +292,28 @@ def post_invoke(
     roots = settings.scan.roots or ("/",)
     venvs = reuse.depending_on(kept, touched.paths(), roots)
     shipped = sorted(v for v in touched.venvs if any(_under(v, r) for r in roots))
-    report = reuse.rejudge(kept, venvs, shipped, settings.scan)
-    from venvkeeper.checks.policy import apply
-
-    report = apply(report, settings.policy)
+    judged = reuse.rejudge(kept, venvs, shipped, settings.scan, settings.policy)
     try:
-        reuse.record_rejudged(db, report, kept)
+        reuse.record_rejudged(db, judged, kept)
     except VenvkeeperError as e:
         err.write(f"venvkeeper: warning: this check is not recorded: {escape_value(str(e))}\n")
-    _tell(settings, report, out, scope="on the Python packages of this apt run")
+    n = len(judged.venvs)
+    scope = "on the Python packages of this apt run"
+    if not n:
+        out.write(f"venvkeeper: no venv depends {scope}\n")
+    else:
+        out.write(
+            f"venvkeeper: {plural(n, 'venv')} {noun(n, 'depends', 'depend')} {scope}, judged"
+            f" again in {judged.duration:.2f}s: {_counts(judged.venvs)}\n"
+        )
+    _tell_venvs(settings, judged.venvs, out)
+
+
+def _counts(venvs: Sequence[Judged]) -> str:
+    from venvkeeper.model.findings import Severity
+
+    order = (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
+    return ", ".join(f"{sum(1 for v in venvs if v.status is s)} {s.value}" for s in order)
 
 
 def _under(path: str, root: str) -> bool:
@@ -324,38 +351,31 @@ def _judge_all(settings: HookSettings, out: TextIO, err: TextIO) -> None:
     _tell(settings, report, out)
 
 
-def _tell(settings: HookSettings, report: Report, out: TextIO, scope: str = "") -> None:
+def _tell(settings: HookSettings, report: Report, out: TextIO) -> None:
     """The summary of *report*, its broken venvs, and the processes to restart."""
-    from venvkeeper.formats import restarts as restarts_fmt
     from venvkeeper.formats import table
+
+    out.write(f"venvkeeper: {table.summary(report)}\n")
+    _tell_venvs(settings, report.venvs, out)
+
+
+def _tell_venvs(settings: HookSettings, venvs: Sequence[Judged], out: TextIO) -> None:
+    """The broken venvs among *venvs*, those on an obsolete base, and the processes to
+    restart."""
+    from venvkeeper.formats import restarts as restarts_fmt
     from venvkeeper.model.findings import Severity
     from venvkeeper.restarts.scan import scan_processes
 
-    policy = settings.policy
-    if scope and not report.venvs:
-        out.write(f"venvkeeper: no venv depends {scope}\n")
-    elif scope:
-        n = len(report.venvs)
-        counts = ", ".join(
-            f"{report.count(s)} {s.value}"
-            for s in (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
-        )
-        out.write(
-            f"venvkeeper: {plural(n, 'venv')} {noun(n, 'depends', 'depend')} {scope},"
-            f" judged again in {report.stats.duration_seconds:.2f}s: {counts}\n"
-        )
-    else:
-        out.write(f"venvkeeper: {table.summary(report)}\n")
-    broken = [v for v in report.venvs if v.status is Severity.CRITICAL]
+    broken = [v for v in venvs if v.status is Severity.CRITICAL]
     for v in broken[:5]:
-        main = v.main_finding
+        main = max(v.findings, key=lambda f: f.severity.rank, default=None)
         out.write(f"  critical  {escape(v.path)}  {escape(main.code) if main else ''}\n")
     if len(broken) > 5:
         out.write(f"  ... and {len(broken) - 5} more: venvkeeper scan --only-problems\n")
     if broken:
         out.write("  to repair them: venvkeeper repair --all --dry-run, then without --dry-run\n")
-    out.write(_obsolete_note(report.venvs))
-    restarts = scan_processes(settings.proc_root, policy=policy)
+    out.write(_obsolete_note(venvs))
+    restarts = scan_processes(settings.proc_root, policy=settings.policy)
     out.write(f"venvkeeper: {restarts_fmt.summary(restarts)}\n")
     units = list(dict.fromkeys(p.unit or f"pid {p.pid}" for p in restarts.needing_restart))
     if units:

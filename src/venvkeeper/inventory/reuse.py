@@ -19,17 +19,19 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host.statefile import untrusted
 from venvkeeper.inventory.store import Store, _from_db, _to_db, open_store
+from venvkeeper.model.inventory import VenvSnapshot
 from venvkeeper.model.report import Report
 from venvkeeper.scan.incremental import Kept as KeptVenv
 from venvkeeper.scan.incremental import Listing, Reuse, depends_of, identity
 from venvkeeper.textutil import escape
 
 if TYPE_CHECKING:
+    from venvkeeper.model.policy import Policy
     from venvkeeper.scan.pipeline import ScanOptions
 
 #: The most a listings blob may weigh once inflated (some hundred bytes per directory).
@@ -287,67 +289,161 @@ def depending_on(kept: Kept, paths: frozenset[str], roots: Sequence[str]) -> lis
     return found
 
 
-def rejudge(
-    kept: Kept, paths: Sequence[str], reread: Sequence[str], options: ScanOptions
-) -> Report:
-    """The venvs *paths* judged again on the host as it is now, from their kept own facts
-    (no walk; *reread* and any venv without usable kept facts are read again)."""
+#: Judging again this many venvs or more is shared with a forked process (two cores).
+PARALLEL_AT = 400
+
+
+class Rejudged(NamedTuple):
+    """The venvs judged again, as the inventory keeps them, and what each depends on."""
+
+    venvs: tuple[VenvSnapshot, ...]  # worst first
+    depends: dict[str, str]  # path -> JSON list (depends_of)
+    roots: tuple[str, ...]  # every venv asked for (one gone is found vanished)
+    started_at: float
+    duration: float
+
+
+def _judge_snapshots(
+    kept: Kept, paths: Sequence[str], again: frozenset[str], options: ScanOptions, policy: Policy
+) -> list[tuple[VenvSnapshot, str]]:
+    from venvkeeper.checks.policy import apply_to_venv, ignored
     from venvkeeper.host.bases import HostCache
-    from venvkeeper.model.report import ScanStats
+    from venvkeeper.inventory.snapshot import snapshot_of_venv
     from venvkeeper.model.venv import VenvKind
     from venvkeeper.scan.codec import CodecError, decode
     from venvkeeper.scan.inspect import VenvVanished, complete, read_own
-    from venvkeeper.scan.pipeline import _hostname, judge
+    from venvkeeper.scan.pipeline import judge
 
-    started, t0 = time.time(), time.perf_counter()
     host = HostCache()
-    again = set(reread)
-    venvs = []
-    for path in sorted(set(paths) | again):
+    out = []
+    for path in paths:
+        if ignored(path, policy):
+            continue
         try:
             own = None
-            if path not in again and path in kept.facts:
-                try:
-                    own = decode(kept.facts[path].own)
-                except CodecError:
-                    own = None
-            if own is None:
-                kind = VenvKind.VENV
-                if path in kept.facts:
-                    with contextlib.suppress(CodecError):
-                        kind = decode(kept.facts[path].own).kind
-                own = read_own(path, kind)
-            venvs.append(judge(complete(own, host), options))
+            found = kept.facts.get(path)
+            if found is not None:
+                with contextlib.suppress(CodecError):
+                    own = decode(found.own)
+            if own is None or path in again:
+                own = read_own(path, own.kind if own is not None else VenvKind.VENV)
+            rep = apply_to_venv(judge(complete(own, host), options), policy)
         except VenvVanished:
             continue
-    venvs.sort(key=lambda r: (-r.status.rank, r.path))
-    return Report(
-        roots=tuple(sorted(set(paths) | again)),
-        venvs=tuple(venvs),
-        aliases=(),
-        conda_envs=(),
-        stats=ScanStats(duration_seconds=time.perf_counter() - t0),
-        hostname=_hostname(),
-        started_at=started,
+        out.append((snapshot_of_venv(rep), json.dumps(depends_of(rep.facts))))
+    return out
+
+
+def rejudge(
+    kept: Kept,
+    paths: Sequence[str],
+    reread: Sequence[str],
+    options: ScanOptions,
+    policy: Optional[Policy] = None,
+) -> Rejudged:
+    """The venvs *paths* judged again on the host as it is now (the site's *policy*
+    applied), from their kept own facts: no walk, and no read of a venv but *reread* and
+    those without usable kept facts. Many venvs are shared with a forked process."""
+    import gc
+
+    from venvkeeper.model.policy import Policy
+
+    policy = policy or Policy()
+    started, t0 = time.time(), time.perf_counter()
+    todo = sorted(set(paths) | set(reread))
+    again = frozenset(reread)
+    collecting = gc.isenabled()
+    gc.disable()  # nothing judged here is in a reference cycle
+    try:
+        results = _in_two(kept, todo, again, options, policy)
+    finally:
+        if collecting:
+            gc.enable()
+    results.sort(key=lambda r: (-r[0].status.rank, r[0].path))
+    return Rejudged(
+        tuple(r[0] for r in results),
+        {r[0].path: r[1] for r in results},
+        tuple(todo),
+        started,
+        time.perf_counter() - t0,
     )
 
 
-def record_rejudged(path: str, report: Report, kept: Kept) -> int:
+def _in_two(
+    kept: Kept, todo: list[str], again: frozenset[str], options: ScanOptions, policy: Policy
+) -> list[tuple[VenvSnapshot, str]]:
+    """:func:`_judge_snapshots` of *todo*, the second half in a forked child when that is
+    worth it and safe (no other thread: a child would inherit their locks)."""
+    import pickle
+    import signal
+    import threading
+
+    if (
+        len(todo) < PARALLEL_AT
+        or (os.cpu_count() or 1) < 2
+        or not hasattr(os, "fork")
+        or threading.active_count() > 1
+    ):
+        return _judge_snapshots(kept, todo, again, options, policy)
+    half = len(todo) // 2
+    try:
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return _judge_snapshots(kept, todo, again, options, policy)
+    if pid == 0:  # the child: judge, send, leave without running any exit handler
+        code = 0
+        try:
+            os.close(rfd)
+            with os.fdopen(wfd, "wb") as pipe:
+                found = _judge_snapshots(kept, todo[half:], again, options, policy)
+                pickle.dump(found, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(wfd)
+    theirs: Optional[list[tuple[VenvSnapshot, str]]] = None
+    try:
+        mine = _judge_snapshots(kept, todo[:half], again, options, policy)
+        with os.fdopen(rfd, "rb") as pipe, contextlib.suppress(EOFError, pickle.UnpicklingError):
+            theirs = pickle.load(pipe)  # noqa: S301 - our own child, through a pipe
+    finally:
+        if theirs is None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    if theirs is None:  # the child failed: its half here
+        theirs = _judge_snapshots(kept, todo[half:], again, options, policy)
+    return mine + theirs
+
+
+def record_rejudged(path: str, judged: Rejudged, kept: Kept) -> int:
     """Record the venvs judged again (a scan whose roots are those venvs: a venv gone is
     found vanished) and keep the host paths each now depends on."""
     from venvkeeper.inventory.record import record
-    from venvkeeper.inventory.snapshot import snapshot_of
+    from venvkeeper.inventory.snapshot import _hostname
+    from venvkeeper.model.inventory import ScanSnapshot
 
-    snap = snapshot_of(report, (), time.time())
+    now = time.time()
+    snap = ScanSnapshot(
+        scan_id=None,
+        started_at=judged.started_at,
+        finished_at=now,
+        host=_hostname(),
+        roots=judged.roots,
+        excludes=(),
+        duration_seconds=judged.duration,
+        venvs=judged.venvs,
+    )
     with open_store(path, make_parents=False) as store:
         scan_id = record(store, snap)
-        judged = {v.path for v in report.venvs}
-        updates = []
-        for v in report.venvs:
-            depends = json.dumps(depends_of(v.facts))
-            if kept.depends.get(v.path) != depends:
-                updates.append((depends, _to_db(v.path)))
-        gone = [(_to_db(p),) for p in report.roots if p not in judged and p in kept.facts]
+        updates = [
+            (depends, _to_db(p))
+            for p, depends in judged.depends.items()
+            if kept.depends.get(p) != depends
+        ]
+        gone = [(_to_db(p),) for p in judged.roots if p not in judged.depends and p in kept.facts]
         with store.transaction("keeping what the venvs depend on") as conn:
             conn.executemany("UPDATE reuse_facts SET depends = ? WHERE path = ?", updates)
             conn.executemany("DELETE FROM reuse_facts WHERE path = ?", gone)

@@ -46,3 +46,9 @@ def snapshot_of(
         duration_seconds=duration,
         venvs=tuple(snapshot_of_venv(v) for v in report.venvs),
     )
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
