@@ -37,9 +37,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from debroot import bookworm_root, chroot_run, remove_root  # noqa: E402
-
 import make_tree  # noqa: E402
+
+from debroot import bookworm_root, chroot_run, remove_root  # noqa: E402
 
 SRC = HERE.parent / "src" / "venvkeeper"
 PY311 = ("python3.11", "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
