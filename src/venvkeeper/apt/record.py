@@ -32,7 +32,8 @@ FORMAT = 1
 RECORD_LIMIT = 16 << 20
 #: Most of one dpkg ``.list`` file read (the largest packages list some 10 MiB).
 LIST_LIMIT = 64 << 20
-#: What starts a hook between apt and venvkeeper (apt runs each hook with ``sh -c``).
+#: What starts a hook between apt and venvkeeper (apt runs each hook with ``sh -c``), by
+#: the name of the executable.
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "ash", "busybox"})
 
 _PREFIX = r"(?:/usr(?:/local)?|/opt/[^/]+(?:/[^/]+)?)?"
@@ -77,6 +78,16 @@ def _stat_of(proc: str, pid: int) -> Optional[tuple[str, int, int]]:
         return None
 
 
+def _is_shell(proc: str, pid: int, comm: str) -> bool:
+    """Whether *pid* runs a shell: its executable (a shell script's name is its own, its
+    executable the shell's), else its name."""
+    try:
+        exe = os.readlink(f"{proc}/{pid}/exe")
+    except (OSError, ValueError):
+        return comm in SHELLS
+    return os.path.basename(exe.removesuffix(" (deleted)")) in SHELLS
+
+
 def current_run(proc_root: str = "/proc", pid: Optional[int] = None) -> Optional[RunId]:
     """The apt run this hook belongs to: its nearest ancestor that is not a shell."""
     try:
@@ -90,7 +101,7 @@ def current_run(proc_root: str = "/proc", pid: Optional[int] = None) -> Optional
         if found is None:
             return None
         comm, ppid, start = found
-        if comm not in SHELLS or ppid <= 1:
+        if not _is_shell(proc_root, here, comm) or ppid <= 1:
             break
         here = ppid
     else:

@@ -48,6 +48,7 @@ class HostCache:
         self._stdlib: dict[tuple[str, str], tuple[Optional[str], bool]] = {}
         self._patch: dict[tuple[str, str], Optional[str]] = {}
         self._head: dict[str, Optional[bytes]] = {}
+        self._obsolete: dict[str, Optional[OsPackage]] = {}
         #: follow_links results by path, shared by the venvs of a scan (links to one base)
         self.links: dict[str, LinkChain] = {}
         self._real: dict[str, str] = {"/": "/"}
@@ -129,9 +130,12 @@ class HostCache:
         """The OS package owning *path* when no configured archive offers it any more."""
         if self.packages_root is None:
             return None
+        if path in self._obsolete:
+            return self._obsolete[path]
         if self._apt is None:
             self._apt = aptdb.state(self.packages_root)
-        return self._apt.obsolete(path)
+        found = self._obsolete[path] = self._apt.obsolete(path)
+        return found
 
     def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
         """Whether two regular files hold the same bytes (None when unreadable or huge)."""

@@ -31,6 +31,7 @@ from venvkeeper.scan.incremental import Listing, Reuse, depends_of, identity
 from venvkeeper.textutil import escape
 
 if TYPE_CHECKING:
+    from venvkeeper.host.bases import HostCache
     from venvkeeper.model.policy import Policy
     from venvkeeper.scan.pipeline import ScanOptions
 
@@ -304,7 +305,12 @@ class Rejudged(NamedTuple):
 
 
 def _judge_snapshots(
-    kept: Kept, paths: Sequence[str], again: frozenset[str], options: ScanOptions, policy: Policy
+    kept: Kept,
+    paths: Sequence[str],
+    again: frozenset[str],
+    options: ScanOptions,
+    policy: Policy,
+    host: Optional[HostCache] = None,
 ) -> list[tuple[VenvSnapshot, str]]:
     from venvkeeper.checks.policy import apply_to_venv, ignored
     from venvkeeper.host.bases import HostCache
@@ -314,7 +320,7 @@ def _judge_snapshots(
     from venvkeeper.scan.inspect import VenvVanished, complete, read_own
     from venvkeeper.scan.pipeline import judge
 
-    host = HostCache()
+    host = host if host is not None else HostCache()
     out = []
     for path in paths:
         if ignored(path, policy):
@@ -378,25 +384,32 @@ def _in_two(
     import signal
     import threading
 
+    from venvkeeper.host.bases import HostCache
+
+    host = HostCache()
     if (
         len(todo) < PARALLEL_AT
         or (os.cpu_count() or 1) < 2
         or not hasattr(os, "fork")
         or threading.active_count() > 1
     ):
-        return _judge_snapshots(kept, todo, again, options, policy)
+        return _judge_snapshots(kept, todo, again, options, policy, host)
+    # a few first, here: what the bases are (and the package state) is then known to both
+    warm = min(8, len(todo) // 4)
+    first = _judge_snapshots(kept, todo[:warm], again, options, policy, host)
+    todo = todo[warm:]
     half = len(todo) // 2
     try:
         rfd, wfd = os.pipe()
         pid = os.fork()
     except OSError:
-        return _judge_snapshots(kept, todo, again, options, policy)
+        return first + _judge_snapshots(kept, todo, again, options, policy, host)
     if pid == 0:  # the child: judge, send, leave without running any exit handler
         code = 0
         try:
             os.close(rfd)
             with os.fdopen(wfd, "wb") as pipe:
-                found = _judge_snapshots(kept, todo[half:], again, options, policy)
+                found = _judge_snapshots(kept, todo[half:], again, options, policy, host)
                 pickle.dump(found, pipe, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:
             code = 1
@@ -405,7 +418,7 @@ def _in_two(
     os.close(wfd)
     theirs: Optional[list[tuple[VenvSnapshot, str]]] = None
     try:
-        mine = _judge_snapshots(kept, todo[:half], again, options, policy)
+        mine = _judge_snapshots(kept, todo[:half], again, options, policy, host)
         with os.fdopen(rfd, "rb") as pipe, contextlib.suppress(EOFError, pickle.UnpicklingError):
             theirs = pickle.load(pipe)  # noqa: S301 - our own child, through a pipe
     finally:
@@ -414,8 +427,8 @@ def _in_two(
                 os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
     if theirs is None:  # the child failed: its half here
-        theirs = _judge_snapshots(kept, todo[half:], again, options, policy)
-    return mine + theirs
+        theirs = _judge_snapshots(kept, todo[half:], again, options, policy, host)
+    return first + mine + theirs
 
 
 def record_rejudged(path: str, judged: Rejudged, kept: Kept) -> int:

@@ -31,6 +31,16 @@ _MIN_SPENT = 0.02
 Progress = Callable[[int, int], None]
 
 
+def _queued() -> float:
+    """Seconds this thread has waited for a CPU while runnable (Linux schedstat; 0 when
+    unknown)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            return int(f.read(128).split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def _hostname() -> str:
     import socket
 
@@ -209,6 +219,7 @@ class Scanner:
         seen: set[str] = set()
         last = 0.0
         waited = spent = 0.0
+        queued_at_start = _queued()
         inline = 0
         pool: Optional[ThreadPoolExecutor] = None
 
@@ -246,6 +257,9 @@ class Scanner:
                     and inline >= _POOL_AFTER
                     and waited > _IO_SHARE * spent
                     and spent > _MIN_SPENT
+                    # waiting for a CPU (a loaded host) is not waiting for the disk: threads
+                    # would only fight over the GIL there
+                    and waited - (_queued() - queued_at_start) > _IO_SHARE * spent
                 ):
                     pool = ThreadPoolExecutor(workers)
                 return
