@@ -259,7 +259,7 @@ class Scanner:
                     and spent > _MIN_SPENT
                     # waiting for a CPU (a loaded host) is not waiting for the disk: threads
                     # would only fight over the GIL there
-                    and waited - (_queued() - queued_at_start) > _IO_SHARE * spent
+                    and max(0.0, waited - (_queued() - queued_at_start)) > _IO_SHARE * spent
                 ):
                     pool = ThreadPoolExecutor(workers)
                 return
