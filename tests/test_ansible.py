@@ -105,6 +105,7 @@ def ansible_test(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_test_sanity_passes() -> None:
     """Every sanity test (validate-modules, ansible-doc, pylint, pep8, yamllint, import,
     compile, ...). The first run makes a venv per test from the registry (a minute or two)."""
@@ -114,6 +115,7 @@ def test_ansible_test_sanity_passes() -> None:
     assert 'Running sanity test "validate-modules"' in res.stdout
 
 
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_test_units_pass() -> None:
     res = ansible_test("units")
     print(res.stdout[-2000:])
@@ -121,6 +123,7 @@ def test_ansible_test_units_pass() -> None:
     assert " passed" in res.stdout and " failed" not in res.stdout
 
 
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_the_collection_builds(tmp_path: Path) -> None:
     exe = tool("ansible-galaxy")
     res = subprocess.run(
@@ -144,6 +147,7 @@ def test_the_collection_builds(tmp_path: Path) -> None:
     assert manifest["collection_info"]["license"] == ["MIT"]
 
 
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_doc_renders_every_module(tmp_path: Path) -> None:
     exe = tool("ansible-doc")
     names = [f"venvkeeper.fleet.{m}" for m in MODULES]

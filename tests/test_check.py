@@ -19,7 +19,7 @@ from venvkeeper.checks.registry import all_codes
 from venvkeeper.errors import UsageError
 from venvkeeper.inventory.monitor import PluginState, Thresholds
 
-from conftest import require_python, run_cli, validate_json
+from conftest import require_unmanaged_python, run_cli, validate_json
 from factory import break_venv, make_venv, system_venv
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -55,12 +55,12 @@ def values(perf: dict[str, re.Match[str]]) -> dict[str, float]:
 
 @pytest.fixture()
 def world(tmp_path: Path) -> dict[str, Path]:
-    """Two ok venvs (system Python), a warning (a pyenv base: unmanaged-base) and a
-    critical one (its interpreter link dangles)."""
+    """Two ok venvs (system Python), a warning (a base no package manager patches, such
+    as pyenv's: unmanaged-base) and a critical one (its interpreter link dangles)."""
     tree = tmp_path / "tree"
     ok = system_venv(tree / "ok" / "venv")
     spare = system_venv(tree / "spare")
-    warn = make_venv(require_python("3.11"), tree / "warn" / "venv")
+    warn = make_venv(require_unmanaged_python("3.11"), tree / "warn" / "venv")
     crit = system_venv(tree / "crit" / "venv")
     break_venv(crit)
     return {"tree": tree, "ok": ok, "warn": warn, "crit": crit, "spare": spare}

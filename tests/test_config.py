@@ -11,7 +11,7 @@ from venvkeeper.config import KEYS, Config, _toml, load_config, parse_text
 from venvkeeper.errors import ConfigError
 from venvkeeper.model.findings import Severity
 
-from conftest import json_kind, require_python, run_cli, validate_json
+from conftest import json_kind, require_unmanaged_python, run_cli, validate_json
 from factory import make_venv
 
 
@@ -193,10 +193,10 @@ def _scan(*args: str) -> tuple[int, dict[str, dict]]:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """srv/app (pyenv 3.11: unmanaged-base), srv/cache/tmpenv, srv/system (the system
-    python3), other/elsewhere."""
+    """srv/app (a 3.11 no package manager patches, such as pyenv's: unmanaged-base),
+    srv/cache/tmpenv, srv/system (the system python3), other/elsewhere."""
     root = tmp_path_factory.mktemp("cfgtree")
-    py = require_python("3.11")
+    py = require_unmanaged_python("3.11")
     make_venv(py, root / "srv" / "app")
     make_venv(py, root / "srv" / "cache" / "tmpenv")
     make_venv(py, root / "other" / "elsewhere")
