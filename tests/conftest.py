@@ -30,7 +30,7 @@ from venvkeeper.cli import main
 from venvkeeper.formats import envelope
 from venvkeeper.inventory.store import default_path
 
-from tiers import Tiers
+import tiers
 
 # Property tests check behaviour, not speed: no per-example deadline that a loaded CI
 # machine could trip over.
@@ -394,12 +394,7 @@ def _scans(db: str, after: int) -> list[tuple[int, list[str]]]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--expected-skips",
-        metavar="FILE",
-        help="fail when a test is skipped for a reason that FILE's expected-skips list does"
-        " not match (./dev.sh test passes docs/development.md: CI's machine)",
-    )
+    tiers.addoption(parser)
 
 
 def xdist_controller(config: pytest.Config) -> bool:
@@ -414,7 +409,7 @@ def xdist_controller(config: pytest.Config) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(Tiers(config), "venvkeeper-tiers")
+    config.pluginmanager.register(tiers.Tiers(config), "venvkeeper-tiers")
     if xdist_controller(config):
         # Each worker is a session of its own (below): private inventory, configuration,
         # TMPDIR, account and the check at its end, reported here (pytest_testnodedown).
