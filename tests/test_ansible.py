@@ -105,6 +105,7 @@ def ansible_test(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ansible-test's own limit is 1500 s
 @pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_test_sanity_passes() -> None:
     """Every sanity test (validate-modules, ansible-doc, pylint, pep8, yamllint, import,

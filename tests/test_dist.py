@@ -27,7 +27,8 @@ from venvkeeper.formats.envelope import Kind
 from conftest import find_python
 from factory import clean_env
 
-pytestmark = pytest.mark.slow
+# builds in isolated environments from the registry, then pip and the sdist's own suite
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A fast, representative part of the suite that the sdist runs from its unpacked tree: the
