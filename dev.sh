@@ -252,8 +252,9 @@ case "$cmd" in
         fi
         [ $# -gt 0 ] && exec "$venv/bin/python" -m pytest "$@"
         lint
+        # tests named: its conftest then adds --expected-skips before the options are read
         exec "$venv/bin/python" -m pytest -n auto --dist loadgroup \
-            --expected-skips docs/development.md ;;
+            --expected-skips docs/development.md tests ;;
     lint) setup; lint ;;
     docs) setup; docs "$@" ;;
     pyz) setup; exec "$venv/bin/python" tools/build_pyz.py "$@" ;;

@@ -245,7 +245,7 @@ class Tiers:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.skips:
+        if not self.skips and self.expected is None:
             return
         tr = terminalreporter
         tr.write_sep("-", f"{sum(self.skips.values())} skipped, by reason")
