@@ -1,7 +1,7 @@
 """The Ansible collection venvkeeper.fleet (ansible_collections/venvkeeper/fleet).
 
-Fast: ansible-test's sanity and unit tests of the collection, the collection builds, and
-ansible-doc renders every module. Slow: the playbooks, for real, against two real Debian
+Fast: the collection builds, and ansible-doc renders every module. Slow: ansible-test's
+sanity and unit tests of the collection; the playbooks, for real, against two real Debian
 hosts of different releases, a bookworm root and a trixie root (made by a real upgrade,
 tests/debroot.py) each with the venvkeeper .deb installed by apt, reached by Ansible through
 a chroot connection (tests/ansible/vkchroot.py), with one directory bind-mounted into both
@@ -116,6 +116,7 @@ def test_ansible_test_sanity_passes() -> None:
     assert 'Running sanity test "validate-modules"' in res.stdout
 
 
+@pytest.mark.slow  # ansible-test runs pytest on the collection in a venv of its own
 @pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_test_units_pass() -> None:
     res = ansible_test("units")

@@ -440,6 +440,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # real installers, killed and recovered
 def test_recovery_ends_the_installers_a_killed_run_left(tmp_path: Path) -> None:
     """A run killed outright leaves its journal with the installers' process groups:
     the next run ends what is left of them before it settles the trees."""
