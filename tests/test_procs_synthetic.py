@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 from pathlib import Path
 from typing import Optional
 
@@ -171,12 +172,13 @@ def test_unit_commands_group_units_and_never_restart_into_broken_venvs(tmp_path:
     assert res.code == 2  # a restart would land in a broken venv
     lines = res.out.splitlines()
     assert "systemctl restart web.service" in lines
+    who = pwd.getpwuid(os.getuid()).pw_name  # the owner of the fake /proc/23: this run's
     assert any(
-        ln.startswith("systemctl --user --machine=root@ restart mine.service") for ln in lines
+        ln.startswith(f"systemctl --user --machine={who}@ restart mine.service") for ln in lines
     )
     assert "# repair its venv first: systemctl restart broken.service" in lines
     table = run_cli("restarts", "--proc-root", str(proc.root))
-    assert "restart these units: web.service, mine.service (user root)" in table.out
+    assert f"restart these units: web.service, mine.service (user {who})" in table.out
     assert "repair these venvs before restarting: broken.service" in table.out
     assert "REPAIR FIRST" in table.out
 
