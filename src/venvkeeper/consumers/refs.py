@@ -31,8 +31,6 @@ SITE = re.compile(r"^(/.*?)/lib(?:64)?/python(\d+\.\d+)t?(?:/(?:site|dist)-packa
 VENVISH = re.compile(r"(?:^|[._-])(?:venv|virtualenv|env|pyenv|venvs|virtualenvs)$|^\.?venv")
 #: Where a bin/ is the system's, never a venv's.
 SYSTEM_PREFIXES = frozenset({"/", "/usr", "/usr/local", "/opt", "/snap", "/home", "/root"})
-#: The search path of systemd for a bare argv0 (systemd-path search-binaries-default).
-SYSTEMD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin")
 #: Environment variables that name a uWSGI venv (every uWSGI option is also one).
 UWSGI_HOME_VARS = ("UWSGI_HOME", "UWSGI_VIRTUALENV", "UWSGI_VENV", "UWSGI_PYHOME")
 #: Interpreters that run their first argument, and launchers that run theirs.
@@ -241,6 +239,11 @@ class Classifier:
             st = self.fs.stat(cand)
             if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
                 return cand
+            if st is None and self.venv_of_bin(cand) and self.fs.lstat(cand) is not None:
+                # a venv's interpreter link that leads nowhere: still that venv's (broken)
+                venv = self.venv_of_bin(cand)
+                if venv is not None and self._state(venv) is VenvState.VENV:
+                    return cand
         return None
 
     def bare(

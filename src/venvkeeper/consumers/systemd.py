@@ -27,14 +27,14 @@ from __future__ import annotations
 import platform
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from venvkeeper.checks.consumers import UNREADABLE
 from venvkeeper.consumers.chains import Chain, chains_of
 from venvkeeper.consumers.launch import argv_refs
-from venvkeeper.consumers.refs import SYSTEMD_PATH, Classifier, Where
+from venvkeeper.consumers.refs import Classifier, Where
 from venvkeeper.consumers.rootfs import RootFS, read_text, syntax
 from venvkeeper.consumers.unitfile import (
     Assignment,
@@ -105,7 +105,8 @@ SERVICE_EXEC = (
 )
 #: Settings that are lists: an empty assignment resets them.
 LIST_KEYS = frozenset({*SERVICE_EXEC, "Environment", "EnvironmentFile", "ExecSearchPath"})
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+#: The PATH of services and the search path of a bare argv0 (Debian 12, systemd 252).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENABLING = (".wants", ".requires", ".upholds")
 
 
@@ -215,7 +216,8 @@ class UnitSet:
         return None
 
     def enabled(self, name: str) -> bool:
-        return name in self.enabling
+        target = self.alias_of(name)
+        return name in self.enabling or (target is not None and target in self.enabling)
 
     def instances(self, template: str) -> list[str]:
         """The instances of *template* (``foo@.service``) named by enabling links."""
@@ -226,8 +228,12 @@ class UnitSet:
             if n.startswith(prefix + "@") and n.endswith(suffix) and n != template
         )
 
-    def load(self, name: str) -> Optional[Loaded]:
-        """The unit *name*, or None when it does not exist or is masked."""
+    def load(self, name: str, _hops: int = 0) -> Optional[Loaded]:
+        """The unit *name*, or None when it does not exist or is masked. An alias loads
+        the unit it names (with that unit's drop-ins)."""
+        target = self.alias_of(name)
+        if target is not None and _hops < 8:
+            return self.load(target, _hops + 1)
         template = instance = None
         entry = self.entries.get(name)
         if "@" in name:
@@ -239,7 +245,7 @@ class UnitSet:
                     entry = self.entries.get(template)
         if entry is None:
             return None
-        path = f"{entry.dir}/{entry.name}"
+        path = fragment = f"{entry.dir}/{entry.name}"
         if entry.link is not None:
             target = (
                 entry.link if entry.link.startswith("/") else posixpath.join(entry.dir, entry.link)
@@ -265,7 +271,9 @@ class UnitSet:
             got, unit_problems = parse_unit(t, self.fs.host(conf))
             assignments += got
             found += [syntax(self.fs.host(conf), p.line, p.message) for p in unit_problems]
-        return Loaded(name, path, template, instance, assignments, dropins, found)
+        if self.alias_of(entry.name) is not None:
+            fragment = path  # an alias: the unit is the file it points to
+        return Loaded(name, fragment, template, instance, assignments, dropins, found)
 
     def _dropins(self, name: str, template: Optional[str]) -> list[str]:
         typ = name.rpartition(".")[2]
@@ -348,8 +356,10 @@ def specifiers(
     user: Optional[User],
     host: dict[str, str],
     fs: RootFS,
+    root_shell: str = "/bin/sh",
 ) -> Specifiers:
-    """The specifiers of unit *name* in the manager of *user* (None: the system's)."""
+    """The specifiers of unit *name* in the manager of *user* (None: the system's, whose
+    ``%s`` is root's shell in the root's passwd)."""
     stem = name.rpartition(".")[0]
     prefix, at, instance = stem.partition("@")
     v: dict[str, str] = dict(host)
@@ -358,7 +368,7 @@ def specifiers(
         N=stem,
         p=prefix,
         P=unescape_unit(prefix),
-        y=fs.host(fragment) if not fs.plain else fragment,
+        y=fragment,
         Y=posixpath.dirname(fragment),
         j=prefix.rsplit("-", 1)[-1] if "-" in prefix else prefix,
         d=f"/run/credentials/{name}",
@@ -374,12 +384,12 @@ def specifiers(
         v["f"] = unit_path(prefix)
     if user is None:
         v.update(
+            s=root_shell,
             h="/root",
             u="root",
             U="0",
             g="root",
             G="0",
-            s="/bin/sh",
             E="/etc",
             S="/var/lib",
             C="/var/cache",
@@ -395,9 +405,9 @@ def specifiers(
             G=str(user.gid),
             s=user.shell,
             E=f"{h}/.config",
-            S=f"{h}/.local/state",
+            S=f"{h}/.config",  # systemd 252: $XDG_CONFIG_HOME (verified on Debian 12)
             C=f"{h}/.cache",
-            L=f"{h}/.local/state/log",
+            L=f"{h}/.config/log",
             t=f"/run/user/{user.uid}",
         )
         if user.group:
@@ -532,7 +542,8 @@ def _consumer(
     trig: Optional[list[tuple[str, bool]]],
     res: UnitsResult,
 ) -> Optional[Consumer]:
-    spec = specifiers(u.name, u.fragment, m.user, host, fs)
+    root = users.by_name("root")
+    spec = specifiers(u.name, u.fragment, m.user, host, fs, root.shell if root else "/bin/sh")
     problems = list(u.problems)
     refs: list[Reference] = []
     template_unknown = u.name.endswith("@.service")
@@ -570,14 +581,16 @@ def _consumer(
         env.update(HOME=m.user.home, USER=m.user.name)
     elif runner is not None and who not in ("root", None):
         env.update(HOME=runner.home, USER=runner.name, LOGNAME=runner.name)
-    env_where: Optional[Where] = None
-    env_expanded = False
+    origin: dict[str, tuple[Where, Confidence]] = {}
     for a in u.values("Service", "Environment"):
         try:
-            env.update(parse_environment(a.value, spec))
-            env_where = Where(a.source, a.line, "Environment")
+            got = parse_environment(a.value, spec)
         except UnknownSpecifier as e:
             problems.append(syntax(a.source, a.line, f"Environment=: {e}: ignored"))
+            continue
+        env.update(got)
+        for k, _ in got:
+            origin[k] = (Where(a.source, a.line, "Environment"), Confidence.EXACT)
     for a in u.values("Service", "EnvironmentFile"):
         optional = a.value.startswith("-")
         path = expand(a, a.value[1:] if optional else a.value)
@@ -591,19 +604,15 @@ def _consumer(
                 problems += probs
             continue
         problems += probs
-        got, env_problems = parse_env_file(text)
+        lines, env_problems = parse_env_file(text)
         problems += [syntax(fs.host(path), p.line, p.message) for p in env_problems]
-        env.update(got)
-        env_where = Where(fs.host(path), 0, "EnvironmentFile")
-        env_expanded = True
-    if env_where is not None:
-        refs += cls.environment(
-            env,
-            where=env_where,
-            confidence=Confidence.EXPANDED if env_expanded else Confidence.EXACT,
-        )
+        for k, v, n in lines:
+            env[k] = v
+            origin[k] = (Where(fs.host(path), n, "EnvironmentFile"), Confidence.EXPANDED)
+    for k, (where, conf) in origin.items():
+        refs += cls.environment({k: env[k]}, where=where, confidence=conf)
     search_a = u.values("Service", "ExecSearchPath")
-    search: tuple[str, ...] = SYSTEMD_PATH
+    search: tuple[str, ...] = tuple(DEFAULT_PATH.split(":"))
     if search_a:
         search = tuple(
             p
@@ -622,7 +631,7 @@ def _consumer(
                 cmds = parse_exec(a.value, spec)
             except (SyntaxProblem, UnknownSpecifier) as e:
                 problems.append(syntax(a.source, a.line, f"{key}=: {e}: the line is ignored"))
-                refs += _salvage(cls, a, key)
+                refs += _salvage(cls, a, key, env)
                 continue
             conf = Confidence.EXACT
             if spec.used:
@@ -665,19 +674,14 @@ def _consumer(
     via = (u.name,)
     for ch in chains:
         res.chains.append(
-            Chain(
-                ch.reader,
-                ch.config,
-                ch.where,
-                u.name,
-                restart,
-                enabled,
-                is_running,
-                who,
-                ch.env,
-                ch.cwd,
-                via + ch.via,
-                ch.argv,
+            replace(
+                ch,
+                unit=u.name,
+                restart=restart,
+                enabled=enabled,
+                running=is_running,
+                user=who,
+                via=via + ch.via,
             )
         )
     if not refs and not problems:
@@ -709,11 +713,14 @@ def _consumer(
 _PATHLIKE = re.compile(r"(/[^\s'\";]+/bin/[^\s'\";/]+)")
 
 
-def _salvage(cls: Classifier, a: Assignment, key: str) -> list[Reference]:
+def _salvage(cls: Classifier, a: Assignment, key: str, env: Mapping[str, str]) -> list[Reference]:
     """The venv paths of a line systemd ignores (a bad escape, a variable in argv0), as
     unresolved references: the unit names that venv, and will not start."""
     out = []
-    for m in _PATHLIKE.finditer(a.value):
+    value = re.sub(
+        r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m.group(1), m.group(0)), a.value
+    )
+    for m in _PATHLIKE.finditer(value):
         ref = cls.executable(
             m.group(1),
             text=a.value,

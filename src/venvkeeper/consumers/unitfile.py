@@ -332,6 +332,9 @@ def parse_exec(value: str, spec: Specifiers) -> list[ExecCommand]:
                 f"{path!r}: variables are not expanded in the executable path (systemd"
                 " says: Neither a valid executable name nor an absolute path)"
             )
+        if any(c in path for c in "\\\"'") or any(ord(c) < 32 or ord(c) == 127 for c in path):
+            raise SyntaxProblem(f"{path!r}: the executable path holds a quote, a backslash or a"
+                                " control character")
         if not path.startswith("/") and "/" in path:
             raise SyntaxProblem(f"{path!r} is neither a valid executable name nor an absolute path")
         argv: list[str] = [] if at else [path]
@@ -382,10 +385,11 @@ def parse_environment(value: str, spec: Specifiers) -> list[tuple[str, str]]:
     return out
 
 
-def parse_env_file(text: str) -> tuple[list[tuple[str, str]], list[UnitProblem]]:
+def parse_env_file(text: str) -> tuple[list[tuple[str, str, int]], list[UnitProblem]]:
     """``EnvironmentFile=``: shell-like ``KEY=value`` lines with single, double or
-    backslash quoting and comment lines; ``export KEY=`` is rejected, as systemd does."""
-    out: list[tuple[str, str]] = []
+    backslash quoting and comment lines; ``export KEY=`` is rejected, as systemd does.
+    Returns (key, value, line) in order, and the problems."""
+    out: list[tuple[str, str, int]] = []
     problems: list[UnitProblem] = []
     i, n, line = 0, len(text), 1
     while i < n:
@@ -460,7 +464,7 @@ def parse_env_file(text: str) -> tuple[list[tuple[str, str]], list[UnitProblem]]
         if trailing:
             value = value[:-trailing]
         if _ENV_NAME.fullmatch(key):
-            out.append((key, value))
+            out.append((key, value, start_line))
         else:
             problems.append(
                 UnitProblem(start_line, f"invalid environment assignment {key[:40]!r}: ignored")
