@@ -333,8 +333,9 @@ def parse_exec(value: str, spec: Specifiers) -> list[ExecCommand]:
                 " says: Neither a valid executable name nor an absolute path)"
             )
         if any(c in path for c in "\\\"'") or any(ord(c) < 32 or ord(c) == 127 for c in path):
-            raise SyntaxProblem(f"{path!r}: the executable path holds a quote, a backslash or a"
-                                " control character")
+            raise SyntaxProblem(
+                f"{path!r}: the executable path holds a quote, a backslash or a control character"
+            )
         if not path.startswith("/") and "/" in path:
             raise SyntaxProblem(f"{path!r} is neither a valid executable name nor an absolute path")
         argv: list[str] = [] if at else [path]
