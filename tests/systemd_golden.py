@@ -16,7 +16,6 @@ With --check, the new output is compared with the stored one instead of replacin
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,12 +34,25 @@ GOLDEN = DATA / "golden.json"
 def install(root: Path) -> None:
     """The fixture tree and the venvs into a fresh root."""
     nspawn.add_user(root, "alice", linger=False)
-    subprocess.run(["cp", "-a", "--no-preserve=ownership", f"{DATA / 'root'}/.", str(root)],
-                   check=True)
+    subprocess.run(
+        ["cp", "-a", "--no-preserve=ownership", f"{DATA / 'root'}/.", str(root)], check=True
+    )
     subprocess.run(["chroot", str(root), "chown", "-R", "alice:alice", "/home/alice"], check=True)
     debroot.chroot_run(root, ["python3", "-m", "venv", "--without-pip", "/opt/app/venv"])
-    debroot.chroot_run(root, ["runuser", "-u", "alice", "--", "python3", "-m", "venv",
-                              "--without-pip", "/home/alice/venv"])
+    debroot.chroot_run(
+        root,
+        [
+            "runuser",
+            "-u",
+            "alice",
+            "--",
+            "python3",
+            "-m",
+            "venv",
+            "--without-pip",
+            "/home/alice/venv",
+        ],
+    )
 
 
 def generate(workdir: Path) -> dict[str, object]:

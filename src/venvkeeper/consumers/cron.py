@@ -321,7 +321,7 @@ def read_script(
     cwd: Optional[str] = "/"
     for n, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
-        if not line or line.startswith("#") or not ("/" in line or "=" in line):
+        if not line or line.startswith("#"):
             continue
         w = Where(source, n, "script")
         r, p, parsed = string_refs(

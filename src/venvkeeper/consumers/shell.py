@@ -251,10 +251,12 @@ def _walk(text: str, st: State, inv: list[Invocation], src: list[Sourced], depth
 def _strip_redirects(words: list[str]) -> list[str]:
     out: list[str] = []
     skip = False
-    for w in words:
+    for i, w in enumerate(words):
         if skip:
             skip = False
             continue
+        if w.isdigit() and i + 1 < len(words) and words[i + 1][:1] in "<>":
+            continue  # the fd of 2>&1, split off by the lexer
         if REDIRECTS.match(w) or w in ("<", ">"):
             skip = True
             continue

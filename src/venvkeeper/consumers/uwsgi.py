@@ -39,8 +39,10 @@ from venvkeeper.model.consumers import (
     ConsumerKind,
     Manager,
     Reference,
+    RefKind,
     Restart,
     RestartVerb,
+    VenvState,
 )
 from venvkeeper.model.findings import Finding
 
@@ -343,9 +345,12 @@ def app_consumer(
     for o in cfg.get(HOME_KEYS):
         conf = _conf(o)
         where = Where(fs.host(o.source), o.line, o.key)
+        text = f"{o.key} = {o.value}"
         if o.value.startswith("/"):
+            refs.append(cls.home(o.value, text=text, confidence=conf, where=where))
+        elif o.unresolved:  # $(VAR) unknown here: the venv is named, but not known
             refs.append(
-                cls.home(o.value, text=f"{o.key} = {o.value}", confidence=conf, where=where)
+                cls.make(RefKind.EMBEDDED_HOME, conf, text, None, None, VenvState.UNKNOWN, where)
             )
     for o in cfg.get(PATH_KEYS):
         where = Where(fs.host(o.source), o.line, o.key)

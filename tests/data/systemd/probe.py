@@ -9,20 +9,47 @@ import subprocess
 import time
 
 SYSTEM = [
-    "app.service", "app-web.service", "worker@site-a.service", "worker@srv-x\\x2dy.service",
-    "probe.service", "probe.timer", "sockapp.service", "search.service", "bare.service",
-    "badvar.service", "shell.service", "spec.service", "masked.service", "alias-of-app.service",
-    "linked.service", "envdump.service",
+    "app.service",
+    "app-web.service",
+    "worker@site-a.service",
+    "worker@srv-x\\x2dy.service",
+    "probe.service",
+    "probe.timer",
+    "sockapp.service",
+    "search.service",
+    "bare.service",
+    "badvar.service",
+    "shell.service",
+    "spec.service",
+    "masked.service",
+    "alias-of-app.service",
+    "linked.service",
+    "envdump.service",
 ]
 USER = ["uapp.service"]
 SERVICE_PROPS = [
-    "ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop", "ExecStopPost", "Environment",
-    "EnvironmentFiles", "WorkingDirectory", "User", "ExecSearchPath", "ExecMainStatus",
+    "ExecStartPre",
+    "ExecStart",
+    "ExecStartPost",
+    "ExecStop",
+    "ExecStopPost",
+    "Environment",
+    "EnvironmentFiles",
+    "WorkingDirectory",
+    "User",
+    "ExecSearchPath",
+    "ExecMainStatus",
     "Result",
 ]
 UNIT_PROPS = [
-    "Id", "LoadState", "ActiveState", "FragmentPath", "DropInPaths", "TriggeredBy",
-    "UnitFileState", "Names",
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "FragmentPath",
+    "DropInPaths",
+    "TriggeredBy",
+    "UnitFileState",
+    "Names",
 ]
 
 
@@ -32,9 +59,18 @@ def busctl(args, user=None):
     if user:
         uid = int(subprocess.check_output(["id", "-u", user]).decode())
         run = f"/run/user/{uid}"
-        argv = ["runuser", "-u", user, "--", "env", f"XDG_RUNTIME_DIR={run}",
-                f"DBUS_SESSION_BUS_ADDRESS=unix:path={run}/bus", "busctl", "--user",
-                "--json=short"]
+        argv = [
+            "runuser",
+            "-u",
+            user,
+            "--",
+            "env",
+            f"XDG_RUNTIME_DIR={run}",
+            f"DBUS_SESSION_BUS_ADDRESS=unix:path={run}/bus",
+            "busctl",
+            "--user",
+            "--json=short",
+        ]
     res = subprocess.run(argv + args, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         return {"error": res.stderr.strip()}
@@ -42,16 +78,34 @@ def busctl(args, user=None):
 
 
 def unit(name, user=None):
-    got = busctl(["call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-                  "org.freedesktop.systemd1.Manager", "LoadUnit", "s", name], user)
+    got = busctl(
+        [
+            "call",
+            "org.freedesktop.systemd1",
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            "LoadUnit",
+            "s",
+            name,
+        ],
+        user,
+    )
     if "error" in got:
         return got
     path = got["data"][0]
     out = {}
     for iface, props in (("Unit", UNIT_PROPS), ("Service", SERVICE_PROPS)):
         for p in props:
-            v = busctl(["get-property", "org.freedesktop.systemd1", path,
-                        f"org.freedesktop.systemd1.{iface}", p], user)
+            v = busctl(
+                [
+                    "get-property",
+                    "org.freedesktop.systemd1",
+                    path,
+                    f"org.freedesktop.systemd1.{iface}",
+                    p,
+                ],
+                user,
+            )
             if "error" not in v:
                 out[p] = v["data"]
     return out
@@ -70,12 +124,15 @@ def main():
         time.sleep(1)
     time.sleep(2)
     doc = {
-        "systemd": subprocess.run(["systemctl", "--version"], capture_output=True,
-                                  text=True).stdout.splitlines()[0],
+        "systemd": subprocess.run(
+            ["systemctl", "--version"], capture_output=True, text=True
+        ).stdout.splitlines()[0],
         "system": {n: unit(n) for n in SYSTEM},
         "user": {"alice": {n: unit(n, "alice") for n in USER}},
-        "journal": {n: journal(n) for n in ("app.service", "search.service", "bare.service",
-                                            "shell.service")},
+        "journal": {
+            n: journal(n)
+            for n in ("app.service", "search.service", "bare.service", "shell.service")
+        },
         "user_journal": {"alice": {"uapp.service": journal("uapp.service", "alice")}},
     }
     try:
