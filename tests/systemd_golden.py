@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import debroot  # noqa: E402
+
 import nspawn  # noqa: E402
 
 DATA = HERE / "data" / "systemd"

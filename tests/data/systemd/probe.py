@@ -136,7 +136,8 @@ def main():
         "user_journal": {"alice": {"uapp.service": journal("uapp.service", "alice")}},
     }
     try:
-        raw = open("/run/envdump", "rb").read()
+        with open("/run/envdump", "rb") as f:
+            raw = f.read()
         doc["envdump"] = sorted(x.decode() for x in raw.split(b"\0") if x)
     except OSError as e:
         doc["envdump"] = str(e)
