@@ -32,6 +32,7 @@ PIPX_HOMES = (".local/share/pipx", ".local/pipx")
 PIPX_GLOBAL = "/opt/pipx"
 #: Most entries read from one directory: a hostile directory of millions is cut short.
 MAX_ENTRIES = 20000
+EXEC_TRICK = b"\x27\x27\x27exec\x27"  # pip's and uv's /bin/sh trampoline
 
 
 def bin_dirs(fs: RootFS, users: Users) -> list[tuple[str, Optional[User]]]:
@@ -71,15 +72,21 @@ def read_commands(fs: RootFS, cls: Classifier, users: Users) -> list[Consumer]:
             except OSError:
                 continue
             where = Where(fs.host(path), 1 if not link else 0, "link" if link else "shebang")
-            if not link:
-                head = fs.head(path, 2)
-                if head != b"#!":
-                    continue
+            if not link and not _may_name_a_venv(fs.head(path, 1024)):
+                continue
             ref = cls.executable(path, text=path, confidence=Confidence.EXACT, where=where)
             if ref is None:
                 continue
             out.append(_consumer(fs, path, ref, owner))
     return out
+
+
+def _may_name_a_venv(head: Optional[bytes]) -> bool:
+    """Whether a script's first lines may name a venv's interpreter (cheap: no I/O)."""
+    if not head or not head.startswith(b"#!"):
+        return False
+    first = head.split(b"\n", 1)[0]
+    return b"python" in first or EXEC_TRICK in head
 
 
 def _consumer(fs: RootFS, path: str, ref: Reference, owner: Optional[User]) -> Consumer:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from venvkeeper.consumers.rootfs import MAX_HOPS, RootFS
-from venvkeeper.host.fsutil import normpath
+from venvkeeper.consumers.rootfs import _norm as normpath
 from venvkeeper.host.shebang import env_target, parse_shebang, relocatable_name
 from venvkeeper.model.consumers import Confidence, Reference, RefKind, VenvState
 
@@ -56,6 +56,9 @@ class Classifier:
 
     def __init__(self, fs: RootFS) -> None:
         self.fs = fs
+        #: Executables that lead to no venv (``/bin/mkdir``, a distro daemon), by search
+        #: path: most of a host's commands, each looked at once.
+        self._nothing: set[tuple[str, tuple[str, ...]]] = set()
 
     # --- the one constructor ----------------------------------------------------------
 
@@ -115,6 +118,26 @@ class Classifier:
         has nothing to do with a venv. *search* is the PATH that a ``#!/usr/bin/env``
         shebang of the file resolves through (none known: not followed)."""
         path = normpath(path)
+        key = (path, tuple(search))
+        if key in self._nothing:
+            return None
+        ref = self._executable(
+            path, text=text, confidence=confidence, where=where, search=search, kind=kind
+        )
+        if ref is None:
+            self._nothing.add(key)
+        return ref
+
+    def _executable(
+        self,
+        path: str,
+        *,
+        text: str,
+        confidence: Confidence,
+        where: Where,
+        search: Sequence[str],
+        kind: Optional[RefKind],
+    ) -> Optional[Reference]:
         venv = self.venv_of_bin(path)
         name = posixpath.basename(path)
         is_py = PY_NAME.fullmatch(name) is not None

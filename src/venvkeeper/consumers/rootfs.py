@@ -27,6 +27,19 @@ FILE_LIMIT = 1 << 20
 MAX_HOPS = 40
 
 
+def _norm(path: str) -> str:
+    """:func:`fsutil.normpath`, skipped for a path that is already normal (most are)."""
+    if (
+        path.startswith("/")
+        and "//" not in path
+        and "/./" not in path
+        and "/../" not in path
+        and not path.endswith(("/", "/.", "/.."))
+    ) or path == "/":
+        return path
+    return fsutil.normpath(path)
+
+
 class RootFS:
     """One OS root (``/`` for this host). Caches what it learnt for one read of consumers."""
 
@@ -41,8 +54,8 @@ class RootFS:
 
     def host(self, path: str) -> str:
         """The host path of *path* (inside the root), links not resolved."""
-        path = fsutil.normpath(path)
-        return path if self.plain else fsutil.normpath(self.root + path)
+        path = _norm(path)
+        return path if self.plain else self.root + path if path != "/" else self.root
 
     def inside(self, host_path: str) -> str:
         """*host_path* as the root sees it (the reverse of :meth:`host`)."""
@@ -57,7 +70,7 @@ class RootFS:
     def real(self, path: str) -> Optional[str]:
         """The host path of *path* with every link resolved inside the root, or None on a
         loop. A missing tail is kept as it is (like ``realpath``)."""
-        path = fsutil.normpath(path)
+        path = _norm(path)
         if path in self._real:
             return self._real[path]
         if self.plain:
@@ -111,7 +124,7 @@ class RootFS:
 
     def lstat(self, path: str) -> Optional[os.stat_result]:
         """``lstat`` of *path* itself (its directory resolved), None when absent."""
-        d, name = posixpath.split(fsutil.normpath(path))
+        d, name = posixpath.split(_norm(path))
         parent = self.real(d)
         if parent is None or not name:
             return None
@@ -141,7 +154,7 @@ class RootFS:
         return st is not None and stat.S_ISREG(st.st_mode)
 
     def readlink(self, path: str) -> Optional[str]:
-        d, name = posixpath.split(fsutil.normpath(path))
+        d, name = posixpath.split(_norm(path))
         parent = self.real(d)
         if parent is None:
             return None
@@ -161,15 +174,32 @@ class RootFS:
         """The whole regular file *path* (links resolved inside the root); raises
         :class:`OSError` (``NotRegularFile``, ``TooLarge``, permission ...). Never blocks:
         a FIFO is refused before it is opened."""
-        real = self.real(path)
+        real = self._file(path)
         if real is None:
             raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
         self.files_read += 1
         return fsutil.read_file(real, limit, follow_links=False)
 
+    def _file(self, path: str) -> Optional[str]:
+        """The host path to open for *path*: its directory resolved (cached), and the file
+        itself resolved only when it is a link (most are not)."""
+        d, name = posixpath.split(_norm(path))
+        parent = self.real(d)
+        if parent is None or not name:
+            return None
+        host = os.path.join(parent, name)
+        if self.plain:
+            return host
+        try:
+            if not stat.S_ISLNK(os.lstat(host).st_mode):
+                return host
+        except (OSError, ValueError):
+            return host
+        return self.real(path)
+
     def head(self, path: str, limit: int = 1024) -> Optional[bytes]:
         """The first bytes of a regular file, None when it cannot be read."""
-        real = self.real(path)
+        real = self._file(path)
         if real is None:
             return None
         try:
@@ -179,7 +209,7 @@ class RootFS:
 
     def venv_state(self, d: str) -> VenvState:
         """Whether the directory *d* (inside the root) is a venv."""
-        d = fsutil.normpath(d)
+        d = _norm(d)
         known = self._venv.get(d)
         if known is not None:
             return known

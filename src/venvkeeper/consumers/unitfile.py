@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 WHITESPACE = " \t\n\r"
+_PLAIN_WORD = re.compile(r"[^\s'\"\\]+")
+_UNSAFE_PATH = re.compile(r"[\x00-\x1f\x7f\\\"']")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -150,6 +152,9 @@ def next_word(s: str, i: int, *, relax: bool = False) -> tuple[Optional[str], in
         i += 1
     if i >= n:
         return None, n
+    plain = _PLAIN_WORD.match(s, i)
+    if plain is not None and (plain.end() == n or s[plain.end()] in WHITESPACE):
+        return plain.group(0), plain.end()  # the common case: no quote, no escape
     buf: list[str] = []
     quote: Optional[str] = None
     while i < n:
@@ -332,7 +337,7 @@ def parse_exec(value: str, spec: Specifiers) -> list[ExecCommand]:
                 f"{path!r}: variables are not expanded in the executable path (systemd"
                 " says: Neither a valid executable name nor an absolute path)"
             )
-        if any(c in path for c in "\\\"'") or any(ord(c) < 32 or ord(c) == 127 for c in path):
+        if _UNSAFE_PATH.search(path):
             raise SyntaxProblem(
                 f"{path!r}: the executable path holds a quote, a backslash or a control character"
             )
