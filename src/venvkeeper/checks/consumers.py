@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from typing import Optional
 
 from venvkeeper.checks._base import CodeDoc, ConsumerCheck
-from venvkeeper.model.consumers import Confidence, ConsumerFacts, RefKind, VenvState
+from venvkeeper.model.consumers import (
+    Confidence,
+    ConsumerFacts,
+    Reference,
+    RefKind,
+    VenvState,
+)
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.venv import VenvFacts
 
@@ -49,9 +55,15 @@ def _dangling(cf: ConsumerFacts) -> Iterator[Finding]:
         yield Finding(
             DANGLING,
             Severity.CRITICAL if sure else Severity.WARNING,
-            f"{c.name} ({r.source}:{r.line}) names {r.path or r.venv}, but {r.venv} {what}:"
+            f"{c.name}{_where(c.name, r)} names {r.path or r.venv}, but {r.venv} {what}:"
             f" it {_fails(cf)}",
         )
+
+
+def _where(name: str, r: Reference) -> str:
+    """`` (FILE:LINE)`` of a reference, unless the consumer's name says it already."""
+    where = f"{r.source}:{r.line}" if r.line else r.source
+    return "" if name in (where, r.source) else f" ({where})"
 
 
 def _fails(cf: ConsumerFacts) -> str:
@@ -94,12 +106,12 @@ def _hardcode(cf: ConsumerFacts) -> Iterator[Finding]:
         minor = venv_minor(facts) if facts is not None else None
         if minor is None:
             continue
-        where = f"{r.source}:{r.line}"
+        where = _where(c.name, r)
         if minor != r.minor:
             yield Finding(
                 HARDCODES_MINOR,
                 Severity.WARNING,
-                f"{c.name} ({where}) names {r.path}, but {r.venv} is Python {minor}: that"
+                f"{c.name}{where} names {r.path}, but {r.venv} is Python {minor}: that"
                 f" directory is not its site-packages; change python{r.minor} to"
                 f" python{minor} in {r.key or 'that line'}",
             )
@@ -107,7 +119,7 @@ def _hardcode(cf: ConsumerFacts) -> Iterator[Finding]:
             yield Finding(
                 HARDCODES_MINOR,
                 Severity.INFO,
-                f"{c.name} ({where}) hard-codes lib/python{r.minor}: it breaks at the next"
+                f"{c.name}{where} hard-codes lib/python{r.minor}: it breaks at the next"
                 " Python upgrade even after the venv is rebuilt, until that line is changed",
             )
 
