@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -207,7 +208,12 @@ def median_of(runs: int, fn) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
+#: The CPU time (user + system) of each child command run so far, by its arguments.
+CPU: dict[tuple[str, ...], list[float]] = {}
+
+
 def cli(*args: str) -> None:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [sys.executable, "-m", "venvkeeper", *args],
         env=ENV,
@@ -215,6 +221,13 @@ def cli(*args: str) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    CPU.setdefault(args, []).append(used)
+
+
+def cpu_of(*args: str) -> float:
+    return round(statistics.median(CPU[args]), 3)
 
 
 def main(argv: list[str]) -> int:
