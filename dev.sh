@@ -14,6 +14,8 @@
 #   ./dev.sh bench startup [ARGS...] the short commands' start-up, restarts against
 #                             needrestart on this host as it is (bench/startup.py)
 #   ./dev.sh bench matrix [ARGS...] a shared tree against 100 host profiles (bench/matrix.py)
+#   ./dev.sh bench consumers [ARGS...] reading consumers on a host with 500 units, 200 cron
+#                             lines and 2,000 PATH files (bench/consumers.py)
 #   ./dev.sh pyz [ARGS...]    dist/venvkeeper.pyz: a zipapp with its dependencies inside, for
 #                             any CPython 3.9+ (tools/build_pyz.py; wheels cached in
 #                             ~/.cache/venvkeeper-build)
@@ -252,6 +254,7 @@ case "$cmd" in
         if [ "${1:-}" = repair ]; then shift; exec "$venv/bin/python" bench/repair.py "$@"; fi
         if [ "${1:-}" = startup ]; then shift; exec "$venv/bin/python" bench/startup.py "$@"; fi
         if [ "${1:-}" = matrix ]; then shift; exec "$venv/bin/python" bench/matrix.py "$@"; fi
+        if [ "${1:-}" = consumers ]; then shift; exec "$venv/bin/python" bench/consumers.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
