@@ -15,7 +15,8 @@ def _world(tmp_path: Path) -> World:
     w.venv("/opt/idle/venv")
     w.write(
         "/etc/systemd/system/app.service",
-        "[Service]\nExecStart=/opt/app/venv/bin/python -m app\n[Install]\nWantedBy=multi-user.target\n",
+        "[Service]\nExecStart=/opt/app/venv/bin/python -m app\n"
+        "[Install]\nWantedBy=multi-user.target\n",
     )
     w.link(
         "/etc/systemd/system/multi-user.target.wants/app.service", "/etc/systemd/system/app.service"

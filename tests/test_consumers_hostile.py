@@ -115,7 +115,8 @@ def test_huge_and_non_utf8_files(w: World) -> None:
 def test_syntax_errors_and_loops(w: World) -> None:
     w.write(
         "/etc/systemd/system/esc.service",
-        "[Service]\nExecStart=/opt/app/venv/bin/python 'open\nExecStartPre=/opt/app/venv/bin/python \\d\n",
+        "[Service]\nExecStart=/opt/app/venv/bin/python 'open\n"
+        "ExecStartPre=/opt/app/venv/bin/python \\d\n",
     )
     w.write(
         "/etc/systemd/system/quoted.service",
