@@ -22,17 +22,15 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from venvkeeper.consumers import elf
-from venvkeeper.consumers.chains import Chain
+from venvkeeper.consumers.chains import APACHE, Chain, packaged
 from venvkeeper.consumers.refs import Classifier, Where
-from venvkeeper.consumers.rootfs import RootFS, read_text, syntax
+from venvkeeper.consumers.rootfs import RootFS, read_text, syntax, with_problems
 from venvkeeper.model.consumers import (
     Activation,
     Confidence,
     Consumer,
     ConsumerKind,
-    Manager,
     Reference,
-    Restart,
     RestartVerb,
 )
 from venvkeeper.model.findings import Finding
@@ -321,25 +319,17 @@ def read_chain(fs: RootFS, cls: Classifier, chain: Chain) -> list[Consumer]:
             out.append(
                 _consumer(fs, "WSGIPythonHome", embedded[0], refs, None, chain, minor, module_file)
             )
-    if st.problems:
-        if out:
-            first = out[0]
-            out[0] = Consumer(**{**first.__dict__, "problems": first.problems + tuple(st.problems)})
-        else:
-            out.append(
-                Consumer(
-                    ConsumerKind.MOD_WSGI,
-                    fs.host(main),
-                    fs.host(main),
-                    0,
-                    None,
-                    (),
-                    Activation.WEB,
-                    restart=chain.restart,
-                    problems=tuple(st.problems),
-                )
-            )
-    return out
+    empty = Consumer(
+        ConsumerKind.MOD_WSGI,
+        fs.host(main),
+        fs.host(main),
+        0,
+        None,
+        (),
+        Activation.WEB,
+        restart=chain.restart,
+    )
+    return with_problems(out, st.problems, empty)
 
 
 def _script_refs(
@@ -409,18 +399,9 @@ def _consumer(
     )
 
 
-def default_chain(fs: RootFS, unit: str, enabled: Optional[bool], running: Optional[bool]) -> Chain:
+def default_chain(fs: RootFS, unit: str, running: Optional[bool]) -> Chain:
     main = DEBIAN if fs.exists(DEBIAN) else RHEL
-    return Chain(
-        "apache",
-        main,
-        Where(fs.host(main), 0),
-        unit,
-        Restart(Manager.SYSTEM, unit, RestartVerb.RELOAD),
-        enabled,
-        running,
-        "www-data" if main == DEBIAN else "apache",
-        {},
-        None,
-        (unit,),
+    user = "www-data" if main == DEBIAN else "apache"
+    return packaged(
+        APACHE, main, fs.host(main), unit, RestartVerb.RELOAD, running=running, user=user
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from venvkeeper.consumers.refs import PY_NAME, Where
-from venvkeeper.model.consumers import NO_RESTART, Restart
+from venvkeeper.model.consumers import NO_RESTART, Manager, Restart, RestartVerb
 
 UWSGI = "uwsgi"
 SUPERVISOR = "supervisor"
@@ -126,3 +126,37 @@ def chains_of(
             conf = posixpath.join(server_root, conf)
         out.append(Chain(APACHE, _abs(conf, cwd) if conf else "", **base))  # type: ignore[arg-type]
     return out
+
+
+def packaged(
+    reader: str,
+    config: str,
+    source: str,
+    unit: str,
+    verb: RestartVerb,
+    *,
+    running: Optional[bool],
+    enabled: Optional[bool] = None,
+    user: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    argv: tuple[str, ...] = (),
+    fmt: str = "",
+) -> Chain:
+    """The chain of a server's packaged layout (Debian's uWSGI apps, Apache's and
+    supervisor's default configs) run by the system unit *unit*; *source* is the host path
+    that names it (the config itself, or the init script)."""
+    return Chain(
+        reader,
+        config,
+        Where(source, 0),
+        unit,
+        Restart(Manager.SYSTEM, unit, verb),
+        enabled,
+        running,
+        user,
+        dict(env or {}),
+        None,
+        (unit,),
+        argv,
+        fmt,
+    )

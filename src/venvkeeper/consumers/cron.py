@@ -18,7 +18,7 @@ from typing import Optional
 
 from venvkeeper.consumers.launch import string_refs
 from venvkeeper.consumers.refs import Classifier, Where
-from venvkeeper.consumers.rootfs import RootFS, read_text, syntax
+from venvkeeper.consumers.rootfs import RootFS, read_text, syntax, with_problems
 from venvkeeper.consumers.users import Users
 from venvkeeper.model.consumers import (
     Activation,
@@ -149,16 +149,8 @@ def read_table(
                 problems=tuple(probs),
             )
         )
-    if problems and not out:
-        out.append(
-            Consumer(
-                kind, source, source, 0, owner, (), Activation.SCHEDULE, problems=tuple(problems)
-            )
-        )
-    elif problems:
-        first = out[0]
-        out[0] = Consumer(**{**first.__dict__, "problems": first.problems + tuple(problems)})
-    return out
+    empty = Consumer(kind, source, source, 0, owner, (), Activation.SCHEDULE)
+    return with_problems(out, problems, empty)
 
 
 def _cron_d_ok(fs: RootFS, path: str) -> bool:

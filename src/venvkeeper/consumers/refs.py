@@ -229,18 +229,7 @@ class Classifier:
             if words and search and PY_NAME.fullmatch(words[0]):
                 found = self.which(words[0], search)
                 if found is not None:
-                    venv = self.venv_of_bin(found)
-                    if venv is not None and self._state(venv) is VenvState.VENV:
-                        return self.make(
-                            RefKind.PATH_ENTRY,
-                            Confidence.PATH_INFERRED,
-                            text,
-                            found,
-                            venv,
-                            VenvState.VENV,
-                            where,
-                            via=(path,),
-                        )
+                    return self._path_entry(found, text, where, via=(path,))
             return None
         interp = normpath(interp)
         venv = self.venv_of_bin(interp)
@@ -276,19 +265,30 @@ class Classifier:
         found = self.which(name, search)
         if found is None:
             return None
-        venv = self.venv_of_bin(found)
-        if venv is not None and self._state(venv) is VenvState.VENV:
-            return self.make(
-                RefKind.PATH_ENTRY,
-                Confidence.PATH_INFERRED,
-                text,
-                found,
-                venv,
-                VenvState.VENV,
-                where,
-            )
+        ref = self._path_entry(found, text, where)
+        if ref is not None:
+            return ref
         return self.executable(
             found, text=text, confidence=Confidence.PATH_INFERRED, where=where, search=search
+        )
+
+    def _path_entry(
+        self, found: str, text: str, where: Where, via: Sequence[str] = ()
+    ) -> Optional[Reference]:
+        """*found* (a bare name found through a search path) when it lies in a venv's
+        bin/: that venv, named by the search path."""
+        venv = self.venv_of_bin(found)
+        if venv is None or self._state(venv) is not VenvState.VENV:
+            return None
+        return self.make(
+            RefKind.PATH_ENTRY,
+            Confidence.PATH_INFERRED,
+            text,
+            found,
+            venv,
+            VenvState.VENV,
+            where,
+            via=via,
         )
 
     # --- other kinds --------------------------------------------------------------------

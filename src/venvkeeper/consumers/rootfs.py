@@ -13,11 +13,12 @@ import errno
 import os
 import posixpath
 import stat
+from dataclasses import replace
 from typing import Optional
 
 from venvkeeper.checks.consumers import SYNTAX, UNREADABLE
 from venvkeeper.host import fsutil
-from venvkeeper.model.consumers import VenvState
+from venvkeeper.model.consumers import Consumer, VenvState
 from venvkeeper.model.findings import Finding, Severity
 
 #: A consumer file larger than this is not read (a finding says so): far above any honest
@@ -265,3 +266,13 @@ def unreadable(source: str, e: OSError) -> Finding:
 def syntax(source: str, line: int, message: str) -> Finding:
     where = f"{source}:{line}" if line else source
     return Finding(SYNTAX, Severity.WARNING, f"{where}: {message}")
+
+
+def with_problems(out: list[Consumer], problems: list[Finding], empty: Consumer) -> list[Consumer]:
+    """*out* with a file's own *problems* on its first consumer, or on *empty* (the file as
+    a consumer with no reference) when it has none."""
+    if not problems:
+        return out
+    first = out[0] if out else empty
+    merged = replace(first, problems=first.problems + tuple(problems))
+    return [merged, *out[1:]]

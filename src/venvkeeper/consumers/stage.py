@@ -10,12 +10,12 @@ from dataclasses import replace
 from typing import Optional
 
 from venvkeeper.consumers import apache, commands, cron, gunicorn, supervisor, systemd, uwsgi
-from venvkeeper.consumers.chains import APACHE, GUNICORN, SUPERVISOR, UWSGI, Chain
-from venvkeeper.consumers.refs import Classifier, Where
+from venvkeeper.consumers.chains import APACHE, GUNICORN, SUPERVISOR, UWSGI, Chain, packaged
+from venvkeeper.consumers.refs import Classifier
 from venvkeeper.consumers.rootfs import RootFS, syntax
 from venvkeeper.consumers.users import Users
 from venvkeeper.host.cgroups import RunningUnits, running_units
-from venvkeeper.model.consumers import Consumer, Manager, Reference, Restart, RestartVerb
+from venvkeeper.model.consumers import Consumer, Reference, RestartVerb
 from venvkeeper.model.findings import Finding
 
 Reader = Callable[[RootFS, Classifier, Chain], list[Consumer]]
@@ -60,36 +60,19 @@ def read_all(root: str, proc: Optional[str]) -> tuple[list[Consumer], list[Findi
             fs, cls, running.runs("uwsgi.service"), fs.exists("/etc/init.d/uwsgi") or None
         )
     if fs.exists(uwsgi.EMPEROR_INI) and (UWSGI, uwsgi.EMPEROR_INI) not in done:
-        follow(_default(fs, UWSGI, uwsgi.EMPEROR_INI, "uwsgi-emperor.service", running, "ini"))
+        unit = "uwsgi-emperor.service"
+        source = fs.host(uwsgi.EMPEROR_INI)
+        verb = RestartVerb.RELOAD
+        follow(packaged(UWSGI, uwsgi.EMPEROR_INI, source, unit, verb, running=running.runs(unit)))
     main = apache.DEBIAN if fs.exists(apache.DEBIAN) else apache.RHEL
     if fs.exists(main) and (APACHE, main) not in done and (APACHE, "") not in done:
         unit = APACHE_UNITS[0] if main == apache.DEBIAN else APACHE_UNITS[1]
-        follow(apache.default_chain(fs, unit, None, running.runs(unit)))
+        follow(apache.default_chain(fs, unit, running.runs(unit)))
     sup = next((p for p in supervisor.DEFAULTS if fs.exists(p)), None)
     if sup and (SUPERVISOR, sup) not in done and (SUPERVISOR, "") not in done:
         unit = SUPERVISOR_UNITS[0] if sup == supervisor.DEFAULTS[0] else SUPERVISOR_UNITS[1]
-        follow(supervisor.default_chain(fs, unit, None, running.runs(unit)))
+        follow(supervisor.default_chain(fs, unit, running.runs(unit)))
     return _merge(out), problems, fs.files_read
-
-
-def _default(
-    fs: RootFS, reader: str, config: str, unit: str, running: RunningUnits, fmt: str
-) -> Chain:
-    return Chain(
-        reader,
-        config,
-        Where(fs.host(config), 0),
-        unit,
-        Restart(Manager.SYSTEM, unit, RestartVerb.RELOAD),
-        None,
-        running.runs(unit),
-        None,
-        {},
-        None,
-        (unit,),
-        (),
-        fmt,
-    )
 
 
 def _merge(consumers: list[Consumer]) -> list[Consumer]:

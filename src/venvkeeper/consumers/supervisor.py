@@ -22,10 +22,10 @@ import shlex
 from collections.abc import Mapping
 from typing import Optional
 
-from venvkeeper.consumers.chains import Chain
+from venvkeeper.consumers.chains import SUPERVISOR, Chain, packaged
 from venvkeeper.consumers.launch import argv_refs
 from venvkeeper.consumers.refs import Classifier, Where
-from venvkeeper.consumers.rootfs import RootFS, read_text, syntax
+from venvkeeper.consumers.rootfs import RootFS, read_text, syntax, with_problems
 from venvkeeper.model.consumers import (
     Activation,
     Confidence,
@@ -98,25 +98,17 @@ def read_chain(fs: RootFS, cls: Classifier, chain: Chain) -> list[Consumer]:
     problems: list[Finding] = []
     seen: list[str] = []
     _read(fs, cls, main, chain, out, problems, seen, [])
-    if problems:
-        if out:
-            first = out[0]
-            out[0] = Consumer(**{**first.__dict__, "problems": first.problems + tuple(problems)})
-        else:
-            out.append(
-                Consumer(
-                    ConsumerKind.SUPERVISOR,
-                    fs.host(main),
-                    fs.host(main),
-                    0,
-                    None,
-                    (),
-                    Activation.PROCESS,
-                    restart=chain.restart,
-                    problems=tuple(problems),
-                )
-            )
-    return out
+    empty = Consumer(
+        ConsumerKind.SUPERVISOR,
+        fs.host(main),
+        fs.host(main),
+        0,
+        None,
+        (),
+        Activation.PROCESS,
+        restart=chain.restart,
+    )
+    return with_problems(out, problems, empty)
 
 
 def _read(
@@ -271,18 +263,15 @@ def _program(
     )
 
 
-def default_chain(fs: RootFS, unit: str, enabled: Optional[bool], running: Optional[bool]) -> Chain:
+def default_chain(fs: RootFS, unit: str, running: Optional[bool]) -> Chain:
     main = next((p for p in DEFAULTS if fs.exists(p)), DEFAULTS[0])
-    return Chain(
-        "supervisor",
+    return packaged(
+        SUPERVISOR,
         main,
-        Where(fs.host(main), 0),
+        fs.host(main),
         unit,
-        Restart(Manager.SYSTEM, unit, RestartVerb.TRY_RESTART),
-        enabled,
-        running,
-        "root",
-        {"PATH": SUPERVISOR_PATH},
-        None,
-        (unit,),
+        RestartVerb.TRY_RESTART,
+        running=running,
+        user="root",
+        env={"PATH": SUPERVISOR_PATH},
     )

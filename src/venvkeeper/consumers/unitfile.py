@@ -142,6 +142,19 @@ def _cunescape_one(s: str, i: int) -> tuple[str, int]:
     raise SyntaxProblem(f"invalid escape \\{c}")
 
 
+def _escape(s: str, i: int, buf: list[str], relax: bool) -> int:
+    """The C escape at *s[i]* (a backslash) appended to *buf*; the index after it. With
+    *relax*, an unknown escape is kept as it is."""
+    try:
+        text, used = _cunescape_one(s, i + 1)
+    except SyntaxProblem:
+        if not relax:
+            raise
+        text, used = "\\" + s[i + 1 : i + 2], 1
+    buf.append(text)
+    return i + 1 + used
+
+
 def next_word(s: str, i: int, *, relax: bool = False) -> tuple[Optional[str], int]:
     """systemd's ``extract_first_word(EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE)``: the word that
     starts at or after *s[i]* and the index after it; (None, len) at the end. Quotes open
@@ -164,14 +177,7 @@ def next_word(s: str, i: int, *, relax: bool = False) -> tuple[Optional[str], in
                 quote = None
                 i += 1
             elif c == "\\":
-                try:
-                    text, used = _cunescape_one(s, i + 1)
-                except SyntaxProblem:
-                    if not relax:
-                        raise
-                    text, used = "\\" + s[i + 1 : i + 2], 1
-                buf.append(text)
-                i += 1 + used
+                i = _escape(s, i, buf, relax)
             else:
                 buf.append(c)
                 i += 1
@@ -182,14 +188,7 @@ def next_word(s: str, i: int, *, relax: bool = False) -> tuple[Optional[str], in
             quote = c
             i += 1
         elif c == "\\":
-            try:
-                text, used = _cunescape_one(s, i + 1)
-            except SyntaxProblem:
-                if not relax:
-                    raise
-                text, used = "\\" + s[i + 1 : i + 2], 1
-            buf.append(text)
-            i += 1 + used
+            i = _escape(s, i, buf, relax)
         else:
             buf.append(c)
             i += 1

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from venvkeeper.consumers import elf
-from venvkeeper.consumers.chains import Chain
+from venvkeeper.consumers.chains import UWSGI, Chain, packaged
 from venvkeeper.consumers.refs import Classifier, Where
 from venvkeeper.consumers.rootfs import RootFS, read_text, syntax
 from venvkeeper.host.fsutil import JSONError, load_json
@@ -37,10 +37,8 @@ from venvkeeper.model.consumers import (
     Confidence,
     Consumer,
     ConsumerKind,
-    Manager,
     Reference,
     RefKind,
-    Restart,
     RestartVerb,
     VenvState,
 )
@@ -464,20 +462,16 @@ def read_debian(
 ) -> list[Consumer]:
     """Debian's ``/etc/uwsgi/apps-enabled`` (recursive; for equal base names the
     alphabetically first extension wins), run by ``/etc/init.d/uwsgi`` (``uwsgi.service``)."""
-    restart = Restart(Manager.SYSTEM, "uwsgi.service", RestartVerb.RELOAD)
-    chain = Chain(
-        "uwsgi",
+    chain = packaged(
+        UWSGI,
         APPS_ENABLED,
-        Where(fs.host("/etc/init.d/uwsgi"), 0),
+        fs.host("/etc/init.d/uwsgi"),
         "uwsgi.service",
-        restart,
-        enabled,
-        running,
-        "www-data",
-        {},
-        None,
-        ("uwsgi.service",),
-        ("/usr/bin/uwsgi",),
+        RestartVerb.RELOAD,
+        running=running,
+        enabled=enabled,
+        user="www-data",
+        argv=("/usr/bin/uwsgi",),
     )
     out: list[Consumer] = []
     for path in _apps(fs, APPS_ENABLED, 0):
