@@ -382,7 +382,7 @@ def _consumer(
     minor: Optional[str],
     module: Optional[str],
 ) -> Consumer:
-    return Consumer(
+    return chain.consumer(
         kind=ConsumerKind.MOD_WSGI,
         name=name,
         source=fs.host(d.source),
@@ -390,12 +390,8 @@ def _consumer(
         user=user or chain.user,
         refs=tuple(refs),
         activation=Activation.WEB,
-        enabled=chain.enabled,
-        running=chain.running,
         embedded_python=minor,
         embedded_module=module,
-        restart=chain.restart,
-        via=chain.via,
     )
 
 

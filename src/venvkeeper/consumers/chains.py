@@ -9,10 +9,10 @@ import posixpath
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from venvkeeper.consumers.refs import PY_NAME, Where
-from venvkeeper.model.consumers import NO_RESTART, Manager, Restart, RestartVerb
+from venvkeeper.model.consumers import NO_RESTART, Consumer, Manager, Restart, RestartVerb
 
 UWSGI = "uwsgi"
 SUPERVISOR = "supervisor"
@@ -51,6 +51,18 @@ class Chain:
     via: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()
     fmt: str = ""  # uwsgi: ini, yaml, xml, json, emperor
+
+    def consumer(self, **fields: Any) -> Consumer:
+        """A consumer reached through this chain: enabled, running, what to restart and
+        the chain itself come from the parent; *fields* give the rest."""
+        fields.setdefault("user", self.user)
+        return Consumer(
+            enabled=self.enabled,
+            running=self.running,
+            restart=self.restart,
+            via=self.via,
+            **fields,
+        )
 
 
 def _abs(path: str, cwd: Optional[str]) -> str:

@@ -84,7 +84,7 @@ def read_chain(fs: RootFS, cls: Classifier, chain: Chain) -> list[Consumer]:
 def _consumer(
     source: str, line: int, chain: Chain, refs: list[Reference], problems: list[Finding]
 ) -> Consumer:
-    return Consumer(
+    return chain.consumer(
         kind=ConsumerKind.GUNICORN,
         name=source,
         source=source,
@@ -92,10 +92,6 @@ def _consumer(
         user=chain.user,
         refs=tuple(refs),
         activation=Activation.PROCESS,
-        enabled=chain.enabled,
-        running=chain.running,
-        restart=chain.restart,
-        via=chain.via,
         problems=tuple(problems),
     )
 

@@ -373,7 +373,7 @@ def app_consumer(
     user = next((o.value for o in cfg.options if o.key in ("uid", "setuid")), None) or chain.user
     first_line = refs[0].line if refs else 0
     return (
-        Consumer(
+        chain.consumer(
             kind=ConsumerKind.UWSGI,
             name=source,
             source=source,
@@ -381,12 +381,8 @@ def app_consumer(
             user=user,
             refs=tuple(refs),
             activation=Activation.WEB,
-            enabled=chain.enabled,
-            running=chain.running,
             embedded_python=minor,
             embedded_module=module,
-            restart=chain.restart,
-            via=chain.via,
             problems=tuple(cfg.problems),
         ),
         cfg,
