@@ -419,3 +419,47 @@ def test_judge_dangling_hardcode_and_unused(w: World) -> None:
     assert ("consumer-hardcodes-minor", Severity.WARNING) in codes
     assert report.unused == (w.host("/opt/idle/venv"),)
     assert j.consumer.restart.command == "systemctl try-restart a.service"
+
+
+def test_unit_chains_instances_root_directory_and_running(w: World) -> None:
+    """uwsgi-app@NAME (enabled through its socket), apache2.service (apachectl: Debian's
+    layout), RootDirectory=, GUNICORN_CMD_ARGS, and which of them run now."""
+    w.venv("/srv/blog/venv")
+    w.venv("/srv/jail/venv")
+    w.write(
+        "/lib/systemd/system/uwsgi-app@.socket", "[Socket]\nListenStream=/run/uwsgi/%i.socket\n"
+    )
+    w.write(
+        "/lib/systemd/system/uwsgi-app@.service",
+        "[Service]\nDynamicUser=yes\nExecStart=/usr/bin/uwsgi --ini /etc/uwsgi/apps-available/%i.ini\n",
+    )
+    w.link("/etc/systemd/system/sockets.target.wants/uwsgi-app@blog.socket",
+           "/lib/systemd/system/uwsgi-app@.socket")  # fmt: skip
+    w.write("/etc/uwsgi/apps-available/blog.ini", "[uwsgi]\nvenv = /srv/blog/venv\n")
+    w.write(
+        "/lib/systemd/system/apache2.service", "[Service]\nExecStart=/usr/sbin/apachectl start\n"
+    )
+    w.write("/etc/apache2/apache2.conf", "WSGIDaemonProcess blog python-home=/srv/blog/venv\n")
+    w.write("/etc/systemd/system/jail.service",
+            "[Service]\nRootDirectory=/srv/jail\nExecStart=/venv/bin/python -m jailed\n")  # fmt: skip
+    w.write("/etc/systemd/system/g.service",
+            "[Service]\nEnvironment=\"GUNICORN_CMD_ARGS=-c /etc/g2.py --workers 2\"\n"
+            "ExecStart=/srv/blog/venv/bin/python -m gunicorn app:app\n")  # fmt: skip
+    w.write("/etc/g2.py", "pythonpath = '/srv/blog/venv/lib/python3.8/site-packages'\n")
+    proc = w.fake_proc(
+        {
+            5: "/system.slice/system-uwsgi\\x2dapp.slice/uwsgi-app@blog.service",
+            6: "/system.slice/apache2.service",
+        }  # fmt: skip
+    )
+    cs = w.consumers(proc)
+    app = cs[w.host("/etc/uwsgi/apps-available/blog.ini")]
+    assert app.restart.unit == "uwsgi-app@blog.service" and app.running is True
+    assert app.enabled is True and app.user == "(dynamic)"
+    wsgi = cs["WSGIDaemonProcess blog"]
+    assert wsgi.restart.unit == "apache2.service" and wsgi.running is True
+    assert wsgi.restart.command == "systemctl reload apache2.service"
+    jail = cs["jail.service"]
+    assert jail.venv == w.host("/srv/jail/venv") and jail.running is False
+    conf = cs[w.host("/etc/g2.py")]
+    assert conf.refs[0].minor == "3.8" and conf.restart.unit == "g.service"

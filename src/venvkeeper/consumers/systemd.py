@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from venvkeeper.checks.consumers import UNREADABLE
-from venvkeeper.consumers.chains import Chain, chains_of
+from venvkeeper.consumers.chains import APACHE, UWSGI, Chain, chains_of
 from venvkeeper.consumers.launch import argv_refs
 from venvkeeper.consumers.refs import Classifier, Where
 from venvkeeper.consumers.rootfs import RootFS, read_text, syntax
@@ -677,7 +677,10 @@ def _consumer(
             replace(
                 ch,
                 unit=u.name,
-                restart=restart,
+                # web servers reload gracefully: their daemons restart with the new venv
+                restart=replace(restart, verb=RestartVerb.RELOAD)
+                if ch.reader in (APACHE, UWSGI) and restart.verb is RestartVerb.TRY_RESTART
+                else restart,
                 enabled=enabled,
                 running=is_running,
                 user=who,
