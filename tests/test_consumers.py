@@ -431,26 +431,33 @@ def test_unit_chains_instances_root_directory_and_running(w: World) -> None:
     )
     w.write(
         "/lib/systemd/system/uwsgi-app@.service",
-        "[Service]\nDynamicUser=yes\nExecStart=/usr/bin/uwsgi --ini /etc/uwsgi/apps-available/%i.ini\n",
+        "[Service]\nDynamicUser=yes\n"
+        "ExecStart=/usr/bin/uwsgi --ini /etc/uwsgi/apps-available/%i.ini\n",
     )
-    w.link("/etc/systemd/system/sockets.target.wants/uwsgi-app@blog.socket",
-           "/lib/systemd/system/uwsgi-app@.socket")  # fmt: skip
+    w.link(
+        "/etc/systemd/system/sockets.target.wants/uwsgi-app@blog.socket",
+        "/lib/systemd/system/uwsgi-app@.socket",
+    )
     w.write("/etc/uwsgi/apps-available/blog.ini", "[uwsgi]\nvenv = /srv/blog/venv\n")
     w.write(
         "/lib/systemd/system/apache2.service", "[Service]\nExecStart=/usr/sbin/apachectl start\n"
     )
     w.write("/etc/apache2/apache2.conf", "WSGIDaemonProcess blog python-home=/srv/blog/venv\n")
-    w.write("/etc/systemd/system/jail.service",
-            "[Service]\nRootDirectory=/srv/jail\nExecStart=/venv/bin/python -m jailed\n")  # fmt: skip
-    w.write("/etc/systemd/system/g.service",
-            "[Service]\nEnvironment=\"GUNICORN_CMD_ARGS=-c /etc/g2.py --workers 2\"\n"
-            "ExecStart=/srv/blog/venv/bin/python -m gunicorn app:app\n")  # fmt: skip
+    w.write(
+        "/etc/systemd/system/jail.service",
+        "[Service]\nRootDirectory=/srv/jail\nExecStart=/venv/bin/python -m jailed\n",
+    )
+    w.write(
+        "/etc/systemd/system/g.service",
+        '[Service]\nEnvironment="GUNICORN_CMD_ARGS=-c /etc/g2.py --workers 2"\n'
+        "ExecStart=/srv/blog/venv/bin/python -m gunicorn app:app\n",
+    )
     w.write("/etc/g2.py", "pythonpath = '/srv/blog/venv/lib/python3.8/site-packages'\n")
     proc = w.fake_proc(
         {
             5: "/system.slice/system-uwsgi\\x2dapp.slice/uwsgi-app@blog.service",
             6: "/system.slice/apache2.service",
-        }  # fmt: skip
+        }
     )
     cs = w.consumers(proc)
     app = cs[w.host("/etc/uwsgi/apps-available/blog.ini")]
