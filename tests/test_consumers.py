@@ -470,3 +470,19 @@ def test_unit_chains_instances_root_directory_and_running(w: World) -> None:
     assert jail.venv == w.host("/srv/jail/venv") and jail.running is False
     conf = cs[w.host("/etc/g2.py")]
     assert conf.refs[0].minor == "3.8" and conf.restart.unit == "g.service"
+
+
+def test_every_file_a_consumer_is_taken_on(w: World) -> None:
+    """What the next step's trust rule must judge before root acts on a consumer."""
+    w.venv("/opt/app/venv")
+    w.write("/etc/systemd/system/a.service", "[Service]\nExecStart=/opt/app/venv/bin/python\n")
+    w.write("/etc/systemd/system/a.service.d/env.conf", "[Service]\nEnvironmentFile=/etc/a.env\n")
+    w.write("/etc/a.env", "X=1\n")
+    w.link("/usr/local/bin/tool", "/opt/app/venv/bin/python")
+    cs = w.consumers()
+    assert cs["a.service"].files == (
+        w.host("/etc/systemd/system/a.service"),
+        w.host("/etc/systemd/system/a.service.d/env.conf"),
+        w.host("/etc/a.env"),
+    )
+    assert w.host("/usr/local/bin/tool") in cs[w.host("/usr/local/bin/tool")].files

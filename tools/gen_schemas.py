@@ -309,6 +309,11 @@ def consumer_defs() -> dict[str, Schema]:
                 }
             ),
             "via": arr(STR),
+            "files": arr(
+                PATH,
+                description="every file whose word the consumer is taken on: its source,"
+                " drop-ins, environment files, included configs, a command's links",
+            ),
             "references": arr(
                 obj(
                     {

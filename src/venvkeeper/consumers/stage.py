@@ -94,6 +94,8 @@ def _unique(refs: tuple[Reference, ...]) -> tuple[Reference, ...]:
 
 def _with_unique(c: Consumer) -> Consumer:
     refs = _unique(c.refs)
-    if len(refs) == len(c.refs):
-        return c
-    return replace(c, refs=refs)
+    files = [*c.files, c.source]
+    for r in refs:
+        files += [r.source, *(v for v in r.via if v.startswith("/"))]
+    files += [v for v in c.via if v.startswith("/")]
+    return replace(c, refs=refs, files=tuple(dict.fromkeys(f for f in files if f)))

@@ -582,6 +582,7 @@ def _consumer(
     elif runner is not None and who not in ("root", None):
         env.update(HOME=runner.home, USER=runner.name, LOGNAME=runner.name)
     origin: dict[str, tuple[Where, Confidence]] = {}
+    env_files: list[str] = []
     for a in u.values("Service", "Environment"):
         try:
             got = parse_environment(a.value, spec)
@@ -606,6 +607,7 @@ def _consumer(
         problems += probs
         lines, env_problems = parse_env_file(text)
         problems += [syntax(fs.host(path), p.line, p.message) for p in env_problems]
+        env_files.append(fs.host(path))
         for k, v, n in lines:
             env[k] = v
             origin[k] = (Where(fs.host(path), n, "EnvironmentFile"), Confidence.EXPANDED)
@@ -710,6 +712,7 @@ def _consumer(
         launch=Launch(first_argv, tuple(sorted(env.items())), cwd, root_dir),
         via=(),
         problems=tuple(problems),
+        files=(fs.host(u.fragment), *(fs.host(d) for d in u.dropins), *env_files),
     )
 
 

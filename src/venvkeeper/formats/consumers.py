@@ -175,6 +175,7 @@ def consumer_to_dict(
             "command": c.restart.command,
         },
         "via": list(c.via),
+        "files": list(c.files),
         "references": [reference_to_dict(r) for r in c.refs],
     }
 

@@ -197,6 +197,11 @@ class Consumer:
     launch: Launch = Launch()
     via: tuple[str, ...] = ()  # the chain that reaches it: ("apache2.service", conf, ...)
     problems: tuple[Finding, ...] = ()
+    #: Every file whose word this consumer is taken on (host paths): its source, the files
+    #: of its references (drop-ins, environment files, included configs, the links of a
+    #: command) and of its chain. Root acts on a consumer only when no other user can
+    #: change any of these (the trust rule is the caller's).
+    files: tuple[str, ...] = ()
 
     @property
     def primary(self) -> Optional[Reference]:
