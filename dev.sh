@@ -64,7 +64,8 @@ system_tools() {
     # Installed with apt when we are root on Debian/Ubuntu, else their tests are skipped:
     # uWSGI with its Python 3 plugin, for the restarts tests of a real uwsgi master and
     # workers; debootstrap (and zstd for its cached roots), for the real release upgrade
-    # of tests/test_real_upgrade.py; the Debian package's build tools and lintian, for
+    # of tests/test_real_upgrade.py; systemd-nspawn (systemd-container), to boot a root
+    # (tests/nspawn.py: the golden data of a real systemd); the Debian package's build tools and lintian, for
     # tests/test_deb.py; tmux, for the tables seen in a real terminal (tests/test_terminal.py).
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
     if ! command -v uwsgi-core >/dev/null 2>&1; then
@@ -74,6 +75,10 @@ system_tools() {
     if ! command -v debootstrap >/dev/null 2>&1 && ! [ -x /usr/sbin/debootstrap ]; then
         apt_install debootstrap zstd ||
             echo "dev.sh: could not install debootstrap: the real upgrade test will be skipped" >&2
+    fi
+    if ! command -v systemd-nspawn >/dev/null 2>&1; then
+        apt_install systemd-container ||
+            echo "dev.sh: could not install systemd-container: the booted-root tests will be skipped" >&2
     fi
     if ! command -v tmux >/dev/null 2>&1; then
         apt_install tmux ||
