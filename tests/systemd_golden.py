@@ -16,6 +16,7 @@ With --check, the new output is compared with the stored one instead of replacin
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,12 +33,31 @@ DATA = HERE / "data" / "systemd"
 GOLDEN = DATA / "golden.json"
 
 
+def links() -> list[tuple[str, str]]:
+    """The fixture tree's links, (path inside the root, target), from links.txt."""
+    out = []
+    for line in (DATA / "links.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            path, _, target = line.partition(" -> ")
+            out.append((path, target))
+    return out
+
+
+def copy_tree(root: Path) -> None:
+    """The fixture tree (files, then links) into *root*."""
+    shutil.copytree(DATA / "root", root, symlinks=True, dirs_exist_ok=True)
+    for path, target in links():
+        link = root / path.lstrip("/")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+
+
 def install(root: Path) -> None:
     """The fixture tree and the venvs into a fresh root."""
     nspawn.add_user(root, "alice", linger=False)
-    subprocess.run(
-        ["cp", "-a", "--no-preserve=ownership", f"{DATA / 'root'}/.", str(root)], check=True
-    )
+    copy_tree(root)
     subprocess.run(["chroot", str(root), "chown", "-R", "alice:alice", "/home/alice"], check=True)
     debroot.chroot_run(root, ["python3", "-m", "venv", "--without-pip", "/opt/app/venv"])
     debroot.chroot_run(

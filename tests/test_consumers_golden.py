@@ -7,7 +7,6 @@ drop-ins, triggers, masks, aliases, specifiers, and which units really ran their
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,8 @@ from venvkeeper.consumers.unitfile import (
 from venvkeeper.consumers.users import Users
 from venvkeeper.model.consumers import RefKind
 
+import systemd_golden
+
 DATA = Path(__file__).parent / "data" / "systemd"
 GOLDEN: dict[str, Any] = json.loads((DATA / "golden.json").read_text())
 EXEC_KEYS = ("ExecStartPre", "ExecStart", "ExecStartPost", "ExecStop", "ExecStopPost")
@@ -41,7 +42,8 @@ PASSWD = (
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture tree as a root, with the two venvs its units run (real venvs)."""
     root = tmp_path_factory.mktemp("golden") / "root"
-    shutil.copytree(DATA / "root", root, symlinks=True)
+    root.mkdir()
+    systemd_golden.copy_tree(root)
     (root / "etc/passwd").write_text(PASSWD)
     (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\nalice:x:1000:\n")
     for venv in ("opt/app/venv", "home/alice/venv"):
@@ -197,9 +199,7 @@ def test_the_venv_each_unit_really_ran(world: Path) -> None:
 @pytest.mark.slow
 def test_golden_data_is_what_systemd_says_now(tmp_path: Path) -> None:
     """Boot the root again and compare (root, systemd-nspawn and the archive needed)."""
-    sys.path.insert(0, str(Path(__file__).parent))
     import nspawn
-    import systemd_golden
 
     nspawn.require_nspawn()
     doc = systemd_golden.generate(tmp_path)
