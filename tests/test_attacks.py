@@ -900,12 +900,13 @@ def test_a_fifo_swapped_in_between_check_and_open_never_blocks(
 # traceback.
 
 _BOOM = r"""
-import threading
+import threading, time
 from venvkeeper.scan import discovery, pipeline
 real = discovery._Walker.visit
 def visit(self, path, *a, **k):
     if {where}:
         raise RuntimeError("boom in " + path)
+    time.sleep(0.02)  # the main thread is slow: the helpers get work before it ends
     return real(self, path, *a, **k)
 discovery._Walker.visit = visit
 discovery._SLOW_SECONDS = -1.0  # every listing is slow: the helper walkers wake at once
