@@ -218,10 +218,11 @@ def distrust(
     working directory. *new_names_ok*: *path* is a directory in which others adding new
     names is harmless (sticky: they cannot touch what is there)."""
     c = cache if cache is not None else TrustCache()
-    asked = os.path.abspath(path)
+    # absolute, but not normalised: ".." after a link goes up from where the link led
+    asked = path if path.startswith("/") else f"{os.getcwd()}/{path}"
     links: list[str] = []
     verdict = _distrust(asked, uid, new_names_ok, c, links)
-    if verdict is not None and (links or verdict.path != asked):
+    if verdict is not None and (links or verdict.path != os.path.normpath(asked)):
         return replace(verdict, via=" -> ".join([asked, *links]))
     return verdict
 
