@@ -48,6 +48,9 @@ TREE_LIMIT = 500_000
 #: Directories a tree walk does not enter: version-control metadata, from which Python
 #: imports nothing (their names are not module names).
 NOT_IMPORTED = frozenset({".git", ".hg", ".svn", ".bzr"})
+#: Regular files whose content nothing reads: uv's ``.lock`` (a venv's, a cache's) is
+#: made writable by every user on purpose, so that any user may take the lock.
+INERT = frozenset({".lock"})
 
 _ACL_XATTR = "system.posix_acl_access"
 _ACL_VERSION = 2
@@ -316,12 +319,14 @@ def tree_distrust(
     cache: Optional[TrustCache] = None,
     limit: int = TREE_LIMIT,
     skip: Iterable[str] = NOT_IMPORTED,
+    inert: Iterable[str] = INERT,
 ) -> Optional[Distrust]:
     """:func:`distrust` of *top*, then of everything below it: every directory and file
     (no sticky exception inside: a directory others can write is one they can plant a
     file in), every symbolic link and where it leads. Directories named in *skip* are
-    not entered. More than *limit* entries is a refusal too: the tree cannot be shown
-    to be safe in reasonable time. The answer is remembered in *cache*."""
+    not entered; regular files named in *inert* are not judged (nothing reads them).
+    More than *limit* entries is a refusal too: the tree cannot be shown to be safe in
+    reasonable time. The answer is remembered in *cache*."""
     c = cache if cache is not None else TrustCache()
     verdict = distrust(top, uid, cache=c)
     if verdict is not None:
@@ -330,13 +335,18 @@ def tree_distrust(
     key = (real, uid)
     if key in c.trees:
         return c.trees[key]
-    verdict = _walk(real, uid, c, limit, frozenset(skip))
+    verdict = _walk(real, uid, c, limit, frozenset(skip), frozenset(inert))
     c.trees[key] = verdict
     return verdict
 
 
 def _walk(
-    top: str, uid: int, cache: TrustCache, limit: int, skip: frozenset[str]
+    top: str,
+    uid: int,
+    cache: TrustCache,
+    limit: int,
+    skip: frozenset[str],
+    inert: frozenset[str],
 ) -> Optional[Distrust]:
     try:
         if not stat.S_ISDIR(os.lstat(top).st_mode):
@@ -364,6 +374,8 @@ def _walk(
                 verdict = distrust(entry.path, uid, cache=cache)  # the link, then its chain
                 if verdict is not None:
                     return verdict
+                continue
+            if entry.name in inert and stat.S_ISREG(st.st_mode):
                 continue
             why = _judge(entry.path, st, uid, cache, entries_ok=False)
             if why is not None:
