@@ -309,3 +309,30 @@ def test_another_user_finds_programs_on_their_own_path(top: Path, unprivileged_u
 
 def test_python_running_this_suite_is_what_programs_call_own() -> None:
     assert programs.own_dir() == os.path.dirname(os.path.abspath(sys.executable))
+
+
+def test_restorecon_runs_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20, item 5: restorecon is in /usr/sbin, and ran by its bare name with
+    ``PATH=/usr/bin:/bin``: on an SELinux host whose sbin is not merged into bin, every
+    relink and rebuild of a labelled venv failed. A stand-in /usr/sbin (root's, as the
+    finder requires) holds a restorecon that records how it was called."""
+    from venvkeeper.repair import job
+
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    calls = tmp_path / "calls"
+    fake = sbin / "restorecon"
+    fake.write_text(f'#!/bin/sh\necho "$0 $*" >> {calls}\n')
+    fake.chmod(0o755)
+    like, tree = tmp_path / "old", tmp_path / "new"
+    like.mkdir()
+    tree.mkdir()
+    try:
+        os.setxattr(like, "security.selinux", b"system_u:object_r:usr_t:s0\0")
+    except OSError as e:
+        pytest.skip(f"cannot label a directory here ({e})")
+    monkeypatch.setattr(programs, "SYSTEM_DIRS", (str(sbin), "/usr/bin", "/bin"))
+    job._match_root(str(tree), str(like))
+    assert calls.read_text() == f"{fake} -R -F {tree}\n"
