@@ -78,19 +78,13 @@ def locate(
     uid = me if run_as is None else run_as
     if dirs is not None:
         places = [d for d in dirs if d]
-    elif me == 0:
-        places = [*(LOCAL_DIRS if local else ()), *SYSTEM_DIRS]
-        if own:
-            places.append(own_dir())
     else:
-        found = shutil.which(name)
-        if found is not None:
-            return Located(name, os.path.abspath(found))
-        places = [*(os.path.expanduser(d) for d in user_dirs), *SYSTEM_DIRS]
-        if local:
-            places[len(user_dirs) : len(user_dirs)] = LOCAL_DIRS
-        if own:
-            places.append(own_dir())
+        places = [*(LOCAL_DIRS if local else ()), *SYSTEM_DIRS, *([own_dir()] if own else [])]
+        if me != 0:  # another user: their PATH first, then their own places
+            found = shutil.which(name)
+            if found is not None:
+                return Located(name, os.path.abspath(found))
+            places[:0] = [os.path.expanduser(d) for d in user_dirs]
     refused: list[Distrust] = []
     c = cache if cache is not None else TrustCache()
     for d in dict.fromkeys(places):

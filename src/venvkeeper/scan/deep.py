@@ -279,18 +279,30 @@ def venv_distrust(tree: str, uid: int, cache: Optional[TrustCache] = None) -> Op
                     sites.append(site)
     inside = os.path.realpath(tree) + "/"
     for site in sites:
-        for path, pth in _pth_dirs(site):
-            if path == pth:
-                return Untrusted(pth, Distrust(pth, uid, f"is larger than {PTH_LIMIT} bytes"))
-            if (os.path.realpath(path) + "/").startswith(inside):
-                continue  # checked with the venv
-            problem = tree_distrust(path, uid, cache=c)
-            if problem is not None:
-                return Untrusted(f"{path} (added to sys.path by {pth})", problem)
-        for path, finder in _editable_sources(site):
-            problem = tree_distrust(path, uid, cache=c)
-            if problem is not None:
-                return Untrusted(f"{path} (an editable source {finder} maps)", problem)
+        found = _reached_from(site, uid, c, inside)
+        if found is not None:
+            return found
+    return None
+
+
+def _reached_from(
+    site: str, uid: int, cache: TrustCache, inside: Optional[str] = None
+) -> Optional[Untrusted]:
+    """What the site directory *site* makes the interpreter import from elsewhere: the
+    directories its .pth files add, the sources its editable finders map (those *inside*
+    a tree already checked are left out)."""
+    for path, pth in _pth_dirs(site):
+        if path == pth:
+            return Untrusted(pth, Distrust(pth, uid, f"is larger than {PTH_LIMIT} bytes"))
+        if inside and (os.path.realpath(path) + "/").startswith(inside):
+            continue  # checked with the venv
+        problem = tree_distrust(path, uid, cache=cache)
+        if problem is not None:
+            return Untrusted(f"{path} (added to sys.path by {pth})", problem)
+    for path, finder in _editable_sources(site):
+        problem = tree_distrust(path, uid, cache=cache)
+        if problem is not None:
+            return Untrusted(f"{path} (an editable source {finder} maps)", problem)
     return None
 
 
@@ -321,10 +333,9 @@ def installation_distrust(
         problem = tree_distrust(site, uid, cache=c)
         if problem is not None:
             return Untrusted(f"the site directory {site} of {real}", problem)
-        for path, pth in _pth_dirs(site):
-            problem = tree_distrust(path, uid, cache=c)
-            if problem is not None:
-                return Untrusted(f"{path} (added to sys.path by {pth})", problem)
+        found = _reached_from(site, uid, c)
+        if found is not None:
+            return found
     return None
 
 
