@@ -202,9 +202,41 @@ def test_links_are_checked_hop_by_hop(top: Path, unprivileged_user: User) -> Non
     assert got is not None and "symbolic links" in got.why
 
 
-def test_missing_or_hidden_is_not_trusted(top: Path, unprivileged_user: User) -> None:
-    got = distrust(str(top / "nothing" / "here"), 0)
-    assert got is not None and got.path == str(top / "nothing") and "cannot be checked" in got.why
+def test_a_missing_path_is_as_trusted_as_where_it_would_be_made(
+    top: Path, unprivileged_user: User
+) -> None:
+    """Whoever can add a name to a directory can create what is missing there."""
+    u = unprivileged_user
+    assert distrust(str(top / "nothing" / "here"), 0) is None  # only root writes top
+    sticky = top / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    assert can_create(u, sticky)
+    got = distrust(str(sticky / "python3"), 0)
+    assert got is not None and got.path == str(sticky / "python3")
+    assert "anyone may create it" in got.why and "every user" in got.why
+    # hidden from the one asking: not trusted (here, a user asks about root's private dir)
+    private = top / "private"
+    private.mkdir(mode=0o700)
+    (private / "f").write_text("x")
+    code = (
+        "from venvkeeper.host.trust import distrust; import sys;"
+        f" print(distrust({str(private / 'f')!r}, {u.uid}))"
+    )
+    res = subprocess.run(
+        ["/usr/bin/python3", "-c", code],
+        user=u.uid,
+        group=u.gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(SRC)},
+        cwd="/",
+    )
+    if "No module named" in res.stderr:
+        pytest.skip(f"the user cannot import venvkeeper from {SRC}")
+    assert "cannot be checked (permission denied" in res.stdout, res.stdout + res.stderr
 
 
 def test_a_tree_is_checked_to_its_last_file_and_the_cache_agrees(

@@ -22,7 +22,8 @@ it for the user the work runs as. What "change" means, exactly as the kernel dec
   checked the same way, at most 40 hops.
 
 Anything that cannot be looked at (permission denied, a loop) is distrusted: it cannot
-be shown to be safe.
+be shown to be safe. A path that does not exist is as trusted as the directory it would
+be made in: whoever can add names there can create it.
 
 :func:`distrust` checks one path; :func:`tree_distrust` checks a path and everything below
 it (a venv, a stdlib). A :class:`TrustCache` lets a scan check each directory once, however
@@ -257,6 +258,8 @@ def _distrust(
                 continue
         try:
             st = os.lstat(nxt)
+        except FileNotFoundError:
+            return _missing(nxt, current, uid, c)
         except OSError as e:
             return Distrust(nxt, uid, f"cannot be checked ({_os_words(e)})")
         except ValueError:
@@ -287,6 +290,20 @@ def _distrust(
             return verdict
         current = nxt
     return None
+
+
+def _missing(path: str, parent: str, uid: int, cache: TrustCache) -> Optional[Distrust]:
+    """*path* does not exist: whoever can add a name to *parent* (trusted as a directory
+    above) can make it, so it is as trusted as *parent* is as a whole (a sticky directory
+    others can write is not: anyone may create the name there)."""
+    try:
+        st = os.lstat(parent)
+    except OSError as e:
+        return Distrust(path, uid, f"cannot be checked ({_os_words(e)})")
+    why = _judge(parent, st, uid, cache, entries_ok=False)
+    if why is None:
+        return None
+    return Distrust(path, uid, f"does not exist, and {parent} {why}: anyone may create it")
 
 
 def _more(pending: list[str]) -> bool:
