@@ -951,3 +951,24 @@ def test_a_walker_that_raises_ends_the_scan_with_one_line(
     lines = [ln for ln in res.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("venvkeeper: error:"), res.err
     assert "boom in" in lines[0], lines
+
+
+@pytest.mark.parametrize("how", ["option", "config"])
+def test_a_uv_named_explicitly_that_a_user_controls_is_refused(world: World, how: str) -> None:
+    """``repair --uv PATH`` or ``[repair] uv`` naming a uv of the user's: refused before
+    any venv is touched, naming it and who controls it."""
+    w = world
+    canary = _drop(w) / "named-uv"
+    theirs = w.home / "bin" / "uv"
+    _fake_program(w, theirs, canary)
+    venv = _root_venv(w, "named")
+    before = tree_hash(venv)
+    if how == "option":
+        res = run_bounded("repair", "--uv", str(theirs), "--python", str(SYSTEM_PYTHON), str(venv))
+    else:
+        conf = w.top / "config.toml"
+        conf.write_text(f'[repair]\nuv = "{theirs}"\n')
+        res = run_bounded("--config", str(conf), "repair", str(venv))
+    assert res.code == 3, res.out + res.err
+    assert str(theirs) in res.err and w.user.name in res.err, res.err
+    assert not canary.exists() and tree_hash(venv) == before
