@@ -44,6 +44,25 @@ def as_user(user: User, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def python_as(user: User, code: str, path: str) -> subprocess.CompletedProcess[str]:
+    """*code* run by the system's python3 as *user*, importing venvkeeper from src/ (the
+    suite's own venv lives under /root, which the user cannot read)."""
+    res = subprocess.run(
+        ["/usr/bin/python3", "-c", code],
+        user=user.uid,
+        group=user.gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": path, "PYTHONPATH": str(SRC)},
+        cwd="/",
+    )
+    if res.returncode != 0 and "No module named" in res.stderr:
+        pytest.skip(f"the user cannot import venvkeeper from {SRC}: {res.stderr.strip()}")
+    return res
+
+
 def can_create(user: User, directory: Path) -> bool:
     """What the kernel says: may *user* add a name to *directory*?"""
     probe = directory / "probe-by-user"
@@ -219,23 +238,9 @@ def test_a_missing_path_is_as_trusted_as_where_it_would_be_made(
     private = top / "private"
     private.mkdir(mode=0o700)
     (private / "f").write_text("x")
-    code = (
-        "from venvkeeper.host.trust import distrust; import sys;"
-        f" print(distrust({str(private / 'f')!r}, {u.uid}))"
-    )
-    res = subprocess.run(
-        ["/usr/bin/python3", "-c", code],
-        user=u.uid,
-        group=u.gid,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PYTHONPATH": str(SRC)},
-        cwd="/",
-    )
-    if "No module named" in res.stderr:
-        pytest.skip(f"the user cannot import venvkeeper from {SRC}")
+    code = "from venvkeeper.host.trust import distrust; print(distrust(%r, %d))"
+    code %= (str(private / "f"), u.uid)
+    res = python_as(u, code, "/usr/bin:/bin")
     assert "cannot be checked (permission denied" in res.stdout, res.stdout + res.stderr
 
 
@@ -321,20 +326,11 @@ def test_another_user_finds_programs_on_their_own_path(top: Path, unprivileged_u
     (own / "cp").write_text("#!/bin/sh\n")
     (own / "cp").chmod(0o755)
     _mine(own / "cp", u)
-    code = "from venvkeeper.host import programs; print(programs.find('cp'))"
-    res = subprocess.run(
-        ["/usr/bin/python3", "-c", code],
-        user=u.uid,
-        group=u.gid,
-        extra_groups=[],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": f"{own}:/usr/bin:/bin", "PYTHONPATH": str(SRC)},
-        cwd="/",
+    res = python_as(
+        u,
+        "from venvkeeper.host import programs; print(programs.find('cp'))",
+        f"{own}:/usr/bin:/bin",
     )
-    if res.returncode != 0 and "No module named" in res.stderr:
-        pytest.skip(f"the user cannot import venvkeeper from {SRC}: {res.stderr.strip()}")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == str(own / "cp")
 
