@@ -108,9 +108,27 @@ def run_deep(facts: VenvFacts, timeout: float = 30.0) -> DeepResult:
         return DeepResult(ran=False, error=f"not run: the venv belongs to uid {owner}, not to you")
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home}
     modules, elsewhere = _modules(facts)
+    argv = [python, "-E", "-s", "-c", _PROBE]
+    if facts.root is not None:
+        # Another OS root: its interpreter runs there (chroot), as the venv's owner.
+        if me != 0:
+            return DeepResult(
+                ran=False,
+                error=f"inside the OS root {facts.root}: its interpreter runs there through"
+                " chroot, which needs root",
+            )
+        from venvkeeper.host.osroots import chroot_argv
+
+        inner = facts.path_in_root + python[len(facts.path) :]
+        try:
+            argv = chroot_argv(facts.root, [inner, *argv[1:]], owner, group)
+        except OSError as e:
+            return DeepResult(ran=False, error=str(e))
+        user = group = None  # chroot changes the user, after it changed the root
+        env["HOME"] = "/"
     try:
         done = command.run(
-            [python, "-E", "-s", "-c", _PROBE],
+            argv,
             timeout=timeout,
             env=env,
             cwd="/",
