@@ -56,10 +56,11 @@ SCHROOT_CONFIG = ("/etc/schroot/schroot.conf", "/etc/schroot/chroot.d")
 _DIRECTORY = re.compile(r"^\s*directory\s*=\s*(/\S*)\s*$", re.M)
 
 
-def schroot_dirs(config: tuple[str, ...] = SCHROOT_CONFIG) -> frozenset[str]:
-    """The chroot directories schroot is configured with (``directory=`` keys)."""
+def schroot_dirs(config: Optional[tuple[str, ...]] = None) -> frozenset[str]:
+    """The chroot directories schroot is configured with (``directory=`` keys), read from
+    *config* (default :data:`SCHROOT_CONFIG`)."""
     files: list[str] = []
-    for c in config:
+    for c in SCHROOT_CONFIG if config is None else config:
         if fsutil.is_dir(c):
             files += sorted(e.path for e in fsutil.listdir(c) if not e.name.startswith("."))
         else:

@@ -188,19 +188,19 @@ def packages_minor(facts: VenvFacts) -> Optional[str]:
 
 def _old_origin(facts: VenvFacts) -> Optional[BaseOrigin]:
     """Where the venv's interpreter came from: its first link target outside the venv."""
-    root = facts.path.rstrip("/") + "/"
+    root = facts.path_in_root.rstrip("/") + "/"
     for c in facts.chains:
         for hop in c.hops[1:]:
             if not hop.startswith(root):
-                return classify_origin(hop, facts.path)
+                return classify_origin(hop, facts.path_in_root)
     if facts.cfg is not None and facts.cfg.get("home"):
-        return classify_origin(str(facts.cfg.get("home")) + "/python", facts.path)
+        return classify_origin(str(facts.cfg.get("home")) + "/python", facts.path_in_root)
     return None
 
 
 def _external_name(facts: VenvFacts) -> Optional[str]:
     """The first path outside the venv that bin/python led to (e.g. /usr/bin/python3)."""
-    root = facts.path.rstrip("/") + "/"
+    root = facts.path_in_root.rstrip("/") + "/"
     for c in facts.chains:
         for hop in c.hops[1:]:
             if not hop.startswith(root):
