@@ -171,9 +171,9 @@ def chrooted(debian: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     chroot_run(debian, ["python3", "-m", "venv", "/srv/victim"])
     _pip(debian, "/srv/victim", "--find-links", "/srv/wheels", PROJECT)
     code = "import vkroot, sys, time; print('up', flush=True); time.sleep(300)"
+    chroot = shutil.which("chroot", path=SBIN) or "chroot"
     proc = subprocess.Popen(
-        [shutil.which("chroot", path=SBIN) or "chroot", str(debian), "/srv/victim/bin/python",
-         "-c", code],  # fmt: skip
+        [chroot, str(debian), "/srv/victim/bin/python", "-c", code],
         stdout=subprocess.PIPE,
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
     )
