@@ -123,6 +123,8 @@ class _Scan:
             if self.judge:
                 from venvkeeper.scan.pipeline import inspect_path
 
+                if root is not None and path_in_root(root, venv) == venv:
+                    root = None  # not in the chroot (its maps name ours): its own root judges
                 try:
                     rep = inspect_path(venv, root=root)
                 except Exception:  # one odd venv must not cost the whole report
