@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from debroot import bookworm_root, chroot_run, remove_root
+from test_real_upgrade import MAKERS
 
 from conftest import require_python, run_cli, validate_json
 from factory import build_wheel, clean_env, make_project, sh
@@ -32,16 +33,9 @@ VENVS = "/srv/venvs"
 PROJECT = "vkroot"  # a pure wheel with a console script, in every venv
 SCRIPT = "vkroot-cli"
 EDITABLE = "vkedit"
-#: name -> argv that makes it inside the root
-MADE_INSIDE = {
-    "plain": ["python3", "-m", "venv"],
-    "copies": ["python3", "-m", "venv", "--copies"],
-    "pinned": ["python3.11", "-m", "venv"],
-    "system": ["python3", "-m", "venv", "--system-site-packages"],
-    "virtualenv": ["virtualenv", "-q", "--no-periodic-update", "-p", "python3"],
-    "editable": ["python3", "-m", "venv"],
-    "moved": ["python3", "-m", "venv"],  # made as moved-src, then renamed in the root
-}
+#: name -> argv that makes it inside the root: the release upgrade test's creators, and one
+#: made as moved-src, then renamed in the root
+MADE_INSIDE = {**MAKERS, "moved": ["python3", "-m", "venv"]}
 #: made from the host, by the host's pyenv 3.12, into the root's /srv/venvs/foreign
 FOREIGN = "foreign"
 ALL = (*MADE_INSIDE, FOREIGN)

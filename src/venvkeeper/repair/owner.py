@@ -104,17 +104,22 @@ class OwnerRunner:
             env.pop("TMPDIR", None)  # the admin's own: the owner could not use it
         self.env = env
 
+    def _spawn(self, argv: Sequence[str]) -> tuple[list[str], Optional[int]]:
+        """The program to start for *argv*, and the user to start it as (None: as we are)."""
+        return list(argv), self.user
+
     def __call__(
         self, argv: Sequence[str], timeout: float, input: Optional[str] = None
     ) -> Completed:
+        spawn, user = self._spawn(argv)
         try:
             return command.run(
-                argv,
+                spawn,
                 timeout=timeout,
                 env=self.env,
                 cwd="/",
-                user=self.user,
-                group=self.owner.gid if self.user is not None else None,
+                user=user,
+                group=self.owner.gid if user is not None else None,
                 input=input,
                 cancel=self.cancel,
                 on_start=self.on_start,
@@ -187,30 +192,15 @@ class ChrootRunner(OwnerRunner):
             return arg[len(self.root) :]
         return arg
 
-    def __call__(
-        self, argv: Sequence[str], timeout: float, input: Optional[str] = None
-    ) -> Completed:
+    def _spawn(self, argv: Sequence[str]) -> tuple[list[str], Optional[int]]:
+        """``chroot`` (started as root: it changes the user after the root) and *argv*."""
         from venvkeeper.host.osroots import chroot_argv
 
+        inner = [self.inside(a) for a in argv]
         try:
-            spawn = chroot_argv(
-                self.root, [self.inside(a) for a in argv], self.owner.uid, self.owner.gid
-            )
+            return chroot_argv(self.root, inner, self.owner.uid, self.owner.gid), None
         except OSError as e:
             raise RepairError(f"cannot run in the OS root {self.root}: {e.strerror}") from e
-        try:
-            return command.run(
-                spawn,
-                timeout=timeout,
-                env=self.env,
-                cwd="/",
-                input=input,
-                cancel=self.cancel,
-                on_start=self.on_start,
-                die_with_parent=True,
-            )
-        except CommandError as e:
-            raise RepairError(str(e)) from e
 
 
 def _home_in_root(root: str, uid: int) -> str:
