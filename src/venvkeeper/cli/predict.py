@@ -243,6 +243,9 @@ def _cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     profiles = _profiles_of(args)
     if args.include_network is None:  # the trees a matrix is for are network mounts
         args.include_network = True
+    # Each profile describes a whole host, which sees the tree at its paths: a venv is
+    # judged as that host sees it, wherever the tree sits here (even inside an OS root).
+    args.other_roots = False
     opts = scan_options(args)
     policy = config_of(args).policy
     progress = None if args.json else progress_line(err)
