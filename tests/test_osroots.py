@@ -348,3 +348,32 @@ def test_a_tool_command_runs_inside_the_root(tmp_path: Path) -> None:
         and "pipx" in cmd
         and str(r) not in cmd[len(f"chroot {r}") :]
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership tests need root")
+def test_what_root_would_run_inside_a_root_must_be_roots_alone(tmp_path: Path) -> None:
+    """A root-owned venv's repair runs the root's Python as root: refused when another user
+    could change that Python or its stdlib (a group-writable usr/bin, a user's tree)."""
+    assert osroots.changeable_by_others(str(tmp_path)) is None
+    sticky = tmp_path / "sticky"
+    sticky.mkdir(mode=0o777)
+    sticky.chmod(0o1777)
+    (sticky / "mine").mkdir()
+    assert osroots.changeable_by_others(str(sticky / "mine")) is None  # like /tmp/x
+    sticky.chmod(0o777)
+    assert osroots.changeable_by_others(str(sticky / "mine")) == str(sticky)
+    os.chown(sticky / "mine", 4242, 4242)
+    sticky.chmod(0o755)
+    assert osroots.changeable_by_others(str(sticky / "mine")) == str(sticky / "mine")
+    r = make_root(tmp_path / "r")
+    v = make_venv_in(r, "/srv/app")
+    (v / "bin/tool").write_text("#!/srv/old/bin/python\nimport tool\n")  # moved: a rewrite
+    (r / "usr/bin").chmod(0o775)
+    doc = validate_json("repair", run_cli("repair", "--json", "--dry-run", str(v)).out)
+    (res,) = doc["results"]
+    assert res["outcome"] == "refused", res
+    assert f"{r}/usr/bin can be changed by another user than root" in res["message"]
+    (r / "usr/bin").chmod(0o755)
+    doc = validate_json("repair", run_cli("repair", "--json", "--dry-run", str(v)).out)
+    (res,) = doc["results"]
+    assert (res["outcome"], res["strategy"]) == ("planned", "rewrite-paths"), res

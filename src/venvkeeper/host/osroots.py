@@ -155,3 +155,27 @@ def chroot_argv(root: str, argv: Sequence[str], uid: int, gid: int) -> list[str]
     if exe is None:
         raise FileNotFoundError(2, "no chroot program in " + SYSTEM_PATH, "chroot")
     return [exe, f"--userspec={uid}:{gid}", f"--groups={gid}", "--", root, *argv]
+
+
+def changeable_by_others(path: str) -> Optional[str]:
+    """The first of *path* and the directories above it that a user other than root could
+    change (owned by another user, or writable by group or others: a sticky directory such
+    as ``/tmp`` only lets them add entries, so it passes when what follows is root's), or
+    None when only root can change what runs from *path*. A path that cannot be examined
+    counts as changeable."""
+    import stat
+
+    parts = [p for p in os.path.normpath(path).split("/") if p]
+    cur = "/"
+    for part in ["", *parts]:
+        cur = os.path.join(cur, part) if part else "/"
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return cur
+        if st.st_uid != 0:
+            return cur
+        sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky_dir:
+            return cur
+    return None

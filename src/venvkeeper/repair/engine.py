@@ -84,11 +84,18 @@ def _refusal(
     return None
 
 
-def _root_refusal(root: str, options: RepairOptions) -> Optional[str]:
+def _root_refusal(
+    root: str,
+    options: RepairOptions,
+    plan: Optional[RepairPlan] = None,
+    facts: Optional[VenvFacts] = None,
+    owner_uid: int = -1,
+) -> Optional[str]:
     """Why a venv inside the OS root *root* cannot be repaired here (None: it can). It is
     built and verified by the root's own Python, through chroot: that needs root, the
     chroot program, pip (uv, a program of this host, does not build there) and package
-    sources the root can reach."""
+    sources the root can reach; and, for a venv of root's (its programs then run as root),
+    a target interpreter and stdlib that nobody but root can change."""
     where = f"inside the OS root {root}"
     if os.geteuid() != 0:
         return (
@@ -110,6 +117,31 @@ def _root_refusal(root: str, options: RepairOptions) -> Optional[str]:
                 f"{where}: --find-links {d} is outside it, where its installer cannot read:"
                 f" put the wheels below {root}"
             )
+    # What will run: the target (a relink, a rebuild), else the venv's own base (a rewrite).
+    runs: Optional[tuple[str, Optional[str]]] = None
+    if plan is not None and plan.target is not None:
+        runs = (plan.target.executable, plan.target.version)
+    elif facts is not None and facts.base is not None:
+        runs = (facts.base.executable, facts.base.version)
+    if owner_uid == 0 and runs is not None:
+        from venvkeeper.host.hostfs import RootFS
+        from venvkeeper.host.osroots import changeable_by_others
+
+        fs = RootFS(root)
+        exe, version = runs
+        paths = [fs.host_path(exe)]
+        if version:
+            paths.append(
+                fs.host_path(f"{os.path.dirname(os.path.dirname(exe))}/lib/python{version}")
+            )
+        for p in paths:
+            bad = changeable_by_others(p)
+            if bad is not None:
+                return (
+                    f"{where}: its Python would run as root, but {bad} can be changed by"
+                    " another user than root: repair it from inside the root, or fix the"
+                    " ownership"
+                )
     return None
 
 
@@ -179,7 +211,7 @@ def repair_venv(
                 return result(plan.strategy, Outcome.FAILED, plan.reason, **kw)
             refusal = _refusal(plan, rep.facts, options.force, options.package_tools)
             if refusal is None and root is not None:
-                refusal = _root_refusal(root, options)
+                refusal = _root_refusal(root, options, plan, rep.facts, actor.owner_uid)
             if refusal:
                 return result(plan.strategy, Outcome.REFUSED, refusal, **kw)
             fatal = [b for b in plan.blockers if b.fatal]
@@ -314,7 +346,9 @@ def build_sibling(
                 failed_pins=tuple(PinFailure(b.package, b.message) for b in fatal),
             )
         owner = owner_of(actor)
-        refusal = _root_refusal(root, options) if root is not None else None
+        refusal = None
+        if root is not None:
+            refusal = _root_refusal(root, options, plan, rep.facts, actor.owner_uid)
         if refusal is not None:
             return result(Outcome.REFUSED, refusal)
         backend_name = backend_for(options, root, owner.uid, owner.gid).name
