@@ -446,6 +446,24 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
     )
 
 
+def places_in_root(fs: HostFS, extra: Sequence[str] = ()) -> Places:
+    """The usual places of another OS root, listed through *fs* (its
+    :class:`~venvkeeper.host.hostfs.RootFS`): its system and ``/usr/local`` bin
+    directories, ``/opt/*/bin`` and ``/opt/*/*/bin``, its users' ``~/.local/bin``, pyenv
+    and uv installations, plus *extra* bin directories. Not ``PATH``: this process's
+    ``PATH`` says nothing of the root."""
+    bins = ["/usr/bin", "/bin", "/usr/local/bin"]
+    opt = [f"/opt/{n}" for n in sorted(fs.listdir("/opt")) if not n.startswith(".")]
+    bins += [f"{d}/bin" for d in opt]
+    bins += [f"{d}/{n}/bin" for d in opt for n in sorted(fs.listdir(d)) if not n.startswith(".")]
+    homes = ["/root", *(f"/home/{n}" for n in sorted(fs.listdir("/home"))[:MAX_HOMES])]
+    trees: list[str] = []
+    for home in homes:
+        bins.append(f"{home}/.local/bin")
+        trees += [f"{home}/.pyenv/versions", f"{home}/.local/share/uv/python"]
+    return Places(tuple(dict.fromkeys([*bins, *extra])), tuple(trees))
+
+
 def places_for(profile: Optional[HostProfile], extra: Sequence[str] = ()) -> Places:
     """Where to look for interpreters on the host a profile (or this host) describes, plus
     *extra* bin directories (the ``home`` of the venvs being judged)."""

@@ -164,11 +164,12 @@ def drop_cfg_key(tree: str, key: str) -> None:
         _replace_file(cfg, new_text.encode("utf-8", "surrogateescape"))
 
 
-def relink(tree: str, target: Target) -> list[str]:
+def relink(tree: str, target: Target, *, on_host: bool = True) -> list[str]:
     """Point the venv's interpreter names at *target* (same minor): ``bin/python`` links to
     the target's stable name, ``python3`` and ``pythonX.Y`` to ``python``; ``home``,
     ``executable`` and ``version`` in ``pyvenv.cfg`` follow. A copied interpreter becomes a
-    link (the default policy: links receive the distro's security fixes)."""
+    link (the default policy: links receive the distro's security fixes). *on_host*
+    False: *target* names a file of another OS root (the venv's), taken as it is."""
     bindir = os.path.join(tree, "bin")
     minor = target.version
     names = {n for n in _names(bindir) if _INTERP.match(n)}
@@ -196,7 +197,7 @@ def relink(tree: str, target: Target) -> list[str]:
     values: dict[str, Optional[str]] = {"home": os.path.dirname(target.path)}
     lower = text.lower()
     if "\nexecutable" in "\n" + lower:
-        values["executable"] = os.path.realpath(target.executable)
+        values["executable"] = os.path.realpath(target.executable) if on_host else target.executable
     if target.patch_version:
         key = "version_info" if "\nversion_info" in "\n" + lower else "version"
         values[key] = target.patch_version

@@ -21,13 +21,14 @@ from venvkeeper.host.trust import TrustCache, user_name
 from venvkeeper.model.plan import RepairPlan, RequirementKind, Strategy
 from venvkeeper.model.repair import PackageChange, PinFailure
 from venvkeeper.model.report import VenvReport
-from venvkeeper.model.venv import Creator
+from venvkeeper.model.venv import Creator, path_in_root
 from venvkeeper.predict.plan import packages_minor
 from venvkeeper.predict.seeds import KEEP_ALL, SeedNeeds, is_seed
 from venvkeeper.repair import edit
 from venvkeeper.repair.backends import (
     Backend,
     BackendChoice,
+    Pip,
     Sources,
     Uv,
     choose,
@@ -58,6 +59,14 @@ class RepairOptions:
     jobs: int = 2
     package_tools: Optional[str] = None  # where dpkg-query/rpm are (None: the system's dirs)
     uv: Optional[str] = None  # --uv / [repair] uv: this uv binary, checked by the trust rule
+
+
+def backend_for(options: RepairOptions, root: Optional[str], uid: int, gid: int) -> Backend:
+    """The installer: uv or pip as chosen (:func:`choose`); inside another OS root always
+    the new venv's own pip, which runs there (uv would be this host's program)."""
+    if root is not None:
+        return Pip()
+    return choose(options.backend, uid, gid, uv=options.uv)
 
 
 class PinsFailed(RepairError):
@@ -165,6 +174,9 @@ class _Job:
         #: Where the new tree will live: *path* itself, or (``repair --sibling``) a new
         #: venv beside it, *path* left as it is.
         self.dest = dest or path
+        #: The OS root the venv is in (None: this host): the paths the venv records, and
+        #: the programs run, are that root's (the runner is then a ChrootRunner).
+        self.root = rep.facts.root
         self.rep = rep
         self.plan = plan
         self.options = options
@@ -173,15 +185,19 @@ class _Job:
         self.notes: list[str] = []
         self.seeded: frozenset[str] = frozenset()  # what the new venv's creator installed
 
+    def _in(self, path: str) -> str:
+        """*path* (of this host) as the venv's root names it: what the venv records."""
+        return path_in_root(self.root, path)
+
     # relink and rewrite-paths: a copy of the venv, edited
     def build_copy(self, new: str) -> None:
         _copy_tree(self.path, new, self.run)
         old = self.plan.old_location
         if self.plan.strategy is Strategy.RELINK:
             assert self.plan.target is not None
-            edit.relink(new, self.plan.target)
+            edit.relink(new, self.plan.target, on_host=self.root is None)
         if old:
-            edit.rewrite_paths(new, old, self.path)
+            edit.rewrite_paths(new, old, self._in(self.path))
         _match_root(new, self.path)
 
     # rebuild: a new venv, the same packages
@@ -189,14 +205,15 @@ class _Job:
         plan, options = self.plan, self.options
         assert plan.target is not None
         owner = self.run.owner
-        uid = self.run.user if self.run.user is not None else os.geteuid()
-        refused = interpreter_distrust(plan.target.path, uid, TrustCache())
-        if refused is not None:
-            raise RepairError(
-                f"not rebuilt with {plan.target.path}: {refused}: another user could change"
-                f" what it would run as {user_name(uid)}"
-            )
-        backend = choose(options.backend, owner.uid, owner.gid, uv=options.uv)
+        if self.root is None:  # inside another root, the ChrootRunner checked its Python
+            uid = self.run.user if self.run.user is not None else os.geteuid()
+            refused = interpreter_distrust(plan.target.path, uid, TrustCache())
+            if refused is not None:
+                raise RepairError(
+                    f"not rebuilt with {plan.target.path}: {refused}: another user could change"
+                    f" what it would run as {user_name(uid)}"
+                )
+        backend = backend_for(options, self.root, owner.uid, owner.gid)
         self._create(new, backend)
         self.seeded = frozenset(_installed(new))
         self.hook("created")
@@ -241,9 +258,9 @@ class _Job:
             self.notes.append(f"carried over: {', '.join(old_extras[:6])}")
         if not_copied:
             self.notes.append(f"not carried over: {', '.join(not_copied[:6])}")
-        edit.rewrite_paths(new, new, self.dest)
+        edit.rewrite_paths(new, self._in(new), self._in(self.dest))
         if self.dest != self.path:  # what was carried over names the original
-            edit.rewrite_paths(new, self.path, self.dest)
+            edit.rewrite_paths(new, self._in(self.path), self._in(self.dest))
         if not self.plan.prompt:
             # the prompt was given only so that it is not the sibling's name
             edit.drop_cfg_key(new, "prompt")
@@ -519,7 +536,7 @@ class _Job:
         target = self.plan.target
         verify(
             new,
-            self.dest,
+            self._in(self.dest),
             modules(facts, self.plan.skipped, seeds=self.seeds),
             dists,
             self.run,
