@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
 from debroot import CACHE, MIRROR, _locked, _require_network
 
 #: Bump when the way a tree is made changes: older trees are then not reused.
@@ -67,9 +68,7 @@ def debian_files(suite: str, packages: Sequence[str]) -> Path:
         try:
             for sub in ("lists/partial", "cache/archives/partial", "debs", "root"):
                 (work / sub).mkdir(parents=True)
-            (work / "sources.list").write_text(
-                f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n"
-            )
+            (work / "sources.list").write_text(f"deb [signed-by={KEYRING}] {MIRROR} {suite} main\n")
             opts = _apt_options(work)
             env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
             for argv, cwd in (

@@ -26,8 +26,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import pyenv_root
+
 from debfiles import debian_files
+
+from conftest import pyenv_root
 from factory import FakeDistro, cache_dir, can_hide, clean_env, sh
 
 BULLSEYE_PACKAGES = ("python-pip-whl", "python3.9-venv", "python3-distutils")
@@ -149,6 +151,16 @@ def pip20_venv(minor: str, dest: Path) -> Path:
         pytest.skip(f"pyenv CPython {minor} is needed")
     wheels = pip20_wheels()
     sh(found[-1], "-m", "venv", dest)
-    sh(dest / "bin" / "python", "-m", "pip", "install", "-q", "--no-index", "--find-links",
-       wheels, PIP20, timeout=300)
+    sh(
+        dest / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        wheels,
+        PIP20,
+        timeout=300,
+    )
     return dest

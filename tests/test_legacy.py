@@ -12,6 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from legacy_worlds import (
+    bullseye_distro,
+    bullseye_venv,
+    legacy_project,
+    pip20_venv,
+    pip_install_editable,
+    remove_bullseye_python,
+)
+
 from conftest import run_cli, validate_json
 from factory import (
     DEV_BIN,
@@ -21,14 +31,6 @@ from factory import (
     script_runs,
     sh,
     uv_cache,
-)
-from legacy_worlds import (
-    bullseye_distro,
-    bullseye_venv,
-    legacy_project,
-    pip20_venv,
-    pip_install_editable,
-    remove_bullseye_python,
 )
 
 pytestmark = pytest.mark.slow
@@ -68,8 +70,17 @@ def test_a_bullseye_venv_with_a_legacy_editable_breaks_and_rebuilds(tmp_path: Pa
     pip_install_editable(v, src)
     assert (site / "legacyproj.egg-link").is_file() and not list(site.glob("legacyproj*-info"))
     wheels = build_wheel(make_project(tmp_path, "alpha"), tmp_path / "wheelhouse")
-    sh(v / "bin" / "python", "-m", "pip", "install", "-q", "--no-index", "--find-links",
-       wheels, "alpha==1.0")
+    sh(
+        v / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        wheels,
+        "alpha==1.0",
+    )
     for w in sorted((DEV_BIN.parent.parent / "wheels").glob("setuptools-*.whl")):
         shutil.copy2(w, wheels)  # the rebuild's setuptools: Debian's 44.1.1 is on no index
     assert script_runs(v, "legacyproj-cli").stdout.strip() == "legacyproj OK"

@@ -111,8 +111,7 @@ TOOL_NOTES: dict[Creator, str] = {
 #: default Python) whenever an app is installed or reinstalled and the venv is broken.
 PIPX_SHARED = "{pipx_home}pipx reinstall-all"
 PIPX_SHARED_NOTE = (
-    "pipx rebuilds its shared libraries venv with the apps; it has no command for that"
-    " venv alone"
+    "pipx rebuilds its shared libraries venv with the apps; it has no command for that venv alone"
 )
 
 #: tox and nox keep their venvs in the project: PROJECT/.tox/ENV, PROJECT/.nox/SESSION.

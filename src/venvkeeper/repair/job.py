@@ -236,8 +236,7 @@ class _Job:
             hint = ""
             if "ensurepip" in done.stderr:
                 hint = (
-                    f" (on Debian: `apt install python{plan.target.version}-venv`;"
-                    " or install uv)"
+                    f" (on Debian: `apt install python{plan.target.version}-venv`; or install uv)"
                 )
             raise RepairError(f"creating the venv with {plan.target.path} failed: {tail}{hint}")
 
