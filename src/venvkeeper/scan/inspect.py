@@ -58,6 +58,10 @@ _ACTIVATE = re.compile(
 
 _VERSIONED = re.compile(r"^python\d+(\.\d+t?)?$")
 
+#: CPython 3.14's venv adds ``bin/𝜋thon`` (a link to its python3.14) when the filesystem
+#: encoding is UTF-8: one more interpreter name, judged like the others.
+PI_THON = "\U0001d70bthon"
+
 
 class VenvVanished(VenvkeeperError):
     """The venv directory disappeared between discovery and inspection."""
@@ -86,10 +90,12 @@ def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
 
 
 def _chain_names(bin_entries: list[os.DirEntry[str]]) -> list[str]:
-    names = [e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name == "python"]
+    names = [
+        e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name in ("python", PI_THON)
+    ]
 
     def order(n: str) -> tuple[int, str]:
-        return ({"python": 0, "python3": 1}.get(n, 2), n)
+        return ({"python": 0, "python3": 1, PI_THON: 3}.get(n, 2), n)
 
     return sorted(names, key=order)
 
@@ -232,7 +238,7 @@ def _scripts(
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
-        if name == "python" or _VERSIONED.match(name) or name.startswith("activate"):
+        if name in ("python", PI_THON) or _VERSIONED.match(name) or name.startswith("activate"):
             continue
         try:
             if not e.is_file(follow_symlinks=False):
