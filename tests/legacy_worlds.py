@@ -125,6 +125,12 @@ def pip_install_editable(venv: Path, project: Path) -> None:
     )
 
 
+def pip_install(venv: Path, wheels: Path, *specs: str) -> None:
+    """*specs* installed by the venv's own (old) pip from a wheelhouse, offline."""
+    py = venv / "bin" / "python"
+    sh(py, "-m", "pip", "install", "-q", "--no-index", "--find-links", wheels, *specs, timeout=300)
+
+
 def pip20_wheels() -> Path:
     """pip 20.3.4's wheel from PyPI, downloaded once into the suite's cache."""
     d = cache_dir("pip-20.3.4")
@@ -151,16 +157,5 @@ def pip20_venv(minor: str, dest: Path) -> Path:
         pytest.skip(f"pyenv CPython {minor} is needed")
     wheels = pip20_wheels()
     sh(found[-1], "-m", "venv", dest)
-    sh(
-        dest / "bin" / "python",
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--no-index",
-        "--find-links",
-        wheels,
-        PIP20,
-        timeout=300,
-    )
+    pip_install(dest, wheels, PIP20)
     return dest

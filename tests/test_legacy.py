@@ -18,6 +18,7 @@ from legacy_worlds import (
     bullseye_venv,
     legacy_project,
     pip20_venv,
+    pip_install,
     pip_install_editable,
     remove_bullseye_python,
 )
@@ -30,17 +31,9 @@ from factory import (
     run_in_venv,
     script_runs,
     sh,
-    uv_cache,
 )
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", uv_cache())
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_installers")]
 
 
 def _venv(doc: Any, path: Path) -> Any:
@@ -70,17 +63,7 @@ def test_a_bullseye_venv_with_a_legacy_editable_breaks_and_rebuilds(tmp_path: Pa
     pip_install_editable(v, src)
     assert (site / "legacyproj.egg-link").is_file() and not list(site.glob("legacyproj*-info"))
     wheels = build_wheel(make_project(tmp_path, "alpha"), tmp_path / "wheelhouse")
-    sh(
-        v / "bin" / "python",
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--no-index",
-        "--find-links",
-        wheels,
-        "alpha==1.0",
-    )
+    pip_install(v, wheels, "alpha==1.0")
     for w in sorted((DEV_BIN.parent.parent / "wheels").glob("setuptools-*.whl")):
         shutil.copy2(w, wheels)  # the rebuild's setuptools: Debian's 44.1.1 is on no index
     assert script_runs(v, "legacyproj-cli").stdout.strip() == "legacyproj OK"

@@ -21,18 +21,11 @@ from pathlib import Path
 import pytest
 
 from conftest import pyenv_root, run_cli, validate_json
-from factory import clean_env, install, make_project, run_in_venv, sh, tool, uv_cache
+from factory import clean_env, install, make_project, run_in_venv, sh, tool
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("quiet_installers")]
 
 PLATFORM = "linux-x86_64-gnu"
-
-
-@pytest.fixture(autouse=True)
-def _quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", uv_cache())
 
 
 def uv_install(pythons: Path, minor: str, patch: str) -> Path:
