@@ -93,6 +93,8 @@ def test_a_bullseye_venv_with_a_legacy_editable_breaks_and_rebuilds(tmp_path: Pa
     assert any(n.startswith("pkg_resources 0.0.0 left out") for n in plan["notes"]), plan
     text = run_cli("plan", change, str(v)).out
     assert "note:     pkg_resources 0.0.0 left out" in text
+    text = run_cli("predict", change, str(v)).out
+    assert f"note: {v}: pkg_resources 0.0.0 left out" in text
 
     # The upgrade, for real: the verdict is the predicted one, and the venv is broken.
     distro.install("3.11")

@@ -599,6 +599,7 @@ def make_plan(
         blockers=blockers,
         tool_command=tool[0] if tool else None,
         tool_note=tool[1] if tool else None,
-        notes=placeholder_notes(facts),
+        # a relink keeps the venv's files: only a new venv leaves anything out
+        notes=placeholder_notes(facts) if strategy is not Strategy.RELINK else (),
         old_location=next((loc.path for loc in facts.locations if not loc.same_as_venv), None),
     )

@@ -87,7 +87,7 @@ def _with_python(
         skipped=skipped,
         blockers=blockers,
         reason=reason,
-        notes=placeholder_notes(facts),
+        notes=placeholder_notes(facts) if strategy is Strategy.REBUILD else (),
     )
 
 
