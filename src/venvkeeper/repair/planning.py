@@ -11,6 +11,7 @@ from typing import Optional
 from venvkeeper.errors import (
     UsageError,
 )
+from venvkeeper.host.bases import uv_minor_link
 from venvkeeper.host.fsutil import path_state
 from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.interpreters import find_interpreters, places_for
@@ -23,6 +24,7 @@ from venvkeeper.predict.plan import (
     make_plan,
     package_set,
     packages_minor,
+    placeholder_notes,
     version_blockers,
 )
 from venvkeeper.predict.seeds import SeedNeeds, seed_needs
@@ -50,6 +52,9 @@ def fs_of(root: Optional[str]) -> HostFS:
 def _target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) -> Target:
     """``--python PATH`` among *known*; *fs*: the OS root whose path it is (the venvs')."""
     path = os.path.abspath(python)
+    if fs is REAL:
+        # A uv-managed Python's patch directory: the venv is linked through uv's minor link.
+        path = uv_minor_link(path) or path
     try:
         real = fs.realpath(path)
     except (OSError, ValueError):
@@ -106,6 +111,7 @@ def _with_python(
         skipped=skipped,
         blockers=blockers,
         reason=reason,
+        notes=placeholder_notes(facts) if strategy is Strategy.REBUILD else (),
     )
 
 
@@ -186,4 +192,6 @@ def sibling_plan(
         blockers=blockers,
         old_location=None,
         tool_command=None,
+        tool_note=None,
+        notes=placeholder_notes(facts),
     )
