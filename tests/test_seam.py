@@ -230,6 +230,7 @@ INSIDE_FIELDS = {
         "orig_prefix",
         "size_bytes",
         "recorded_python",
+        "root",  # where the venv lies (the OS root whose view judges it): not re-asked
     },
     SiteDir: {"path", "python_version", "pth_imports", "writable_by_others"},
     Distribution: {
