@@ -7,9 +7,9 @@
 #   ./dev.sh test --fast [ARGS...]  the fast tier only (tests not marked slow), on every
 #                             core, no lint: under a minute
 #   ./dev.sh test ARGS...     only pytest ARGS (serial unless ARGS say -n N)
-#   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports) and the
-#                             documentation site (mkdocs build --strict, into a temporary
-#                             directory)
+#   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports), no bare
+#                             open() in src/ (tools/check_open.py) and the documentation
+#                             site (mkdocs build --strict, into a temporary directory)
 #   ./dev.sh docs [DIR]       the documentation site (mkdocs.yml, docs/) into DIR (default
 #                             site/); python tools/update_docs.py regenerates its blocks
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
@@ -18,6 +18,8 @@
 #   ./dev.sh bench startup [ARGS...] the short commands' start-up, restarts against
 #                             needrestart on this host as it is (bench/startup.py)
 #   ./dev.sh bench matrix [ARGS...] a shared tree against 100 host profiles (bench/matrix.py)
+#   ./dev.sh bench consumers [ARGS...] reading consumers on a host with 500 units, 200 cron
+#                             lines and 2,000 PATH files (bench/consumers.py)
 #   ./dev.sh pyz [ARGS...]    dist/venvkeeper.pyz: a zipapp with its dependencies inside, for
 #                             any CPython 3.9+ (tools/build_pyz.py; wheels cached in
 #                             ~/.cache/venvkeeper-build)
@@ -66,7 +68,8 @@ system_tools() {
     # Installed with apt when we are root on Debian/Ubuntu, else their tests are skipped:
     # uWSGI with its Python 3 plugin, for the restarts tests of a real uwsgi master and
     # workers; debootstrap (and zstd for its cached roots), for the real release upgrade
-    # of tests/test_real_upgrade.py; the Debian package's build tools and lintian, for
+    # of tests/test_real_upgrade.py; systemd-nspawn (systemd-container), to boot a root
+    # (tests/nspawn.py: the golden data of a real systemd); the Debian package's build tools and lintian, for
     # tests/test_deb.py; tmux, for the tables seen in a real terminal (tests/test_terminal.py).
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
     if ! command -v uwsgi-core >/dev/null 2>&1; then
@@ -76,6 +79,10 @@ system_tools() {
     if ! command -v debootstrap >/dev/null 2>&1 && ! [ -x /usr/sbin/debootstrap ]; then
         apt_install debootstrap zstd ||
             echo "dev.sh: could not install debootstrap: the real upgrade test will be skipped" >&2
+    fi
+    if ! command -v systemd-nspawn >/dev/null 2>&1; then
+        apt_install systemd-container ||
+            echo "dev.sh: could not install systemd-container: the booted-root tests will be skipped" >&2
     fi
     if ! command -v tmux >/dev/null 2>&1; then
         apt_install tmux ||
@@ -228,6 +235,7 @@ lint() {
     "$venv/bin/ruff" format --check src tests bench tools
     "$venv/bin/mypy"
     "$venv/bin/lint-imports" --no-cache --no-logo
+    "$venv/bin/python" tools/check_open.py  # no bare open() in src/ (docs/safety.md)
     local site; site=$(mktemp -d)
     docs "$site" || { rm -rf "$site"; return 1; }
     rm -rf "$site"
@@ -266,6 +274,7 @@ case "$cmd" in
         if [ "${1:-}" = repair ]; then shift; exec "$venv/bin/python" bench/repair.py "$@"; fi
         if [ "${1:-}" = startup ]; then shift; exec "$venv/bin/python" bench/startup.py "$@"; fi
         if [ "${1:-}" = matrix ]; then shift; exec "$venv/bin/python" bench/matrix.py "$@"; fi
+        if [ "${1:-}" = consumers ]; then shift; exec "$venv/bin/python" bench/consumers.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

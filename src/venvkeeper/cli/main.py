@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, TextIO, cast
 
 from venvkeeper import __version__
-from venvkeeper.cli import apt, inventory, predict, repair, restarts, scan
+from venvkeeper.cli import apt, consumers, inventory, predict, repair, restarts, scan
 from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser, clear_progress
 from venvkeeper.errors import failure_of
 from venvkeeper.textutil import escape_value
@@ -78,7 +78,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     target = sub if only is None else _Only(sub, only)
-    for family in (scan, predict, repair, restarts, inventory, apt):
+    for family in (scan, consumers, predict, repair, restarts, inventory, apt):
         family.add(cast(Any, target))
     if isinstance(target, _Only) and not target.found:
         return build_parser()

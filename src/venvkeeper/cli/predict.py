@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
 from venvkeeper.cli._common import (
     ExitCode,
@@ -135,6 +135,7 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         remove=tuple(os.path.abspath(p) for p in args.remove),
         remove_packages=tuple(args.remove_package),
         profile=load_profile(args.host_profile) if args.host_profile else None,
+        root=_in_root(args),
     )
     opts = scan_options(args)
     policy = config_of(args).policy
@@ -149,6 +150,29 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         except VenvkeeperError as e:
             err.write(f"venvkeeper: warning: running processes not read: {escape_value(str(e))}\n")
     return predict(report, change, users=users, policy=policy)
+
+
+def _in_root(args: argparse.Namespace) -> Optional[str]:
+    """``--in-root DIR``: the OS root the change happens in (a usage error unless DIR is
+    one, or with ``--no-other-roots``, which judges no venv inside it)."""
+    if not getattr(args, "in_root", None):
+        return None
+    from venvkeeper.host.fsutil import check_directory
+    from venvkeeper.host.osroots import Roots
+
+    given: str = args.in_root
+    check_directory(given, listable=False)
+    root = os.path.realpath(given)
+    if not args.other_roots:
+        raise UsageError(
+            "--in-root: venvs inside other OS roots are judged only without --no-other-roots"
+        )
+    if root == "/" or not Roots().is_root(root):
+        raise UsageError(
+            f"--in-root {given}: not an OS root (no etc/os-release with a usr/bin,"
+            " not a known container store)"
+        )
+    return root
 
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -219,6 +243,9 @@ def _cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     profiles = _profiles_of(args)
     if args.include_network is None:  # the trees a matrix is for are network mounts
         args.include_network = True
+    # Each profile describes a whole host, which sees the tree at its paths: a venv is
+    # judged as that host sees it, wherever the tree sits here (even inside an OS root).
+    args.other_roots = False
     opts = scan_options(args)
     policy = config_of(args).policy
     progress = None if args.json else progress_line(err)

@@ -11,33 +11,61 @@ from typing import Optional
 from venvkeeper.errors import (
     UsageError,
 )
+from venvkeeper.host.bases import uv_minor_link
 from venvkeeper.host.fsutil import path_state
+from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.interpreters import find_interpreters, places_for
 from venvkeeper.model.host import Interpreter
 from venvkeeper.model.plan import RepairPlan, Strategy, Target
 from venvkeeper.model.report import VenvReport
 from venvkeeper.model.venv import VenvFacts
-from venvkeeper.predict.plan import make_plan, package_set, packages_minor, version_blockers
+from venvkeeper.predict.plan import (
+    Exists,
+    make_plan,
+    package_set,
+    packages_minor,
+    placeholder_notes,
+    version_blockers,
+)
 from venvkeeper.predict.seeds import SeedNeeds, seed_needs
 from venvkeeper.repair.job import RepairOptions
 
 
-def interpreters_for(venvs: Iterable[VenvReport]) -> tuple[Interpreter, ...]:
+def interpreters_for(
+    venvs: Iterable[VenvReport], root: Optional[str] = None
+) -> tuple[Interpreter, ...]:
     """The host's interpreters, found statically, plus those beside the venvs' old ones
-    (their homes and sibling installations: where a relink target is)."""
-    from venvkeeper.predict.changes import homes_of
+    (their homes and sibling installations: where a relink target is). *root*: those of
+    that OS root instead (the venvs' own), as it names them."""
+    from venvkeeper.predict.changes import homes_of, root_interpreters
 
+    if root is not None:
+        return root_interpreters(venvs, RootFS(root), root)
     return find_interpreters(places_for(None, homes_of(venvs)))
 
 
-def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
+def fs_of(root: Optional[str]) -> HostFS:
+    """The files a venv of the OS root *root* sees (this host's for None)."""
+    return REAL if root is None else RootFS(root)
+
+
+def _target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) -> Target:
+    """``--python PATH`` among *known*; *fs*: the OS root whose path it is (the venvs')."""
     path = os.path.abspath(python)
-    real = os.path.realpath(path)
+    if fs is REAL:
+        # A uv-managed Python's patch directory: the venv is linked through uv's minor link.
+        path = uv_minor_link(path) or path
+    try:
+        real = fs.realpath(path)
+    except (OSError, ValueError):
+        real = path
     pool = list(known)
     if not any(i.executable == real for i in pool):
         from venvkeeper.host.interpreters import Places
 
-        pool = list(find_interpreters(Places((os.path.dirname(path),), ()), run=True))
+        found = Places((os.path.dirname(path),), ())
+        root = "/" if fs is REAL else fs.host_root if isinstance(fs, RootFS) else None
+        pool = list(find_interpreters(found, fs, run=True, packages_root=root))
     for i in pool:
         if i.executable == real or any(n.path == path for n in i.names):
             if not i.usable or i.version is None:
@@ -50,7 +78,12 @@ def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
 
 
 def _with_python(
-    plan: RepairPlan, facts: VenvFacts, target: Target, force: bool, seeds: SeedNeeds
+    plan: RepairPlan,
+    facts: VenvFacts,
+    target: Target,
+    force: bool,
+    seeds: SeedNeeds,
+    exists: Exists = path_state,
 ) -> RepairPlan:
     """The plan when the admin chose the interpreter (also for a venv that works: a
     deliberate move to another Python)."""
@@ -66,7 +99,7 @@ def _with_python(
         return replace(plan, target=target)
     minor = packages_minor(facts)
     strategy = Strategy.RELINK if minor == target.version else Strategy.REBUILD
-    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
+    reqs, skipped, blockers = package_set(facts, minor, exists, seeds)
     if strategy is Strategy.REBUILD:
         blockers += tuple(version_blockers(facts, reqs, minor, target))
     reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
@@ -78,6 +111,7 @@ def _with_python(
         skipped=skipped,
         blockers=blockers,
         reason=reason,
+        notes=placeholder_notes(facts) if strategy is Strategy.REBUILD else (),
     )
 
 
@@ -87,12 +121,15 @@ def plan_for(
     options: RepairOptions,
     seeds: Optional[SeedNeeds] = None,
 ) -> RepairPlan:
-    """*seeds*: what the venv's code needs of its seed packages (read when not given)."""
+    """*seeds*: what the venv's code needs of its seed packages (read when not given).
+    A venv inside another OS root is planned with that root's files (*interps* must be
+    its interpreters)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
-    plan = make_plan(rep.facts, rep.findings, interps, path_state, seeds)
+    fs = fs_of(rep.facts.root)
+    plan = make_plan(rep.facts, rep.findings, interps, fs.path_state, seeds)
     if options.python:
-        target = _target_for(options.python, interps)
-        plan = _with_python(plan, rep.facts, target, options.force, seeds)
+        target = _target_for(options.python, interps, fs)
+        plan = _with_python(plan, rep.facts, target, options.force, seeds, fs.path_state)
     if plan.strategy is Strategy.USE_TOOL and options.force and plan.target is not None:
         minor = packages_minor(rep.facts)
         plan = replace(
@@ -114,7 +151,7 @@ def sibling_target(
     from venvkeeper.predict.plan import by_default_name, choose_rebuild, follows_default
 
     if python:
-        return _target_for(python, interps)
+        return _target_for(python, interps, fs_of(rep.facts.root))
     default = follows_default(rep.facts)
     usable = [i for i in interps if i.usable]
     target = by_default_name(default, usable) if default else None
@@ -139,9 +176,10 @@ def sibling_plan(
     same packages as *rep*'s venv (always a rebuild; the venv itself is only read)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     facts = rep.facts
-    base = make_plan(facts, rep.findings, interps, path_state, seeds)
+    exists = fs_of(facts.root).path_state
+    base = make_plan(facts, rep.findings, interps, exists, seeds)
     minor = packages_minor(facts)
-    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
+    reqs, skipped, blockers = package_set(facts, minor, exists, seeds)
     blockers += tuple(version_blockers(facts, reqs, minor, target))
     return replace(
         base,
@@ -154,4 +192,6 @@ def sibling_plan(
         blockers=blockers,
         old_location=None,
         tool_command=None,
+        tool_note=None,
+        notes=placeholder_notes(facts),
     )

@@ -1,0 +1,96 @@
+"""``consumers``: what each venv serves (systemd units, cron jobs, commands, web servers and
+process managers), each judged, and the venvs nothing uses."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from venvkeeper.cli._common import (
+    Parser,
+    add_json,
+    add_walk,
+    config_of,
+    exit_code_for,
+    scan_options,
+    terminal,
+)
+
+
+def _add_consumers(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser(
+        "consumers",
+        help="what each venv serves: systemd units, cron jobs, commands, uWSGI, mod_wsgi,"
+        " supervisor and gunicorn, read from their files and judged",
+    )
+    add_walk(p)
+    p.add_argument(
+        "--system-root",
+        default="/",
+        metavar="DIR",
+        help="read the consumers of the system installed in DIR (a chroot, an image)"
+        " instead of this host's (default /); its venvs are scanned when no ROOT is given",
+    )
+    p.add_argument(
+        "--proc-root",
+        default="/proc",
+        metavar="DIR",
+        help="the procfs that tells which units run now (default /proc)",
+    )
+    p.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="judge only the venvs the consumers name: do not walk the ROOTs for the venvs"
+        " that nothing uses",
+    )
+    add_json(p)
+    p.set_defaults(func=_cmd_consumers)
+
+
+def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from typing import Optional
+
+    from venvkeeper.checks.policy import apply, apply_to_venv
+    from venvkeeper.consumers import read_consumers
+    from venvkeeper.consumers.judge import judge, real
+    from venvkeeper.errors import VenvkeeperError
+    from venvkeeper.formats import consumers as fmt
+    from venvkeeper.host.fsutil import check_directory
+    from venvkeeper.model.report import VenvReport
+    from venvkeeper.scan.pipeline import ScanOptions, inspect_path, scan
+
+    check_directory(args.system_root)
+    if args.system_root != "/" and not args.roots:
+        args.roots = [args.system_root]
+    policy = config_of(args).policy
+    # the host's /proc tells nothing of another system's units, unless named
+    proc = args.proc_root if args.system_root == "/" or args.proc_root != "/proc" else None
+    found = read_consumers(args.system_root, proc)
+    reports: dict[str, VenvReport] = {}
+    scanned: list[str] = []
+    if not args.no_scan:
+        report = apply(scan(options=scan_options(args)), policy)
+        for v in report.venvs:
+            reports[real(v.path)] = v
+            scanned.append(v.path)
+
+    def report_of(path: str) -> Optional[VenvReport]:
+        got = reports.get(real(path))
+        if got is not None:
+            return got
+        try:
+            return apply_to_venv(inspect_path(path, ScanOptions()), policy)
+        except VenvkeeperError:
+            return None
+
+    result = judge(found, report_of, scanned)
+    if args.json:
+        out.write(fmt.render_json(result))
+    else:
+        out.write(fmt.render_table(result, terminal(out)))
+    return int(exit_code_for(result.worst))
+
+
+def add(sub: argparse._SubParsersAction[Parser]) -> None:
+    """Add this family's commands to the top-level parser."""
+    _add_consumers(sub)
