@@ -66,6 +66,7 @@ import os
 import pytest
 
 import debroot
+import helpers as h
 from helpers import needs_root, owner
 
 
@@ -115,6 +116,16 @@ def test_world_b(world):
 @pytest.mark.slow
 def test_marked_slow():
     pass
+
+
+def test_through_a_helper_module():
+    h.needs_root()
+
+
+def test_a_helper_imported_inside():
+    import roots
+
+    roots.unpack()
 """
 
 SKIPS = """
@@ -133,6 +144,15 @@ def test_no_frobnicator():
 def test_no_widget(n):
     pytest.skip(f"widget {n} is missing")
 """
+
+
+#: A tests/ of its own: debroot stands in for tests/debroot.py.
+WORLD = {
+    "debroot.py": "def build():\n    return 1\n",
+    "helpers.py": HELPERS,
+    "roots.py": "import debroot\n\n\ndef unpack():\n    return debroot.build()\n",
+    "test_a.py": TESTS,
+}
 
 
 def project(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -164,17 +184,17 @@ def selected(top: Path, expr: str) -> set[str]:
 
 
 def test_markers_follow_what_a_test_uses(tmp_path: Path) -> None:
-    top = project(
-        tmp_path,
-        {
-            "debroot.py": "def build():\n    return 1\n",
-            "helpers.py": HELPERS,
-            "test_a.py": TESTS,
-        },
-    )
-    assert selected(top, "root") == {"test_user", "test_euid", "test_helper", "test_in_a_root"}
-    assert selected(top, "debian") == {"test_in_a_root"}
-    assert selected(top, "slow") == {"test_in_a_root", "test_marked_slow"}
+    top = project(tmp_path, WORLD)
+    debian = {"test_in_a_root", "test_a_helper_imported_inside"}
+    assert selected(top, "root") == {
+        "test_user",
+        "test_euid",
+        "test_helper",
+        "test_through_a_helper_module",
+        *debian,
+    }
+    assert selected(top, "debian") == debian
+    assert selected(top, "slow") == {"test_marked_slow", *debian}
     assert "test_owner" in selected(top, "not root and not slow")
 
 
@@ -182,14 +202,7 @@ def test_markers_follow_what_a_test_uses(tmp_path: Path) -> None:
 def test_groups_keep_a_shared_fixture_and_the_debian_roots_on_one_worker(
     tmp_path: Path,
 ) -> None:
-    top = project(
-        tmp_path,
-        {
-            "debroot.py": "def build():\n    return 1\n",
-            "helpers.py": HELPERS,
-            "test_a.py": TESTS,
-        },
-    )
+    top = project(tmp_path, WORLD)
     res = pytest_run(top, "-n", "2", "--dist", "loadgroup", "-v")
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.search(r"PASSED test_a\.py::test_world_a@test_a\.py::world\b", res.stdout)

@@ -21,13 +21,14 @@ test runs on one worker: two real roots at once would only fight over two cores.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import re
 import sys
 import types
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -107,21 +108,52 @@ class Uses:
                 found.add("debian")
             if "require_root" in names or {"geteuid", "skip"} <= names:
                 found.add("root")
+            helpers: list[types.ModuleType] = []  # modules of tests/: M.name is followed
             for name in names:
                 obj = glb.get(name)
+                if obj is None:
+                    obj = self._module(name)  # imported inside the function
                 if obj is None or obj is fn:
                     continue
-                if getattr(obj, "__module__", None) == "debroot" or (
-                    isinstance(obj, types.ModuleType) and obj.__name__ == "debroot"
-                ):
-                    found.add("debian")
-                elif _ours(obj, self.tests) or _ours(
-                    getattr(obj, "_get_wrapped_function", lambda: None)(), self.tests
-                ):
-                    for f in _functions(obj):
-                        found |= self.of(f)
+                if isinstance(obj, types.ModuleType):
+                    if obj.__name__ == "debroot":
+                        found.add("debian")
+                    elif self._module(obj.__name__) is obj:
+                        helpers.append(obj)
+                    continue
+                found |= self._reach(obj)
+            for mod in helpers:
+                for name in names:
+                    attr = getattr(mod, name, None)
+                    if attr is not None and not isinstance(attr, types.ModuleType):
+                        found |= self._reach(attr)
         self._memo[code] = frozenset(found)
         return self._memo[code]
+
+    def _reach(self, obj: object) -> set[str]:
+        """What *obj* (a global or a helper module's attribute) brings in."""
+        if getattr(obj, "__module__", None) == "debroot":
+            return {"debian"}
+        found: set[str] = set()
+        if _ours(obj, self.tests) or _ours(
+            getattr(obj, "_get_wrapped_function", lambda: None)(), self.tests
+        ):
+            for f in _functions(obj):
+                found |= self.of(f)
+        return found
+
+    def _module(self, name: str) -> Optional[types.ModuleType]:
+        """The module *name* when it is one of tests/ (imported now if need be)."""
+        if "." in name or not (self.tests / f"{name}.py").is_file():
+            return None
+        mod = sys.modules.get(name)
+        if mod is None:
+            try:
+                mod = importlib.import_module(name)
+            except Exception:  # a helper that cannot import here marks nothing
+                return None
+        f = getattr(mod, "__file__", None)
+        return mod if f and Path(f).resolve().parent == self.tests else None
 
 
 def _fixturedefs(item: pytest.Item) -> Iterable[Any]:
