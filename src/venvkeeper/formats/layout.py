@@ -165,8 +165,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Row:
-    """One row: its short cells, its detail (the long last column), and the style (a rich
-    style name) of its first cell."""
+    """One row: its short cells, its detail (the long last column), and the style (words of
+    :data:`SGR`, e.g. ``"bold red"``) of its first cell."""
 
     cells: tuple[str, ...]
     detail: str = ""
@@ -283,19 +283,25 @@ def _cut(line: Line, width: int) -> Line:
     return out
 
 
+#: The SGR parameters (ECMA-48 "select graphic rendition") of each word a style may hold:
+#: a style is words such as ``"bold red"``, attributes before colours.
+SGR = {"bold": "1", "red": "31", "green": "32", "yellow": "33", "magenta": "35"}
+_RESET = "\x1b[0m"
+
+
+def paint(text: str, style: Optional[str]) -> str:
+    """*text* in *style*: ``ESC[1;31m`` ... ``ESC[0m`` for ``"bold red"`` (nothing for no
+    style, or no text)."""
+    if not style or not text:
+        return text
+    return f"\x1b[{';'.join(SGR[w] for w in style.split())}m{text}{_RESET}"
+
+
 def to_text(lines: Sequence[Line], color: bool = False) -> str:
-    """The lines as text, each ended by a newline; coloured with rich's styles when
+    """The lines as text, each ended by a newline; in colour (:func:`paint`) when
     *color*."""
     if not color:
         return "".join("".join(t for t, _ in line) + "\n" for line in lines)
-    from rich.color import ColorSystem
-    from rich.style import Style
-
-    def paint(text: str, style: Optional[str]) -> str:
-        if not style or not text:
-            return text
-        return Style.parse(style).render(text, color_system=ColorSystem.STANDARD)
-
     return "".join("".join(paint(t, s) for t, s in line) + "\n" for line in lines)
 
 

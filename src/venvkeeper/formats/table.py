@@ -33,7 +33,7 @@ COLUMNS = (
 )
 SIZE = Column("SIZE", shrink=False)
 DETAIL = "FINDING"
-#: The style of each status word, in colour (rich's style names).
+#: The style of each status word, in colour (words of :data:`~venvkeeper.formats.layout.SGR`).
 STYLE = {
     Severity.OK: "green",
     Severity.INFO: "green",
