@@ -8,16 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Optional
 
-from venvkeeper.errors import (
-    UsageError,
-)
+from venvkeeper.errors import UsageError
 from venvkeeper.host.fsutil import path_state
 from venvkeeper.host.interpreters import find_interpreters, places_for
 from venvkeeper.model.host import Interpreter
-from venvkeeper.model.plan import RepairPlan, Strategy, Target
+from venvkeeper.model.plan import RepairPlan, Target
 from venvkeeper.model.report import VenvReport
-from venvkeeper.model.venv import VenvFacts
-from venvkeeper.predict.plan import make_plan, package_set, packages_minor, version_blockers
+from venvkeeper.predict.plan import make_plan, rebuild_on
 from venvkeeper.predict.seeds import SeedNeeds, seed_needs
 from venvkeeper.repair.job import RepairOptions
 
@@ -49,59 +46,20 @@ def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
     raise UsageError(f"--python {python}: no Python interpreter there")
 
 
-def _with_python(
-    plan: RepairPlan, facts: VenvFacts, target: Target, force: bool, seeds: SeedNeeds
-) -> RepairPlan:
-    """The plan when the admin chose the interpreter (also for a venv that works: a
-    deliberate move to another Python)."""
-    base = facts.base
-    if (
-        plan.strategy is Strategy.NONE
-        and base is not None
-        and not base.is_copy
-        and base.executable == target.executable
-    ):
-        return plan
-    if plan.strategy is Strategy.USE_TOOL and not force:
-        return replace(plan, target=target)
-    minor = packages_minor(facts)
-    strategy = Strategy.RELINK if minor == target.version else Strategy.REBUILD
-    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
-    if strategy is Strategy.REBUILD:
-        blockers += tuple(version_blockers(facts, reqs, minor, target))
-    reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
-    return replace(
-        plan,
-        strategy=strategy,
-        target=target,
-        packages=reqs,
-        skipped=skipped,
-        blockers=blockers,
-        reason=reason,
-    )
-
-
 def plan_for(
     rep: VenvReport,
     interps: Sequence[Interpreter],
     options: RepairOptions,
     seeds: Optional[SeedNeeds] = None,
 ) -> RepairPlan:
-    """*seeds*: what the venv's code needs of its seed packages (read when not given)."""
+    """The plan of the venv of *rep* with the repair's choices (``--python``, ``--force``):
+    the one planner's (:func:`venvkeeper.predict.plan.make_plan`), on this host.
+    *seeds*: what the venv's code needs of its seed packages (read when not given)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
-    plan = make_plan(rep.facts, rep.findings, interps, path_state, seeds)
-    if options.python:
-        target = _target_for(options.python, interps)
-        plan = _with_python(plan, rep.facts, target, options.force, seeds)
-    if plan.strategy is Strategy.USE_TOOL and options.force and plan.target is not None:
-        minor = packages_minor(rep.facts)
-        plan = replace(
-            plan,
-            strategy=Strategy.RELINK if minor == plan.target.version else Strategy.REBUILD,
-            blockers=plan.blockers
-            + tuple(version_blockers(rep.facts, plan.packages, minor, plan.target)),
-        )
-    return plan
+    python = _target_for(options.python, interps) if options.python else None
+    return make_plan(
+        rep.facts, rep.findings, interps, path_state, seeds, python=python, force=options.force
+    )
 
 
 def sibling_target(
@@ -139,19 +97,13 @@ def sibling_plan(
     same packages as *rep*'s venv (always a rebuild; the venv itself is only read)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     facts = rep.facts
-    base = make_plan(facts, rep.findings, interps, path_state, seeds)
-    minor = packages_minor(facts)
-    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
-    blockers += tuple(version_blockers(facts, reqs, minor, target))
+    plan = rebuild_on(
+        make_plan(facts, rep.findings, interps, path_state, seeds), facts, target, path_state, seeds
+    )
     return replace(
-        base,
+        plan,
         path=dest,
-        strategy=Strategy.REBUILD,
         reason=f"the sibling of {facts.path} for Python {target.version}",
-        target=target,
-        packages=reqs,
-        skipped=skipped,
-        blockers=blockers,
         old_location=None,
         tool_command=None,
     )
