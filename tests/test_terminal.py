@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.cli._common import progress_line
+from venvkeeper.cli.progress import progress_line
 from venvkeeper.formats.layout import (
     ELLIPSIS,
     Column,

@@ -12,9 +12,14 @@ from typing import Any, Optional, TextIO, cast
 
 from venvkeeper import __version__
 from venvkeeper.cli import apt, inventory, predict, repair, restarts, scan
-from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser, clear_progress
+from venvkeeper.cli._common import ExitCode, ParseError, Parser
+from venvkeeper.cli.context import Context, Output
+from venvkeeper.cli.progress import clear_progress
 from venvkeeper.errors import failure_of
 from venvkeeper.textutil import escape_value
+
+#: The command families, in the order of --help: each module's add(sub) adds its commands.
+FAMILIES = (scan, predict, repair, restarts, inventory, apt)
 
 
 class _Inert:
@@ -78,7 +83,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     target = sub if only is None else _Only(sub, only)
-    for family in (scan, predict, repair, restarts, inventory, apt):
+    for family in FAMILIES:
         family.add(cast(Any, target))
     if isinstance(target, _Only) and not target.found:
         return build_parser()
@@ -102,7 +107,7 @@ def main(
             if sys.stdout is stdout.stream:  # --help and --version print to sys.stdout
                 stdout.flush()
     except ParseError as e:
-        if words[:1] == ["check"]:  # a monitoring plugin answers on stdout, in one line
+        if command_of(words) == "check":  # a monitoring plugin answers on stdout, in one line
             from venvkeeper.formats import nagios
 
             out.write(nagios.render_unknown(f"usage error: {e.message}"))
@@ -120,9 +125,9 @@ def main(
         parser.print_usage(err)
         err.write(f"{parser.prog}: error: give a COMMAND (venvkeeper --help lists them)\n")
         return int(ExitCode.ERROR)
-    args.err = err
+    ctx = Context(out, err, config_file=args.config)
     try:
-        code = int(args.func(args, out, err))
+        code = int(args.func(args, ctx))
     except KeyboardInterrupt:
         clear_progress()
         err.write("venvkeeper: interrupted\n")

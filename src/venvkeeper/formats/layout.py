@@ -12,53 +12,28 @@ Every table has a few short columns and one long one, the *detail* (a finding, a
 Nothing is ever wrapped inside a cell, so a path is never split across lines. Cells come
 in escaped (each renderer escapes what it got from a scanned tree): this module only
 measures, pads and shortens them. :func:`decide` is the rule for the width, colour and
-live progress of a stream, a pure function of what the command line found out.
+live progress of a stream, a pure function of what the command line found out
+(:mod:`venvkeeper.formats.terminal`, re-exported here).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
+
+from venvkeeper.formats.terminal import DEFAULT_WIDTH as DEFAULT_WIDTH
+from venvkeeper.formats.terminal import PLAIN as PLAIN
+from venvkeeper.formats.terminal import Terminal as Terminal
+from venvkeeper.formats.terminal import decide as decide
 
 ELLIPSIS = "…"
 INDENT = 4
 GAP = 2
 #: The narrowest a path column gets before other columns give way.
 MIN_PATH = 20
-#: The width of a terminal that does not say (no ``COLUMNS``, no size).
-DEFAULT_WIDTH = 80
-
-
-@dataclass(frozen=True)
-class Terminal:
-    """What a stream allows. ``width`` None: no limit (one line per row, never cut);
-    ``color``: SGR colours; ``live``: a progress line redrawn with ``\\r`` and ``ESC[K``."""
-
-    width: Optional[int] = None
-    color: bool = False
-    live: bool = False
-
-
-PLAIN = Terminal()
-
-
-def decide(isatty: bool, environ: Mapping[str, str], size: Optional[int] = None) -> Terminal:
-    """The rule. ``COLUMNS`` (a positive whole number) is the width whenever it is set, a
-    terminal or not; else a terminal's own *size* (80 when unknown); else no limit.
-    A terminal with ``TERM`` unset or ``dumb``, and anything that is not a terminal, gets
-    plain text: no colour, no live progress. ``NO_COLOR`` (set and not empty, see
-    no-color.org) turns colour off."""
-    columns: Optional[int] = None
-    text = environ.get("COLUMNS", "").strip()
-    if text.isdigit() and int(text) > 0:
-        columns = int(text)
-    if columns is None and isatty:
-        columns = size if size and size > 0 else DEFAULT_WIDTH
-    smart = isatty and environ.get("TERM", "") not in ("", "dumb")
-    return Terminal(width=columns, color=smart and not environ.get("NO_COLOR"), live=smart)
 
 
 def cells(text: str) -> int:

@@ -6,7 +6,8 @@ Every string from a scanned tree goes through :func:`escape` before it is printe
 from __future__ import annotations
 
 import stat
-from typing import Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.formats.layout import (
     PLAIN,
@@ -23,6 +24,9 @@ from venvkeeper.model.findings import Severity
 from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.model.venv import BaseInterpreter, DeepResult
 from venvkeeper.textutil import escape, plural
+
+if TYPE_CHECKING:
+    from venvkeeper.checks._base import CodeDoc
 
 COLUMNS = (
     Column("STATUS", shrink=False),
@@ -130,6 +134,13 @@ def render_for(report: Report, term: Terminal = PLAIN, only_problems: bool = Fal
     text = summary(report)
     lines += [[]] + [[(t, None)] for t in (wrap(text, term.width) if term.width else [text])]
     return to_text(lines, term.color)
+
+
+def render_codes(codes: Mapping[str, CodeDoc]) -> str:
+    """``codes``: every finding code, its usual severity and what it means, one a line."""
+    return "".join(
+        f"{code:30} {doc.severity.value:9} {doc.summary}\n" for code, doc in sorted(codes.items())
+    )
 
 
 def _copy(b: BaseInterpreter) -> str:
