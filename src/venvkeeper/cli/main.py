@@ -81,6 +81,12 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         help="read only this configuration file (default: /etc/venvkeeper/config.toml, then"
         " $XDG_CONFIG_HOME/venvkeeper/config.toml; also $VENVKEEPER_CONFIG)",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an internal error, also print its traceback (it is always saved in the"
+        " state directory: /var/lib/venvkeeper for root, else $XDG_STATE_HOME/venvkeeper)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     target = sub if only is None else _Only(sub, only)
     for family in FAMILIES:
@@ -125,7 +131,7 @@ def main(
         parser.print_usage(err)
         err.write(f"{parser.prog}: error: give a COMMAND (venvkeeper --help lists them)\n")
         return int(ExitCode.ERROR)
-    ctx = Context(out, err, config_file=args.config)
+    ctx = Context(out, err, config_file=args.config, debug=args.debug)
     try:
         code = int(args.func(args, ctx))
     except KeyboardInterrupt:
@@ -135,17 +141,12 @@ def main(
     except Exception as e:
         clear_progress()
         failure = failure_of(e)
-        if args.command == "check":
+        if failure.internal:
+            _internal(e, words, ctx, check=args.command == "check")
+        elif args.command == "check":
             from venvkeeper.formats import nagios
 
-            text = "; ".join(failure.lines)
-            text = f"internal error: {text}" if failure.internal else text
-            out.write(nagios.render_unknown(text))
-        elif failure.internal:
-            err.write(
-                f"venvkeeper: internal error: {escape_value(failure.lines[0])}\n"
-                "Please report this with the command line you used.\n"
-            )
+            out.write(nagios.render_unknown("; ".join(failure.lines)))
         else:
             for line in failure.lines:
                 err.write(f"venvkeeper: error: {escape_value(line)}\n")
@@ -155,3 +156,20 @@ def main(
         return failure.code
     stdout.flush()
     return code
+
+
+def _internal(e: Exception, words: Sequence[str], ctx: Context, check: bool) -> None:
+    """An internal error: its traceback saved in the state directory (and printed with
+    --debug), one line that names the file (``check``: the plugin's UNKNOWN line)."""
+    from venvkeeper.cli.crash import internal_error_line, save_traceback, traceback_text
+
+    saved, why_not = save_traceback(e, words)
+    line = internal_error_line(failure_of(e).lines[0], saved, why_not, brief=check)
+    if check:  # a monitoring plugin answers on stdout, in one line
+        from venvkeeper.formats import nagios
+
+        ctx.out.write(nagios.render_unknown(line))
+    else:
+        ctx.err.write(f"venvkeeper: {escape_value(line)}\n")
+    if ctx.debug:
+        ctx.err.write(traceback_text(e, words))
