@@ -93,18 +93,15 @@ class Parser(argparse.ArgumentParser):
         raise ParseError(self, message)
 
 
-#: The names of :class:`venvkeeper.formats.OutputFormat`, spelled out so that building the
-#: parser imports no format (a test checks they agree).
-FORMATS = ("table", "json")
-
-
 def add_format(p: argparse.ArgumentParser) -> None:
-    """``--format`` and its alias ``--json``: every command's document is in the one
-    envelope, with a shipped schema."""
+    """``--format`` (every :class:`~venvkeeper.formats.OutputFormat`; the package is light:
+    no format module is imported until one renders) and its alias ``--json``."""
+    from venvkeeper.formats import DEFAULT, OutputFormat
+
     p.add_argument(
         "--format",
-        choices=FORMATS,
-        default="table",
+        choices=[f.value for f in OutputFormat],
+        default=DEFAULT.value,
         help="the output: a table for people (default), or JSON (its JSON Schema ships in"
         " venvkeeper/schemas/)",
     )
@@ -124,9 +121,9 @@ add_json = add_format
 def output_format(args: argparse.Namespace) -> OutputFormat:
     """The format the command line asked for (the default for a command without
     ``--format``)."""
-    from venvkeeper.formats import OutputFormat
+    from venvkeeper.formats import DEFAULT, OutputFormat
 
-    return OutputFormat(getattr(args, "format", None) or "table")
+    return OutputFormat(getattr(args, "format", None) or DEFAULT.value)
 
 
 def emit(ctx: Context, args: argparse.Namespace, kind: Kind, value: Any, **options: Any) -> None:
@@ -140,7 +137,9 @@ def emit(ctx: Context, args: argparse.Namespace, kind: Kind, value: Any, **optio
 
 def machine(args: argparse.Namespace) -> bool:
     """The output is for programs (not the table): no progress line."""
-    return getattr(args, "format", "table") != "table"
+    from venvkeeper.formats import DEFAULT
+
+    return getattr(args, "format", DEFAULT.value) != DEFAULT.value
 
 
 def add_selection(p: argparse.ArgumentParser) -> None:
