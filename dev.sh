@@ -14,6 +14,8 @@
 #   ./dev.sh bench startup [ARGS...] the short commands' start-up, restarts against
 #                             needrestart on this host as it is (bench/startup.py)
 #   ./dev.sh bench matrix [ARGS...] a shared tree against 100 host profiles (bench/matrix.py)
+#   ./dev.sh bench consumers [ARGS...] reading consumers on a host with 500 units, 200 cron
+#                             lines and 2,000 PATH files (bench/consumers.py)
 #   ./dev.sh pyz [ARGS...]    dist/venvkeeper.pyz: a zipapp with its dependencies inside, for
 #                             any CPython 3.9+ (tools/build_pyz.py; wheels cached in
 #                             ~/.cache/venvkeeper-build)
@@ -62,7 +64,8 @@ system_tools() {
     # Installed with apt when we are root on Debian/Ubuntu, else their tests are skipped:
     # uWSGI with its Python 3 plugin, for the restarts tests of a real uwsgi master and
     # workers; debootstrap (and zstd for its cached roots), for the real release upgrade
-    # of tests/test_real_upgrade.py; the Debian package's build tools and lintian, for
+    # of tests/test_real_upgrade.py; systemd-nspawn (systemd-container), to boot a root
+    # (tests/nspawn.py: the golden data of a real systemd); the Debian package's build tools and lintian, for
     # tests/test_deb.py; tmux, for the tables seen in a real terminal (tests/test_terminal.py).
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
     if ! command -v uwsgi-core >/dev/null 2>&1; then
@@ -72,6 +75,10 @@ system_tools() {
     if ! command -v debootstrap >/dev/null 2>&1 && ! [ -x /usr/sbin/debootstrap ]; then
         apt_install debootstrap zstd ||
             echo "dev.sh: could not install debootstrap: the real upgrade test will be skipped" >&2
+    fi
+    if ! command -v systemd-nspawn >/dev/null 2>&1; then
+        apt_install systemd-container ||
+            echo "dev.sh: could not install systemd-container: the booted-root tests will be skipped" >&2
     fi
     if ! command -v tmux >/dev/null 2>&1; then
         apt_install tmux ||
@@ -252,6 +259,7 @@ case "$cmd" in
         if [ "${1:-}" = repair ]; then shift; exec "$venv/bin/python" bench/repair.py "$@"; fi
         if [ "${1:-}" = startup ]; then shift; exec "$venv/bin/python" bench/startup.py "$@"; fi
         if [ "${1:-}" = matrix ]; then shift; exec "$venv/bin/python" bench/matrix.py "$@"; fi
+        if [ "${1:-}" = consumers ]; then shift; exec "$venv/bin/python" bench/consumers.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

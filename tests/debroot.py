@@ -67,14 +67,14 @@ ENV = {
 POLICY_RC_D = "#!/bin/sh\n# venvkeeper tests: never start services in this root\nexit 101\n"
 
 
-def cache_key() -> str:
-    recipe = {"suite": SUITE, "variant": VARIANT, "packages": PACKAGES, "mirror": MIRROR}
+def cache_key(packages: Sequence[str] = PACKAGES, suite: str = SUITE) -> str:
+    recipe = {"suite": suite, "variant": VARIANT, "packages": packages, "mirror": MIRROR}
     recipe["recipe"] = RECIPE
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def base_tarball() -> Path:
-    return CACHE / f"debian-{SUITE}-{VARIANT}-{cache_key()}.tar{_ext()}"
+def base_tarball(packages: Sequence[str] = PACKAGES, suite: str = SUITE) -> Path:
+    return CACHE / f"debian-{suite}-{VARIANT}-{cache_key(packages, suite)}.tar{_ext()}"
 
 
 def upgraded_tarball() -> Path:
@@ -231,17 +231,17 @@ def _unpack(tarball: Path, dest: Path) -> None:
     subprocess.run([*argv, "-C", str(dest)], check=True, timeout=900, capture_output=True)
 
 
-def _debootstrap(dest: Path) -> None:
+def _debootstrap(dest: Path, packages: Sequence[str] = PACKAGES, suite: str = SUITE) -> None:
     exe = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
     if not os.path.exists(exe):
         pytest.skip("debootstrap is not installed (./dev.sh test installs it with apt)")
-    _require_network(SUITE)
+    _require_network(suite)
     res = subprocess.run(
         [
             exe,
             f"--variant={VARIANT}",
-            "--include=" + ",".join(PACKAGES),
-            SUITE,
+            "--include=" + ",".join(packages),
+            suite,
             str(dest),
             MIRROR,
         ],
@@ -259,16 +259,17 @@ def _debootstrap(dest: Path) -> None:
     policy.chmod(0o755)
 
 
-def bookworm_root(dest: Path) -> Path:
-    """A bookworm root at *dest* (unpacked from the cache, built into it first if needed)."""
+def bookworm_root(dest: Path, packages: Sequence[str] = PACKAGES) -> Path:
+    """A bookworm root at *dest* (unpacked from the cache, built into it first if needed),
+    with *packages* (the default set, or more: each set is a tarball of its own)."""
     require_root_tools()
-    tarball = base_tarball()
+    tarball = base_tarball(packages)
     with _locked(tarball.name):
         if not tarball.exists():
             build = CACHE / f"build-{os.getpid()}"
             remove_root(build)
             try:
-                _debootstrap(build)
+                _debootstrap(build, packages)
                 _pack(build, tarball)
             finally:
                 remove_root(build)

@@ -68,6 +68,11 @@ def _hook_json(kind: str, res: Result) -> set[str]:
     return {v["path"] for v in validate_json("predict", body)["venvs"]}
 
 
+def _unused(kind: str, res: Result) -> set[str]:
+    """consumers: the venvs its scan found (none of them serves anything here)."""
+    return set(validate_json(kind, res.out)["unused"])
+
+
 def _mentioned(kind: str, res: Result) -> str:
     return res.out + res.err
 
@@ -75,7 +80,8 @@ def _mentioned(kind: str, res: Result) -> str:
 #: command line -> (the kind of its JSON, what it reported on): a set of venv paths, or the
 #: text it printed (then "reported" means "named").
 COMMANDS: dict[str, tuple[list[str], Callable[[str, Result], Any]]] = {
-    "scan": (["scan", "--json", "--no-record"], _paths("venvs")),
+    "scan": (["scan", "--json", "--no-record", "--no-consumers"], _paths("venvs")),
+    "consumers": (["consumers", "--json", "--proc-root", "{proc}"], _unused),
     "predict": (["predict", "--json", "--no-processes"], _paths("venvs")),
     "plan": (["plan", "--json", "--no-processes", "--all"], _paths("venvs")),
     "repair": (["repair", "--all", "--dry-run", "--json"], _paths("results")),

@@ -183,12 +183,13 @@ def test_the_architecture_names_every_module_and_every_error_class() -> None:
     import pkgutil
 
     import venvkeeper
-    from venvkeeper.checks.registry import CHECKS
+    from venvkeeper.checks import registry
     from venvkeeper.errors import VenvkeeperError
 
     doc = (ROOT / "ARCHITECTURE.md").read_text()
     src = ROOT / "src" / "venvkeeper"
-    checks = {c.run.__module__ for c in CHECKS}
+    families = (getattr(registry, "CHECKS", ()), getattr(registry, "CONSUMER_CHECKS", ()))
+    checks = {c.run.__module__ for family in families for c in family}
     unnamed = []
     for p in sorted(src.rglob("*.py")):
         rel = p.relative_to(src)

@@ -209,9 +209,16 @@ def defs() -> dict[str, Schema]:
                     }
                 )
             ),
+            "consumers": arr(
+                ref("used_by"),
+                description="what uses it: units, cron jobs, commands, web servers"
+                " (venvkeeper consumers tells more); absent when not read",
+            ),
         },
+        optional=("consumers",),
         description="one venv, everything inspection read and every finding",
     )
+    d.update(consumer_defs())
     d["snapshot"] = obj(
         {
             "path": PATH,
@@ -247,6 +254,102 @@ def defs() -> dict[str, Schema]:
         description="a recorded scan",
     )
     return d
+
+
+def consumer_defs() -> dict[str, Schema]:
+    """A consumer (venvkeeper consumers) and its brief form in a venv's ``consumers``."""
+    from venvkeeper.model.consumers import (
+        Activation,
+        Confidence,
+        ConsumerKind,
+        FailsHow,
+        Manager,
+        RefKind,
+        RestartVerb,
+        VenvState,
+    )
+
+    d: dict[str, Schema] = {
+        "consumer_kind": enum_of(ConsumerKind, "what the consumer is (its reader)"),
+        "ref_kind": enum_of(RefKind, "how a consumer names a venv"),
+        "confidence": enum_of(Confidence, "how surely the reference names that venv"),
+        "fails_how": enum_of(FailsHow, "how the consumer fails when its venv breaks"),
+    }
+    brief = {
+        "kind": ref("consumer_kind"),
+        "name": STR,
+        "source": PATH,
+        "line": INT,
+        "user": null(STR),
+        "ref": null(ref("ref_kind")),
+        "confidence": null(ref("confidence")),
+        "enabled": null(BOOL),
+        "running": null(BOOL),
+        "trigger": null(STR),
+    }
+    d["used_by"] = obj(brief, description="a consumer of the venv, briefly")
+    d["consumer"] = obj(
+        {
+            **brief,
+            "venv": null(PATH),
+            "venvs": arr(PATH),
+            "activation": enum_of(Activation),
+            "embedded_python": null(STR),
+            "embedded_module": null(PATH),
+            "status": ref("status"),
+            "findings": arr(ref("finding")),
+            "fails_how": obj({"loud": ref("fails_how"), "silent": ref("fails_how")}),
+            "restart": obj(
+                {
+                    "manager": enum_of(Manager),
+                    "unit": null(STR),
+                    "verb": enum_of(RestartVerb),
+                    "user": null(STR),
+                    "command": null(STR),
+                }
+            ),
+            "via": arr(STR),
+            "files": arr(
+                PATH,
+                description="every file whose word the consumer is taken on: its source,"
+                " drop-ins, environment files, included configs, a command's links",
+            ),
+            "references": arr(
+                obj(
+                    {
+                        "kind": ref("ref_kind"),
+                        "confidence": ref("confidence"),
+                        "text": STR,
+                        "path": null(PATH),
+                        "venv": null(PATH),
+                        "venv_state": enum_of(VenvState),
+                        "source": PATH,
+                        "line": INT,
+                        "key": STR,
+                        "minor": null(STR),
+                        "via": arr(PATH),
+                    }
+                )
+            ),
+        },
+        description="one consumer with its references, verdict and what to restart",
+    )
+    return d
+
+
+def consumers() -> Schema:
+    from venvkeeper.model.findings import Severity
+
+    counts = {s.value: INT for s in Severity if s is not Severity.INFO}
+    return obj(
+        {
+            "duration_seconds": NUM,
+            "summary": obj({"consumers": INT, **counts, "worst": ref("status"), "unused": INT}),
+            "consumers": arr(ref("consumer")),
+            "unused": arr(PATH, description="venvs found under the roots that nothing uses"),
+            "problems": arr(ref("finding")),
+        }
+    )
 
 
 def plan_defs() -> dict[str, Schema]:
@@ -699,6 +802,7 @@ def payloads() -> dict[str, tuple[str, Schema]]:
         "changes": ("the changes between two scans (venvkeeper changes --json)", changes()),
         "history": ("one venv over the scans (venvkeeper history --json)", history()),
         "matrix": ("venvs x hosts of a shared tree (venvkeeper matrix --json)", matrix()),
+        "consumers": ("what each venv serves (venvkeeper consumers --json)", consumers()),
     }
 
 

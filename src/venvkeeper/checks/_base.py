@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Callable
 
+from venvkeeper.model.consumers import ConsumerFacts
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts
@@ -31,6 +32,15 @@ class Check:
     name: str
     codes: Mapping[str, CodeDoc]
     run: Callable[[VenvFacts], Iterator[Finding]]
+
+
+@dataclass(frozen=True)
+class ConsumerCheck:
+    """One concern about a consumer (a unit, a cron job, a server config) and its venvs."""
+
+    name: str
+    codes: Mapping[str, CodeDoc]
+    run: Callable[[ConsumerFacts], Iterator[Finding]]
 
 
 def short_list(items: list[str], limit: int = 3) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, TextIO, cast
 
 from venvkeeper import __version__
-from venvkeeper.cli import apt, inventory, predict, repair, restarts, scan
+from venvkeeper.cli import apt, consumers, inventory, predict, repair, restarts, scan
 from venvkeeper.cli._common import ExitCode, ParseError, Parser
 from venvkeeper.cli.context import Context, Output
 from venvkeeper.cli.progress import clear_progress
@@ -19,7 +19,7 @@ from venvkeeper.errors import failure_of
 from venvkeeper.textutil import escape_value
 
 #: The command families, in the order of --help: each module's add(sub) adds its commands.
-FAMILIES = (scan, predict, repair, restarts, inventory, apt)
+FAMILIES = (scan, consumers, predict, repair, restarts, inventory, apt)
 
 
 class _Inert:

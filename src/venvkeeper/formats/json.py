@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pwd
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -23,6 +23,7 @@ from venvkeeper.textutil import to_json
 
 if TYPE_CHECKING:
     from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.model.consumers import Consumer
 
 
 def _user(uid: int) -> Optional[str]:
@@ -32,7 +33,17 @@ def _user(uid: int) -> Optional[str]:
         return None
 
 
-def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
+def venv_to_dict(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None) -> dict[str, Any]:
+    """One venv; with *consumers* (they were read), its ``consumers`` too."""
+    doc = _venv_to_dict(rep)
+    if consumers is not None:
+        from venvkeeper.formats.consumers import used_by_dicts
+
+        doc["consumers"] = used_by_dicts(consumers)
+    return doc
+
+
+def _venv_to_dict(rep: VenvReport) -> dict[str, Any]:
     f = rep.facts
     base = f.base
     active = base.version if base else None
@@ -164,14 +175,18 @@ def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
     return envelope(Kind.SCAN, doc)
 
 
-def render_chunks(report: Report) -> Iterator[str]:
+def render_chunks(
+    report: Report, used_by: Optional[Mapping[str, Sequence[Consumer]]] = None
+) -> Iterator[str]:
     """The JSON document in pieces, a venv at a time: the same text as :func:`render`
-    without holding all of it (or all of its dictionaries) in memory at once."""
+    without holding all of it (or all of its dictionaries) in memory at once. With
+    *used_by* (venv path -> its consumers), each venv has its ``consumers``."""
     head = report_to_dict(report, with_venvs=False)
     text = to_json(head)
     yield text[:-1] + ', "venvs": ['
     for i, v in enumerate(report.venvs):
-        yield ("," if i else "") + to_json(venv_to_dict(v))
+        consumers = None if used_by is None else used_by.get(v.path, ())
+        yield ("," if i else "") + to_json(venv_to_dict(v, consumers))
     yield "]}\n"
 
 
@@ -181,8 +196,8 @@ def render(report: Report) -> str:
     return "".join(render_chunks(report))
 
 
-def render_venv(rep: VenvReport) -> str:
-    return render_doc(Kind.SHOW, {"venv": venv_to_dict(rep)})
+def render_venv(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None) -> str:
+    return render_doc(Kind.SHOW, {"venv": venv_to_dict(rep, consumers)})
 
 
 def render_codes(codes: Mapping[str, CodeDoc]) -> str:

@@ -12,7 +12,9 @@ from venvkeeper.formats.envelope import Kind
 
 if TYPE_CHECKING:
     from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.formats.table import UsedBy
     from venvkeeper.formats.terminal import Terminal
+    from venvkeeper.model.consumers import Consumer, ConsumerReport
     from venvkeeper.model.inventory import Changes, Inventory, VenvHistory
     from venvkeeper.model.matrix import Matrix
     from venvkeeper.model.plan import Prediction
@@ -21,16 +23,26 @@ if TYPE_CHECKING:
     from venvkeeper.model.restarts import RestartReport
 
 
-def _scan(report: Report, term: Terminal, **_: Any) -> Iterator[str]:
+def _scan(
+    report: Report, term: Terminal, *, used_by: Optional[UsedBy] = None, **_: Any
+) -> Iterator[str]:
     from venvkeeper.formats import json
 
-    return json.render_chunks(report)  # a venv at a time: a host's scan is large
+    return json.render_chunks(report, used_by)  # a venv at a time: a host's scan is large
 
 
-def _show(rep: VenvReport, term: Terminal, **_: Any) -> str:
+def _show(
+    rep: VenvReport, term: Terminal, *, consumers: Optional[Sequence[Consumer]] = None, **_: Any
+) -> str:
     from venvkeeper.formats import json
 
-    return json.render_venv(rep)
+    return json.render_venv(rep, consumers)
+
+
+def _consumers(report: ConsumerReport, term: Terminal, **_: Any) -> str:
+    from venvkeeper.formats import consumers
+
+    return consumers.render_json(report)
 
 
 def _codes(codes: Mapping[str, CodeDoc], term: Terminal, **_: Any) -> str:
@@ -129,4 +141,5 @@ RENDERERS: Mapping[Kind, Renderer] = {
     Kind.CHANGES: _changes,
     Kind.HISTORY: _history,
     Kind.MATRIX: _matrix,
+    Kind.CONSUMERS: _consumers,
 }

@@ -6,7 +6,7 @@ Every string from a scanned tree goes through :func:`escape` before it is printe
 from __future__ import annotations
 
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.formats.layout import (
@@ -27,6 +27,11 @@ from venvkeeper.textutil import escape, plural
 
 if TYPE_CHECKING:
     from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.model.consumers import Consumer
+
+#: venv path -> its consumers (units, cron jobs ...): USED BY, when they were read.
+UsedBy = Mapping[str, Sequence["Consumer"]]
+USED_BY = Column("USED BY", drop=True)
 
 COLUMNS = (
     Column("STATUS", shrink=False),
@@ -75,9 +80,13 @@ def _sized(report: Report) -> bool:
     return any(r.facts.size_bytes is not None for r in report.venvs)
 
 
-def rows(report: Report, only_problems: bool = False) -> list[Row]:
+def rows(
+    report: Report, only_problems: bool = False, used_by: Optional[UsedBy] = None
+) -> list[Row]:
     """The table's rows, each cell escaped here, once (the layout prints them as they are)."""
     sized = _sized(report)
+    if used_by is not None:
+        from venvkeeper.formats.consumers import labels
     out: list[Row] = []
     for rep in report.venvs:
         if only_problems and rep.status is Severity.OK:
@@ -92,6 +101,8 @@ def rows(report: Report, only_problems: bool = False) -> list[Row]:
         if sized:
             size = rep.facts.size_bytes
             cells.append(human_size(size) if size is not None else "?")
+        if used_by is not None:
+            cells.append(labels(used_by.get(rep.path, ())) or "-")
         out.append(
             Row(tuple(escape(c) for c in cells), escape(finding_cell(rep)), STYLE[rep.status])
         )
@@ -121,16 +132,28 @@ def summary(report: Report) -> str:
 
 
 def render(
-    report: Report, *, color: bool = False, only_problems: bool = False, width: int = 0
+    report: Report,
+    *,
+    color: bool = False,
+    only_problems: bool = False,
+    width: int = 0,
+    used_by: Optional[UsedBy] = None,
 ) -> str:
     """The scan table and its summary line, for a terminal *width* columns wide (0: no
-    limit), in colour when *color* (see :mod:`venvkeeper.formats.layout`)."""
-    return render_for(report, Terminal(width or None, color), only_problems)
+    limit), in colour when *color* (see :mod:`venvkeeper.formats.layout`); USED BY when
+    the consumers were read (*used_by*)."""
+    return render_for(report, Terminal(width or None, color), only_problems, used_by)
 
 
-def render_for(report: Report, term: Terminal = PLAIN, only_problems: bool = False) -> str:
+def render_for(
+    report: Report,
+    term: Terminal = PLAIN,
+    only_problems: bool = False,
+    used_by: Optional[UsedBy] = None,
+) -> str:
     columns = COLUMNS + ((SIZE,) if _sized(report) else ())
-    lines = lay_out(columns, rows(report, only_problems), term.width, DETAIL)
+    columns += (USED_BY,) if used_by is not None else ()
+    lines = lay_out(columns, rows(report, only_problems, used_by), term.width, DETAIL)
     text = summary(report)
     lines += [[]] + [[(t, None)] for t in (wrap(text, term.width) if term.width else [text])]
     return to_text(lines, term.color)
@@ -176,8 +199,9 @@ def _deep(d: Optional[DeepResult]) -> list[tuple[str, str]]:
     return out
 
 
-def render_show(rep: VenvReport) -> str:
-    """Every fact and finding of one venv, as indented text: words, never Python values."""
+def render_show(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None) -> str:
+    """Every fact and finding of one venv, as indented text: words, never Python values;
+    what uses it when the consumers were read (*consumers*)."""
     f = rep.facts
     out: list[str] = []
 
@@ -291,4 +315,8 @@ def render_show(rep: VenvReport) -> str:
         put("read error", e)
     for label, value in _deep(rep.deep):
         put(label, value, 0 if label == "deep" else 1)
+    if consumers is not None:
+        from venvkeeper.formats.consumers import show_lines
+
+        out += show_lines(consumers)
     return "\n".join(out) + "\n"

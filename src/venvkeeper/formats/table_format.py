@@ -12,7 +12,9 @@ from venvkeeper.formats.envelope import Kind
 
 if TYPE_CHECKING:
     from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.formats.table import UsedBy
     from venvkeeper.formats.terminal import Terminal
+    from venvkeeper.model.consumers import Consumer, ConsumerReport
     from venvkeeper.model.inventory import Changes, Inventory, VenvHistory
     from venvkeeper.model.matrix import Matrix
     from venvkeeper.model.plan import Prediction
@@ -22,20 +24,33 @@ if TYPE_CHECKING:
 
 
 def _scan(
-    report: Report, term: Terminal, *, only_problems: bool = False, quiet: bool = False
+    report: Report,
+    term: Terminal,
+    *,
+    only_problems: bool = False,
+    quiet: bool = False,
+    used_by: Optional[UsedBy] = None,
 ) -> str:
     from venvkeeper.formats import table
     from venvkeeper.formats.terminal import Terminal
 
     if quiet:
         return table.summary(report) + "\n"
-    return table.render_for(report, Terminal(term.width, term.color), only_problems)
+    return table.render_for(report, Terminal(term.width, term.color), only_problems, used_by)
 
 
-def _show(rep: VenvReport, term: Terminal) -> str:
+def _show(
+    rep: VenvReport, term: Terminal, *, consumers: Optional[Sequence[Consumer]] = None
+) -> str:
     from venvkeeper.formats import table
 
-    return table.render_show(rep)
+    return table.render_show(rep, consumers)
+
+
+def _consumers(report: ConsumerReport, term: Terminal) -> str:
+    from venvkeeper.formats import consumers
+
+    return consumers.render_table(report, term)
 
 
 def _codes(codes: Mapping[str, CodeDoc], term: Terminal) -> str:
@@ -134,4 +149,5 @@ RENDERERS: Mapping[Kind, Renderer] = {
     Kind.CHANGES: _changes,
     Kind.HISTORY: _history,
     Kind.MATRIX: _matrix,
+    Kind.CONSUMERS: _consumers,
 }

@@ -19,6 +19,7 @@ from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
 from venvkeeper.host.bases import HostCache, classify_origin, resolve_chain
 from venvkeeper.host.hostfs import REAL, HostFS
+from venvkeeper.host.shebang import parse_shebang as _parse_shebang
 from venvkeeper.model.venv import (
     BaseInterpreter,
     BaseOrigin,
@@ -184,39 +185,6 @@ def _judge_base(
         copy_identical=copy_identical,
         obsolete_package=obsolete,
     )
-
-
-_EXEC_TRICK = re.compile(r"""^'''exec' (?:"([^"]*)"|'([^']*)'|(\S+))""")
-
-
-def _parse_shebang(head: bytes) -> tuple[Optional[str], bool]:
-    """(interpreter path, relative) from the start of a script.
-
-    Like the kernel: the interpreter is the first word after ``#!``, no quoting. Also the
-    ``#!/bin/sh`` + ``'''exec' "PATH"`` trick that pip and uv use for paths too long for a
-    shebang, where ``"$(dirname ...)"`` marks uv's relocatable scripts.
-    """
-    if not head.startswith(b"#!"):
-        return None, False
-    text = head.decode("utf-8", "surrogateescape")
-    lines = text.split("\n", 2)
-    words = lines[0][2:].split(None, 1)
-    if not words:
-        return None, False
-    interp = words[0]
-    if interp in ("/bin/sh", "/bin/bash", "/usr/bin/sh") and len(lines) > 1:
-        m = _EXEC_TRICK.match(lines[1])
-        if m is None:
-            return None, False
-        found = m.group(1) or m.group(2) or m.group(3)
-        if found is None:
-            return None, False
-        if found.startswith("$("):
-            return None, True  # uv relocatable: the interpreter beside the script
-        return found, False
-    if os.path.basename(interp) == "env":
-        return None, False  # resolved through PATH at run time
-    return interp, False
 
 
 def _scripts(
