@@ -53,6 +53,14 @@ def null(s: Schema) -> Schema:
     return out
 
 
+OS_ROOT: Schema = {
+    **null(PATH),
+    "description": "the other OS root the venv is in (a chroot, a container's root"
+    " filesystem), as this host names it; null: this host's own. The venv's paths outside"
+    " itself are that root's",
+}
+
+
 def arr(items: Schema, **extra: Any) -> Schema:
     return {"type": "array", "items": items, **extra}
 
@@ -108,6 +116,8 @@ def defs() -> dict[str, Schema]:
     d["venv"] = obj(
         {
             "path": PATH,
+            "root": OS_ROOT,
+            "path_in_root": {**PATH, "description": "the venv's path as its root sees it"},
             "status": ref("status"),
             "kind": ref("venv_kind"),
             "creator": ref("creator"),
@@ -461,6 +471,10 @@ def prediction() -> Schema:
                     "removed": arr(PATH),
                     "removed_packages": arr(STR),
                     "host_profile": null(STR),
+                    "root": {
+                        **null(PATH),
+                        "description": "the OS root the change happens in (null: this host)",
+                    },
                 }
             ),
             "summary": obj(
@@ -470,6 +484,7 @@ def prediction() -> Schema:
                 obj(
                     {
                         "path": PATH,
+                        "root": OS_ROOT,
                         "effect": enum_of(Effect, "what the change does to the venv"),
                         "breaks": BOOL,
                         "status_now": ref("status"),
@@ -615,6 +630,11 @@ def restarts() -> Schema:
                         "user_unit": BOOL,
                         "session": null(STR),
                         "venv": null(PATH),
+                        "root": {
+                            **null(PATH),
+                            "description": "the chroot it runs in (null: ours); its venv is"
+                            " judged as that root sees it",
+                        },
                         "venv_evidence": null(STR),
                         "needs_restart": BOOL,
                         "reasons": arr(obj({"code": STR, "message": STR, "path": STR})),

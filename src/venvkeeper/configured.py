@@ -73,6 +73,7 @@ class ScanRequest:
     deep: bool = False
     deep_timeout: float = 30.0
     workers: Optional[int] = None
+    other_roots: bool = True  # judge a venv inside another OS root as that root sees it
     record: Optional[Recording] = None
 
 
@@ -104,6 +105,7 @@ def options_for(config: ScanConfig, request: ScanRequest) -> ScanOptions:
         size=request.size,
         deep=request.deep,
         deep_timeout=request.deep_timeout,
+        other_roots=request.other_roots,
     )
     if request.workers:
         opts = dataclasses.replace(opts, walk_workers=request.workers)

@@ -30,7 +30,11 @@ CODES = {
         "--deep: installed packages failed to import",
         repair=Remedy.INTERPRETER,
     ),
-    SKIPPED: CodeDoc(Severity.INFO, "--deep was not possible (not the owner, no interpreter)"),
+    SKIPPED: CodeDoc(
+        Severity.INFO,
+        "--deep was not possible (not the owner, no interpreter, or something it would run"
+        " can be changed by another user: the message names it)",
+    ),
 }
 
 

@@ -194,6 +194,15 @@ def add_walk(p: argparse.ArgumentParser) -> None:
         " container storage (/var/lib/docker, ...)",
     )
     p.add_argument(
+        "--no-other-roots",
+        dest="other_roots",
+        action="store_false",
+        help="judge venvs inside other OS roots (chroots, /var/lib/machines/*, container"
+        " roots) by this host's paths, as venvkeeper did before, and do not walk"
+        " /var/lib/machines, /var/lib/lxc and /var/lib/lxd (default: each such venv is"
+        " judged as its own root sees it)",
+    )
+    p.add_argument(
         "--one-file-system",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -245,6 +254,13 @@ def add_change(p: argparse.ArgumentParser) -> None:
         "--host-profile",
         metavar="FILE",
         help="judge the venvs as the host of this profile would (venvkeeper host-profile)",
+    )
+    g.add_argument(
+        "--in-root",
+        metavar="DIR",
+        help="the change happens inside the OS root DIR (a chroot, /var/lib/machines/NAME),"
+        " its paths as DIR names them; venvs elsewhere are judged as they are (default:"
+        " the change happens on this host, and venvs inside other roots are unaffected)",
     )
     p.add_argument(
         "--proc-root",
@@ -300,6 +316,7 @@ def scan_request(args: argparse.Namespace, **overrides: Any) -> ScanRequest:
         "deep": getattr(args, "deep", False),
         "deep_timeout": getattr(args, "deep_timeout", 30.0),
         "workers": getattr(args, "workers", None),
+        "other_roots": getattr(args, "other_roots", True),
         "record": recording(args),
     }
     fields.update(overrides)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.cli._common import (
     ExitCode,
@@ -134,6 +134,7 @@ def _predict(args: argparse.Namespace, ctx: Context) -> Prediction:
         remove=tuple(os.path.abspath(p) for p in args.remove),
         remove_packages=tuple(args.remove_package),
         profile=load_profile(args.host_profile) if args.host_profile else None,
+        root=_in_root(args),
     )
     with ctx.progress(enabled=not machine(args)) as progress:
         report = scan_as_configured(
@@ -148,6 +149,29 @@ def _predict(args: argparse.Namespace, ctx: Context) -> Prediction:
         except VenvkeeperError as e:
             ctx.warn(f"running processes not read: {e}")
     return predict(report, change, users=users, policy=ctx.config.policy)
+
+
+def _in_root(args: argparse.Namespace) -> Optional[str]:
+    """``--in-root DIR``: the OS root the change happens in (a usage error unless DIR is
+    one, or with ``--no-other-roots``, which judges no venv inside it)."""
+    if not getattr(args, "in_root", None):
+        return None
+    from venvkeeper.host.fsutil import check_directory
+    from venvkeeper.host.osroots import Roots
+
+    given: str = args.in_root
+    check_directory(given, listable=False)
+    root = os.path.realpath(given)
+    if not args.other_roots:
+        raise UsageError(
+            "--in-root: venvs inside other OS roots are judged only without --no-other-roots"
+        )
+    if root == "/" or not Roots().is_root(root):
+        raise UsageError(
+            f"--in-root {given}: not an OS root (no etc/os-release with a usr/bin,"
+            " not a known container store)"
+        )
+    return root
 
 
 def _cmd_predict(args: argparse.Namespace, ctx: Context) -> int:
@@ -206,7 +230,10 @@ def _cmd_matrix(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.progress(enabled=not machine(args)) as progress:
         report = scan_as_configured(
             ctx.config,
-            scan_request(args, include_network=network),
+            # Each profile describes a whole host, which sees the tree at its paths: a venv
+            # is judged as that host sees it, wherever the tree sits here (even inside an
+            # OS root).
+            scan_request(args, include_network=network, other_roots=False),
             progress=progress,
             warn=ctx.warn,
         ).report

@@ -40,6 +40,12 @@ def _add_scan(sub: argparse._SubParsersAction[Parser]) -> None:
 def _add_show(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("show", help="every fact and finding of one venv")
     p.add_argument("path", metavar="PATH")
+    p.add_argument(
+        "--no-other-roots",
+        dest="other_roots",
+        action="store_false",
+        help="judge a venv inside another OS root (a chroot) by this host's paths",
+    )
     add_selection(p)
     add_no_consumers(p)
     p.set_defaults(func=_cmd_show)
@@ -97,7 +103,9 @@ def _cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.checks.policy import apply_to_venv
     from venvkeeper.scan.pipeline import ScanOptions, inspect_path
 
-    opts = ScanOptions(size=args.size, deep=args.deep, deep_timeout=args.deep_timeout)
+    opts = ScanOptions(
+        size=args.size, deep=args.deep, deep_timeout=args.deep_timeout, other_roots=args.other_roots
+    )
     # [ignore] does not apply to a venv named on the command line; the rest does.
     rep = apply_to_venv(inspect_path(args.path, opts), ctx.config.policy)
     users = used_by(args, [rep.path])

@@ -49,6 +49,8 @@ def _venv_to_dict(rep: VenvReport) -> dict[str, Any]:
     active = base.version if base else None
     return {
         "path": f.path,
+        "root": f.root,
+        "path_in_root": f.path_in_root,
         "status": rep.status.value,
         "kind": f.kind.value,
         "creator": f.creator.value,

@@ -41,6 +41,9 @@ COLUMNS = (
     Column("PKGS", shrink=False),
 )
 SIZE = Column("SIZE", shrink=False)
+#: The OS root of each venv, shown when some venv is inside another one (a chroot, a
+#: container's root filesystem): ``/`` for this host's own venvs.
+ROOT = Column("ROOT", path=True)
 DETAIL = "FINDING"
 #: The style of each status word, in colour (words of :data:`~venvkeeper.formats.layout.SGR`).
 STYLE = {
@@ -80,19 +83,25 @@ def _sized(report: Report) -> bool:
     return any(r.facts.size_bytes is not None for r in report.venvs)
 
 
+def other_roots(report: Report) -> list[str]:
+    """The other OS roots (not this host's /) that hold venvs of *report*, sorted."""
+    return sorted({r.facts.root for r in report.venvs if r.facts.root is not None})
+
+
 def rows(
     report: Report, only_problems: bool = False, used_by: Optional[UsedBy] = None
 ) -> list[Row]:
     """The table's rows, each cell escaped here, once (the layout prints them as they are)."""
     sized = _sized(report)
+    rooted = bool(other_roots(report))
     if used_by is not None:
         from venvkeeper.formats.consumers import labels
     out: list[Row] = []
     for rep in report.venvs:
         if only_problems and rep.status is Severity.OK:
             continue
-        cells = [
-            rep.status.value,
+        cells = [rep.status.value] + ([rep.facts.root or "/"] if rooted else [])
+        cells += [
             rep.path + (f" (via {rep.alias_of})" if rep.alias_of else ""),
             python_column(rep),
             rep.facts.creator.value,
@@ -115,6 +124,13 @@ def summary(report: Report) -> str:
         for s in (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
     )
     extra = ""
+    roots = other_roots(report)
+    if roots:
+        inside = sum(1 for r in report.venvs if r.facts.root is not None)
+        extra += (
+            f"; {plural(inside, 'venv')} inside {plural(len(roots), 'other OS root')}"
+            " (chroots, containers), each judged as its root sees it"
+        )
     if report.aliases:
         extra += f", {len(report.aliases)} .venv aliases"
     if report.conda_envs:
@@ -151,7 +167,8 @@ def render_for(
     only_problems: bool = False,
     used_by: Optional[UsedBy] = None,
 ) -> str:
-    columns = COLUMNS + ((SIZE,) if _sized(report) else ())
+    columns = COLUMNS[:1] + ((ROOT,) if other_roots(report) else ()) + COLUMNS[1:]
+    columns += (SIZE,) if _sized(report) else ()
     columns += (USED_BY,) if used_by is not None else ()
     lines = lay_out(columns, rows(report, only_problems, used_by), term.width, DETAIL)
     text = summary(report)
@@ -210,6 +227,9 @@ def render_show(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None)
         out.append(f"{'  ' * indent}{escape(label)}: {escape(value)}")
 
     put("path", f.path)
+    if f.root is not None:
+        put("root", f"{f.root} (another OS root: judged as it sees the venv)")
+        put("path in root", f.path_in_root)
     put("status", rep.status.value)
     put("kind", f.kind.value)
     put("creator", f.creator.value)

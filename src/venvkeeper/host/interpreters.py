@@ -26,6 +26,7 @@ from venvkeeper.host import command, fsutil, pkgdb
 from venvkeeper.host.bases import HostCache, classify_origin, follow_links
 from venvkeeper.host.fsutil import normpath
 from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
+from venvkeeper.host.trust import distrust
 from venvkeeper.model.host import HostProfile, Interpreter, InterpreterName
 from venvkeeper.model.venv import BaseOrigin
 
@@ -103,20 +104,10 @@ def _version_from_names(names: Iterable[InterpreterName]) -> Optional[str]:
 
 
 def _root_only(path: str) -> bool:
-    """*path* and every directory above it belong to root and only root can write them:
-    running it cannot run anything another user planted."""
-    p = path
-    while True:
-        try:
-            st = os.stat(p)
-        except OSError:
-            return False
-        if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return False
-        parent = os.path.dirname(p)
-        if parent == p:
-            return True
-        p = parent
+    """Only root can change *path*, every link on the way to it and every directory above
+    them (the one trust rule, :func:`venvkeeper.host.trust.distrust`): running it cannot
+    run anything another user planted."""
+    return distrust(path, 0) is None
 
 
 _PROBE = (
@@ -453,6 +444,24 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
         dir_links=dict(p.dir_links),
         denied=denied,
     )
+
+
+def places_in_root(fs: HostFS, extra: Sequence[str] = ()) -> Places:
+    """The usual places of another OS root, listed through *fs* (its
+    :class:`~venvkeeper.host.hostfs.RootFS`): its system and ``/usr/local`` bin
+    directories, ``/opt/*/bin`` and ``/opt/*/*/bin``, its users' ``~/.local/bin``, pyenv
+    and uv installations, plus *extra* bin directories. Not ``PATH``: this process's
+    ``PATH`` says nothing of the root."""
+    bins = ["/usr/bin", "/bin", "/usr/local/bin"]
+    opt = [f"/opt/{n}" for n in sorted(fs.listdir("/opt")) if not n.startswith(".")]
+    bins += [f"{d}/bin" for d in opt]
+    bins += [f"{d}/{n}/bin" for d in opt for n in sorted(fs.listdir(d)) if not n.startswith(".")]
+    homes = ["/root", *(f"/home/{n}" for n in sorted(fs.listdir("/home"))[:MAX_HOMES])]
+    trees: list[str] = []
+    for home in homes:
+        bins.append(f"{home}/.local/bin")
+        trees += [f"{home}/.pyenv/versions", f"{home}/.local/share/uv/python"]
+    return Places(tuple(dict.fromkeys([*bins, *extra])), tuple(trees))
 
 
 def places_for(profile: Optional[HostProfile], extra: Sequence[str] = ()) -> Places:

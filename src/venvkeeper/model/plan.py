@@ -179,6 +179,9 @@ class ChangeDescription:
     removed: tuple[str, ...] = ()
     removed_packages: tuple[str, ...] = ()
     host_profile: Optional[str] = None  # the profiled host's name
+    #: The OS root the change happens in (``predict --in-root``), as this host names it;
+    #: None: this host. Venvs of other roots are judged as they are.
+    root: Optional[str] = None
 
     @property
     def empty(self) -> bool:

@@ -157,6 +157,20 @@ def _tool_command(
     return pattern.format(name=shlex.quote(name), python=python, pipx_home=_pipx_home(facts))
 
 
+def _tool_command_in_root(
+    facts: VenvFacts, target: Optional[Target], exists: Optional[Exists] = None
+) -> Optional[str]:
+    """The tool's command; for a venv inside another OS root, run there: ``chroot ROOT
+    sh -c '...'`` with the venv's paths as the root names them."""
+    if facts.root is None:
+        return _tool_command(facts, target, exists)
+    inner = replace(facts, path=facts.path_in_root, root=None)
+    command = _tool_command(inner, target, exists)
+    if command is None:
+        return None
+    return f"chroot {shlex.quote(facts.root)} sh -c {shlex.quote(command)}"
+
+
 def packages_minor(facts: VenvFacts) -> Optional[str]:
     """The minor version the venv's packages were installed for: the lib/pythonX.Y holding
     the most packages that are not pip/setuptools/wheel."""
@@ -174,19 +188,19 @@ def packages_minor(facts: VenvFacts) -> Optional[str]:
 
 def _old_origin(facts: VenvFacts) -> Optional[BaseOrigin]:
     """Where the venv's interpreter came from: its first link target outside the venv."""
-    root = facts.path.rstrip("/") + "/"
+    root = facts.path_in_root.rstrip("/") + "/"
     for c in facts.chains:
         for hop in c.hops[1:]:
             if not hop.startswith(root):
-                return classify_origin(hop, facts.path)
+                return classify_origin(hop, facts.path_in_root)
     if facts.cfg is not None and facts.cfg.get("home"):
-        return classify_origin(str(facts.cfg.get("home")) + "/python", facts.path)
+        return classify_origin(str(facts.cfg.get("home")) + "/python", facts.path_in_root)
     return None
 
 
 def _external_name(facts: VenvFacts) -> Optional[str]:
     """The first path outside the venv that bin/python led to (e.g. /usr/bin/python3)."""
-    root = facts.path.rstrip("/") + "/"
+    root = facts.path_in_root.rstrip("/") + "/"
     for c in facts.chains:
         for hop in c.hops[1:]:
             if not hop.startswith(root):
@@ -626,7 +640,7 @@ def _plan(
         blockers = blockers + tuple(version_blockers(facts, reqs, minor, target))
     elif moved:
         reason += "; it was also moved: paths are rewritten with the relink"
-    tool = _tool_command(facts, target, exists)
+    tool = _tool_command_in_root(facts, target, exists)
     if tool is not None:
         strategy = Strategy.USE_TOOL
     return replace(

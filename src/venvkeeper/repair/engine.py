@@ -19,20 +19,21 @@ from typing import Callable, Optional
 from venvkeeper.errors import (
     VenvkeeperError,
     describe_os_error,
+    worker_failed,
 )
 from venvkeeper.host import pkgdb
 from venvkeeper.model.host import Interpreter
 from venvkeeper.model.plan import RepairPlan, Strategy
 from venvkeeper.model.repair import Outcome, PinFailure, RepairResult
+from venvkeeper.model.report import VenvReport
 from venvkeeper.model.venv import VenvFacts
 from venvkeeper.predict.seeds import seed_needs
-from venvkeeper.repair.backends import (
-    choose,
-)
-from venvkeeper.repair.job import PinsFailed, RepairOptions, _Job
-from venvkeeper.repair.owner import OwnerRunner, owner_of
+from venvkeeper.repair.backends import BackendChoice
+from venvkeeper.repair.job import PinsFailed, RepairOptions, _Job, backend_for
+from venvkeeper.repair.owner import ChrootRunner, Owner, OwnerRunner, owner_of
 from venvkeeper.repair.planning import (
     _target_for,
+    fs_of,
     interpreters_for,
     plan_for,
     sibling_plan,
@@ -65,9 +66,16 @@ def _refusal(
             f"managed by {facts.creator.value}: run `{plan.tool_command}` instead"
             " (repair --force rebuilds it anyway)"
         )
-    if facts.path.startswith(_NEVER_PACKAGED):
+    if facts.path_in_root.startswith(_NEVER_PACKAGED):
         return None  # no distro package installs there (FHS): spare the dpkg/rpm query
-    owners = pkgdb.owners([os.path.join(facts.path, "pyvenv.cfg")], package_tools)
+    cfg = os.path.join(facts.path_in_root, "pyvenv.cfg")
+    if facts.root is not None:  # the root's own package database, read statically
+        from venvkeeper.host import aptdb
+
+        owner = aptdb.state(facts.root).owner(cfg)
+        owners = {cfg: owner.name} if owner is not None else {}
+    else:
+        owners = pkgdb.owners([cfg], package_tools)
     if owners:
         pkg = next(iter(owners.values()))
         return (
@@ -75,6 +83,71 @@ def _refusal(
             " (repair --force rebuilds it anyway)"
         )
     return None
+
+
+def _root_refusal(
+    root: str,
+    options: RepairOptions,
+    plan: Optional[RepairPlan] = None,
+    facts: Optional[VenvFacts] = None,
+    owner_uid: int = -1,
+) -> Optional[str]:
+    """Why a venv inside the OS root *root* cannot be repaired here (None: it can). It is
+    built and verified by the root's own Python, through chroot: that needs root, the
+    chroot program, pip (uv, a program of this host, does not build there) and package
+    sources the root can reach; and, for a venv of root's (its programs then run as root),
+    a target interpreter and stdlib that nobody but root can change."""
+    where = f"inside the OS root {root}"
+    if os.geteuid() != 0:
+        return (
+            f"{where}: it is repaired with that root's own Python through chroot, which"
+            " needs root (run venvkeeper repair as root, or inside the root)"
+        )
+    from venvkeeper.host.osroots import chroot_program
+
+    if chroot_program() is None:
+        return f"{where}: no chroot program on this host (coreutils) to run its Python there"
+    if options.backend is BackendChoice.UV:
+        return (
+            f"{where}: --backend uv would run this host's uv; the rebuild there uses the"
+            " new venv's own pip (--backend pip, or auto)"
+        )
+    for d in options.sources.find_links:
+        if d.startswith("/") and not (d == root or d.startswith(root.rstrip("/") + "/")):
+            return (
+                f"{where}: --find-links {d} is outside it, where its installer cannot read:"
+                f" put the wheels below {root}"
+            )
+    # What will run: the target (a relink, a rebuild), else the venv's own base (a rewrite).
+    runs: Optional[tuple[str, Optional[str]]] = None
+    if plan is not None and plan.target is not None:
+        runs = (plan.target.executable, plan.target.version)
+    elif facts is not None and facts.base is not None:
+        runs = (facts.base.executable, facts.base.version)
+    if owner_uid == 0 and runs is not None:
+        from venvkeeper.host.hostfs import RootFS
+        from venvkeeper.host.osroots import changeable_by_others
+
+        fs = RootFS(root)
+        exe, version = runs
+        paths = [fs.host_path(exe)]
+        if version:
+            paths.append(
+                fs.host_path(f"{os.path.dirname(os.path.dirname(exe))}/lib/python{version}")
+            )
+        for p in paths:
+            bad = changeable_by_others(p)
+            if bad is not None:
+                return (
+                    f"{where}: its Python would run as root, but {bad} can be changed by"
+                    " another user than root: repair it from inside the root, or fix the"
+                    " ownership"
+                )
+    return None
+
+
+def _runner(owner: Owner, cancel: Optional[threading.Event], root: Optional[str]) -> OwnerRunner:
+    return ChrootRunner(root, owner, cancel) if root is not None else OwnerRunner(owner, cancel)
 
 
 def _describe(plan: RepairPlan, backend: str) -> str:
@@ -126,7 +199,10 @@ def repair_venv(
             if not options.dry_run:
                 recovered = recover(path, actor)
             rep = inspect_path(path, top_level=True)
-            interps = interpreters if interpreters is not None else interpreters_for([rep])
+            root = rep.facts.root
+            interps = interpreters
+            if interps is None:
+                interps = interpreters_for([rep], root)
             seeds = seed_needs(rep.facts)
             plan = plan_for(rep, interps, options, seeds)
             kw: dict[str, object] = {"target": plan.target, "recovered": recovered}
@@ -135,6 +211,8 @@ def repair_venv(
             if plan.strategy is Strategy.MANUAL:
                 return result(plan.strategy, Outcome.FAILED, plan.reason, **kw)
             refusal = _refusal(plan, rep.facts, options.force, options.package_tools)
+            if refusal is None and root is not None:
+                refusal = _root_refusal(root, options, plan, rep.facts, actor.owner_uid)
             if refusal:
                 return result(plan.strategy, Outcome.REFUSED, refusal, **kw)
             fatal = [b for b in plan.blockers if b.fatal]
@@ -149,7 +227,7 @@ def repair_venv(
             owner = owner_of(actor)
             backend_name = "copy"
             if plan.strategy is Strategy.REBUILD:
-                backend_name = choose(options.backend, owner.uid, owner.gid).name
+                backend_name = backend_for(options, root, owner.uid, owner.gid).name
             if options.dry_run:
                 return result(
                     plan.strategy,
@@ -158,7 +236,7 @@ def repair_venv(
                     backend=backend_name,
                     **kw,
                 )
-            runner = OwnerRunner(owner, cancel)
+            runner = _runner(owner, cancel, root)
             step = hook or (lambda s: None)
             job = _Job(path, rep, plan, options, runner, step, seeds)
             build = job.build_new if plan.strategy is Strategy.REBUILD else job.build_copy
@@ -233,7 +311,8 @@ def build_sibling(
     started = time.monotonic()
     source = os.path.realpath(os.path.abspath(path))
     rep = inspect_path(source, top_level=True)  # "not a virtual environment": a usage error
-    interps = interpreters if interpreters is not None else interpreters_for([rep])
+    root = rep.facts.root
+    interps = interpreters if interpreters is not None else interpreters_for([rep], root)
     target = sibling_target(rep, interps, options.python)
     dest = sibling_path(source, target.version)
 
@@ -264,14 +343,19 @@ def build_sibling(
                 failed_pins=tuple(PinFailure(b.package, b.message) for b in fatal),
             )
         owner = owner_of(actor)
-        backend_name = choose(options.backend, owner.uid, owner.gid).name
+        refusal = None
+        if root is not None:
+            refusal = _root_refusal(root, options, plan, rep.facts, actor.owner_uid)
+        if refusal is not None:
+            return result(Outcome.REFUSED, refusal)
+        backend_name = backend_for(options, root, owner.uid, owner.gid).name
         what = f"sibling of {source}: " + _describe(plan, backend_name)
         if options.dry_run:
             return result(Outcome.PLANNED, what, backend=backend_name)
         with locked(source, actor), locked(dest, actor):
             recovered = recover(dest, actor)
             placeholder = _placeholder(dest, actor)
-            runner = OwnerRunner(owner, cancel)
+            runner = _runner(owner, cancel, root)
             step = hook or (lambda s: None)
             job = _Job(source, rep, plan, options, runner, step, seeds, dest=dest)
             kw: dict[str, object] = {"backend": backend_name, "recovered": recovered}
@@ -353,9 +437,17 @@ def repair_all(
     for p in paths:
         with contextlib.suppress(VenvkeeperError, OSError):
             reps.append(inspect_path(p))
-    interps = interpreters_for(reps)
-    if options.python:
-        _target_for(options.python, interps)  # a usage error now, not once per venv
+    # Each OS root's venvs move to that root's interpreters (None: this host's).
+    by_root: dict[Optional[str], list[VenvReport]] = {}
+    for r in reps:
+        by_root.setdefault(r.facts.root, []).append(r)
+    by_root.setdefault(None, [])
+    interps = {root: interpreters_for(rs, root) for root, rs in by_root.items()}
+    root_of = {r.path: r.facts.root for r in reps}
+    if options.python:  # a usage error now, not once per venv
+        for root, found in interps.items():
+            if by_root[root] or root is None:
+                _target_for(options.python, found, fs_of(root))
     results: dict[str, RepairResult] = {}
 
     def one(p: str) -> RepairResult:
@@ -364,7 +456,8 @@ def repair_all(
         if cancel.is_set():
             r = RepairResult(p, Strategy.MANUAL, Outcome.FAILED, "interrupted before it started")
         else:
-            r = repair_venv(p, options, interpreters=interps, cancel=cancel)
+            found = interps.get(root_of.get(p))
+            r = repair_venv(p, options, interpreters=found, cancel=cancel)
         if progress:
             progress(p, r)
         return r
@@ -379,6 +472,8 @@ def repair_all(
                         break
                     except FutureTimeout:
                         continue
+                    except Exception as e:  # a bug in a job: one line, exit 3
+                        raise worker_failed(e, f"repairing {p}") from e
         except BaseException:
             cancel.set()
             for f in futures:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Optional
 
 from venvkeeper.errors import UsageError
-from venvkeeper.host.fsutil import path_state
+from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.interpreters import find_interpreters, places_for
 from venvkeeper.model.host import Interpreter
 from venvkeeper.model.plan import RepairPlan, Target
@@ -19,22 +19,38 @@ from venvkeeper.predict.seeds import SeedNeeds, seed_needs
 from venvkeeper.repair.job import RepairOptions
 
 
-def interpreters_for(venvs: Iterable[VenvReport]) -> tuple[Interpreter, ...]:
+def interpreters_for(
+    venvs: Iterable[VenvReport], root: Optional[str] = None
+) -> tuple[Interpreter, ...]:
     """The host's interpreters, found statically, plus those beside the venvs' old ones
-    (their homes and sibling installations: where a relink target is)."""
-    from venvkeeper.predict.changes import homes_of
+    (their homes and sibling installations: where a relink target is). *root*: those of
+    that OS root instead (the venvs' own), as it names them."""
+    from venvkeeper.predict.changes import homes_of, root_interpreters
 
+    if root is not None:
+        return root_interpreters(venvs, RootFS(root), root)
     return find_interpreters(places_for(None, homes_of(venvs)))
 
 
-def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
+def fs_of(root: Optional[str]) -> HostFS:
+    """The files a venv of the OS root *root* sees (this host's for None)."""
+    return REAL if root is None else RootFS(root)
+
+
+def _target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) -> Target:
+    """``--python PATH`` among *known*; *fs*: the OS root whose path it is (the venvs')."""
     path = os.path.abspath(python)
-    real = os.path.realpath(path)
+    try:
+        real = fs.realpath(path)
+    except (OSError, ValueError):
+        real = path
     pool = list(known)
     if not any(i.executable == real for i in pool):
         from venvkeeper.host.interpreters import Places
 
-        pool = list(find_interpreters(Places((os.path.dirname(path),), ()), run=True))
+        found = Places((os.path.dirname(path),), ())
+        root = "/" if fs is REAL else fs.host_root if isinstance(fs, RootFS) else None
+        pool = list(find_interpreters(found, fs, run=True, packages_root=root))
     for i in pool:
         if i.executable == real or any(n.path == path for n in i.names):
             if not i.usable or i.version is None:
@@ -53,12 +69,14 @@ def plan_for(
     seeds: Optional[SeedNeeds] = None,
 ) -> RepairPlan:
     """The plan of the venv of *rep* with the repair's choices (``--python``, ``--force``):
-    the one planner's (:func:`venvkeeper.predict.plan.make_plan`), on this host.
-    *seeds*: what the venv's code needs of its seed packages (read when not given)."""
+    the one planner's (:func:`venvkeeper.predict.plan.make_plan`). *seeds*: what the venv's
+    code needs of its seed packages (read when not given). A venv inside another OS root is
+    planned with that root's files (*interps* must be its interpreters)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
-    python = _target_for(options.python, interps) if options.python else None
+    fs = fs_of(rep.facts.root)
+    python = _target_for(options.python, interps, fs) if options.python else None
     return make_plan(
-        rep.facts, rep.findings, interps, path_state, seeds, python=python, force=options.force
+        rep.facts, rep.findings, interps, fs.path_state, seeds, python=python, force=options.force
     )
 
 
@@ -72,7 +90,7 @@ def sibling_target(
     from venvkeeper.predict.plan import by_default_name, choose_rebuild, follows_default
 
     if python:
-        return _target_for(python, interps)
+        return _target_for(python, interps, fs_of(rep.facts.root))
     default = follows_default(rep.facts)
     usable = [i for i in interps if i.usable]
     target = by_default_name(default, usable) if default else None
@@ -97,8 +115,9 @@ def sibling_plan(
     same packages as *rep*'s venv (always a rebuild; the venv itself is only read)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     facts = rep.facts
+    exists = fs_of(facts.root).path_state
     plan = rebuild_on(
-        make_plan(facts, rep.findings, interps, path_state, seeds), facts, target, path_state, seeds
+        make_plan(facts, rep.findings, interps, exists, seeds), facts, target, exists, seeds
     )
     return replace(
         plan,

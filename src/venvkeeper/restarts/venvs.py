@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.host import fsutil
+from venvkeeper.host.hostfs import HostFS
 from venvkeeper.restarts.procfs import MappedFile, _read
 
 if TYPE_CHECKING:
@@ -37,24 +38,29 @@ _VALUE_OPTS = {"-X", "-W", "-Q", "--check-hash-based-pycs"}
 _UWSGI_HOME = {"-H", "--home", "--virtualenv", "--venv", "--pyhome"}
 
 
-def _is_venv(path: str) -> bool:
-    return fsutil.is_file(path.rstrip("/") + "/pyvenv.cfg")
+def _is_venv(path: str, fs: Optional[HostFS] = None) -> bool:
+    cfg = path.rstrip("/") + "/pyvenv.cfg"
+    return fsutil.is_file(cfg) if fs is None else fs.file_state(cfg) is True
 
 
-def _venv_above(path: str, levels: int = 5) -> Optional[str]:
+def _venv_above(path: str, levels: int = 5, fs: Optional[HostFS] = None) -> Optional[str]:
     """The venv a file lies in (``VENV/bin/x``, ``VENV/lib/.../x``), looking a few levels up."""
     d = os.path.dirname(path)
     for _ in range(levels):
         if d in ("/", ""):
             return None
-        if _is_venv(d):
+        if _is_venv(d, fs):
             return d
         d = os.path.dirname(d)
     return None
 
 
-def venv_from_argv(argv: tuple[str, ...], cwd: Optional[str]) -> Optional[str]:
-    """The venv a command line names: its interpreter, its script, or uwsgi's home."""
+def venv_from_argv(
+    argv: tuple[str, ...], cwd: Optional[str], fs: Optional[HostFS] = None
+) -> Optional[str]:
+    """The venv a command line names: its interpreter, its script, or uwsgi's home. *fs*:
+    the process's root (a chroot) when it is not ours; *cwd* and the paths found are then
+    that root's."""
     args = list(argv)
     # env [-i] [-u NAME] [NAME=VALUE...] PROGRAM ...
     if args and os.path.basename(args[0]) == "env":
@@ -76,15 +82,15 @@ def venv_from_argv(argv: tuple[str, ...], cwd: Optional[str]) -> Optional[str]:
     for i, a in enumerate(args):
         if a in _UWSGI_HOME and i + 1 < len(args):
             home = absolute(args[i + 1])
-            if home and _is_venv(home):
+            if home and _is_venv(home, fs):
                 return home
         if a.startswith("--home=") or a.startswith("--virtualenv="):
             home = absolute(a.split("=", 1)[1])
-            if home and _is_venv(home):
+            if home and _is_venv(home, fs):
                 return home
     first = absolute(args[0])
     if first is not None:
-        found = _venv_above(first, 2)
+        found = _venv_above(first, 2, fs)
         if found:
             return found
     # the script: the first argument that is not an option (or an option's value)
@@ -100,7 +106,7 @@ def venv_from_argv(argv: tuple[str, ...], cwd: Optional[str]) -> Optional[str]:
             i += 1
             continue
         script = absolute(a)
-        return _venv_above(script) if script else None
+        return _venv_above(script, fs=fs) if script else None
     return None
 
 
@@ -114,8 +120,9 @@ def venv_from_maps(maps: list[MappedFile]) -> list[str]:
     return found
 
 
-def _environ_hint(proc_pid: str) -> Optional[str]:
-    """``VIRTUAL_ENV`` from the environment: a hint only, and used for nothing else."""
+def _environ_hint(proc_pid: str, fs: Optional[HostFS] = None) -> Optional[str]:
+    """``VIRTUAL_ENV`` from the environment: a hint only, and used for nothing else (*fs*:
+    the process's root, whose path it is, when not ours)."""
     try:
         data = _read(f"{proc_pid}/environ", 256 << 10)
     except OSError:
@@ -123,7 +130,7 @@ def _environ_hint(proc_pid: str) -> Optional[str]:
     for item in data.split(b"\0"):
         if item.startswith(b"VIRTUAL_ENV="):
             value = item[12:].decode("utf-8", "surrogateescape")
-            if value.startswith("/") and _is_venv(value):
+            if value.startswith("/") and _is_venv(value, fs):
                 return os.path.normpath(value)
     return None
 

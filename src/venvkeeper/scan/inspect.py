@@ -18,7 +18,7 @@ from typing import Optional
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
 from venvkeeper.host.bases import HostCache, classify_origin, resolve_chain
-from venvkeeper.host.hostfs import REAL, HostFS
+from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.shebang import parse_shebang as _parse_shebang
 from venvkeeper.model.venv import (
     BaseInterpreter,
@@ -28,8 +28,10 @@ from venvkeeper.model.venv import (
     PyvenvCfg,
     RecordedLocation,
     Script,
+    SiteDir,
     VenvFacts,
     VenvKind,
+    path_in_root,
 )
 from venvkeeper.scan.cfg import parse_pyvenv_cfg
 from venvkeeper.scan.creators import conda_python, detect_owner
@@ -214,13 +216,14 @@ def _scripts(
     return tuple(out)
 
 
-def _same_dir(a: str, b: str) -> bool:
+def _same_dir(a: str, b: str, fs: HostFS = REAL) -> bool:
     if os.path.normpath(a) == os.path.normpath(b):
         return True
     try:
-        return os.path.samefile(a, b)
+        sa, sb = fs.stat(a), fs.stat(b)
     except (OSError, ValueError):
         return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _locations(
@@ -228,7 +231,9 @@ def _locations(
     activate: Optional[str],
     recorded: Optional[str],
     scripts: tuple[Script, ...],
+    fs: HostFS = REAL,
 ) -> tuple[RecordedLocation, ...]:
+    """*venv* is the venv's path as the paths it recorded are read (inside its root)."""
     found: list[tuple[str, str]] = []
     if activate:
         found.append(("activate", activate))
@@ -245,8 +250,8 @@ def _locations(
         if prefix not in venvish:
             venvish[prefix] = (
                 prefix in (activate, recorded)
-                or fsutil.path_state(prefix) is False
-                or fsutil.lexists(prefix + "/pyvenv.cfg")
+                or fs.path_state(prefix) is False
+                or fs.path_state(prefix + "/pyvenv.cfg") is True
             )
         if venvish[prefix]:
             found.append((f"script {sc.name}", prefix))
@@ -254,7 +259,7 @@ def _locations(
     out = []
     for source, where in found:
         if where not in verdict:
-            verdict[where] = _same_dir(where, venv)
+            verdict[where] = _same_dir(where, venv, fs)
         out.append(RecordedLocation(source, where, verdict[where]))
     return tuple(out)
 
@@ -327,27 +332,10 @@ def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter])
     return out
 
 
-def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
-    """*facts* as they would be on the host *host* describes (a planned change, another
-    host): everything that depends on files outside the venv is asked again, the venv's own
-    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links."""
-    if facts.kind is VenvKind.CONDA:
-        return facts
-    fs = host.fs
-    if fs.path_state(facts.path) is False:
-        raise VenvVanished(facts.path)
-    chains = tuple(resolve_chain(facts.path, c.name, fs) for c in facts.chains)
-    legacy_version = None
-    if facts.kind is VenvKind.LEGACY_VIRTUALENV:
-        legacy_version = next((s.python_version for s in facts.site_dirs), None)
-    base = _judge_base(facts.path, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
-    scripts = tuple(
-        dataclasses.replace(s, interpreter_exists=fs.file_state(s.interpreter))
-        if s.interpreter
-        else s
-        for s in facts.scripts
-    )
-    site_dirs = tuple(
+def _sources_seen(site_dirs: tuple[SiteDir, ...], fs: HostFS) -> tuple[SiteDir, ...]:
+    """*site_dirs* with the sources they name outside the venv (editable projects,
+    ``.egg-link`` targets) looked up in *fs*: the venv's root, or a changed host."""
+    return tuple(
         dataclasses.replace(
             s,
             distributions=tuple(
@@ -356,9 +344,37 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
                 else d
                 for d in s.distributions
             ),
+            egg_links=tuple(
+                (name, target, bool(target) and fs.dir_state(target) is not False)
+                for name, target, _ in s.egg_links
+            ),
         )
-        for s in facts.site_dirs
+        for s in site_dirs
     )
+
+
+def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
+    """*facts* as they would be on the host *host* describes (a planned change, another
+    host): everything that depends on files outside the venv is asked again, the venv's own
+    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links."""
+    if facts.kind is VenvKind.CONDA:
+        return facts
+    fs = host.fs
+    seen = facts.path_in_root
+    if fs.path_state(seen) is False:
+        raise VenvVanished(facts.path)
+    chains = tuple(resolve_chain(seen, c.name, fs) for c in facts.chains)
+    legacy_version = None
+    if facts.kind is VenvKind.LEGACY_VIRTUALENV:
+        legacy_version = next((s.python_version for s in facts.site_dirs), None)
+    base = _judge_base(seen, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
+    scripts = tuple(
+        dataclasses.replace(s, interpreter_exists=fs.file_state(s.interpreter))
+        if s.interpreter
+        else s
+        for s in facts.scripts
+    )
+    site_dirs = _sources_seen(facts.site_dirs, fs)
     old = set(_host_errors(facts.chains, facts.base))
     errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
     return dataclasses.replace(
@@ -373,14 +389,22 @@ def inspect_venv(
     host: Optional[HostCache] = None,
     size: bool = False,
     top_level: bool = False,
+    root: Optional[str] = None,
 ) -> VenvFacts:
     """Read everything venvkeeper judges about the venv at *path*, statically.
 
     *top_level* also collects each distribution's importable top-level names (what
     ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+    *root*: the OS root the venv belongs to (:mod:`venvkeeper.host.osroots`), when not
+    this host's: what the venv names outside itself is looked up inside that root, through
+    *host* (by default a :class:`HostCache` of that root).
     """
-    host = host if host is not None else HostCache()
     path = path.rstrip("/") or "/"
+    if root is not None and root.rstrip("/") in ("", path):
+        root = None  # the host's own /, or the venv itself: not another root
+    if host is None:
+        host = HostCache(RootFS(root), root) if root is not None else HostCache()
+    seen = path_in_root(root, path)  # the venv's path as the paths it recorded are read
     errors: list[str] = []
     try:
         st = os.lstat(path)
@@ -413,13 +437,15 @@ def inspect_venv(
     except OSError as e:
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
-    chains = tuple(resolve_chain(path, n, host.fs) for n in _chain_names(bin_entries))
-    base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version, known_patch)
+    chains = tuple(resolve_chain(seen, n, host.fs) for n in _chain_names(bin_entries))
+    base = _judge_base(seen, chains, cfg, host, orig_prefix, legacy_version, known_patch)
     errors += _host_errors(chains, base)
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
     site_dirs = _site_dirs(path, errors, top_level)
+    if root is not None:
+        site_dirs = _sources_seen(site_dirs, host.fs)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
     scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
@@ -437,7 +463,7 @@ def inspect_venv(
         scripts=scripts,
         activate_virtual_env=activate,
         recorded_path=recorded,
-        locations=_locations(path, activate, recorded, scripts),
+        locations=_locations(seen, activate, recorded, scripts, host.fs),
         owner_uid=owner,
         mode=mode,
         writable_by_others=tuple(w or "." for w in writable),
@@ -445,4 +471,5 @@ def inspect_venv(
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
         tool=tool,
+        root=root,
     )
