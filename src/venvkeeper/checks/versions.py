@@ -15,6 +15,12 @@ HALF_UPGRADED = "half-upgraded"
 CFG_DIFFERS = "cfg-version-differs"
 
 
+def _lib_dir(venv: str, site: str) -> str:
+    """``lib/python3.11`` (``lib64/python3.15`` where platlib is lib64) of a site directory."""
+    rel = site[len(venv.rstrip("/")) + 1 :] if site.startswith(venv.rstrip("/") + "/") else site
+    return rel.rsplit("/site-packages", 1)[0]
+
+
 def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
@@ -26,12 +32,17 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
     active = [s for s in facts.site_dirs if s.python_version == base.version]
     others = [s for s in facts.site_dirs if s.python_version != base.version]
     active_names = {canonical_name(d.name) for s in active for d in s.distributions}
-    active_real = active_names - BOOTSTRAP
+    # A placeholder no index has (Debian's pkg_resources 0.0.0) came with the seed: like
+    # pip and setuptools it is not what the venv is for. A legacy editable (egg-link) is.
+    seedish = BOOTSTRAP | {
+        canonical_name(d.name) for s in facts.site_dirs for d in s.distributions if d.placeholder
+    }
+    active_real = active_names - seedish
     stranded = [
         d
         for s in others
         for d in s.distributions
-        if canonical_name(d.name) not in active_names and canonical_name(d.name) not in BOOTSTRAP
+        if canonical_name(d.name) not in active_names and canonical_name(d.name) not in seedish
     ]
     recorded = facts.recorded_version
     if not stranded:
@@ -44,7 +55,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
                 " recreate the venv or repair it",
             )
         return
-    where = ", ".join(sorted({f"lib/python{s.python_version}" for s in others}))
+    where = ", ".join(sorted({_lib_dir(facts.path, s.path) for s in others}))
     names = sorted({d.name for d in stranded})
     if not active_real:
         yield Finding(

@@ -178,6 +178,13 @@ class Distribution:
     wheel_tags: tuple[str, ...] = ()
     top_level: tuple[str, ...] = ()  # importable names; collected only for --deep
     problems: tuple[str, ...] = ()
+    #: Why no package index can provide this distribution (a placeholder a distro made,
+    #: such as the ``pkg_resources 0.0.0`` of Debian's pip wheel): a rebuild leaves it out.
+    placeholder: Optional[str] = None
+    #: A legacy editable install (``setup.py develop``): only an ``.egg-link`` (named by
+    #: ``dist_info``) in the site directory, its metadata in this ``.egg-info`` directory of
+    #: the source tree, outside the venv.
+    egg_info: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,9 @@ class SiteDir:
     pth_imports: tuple[str, ...] = ()  # ".pth file: line" for lines that execute code
     egg_links: tuple[tuple[str, str, bool], ...] = ()  # (egg-link file, target, exists)
     writable_by_others: bool = False
+    #: (.pth file, absolute directory it adds to sys.path, exists) for .pth files no
+    #: distribution owns (easy-install.pth left to its egg-links).
+    pth_paths: tuple[tuple[str, str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,6 +257,8 @@ class VenvFacts:
     #: root filesystem), when it is not this host's ``/``: the venv is judged as a process
     #: chrooted there sees it. None: the host's own venv.
     root: Optional[str] = None
+    #: The Python version a package manager recorded (conda: ``conda-meta/python-X.Y.Z-*.json``).
+    recorded_python: Optional[str] = None
 
     @property
     def path_in_root(self) -> str:
@@ -256,7 +268,7 @@ class VenvFacts:
     @property
     def recorded_version(self) -> Optional[str]:
         if self.cfg is None:
-            return None
+            return self.recorded_python
         for key in ("version_info", "version", "python-version"):
             v = self.cfg.get(key)
             if v:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Optional
 
 from venvkeeper.errors import UsageError
+from venvkeeper.host.bases import uv_minor_link
 from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.interpreters import find_interpreters, places_for
 from venvkeeper.model.host import Interpreter
@@ -40,6 +41,9 @@ def fs_of(root: Optional[str]) -> HostFS:
 def _target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) -> Target:
     """``--python PATH`` among *known*; *fs*: the OS root whose path it is (the venvs')."""
     path = os.path.abspath(python)
+    if fs is REAL:
+        # A uv-managed Python's patch directory: the venv is linked through uv's minor link.
+        path = uv_minor_link(path) or path
     try:
         real = fs.realpath(path)
     except (OSError, ValueError):
@@ -125,4 +129,5 @@ def sibling_plan(
         reason=f"the sibling of {facts.path} for Python {target.version}",
         old_location=None,
         tool_command=None,
+        tool_note=None,
     )

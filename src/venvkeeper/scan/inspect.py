@@ -35,7 +35,13 @@ from venvkeeper.model.venv import (
 )
 from venvkeeper.scan.cfg import parse_pyvenv_cfg
 from venvkeeper.scan.creators import conda_python, detect_owner
-from venvkeeper.scan.dists import _PY_DIR, SMALL_LIMIT, _site_dirs, _writable_by_others
+from venvkeeper.scan.dists import (
+    _PY_DIR,
+    SMALL_LIMIT,
+    _site_dirs,
+    _writable_by_others,
+    read_egg_link,
+)
 
 CFG_LIMIT = 64 << 10
 
@@ -53,6 +59,10 @@ _ACTIVATE = re.compile(
 
 
 _VERSIONED = re.compile(r"^python\d+(\.\d+t?)?$")
+
+#: CPython 3.14's venv adds ``bin/𝜋thon`` (a link to its python3.14) when the filesystem
+#: encoding is UTF-8: one more interpreter name, judged like the others.
+PI_THON = "\U0001d70bthon"
 
 
 class VenvVanished(VenvkeeperError):
@@ -82,10 +92,12 @@ def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
 
 
 def _chain_names(bin_entries: list[os.DirEntry[str]]) -> list[str]:
-    names = [e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name == "python"]
+    names = [
+        e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name in ("python", PI_THON)
+    ]
 
     def order(n: str) -> tuple[int, str]:
-        return ({"python": 0, "python3": 1}.get(n, 2), n)
+        return ({"python": 0, "python3": 1, PI_THON: 3}.get(n, 2), n)
 
     return sorted(names, key=order)
 
@@ -195,7 +207,7 @@ def _scripts(
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
-        if name == "python" or _VERSIONED.match(name) or name.startswith("activate"):
+        if name in ("python", PI_THON) or _VERSIONED.match(name) or name.startswith("activate"):
             continue
         try:
             if not e.is_file(follow_symlinks=False):
@@ -233,7 +245,9 @@ def _locations(
     scripts: tuple[Script, ...],
     fs: HostFS = REAL,
 ) -> tuple[RecordedLocation, ...]:
-    """*venv* is the venv's path as the paths it recorded are read (inside its root)."""
+    """Every place the venv recorded as its own. Whether such a place exists, is a venv or
+    is this very directory is a fact of the host, outside the venv: asked of *fs*. *venv*
+    is the venv's path as the paths it recorded are read (inside its root)."""
     found: list[tuple[str, str]] = []
     if activate:
         found.append(("activate", activate))
@@ -332,27 +346,6 @@ def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter])
     return out
 
 
-def _sources_seen(site_dirs: tuple[SiteDir, ...], fs: HostFS) -> tuple[SiteDir, ...]:
-    """*site_dirs* with the sources they name outside the venv (editable projects,
-    ``.egg-link`` targets) looked up in *fs*: the venv's root, or a changed host."""
-    return tuple(
-        dataclasses.replace(
-            s,
-            distributions=tuple(
-                dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path))
-                if d.editable_path
-                else d
-                for d in s.distributions
-            ),
-            egg_links=tuple(
-                (name, target, bool(target) and fs.dir_state(target) is not False)
-                for name, target, _ in s.egg_links
-            ),
-        )
-        for s in site_dirs
-    )
-
-
 def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
     """*facts* as they would be on the host *host* describes (a planned change, another
     host): everything that depends on files outside the venv is asked again, the venv's own
@@ -374,11 +367,45 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
         else s
         for s in facts.scripts
     )
-    site_dirs = _sources_seen(facts.site_dirs, fs)
+    site_dirs = tuple(_rejudge_site(s, fs) for s in facts.site_dirs)
     old = set(_host_errors(facts.chains, facts.base))
     errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
+    locations = _locations(seen, facts.activate_virtual_env, facts.recorded_path, scripts, fs)
+    creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, fs)
     return dataclasses.replace(
-        facts, chains=chains, base=base, scripts=scripts, site_dirs=site_dirs, errors=tuple(errors)
+        facts,
+        chains=chains,
+        base=base,
+        scripts=scripts,
+        site_dirs=site_dirs,
+        locations=locations,
+        creator=creator,
+        tool=tool,
+        errors=tuple(errors),
+    )
+
+
+def _rejudge_site(site: SiteDir, fs: HostFS) -> SiteDir:
+    """A site directory's facts about paths outside the venv, asked of *fs* again: the
+    sources of editable and local installs, and the targets of egg-links (with the
+    metadata of the legacy editable each one is)."""
+    egg_links = tuple(
+        (name, target, bool(target) and fs.dir_state(target) is not False)
+        for name, target, _ in site.egg_links
+    )
+    dists = []
+    for d in site.distributions:
+        if d.egg_info is not None or d.dist_info.endswith(".egg-link"):
+            # The same reading as a scan's: what the source said is gone with it.
+            _, again = read_egg_link(site.path, d.dist_info, bool(d.top_level), fs)
+            dists.append(again)
+        elif d.editable_path:
+            dists.append(dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path)))
+        else:
+            dists.append(d)
+    pth_paths = tuple((name, d, fs.path_state(d) is not False) for name, d, _ in site.pth_paths)
+    return dataclasses.replace(
+        site, distributions=tuple(dists), egg_links=egg_links, pth_paths=pth_paths
     )
 
 
@@ -443,14 +470,12 @@ def inspect_venv(
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
-    site_dirs = _site_dirs(path, errors, top_level)
-    if root is not None:
-        site_dirs = _sources_seen(site_dirs, host.fs)
+    site_dirs = _site_dirs(path, errors, top_level, host.fs)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
     scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
     recorded = recorded_destination(cfg)
-    creator, tool = detect_owner(path, kind, cfg)
+    creator, tool = detect_owner(path, kind, cfg, host.fs)
     return VenvFacts(
         path=path,
         kind=kind,
@@ -472,4 +497,5 @@ def inspect_venv(
         errors=tuple(errors),
         tool=tool,
         root=root,
+        recorded_python=known_patch,
     )

@@ -92,8 +92,10 @@ def inspect_path(
     OS root sees it (:mod:`venvkeeper.host.osroots`), unless ``options.other_roots`` is
     off; *root* names that root when the caller knows it (a chroot that runs the venv)."""
     options = options or ScanOptions()
+    from venvkeeper.host.bases import forget
     from venvkeeper.host.fsutil import check_directory
 
+    forget()
     path = os.path.abspath(path)
     check_directory(path)
     names = set(os.listdir(path))
@@ -107,9 +109,11 @@ def inspect_path(
     ):
         kind = VenvKind.LEGACY_VIRTUALENV
     else:
+        import shlex
+
         raise UsageError(
             f"{path} is not a virtual environment (no pyvenv.cfg, no legacy"
-            f" orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
+            f" orig-prefix.txt, no conda-meta/); try: `venvkeeper scan {shlex.quote(path)}`"
         )
     if root is None and options.other_roots:
         from venvkeeper.host.osroots import root_of
@@ -164,6 +168,9 @@ class Scanner:
             workers=options.walk_workers,
             other_roots=options.other_roots,
         )
+        from venvkeeper.host.bases import forget
+
+        forget()  # the host as it is now, not as an earlier scan in this process saw it
         self.host = HostCache()
         self.trust = TrustCache()
         self.lock = threading.Lock()
