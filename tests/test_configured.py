@@ -23,6 +23,8 @@ from conftest import Result, require_python, run_cli, validate_json
 from factory import make_venv
 from test_procs_synthetic import FakeProc
 
+pytestmark = pytest.mark.slow  # real venvs, every scanning command
+
 
 @dataclass(frozen=True)
 class World:
@@ -100,7 +102,6 @@ COMMANDS: dict[str, tuple[list[str], Callable[[str, Result], Any]]] = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("command", list(COMMANDS))
 @pytest.mark.parametrize("given_root", [False, True], ids=["configured-roots", "root-given"])
 def test_every_scanning_command_scans_as_configured(

@@ -55,6 +55,7 @@ def _minor(facts: VenvFacts, delta: int) -> str:
     return f"{major}.{int(minor) + delta}"
 
 
+@pytest.mark.slow  # a real venv
 def test_every_code_declares_a_repair_and_the_planner_answers_it(facts: VenvFacts) -> None:
     """Walk the registry: a code's declared repair is what the plan does about it, on a
     host with the venv's minor elsewhere (a relink target) and a newer minor; and on a
@@ -137,6 +138,7 @@ def test_planning_and_repair_spell_no_finding_code() -> None:
     assert not spelled, spelled
 
 
+@pytest.mark.slow  # a real venv
 def test_the_admins_python_and_force_are_the_one_planners_choices(facts: VenvFacts) -> None:
     """``--python`` moves even a venv that works (a relink onto its minor, a rebuild onto
     another); the venv's own interpreter is no move at all."""
