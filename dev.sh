@@ -94,7 +94,7 @@ system_tools() {
 
 #: What debian/control's Build-Depends names, dpkg-dev and lintian (bookworm's own).
 DEB_TOOLS=(debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools
-    python3-packaging python3-rich python3-prometheus-client dpkg-dev lintian)
+    python3-packaging python3-prometheus-client dpkg-dev lintian)
 
 deb_tools() {
     local missing=() p

@@ -431,6 +431,7 @@ def pytest_configure(config: pytest.Config) -> None:
     mp = pytest.MonkeyPatch()
     mp.setenv("VENVKEEPER_DB", str(session / "inventory.db"))
     mp.setenv("XDG_STATE_HOME", str(session / "state"))
+    mp.setenv("VENVKEEPER_STATE_DIR", str(session / "state" / "venvkeeper"))  # root's too
     mp.setenv("XDG_CONFIG_HOME", str(session / "no-config" / "xdg"))
     mp.setattr(vk_config, "SYSTEM_CONFIG", str(session / "no-config" / "etc" / "config.toml"))
     mp.delenv(vk_config.ENV_VAR, raising=False)

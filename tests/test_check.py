@@ -188,12 +188,18 @@ def test_unknown_for_an_internal_error(tmp_path: Path, monkeypatch: pytest.Monke
         raise RuntimeError("simulated bug\nsecond line")
 
     monkeypatch.setattr(venvkeeper.scan.pipeline, "scan", broken)
-    res = run_cli("check", str(tmp_path))
+    state = tmp_path / "state"
+    monkeypatch.setenv("VENVKEEPER_STATE_DIR", str(state))
+    (tmp_path / "root").mkdir()
+    res = run_cli("check", str(tmp_path / "root"))
     assert res.code == 3
-    assert (
-        res.out
-        == "VENVKEEPER UNKNOWN - internal error: RuntimeError: simulated bug\\x0asecond line\n"
+    (saved,) = state.glob("crash-*.txt")  # the traceback, named in the one line
+    assert res.out == (
+        "VENVKEEPER UNKNOWN - internal error: RuntimeError: simulated bug\\x0asecond line"
+        f" (traceback in {saved})\n"
     )
+    assert "Traceback" not in res.out + res.err
+    assert "RuntimeError: simulated bug" in saved.read_text()
 
 
 def test_the_check_is_recorded_unless_told(world: dict[str, Path], tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ exhaustively."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
 import re
 import subprocess
@@ -14,6 +16,8 @@ import pytest
 from venvkeeper.checks.registry import CHECKS, all_codes
 from venvkeeper.cli import ExitCode, exit_code_for
 from venvkeeper.formats import OutputFormat, render
+from venvkeeper.formats.envelope import Kind
+from venvkeeper.formats.terminal import PLAIN
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.plan import _BREAKING
 from venvkeeper.scan.pipeline import scan
@@ -46,7 +50,7 @@ def test_every_severity_maps_to_an_exit_code() -> None:
 def test_every_output_format_renders(tmp_path: Path) -> None:
     report = scan([str(tmp_path)])
     for fmt in OutputFormat:
-        assert render(report, fmt).strip()
+        assert render(fmt, Kind.SCAN, report, PLAIN).strip()
 
 
 def test_docs_list_every_finding_code_with_its_severity() -> None:
@@ -197,7 +201,7 @@ def test_hostile_names_are_escaped_in_every_format(tmp_path: Path) -> None:
     ):
         assert "\x1b[31m" not in text and "\nnext" not in text
         assert "\\x1b[31m[bold]x\\x0anext\\xff" in text
-    doc = validate_json("scan", render(report, OutputFormat.JSON))
+    doc = validate_json("scan", render(OutputFormat.JSON, Kind.SCAN, report, PLAIN))
     assert doc["venvs"][0]["path"].endswith("evil\\x1b[31m[bold]x\\x0anext\\xff")
 
 
@@ -378,3 +382,81 @@ def test_a_command_line_parses_the_same_with_only_its_command_built() -> None:
             k: v for k, v in whole.items() if k != "func"
         }, argv
         assert lean["func"].__qualname__ == whole["func"].__qualname__
+
+
+# --- the structure of the command line (issue 23) ----------------------------------------
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    """Every (sub)command's parser, by its words (``apt-hook pre-install``)."""
+    from venvkeeper.cli.main import build_parser
+
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(p: argparse.ArgumentParser, prefix: str) -> None:
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    words = f"{prefix} {name}".strip()
+                    found[words] = sub
+                    walk(sub, words)
+
+    walk(build_parser(), "")
+    return found
+
+
+def test_no_cli_module_is_over_400_lines() -> None:
+    for path in sorted((ROOT / "src" / "venvkeeper" / "cli").glob("*.py")):
+        n = len(path.read_text().splitlines())
+        assert n <= 400, f"{path.name}: {n} lines"
+
+
+def test_every_command_takes_the_frozen_context() -> None:
+    """Each command is ``func(args, ctx)``: the configuration, the streams and what the
+    terminal allows come in the context main built once, never through the Namespace."""
+    import inspect
+
+    from venvkeeper.cli.context import Context
+
+    funcs = {w: p.get_default("func") for w, p in _commands().items()}
+    funcs = {w: f for w, f in funcs.items() if f is not None}
+    assert {"scan", "matrix", "apt-hook pre-install", "rollback", "codes"} <= set(funcs)
+    for words, func in funcs.items():
+        assert list(inspect.signature(func).parameters) == ["args", "ctx"], words
+    ctx = Context(io.StringIO(), io.StringIO())
+    with pytest.raises(AttributeError, match="frozen"):
+        ctx.debug = True  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        ctx.loaded_config = None  # type: ignore[attr-defined]
+
+
+def test_every_format_renders_every_kind_a_command_prints() -> None:
+    """--format picks an OutputFormat; each is one module whose RENDERERS cover every kind
+    a command prints (host-profile writes only its profile), and --format offers each."""
+    for fmt in OutputFormat:
+        assert set(fmt.renderers) == set(Kind) - {Kind.HOST_PROFILE}, fmt
+    with_format = {w for w, p in _commands().items() if "--format" in p._option_string_actions}
+    assert {w for w, p in _commands().items() if "--json" in p._option_string_actions} == (
+        with_format
+    )
+    assert "check" not in with_format and "export" not in with_format
+    choices = _commands()["scan"]._option_string_actions["--format"].choices
+    assert list(choices or ()) == [f.value for f in OutputFormat]
+
+
+def test_json_is_format_json(tmp_path: Path) -> None:
+    assert run_cli("codes", "--json").out == run_cli("codes", "--format", "json").out
+    assert run_cli("codes").out == run_cli("codes", "--format", "table").out
+    assert validate_json("codes", run_cli("codes", "--format=json").out)["codes"]
+    for argv in (["rollback", "--list"], ["prune-backups"]):
+        table = run_cli(*argv, str(tmp_path))
+        doc = run_cli(*argv, "--format", "json", str(tmp_path))
+        assert table.code == doc.code == 0, table.err + doc.err
+        kind = "rollback-list" if argv[0] == "rollback" else argv[0]
+        validate_json(kind, doc.out)
+        assert table.out in (
+            f"no backups of {tmp_path}\n",
+            "0 backups deleted, 0 venvs with backups\n",
+        )
+    res = run_cli("codes", "--format", "yaml")
+    assert res.code == 3 and "invalid choice: 'yaml'" in res.err

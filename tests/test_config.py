@@ -266,17 +266,19 @@ def test_policy_allowed_bases(tree: Path, tmp_path: Path) -> None:
 
 def test_command_line_booleans_override_the_config(tree: Path, tmp_path: Path) -> None:
     from venvkeeper.cli import build_parser
-    from venvkeeper.cli._common import scan_options as _scan_options
+    from venvkeeper.cli._common import scan_request
+    from venvkeeper.config import load_config
+    from venvkeeper.configured import options_for
 
     cfg = _write(
         tmp_path / "c.toml", "[scan]\none_file_system = true\nnetwork_filesystems = true\n"
     )
     parser = build_parser()
     args = parser.parse_args(["--config", str(cfg), "scan", str(tree)])
-    opts = _scan_options(args)
+    opts = options_for(load_config(args.config), scan_request(args))
     assert opts.one_file_system and opts.include_network
     args = parser.parse_args(
         ["--config", str(cfg), "scan", str(tree), "--no-one-file-system", "--no-include-network"]
     )
-    opts = _scan_options(args)
+    opts = options_for(load_config(args.config), scan_request(args))
     assert not opts.one_file_system and not opts.include_network

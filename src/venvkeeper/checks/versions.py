@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from venvkeeper.checks._base import BOOTSTRAP, Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts
 from venvkeeper.textutil import canonical_name, plural
 
@@ -81,12 +82,17 @@ CHECK = Check(
         MISMATCH: CodeDoc(
             Severity.CRITICAL,
             "the interpreter is X.Y but the packages live in lib/pythonA.B: the silent failure",
+            repair=Remedy.INTERPRETER,
         ),
         HALF_UPGRADED: CodeDoc(
-            Severity.WARNING, "packages in two lib/pythonX.Y directories, some invisible"
+            Severity.WARNING,
+            "packages in two lib/pythonX.Y directories, some invisible",
+            repair=Remedy.INTERPRETER,
         ),
         CFG_DIFFERS: CodeDoc(
-            Severity.WARNING, "pyvenv.cfg records another minor than bin/python runs"
+            Severity.WARNING,
+            "pyvenv.cfg records another minor than bin/python runs",
+            repair=Remedy.INTERPRETER,
         ),
     },
     run,

@@ -4,17 +4,17 @@ process managers), each judged, and the venvs nothing uses."""
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
 
 from venvkeeper.cli._common import (
     Parser,
-    add_json,
+    add_format,
     add_walk,
-    config_of,
+    emit,
     exit_code_for,
-    scan_options,
-    terminal,
+    scan_request,
 )
+from venvkeeper.cli.context import Context
+from venvkeeper.formats.envelope import Kind
 
 
 def _add_consumers(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -43,33 +43,34 @@ def _add_consumers(sub: argparse._SubParsersAction[Parser]) -> None:
         help="judge only the venvs the consumers name: do not walk the ROOTs for the venvs"
         " that nothing uses",
     )
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_consumers)
 
 
-def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_consumers(args: argparse.Namespace, ctx: Context) -> int:
     from typing import Optional
 
-    from venvkeeper.checks.policy import apply, apply_to_venv
+    from venvkeeper.checks.policy import apply_to_venv
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.consumers import read_consumers
     from venvkeeper.consumers.judge import judge, real
     from venvkeeper.errors import VenvkeeperError
-    from venvkeeper.formats import consumers as fmt
     from venvkeeper.host.fsutil import check_directory
     from venvkeeper.model.report import VenvReport
-    from venvkeeper.scan.pipeline import ScanOptions, inspect_path, scan
+    from venvkeeper.scan.pipeline import ScanOptions, inspect_path
 
     check_directory(args.system_root)
-    if args.system_root != "/" and not args.roots:
-        args.roots = [args.system_root]
-    policy = config_of(args).policy
+    # another system's venvs are scanned when no ROOT is given
+    roots = args.roots or ([args.system_root] if args.system_root != "/" else [])
+    policy = ctx.config.policy
     # the host's /proc tells nothing of another system's units, unless named
     proc = args.proc_root if args.system_root == "/" or args.proc_root != "/proc" else None
     found = read_consumers(args.system_root, proc)
     reports: dict[str, VenvReport] = {}
     scanned: list[str] = []
     if not args.no_scan:
-        report = apply(scan(options=scan_options(args)), policy)
+        request = scan_request(args, roots=tuple(roots))
+        report = scan_as_configured(ctx.config, request, warn=ctx.warn).report
         for v in report.venvs:
             reports[real(v.path)] = v
             scanned.append(v.path)
@@ -84,10 +85,7 @@ def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return None
 
     result = judge(found, report_of, scanned)
-    if args.json:
-        out.write(fmt.render_json(result))
-    else:
-        out.write(fmt.render_table(result, terminal(out)))
+    emit(ctx, args, Kind.CONSUMERS, result)
     return int(exit_code_for(result.worst))
 
 

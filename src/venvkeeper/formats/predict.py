@@ -220,7 +220,7 @@ def plan_to_dict(plan: Optional[RepairPlan]) -> Optional[dict[str, Any]]:
         ],
         "seed_skipped": list(plan.skipped),
         "blockers": [
-            {"code": b.code, "package": b.package, "fatal": b.fatal, "message": b.message}
+            {"code": b.code.value, "package": b.package, "fatal": b.fatal, "message": b.message}
             for b in plan.blockers
         ],
         "old_location": plan.old_location,

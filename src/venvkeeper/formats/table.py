@@ -26,6 +26,7 @@ from venvkeeper.model.venv import BaseInterpreter, DeepResult
 from venvkeeper.textutil import escape, plural
 
 if TYPE_CHECKING:
+    from venvkeeper.checks._base import CodeDoc
     from venvkeeper.model.consumers import Consumer
 
 #: venv path -> its consumers (units, cron jobs ...): USED BY, when they were read.
@@ -44,7 +45,7 @@ SIZE = Column("SIZE", shrink=False)
 #: container's root filesystem): ``/`` for this host's own venvs.
 ROOT = Column("ROOT", path=True)
 DETAIL = "FINDING"
-#: The style of each status word, in colour (rich's style names).
+#: The style of each status word, in colour (words of :data:`~venvkeeper.formats.layout.SGR`).
 STYLE = {
     Severity.OK: "green",
     Severity.INFO: "green",
@@ -173,6 +174,13 @@ def render_for(
     text = summary(report)
     lines += [[]] + [[(t, None)] for t in (wrap(text, term.width) if term.width else [text])]
     return to_text(lines, term.color)
+
+
+def render_codes(codes: Mapping[str, CodeDoc]) -> str:
+    """``codes``: every finding code, its usual severity and what it means, one a line."""
+    return "".join(
+        f"{code:30} {doc.severity.value:9} {doc.summary}\n" for code, doc in sorted(codes.items())
+    )
 
 
 def _copy(b: BaseInterpreter) -> str:

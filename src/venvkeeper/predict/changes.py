@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from venvkeeper.checks import abi, interpreter, stdlib, versions
 from venvkeeper.checks.policy import apply_to_venv
 from venvkeeper.checks.registry import run_checks
 from venvkeeper.errors import UsageError
@@ -121,10 +122,10 @@ def build_world(
 
 #: Critical findings after the change -> the effect they mean, the first match wins.
 _CRITICAL_EFFECTS = (
-    (frozenset({"interpreter-dangling", "interpreter-missing"}), Effect.BREAKS_LOUDLY),
-    (frozenset({"stdlib-missing"}), Effect.LOSES_STDLIB),
-    (frozenset({"version-mismatch"}), Effect.BREAKS_SILENTLY),
-    (frozenset({"abi-mismatch"}), Effect.ABI_MISMATCH),
+    (frozenset({interpreter.DANGLING, interpreter.MISSING}), Effect.BREAKS_LOUDLY),
+    (frozenset({stdlib.MISSING}), Effect.LOSES_STDLIB),
+    (frozenset({versions.MISMATCH}), Effect.BREAKS_SILENTLY),
+    (frozenset({abi.MISMATCH}), Effect.ABI_MISMATCH),
 )
 
 

@@ -18,10 +18,12 @@ Strategies, cheapest first:
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Callable, Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -33,6 +35,8 @@ from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.host import Interpreter
 from venvkeeper.model.plan import (
     Blocker,
+    BlockerCode,
+    Remedy,
     RepairPlan,
     Requirement,
     RequirementKind,
@@ -53,27 +57,23 @@ from venvkeeper.textutil import canonical_name
 
 Exists = Callable[[str], Optional[bool]]
 
-#: Problems of the interpreter or its version: fixed by a relink or a rebuild.
-INTERPRETER_CODES = frozenset(
-    {
-        "interpreter-dangling",
-        "interpreter-missing",
-        "stdlib-missing",
-        "version-mismatch",
-        "half-upgraded",
-        "abi-mismatch",
-        "cfg-version-differs",
-        "interpreter-not-binary",
-        "interpreter-not-executable",
-        "deep-start-failed",
-        "deep-import-failed",
-        "base-obsolete",
-    }
-)
-OBSOLETE = "base-obsolete"
 #: The distro's default names: a venv made through one follows what it is now.
 DEFAULT_NAMES = frozenset({"python", "python3"})
-MOVED_CODES = frozenset({"moved", "scripts-foreign-interpreter"})
+
+
+@functools.cache
+def remedies() -> Mapping[str, Remedy]:
+    """The repair each registered finding code declares (its ``CodeDoc.repair``)."""
+    from venvkeeper.checks.registry import all_codes
+
+    return MappingProxyType({code: doc.repair for code, doc in all_codes().items()})
+
+
+def remedy_of(finding: Finding) -> Remedy:
+    """The repair that answers *finding*: its code's, as registered (none for a code the
+    registry does not know)."""
+    return remedies().get(finding.code, Remedy.NONE)
+
 
 #: How each creator's own tool remakes a venv (``None``: venvkeeper repairs it itself).
 #: Exhaustive: every :class:`Creator` is here (a test loops over them). Each is a shell
@@ -437,7 +437,7 @@ def package_set(
         if "metadata lacks Name or Version" in d.problems:
             blockers.append(
                 Blocker(
-                    "no-metadata",
+                    BlockerCode.NO_METADATA,
                     d.name,
                     f"{d.dist_info} has no usable Name/Version: it cannot be pinned;"
                     " reinstall it by hand",
@@ -450,12 +450,14 @@ def package_set(
         if local and exists is not None and exists(local) is False:
             what = "editable source" if req.kind is RequirementKind.EDITABLE else "local source"
             blockers.append(
-                Blocker("source-missing", d.name, f"the {what} {local} of {d.name} is gone")
+                Blocker(
+                    BlockerCode.SOURCE_MISSING, d.name, f"the {what} {local} of {d.name} is gone"
+                )
             )
         if req.kind is RequirementKind.VCS:
             blockers.append(
                 Blocker(
-                    "vcs-source",
+                    BlockerCode.VCS_SOURCE,
                     d.name,
                     f"{d.name} comes from {req.source}: the rebuild needs that repository"
                     " (network access, credentials)",
@@ -495,7 +497,7 @@ def version_blockers(
             if not ok:
                 out.append(
                     Blocker(
-                        "requires-python",
+                        BlockerCode.REQUIRES_PYTHON,
                         d.name,
                         f"{d.name} {d.version} requires Python {d.requires_python}, not {py}:"
                         " the pin cannot install (repair --allow-upgrades picks the nearest"
@@ -507,7 +509,7 @@ def version_blockers(
             tag = "cp" + target.version.replace(".", "")
             out.append(
                 Blocker(
-                    "needs-new-wheel",
+                    BlockerCode.NEEDS_NEW_WHEEL,
                     d.name,
                     f"{d.name} {d.version} has extensions compiled for CPython"
                     f" {', '.join(pinned)}: it needs a {tag} wheel of {d.version} (index or"
@@ -524,10 +526,89 @@ def make_plan(
     interpreters: Sequence[Interpreter],
     exists: Optional[Exists] = None,
     seeds: Optional[SeedNeeds] = None,
+    *,
+    python: Optional[Target] = None,
+    force: bool = False,
 ) -> RepairPlan:
-    """The repair plan for one judged venv on a host with *interpreters*. *seeds*: which
-    seed packages the venv's code needs (:mod:`venvkeeper.predict.seeds`); a rebuild leaves the
-    others to the new venv's creator. Without it every seed is kept."""
+    """The repair plan for one judged venv on a host with *interpreters*: the one planner
+    of ``plan``, ``predict`` and ``repair``. Each finding's repair is the one its code
+    declares in the registry (:func:`remedy_of`). *seeds*: which seed packages the venv's
+    code needs (:mod:`venvkeeper.predict.seeds`); a rebuild leaves the others to the new
+    venv's creator. Without it every seed is kept. *python* is the interpreter the admin
+    chose (``repair --python``: also moves a venv that works); *force* rebuilds a venv
+    that its tool manages instead of giving the tool's command (``repair --force``)."""
+    plan = _plan(facts, findings, interpreters, exists, seeds)
+    if python is not None:
+        plan = _with_python(plan, facts, python, force, exists, seeds)
+    if plan.strategy is Strategy.USE_TOOL and force and plan.target is not None:
+        minor = packages_minor(facts)
+        plan = replace(
+            plan,
+            strategy=Strategy.RELINK if minor == plan.target.version else Strategy.REBUILD,
+            blockers=plan.blockers
+            + tuple(version_blockers(facts, plan.packages, minor, plan.target)),
+        )
+    return plan
+
+
+def _with_python(
+    plan: RepairPlan,
+    facts: VenvFacts,
+    target: Target,
+    force: bool,
+    exists: Optional[Exists],
+    seeds: Optional[SeedNeeds],
+) -> RepairPlan:
+    """The plan when the admin chose the interpreter (also for a venv that works: a
+    deliberate move to another Python)."""
+    base = facts.base
+    if (
+        plan.strategy is Strategy.NONE
+        and base is not None
+        and not base.is_copy
+        and base.executable == target.executable
+    ):
+        return plan
+    if plan.strategy is Strategy.USE_TOOL and not force:
+        return replace(plan, target=target)
+    reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
+    plan = rebuild_on(plan, facts, target, exists, seeds)  # no version blockers on its minor
+    if packages_minor(facts) == target.version:  # a relink keeps the venv's files
+        return replace(plan, strategy=Strategy.RELINK, reason=reason, notes=())
+    return replace(plan, reason=reason)
+
+
+def rebuild_on(
+    plan: RepairPlan,
+    facts: VenvFacts,
+    target: Target,
+    exists: Optional[Exists],
+    seeds: Optional[SeedNeeds],
+) -> RepairPlan:
+    """*plan* as a rebuild on *target* with the venv's very packages, what may stop them
+    installing there, and what a new venv leaves out (placeholder notes)."""
+    minor = packages_minor(facts)
+    reqs, skipped, blockers = package_set(facts, minor, exists, seeds)
+    blockers += tuple(version_blockers(facts, reqs, minor, target))
+    return replace(
+        plan,
+        strategy=Strategy.REBUILD,
+        target=target,
+        packages=reqs,
+        skipped=skipped,
+        blockers=blockers,
+        notes=placeholder_notes(facts),
+    )
+
+
+def _plan(
+    facts: VenvFacts,
+    findings: Sequence[Finding],
+    interpreters: Sequence[Interpreter],
+    exists: Optional[Exists],
+    seeds: Optional[SeedNeeds],
+) -> RepairPlan:
+    """The plan the findings ask for, before the admin's choices."""
     cfg = facts.cfg
     blank = RepairPlan(
         facts.path,
@@ -539,10 +620,9 @@ def make_plan(
     )
     if facts.kind is VenvKind.CONDA:
         return replace(blank, reason="a conda environment: not judged")
-    codes = {f.code for f in findings}
     broken = [f for f in findings if f.severity is Severity.CRITICAL]
-    interp_problems = [f for f in findings if f.code in INTERPRETER_CODES]
-    moved = [f for f in findings if f.code in MOVED_CODES]
+    interp_problems = [f for f in findings if remedy_of(f).interpreter]
+    moved = [f for f in findings if remedy_of(f) is Remedy.PATHS]
     minor = packages_minor(facts)
     if not interp_problems and not moved:
         if broken:
@@ -557,7 +637,7 @@ def make_plan(
         return replace(blank, strategy=Strategy.REWRITE_PATHS, reason=reason, old_location=old)
     # Never onto an interpreter no archive patches any more while a supported one exists.
     pool = _supported(interpreters)
-    if {f.code for f in interp_problems} == {OBSOLETE}:
+    if all(remedy_of(f) is Remedy.NEWER_PYTHON for f in interp_problems):
         # It works: move it only forward, onto a supported minor no older than its own.
         floor = _release(minor or (facts.base.version if facts.base else None))
         pool = [i for i in pool if not i.obsolete and _version_key(i)[:2] >= floor[:2]]
@@ -571,7 +651,7 @@ def make_plan(
     strategy = Strategy.REBUILD
     base = facts.base
     default = follows_default(facts)
-    if "interpreter-not-binary" not in codes:
+    if not any(remedy_of(f) is Remedy.REBUILD for f in interp_problems):
         # Made with the distro's python3: it follows what that name is now. Otherwise (or
         # when that name is gone) the same minor at another path: a versioned leftover the
         # venv named itself, a patch release that replaced its prefix.

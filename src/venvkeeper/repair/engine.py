@@ -217,9 +217,7 @@ def repair_venv(
             if refusal:
                 return result(plan.strategy, Outcome.REFUSED, refusal, **kw)
             fatal = [b for b in plan.blockers if b.fatal]
-            if fatal and not (
-                options.allow_upgrades and all(b.code == "requires-python" for b in fatal)
-            ):
+            if fatal and not (options.allow_upgrades and all(b.upgradable for b in fatal)):
                 return result(
                     plan.strategy,
                     Outcome.FAILED,
@@ -339,9 +337,7 @@ def build_sibling(
         seeds = seed_needs(rep.facts)
         plan = sibling_plan(rep, interps, options, dest, target, seeds)
         fatal = [b for b in plan.blockers if b.fatal]
-        if fatal and not (
-            options.allow_upgrades and all(b.code == "requires-python" for b in fatal)
-        ):
+        if fatal and not (options.allow_upgrades and all(b.upgradable for b in fatal)):
             return result(
                 Outcome.FAILED,
                 f"{len(fatal)} package(s) cannot be reinstalled as they are",

@@ -302,9 +302,7 @@ class _Job:
         plan = self.plan
         relax = set()
         if self.options.allow_upgrades:
-            relax = {
-                canonical_name(b.package) for b in plan.blockers if b.code == "requires-python"
-            }
+            relax = {canonical_name(b.package) for b in plan.blockers if b.upgradable}
         return [
             _relaxed(r.spec, r.name, r.version) if canonical_name(r.name) in relax else r.spec
             for r in plan.packages

@@ -8,25 +8,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Optional
 
-from venvkeeper.errors import (
-    UsageError,
-)
+from venvkeeper.errors import UsageError
 from venvkeeper.host.bases import uv_minor_link
-from venvkeeper.host.fsutil import path_state
 from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.interpreters import find_interpreters, places_for
 from venvkeeper.model.host import Interpreter
-from venvkeeper.model.plan import RepairPlan, Strategy, Target
+from venvkeeper.model.plan import RepairPlan, Target
 from venvkeeper.model.report import VenvReport
-from venvkeeper.model.venv import VenvFacts
-from venvkeeper.predict.plan import (
-    Exists,
-    make_plan,
-    package_set,
-    packages_minor,
-    placeholder_notes,
-    version_blockers,
-)
+from venvkeeper.predict.plan import make_plan, rebuild_on
 from venvkeeper.predict.seeds import SeedNeeds, seed_needs
 from venvkeeper.repair.job import RepairOptions
 
@@ -77,68 +66,22 @@ def _target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) ->
     raise UsageError(f"--python {python}: no Python interpreter there")
 
 
-def _with_python(
-    plan: RepairPlan,
-    facts: VenvFacts,
-    target: Target,
-    force: bool,
-    seeds: SeedNeeds,
-    exists: Exists = path_state,
-) -> RepairPlan:
-    """The plan when the admin chose the interpreter (also for a venv that works: a
-    deliberate move to another Python)."""
-    base = facts.base
-    if (
-        plan.strategy is Strategy.NONE
-        and base is not None
-        and not base.is_copy
-        and base.executable == target.executable
-    ):
-        return plan
-    if plan.strategy is Strategy.USE_TOOL and not force:
-        return replace(plan, target=target)
-    minor = packages_minor(facts)
-    strategy = Strategy.RELINK if minor == target.version else Strategy.REBUILD
-    reqs, skipped, blockers = package_set(facts, minor, exists, seeds)
-    if strategy is Strategy.REBUILD:
-        blockers += tuple(version_blockers(facts, reqs, minor, target))
-    reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
-    return replace(
-        plan,
-        strategy=strategy,
-        target=target,
-        packages=reqs,
-        skipped=skipped,
-        blockers=blockers,
-        reason=reason,
-        notes=placeholder_notes(facts) if strategy is Strategy.REBUILD else (),
-    )
-
-
 def plan_for(
     rep: VenvReport,
     interps: Sequence[Interpreter],
     options: RepairOptions,
     seeds: Optional[SeedNeeds] = None,
 ) -> RepairPlan:
-    """*seeds*: what the venv's code needs of its seed packages (read when not given).
-    A venv inside another OS root is planned with that root's files (*interps* must be
-    its interpreters)."""
+    """The plan of the venv of *rep* with the repair's choices (``--python``, ``--force``):
+    the one planner's (:func:`venvkeeper.predict.plan.make_plan`). *seeds*: what the venv's
+    code needs of its seed packages (read when not given). A venv inside another OS root is
+    planned with that root's files (*interps* must be its interpreters)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     fs = fs_of(rep.facts.root)
-    plan = make_plan(rep.facts, rep.findings, interps, fs.path_state, seeds)
-    if options.python:
-        target = _target_for(options.python, interps, fs)
-        plan = _with_python(plan, rep.facts, target, options.force, seeds, fs.path_state)
-    if plan.strategy is Strategy.USE_TOOL and options.force and plan.target is not None:
-        minor = packages_minor(rep.facts)
-        plan = replace(
-            plan,
-            strategy=Strategy.RELINK if minor == plan.target.version else Strategy.REBUILD,
-            blockers=plan.blockers
-            + tuple(version_blockers(rep.facts, plan.packages, minor, plan.target)),
-        )
-    return plan
+    python = _target_for(options.python, interps, fs) if options.python else None
+    return make_plan(
+        rep.facts, rep.findings, interps, fs.path_state, seeds, python=python, force=options.force
+    )
 
 
 def sibling_target(
@@ -177,21 +120,14 @@ def sibling_plan(
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     facts = rep.facts
     exists = fs_of(facts.root).path_state
-    base = make_plan(facts, rep.findings, interps, exists, seeds)
-    minor = packages_minor(facts)
-    reqs, skipped, blockers = package_set(facts, minor, exists, seeds)
-    blockers += tuple(version_blockers(facts, reqs, minor, target))
+    plan = rebuild_on(
+        make_plan(facts, rep.findings, interps, exists, seeds), facts, target, exists, seeds
+    )
     return replace(
-        base,
+        plan,
         path=dest,
-        strategy=Strategy.REBUILD,
         reason=f"the sibling of {facts.path} for Python {target.version}",
-        target=target,
-        packages=reqs,
-        skipped=skipped,
-        blockers=blockers,
         old_location=None,
         tool_command=None,
         tool_note=None,
-        notes=placeholder_notes(facts),
     )

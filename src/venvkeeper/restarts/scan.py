@@ -121,19 +121,12 @@ class _Scan:
             t, p = _newest_change(venv)
             rep = None
             if self.judge:
-                from venvkeeper.scan.pipeline import inspect_path
+                from venvkeeper.model.policy import Policy
+                from venvkeeper.scan.pipeline import judge_venv
 
                 if root is not None and path_in_root(root, venv) == venv:
                     root = None  # not in the chroot (its maps name ours): its own root judges
-                try:
-                    rep = inspect_path(venv, root=root)
-                except Exception:  # one odd venv must not cost the whole report
-                    rep = None
-                if rep is not None and self.policy is not None:
-                    from venvkeeper.checks.policy import apply_to_venv, ignored
-
-                    ignore = ignored(venv, self.policy)
-                    rep = None if ignore else apply_to_venv(rep, self.policy)
+                rep = judge_venv(venv, self.policy or Policy(), root)
             self.venvs[venv] = _VenvState(t, p, rep)
         return self.venvs[venv]
 

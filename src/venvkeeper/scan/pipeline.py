@@ -17,6 +17,7 @@ from venvkeeper.host.hostfs import RootFS
 from venvkeeper.host.mounts import read_mounts
 from venvkeeper.host.osroots import Roots, is_complete
 from venvkeeper.host.trust import TrustCache
+from venvkeeper.model.policy import Policy
 from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
@@ -125,6 +126,22 @@ def inspect_path(
     except VenvVanished as e:
         raise UsageError(f"{path} vanished while it was read") from e
     return judge(facts, options)
+
+
+def judge_venv(path: str, policy: Policy, root: Optional[str] = None) -> Optional[VenvReport]:
+    """A venv found other than by a walk (the venv of a running process), judged as a scan
+    as configured judges it: None when *policy* ignores it (it is not even read), else
+    inspected (as the OS *root* sees it, when given: see :func:`inspect_path`), checked
+    and with the policy applied. A venv that cannot be read is None."""
+    from venvkeeper.checks.policy import apply_to_venv, ignored
+
+    if ignored(path, policy):
+        return None
+    try:
+        rep = inspect_path(path, root=root)
+    except Exception:  # one odd venv must not cost the caller's whole report
+        return None
+    return apply_to_venv(rep, policy)
 
 
 class Scanner:
