@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import sqlite3
 import stat
@@ -255,7 +256,7 @@ def test_config_problems_one_per_line_and_joined_in_check(tmp_path: Path) -> Non
 def test_show_of_a_directory_that_is_not_a_venv_names_it(tmp_path: Path) -> None:
     res = run_cli("show", str(tmp_path))
     assert res.code == 3
-    assert res.err.rstrip().endswith(f"try: venvkeeper scan {tmp_path}")
+    assert res.err.rstrip().endswith(f"try: `venvkeeper scan {shlex.quote(str(tmp_path))}`")
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,7 @@ def test_the_apt_hook_names_runnable_predict_commands(tmp_path: Path) -> None:
     run_harmless(words)
 
 
+@pytest.mark.slow  # the printed `venvkeeper scan` names no root: it scans this whole host
 def test_inventory_messages_name_a_runnable_scan(tmp_path: Path) -> None:
     res = run_cli("inventory", "--db", str(tmp_path / "none.sqlite"))
     for command in backticked(res.err):
