@@ -132,6 +132,11 @@ def test_a_helper_imported_inside():
     import roots
 
     roots.unpack()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a bind mount needs root")
+def test_skipif_root():
+    pass
 """
 
 SKIPS = """
@@ -207,6 +212,7 @@ def test_markers_follow_what_a_test_uses(tmp_path: Path) -> None:
         "test_marked_slow": {"slow"},
         "test_through_a_helper_module": {"root"},  # helpers.needs_root() as h.needs_root()
         "test_a_helper_imported_inside": debian,  # import roots; roots.unpack() -> debroot
+        "test_skipif_root": {"root"},  # a skipif whose reason names root
     }
 
 

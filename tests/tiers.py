@@ -9,7 +9,7 @@ new test gets its markers from what it uses (docs/development.md, "Tiers"):
 - ``root`` when its fixtures include ``unprivileged_user``, or when its code, its
   fixtures' code or any helper of tests/ they call skips on ``os.geteuid()`` (the
   ``if os.geteuid() != 0: pytest.skip(...)`` pattern, in one function), or calls
-  ``conftest.require_root``;
+  ``conftest.require_root``, or when a ``skipif`` mark's reason names root;
 - ``debian`` (with ``root`` and ``slow``) when any of that code uses tests/debroot.py;
 - ``slow`` by hand (``@pytest.mark.slow``) for the rest that builds much or waits long.
 
@@ -168,6 +168,9 @@ def tiers_of(item: pytest.Item, uses: Uses) -> set[str]:
     found: set[str] = set()
     if "unprivileged_user" in getattr(item, "fixturenames", ()):
         found.add("root")
+    for mark in item.iter_markers("skipif"):  # skipif(os.geteuid() != 0, reason="... root")
+        if re.search(r"\broot\b", str(mark.kwargs.get("reason", ""))):
+            found.add("root")
     fns: list[Callable[..., Any]] = []
     fn = getattr(item, "function", None)
     if fn is not None:
