@@ -13,7 +13,7 @@ wheels a repair after an upgrade needs. May use: predict, scan, checks, host, mo
 from venvkeeper.repair.backends import BackendChoice, Sources
 from venvkeeper.repair.backups import list_backups, prune_backups, rollback
 from venvkeeper.repair.engine import build_sibling, repair_all, repair_venv
-from venvkeeper.repair.job import RepairOptions
+from venvkeeper.repair.options import RepairOptions
 from venvkeeper.repair.transaction import STEPS, backups, recover
 
 __all__ = [
