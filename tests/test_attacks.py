@@ -845,7 +845,7 @@ SCRIPT = "#!/usr/bin/env python3\nprint('hi')\n"
 def _fifo_sites(w: World, fifo_first: bool) -> dict[str, tuple[Path, object]]:
     """Each check-then-open site: (the path it opens, a call of it)."""
     from venvkeeper.host.hostfs import REAL
-    from venvkeeper.repair import edit, job, verify
+    from venvkeeper.repair import carry, edit, verify
 
     bin_dir = w.venv / "bin"
     empty = w.top / "empty"
@@ -862,7 +862,7 @@ def _fifo_sites(w: World, fifo_first: bool) -> dict[str, tuple[Path, object]]:
         "check_scripts": (tool, lambda: verify.check_scripts(str(w.venv), str(w.venv))),
         "edit_read": (tool, lambda: edit._read(str(tool))),
         "rewrite_paths": (tool, lambda: edit.rewrite_paths(str(w.venv), "/old", "/new")),
-        "copy_extra": (notes, lambda: job._copy_extra(str(notes), str(copy_to / "notes.txt"))),
+        "copy_extra": (notes, lambda: carry.copy_extra(str(notes), str(copy_to / "notes.txt"))),
     }
 
 

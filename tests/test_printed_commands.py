@@ -21,8 +21,8 @@ from venvkeeper.cli.main import build_parser
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.predict.changes import Change
 from venvkeeper.predict.plan import make_plan
-from venvkeeper.repair.engine import _refusal
-from venvkeeper.repair.job import ensurepip_hint
+from venvkeeper.repair.rebuild import ensurepip_hint
+from venvkeeper.repair.refusals import refusal as refusal_of
 from venvkeeper.scan.inspect import inspect_venv
 
 from conftest import find_python, run_cli
@@ -132,7 +132,7 @@ def test_tool_commands_and_refusals_are_runnable_as_printed(tmp_path: Path, tool
     plan = make_plan(facts, findings, interps)
     assert plan.tool_command is not None, (tool, plan)
     run_harmless(shell_ok(plan.tool_command))
-    refusal = _refusal(plan, facts, force=False)
+    refusal = refusal_of(plan, facts, force=False)
     assert refusal is not None
     quoted = backticked(refusal)
     assert quoted[0] == plan.tool_command, refusal

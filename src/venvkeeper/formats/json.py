@@ -22,7 +22,7 @@ from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.textutil import to_json
 
 if TYPE_CHECKING:
-    from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.checks import CodeDoc
     from venvkeeper.model.consumers import Consumer
 
 

@@ -11,7 +11,7 @@ from venvkeeper.formats import Renderer
 from venvkeeper.formats.envelope import Kind
 
 if TYPE_CHECKING:
-    from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.checks import CodeDoc
     from venvkeeper.formats.table import UsedBy
     from venvkeeper.formats.terminal import Terminal
     from venvkeeper.model.consumers import Consumer, ConsumerReport

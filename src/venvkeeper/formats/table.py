@@ -26,7 +26,7 @@ from venvkeeper.model.venv import BaseInterpreter, DeepResult
 from venvkeeper.textutil import escape, plural
 
 if TYPE_CHECKING:
-    from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.checks import CodeDoc
     from venvkeeper.model.consumers import Consumer
 
 #: venv path -> its consumers (units, cron jobs ...): USED BY, when they were read.

@@ -123,7 +123,7 @@ def default_path(environ: Optional[Mapping[str, str]] = None, euid: Optional[int
 DbText = Union[str, bytes]
 
 
-def _to_db(text: str) -> DbText:
+def to_db(text: str) -> DbText:
     """Names from scanned trees may hold bytes that are not UTF-8 (kept as surrogate
     escapes), which SQLite's TEXT cannot hold: those go in as exact bytes."""
     try:
@@ -133,21 +133,21 @@ def _to_db(text: str) -> DbText:
     return text
 
 
-def _opt_to_db(text: Optional[str]) -> Optional[DbText]:
-    return None if text is None else _to_db(text)
+def opt_to_db(text: Optional[str]) -> Optional[DbText]:
+    return None if text is None else to_db(text)
 
 
-def _from_db(value: Any) -> str:
+def from_db(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     return str(value)
 
 
-def _opt_from_db(value: Any) -> Optional[str]:
-    return None if value is None else _from_db(value)
+def opt_from_db(value: Any) -> Optional[str]:
+    return None if value is None else from_db(value)
 
 
-def _enum_or(enum_type: Any, value: Any, default: Any) -> Any:
+def enum_or(enum_type: Any, value: Any, default: Any) -> Any:
     """Read an enum leniently: a value a newer venvkeeper wrote reads as *default*."""
     try:
         return enum_type(value)

@@ -29,7 +29,7 @@ from typing import Callable, Optional
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.checks import BOOTSTRAP
 from venvkeeper.host.bases import classify_origin
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.host import Interpreter

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.checks import BOOTSTRAP
 from venvkeeper.host import fsutil
 from venvkeeper.model.venv import Distribution, VenvFacts
 

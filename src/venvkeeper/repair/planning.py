@@ -17,7 +17,7 @@ from venvkeeper.model.plan import RepairPlan, Target
 from venvkeeper.model.report import VenvReport
 from venvkeeper.predict.plan import make_plan, rebuild_on
 from venvkeeper.predict.seeds import SeedNeeds, seed_needs
-from venvkeeper.repair.job import RepairOptions
+from venvkeeper.repair.options import RepairOptions
 
 
 def interpreters_for(
@@ -38,7 +38,7 @@ def fs_of(root: Optional[str]) -> HostFS:
     return REAL if root is None else RootFS(root)
 
 
-def _target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) -> Target:
+def target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) -> Target:
     """``--python PATH`` among *known*; *fs*: the OS root whose path it is (the venvs')."""
     path = os.path.abspath(python)
     if fs is REAL:
@@ -78,7 +78,7 @@ def plan_for(
     planned with that root's files (*interps* must be its interpreters)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     fs = fs_of(rep.facts.root)
-    python = _target_for(options.python, interps, fs) if options.python else None
+    python = target_for(options.python, interps, fs) if options.python else None
     return make_plan(
         rep.facts, rep.findings, interps, fs.path_state, seeds, python=python, force=options.force
     )
@@ -94,7 +94,7 @@ def sibling_target(
     from venvkeeper.predict.plan import by_default_name, choose_rebuild, follows_default
 
     if python:
-        return _target_for(python, interps, fs_of(rep.facts.root))
+        return target_for(python, interps, fs_of(rep.facts.root))
     default = follows_default(rep.facts)
     usable = [i for i in interps if i.usable]
     target = by_default_name(default, usable) if default else None

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
-from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.checks import BOOTSTRAP
 from venvkeeper.errors import CommandError
 from venvkeeper.host import command, fsutil
 from venvkeeper.host.trust import Distrust, TrustCache, distrust, tree_distrust, user_name

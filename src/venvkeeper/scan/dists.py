@@ -31,7 +31,7 @@ RECORD_LIMIT = 4 << 20
 MAX_DISTS = 20000
 
 
-_PY_DIR = re.compile(r"python(\d+\.\d+t?)$")
+PY_DIR = re.compile(r"python(\d+\.\d+t?)$")
 
 
 _EXT_TAG = re.compile(r"\.(cpython-(\d)(\d+)(t?)-[^.]+|abi3)\.so$")
@@ -466,11 +466,11 @@ def _read_site_dir(
         pth_imports=tuple(pth_imports),
         egg_links=tuple(egg_links),
         pth_paths=tuple(pth_paths),
-        writable_by_others=_writable_by_others(site),
+        writable_by_others=writable_by_others(site),
     )
 
 
-def _writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
+def writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
     """World-writable (without sticky bit), or group-writable by a non-root group while
     owned by root: a way for other users to change what the owner runs."""
     if st is None:
@@ -486,14 +486,14 @@ def _writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
     return bool(mode & stat.S_IWGRP and st.st_uid == 0 and st.st_gid != 0)
 
 
-def _site_dirs(
+def read_site_dirs(
     venv: str, errors: list[str], top_level: bool, fs: HostFS = REAL
 ) -> tuple[SiteDir, ...]:
     seen: set[tuple[int, int]] = set()
     out: list[SiteDir] = []
     for lib in ("lib", "lib64", "local/lib"):
         for e in fsutil.listdir(f"{venv}/{lib}"):
-            m = _PY_DIR.match(e.name)
+            m = PY_DIR.match(e.name)
             if not m:
                 continue
             site = f"{e.path}/site-packages"

@@ -36,11 +36,11 @@ from venvkeeper.model.venv import (
 from venvkeeper.scan.cfg import parse_pyvenv_cfg
 from venvkeeper.scan.creators import conda_python, detect_owner
 from venvkeeper.scan.dists import (
-    _PY_DIR,
+    PY_DIR,
     SMALL_LIMIT,
-    _site_dirs,
-    _writable_by_others,
     read_egg_link,
+    read_site_dirs,
+    writable_by_others,
 )
 
 CFG_LIMIT = 64 << 10
@@ -142,7 +142,7 @@ def _judge_base(
         found = [
             m.group(1)
             for n in host.fs.listdir(prefix_guess + "/lib")
-            if (m := _PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
+            if (m := PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
         ]
         if len(found) == 1:
             version = found[0]
@@ -314,7 +314,7 @@ def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
 
 def _legacy(venv: str) -> tuple[Optional[str], Optional[str]]:
     for e in fsutil.listdir(f"{venv}/lib"):
-        m = _PY_DIR.match(e.name)
+        m = PY_DIR.match(e.name)
         if m:
             head = fsutil.read_head(e.path + "/orig-prefix.txt", 4096)
             if head is not None:
@@ -468,9 +468,9 @@ def inspect_venv(
     base = _judge_base(seen, chains, cfg, host, orig_prefix, legacy_version, known_patch)
     errors += _host_errors(chains, base)
     writable = [
-        rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
+        rel for rel in ("", "bin", "pyvenv.cfg") if writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
-    site_dirs = _site_dirs(path, errors, top_level, host.fs)
+    site_dirs = read_site_dirs(path, errors, top_level, host.fs)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
     scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
