@@ -247,8 +247,12 @@ def test_the_venvs_serve_their_hosts_and_get_the_layout_that_serves_all(shared: 
     assert f"venvkeeper repair --sibling {path}" in text
 
 
-def test_identical_hosts_are_judged_once_and_counted(shared: Shared, tmp_path: Path) -> None:
-    """40 profiles like web1 and 60 like web2 (hostnames differ): 2 judgements."""
+def test_identical_hosts_are_judged_once_and_counted(
+    shared: Shared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40 profiles like web1 and 60 like web2 (hostnames differ): 2 judgements; the table
+    at 80 columns (COLUMNS: a pipe has no width of its own)."""
+    monkeypatch.setenv("COLUMNS", "80")
     d = tmp_path / "profiles"
     d.mkdir()
     for n in range(100):
