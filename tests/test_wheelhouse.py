@@ -3,6 +3,7 @@ Python, then an offline repair from that directory alone."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,21 @@ def test_the_worst_outcome_gives_the_exit_code() -> None:
 def test_a_destination_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     res = run_cli("wheelhouse", "--dest", str(tmp_path / "none"), str(tmp_path))
     assert res.code == 3 and "does not exist" in res.err
+
+
+def test_the_platform_tags_come_from_any_packaging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian 11's packaging (20.9) has no ``tags.platform_tags()``: the prefetch there
+    (venvkeeper on the distro's own packages) reads the same tags from ``sys_tags()``."""
+    import types
+
+    import packaging
+    from packaging import tags
+
+    from venvkeeper.repair import wheelhouse
+
+    expected = list(dict.fromkeys(tags.platform_tags()))
+    assert wheelhouse._platforms() == expected and "any" not in expected
+    old = types.SimpleNamespace(sys_tags=tags.sys_tags)  # packaging 20.9's public tags API
+    monkeypatch.setattr(packaging, "tags", old)
+    monkeypatch.setitem(sys.modules, "packaging.tags", old)
+    assert wheelhouse._platforms() == expected

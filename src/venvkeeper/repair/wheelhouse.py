@@ -34,9 +34,12 @@ Run = Callable[[Sequence[str], float], Completed]
 
 
 def _platforms() -> list[str]:
+    """This machine's platform tags, most specific first. From ``sys_tags()``, which every
+    packaging has: ``platform_tags()`` is missing from the packaging of Debian 11 and
+    Ubuntu 20.04 (20.9 and older), where venvkeeper runs on the distro's own packages."""
     from packaging import tags
 
-    return list(dict.fromkeys(tags.platform_tags()))
+    return [p for p in dict.fromkeys(t.platform for t in tags.sys_tags()) if p != "any"]
 
 
 def _pip_env() -> dict[str, str]:
