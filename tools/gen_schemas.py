@@ -175,6 +175,8 @@ def defs() -> dict[str, Schema]:
                                     ),
                                     "extensions": arr(obj({"path": STR, "abi_tag": null(STR)})),
                                     "problems": arr(STR),
+                                    "placeholder": null(STR),
+                                    "egg_info": null(PATH),
                                 }
                             )
                         ),
@@ -278,6 +280,8 @@ def plan_defs() -> dict[str, Schema]:
                 "blockers": arr(obj({"code": STR, "package": STR, "fatal": BOOL, "message": STR})),
                 "old_location": null(PATH),
                 "tool_command": null(STR),
+                "tool_note": null(STR),
+                "notes": arr(STR),
             },
             description="a venv's repair plan",
         ),
@@ -331,7 +335,7 @@ def scan() -> Schema:
                 }
             ),
             "aliases": arr(obj({"path": PATH, "target": PATH})),
-            "conda_envs": arr(obj({"path": PATH})),
+            "conda_envs": arr(obj({"path": PATH, "python": null(STR)})),
             "venvs": arr(ref("venv"), description="worst first"),
         }
     )

@@ -90,12 +90,14 @@ def _predict_command(change: object) -> str:
     from venvkeeper.predict.changes import Change
 
     assert isinstance(change, Change)
+    import shlex
+
     argv = ["venvkeeper", "predict"]
     for link, version in change.python_becomes:
         argv.append(f"--python-becomes={link}={version}" if link else f"--python-becomes={version}")
     argv += [f"--remove={p}" for p in change.remove]
     argv += [f"--remove-package={p}" for p in change.remove_packages]
-    return escape(" ".join(argv))
+    return escape(" ".join(shlex.quote(a) for a in argv))
 
 
 def _obsolete_note(reports: Iterable[VenvReport], limit: int = 5) -> str:

@@ -25,12 +25,17 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
     active = [s for s in facts.site_dirs if s.python_version == base.version]
     others = [s for s in facts.site_dirs if s.python_version != base.version]
     active_names = {canonical_name(d.name) for s in active for d in s.distributions}
-    active_real = active_names - BOOTSTRAP
+    # A placeholder no index has (Debian's pkg_resources 0.0.0) came with the seed: like
+    # pip and setuptools it is not what the venv is for. A legacy editable (egg-link) is.
+    seedish = BOOTSTRAP | {
+        canonical_name(d.name) for s in facts.site_dirs for d in s.distributions if d.placeholder
+    }
+    active_real = active_names - seedish
     stranded = [
         d
         for s in others
         for d in s.distributions
-        if canonical_name(d.name) not in active_names and canonical_name(d.name) not in BOOTSTRAP
+        if canonical_name(d.name) not in active_names and canonical_name(d.name) not in seedish
     ]
     recorded = facts.recorded_version
     if not stranded:

@@ -101,6 +101,8 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
                             {"path": x.path, "abi_tag": x.abi_tag} for x in d.extensions
                         ],
                         "problems": list(d.problems),
+                        "placeholder": d.placeholder,
+                        "egg_info": d.egg_info,
                     }
                     for d in s.distributions
                 ],
@@ -157,7 +159,7 @@ def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
             ],
         },
         "aliases": [{"path": a.path, "target": a.target} for a in report.aliases],
-        "conda_envs": [{"path": c.path} for c in report.conda_envs],
+        "conda_envs": [{"path": c.path, "python": c.python} for c in report.conda_envs],
     }
     if with_venvs:
         doc["venvs"] = [venv_to_dict(v) for v in report.venvs]

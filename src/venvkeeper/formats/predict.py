@@ -136,7 +136,8 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
                 f"  target:   {escape(f'{t.path} (Python {t.patch_version or t.version}{exe})')}"
             )
         if plan.tool_command:
-            b.append(f"  run:      {escape(plan.tool_command)}")
+            where = f"  ({plan.tool_note})" if plan.tool_note else ""
+            b.append(f"  run:      {escape(plan.tool_command)}{escape(where)}")
         if plan.old_location and plan.strategy is Strategy.REWRITE_PATHS:
             b.append(f"  moved:    from {escape(plan.old_location)}")
         opts = []
@@ -158,6 +159,8 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
         for blk in plan.blockers:
             mark = "BLOCKER" if blk.fatal else "risk"
             b.append(f"  {mark + ':':9} {escape(blk.message)}")
+        for note in plan.notes:
+            b.append(f"  note:     {escape(note)}")
         blocks.append("\n".join(b))
     n = len(pred.venvs)
     blocks.append(f"{shown} of {plural(n, 'venv')} {noun(shown, 'needs', 'need')} a repair")
@@ -205,6 +208,8 @@ def plan_to_dict(plan: Optional[RepairPlan]) -> Optional[dict[str, Any]]:
         ],
         "old_location": plan.old_location,
         "tool_command": plan.tool_command,
+        "tool_note": plan.tool_note,
+        "notes": list(plan.notes),
     }
 
 

@@ -107,7 +107,11 @@ class RepairPlan:
     prompt: Optional[str] = None
     copies: bool = False  # the old venv held a copied interpreter
     old_location: Optional[str] = None  # rewrite-paths: where the venv was
-    tool_command: Optional[str] = None  # use-tool: what to run instead
+    tool_command: Optional[str] = None  # use-tool: what to run instead (a shell command line)
+    #: What goes with the command, outside it: where to run it ("in the project directory").
+    tool_note: Optional[str] = None
+    #: What the user should know about the package set (placeholders left out, ...).
+    notes: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:

@@ -172,6 +172,13 @@ class Distribution:
     wheel_tags: tuple[str, ...] = ()
     top_level: tuple[str, ...] = ()  # importable names; collected only for --deep
     problems: tuple[str, ...] = ()
+    #: Why no package index can provide this distribution (a placeholder a distro made,
+    #: such as the ``pkg_resources 0.0.0`` of Debian's pip wheel): a rebuild leaves it out.
+    placeholder: Optional[str] = None
+    #: A legacy editable install (``setup.py develop``): only an ``.egg-link`` (named by
+    #: ``dist_info``) in the site directory, its metadata in this ``.egg-info`` directory of
+    #: the source tree, outside the venv.
+    egg_info: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -237,11 +244,13 @@ class VenvFacts:
     size_bytes: Optional[int] = None
     errors: tuple[str, ...] = ()  # I/O problems met while reading (counted, never raised)
     tool: ToolMarks = ToolMarks()
+    #: The Python version a package manager recorded (conda: ``conda-meta/python-X.Y.Z-*.json``).
+    recorded_python: Optional[str] = None
 
     @property
     def recorded_version(self) -> Optional[str]:
         if self.cfg is None:
-            return None
+            return self.recorded_python
         for key in ("version_info", "version", "python-version"):
             v = self.cfg.get(key)
             if v:

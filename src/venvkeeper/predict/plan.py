@@ -76,31 +76,47 @@ DEFAULT_NAMES = frozenset({"python", "python3"})
 MOVED_CODES = frozenset({"moved", "scripts-foreign-interpreter"})
 
 #: How each creator's own tool remakes a venv (``None``: venvkeeper repairs it itself).
-#: Exhaustive: every :class:`Creator` is here (a test loops over them). The words in
-#: braces are filled in by :func:`_tool_command`, shell-quoted.
+#: Exhaustive: every :class:`Creator` is here (a test loops over them). Each is a shell
+#: command line as printed for the user to paste; the words in braces are filled in by
+#: :func:`_tool_command`, shell-quoted. What goes with it (where to run it) is
+#: :data:`TOOL_NOTES`, printed outside the command.
 TOOL_COMMANDS: dict[Creator, Optional[str]] = {
     Creator.VENV: None,
     Creator.VIRTUALENV: None,
     Creator.UV: None,  # uv tool venvs are told by their place: see _tool_command
     Creator.PIPX: "{pipx_home}pipx reinstall {name}{python}",
-    Creator.POETRY: "poetry env remove --all && poetry install  (in the project directory)",
+    Creator.POETRY: "poetry env remove --all && poetry install",
     Creator.PIPENV: None,  # needs its project directory (.project): see _project_command
-    Creator.PDM: "pdm venv remove in-project && pdm install  (in the project directory)",
-    Creator.HATCH: "hatch env prune && hatch env create  (in the project directory)",
-    Creator.TOX: "tox --recreate  (in the project directory)",
-    Creator.NOX: "nox --no-reuse-existing-virtualenvs  (in the project directory)",
+    Creator.PDM: "pdm venv remove --yes in-project && pdm install",
+    Creator.HATCH: "hatch env prune && hatch env create",
+    Creator.TOX: "tox --recreate",
+    Creator.NOX: "nox --no-reuse-existing-virtualenvs",
     Creator.PYENV_VIRTUALENV: None,
     Creator.LEGACY_VIRTUALENV: None,
     Creator.CONDA: None,
     Creator.UNKNOWN: None,
 }
 
+#: Where a tool's command must run when venvkeeper cannot tell the directory itself.
+PROJECT_DIRECTORY = "in the project directory"
+TOOL_NOTES: dict[Creator, str] = {
+    Creator.POETRY: PROJECT_DIRECTORY,
+    Creator.PDM: PROJECT_DIRECTORY,
+    Creator.HATCH: PROJECT_DIRECTORY,
+    Creator.TOX: PROJECT_DIRECTORY,
+    Creator.NOX: PROJECT_DIRECTORY,
+}
+
 #: pipx has no command for its shared libraries venv: it recreates the venv (with its
 #: default Python) whenever an app is installed or reinstalled and the venv is broken.
-PIPX_SHARED = (
-    "{pipx_home}pipx reinstall-all  (pipx rebuilds its shared libraries venv with the"
-    " apps; it has no command for that venv alone)"
+PIPX_SHARED = "{pipx_home}pipx reinstall-all"
+PIPX_SHARED_NOTE = (
+    "pipx rebuilds its shared libraries venv with the apps; it has no command for that"
+    " venv alone"
 )
+
+#: tox and nox keep their venvs in the project: PROJECT/.tox/ENV, PROJECT/.nox/SESSION.
+_IN_PROJECT_DIRS = {Creator.TOX: ".tox", Creator.NOX: ".nox"}
 
 
 def _pipx_home(facts: VenvFacts) -> str:
@@ -141,20 +157,29 @@ def _project_command(
 
 def _tool_command(
     facts: VenvFacts, target: Optional[Target], exists: Optional[Exists] = None
-) -> Optional[str]:
+) -> Optional[tuple[str, Optional[str]]]:
+    """The tool's command line for the venv (runnable as printed), and its note."""
     python = f" --python {shlex.quote(target.path)}" if target else ""
     if facts.creator is Creator.UV and "/uv/tools/" in facts.path + "/":
-        return f"uv tool install --reinstall{python} {shlex.quote(os.path.basename(facts.path))}"
+        name = shlex.quote(os.path.basename(facts.path))
+        return f"uv tool install --reinstall{python} {name}", None
     if facts.creator is Creator.PIPX and facts.tool.shared_libs:
-        return PIPX_SHARED.format(pipx_home=_pipx_home(facts))
+        return PIPX_SHARED.format(pipx_home=_pipx_home(facts)), PIPX_SHARED_NOTE
     in_project = _project_command(facts, target, exists)
     if in_project is not None:
-        return in_project
+        return in_project, None
     pattern = TOOL_COMMANDS[facts.creator]
     if pattern is None:
         return None
     name = facts.tool.package or os.path.basename(facts.path)
-    return pattern.format(name=shlex.quote(name), python=python, pipx_home=_pipx_home(facts))
+    command = pattern.format(name=shlex.quote(name), python=python, pipx_home=_pipx_home(facts))
+    marker = _IN_PROJECT_DIRS.get(facts.creator)
+    parent = os.path.dirname(facts.path)
+    if marker is not None and os.path.basename(parent) == marker:
+        if facts.creator is Creator.TOX:  # PROJECT/.tox/ENV: recreate that env only
+            command += f" -e {shlex.quote(os.path.basename(facts.path))}"
+        return f"cd {shlex.quote(os.path.dirname(parent))} && {command}", None
+    return command, TOOL_NOTES.get(facts.creator)
 
 
 def packages_minor(facts: VenvFacts) -> Optional[str]:
@@ -164,7 +189,11 @@ def packages_minor(facts: VenvFacts) -> Optional[str]:
     for s in facts.site_dirs:
         if s.python_version is None:
             continue
-        n = sum(1 for d in s.distributions if canonical_name(d.name) not in BOOTSTRAP)
+        n = sum(
+            1
+            for d in s.distributions
+            if canonical_name(d.name) not in BOOTSTRAP and d.placeholder is None
+        )
         if best is None or n > best[0]:
             best = (n, s.python_version)
     if best is not None:
@@ -386,6 +415,8 @@ def package_set(
     blockers: list[Blocker] = []
     for key in sorted(chosen):
         d = chosen[key]
+        if d.placeholder is not None:
+            continue  # no index has it: never pinned (placeholder_notes says so)
         if key == "pip" or (is_seed(key) and not seeds.needed(key)):
             skipped.append(f"{d.name}=={d.version}")
             continue
@@ -418,6 +449,15 @@ def package_set(
                 )
             )
     return tuple(reqs), tuple(skipped), tuple(blockers)
+
+
+def placeholder_notes(facts: VenvFacts) -> tuple[str, ...]:
+    """What a rebuild leaves out because no index can provide it, and why."""
+    return tuple(
+        f"{d.name} {d.version} left out: {d.placeholder}"
+        for d in facts.distributions
+        if d.placeholder is not None
+    )
 
 
 def version_blockers(
@@ -541,6 +581,7 @@ def make_plan(
             packages=reqs,
             skipped=skipped,
             blockers=blockers,
+            notes=placeholder_notes(facts),
         )
     if strategy is Strategy.REBUILD:
         blockers = blockers + tuple(version_blockers(facts, reqs, minor, target))
@@ -557,6 +598,8 @@ def make_plan(
         packages=reqs,
         skipped=skipped,
         blockers=blockers,
-        tool_command=tool,
+        tool_command=tool[0] if tool else None,
+        tool_note=tool[1] if tool else None,
+        notes=placeholder_notes(facts),
         old_location=next((loc.path for loc in facts.locations if not loc.same_as_venv), None),
     )

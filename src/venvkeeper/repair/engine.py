@@ -61,9 +61,10 @@ def _refusal(
     if force:
         return None
     if plan.strategy is Strategy.USE_TOOL:
+        where = f" ({plan.tool_note})" if plan.tool_note else ""
         return (
-            f"managed by {facts.creator.value}: run `{plan.tool_command}` instead"
-            " (repair --force rebuilds it anyway)"
+            f"managed by {facts.creator.value}: run `{plan.tool_command}`{where} instead"
+            " (`venvkeeper repair --force` rebuilds it anyway)"
         )
     if facts.path.startswith(_NEVER_PACKAGED):
         return None  # no distro package installs there (FHS): spare the dpkg/rpm query
@@ -72,7 +73,7 @@ def _refusal(
         pkg = next(iter(owners.values()))
         return (
             f"installed by the system package {pkg}: upgrade or reinstall that package"
-            " (repair --force rebuilds it anyway)"
+            " (`venvkeeper repair --force` rebuilds it anyway)"
         )
     return None
 

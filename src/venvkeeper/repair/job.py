@@ -159,6 +159,7 @@ class _Job:
     def build_new(self, new: str) -> None:
         plan, options = self.plan, self.options
         assert plan.target is not None
+        self.notes += plan.notes  # what the package set leaves out, and why
         owner = self.run.owner
         backend = choose(options.backend, owner.uid, owner.gid)
         self._create(new, backend)
@@ -234,7 +235,10 @@ class _Job:
                 tail = host
             hint = ""
             if "ensurepip" in done.stderr:
-                hint = f" (on Debian: apt install python{plan.target.version}-venv, or install uv)"
+                hint = (
+                    f" (on Debian: `apt install python{plan.target.version}-venv`;"
+                    " or install uv)"
+                )
             raise RepairError(f"creating the venv with {plan.target.path} failed: {tail}{hint}")
 
     def _requirements(self) -> list[str]:

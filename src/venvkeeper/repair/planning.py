@@ -17,7 +17,13 @@ from venvkeeper.model.host import Interpreter
 from venvkeeper.model.plan import RepairPlan, Strategy, Target
 from venvkeeper.model.report import VenvReport
 from venvkeeper.model.venv import VenvFacts
-from venvkeeper.predict.plan import make_plan, package_set, packages_minor, version_blockers
+from venvkeeper.predict.plan import (
+    make_plan,
+    package_set,
+    packages_minor,
+    placeholder_notes,
+    version_blockers,
+)
 from venvkeeper.predict.seeds import SeedNeeds, seed_needs
 from venvkeeper.repair.job import RepairOptions
 
@@ -78,6 +84,7 @@ def _with_python(
         skipped=skipped,
         blockers=blockers,
         reason=reason,
+        notes=placeholder_notes(facts),
     )
 
 
@@ -154,4 +161,6 @@ def sibling_plan(
         blockers=blockers,
         old_location=None,
         tool_command=None,
+        tool_note=None,
+        notes=placeholder_notes(facts),
     )

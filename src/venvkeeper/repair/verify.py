@@ -66,7 +66,8 @@ def modules(
     left to the seed, e.g. pip). A seed's modules are asked for only as far as the venv
     used them: ``pkg_resources`` only when something used it (*seeds*), since the nearest
     setuptools that works on a new Python may not have it."""
-    names = importable_names(facts.distributions, (s.split("==")[0] for s in skip), MAX_MODULES)
+    dists = [d for d in facts.distributions if d.placeholder is None]  # left out of rebuilds
+    names = importable_names(dists, (s.split("==")[0] for s in skip), MAX_MODULES)
     if seeds is not None and not seeds.pkg_resources:
         names = [n for n in names if n != "pkg_resources"]
     return names

@@ -29,6 +29,7 @@ from venvkeeper.host import fsutil
 from venvkeeper.host.mounts import Mount
 from venvkeeper.model.report import Alias, CondaEnv
 from venvkeeper.model.venv import VenvKind
+from venvkeeper.scan.creators import conda_python
 
 MAX_DEPTH = 200
 
@@ -176,7 +177,7 @@ class _Walker:
                 return []
             stats.skip(path, "pyvenv-cfg-without-bin")
         if has_conda:
-            emit(CondaEnv(path))
+            emit(CondaEnv(path, conda_python(path)))
             return [(base + "envs", depth + 1, dev)] if "envs" in subdirs else []
         if has_bin and has_lib and _is_legacy_virtualenv(base):
             emit(Candidate(path, VenvKind.LEGACY_VIRTUALENV))

@@ -27,12 +27,19 @@ from venvkeeper.model.venv import (
     PyvenvCfg,
     RecordedLocation,
     Script,
+    SiteDir,
     VenvFacts,
     VenvKind,
 )
 from venvkeeper.scan.cfg import parse_pyvenv_cfg
 from venvkeeper.scan.creators import conda_python, detect_owner
-from venvkeeper.scan.dists import _PY_DIR, SMALL_LIMIT, _site_dirs, _writable_by_others
+from venvkeeper.scan.dists import (
+    _PY_DIR,
+    SMALL_LIMIT,
+    _site_dirs,
+    _writable_by_others,
+    read_egg_link,
+)
 
 CFG_LIMIT = 64 << 10
 
@@ -246,13 +253,14 @@ def _scripts(
     return tuple(out)
 
 
-def _same_dir(a: str, b: str) -> bool:
+def _same_dir(a: str, b: str, fs: HostFS = REAL) -> bool:
     if os.path.normpath(a) == os.path.normpath(b):
         return True
     try:
-        return os.path.samefile(a, b)
+        sa, sb = fs.stat(a), fs.stat(b)
     except (OSError, ValueError):
         return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _locations(
@@ -260,7 +268,10 @@ def _locations(
     activate: Optional[str],
     recorded: Optional[str],
     scripts: tuple[Script, ...],
+    fs: HostFS = REAL,
 ) -> tuple[RecordedLocation, ...]:
+    """Every place the venv recorded as its own. Whether such a place exists, is a venv or
+    is this very directory is a fact of the host, outside the venv: asked of *fs*."""
     found: list[tuple[str, str]] = []
     if activate:
         found.append(("activate", activate))
@@ -277,8 +288,8 @@ def _locations(
         if prefix not in venvish:
             venvish[prefix] = (
                 prefix in (activate, recorded)
-                or fsutil.path_state(prefix) is False
-                or fsutil.lexists(prefix + "/pyvenv.cfg")
+                or fs.path_state(prefix) is False
+                or fs.path_state(prefix + "/pyvenv.cfg") is True
             )
         if venvish[prefix]:
             found.append((f"script {sc.name}", prefix))
@@ -286,7 +297,7 @@ def _locations(
     out = []
     for source, where in found:
         if where not in verdict:
-            verdict[where] = _same_dir(where, venv)
+            verdict[where] = _same_dir(where, venv, fs)
         out.append(RecordedLocation(source, where, verdict[where]))
     return tuple(out)
 
@@ -379,23 +390,54 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
         else s
         for s in facts.scripts
     )
-    site_dirs = tuple(
-        dataclasses.replace(
-            s,
-            distributions=tuple(
-                dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path))
-                if d.editable_path
-                else d
-                for d in s.distributions
-            ),
-        )
-        for s in facts.site_dirs
-    )
+    site_dirs = tuple(_rejudge_site(s, fs) for s in facts.site_dirs)
     old = set(_host_errors(facts.chains, facts.base))
     errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
-    return dataclasses.replace(
-        facts, chains=chains, base=base, scripts=scripts, site_dirs=site_dirs, errors=tuple(errors)
+    locations = _locations(
+        facts.path, facts.activate_virtual_env, facts.recorded_path, scripts, fs
     )
+    creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, fs)
+    return dataclasses.replace(
+        facts,
+        chains=chains,
+        base=base,
+        scripts=scripts,
+        site_dirs=site_dirs,
+        locations=locations,
+        creator=creator,
+        tool=tool,
+        errors=tuple(errors),
+    )
+
+
+def _rejudge_site(site: SiteDir, fs: HostFS) -> SiteDir:
+    """A site directory's facts about paths outside the venv, asked of *fs* again: the
+    sources of editable and local installs, and the targets of egg-links (with the
+    metadata of the legacy editable each one is)."""
+    egg_links = tuple(
+        (name, target, bool(target) and fs.dir_state(target) is not False)
+        for name, target, _ in site.egg_links
+    )
+    dists = []
+    for d in site.distributions:
+        if d.egg_info is not None or d.dist_info.endswith(".egg-link"):
+            _, again = read_egg_link(site.path, d.dist_info, bool(d.top_level), fs)
+            # What the source said (its name, version) stays: its egg-link is still there.
+            if again.egg_info is None:
+                again = dataclasses.replace(
+                    again,
+                    name=d.name,
+                    version=d.version,
+                    requires_python=d.requires_python,
+                    top_level=d.top_level,
+                    problems=tuple(p for p in again.problems if "Name or Version" not in p),
+                )
+            dists.append(again)
+        elif d.editable_path:
+            dists.append(dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path)))
+        else:
+            dists.append(d)
+    return dataclasses.replace(site, distributions=tuple(dists), egg_links=egg_links)
 
 
 def inspect_venv(
@@ -451,12 +493,12 @@ def inspect_venv(
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
-    site_dirs = _site_dirs(path, errors, top_level)
+    site_dirs = _site_dirs(path, errors, top_level, host.fs)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
     scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
     recorded = recorded_destination(cfg)
-    creator, tool = detect_owner(path, kind, cfg)
+    creator, tool = detect_owner(path, kind, cfg, host.fs)
     return VenvFacts(
         path=path,
         kind=kind,
@@ -469,7 +511,7 @@ def inspect_venv(
         scripts=scripts,
         activate_virtual_env=activate,
         recorded_path=recorded,
-        locations=_locations(path, activate, recorded, scripts),
+        locations=_locations(path, activate, recorded, scripts, host.fs),
         owner_uid=owner,
         mode=mode,
         writable_by_others=tuple(w or "." for w in writable),
@@ -477,4 +519,5 @@ def inspect_venv(
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
         tool=tool,
+        recorded_python=known_patch,
     )

@@ -87,9 +87,11 @@ def inspect_path(
     ):
         kind = VenvKind.LEGACY_VIRTUALENV
     else:
+        import shlex
+
         raise UsageError(
             f"{path} is not a virtual environment (no pyvenv.cfg, no legacy"
-            f" orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
+            f" orig-prefix.txt, no conda-meta/); try: `venvkeeper scan {shlex.quote(path)}`"
         )
     try:
         facts = inspect_venv(path, kind, size=options.size, top_level=options.deep or top_level)
