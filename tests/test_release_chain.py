@@ -20,7 +20,6 @@ root's own python3 (3.9 to 3.14) with Debian's python3-packaging. The test's fil
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -30,14 +29,13 @@ from typing import Any, Optional
 import pytest
 
 import debroot
+import inroot
 from debroot import CHAIN, MINORS, chroot_run, installed, minor_packages, purge, remove_root
 
-from conftest import json_kind, validate_json
 from factory import build_wheel, make_project, make_setuppy_project
 
 pytestmark = pytest.mark.slow
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "venvkeeper"
 SRV = "/srv"  # the scan root: every venv of the test is below it
 VENVS = "/srv/venvs"
 WHEELS = "/opt/wheels"  # the packages the venvs were made with
@@ -46,54 +44,14 @@ PROJECT, SCRIPT = "vkpure", "vkpure-cli"  # a pure wheel with a console script, 
 #: the later releases' a PEP 660 one (tests/data/vkbackend.py).
 LEGACY, LEGACY_SCRIPT = "vklegacy", "vklegacy-cli"
 EDITABLE, EDITABLE_SCRIPT = "vkedit", "vkedit-cli"
+#: The registry's setuptools wheels (./dev.sh test fetches them: 44.1.1, 75.8.0 and a
+#: current one), which the stand-in index holds.
+DEV_WHEELS = Path(__file__).resolve().parent.parent / ".dev" / "wheels"
+OLD_SEED = "setuptools-44.1.1-py2.py3-none-any.whl"
 #: What no prediction can know in advance: which archive will stop offering a base.
 UNFORESEEABLE = frozenset({"base-obsolete"})
-VK_ENV = {"PYTHONPATH": "/opt/venvkeeper-src", "VENVKEEPER_DB": "/var/tmp/venvkeeper.db"}
 #: pip never reaches an index in the root: installs come from /opt (the prefetch included).
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS}
-
-#: The ground truth, run by the root's python3 (3.9 to 3.14) on a JSON list of venvs on
-#: stdin: does each import its modules and run its console scripts (and what does its own
-#: pip freeze, the seeds and Debian's pkg-resources placeholder left out)?
-PROBE = r"""
-import json, subprocess, sys
-from concurrent.futures import ThreadPoolExecutor
-
-SKIP = ("pip==", "setuptools==", "wheel==", "distribute==", "pkg-resources==0.0.0",
-        "pkg_resources==0.0.0")
-
-
-def run(argv):
-    try:
-        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           universal_newlines=True, timeout=300, stdin=subprocess.DEVNULL)
-        return p.returncode, p.stdout.strip()
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return -1, str(e)
-
-
-def probe(v):
-    py = v["path"] + "/bin/python"
-    why = []
-    code, text = run([py, "-c", "import " + ", ".join(v["modules"])])
-    if code:
-        why.append("import: " + text[-400:])
-    for script, want in v["scripts"]:
-        code, text = run([v["path"] + "/bin/" + script])
-        if code or text != want:
-            why.append(script + ": " + text[-400:])
-    frozen = None
-    if v["freeze"]:
-        code, text = run([py, "-m", "pip", "freeze", "--local"])
-        if code == 0:
-            frozen = sorted(x for x in text.splitlines()
-                            if x and not x.startswith("#") and not x.lower().startswith(SKIP))
-    return v["path"], {"runs": not why, "why": why, "freeze": frozen}
-
-
-with ThreadPoolExecutor(4) as pool:
-    print(json.dumps(dict(pool.map(probe, json.load(sys.stdin)))))
-"""
 
 
 @dataclass
@@ -129,26 +87,19 @@ class Chain:
         print(f"[{self.times[what]:7.1f} s] {what}", flush=True)
 
     def vk(self, *args: str) -> tuple[int, Any]:
-        """``venvkeeper ARGS --json`` inside the root, by the root's python3."""
-        argv = ["python3", "-m", "venvkeeper", *args, "--json"]
-        res = chroot_run(self.root, argv, VK_ENV, check=False, timeout=1800)
-        if res.returncode not in (0, 1, 2, 3) or not res.stdout.startswith("{"):
-            raise AssertionError(f"venvkeeper {args} failed ({res.returncode}):\n{res.stderr}")
-        return res.returncode, validate_json(json_kind(args), res.stdout)
+        return inroot.vk(self.root, *args)
 
     def run(self, *argv: str, env: Optional[dict[str, str]] = None) -> str:
         return chroot_run(self.root, argv, {**OFFLINE, **(env or {})}, timeout=900).stdout
 
     def probe(self, *, freeze: bool = False) -> dict[str, dict[str, Any]]:
-        items = [
-            {"path": v.path, "modules": v.modules, "scripts": v.scripts, "freeze": freeze}
-            for v in self.venvs
-        ]
-        out = chroot_run(
-            self.root, ["python3", "/opt/probe.py"], input=json.dumps(items), timeout=1800
+        return inroot.probe(
+            self.root,
+            [
+                {"path": v.path, "modules": v.modules, "scripts": v.scripts, "freeze": freeze}
+                for v in self.venvs
+            ],
         )
-        result: dict[str, dict[str, Any]] = json.loads(out.stdout)
-        return result
 
 
 def _makers(release: str) -> dict[str, list[str]]:
@@ -317,11 +268,14 @@ def _repair(c: Chain, label: str) -> None:
 def _prepare(c: Chain, tmp: Path) -> None:
     """venvkeeper's source, the probe, the wheel and the editable sources, in the root."""
     root = c.root
-    shutil.copytree(
-        SRC, root / "opt/venvkeeper-src/venvkeeper", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (root / "opt/probe.py").write_text(PROBE)
-    build_wheel(make_project(tmp, PROJECT, "1.0", script=SCRIPT), root / WHEELS.lstrip("/"))
+    inroot.install(root)
+    wheels = root / WHEELS.lstrip("/")
+    build_wheel(make_project(tmp, PROJECT, "1.0", script=SCRIPT), wheels)
+    # WHEELS stands for the index: the registry's setuptools 44.1.1 (bullseye's venvs'
+    # seed: with pkg_resources, unlike Debian's wheel of it, which the upgrade deletes) and
+    # current ones (75.8.0 with pkg_resources, 84.2.1 without).
+    for seed in DEV_WHEELS.glob("setuptools-*.whl"):
+        shutil.copy(seed, wheels)
     for project in (
         make_setuppy_project(tmp, LEGACY, "1.0", script=LEGACY_SCRIPT),
         make_project(tmp / "editable", EDITABLE, "1.0", script=EDITABLE_SCRIPT),
@@ -337,6 +291,8 @@ def _change(c: Chain, old: str, new: str) -> list[str]:
 
 
 def test_bullseye_to_forky(tmp_path: Path) -> None:
+    if not (DEV_WHEELS / OLD_SEED).exists():
+        pytest.skip(f"no {OLD_SEED} in .dev/wheels (./dev.sh test downloads it)")
     root = tmp_path / "root"
     c = Chain(root)
     releases = CHAIN.releases()
