@@ -237,6 +237,10 @@ def _repair(c: Chain, label: str) -> None:
             continue
         if r["outcome"] not in ("repaired", "nothing-to-do"):
             c.failures.append(f"{label} repair {r['path']}: {r['outcome']}: {r['message']}")
+    # The index has today's pip, which pipx asks for when it rebuilds its shared libraries:
+    # the stand-in index gets this release's (Debian's wheel of it).
+    for wheel in (c.root / "usr/share/python-wheels").glob("pip-*.whl"):
+        shutil.copy(wheel, c.root / WHEELS.lstrip("/"))
     for path, cmd in sorted(tools.items()):
         res = chroot_run(
             c.root, ["sh", "-c", cmd], {**OFFLINE, "PIP_FIND_LINKS": "/opt/prefetch"},

@@ -3,6 +3,7 @@ Python, then an offline repair from that directory alone."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -119,3 +120,51 @@ def test_the_platform_tags_come_from_any_packaging(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(packaging, "tags", old)
     monkeypatch.setitem(sys.modules, "packaging.tags", old)
     assert wheelhouse._platforms() == expected
+
+
+@pytest.mark.parametrize("parser", ["toml", "by hand"])
+def test_the_build_requirements_of_a_source_are_read_not_run(
+    tmp_path: Path, parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editable or local source is rebuilt at repair time: the prefetch takes its build
+    requirements too (read from pyproject.toml, pip's default when it names none; by hand
+    where Python 3.9 has no TOML parser)."""
+    from venvkeeper.repair import wheelhouse
+
+    if parser == "by hand":
+        monkeypatch.setattr(wheelhouse, "_toml_loads", lambda text: None)
+    default = ["setuptools>=40.8.0"]
+    cases = {
+        "hatch": (
+            '[project]\nname = "x"\n\n[build-system]\n# the backend\nrequires = [\n'
+            "  \"hatchling>=1.20\",  # comment\n  'hatch-vcs',\n]\n"
+            'build-backend = "hatchling.build"\n\n[tool.x]\nrequires = ["no"]\n',
+            ["hatchling>=1.20", "hatch-vcs"],
+        ),
+        "empty": ('[build-system]\nrequires = []\nbuild-backend = "b"\n', []),
+        "no-table": ('[project]\nname = "x"\n', default),
+    }
+    for name, (text, expected) in cases.items():
+        d = tmp_path / parser / name
+        d.mkdir(parents=True)
+        (d / "pyproject.toml").write_text(text)
+        assert wheelhouse.build_requires(str(d)) == expected, name
+    setup_py = tmp_path / parser / "setup-py"
+    setup_py.mkdir()
+    (setup_py / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    assert wheelhouse.build_requires(str(setup_py)) == default
+    nothing = tmp_path / parser / "nothing"
+    nothing.mkdir()
+    assert wheelhouse.build_requires(str(nothing)) is None
+    assert wheelhouse.build_requires(str(tmp_path / "gone")) is None
+    fifo = tmp_path / parser / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "pyproject.toml")
+    assert wheelhouse.build_requires(str(fifo)) is None  # never opened, never a hang
+
+
+def test_a_broken_pyproject_gives_no_build_requirements(tmp_path: Path) -> None:
+    from venvkeeper.repair import wheelhouse
+
+    (tmp_path / "pyproject.toml").write_text("[build-system\nrequires = [")
+    assert wheelhouse.build_requires(str(tmp_path)) is None
