@@ -24,6 +24,7 @@ from conftest import json_kind, validate_json
 SRC = Path(__file__).resolve().parent.parent / "src" / "venvkeeper"
 VK_ENV = {"PYTHONPATH": "/opt/venvkeeper-src", "VENVKEEPER_DB": "/var/tmp/venvkeeper.db"}
 PROBE_PATH = "/opt/probe.py"
+JOBS_PATH = "/opt/jobs.py"
 
 #: Run by the root's python3 (3.9 and later) on a JSON list of venvs on stdin: does each
 #: import its modules and run its console scripts (each must print what is expected), and
@@ -71,12 +72,60 @@ with ThreadPoolExecutor(4) as pool:
 """
 
 
+#: Run by the root's python3 on {"jobs": {name: [argv, ...]}, "env": {...}, "workers": N}:
+#: each job's commands one after the other (stopping at the first that fails), the jobs N
+#: at a time (making venvs is mostly waiting on pip and ensurepip: two cores do two).
+JOBS = r"""
+import json, os, subprocess, sys
+from concurrent.futures import ThreadPoolExecutor
+
+spec = json.load(sys.stdin)
+env = dict(os.environ, **spec["env"])
+
+
+def job(item):
+    name, argvs = item
+    out = []
+    for argv in argvs:
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                               universal_newlines=True, timeout=900, stdin=subprocess.DEVNULL)
+            code, text = p.returncode, p.stdout
+        except (OSError, subprocess.TimeoutExpired) as e:
+            code, text = -1, str(e)
+        out.append(text)
+        if code:
+            return name, [code, "$ " + " ".join(argv) + "\n" + "".join(out)[-3000:]]
+    return name, [0, ""]
+
+
+with ThreadPoolExecutor(spec["workers"]) as pool:
+    print(json.dumps(dict(pool.map(job, spec["jobs"].items()))))
+"""
+
+
 def install(root: Path) -> None:
-    """venvkeeper's source and the probe, into *root*."""
+    """venvkeeper's source, the probe and the job runner, into *root*."""
     shutil.copytree(
         SRC, root / "opt/venvkeeper-src/venvkeeper", ignore=shutil.ignore_patterns("__pycache__")
     )
     (root / PROBE_PATH.lstrip("/")).write_text(PROBE)
+    (root / JOBS_PATH.lstrip("/")).write_text(JOBS)
+
+
+def run_jobs(
+    root: Path,
+    jobs: Mapping[str, Sequence[Sequence[str]]],
+    env: Optional[Mapping[str, str]] = None,
+    workers: int = 2,
+) -> None:
+    """Each job of *jobs* (name -> its commands, run in order) in *root*, *workers* jobs
+    at a time, in one chroot; any failure fails the test with the job's output."""
+    spec = {"jobs": {k: [list(a) for a in v] for k, v in jobs.items()}, "workers": workers}
+    spec["env"] = dict(env or {})
+    out = chroot_run(root, ["python3", JOBS_PATH], input=json.dumps(spec), timeout=3600)
+    failed = {k: v[1] for k, v in json.loads(out.stdout).items() if v[0]}
+    assert not failed, "\n".join(f"{k}:\n{v}" for k, v in failed.items())
 
 
 def vk(

@@ -68,13 +68,6 @@ def _item(path: str, *, freeze: bool = False) -> dict[str, Any]:
     }
 
 
-def _venv(root: Path, path: str, argv: list[str]) -> None:
-    env = {"PIP_NO_INDEX": "1"}
-    chroot_run(root, [*argv, path], env, timeout=900)
-    pip = [f"{path}/bin/python", "-m", "pip", "install", "-q", "--no-cache-dir"]
-    chroot_run(root, [*pip, "--find-links", WHEELS, PROJECT], env, timeout=900)
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     base = tmp_path_factory.mktemp("fleet")
@@ -92,10 +85,16 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 shutil.copytree(wheels, root / WHEELS.lstrip("/"))
                 mounts.enter_context(bound(tree, root, SHARED))
             for release, root in roots.items():
-                for maker, argv in _makers(release).items():
-                    path = f"{SHARED}/{release}-{maker}"
-                    _venv(root, path, argv)
-                    venvs.append(path)
+                pip = ["-m", "pip", "install", "-q", "--no-cache-dir", "--find-links", WHEELS]
+                jobs = {
+                    f"{SHARED}/{release}-{maker}": [
+                        [*argv, f"{SHARED}/{release}-{maker}"],
+                        [f"{SHARED}/{release}-{maker}/bin/python", *pip, PROJECT],
+                    ]
+                    for maker, argv in _makers(release).items()
+                }
+                inroot.run_jobs(root, jobs, {"PIP_NO_INDEX": "1"})
+                venvs += jobs
                 argv = ["python3", "-m", "venvkeeper", "host-profile", "-o"]
                 chroot_run(root, [*argv, f"{PROFILES}/{release}.json"], inroot.VK_ENV)
                 profile = tree / ".profiles" / f"{release}.json"

@@ -113,34 +113,37 @@ def _makers(release: str) -> dict[str, list[str]]:
         "virtualenv": ["python3", "-m", "virtualenv", "-q", "--no-periodic-update"],
         "editable": ["python3", "-m", "venv"],
     }
+    if release != "bullseye":  # pipx is in Debian from bookworm on
+        makers["pipx"] = ["pipx", "install"]
     return makers
 
 
-def _make_venvs(c: Chain, release: str) -> None:
-    """The venvs of every creator *release* ships, each with PROJECT (and its script)."""
-    for maker, argv in _makers(release).items():
-        _make_venv(c, f"{VENVS}/{release}-{maker}", release, maker, argv)
-    if release != "bullseye":  # pipx is in Debian from bookworm on
-        home = f"{SRV}/pipx/{release}"
-        env = {"PIPX_HOME": home, "PIPX_BIN_DIR": f"{home}/bin"}
-        c.run("pipx", "install", f"--pip-args=--no-index --find-links={WHEELS}", PROJECT, env=env)
-        c.venvs.append(Venv(f"{home}/venvs/{PROJECT}", release, "pipx"))
-        c.venvs.append(Venv(f"{home}/shared", release, "pipx-shared", ("pip",), ()))
-
-
-def _make_venv(c: Chain, path: str, release: str, maker: str, argv: list[str]) -> Venv:
-    c.run(*argv, path)
-    pip = [f"{path}/bin/python", "-m", "pip", "install", "-q", "--no-cache-dir", "--no-index"]
-    c.run(*pip, "--find-links", WHEELS, PROJECT)
-    v = Venv(path, release, maker)
-    if maker == "editable":
-        legacy = release == "bullseye"
-        name, script = (LEGACY, LEGACY_SCRIPT) if legacy else (EDITABLE, EDITABLE_SCRIPT)
-        c.run(*pip, "-e", f"{SRV}/src/{name}")
-        v.modules += (name,)
-        v.scripts += ((script, f"{name} OK"),)
-    c.venvs.append(v)
-    return v
+def _make_venvs(c: Chain, release: str, makers: dict[str, list[str]]) -> None:
+    """The venvs of *makers* on *release* (two at a time, in one chroot), each with PROJECT
+    and its script; pipx's (from bookworm on: bullseye has no pipx) when *makers* names
+    it."""
+    jobs: dict[str, list[list[str]]] = {}
+    for maker, argv in makers.items():
+        path = f"{VENVS}/{release}-{maker}"
+        v = Venv(path, release, maker)
+        if maker == "pipx":
+            home = f"{SRV}/pipx/{release}"
+            env = [f"PIPX_HOME={home}", f"PIPX_BIN_DIR={home}/bin"]
+            pip_args = f"--pip-args=--no-index --find-links={WHEELS}"
+            jobs[path] = [["env", *env, *argv, pip_args, PROJECT]]
+            c.venvs.append(Venv(f"{home}/venvs/{PROJECT}", release, maker))
+            c.venvs.append(Venv(f"{home}/shared", release, "pipx-shared", ("pip",), ()))
+            continue
+        pip = [f"{path}/bin/python", "-m", "pip", "install", "-q", "--no-cache-dir", "--no-index"]
+        jobs[path] = [[*argv, path], [*pip, "--find-links", WHEELS, PROJECT]]
+        if maker == "editable":
+            legacy = release == "bullseye"
+            name, script = (LEGACY, LEGACY_SCRIPT) if legacy else (EDITABLE, EDITABLE_SCRIPT)
+            jobs[path].append([*pip, "-e", f"{SRV}/src/{name}"])
+            v.modules += (name,)
+            v.scripts += ((script, f"{name} OK"),)
+        c.venvs.append(v)
+    inroot.run_jobs(c.root, jobs, OFFLINE)
 
 
 def _codes(findings: list[dict[str, Any]], *, foreseeable: bool = False) -> set[str]:
@@ -321,11 +324,10 @@ def test_bullseye_to_forky(tmp_path: Path) -> None:
                 c.lap(f"{release}: judged")
                 _repair(c, release)
                 c.lap(f"{release}: repaired")
-            _make_venvs(c, release)
+            _make_venvs(c, release, _makers(release))
             c.lap(f"{release}: venvs made")
         # forky's python3.15: a venv made by it, then 3.15 purged under it
-        c.run("python3.15", "-m", "ensurepip", "--version")
-        _make_venv(c, f"{VENVS}/forky-py315", "forky", "py315", ["python3.15", "-m", "venv"])
+        _make_venvs(c, "forky", {"py315": ["python3.15", "-m", "venv"]})
         gone = installed(root, minor_packages("3.15"))
         predicted = _predict_and_prefetch(
             c, "forky>no-3.15", [f"--remove-package={p}" for p in gone]
