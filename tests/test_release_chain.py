@@ -233,9 +233,22 @@ def _repair(c: Chain, label: str) -> None:
         for v in plans["venvs"]
         if v["plan"]["strategy"] == "use-tool"
     }
-    _, repaired = c.vk("repair", "--all", "--offline", "--find-links", "/opt/prefetch", SRV)
+    # no backups kept: 30 venvs and their backups are 100,000 files for the teardown
+    repair = [
+        "repair",
+        "--all",
+        "--keep-backups",
+        "0",
+        "--offline",
+        "--find-links",
+        "/opt/prefetch",
+    ]
+    _, repaired = c.vk(*repair, SRV)
     for r in repaired["results"]:
-        c.log.append(f"{label} repair {r['path']}: {r['outcome']} {r['strategy']}: {r['message']}")
+        c.log.append(
+            f"{label} repair {r['path']}: {r['outcome']} {r['strategy']}"
+            f" ({r['seconds']:.1f} s): {r['message']}"
+        )
         if r["outcome"] == "refused" and r["strategy"] == "use-tool":
             continue
         if r["outcome"] not in ("repaired", "nothing-to-do"):
