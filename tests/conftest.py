@@ -456,3 +456,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 tr.write_line(c)
         if exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's pip and uv configuration (a constraints file, extra indexes) is the
+    admin's: installers run by a test (and by venvkeeper in it) use only what it built."""
+    from factory import uv_cache
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", uv_cache())

@@ -153,6 +153,7 @@ def defs() -> dict[str, Schema]:
                         "python_version": null(STR),
                         "active": BOOL,
                         "pth_imports": arr(STR),
+                        "pth_paths": arr(obj({"pth": STR, "path": PATH, "exists": BOOL})),
                         "distributions": arr(
                             obj(
                                 {

@@ -14,6 +14,12 @@ HALF_UPGRADED = "half-upgraded"
 CFG_DIFFERS = "cfg-version-differs"
 
 
+def _lib_dir(venv: str, site: str) -> str:
+    """``lib/python3.11`` (``lib64/python3.15`` where platlib is lib64) of a site directory."""
+    rel = site[len(venv.rstrip("/")) + 1 :] if site.startswith(venv.rstrip("/") + "/") else site
+    return rel.rsplit("/site-packages", 1)[0]
+
+
 def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
@@ -51,7 +57,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
                 " recreate the venv or repair it",
             )
         return
-    where = ", ".join(sorted({f"lib/python{s.python_version}" for s in others}))
+    where = ", ".join(sorted({_lib_dir(facts.path, s.path) for s in others}))
     names = sorted({d.name for d in stranded})
     if not active_real:
         yield Finding(

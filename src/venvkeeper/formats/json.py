@@ -80,6 +80,9 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
                 "python_version": s.python_version,
                 "active": s.python_version == active,
                 "pth_imports": list(s.pth_imports),
+                "pth_paths": [
+                    {"pth": name, "path": where, "exists": ok} for name, where, ok in s.pth_paths
+                ],
                 "distributions": [
                     {
                         "name": d.name,

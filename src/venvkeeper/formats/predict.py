@@ -115,6 +115,10 @@ def render_predict(pred: Prediction, only_problems: bool = False, width: int = 0
     out += [text.rstrip("\n"), ""]
     for part in predict_summary(pred).split("\n"):
         out += lines(part, width)
+    for v in pred.venvs:  # what the repair of a venv that breaks will leave out, and why
+        if v.effect.breaks and v.plan is not None:
+            for note in v.plan.notes:
+                out += lines(f"note: {escape(v.path)}: {escape(note)}", width)
     return "\n".join(out) + "\n"
 
 

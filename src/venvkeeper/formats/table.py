@@ -259,6 +259,9 @@ def render_show(rep: VenvReport) -> str:
         for link, target, exists in s.egg_links:
             gone = "" if exists else " (missing)"
             out.append(f"    egg-link: {escape(link)} -> {escape(target)}{gone}")
+        for pth, where, exists in s.pth_paths:
+            gone = "" if exists else " (missing)"
+            out.append(f"    .pth path: {escape(pth)} -> {escape(where)}{gone}")
     if not f.site_dirs:
         out.append("  none")
     out.append("scripts:")

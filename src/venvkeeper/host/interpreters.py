@@ -23,7 +23,13 @@ from typing import Any, Optional
 
 from venvkeeper.errors import CommandError, UsageError
 from venvkeeper.host import command, fsutil, pkgdb
-from venvkeeper.host.bases import HostCache, classify_origin, follow_links
+from venvkeeper.host.bases import (
+    HostCache,
+    classify_origin,
+    follow_links,
+    forget,
+    uv_minor_link,
+)
 from venvkeeper.host.fsutil import normpath
 from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
 from venvkeeper.model.host import HostProfile, Interpreter, InterpreterName
@@ -159,6 +165,7 @@ def find_interpreters(
     A system interpreter whose package no archive of the Debian root *packages_root*
     offers any more is marked ``obsolete`` (None: another host's files, do not ask this
     one's dpkg)."""
+    forget()  # links as they are now (a uv minor link repointed since the last scan)
     by_exe: dict[str, list[InterpreterName]] = {}
     seen_dirs: set[str] = set()
     dirs = list(places.bin_dirs) + [b for t in places.trees for b in _tree_bins(t, fs)]
@@ -170,6 +177,9 @@ def find_interpreters(
         if real in seen_dirs or fs.dir_state(d) is not True or _is_venv_bin(d, fs):
             continue
         seen_dirs.add(real)
+        # A uv-managed Python is named through uv's minor-version link when it has one: the
+        # name a venv must keep to follow uv's patch upgrades.
+        d = uv_minor_link(d, fs) or d
         for name in sorted(fs.listdir(d)):
             if not NAME.fullmatch(name):
                 continue

@@ -174,7 +174,9 @@ def last_snapshot(store: Store) -> ScanSnapshot:
     """The latest recorded scan with its venvs (``export --from-inventory``)."""
     latest = latest_scan(store)
     if latest is None:
-        raise InventoryError(f"inventory {store.path} holds no scan yet: run venvkeeper scan first")
+        raise InventoryError(
+            f"inventory {store.path} holds no scan yet: run `venvkeeper scan` first"
+        )
     ids = [
         int(r[0])
         for r in store.query("SELECT venv_id FROM sightings WHERE scan_id = ?", (latest.scan_id,))
@@ -245,7 +247,7 @@ def changes(store: Store, since: Optional[Since] = None, now: Optional[float] = 
     scans of other roots in between neither hide nor invent changes."""
     latest = latest_scan(store)
     if latest is None:
-        raise InventoryError(f"inventory {store.path} holds no scan yet: run venvkeeper scan")
+        raise InventoryError(f"inventory {store.path} holds no scan yet: run `venvkeeper scan`")
     base: Optional[ScanInfo]
     if since is None:
         rows = store.query(

@@ -286,7 +286,7 @@ def open_store(path: str, create: bool = True, *, make_parents: bool = False) ->
     exists = os.path.lexists(path)
     if not exists and not create:
         raise InventoryError(
-            f"no inventory at {path} yet: run venvkeeper scan to record one (or pass --db PATH)"
+            f"no inventory at {path} yet: run `venvkeeper scan` to record one (or pass --db PATH)"
         )
     if not exists:
         _create_file(path, make_parents)

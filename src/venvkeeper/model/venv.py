@@ -191,6 +191,9 @@ class SiteDir:
     pth_imports: tuple[str, ...] = ()  # ".pth file: line" for lines that execute code
     egg_links: tuple[tuple[str, str, bool], ...] = ()  # (egg-link file, target, exists)
     writable_by_others: bool = False
+    #: (.pth file, absolute directory it adds to sys.path, exists) for .pth files no
+    #: distribution owns (easy-install.pth left to its egg-links).
+    pth_paths: tuple[tuple[str, str, bool], ...] = ()
 
 
 @dataclass(frozen=True)

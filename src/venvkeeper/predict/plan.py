@@ -111,8 +111,7 @@ TOOL_NOTES: dict[Creator, str] = {
 #: default Python) whenever an app is installed or reinstalled and the venv is broken.
 PIPX_SHARED = "{pipx_home}pipx reinstall-all"
 PIPX_SHARED_NOTE = (
-    "pipx rebuilds its shared libraries venv with the apps; it has no command for that"
-    " venv alone"
+    "pipx rebuilds its shared libraries venv with the apps; it has no command for that venv alone"
 )
 
 #: tox and nox keep their venvs in the project: PROJECT/.tox/ENV, PROJECT/.nox/SESSION.
@@ -600,6 +599,7 @@ def make_plan(
         blockers=blockers,
         tool_command=tool[0] if tool else None,
         tool_note=tool[1] if tool else None,
-        notes=placeholder_notes(facts),
+        # a relink keeps the venv's files: only a new venv leaves anything out
+        notes=placeholder_notes(facts) if strategy is not Strategy.RELINK else (),
         old_location=next((loc.path for loc in facts.locations if not loc.same_as_venv), None),
     )

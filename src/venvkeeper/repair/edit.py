@@ -119,6 +119,9 @@ def site_dirs(tree: str) -> list[str]:
 
 
 _INTERP = re.compile(r"^python(\d(\.\d+t?)?)?$")
+#: CPython 3.14's venv also names its interpreter ``𝜋thon``: kept by a relink (always
+#: within the minor), never carried into a venv of another minor (see :data:`_CREATOR_FILES`).
+PI_THON = "\U0001d70bthon"
 
 
 def set_cfg(text: str, values: dict[str, Optional[str]]) -> str:
@@ -160,6 +163,8 @@ def relink(tree: str, target: Target) -> list[str]:
     minor = target.version
     names = {n for n in _names(bindir) if _INTERP.match(n)}
     names |= {"python", "python3", f"python{minor}"}
+    if minor.rstrip("t") == "3.14" and os.path.lexists(os.path.join(bindir, PI_THON)):
+        names.add(PI_THON)  # a copy of the old binary (--copies) becomes a link too
     changed: list[str] = []
     for n in sorted(names):
         p = os.path.join(bindir, n)
@@ -222,7 +227,7 @@ def owned_files(tree: str) -> set[str]:
 
 #: Files a venv creator writes itself (never carried over from the old venv).
 _CREATOR_FILES = re.compile(
-    r"^(python.*|activate.*|Activate\.ps1|deactivate.*|pip(\d(\.\d+)?)?|pydoc.*)$"
+    r"^(python.*|\U0001d70bthon|activate.*|Activate\.ps1|deactivate.*|pip(\d(\.\d+)?)?|pydoc.*)$"
 )
 _ROOT_OWN = frozenset(
     {"bin", "lib", "lib64", "include", "pyvenv.cfg", "share", "etc", ".lock", ".gitignore"}

@@ -109,6 +109,12 @@ def _match_root(tree: str, like: str) -> None:
             _root_run(["restorecon", "-R", "-F", tree], 600)
 
 
+def ensurepip_hint(version: str) -> str:
+    """What to do when a Python cannot seed a venv (Debian splits ensurepip out): the
+    command in backticks, runnable as printed."""
+    return f" (on Debian: `apt install python{version.rstrip('t')}-venv`; or install uv)"
+
+
 def _installed(tree: str) -> dict[str, tuple[str, str]]:
     from venvkeeper.scan.inspect import inspect_venv
 
@@ -233,12 +239,7 @@ class _Job:
             host = os_reason_in_output(done.stderr)
             if host is not None:
                 tail = host
-            hint = ""
-            if "ensurepip" in done.stderr:
-                hint = (
-                    f" (on Debian: `apt install python{plan.target.version}-venv`;"
-                    " or install uv)"
-                )
+            hint = ensurepip_hint(plan.target.version) if "ensurepip" in done.stderr else ""
             raise RepairError(f"creating the venv with {plan.target.path} failed: {tail}{hint}")
 
     def _requirements(self) -> list[str]:

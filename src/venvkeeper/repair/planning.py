@@ -11,6 +11,7 @@ from typing import Optional
 from venvkeeper.errors import (
     UsageError,
 )
+from venvkeeper.host.bases import uv_minor_link
 from venvkeeper.host.fsutil import path_state
 from venvkeeper.host.interpreters import find_interpreters, places_for
 from venvkeeper.model.host import Interpreter
@@ -38,6 +39,8 @@ def interpreters_for(venvs: Iterable[VenvReport]) -> tuple[Interpreter, ...]:
 
 def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
     path = os.path.abspath(python)
+    # A uv-managed Python's patch directory: the venv is linked through uv's minor link.
+    path = uv_minor_link(path) or path
     real = os.path.realpath(path)
     pool = list(known)
     if not any(i.executable == real for i in pool):
@@ -84,7 +87,7 @@ def _with_python(
         skipped=skipped,
         blockers=blockers,
         reason=reason,
-        notes=placeholder_notes(facts),
+        notes=placeholder_notes(facts) if strategy is Strategy.REBUILD else (),
     )
 
 

@@ -186,7 +186,9 @@ def placeholder_reason(
         if version == "0.0.0":
             return "version 0.0.0 and no installer's record: a placeholder no index has"
         if _DISTRO_VERSION.search(version):
-            return f"version {version} is a distro build's, recorded by no installer: no index has it"
+            return (
+                f"version {version} is a distro build's, recorded by no installer: no index has it"
+            )
     return None
 
 
@@ -303,6 +305,20 @@ def _read_dist(
     return dist, (pths if record_read else None)
 
 
+MAX_PTH_DIRS = 64
+
+
+def _pth_dirs(text: str) -> list[str]:
+    """The absolute directories a ``.pth`` file names, one a line, as ``site`` reads it
+    (comments and ``import`` lines are not directories; relative ones are inside the venv)."""
+    out: list[str] = []
+    for ln in text.splitlines():
+        ln = ln.rstrip()
+        if ln.startswith("/") and "\0" not in ln and len(out) < MAX_PTH_DIRS:
+            out.append(os.path.normpath(ln))
+    return out
+
+
 def _record_lists(site: str, dist_info: str, name: str) -> bool:
     """Whether the RECORD of *dist_info* lists the top-level file *name*."""
     try:
@@ -324,9 +340,11 @@ def _egg_info_of(target: str, stem: str, fs: HostFS) -> Optional[str]:
         return exact
     want = canonical_name(stem)
     for n in fs.listdir(target)[:MAX_DISTS]:
-        if n.endswith(".egg-info") and canonical_name(n[: -len(".egg-info")].split("-")[0]) == want:
-            if fs.dir_state(f"{target.rstrip('/')}/{n}"):
-                return f"{target.rstrip('/')}/{n}"
+        if not n.endswith(".egg-info"):
+            continue
+        path = f"{target.rstrip('/')}/{n}"
+        if canonical_name(n[: -len(".egg-info")].split("-")[0]) == want and fs.dir_state(path):
+            return path
     return None
 
 
@@ -424,6 +442,7 @@ def _read_site_dir(
                 dists.append(dist)
     # .pth files owned by a distribution (listed in its RECORD) are accounted for.
     pth_imports: list[str] = []
+    pth_paths: list[tuple[str, str, bool]] = []
     for name in pth_files:
         if name in owned_pth or name in _KNOWN_PTH:
             continue
@@ -432,9 +451,13 @@ def _read_site_dir(
         except OSError:
             continue
         lines = [ln for ln in text.splitlines() if ln.startswith(("import ", "import\t"))]
-        if not lines or any(_record_lists(site, d, name) for d in unread):
+        # Absolute directories a hand-made .pth puts on sys.path (easy-install.pth's are the
+        # egg-links' own): outside the venv, so asked of the host seam.
+        dirs = [] if name == "easy-install.pth" else _pth_dirs(text)
+        if (lines or dirs) and any(_record_lists(site, d, name) for d in unread):
             continue
         pth_imports += [f"{name}: {ln[:120]}" for ln in lines]
+        pth_paths += [(name, d, fs.path_state(d) is not False) for d in dirs]
     dists.sort(key=lambda x: canonical_name(x.name))
     return SiteDir(
         path=site,
@@ -442,6 +465,7 @@ def _read_site_dir(
         distributions=tuple(dists),
         pth_imports=tuple(pth_imports),
         egg_links=tuple(egg_links),
+        pth_paths=tuple(pth_paths),
         writable_by_others=_writable_by_others(site),
     )
 

@@ -58,6 +58,10 @@ _ACTIVATE = re.compile(
 
 _VERSIONED = re.compile(r"^python\d+(\.\d+t?)?$")
 
+#: CPython 3.14's venv adds ``bin/𝜋thon`` (a link to its python3.14) when the filesystem
+#: encoding is UTF-8: one more interpreter name, judged like the others.
+PI_THON = "\U0001d70bthon"
+
 
 class VenvVanished(VenvkeeperError):
     """The venv directory disappeared between discovery and inspection."""
@@ -86,10 +90,12 @@ def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
 
 
 def _chain_names(bin_entries: list[os.DirEntry[str]]) -> list[str]:
-    names = [e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name == "python"]
+    names = [
+        e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name in ("python", PI_THON)
+    ]
 
     def order(n: str) -> tuple[int, str]:
-        return ({"python": 0, "python3": 1}.get(n, 2), n)
+        return ({"python": 0, "python3": 1, PI_THON: 3}.get(n, 2), n)
 
     return sorted(names, key=order)
 
@@ -232,7 +238,7 @@ def _scripts(
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
-        if name == "python" or _VERSIONED.match(name) or name.startswith("activate"):
+        if name in ("python", PI_THON) or _VERSIONED.match(name) or name.startswith("activate"):
             continue
         try:
             if not e.is_file(follow_symlinks=False):
@@ -393,9 +399,7 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
     site_dirs = tuple(_rejudge_site(s, fs) for s in facts.site_dirs)
     old = set(_host_errors(facts.chains, facts.base))
     errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
-    locations = _locations(
-        facts.path, facts.activate_virtual_env, facts.recorded_path, scripts, fs
-    )
+    locations = _locations(facts.path, facts.activate_virtual_env, facts.recorded_path, scripts, fs)
     creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, fs)
     return dataclasses.replace(
         facts,
@@ -421,23 +425,17 @@ def _rejudge_site(site: SiteDir, fs: HostFS) -> SiteDir:
     dists = []
     for d in site.distributions:
         if d.egg_info is not None or d.dist_info.endswith(".egg-link"):
+            # The same reading as a scan's: what the source said is gone with it.
             _, again = read_egg_link(site.path, d.dist_info, bool(d.top_level), fs)
-            # What the source said (its name, version) stays: its egg-link is still there.
-            if again.egg_info is None:
-                again = dataclasses.replace(
-                    again,
-                    name=d.name,
-                    version=d.version,
-                    requires_python=d.requires_python,
-                    top_level=d.top_level,
-                    problems=tuple(p for p in again.problems if "Name or Version" not in p),
-                )
             dists.append(again)
         elif d.editable_path:
             dists.append(dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path)))
         else:
             dists.append(d)
-    return dataclasses.replace(site, distributions=tuple(dists), egg_links=egg_links)
+    pth_paths = tuple((name, d, fs.path_state(d) is not False) for name, d, _ in site.pth_paths)
+    return dataclasses.replace(
+        site, distributions=tuple(dists), egg_links=egg_links, pth_paths=pth_paths
+    )
 
 
 def inspect_venv(

@@ -72,8 +72,10 @@ def inspect_path(
     """Judge the single venv at *path* (``venvkeeper show``); *top_level* also reads each
     distribution's importable names (what a repair verifies)."""
     options = options or ScanOptions()
+    from venvkeeper.host.bases import forget
     from venvkeeper.host.fsutil import check_directory
 
+    forget()
     path = os.path.abspath(path)
     check_directory(path)
     names = set(os.listdir(path))
@@ -123,6 +125,9 @@ class Scanner:
             mounts=mounts,
             workers=options.walk_workers,
         )
+        from venvkeeper.host.bases import forget
+
+        forget()  # the host as it is now, not as an earlier scan in this process saw it
         self.host = HostCache()
         self.lock = threading.Lock()
 
