@@ -24,7 +24,7 @@ import pytest
 
 import debroot
 import inroot
-from debroot import CHAIN, MINORS, bound, chroot_run, remove_root
+from debroot import CHAIN, MINORS, bound, chroot_run
 
 from conftest import validate_json
 from factory import build_wheel, make_project
@@ -70,42 +70,39 @@ def _item(path: str, *, freeze: bool = False) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    debroot.require_root_tools()
     base = tmp_path_factory.mktemp("fleet")
-    tree = base / "shared"
-    (tree / ".profiles").mkdir(parents=True)
     wheels = build_wheel(make_project(base, PROJECT, "1.0", script=SCRIPT), base / "wheels")
-    roots: dict[str, Path] = {}
-    venvs: list[str] = []
-    with contextlib.ExitStack() as mounts:
-        try:
-            for chain in CHAIN.releases():
-                root = roots[chain.release] = base / chain.release
-                debroot.unpack_root(chain, root)
-                inroot.install(root)
-                shutil.copytree(wheels, root / WHEELS.lstrip("/"))
-                mounts.enter_context(bound(tree, root, SHARED))
-            for release, root in roots.items():
-                pip = ["-m", "pip", "install", "-q", "--no-cache-dir", "--find-links", WHEELS]
-                jobs = {
-                    f"{SHARED}/{release}-{maker}": [
-                        [*argv, f"{SHARED}/{release}-{maker}"],
-                        [f"{SHARED}/{release}-{maker}/bin/python", *pip, PROJECT],
-                    ]
-                    for maker, argv in _makers(release).items()
-                }
-                inroot.run_jobs(root, jobs, {"PIP_NO_INDEX": "1"})
-                venvs += jobs
-                argv = ["python3", "-m", "venvkeeper", "host-profile", "-o"]
-                chroot_run(root, [*argv, f"{PROFILES}/{release}.json"], inroot.VK_ENV)
-                profile = tree / ".profiles" / f"{release}.json"
-                doc = validate_json("host-profile", profile.read_text())
-                doc["hostname"] = release  # the roots share this machine's name
-                profile.write_text(json.dumps(doc))
-            yield Fleet(roots, venvs, tree)
-        finally:
-            mounts.close()
-            for root in roots.values():
-                remove_root(root)
+    # the roots and the tree on a tmpfs, gone at once after; the binds released first
+    with debroot.in_memory(base / "mem") as mem, contextlib.ExitStack() as mounts:
+        tree = mem / "shared"
+        (tree / ".profiles").mkdir(parents=True)
+        roots: dict[str, Path] = {}
+        venvs: list[str] = []
+        for chain in CHAIN.releases():
+            root = roots[chain.release] = mem / chain.release
+            debroot.unpack_root(chain, root)
+            inroot.install(root)
+            shutil.copytree(wheels, root / WHEELS.lstrip("/"))
+            mounts.enter_context(bound(tree, root, SHARED))
+        for release, root in roots.items():
+            pip = ["-m", "pip", "install", "-q", "--no-cache-dir", "--find-links", WHEELS]
+            jobs = {
+                f"{SHARED}/{release}-{maker}": [
+                    [*argv, f"{SHARED}/{release}-{maker}"],
+                    [f"{SHARED}/{release}-{maker}/bin/python", *pip, PROJECT],
+                ]
+                for maker, argv in _makers(release).items()
+            }
+            inroot.run_jobs(root, jobs, {"PIP_NO_INDEX": "1"})
+            venvs += jobs
+            argv = ["python3", "-m", "venvkeeper", "host-profile", "-o"]
+            chroot_run(root, [*argv, f"{PROFILES}/{release}.json"], inroot.VK_ENV)
+            profile = tree / ".profiles" / f"{release}.json"
+            doc = validate_json("host-profile", profile.read_text())
+            doc["hostname"] = release  # the roots share this machine's name
+            profile.write_text(json.dumps(doc))
+        yield Fleet(roots, venvs, tree)
 
 
 def _matrix(fleet: Fleet, release: str) -> tuple[int, dict[tuple[str, str], dict[str, Any]], Any]:

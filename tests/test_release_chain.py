@@ -30,7 +30,7 @@ import pytest
 
 import debroot
 import inroot
-from debroot import CHAIN, MINORS, chroot_run, installed, minor_packages, purge, remove_root
+from debroot import CHAIN, MINORS, chroot_run, installed, minor_packages, purge
 
 from factory import build_wheel, make_project, make_setuppy_project
 
@@ -313,8 +313,14 @@ def _change(c: Chain, old: str, new: str) -> list[str]:
 def test_bullseye_to_forky(tmp_path: Path) -> None:
     if not (DEV_WHEELS / OLD_SEED).exists():
         pytest.skip(f"no {OLD_SEED} in .dev/wheels (./dev.sh test downloads it)")
-    root = tmp_path / "root"
-    c = Chain(root)
+    debroot.require_root_tools()
+    # the roots on a tmpfs: gone at once after, whatever the test left in them
+    with debroot.in_memory(tmp_path / "roots") as roots:
+        _chain(Chain(roots / "root"), tmp_path)
+
+
+def _chain(c: Chain, tmp_path: Path) -> None:
+    root = c.root
     releases = CHAIN.releases()
     try:
         debroot.unpack_root(releases[0], root)
@@ -355,6 +361,3 @@ def test_bullseye_to_forky(tmp_path: Path) -> None:
         print(f"venv-states judged: {c.states}; failures: {len(c.failures)}")
         print("\n".join(c.failures))
         print("timings (s, cumulative):", c.times)
-        remove_root(root)
-        remove_root(root.with_name(root.name + ".next"))
-        remove_root(root.with_name(root.name + ".prev"))
