@@ -168,3 +168,64 @@ def test_a_broken_pyproject_gives_no_build_requirements(tmp_path: Path) -> None:
 
     (tmp_path / "pyproject.toml").write_text("[build-system\nrequires = [")
     assert wheelhouse.build_requires(str(tmp_path)) is None
+
+
+def test_the_prefetch_takes_build_requirements_and_a_second_chance_for_a_needed_seed(
+    tmp_path: Path,
+) -> None:
+    """What the prefetch asks pip for (pip itself stands in: each download is recorded):
+    an editable setup.py source's build backend, with its dependencies; for a needed
+    seed, beside the pin, the newest that keeps pkg_resources, which is left out when
+    the sources have none (it is only a second chance)."""
+    import types
+
+    from venvkeeper.host.command import Completed
+    from venvkeeper.model.plan import (
+        Effect,
+        RepairPlan,
+        Requirement,
+        RequirementKind,
+        Strategy,
+        Target,
+    )
+    from venvkeeper.repair import wheelhouse
+    from venvkeeper.repair.backends import Sources
+
+    src = tmp_path / "src-legacy"
+    src.mkdir()
+    (src / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    plan = RepairPlan(
+        "/srv/v",
+        Strategy.REBUILD,
+        "version-mismatch",
+        Target("/usr/bin/python3", "/usr/bin/python3.13", "3.13"),
+        (
+            Requirement("setuptools", "44.1.1", RequirementKind.INDEX, "setuptools==44.1.1"),
+            Requirement("legacy", "1.0", RequirementKind.EDITABLE, f"-e {src}", str(src)),
+        ),
+    )
+    vp = types.SimpleNamespace(path="/srv/v", effect=Effect.BREAKS_SILENTLY, status=None, plan=plan)
+    pred = types.SimpleNamespace(venvs=(vp,))
+    for has_old in (True, False):
+        asked: list[list[str]] = []
+
+        def run(
+            argv: list[str], timeout: float, asked: list[list[str]] = asked, has: bool = has_old
+        ) -> Completed:
+            asked.append(list(argv))
+            ok = has or "setuptools<82" not in argv
+            return Completed(tuple(argv), 0 if ok else 1, "", "" if ok else "no such wheel")
+
+        report = wheelhouse.prefetch(pred, str(tmp_path), Sources(offline=True), run=run)
+        downloads = {a[-1]: "--no-deps" not in a for a in asked if "download" in a}
+        assert downloads == {
+            "setuptools==44.1.1": False,
+            "setuptools<82": False,
+            "setuptools>=40.8.0": True,  # the build backend, with its dependencies
+        }, downloads
+        got = {f.spec: f.outcome for f in report.fetches}
+        assert got.pop("setuptools>=40.8.0") is FetchOutcome.FETCHED
+        assert got.pop(f"-e {src}") is FetchOutcome.FROM_SOURCE
+        assert got.pop("setuptools==44.1.1") is FetchOutcome.FETCHED
+        assert got == ({"setuptools<82": FetchOutcome.FETCHED} if has_old else {})
+        assert all(a[-1] != "setuptools<82" or "--python-version" in a for a in asked)

@@ -248,9 +248,11 @@ def prefetch(
                 done[key] = _fetch_pin(pip, minor, r.spec, r.name, r.version)
             fetches.append(WheelFetch(vp.path, r.spec, done[key].outcome, done[key].detail))
             fallback = SEED_FALLBACKS.get(canonical_name(r.name)) if is_seed(r.name) else None
-            if fallback:
+            if fallback:  # only a second chance: its absence is not a missing pin
                 why = f"in case {r.name} {r.version} does not work there"
-                fetches.append(_once(done, pip, minor, fallback, vp.path, why))
+                second = _once(done, pip, minor, fallback, vp.path, why)
+                if second.outcome is FetchOutcome.FETCHED:
+                    fetches.append(second)
     return WheelhouseReport(directory, tuple(fetches), tuple(skipped))
 
 
