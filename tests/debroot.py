@@ -324,7 +324,8 @@ def in_memory(path: Path, size: str = "8G") -> Iterator[Path]:
     """*path* (created) on a tmpfs of its own for the roots of one test, unmounted (and
     everything in it gone at once) after. A root with 30 venvs is over 100,000 files:
     removing them from a disk that other work keeps busy took longer than a release's
-    repairs. tmpfs only holds what is written (the chain peaks at about 3 GB)."""
+    repairs. tmpfs only holds what is written: about 1 GB for the chain's root, 2 GB for
+    the matrix's four roots."""
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
