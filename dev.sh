@@ -150,16 +150,20 @@ test_wheels() {
     # Wheels of real servers for the restarts tests (gunicorn, and setproctitle that
     # rewrites its process titles), fetched once from the registry for CPython 3.11.
     # Also a current setuptools: the repair tests' wheelhouse, for venvs seeded with a
-    # setuptools that no longer imports on the newer Python they are rebuilt on.
+    # setuptools that no longer imports on the newer Python they are rebuilt on; and the
+    # registry's setuptools 44.1.1 (with pkg_resources, unlike Debian 11's wheel of it):
+    # the release chain's stand-in index (tests/test_release_chain.py).
     local dir=$root/.dev/wheels
-    [ -e "$dir/.done-2" ] && return 0
+    [ -e "$dir/.done-3" ] && return 0
     mkdir -p "$dir"
     if "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
         --python-version 3.11 --only-binary=:all: gunicorn setproctitle 'setuptools>=80' \
         >/dev/null 2>&1; then
-        "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
-            --only-binary=:all: --no-deps 'setuptools==75.8.0' >/dev/null 2>&1 &&
-            touch "$dir/.done-2"
+        for v in 75.8.0 44.1.1; do # one version a call: pip takes one per name
+            "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
+                --only-binary=:all: --no-deps "setuptools==$v" >/dev/null 2>&1 || return 0
+        done
+        touch "$dir/.done-3"
     else
         echo "dev.sh: could not download test wheels: the gunicorn test and some repair tests will be skipped" >&2
     fi

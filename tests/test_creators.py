@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,7 +18,7 @@ import pytest
 from venvkeeper.model.venv import Creator
 from venvkeeper.predict.plan import TOOL_COMMANDS
 
-from conftest import run_cli, validate_json
+from conftest import require_python, run_cli, validate_json
 from factory import SYSTEM_PYTHON, break_venv, make_venv, system_venv
 
 # --- what the tools write ---------------------------------------------------------------
@@ -357,3 +358,29 @@ def test_a_non_executable_bin_python_is_not_an_interpreter(tmp_path: Path) -> No
     codes = {f["code"]: f["message"] for f in scanned(v)["findings"]}
     assert "without execute permission" in codes["interpreter-not-executable"]
     assert "copied-interpreter" not in codes
+
+
+@pytest.mark.slow
+def test_pipx_shared_libraries_with_pip_left_in_the_old_minor_are_broken(tmp_path: Path) -> None:
+    """pipx's shared venv holds only pip: after a minor switch of its python3 (the link
+    followed to the new minor, as a release upgrade does), pip sits in lib/python3.OLD and
+    ``import pip`` fails. That venv's seeds are its packages: version-mismatch, critical
+    (not the warning of a venv that lost nothing but its seeds)."""
+    old, new = require_python("3.11"), require_python("3.12")
+    home = tmp_path / "apps"
+    pipx_venv(home, "black")
+    shared = make_venv(old, home / "shared", pip=True)
+    plain = make_venv(old, tmp_path / "plain", pip=True)  # the same, not pipx's
+    for v in (shared, plain):
+        for link in (v / "bin").glob("python*"):
+            link.unlink()
+            link.symlink_to(new)
+        cfg = (v / "pyvenv.cfg").read_text()
+        (v / "pyvenv.cfg").write_text(cfg.replace(f"home = {old.parent}", f"home = {new.parent}"))
+        res = subprocess.run([v / "bin" / "python", "-c", "import pip"], capture_output=True)
+        assert res.returncode != 0  # what running it says
+    seen = scanned(shared)
+    assert seen["status"] == "critical", seen
+    assert "version-mismatch" in {f["code"] for f in seen["findings"]}, seen
+    assert scanned(plain)["status"] != "critical"  # a venv whose only loss is its seeds
+    assert planned(shared)["strategy"] == "use-tool"

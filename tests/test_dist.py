@@ -184,6 +184,7 @@ def test_sdist_contents(dists: tuple[Path, Path]) -> None:
         "tests/conftest.py",
         "tests/factory.py",
         "tests/debroot.py",
+        "tests/inroot.py",
         "tests/data/vkbackend.py",
         *SDIST_TESTS,
         "CHANGELOG.md",

@@ -34,7 +34,10 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
     active_names = {canonical_name(d.name) for s in active for d in s.distributions}
     # A placeholder no index has (Debian's pkg_resources 0.0.0) came with the seed: like
     # pip and setuptools it is not what the venv is for. A legacy editable (egg-link) is.
-    seedish = BOOTSTRAP | {
+    # pipx's shared libraries venv is nothing but pip (and setuptools, wheel): there the
+    # seeds are what the venv is for, and pip left in lib/pythonOLD is the silent failure.
+    seeds = frozenset() if facts.tool.shared_libs else BOOTSTRAP
+    seedish = seeds | {
         canonical_name(d.name) for s in facts.site_dirs for d in s.distributions if d.placeholder
     }
     active_real = active_names - seedish
