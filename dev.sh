@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # venvkeeper developer entry point: sets up .dev/venv (idempotent) and runs a job in it.
 #   ./dev.sh scan [ARGS...]   scan this host (all local filesystems) and print the table
-#   ./dev.sh test [ARGS...]   lint, then the whole test suite (what .ci/run calls); with
-#                             ARGS, only pytest ARGS
-#   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports) and the
-#                             documentation site (mkdocs build --strict, into a temporary
-#                             directory)
+#   ./dev.sh test             lint, then the whole test suite on every core (pytest-xdist),
+#                             failing on a skip that docs/development.md does not expect on
+#                             CI's machine: what .ci/run calls
+#   ./dev.sh test --fast [ARGS...]  the fast tier only (tests not marked slow), on every
+#                             core, no lint: under a minute
+#   ./dev.sh test ARGS...     only pytest ARGS (serial unless ARGS say -n N)
+#   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports), no bare
+#                             open() in src/ (tools/check_open.py) and the documentation
+#                             site (mkdocs build --strict, into a temporary directory)
 #   ./dev.sh docs [DIR]       the documentation site (mkdocs.yml, docs/) into DIR (default
 #                             site/); python tools/update_docs.py regenerates its blocks
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
@@ -18,6 +22,8 @@
 #                             venvs (bench/incremental.py)
 #   ./dev.sh bench apt_hook [ARGS...] the apt hooks against needrestart's in a Debian root
 #                             with 10,000 venvs (bench/apt_hook.py; root)
+#   ./dev.sh bench consumers [ARGS...] reading consumers on a host with 500 units, 200 cron
+#                             lines and 2,000 PATH files (bench/consumers.py)
 #   ./dev.sh pyz [ARGS...]    dist/venvkeeper.pyz: a zipapp with its dependencies inside, for
 #                             any CPython 3.9+ (tools/build_pyz.py; wheels cached in
 #                             ~/.cache/venvkeeper-build)
@@ -66,7 +72,8 @@ system_tools() {
     # Installed with apt when we are root on Debian/Ubuntu, else their tests are skipped:
     # uWSGI with its Python 3 plugin, for the restarts tests of a real uwsgi master and
     # workers; debootstrap (and zstd for its cached roots), for the real release upgrade
-    # of tests/test_real_upgrade.py; the Debian package's build tools and lintian, for
+    # of tests/test_real_upgrade.py; systemd-nspawn (systemd-container), to boot a root
+    # (tests/nspawn.py: the golden data of a real systemd); the Debian package's build tools and lintian, for
     # tests/test_deb.py; tmux, for the tables seen in a real terminal (tests/test_terminal.py).
     [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
     if ! command -v uwsgi-core >/dev/null 2>&1; then
@@ -76,6 +83,10 @@ system_tools() {
     if ! command -v debootstrap >/dev/null 2>&1 && ! [ -x /usr/sbin/debootstrap ]; then
         apt_install debootstrap zstd ||
             echo "dev.sh: could not install debootstrap: the real upgrade test will be skipped" >&2
+    fi
+    if ! command -v systemd-nspawn >/dev/null 2>&1; then
+        apt_install systemd-container ||
+            echo "dev.sh: could not install systemd-container: the booted-root tests will be skipped" >&2
     fi
     if ! command -v tmux >/dev/null 2>&1; then
         apt_install tmux ||
@@ -87,7 +98,7 @@ system_tools() {
 
 #: What debian/control's Build-Depends names, dpkg-dev and lintian (bookworm's own).
 DEB_TOOLS=(debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools
-    python3-packaging python3-rich python3-prometheus-client dpkg-dev lintian)
+    python3-packaging python3-prometheus-client dpkg-dev lintian)
 
 deb_tools() {
     local missing=() p
@@ -143,16 +154,20 @@ test_wheels() {
     # Wheels of real servers for the restarts tests (gunicorn, and setproctitle that
     # rewrites its process titles), fetched once from the registry for CPython 3.11.
     # Also a current setuptools: the repair tests' wheelhouse, for venvs seeded with a
-    # setuptools that no longer imports on the newer Python they are rebuilt on.
+    # setuptools that no longer imports on the newer Python they are rebuilt on; and the
+    # registry's setuptools 44.1.1 (with pkg_resources, unlike Debian 11's wheel of it):
+    # the release chain's stand-in index (tests/test_release_chain.py).
     local dir=$root/.dev/wheels
-    [ -e "$dir/.done-2" ] && return 0
+    [ -e "$dir/.done-3" ] && return 0
     mkdir -p "$dir"
     if "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
         --python-version 3.11 --only-binary=:all: gunicorn setproctitle 'setuptools>=80' \
         >/dev/null 2>&1; then
-        "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
-            --only-binary=:all: --no-deps 'setuptools==75.8.0' >/dev/null 2>&1 &&
-            touch "$dir/.done-2"
+        for v in 75.8.0 44.1.1; do # one version a call: pip takes one per name
+            "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$dir" \
+                --only-binary=:all: --no-deps "setuptools==$v" >/dev/null 2>&1 || return 0
+        done
+        touch "$dir/.done-3"
     else
         echo "dev.sh: could not download test wheels: the gunicorn test and some repair tests will be skipped" >&2
     fi
@@ -228,6 +243,7 @@ lint() {
     "$venv/bin/ruff" format --check src tests bench tools
     "$venv/bin/mypy"
     "$venv/bin/lint-imports" --no-cache --no-logo
+    "$venv/bin/python" tools/check_open.py  # no bare open() in src/ (docs/safety.md)
     local site; site=$(mktemp -d)
     docs "$site" || { rm -rf "$site"; return 1; }
     rm -rf "$site"
@@ -244,7 +260,17 @@ case "$cmd" in
     setup) setup ;;
     ansible) ansible_tools ;;
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
-    test) setup; test_wheels; system_tools; ansible_tools; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
+    test)
+        setup; test_wheels; system_tools; ansible_tools
+        if [ "${1:-}" = --fast ]; then
+            shift
+            exec "$venv/bin/python" -m pytest -m "not slow" -n auto --dist loadgroup "$@"
+        fi
+        [ $# -gt 0 ] && exec "$venv/bin/python" -m pytest "$@"
+        lint
+        # tests named: its conftest then adds --expected-skips before the options are read
+        exec "$venv/bin/python" -m pytest -n auto --dist loadgroup \
+            --expected-skips docs/development.md tests ;;
     lint) setup; lint ;;
     docs) setup; docs "$@" ;;
     pyz) setup; exec "$venv/bin/python" tools/build_pyz.py "$@" ;;
@@ -258,6 +284,7 @@ case "$cmd" in
         if [ "${1:-}" = matrix ]; then shift; exec "$venv/bin/python" bench/matrix.py "$@"; fi
         if [ "${1:-}" = incremental ]; then shift; exec "$venv/bin/python" bench/incremental.py "$@"; fi
         if [ "${1:-}" = apt_hook ]; then shift; exec "$venv/bin/python" bench/apt_hook.py "$@"; fi
+        if [ "${1:-}" = consumers ]; then shift; exec "$venv/bin/python" bench/consumers.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac

@@ -152,6 +152,28 @@ def make_project(
     return Project(proj, name, module, script, ext)
 
 
+def make_setuppy_project(
+    root: Path, name: str, version: str = "1.0", *, script: Optional[str] = None
+) -> Project:
+    """A project of the setup.py era: no pyproject.toml, only ``setup.py`` (setuptools).
+    ``pip install -e`` of it by a pip before PEP 660 (bullseye's 20.3) runs ``setup.py
+    develop``: an ``.egg-link`` and an ``easy-install.pth`` line, no dist-info, and a console
+    script that loads its entry point through ``pkg_resources``."""
+    module = name.replace("-", "_")
+    proj = root / f"setuppy-{name}-{version}"
+    pkg = proj / module
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(
+        f'VALUE = "{name}-{version}"\n\ndef main():\n    print("{name} OK")\n'
+    )
+    entry = f"entry_points={{'console_scripts': ['{script}={module}:main']}}, " if script else ""
+    (proj / "setup.py").write_text(
+        "from setuptools import setup\n\n"
+        f"setup(name={name!r}, version={version!r}, packages=[{module!r}], {entry})\n"
+    )
+    return Project(proj, name, module, script, False)
+
+
 def make_venv(
     python: Path,
     dest: Path,

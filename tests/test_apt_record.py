@@ -240,7 +240,7 @@ def test_a_record_root_does_not_own_is_one_line(world: Path, unprivileged_user: 
     if os.geteuid() != 0:
         pytest.skip("needs root")
     got = _tamper(world, lambda p: os.chown(p, unprivileged_user.uid, unprivileged_user.gid))
-    _one_line(got, f"owned by uid {unprivileged_user.uid}, not root")
+    _one_line(got, f"is owned by {unprivileged_user.name} (uid {unprivileged_user.uid})")
 
 
 def test_an_inventory_root_does_not_own_is_one_line(world: Path, unprivileged_user: User) -> None:

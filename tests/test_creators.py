@@ -9,15 +9,16 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
 from venvkeeper.model.venv import Creator
 from venvkeeper.predict.plan import TOOL_COMMANDS
 
-from conftest import run_cli, validate_json
+from conftest import require_python, run_cli, validate_json
 from factory import SYSTEM_PYTHON, break_venv, make_venv, system_venv
 
 # --- what the tools write ---------------------------------------------------------------
@@ -104,16 +105,24 @@ def dry_repair(path: Path, *extra: str) -> dict[str, Any]:
     return result
 
 
-def check_owned(v: Path, creator: str, command: str) -> None:
+def check_owned(v: Path, creator: str, command: str, note: Optional[str] = None) -> None:
     """*v* is judged *creator*'s, planned for *command* (``{target}``: the plan's target
-    Python), and refused without --force."""
+    Python) with *note* beside it, and refused without --force; the command in the
+    refusal's backticks is the plan's, a shell command line as it is."""
     assert scanned(v)["creator"] == creator
     plan = planned(v)
     command = command.replace("{target}", shlex.quote(plan["target"]["path"]))
-    assert (plan["strategy"], plan["tool_command"]) == ("use-tool", command)
+    assert (plan["strategy"], plan["tool_command"], plan["tool_note"]) == (
+        "use-tool",
+        command,
+        note,
+    )
     refused = dry_repair(v)
     assert refused["outcome"] == "refused", refused
-    assert f"managed by {creator}: run `{command}` instead" in refused["message"]
+    where = f" ({note})" if note else ""
+    assert f"managed by {creator}: run `{command}`{where} instead" in refused["message"]
+    quoted = refused["message"].split("`")[1]
+    assert quoted == command and shlex.split(quoted)
     forced = dry_repair(v, "--force")
     assert forced["outcome"] == "planned", forced
 
@@ -175,8 +184,9 @@ def test_pipx_shared_libraries_venv_names_reinstall_all(tmp_path: Path) -> None:
     check_owned(
         shared,
         "pipx",
-        f"PIPX_HOME={shlex.quote(str(home))} pipx reinstall-all  (pipx rebuilds its shared"
-        " libraries venv with the apps; it has no command for that venv alone)",
+        f"PIPX_HOME={shlex.quote(str(home))} pipx reinstall-all",
+        "pipx rebuilds its shared libraries venv with the apps; it has no command for that"
+        " venv alone",
     )
 
 
@@ -184,7 +194,7 @@ def test_pipx_shared_in_the_usual_home_needs_no_pipx_home(tmp_path: Path) -> Non
     shared = system_venv(tmp_path / ".local" / "share" / "pipx" / "shared")
     break_venv(shared)
     command = planned(shared)["tool_command"]
-    assert command.startswith("pipx reinstall-all  (") and "reinstall shared" not in command
+    assert command == "pipx reinstall-all"
 
 
 def test_a_dir_named_shared_beside_plain_venvs_is_not_pipx(tmp_path: Path) -> None:
@@ -348,3 +358,29 @@ def test_a_non_executable_bin_python_is_not_an_interpreter(tmp_path: Path) -> No
     codes = {f["code"]: f["message"] for f in scanned(v)["findings"]}
     assert "without execute permission" in codes["interpreter-not-executable"]
     assert "copied-interpreter" not in codes
+
+
+@pytest.mark.slow
+def test_pipx_shared_libraries_with_pip_left_in_the_old_minor_are_broken(tmp_path: Path) -> None:
+    """pipx's shared venv holds only pip: after a minor switch of its python3 (the link
+    followed to the new minor, as a release upgrade does), pip sits in lib/python3.OLD and
+    ``import pip`` fails. That venv's seeds are its packages: version-mismatch, critical
+    (not the warning of a venv that lost nothing but its seeds)."""
+    old, new = require_python("3.11"), require_python("3.12")
+    home = tmp_path / "apps"
+    pipx_venv(home, "black")
+    shared = make_venv(old, home / "shared", pip=True)
+    plain = make_venv(old, tmp_path / "plain", pip=True)  # the same, not pipx's
+    for v in (shared, plain):
+        for link in (v / "bin").glob("python*"):
+            link.unlink()
+            link.symlink_to(new)
+        cfg = (v / "pyvenv.cfg").read_text()
+        (v / "pyvenv.cfg").write_text(cfg.replace(f"home = {old.parent}", f"home = {new.parent}"))
+        res = subprocess.run([v / "bin" / "python", "-c", "import pip"], capture_output=True)
+        assert res.returncode != 0  # what running it says
+    seen = scanned(shared)
+    assert seen["status"] == "critical", seen
+    assert "version-mismatch" in {f["code"] for f in seen["findings"]}, seen
+    assert scanned(plain)["status"] != "critical"  # a venv whose only loss is its seeds
+    assert planned(shared)["strategy"] == "use-tool"

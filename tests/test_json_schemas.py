@@ -44,6 +44,7 @@ COMMAND_KINDS = {
     ("changes",): Kind.CHANGES,
     ("history",): Kind.HISTORY,
     ("matrix",): Kind.MATRIX,
+    ("consumers",): Kind.CONSUMERS,
     ("apt-hook", "pre-install"): Kind.PREDICT,
 }
 

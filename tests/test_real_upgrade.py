@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
+import inroot
 from debroot import bookworm_root, chroot_run, purge, remove_root, upgrade_to_trixie
+from inroot import VK_ENV
 
-from conftest import json_kind, validate_json
 from factory import build_wheel, make_project
 
 pytestmark = pytest.mark.slow
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "venvkeeper"
 VENVS = "/srv/venvs"
 #: name -> how it was made (argv in the root); each gets the wheel of PROJECT installed.
 MAKERS = {
@@ -48,15 +48,9 @@ PY311 = (
 UNFORESEEABLE = frozenset({"base-obsolete"})
 
 
-VK_ENV = {"PYTHONPATH": "/opt/venvkeeper-src", "VENVKEEPER_DB": "/var/tmp/venvkeeper.db"}
-
-
 def vk(root: Path, *args: str) -> tuple[int, Any]:
     """``venvkeeper ARGS --json`` inside the root, by the root's python3."""
-    res = chroot_run(root, ["python3", "-m", "venvkeeper", *args, "--json"], VK_ENV, check=False)
-    if res.returncode not in (0, 1, 2, 3) or not res.stdout.startswith("{"):
-        raise AssertionError(f"venvkeeper {args} failed ({res.returncode}):\n{res.stderr}")
-    return res.returncode, validate_json(json_kind(args), res.stdout)
+    return inroot.vk(root, *args, timeout=600)
 
 
 def runs(root: Path) -> dict[str, bool]:
@@ -246,8 +240,7 @@ def _apt_hooks(root: Path, report: list[str]) -> None:
 
 def _prepare(root: Path, tmp: Path) -> None:
     """venvkeeper's source, a wheel of a pure project, and the venvs, in the root."""
-    dest = root / "opt" / "venvkeeper-src" / "venvkeeper"
-    shutil.copytree(SRC, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    inroot.install(root)
     wheels = root / "opt" / "wheels"
     build_wheel(make_project(tmp, PROJECT, "1.0", script=SCRIPT), wheels)
     src = make_project(tmp / "editable", EDITABLE, "1.0")

@@ -3,6 +3,8 @@ Python, then an offline repair from that directory alone."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,130 @@ def test_the_worst_outcome_gives_the_exit_code() -> None:
 def test_a_destination_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
     res = run_cli("wheelhouse", "--dest", str(tmp_path / "none"), str(tmp_path))
     assert res.code == 3 and "does not exist" in res.err
+
+
+def test_the_platform_tags_come_from_any_packaging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian 11's packaging (20.9) has no ``tags.platform_tags()``: the prefetch there
+    (venvkeeper on the distro's own packages) reads the same tags from ``sys_tags()``."""
+    import types
+
+    import packaging
+    from packaging import tags
+
+    from venvkeeper.repair import wheelhouse
+
+    expected = list(dict.fromkeys(tags.platform_tags()))
+    assert wheelhouse._platforms() == expected and "any" not in expected
+    old = types.SimpleNamespace(sys_tags=tags.sys_tags)  # packaging 20.9's public tags API
+    monkeypatch.setattr(packaging, "tags", old)
+    monkeypatch.setitem(sys.modules, "packaging.tags", old)
+    assert wheelhouse._platforms() == expected
+
+
+@pytest.mark.parametrize("parser", ["toml", "by hand"])
+def test_the_build_requirements_of_a_source_are_read_not_run(
+    tmp_path: Path, parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editable or local source is rebuilt at repair time: the prefetch takes its build
+    requirements too (read from pyproject.toml, pip's default when it names none; by hand
+    where Python 3.9 has no TOML parser)."""
+    from venvkeeper.repair import wheelhouse
+
+    if parser == "by hand":
+        monkeypatch.setattr(wheelhouse, "_toml_loads", lambda text: None)
+    default = ["setuptools>=40.8.0"]
+    cases = {
+        "hatch": (
+            '[project]\nname = "x"\n\n[build-system]\n# the backend\nrequires = [\n'
+            "  \"hatchling>=1.20\",  # comment\n  'hatch-vcs',\n]\n"
+            'build-backend = "hatchling.build"\n\n[tool.x]\nrequires = ["no"]\n',
+            ["hatchling>=1.20", "hatch-vcs"],
+        ),
+        "empty": ('[build-system]\nrequires = []\nbuild-backend = "b"\n', []),
+        "no-table": ('[project]\nname = "x"\n', default),
+    }
+    for name, (text, expected) in cases.items():
+        d = tmp_path / parser / name
+        d.mkdir(parents=True)
+        (d / "pyproject.toml").write_text(text)
+        assert wheelhouse.build_requires(str(d)) == expected, name
+    setup_py = tmp_path / parser / "setup-py"
+    setup_py.mkdir()
+    (setup_py / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    assert wheelhouse.build_requires(str(setup_py)) == default
+    nothing = tmp_path / parser / "nothing"
+    nothing.mkdir()
+    assert wheelhouse.build_requires(str(nothing)) is None
+    assert wheelhouse.build_requires(str(tmp_path / "gone")) is None
+    fifo = tmp_path / parser / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "pyproject.toml")
+    assert wheelhouse.build_requires(str(fifo)) is None  # never opened, never a hang
+
+
+def test_a_broken_pyproject_gives_no_build_requirements(tmp_path: Path) -> None:
+    from venvkeeper.repair import wheelhouse
+
+    (tmp_path / "pyproject.toml").write_text("[build-system\nrequires = [")
+    assert wheelhouse.build_requires(str(tmp_path)) is None
+
+
+def test_the_prefetch_takes_build_requirements_and_a_second_chance_for_a_needed_seed(
+    tmp_path: Path,
+) -> None:
+    """What the prefetch asks pip for (pip itself stands in: each download is recorded):
+    an editable setup.py source's build backend, with its dependencies; for a needed
+    seed, beside the pin, the newest that keeps pkg_resources, which is left out when
+    the sources have none (it is only a second chance)."""
+    import types
+
+    from venvkeeper.host.command import Completed
+    from venvkeeper.model.plan import (
+        Effect,
+        RepairPlan,
+        Requirement,
+        RequirementKind,
+        Strategy,
+        Target,
+    )
+    from venvkeeper.repair import wheelhouse
+    from venvkeeper.repair.backends import Sources
+
+    src = tmp_path / "src-legacy"
+    src.mkdir()
+    (src / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    plan = RepairPlan(
+        "/srv/v",
+        Strategy.REBUILD,
+        "version-mismatch",
+        Target("/usr/bin/python3", "/usr/bin/python3.13", "3.13"),
+        (
+            Requirement("setuptools", "44.1.1", RequirementKind.INDEX, "setuptools==44.1.1"),
+            Requirement("legacy", "1.0", RequirementKind.EDITABLE, f"-e {src}", str(src)),
+        ),
+    )
+    vp = types.SimpleNamespace(path="/srv/v", effect=Effect.BREAKS_SILENTLY, status=None, plan=plan)
+    pred = types.SimpleNamespace(venvs=(vp,))
+    for has_old in (True, False):
+        asked: list[list[str]] = []
+
+        def run(
+            argv: list[str], timeout: float, asked: list[list[str]] = asked, has: bool = has_old
+        ) -> Completed:
+            asked.append(list(argv))
+            ok = has or "setuptools<82" not in argv
+            return Completed(tuple(argv), 0 if ok else 1, "", "" if ok else "no such wheel")
+
+        report = wheelhouse.prefetch(pred, str(tmp_path), Sources(offline=True), run=run)
+        downloads = {a[-1]: "--no-deps" not in a for a in asked if "download" in a}
+        assert downloads == {
+            "setuptools==44.1.1": False,
+            "setuptools<82": False,
+            "setuptools>=40.8.0": True,  # the build backend, with its dependencies
+        }, downloads
+        got = {f.spec: f.outcome for f in report.fetches}
+        assert got.pop("setuptools>=40.8.0") is FetchOutcome.FETCHED
+        assert got.pop(f"-e {src}") is FetchOutcome.FROM_SOURCE
+        assert got.pop("setuptools==44.1.1") is FetchOutcome.FETCHED
+        assert got == ({"setuptools<82": FetchOutcome.FETCHED} if has_old else {})
+        assert all(a[-1] != "setuptools<82" or "--python-version" in a for a in asked)

@@ -53,6 +53,14 @@ def null(s: Schema) -> Schema:
     return out
 
 
+OS_ROOT: Schema = {
+    **null(PATH),
+    "description": "the other OS root the venv is in (a chroot, a container's root"
+    " filesystem), as this host names it; null: this host's own. The venv's paths outside"
+    " itself are that root's",
+}
+
+
 def arr(items: Schema, **extra: Any) -> Schema:
     return {"type": "array", "items": items, **extra}
 
@@ -108,6 +116,8 @@ def defs() -> dict[str, Schema]:
     d["venv"] = obj(
         {
             "path": PATH,
+            "root": OS_ROOT,
+            "path_in_root": {**PATH, "description": "the venv's path as its root sees it"},
             "status": ref("status"),
             "kind": ref("venv_kind"),
             "creator": ref("creator"),
@@ -153,6 +163,7 @@ def defs() -> dict[str, Schema]:
                         "python_version": null(STR),
                         "active": BOOL,
                         "pth_imports": arr(STR),
+                        "pth_paths": arr(obj({"pth": STR, "path": PATH, "exists": BOOL})),
                         "distributions": arr(
                             obj(
                                 {
@@ -175,6 +186,8 @@ def defs() -> dict[str, Schema]:
                                     ),
                                     "extensions": arr(obj({"path": STR, "abi_tag": null(STR)})),
                                     "problems": arr(STR),
+                                    "placeholder": null(STR),
+                                    "egg_info": null(PATH),
                                 }
                             )
                         ),
@@ -209,9 +222,16 @@ def defs() -> dict[str, Schema]:
                     }
                 )
             ),
+            "consumers": arr(
+                ref("used_by"),
+                description="what uses it: units, cron jobs, commands, web servers"
+                " (venvkeeper consumers tells more); absent when not read",
+            ),
         },
+        optional=("consumers",),
         description="one venv, everything inspection read and every finding",
     )
+    d.update(consumer_defs())
     d["snapshot"] = obj(
         {
             "path": PATH,
@@ -249,6 +269,102 @@ def defs() -> dict[str, Schema]:
     return d
 
 
+def consumer_defs() -> dict[str, Schema]:
+    """A consumer (venvkeeper consumers) and its brief form in a venv's ``consumers``."""
+    from venvkeeper.model.consumers import (
+        Activation,
+        Confidence,
+        ConsumerKind,
+        FailsHow,
+        Manager,
+        RefKind,
+        RestartVerb,
+        VenvState,
+    )
+
+    d: dict[str, Schema] = {
+        "consumer_kind": enum_of(ConsumerKind, "what the consumer is (its reader)"),
+        "ref_kind": enum_of(RefKind, "how a consumer names a venv"),
+        "confidence": enum_of(Confidence, "how surely the reference names that venv"),
+        "fails_how": enum_of(FailsHow, "how the consumer fails when its venv breaks"),
+    }
+    brief = {
+        "kind": ref("consumer_kind"),
+        "name": STR,
+        "source": PATH,
+        "line": INT,
+        "user": null(STR),
+        "ref": null(ref("ref_kind")),
+        "confidence": null(ref("confidence")),
+        "enabled": null(BOOL),
+        "running": null(BOOL),
+        "trigger": null(STR),
+    }
+    d["used_by"] = obj(brief, description="a consumer of the venv, briefly")
+    d["consumer"] = obj(
+        {
+            **brief,
+            "venv": null(PATH),
+            "venvs": arr(PATH),
+            "activation": enum_of(Activation),
+            "embedded_python": null(STR),
+            "embedded_module": null(PATH),
+            "status": ref("status"),
+            "findings": arr(ref("finding")),
+            "fails_how": obj({"loud": ref("fails_how"), "silent": ref("fails_how")}),
+            "restart": obj(
+                {
+                    "manager": enum_of(Manager),
+                    "unit": null(STR),
+                    "verb": enum_of(RestartVerb),
+                    "user": null(STR),
+                    "command": null(STR),
+                }
+            ),
+            "via": arr(STR),
+            "files": arr(
+                PATH,
+                description="every file whose word the consumer is taken on: its source,"
+                " drop-ins, environment files, included configs, a command's links",
+            ),
+            "references": arr(
+                obj(
+                    {
+                        "kind": ref("ref_kind"),
+                        "confidence": ref("confidence"),
+                        "text": STR,
+                        "path": null(PATH),
+                        "venv": null(PATH),
+                        "venv_state": enum_of(VenvState),
+                        "source": PATH,
+                        "line": INT,
+                        "key": STR,
+                        "minor": null(STR),
+                        "via": arr(PATH),
+                    }
+                )
+            ),
+        },
+        description="one consumer with its references, verdict and what to restart",
+    )
+    return d
+
+
+def consumers() -> Schema:
+    from venvkeeper.model.findings import Severity
+
+    counts = {s.value: INT for s in Severity if s is not Severity.INFO}
+    return obj(
+        {
+            "duration_seconds": NUM,
+            "summary": obj({"consumers": INT, **counts, "worst": ref("status"), "unused": INT}),
+            "consumers": arr(ref("consumer")),
+            "unused": arr(PATH, description="venvs found under the roots that nothing uses"),
+            "problems": arr(ref("finding")),
+        }
+    )
+
+
 def plan_defs() -> dict[str, Schema]:
     from venvkeeper.model.plan import RequirementKind, Strategy
 
@@ -278,6 +394,8 @@ def plan_defs() -> dict[str, Schema]:
                 "blockers": arr(obj({"code": STR, "package": STR, "fatal": BOOL, "message": STR})),
                 "old_location": null(PATH),
                 "tool_command": null(STR),
+                "tool_note": null(STR),
+                "notes": arr(STR),
             },
             description="a venv's repair plan",
         ),
@@ -331,7 +449,7 @@ def scan() -> Schema:
                 }
             ),
             "aliases": arr(obj({"path": PATH, "target": PATH})),
-            "conda_envs": arr(obj({"path": PATH})),
+            "conda_envs": arr(obj({"path": PATH, "python": null(STR)})),
             "venvs": arr(ref("venv"), description="worst first"),
         }
     )
@@ -358,6 +476,10 @@ def prediction() -> Schema:
                     "removed": arr(PATH),
                     "removed_packages": arr(STR),
                     "host_profile": null(STR),
+                    "root": {
+                        **null(PATH),
+                        "description": "the OS root the change happens in (null: this host)",
+                    },
                 }
             ),
             "summary": obj(
@@ -367,6 +489,7 @@ def prediction() -> Schema:
                 obj(
                     {
                         "path": PATH,
+                        "root": OS_ROOT,
                         "effect": enum_of(Effect, "what the change does to the venv"),
                         "breaks": BOOL,
                         "status_now": ref("status"),
@@ -512,6 +635,11 @@ def restarts() -> Schema:
                         "user_unit": BOOL,
                         "session": null(STR),
                         "venv": null(PATH),
+                        "root": {
+                            **null(PATH),
+                            "description": "the chroot it runs in (null: ours); its venv is"
+                            " judged as that root sees it",
+                        },
                         "venv_evidence": null(STR),
                         "needs_restart": BOOL,
                         "reasons": arr(obj({"code": STR, "message": STR, "path": STR})),
@@ -699,6 +827,7 @@ def payloads() -> dict[str, tuple[str, Schema]]:
         "changes": ("the changes between two scans (venvkeeper changes --json)", changes()),
         "history": ("one venv over the scans (venvkeeper history --json)", history()),
         "matrix": ("venvs x hosts of a shared tree (venvkeeper matrix --json)", matrix()),
+        "consumers": ("what each venv serves (venvkeeper consumers --json)", consumers()),
     }
 
 

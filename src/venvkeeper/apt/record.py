@@ -68,9 +68,10 @@ class RunId(NamedTuple):
 
 def _stat_of(proc: str, pid: int) -> Optional[tuple[str, int, int]]:
     """(comm, ppid, starttime) of *pid*, None when it cannot be read."""
+    from venvkeeper.host.fsutil import read_open
+
     try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            text = f.read(4096).decode("utf-8", "surrogateescape")
+        text = read_open(f"{proc}/{pid}/stat", 4096)[0].decode("utf-8", "surrogateescape")
         left, right = text.find("("), text.rfind(")")
         rest = text[right + 1 :].split()
         return text[left + 1 : right], int(rest[1]), int(rest[19])
@@ -90,9 +91,10 @@ def _is_shell(proc: str, pid: int, comm: str) -> bool:
 
 def current_run(proc_root: str = "/proc", pid: Optional[int] = None) -> Optional[RunId]:
     """The apt run this hook belongs to: its nearest ancestor that is not a shell."""
+    from venvkeeper.host.fsutil import read_open
+
     try:
-        with open(f"{proc_root}/sys/kernel/random/boot_id", encoding="ascii") as f:
-            boot = f.read(64).strip()
+        boot = read_open(f"{proc_root}/sys/kernel/random/boot_id", 64)[0].decode("ascii").strip()
     except (OSError, ValueError):
         boot = ""
     here = os.getppid() if pid is None else pid
@@ -249,7 +251,7 @@ def _strings(doc: dict[str, object], key: str) -> list[str]:
 def read(state_dir: str, run: Optional[RunId]) -> tuple[Optional[Record], str]:
     """The record of the apt run *run*, or ``(None, why not)`` in a few words."""
     from venvkeeper.host import fsutil
-    from venvkeeper.host.statefile import untrusted
+    from venvkeeper.host.state import untrusted
 
     path = path_of(state_dir)
     if not os.path.lexists(path):

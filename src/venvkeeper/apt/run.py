@@ -11,26 +11,34 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Callable, NamedTuple, Optional, Protocol, TextIO
 
 from venvkeeper.errors import VenvkeeperError, failure_of
 from venvkeeper.textutil import escape, escape_value, noun, plural
 
 if TYPE_CHECKING:
+    from venvkeeper.configured import ScanConfig, ScanRequest
     from venvkeeper.model.findings import Finding, Severity
     from venvkeeper.model.policy import Policy
     from venvkeeper.model.report import Report
-    from venvkeeper.scan.pipeline import ScanOptions
 
 
-class HookSettings(NamedTuple):
-    """What a hook run scans and how it reports."""
+@dataclass(frozen=True)
+class HookSettings:
+    """What a hook run scans (as configured: :mod:`venvkeeper.configured`) and how it
+    reports."""
 
-    scan: ScanOptions
-    policy: Policy
+    config: ScanConfig
+    scan: ScanRequest
     proc_root: str = "/proc"
     processes: bool = True
     json: bool = False
+    system_root: str = "/"  # whose units and server configs name the consumers
+
+    @property
+    def policy(self) -> Policy:
+        return self.config.policy
 
 
 class _HookTimeout(Exception):
@@ -89,12 +97,14 @@ def _predict_command(change: object) -> str:
     from venvkeeper.predict.changes import Change
 
     assert isinstance(change, Change)
+    import shlex
+
     argv = ["venvkeeper", "predict"]
     for link, version in change.python_becomes:
         argv.append(f"--python-becomes={link}={version}" if link else f"--python-becomes={version}")
     argv += [f"--remove={p}" for p in change.remove]
     argv += [f"--remove-package={p}" for p in change.remove_packages]
-    return escape(" ".join(argv))
+    return escape(" ".join(shlex.quote(a) for a in argv))
 
 
 class Judged(Protocol):
@@ -187,15 +197,13 @@ def pre_install(
     Python changes of this apt run will break (nothing printed when it leaves Python
     alone). The settings are asked for only when there is something to judge: an apt run
     that leaves Python alone costs no configuration read."""
-    from venvkeeper.apt.hook import parse_input, python_change
-
     if places is not None:
         leave_record(text, places, err)
-    from venvkeeper.checks.policy import apply
+    from venvkeeper.apt.hook import parse_input, python_change
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.formats import predict as fmt
     from venvkeeper.model.plan import Effect
     from venvkeeper.predict.changes import predict
-    from venvkeeper.scan.pipeline import scan
 
     hook = parse_input(text)
     pc = python_change(hook.actions, prefix=host_prefix)
@@ -210,7 +218,7 @@ def pre_install(
         return
     settings = settings_of()
     policy = settings.policy
-    report = apply(scan(options=settings.scan), policy)
+    report = scan_as_configured(settings.config, settings.scan).report
     users = None
     if settings.processes:
         from venvkeeper.restarts.scan import venv_users
@@ -255,11 +263,13 @@ def post_invoke(
     places: Optional[StatePlaces] = None,
 ) -> None:
     """After dpkg: the venvs this apt run can have changed, judged again (recorded in the
-    default inventory), and the processes to restart.
+    default inventory), the consumers that embed what it changed or use those venvs, and
+    the processes to restart.
 
     With the pre-install hook's record of this apt run (*places*), only the venvs that
     depend on the Python files its packages owned before dpkg ran or own now are judged,
-    from the facts the inventory keeps (no walk); a run that touches no Python file does
+    from the facts the inventory keeps (no walk:
+    :func:`venvkeeper.configured.judge_changed`); a run that touches no Python file does
     nothing and says nothing. Without a usable record, or without an inventory that
     stands for the host, one line says why and every venv is judged."""
     from venvkeeper.apt import record as apt_record
@@ -274,97 +284,83 @@ def post_invoke(
     if touched.empty:
         return  # no Python file in this apt run: nothing to judge, nothing to say
     settings = settings_of()
-    from venvkeeper.inventory import reuse
+    from venvkeeper.configured import Scanned, judge_changed
+
+    result = judge_changed(
+        settings.config,
+        _recorded(settings),
+        touched.paths(),
+        sorted(touched.venvs),
+        warn=_warner(err),
+    )
+    if isinstance(result, Scanned):
+        out.write(_summary(result.report))
+        venvs: Sequence[Judged] = result.report.venvs
+    else:
+        n = len(result.venvs)
+        counts = _counts(v.status for v in result.venvs)
+        scope = "on the Python packages of this apt run"
+        if not n:
+            out.write(f"venvkeeper: no venv depends {scope}\n")
+        else:
+            out.write(
+                f"venvkeeper: {plural(n, 'venv')} {noun(n, 'depends', 'depend')} {scope},"
+                f" judged again in {result.duration:.2f}s: {counts}\n"
+            )
+        venvs = result.venvs
+    _tell_venvs(venvs, out)
+    _tell_consumers(settings, touched.modules, [v.path for v in venvs], out)
+    _tell_restarts(settings, out)
+
+
+def _recorded(settings: HookSettings) -> ScanRequest:
+    """The hook's scan, recorded in the default inventory (so that ``venvkeeper changes``
+    shows what the upgrade did); a failure to record is a warning: apt goes on."""
+    import dataclasses
+
+    from venvkeeper.configured import Recording
     from venvkeeper.inventory.paths import default_path
 
-    db = default_path()
-    store, unusable = reuse.open_for_reuse(db)
-    kept = None
-    if store is not None:
-        with store:
-            kept = reuse.load(store, listings=False)
-        unusable = reuse.covered_by(kept, settings.scan.roots or ("/",))
-    elif not unusable:
-        unusable = f"no inventory at {db} yet"
-    if kept is None or unusable:
-        err.write(f"venvkeeper: {escape(unusable or '')}: judging every venv\n")
-        return _judge_all(settings, out, err)
-    roots = settings.scan.roots or ("/",)
-    venvs = reuse.depending_on(kept, touched.paths(), roots)
-    shipped = sorted(v for v in touched.venvs if any(_under(v, r) for r in roots))
-    judged = reuse.rejudge(kept, venvs, shipped, settings.scan, settings.policy)
-    try:
-        reuse.record_rejudged(db, judged, kept)
-    except VenvkeeperError as e:
-        err.write(f"venvkeeper: warning: this check is not recorded: {escape_value(str(e))}\n")
-    n = len(judged.venvs)
-    scope = "on the Python packages of this apt run"
-    if not n:
-        out.write(f"venvkeeper: no venv depends {scope}\n")
-    else:
-        out.write(
-            f"venvkeeper: {plural(n, 'venv')} {noun(n, 'depends', 'depend')} {scope}, judged"
-            f" again in {judged.duration:.2f}s: {_counts(judged.venvs)}\n"
-        )
-    _tell_venvs(settings, judged.venvs, out)
+    record = Recording(default_path(), named=bool(os.environ.get("VENVKEEPER_DB")), lenient=True)
+    return dataclasses.replace(settings.scan, record=record)
 
 
-def _counts(venvs: Sequence[Judged]) -> str:
+def _warner(err: TextIO) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        err.write(f"venvkeeper: warning: {escape_value(message)}\n")
+
+    return warn
+
+
+def _counts(statuses: Iterable[Severity]) -> str:
     from venvkeeper.model.findings import Severity
 
+    got = list(statuses)
     order = (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
-    return ", ".join(f"{sum(1 for v in venvs if v.status is s)} {s.value}" for s in order)
+    return ", ".join(f"{got.count(s)} {s.value}" for s in order)
 
 
-def _under(path: str, root: str) -> bool:
-    root = os.path.abspath(root).rstrip("/")
-    return path == root or path.startswith(root + "/")
+def _summary(report: Report) -> str:
+    from venvkeeper.formats import table
+
+    return f"venvkeeper: {table.summary(report)}\n"
 
 
 def _judge_all(settings: HookSettings, out: TextIO, err: TextIO) -> None:
-    """Every venv under the roots, scanned (reusing what the inventory keeps of those
-    unchanged) and recorded in the default inventory."""
-    from venvkeeper.checks.policy import apply
-    from venvkeeper.inventory.paths import default_path
-    from venvkeeper.scan.pipeline import scan
+    """Every venv under the roots, scanned as configured (reusing what the inventory keeps
+    of those unchanged) and recorded in the default inventory; the consumers of the broken
+    ones; the processes to restart."""
+    from venvkeeper.configured import scan_as_configured
 
-    opts = settings.scan
-    db = default_path()
-    inc = None
-    try:
-        from venvkeeper.inventory.reuse import prepare
-
-        inc, why = prepare(db, full=False, collect=True)
-        if why:
-            err.write(f"venvkeeper: reading every venv again: {escape_value(why)}\n")
-    except VenvkeeperError:
-        inc = None
-    report = apply(scan(options=opts, reuse=inc.reuse if inc else None), settings.policy)
-    try:  # into the default inventory, so `venvkeeper changes` shows what the upgrade did
-        from venvkeeper.inventory.reuse import record_and_keep
-        from venvkeeper.inventory.store import check_writable
-
-        check_writable(db, make_parents=not os.environ.get("VENVKEEPER_DB"))
-        record_and_keep(db, report, opts.exclude, inc)
-    except VenvkeeperError as e:
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
-    _tell(settings, report, out)
+    report = scan_as_configured(settings.config, _recorded(settings), warn=_warner(err)).report
+    out.write(_summary(report))
+    _tell_venvs(report.venvs, out)
+    _tell_restarts(settings, out)
 
 
-def _tell(settings: HookSettings, report: Report, out: TextIO) -> None:
-    """The summary of *report*, its broken venvs, and the processes to restart."""
-    from venvkeeper.formats import table
-
-    out.write(f"venvkeeper: {table.summary(report)}\n")
-    _tell_venvs(settings, report.venvs, out)
-
-
-def _tell_venvs(settings: HookSettings, venvs: Sequence[Judged], out: TextIO) -> None:
-    """The broken venvs among *venvs*, those on an obsolete base, and the processes to
-    restart."""
-    from venvkeeper.formats import restarts as restarts_fmt
+def _tell_venvs(venvs: Sequence[Judged], out: TextIO) -> None:
+    """The broken venvs among *venvs*, and those on an obsolete base."""
     from venvkeeper.model.findings import Severity
-    from venvkeeper.restarts.scan import scan_processes
 
     broken = [v for v in venvs if v.status is Severity.CRITICAL]
     for v in broken[:5]:
@@ -375,6 +371,47 @@ def _tell_venvs(settings: HookSettings, venvs: Sequence[Judged], out: TextIO) ->
     if broken:
         out.write("  to repair them: venvkeeper repair --all --dry-run, then without --dry-run\n")
     out.write(_obsolete_note(venvs))
+
+
+def _tell_consumers(
+    settings: HookSettings, modules: Iterable[str], venvs: Sequence[str], out: TextIO
+) -> None:
+    """The consumers this apt run can have changed, judged again: those that embed an
+    embedding module (mod_wsgi, a uWSGI python plugin, libpython) it changed, and those
+    that use one of the venvs judged again. Nothing is read when there are neither."""
+    modules = sorted(modules)
+    if not modules and not venvs:
+        return
+    from venvkeeper.consumers import read_consumers
+    from venvkeeper.consumers.judge import depending, judge
+    from venvkeeper.formats.consumers import label
+    from venvkeeper.model.findings import Severity
+    from venvkeeper.scan.pipeline import judge_venv
+
+    proc = settings.proc_root if settings.processes and settings.system_root == "/" else None
+    found = depending(read_consumers(settings.system_root, proc), modules, venvs)
+    if not found.consumers:
+        return
+    report = judge(found, lambda path: judge_venv(path, settings.policy))
+    n = len(report.consumers)
+    out.write(
+        f"venvkeeper: {plural(n, 'consumer')} {noun(n, 'embeds', 'embed')} or"
+        f" {noun(n, 'uses', 'use')} what this apt run changed:"
+        f" {_counts(j.status for j in report.consumers)}\n"
+    )
+    broken = [j for j in report.consumers if j.status is Severity.CRITICAL]
+    for j in broken[:5]:
+        code = j.findings[0].code if j.findings else "venv-broken"
+        out.write(f"  critical  {escape(label(j.consumer))}  {escape(code)}\n")
+    if len(broken) > 5:
+        out.write(f"  ... and {len(broken) - 5} more: venvkeeper consumers\n")
+
+
+def _tell_restarts(settings: HookSettings, out: TextIO) -> None:
+    """The processes to restart."""
+    from venvkeeper.formats import restarts as restarts_fmt
+    from venvkeeper.restarts.scan import scan_processes
+
     restarts = scan_processes(settings.proc_root, policy=settings.policy)
     out.write(f"venvkeeper: {restarts_fmt.summary(restarts)}\n")
     units = list(dict.fromkeys(p.unit or f"pid {p.pid}" for p in restarts.needing_restart))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from venvkeeper.checks import (
     abi,
     cfg,
+    consumers,
     copies,
     editable,
     interpreter,
@@ -17,7 +18,8 @@ from venvkeeper.checks import (
     stdlib,
     versions,
 )
-from venvkeeper.checks._base import Check, CodeDoc
+from venvkeeper.checks._base import Check, CodeDoc, ConsumerCheck
+from venvkeeper.model.consumers import ConsumerFacts
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.venv import VenvFacts, VenvKind
 
@@ -37,6 +39,12 @@ CHECKS: tuple[Check, ...] = (
     legacy.CHECK,
 )
 
+#: The consumer checks: a consumer with the facts of its venvs -> findings.
+CONSUMER_CHECKS: tuple[ConsumerCheck, ...] = (
+    consumers.FILES,
+    consumers.CHECK,
+)
+
 
 def all_codes() -> dict[str, CodeDoc]:
     """Every finding code venvkeeper can report, with its usual severity (the README table)."""
@@ -44,7 +52,8 @@ def all_codes() -> dict[str, CodeDoc]:
     from venvkeeper.checks.policy import CODES as POLICY_CODES
 
     codes: dict[str, CodeDoc] = {}
-    for mapping in [c.codes for c in CHECKS] + [DEEP_CODES, POLICY_CODES]:
+    families = [c.codes for c in CHECKS] + [c.codes for c in CONSUMER_CHECKS]
+    for mapping in [*families, DEEP_CODES, POLICY_CODES]:
         for code, doc in mapping.items():
             if code in codes:
                 raise AssertionError(f"finding code {code} registered twice")
@@ -61,4 +70,22 @@ def run_checks(facts: VenvFacts) -> tuple[Finding, ...]:
     return tuple(found)
 
 
-__all__ = ["CHECKS", "Check", "CodeDoc", "Finding", "Severity", "all_codes", "run_checks"]
+def run_consumer_checks(facts: ConsumerFacts) -> tuple[Finding, ...]:
+    """Every finding about one consumer (its own file problems first), worst first."""
+    found = [f for check in CONSUMER_CHECKS for f in check.run(facts)]
+    found.sort(key=lambda f: -f.severity.rank)
+    return tuple(found)
+
+
+__all__ = [
+    "CHECKS",
+    "CONSUMER_CHECKS",
+    "Check",
+    "CodeDoc",
+    "ConsumerCheck",
+    "Finding",
+    "Severity",
+    "all_codes",
+    "run_checks",
+    "run_consumer_checks",
+]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
 
 from venvkeeper.cli._common import (
     ExitCode,
     Parser,
+    add_format,
     add_walk,
-    config_of,
     positive_float,
-    scan_options,
+    scan_request,
 )
+from venvkeeper.cli.context import Context
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.textutil import escape
 
@@ -60,7 +60,7 @@ def _add_apt_hook(sub: argparse._SubParsersAction[Parser]) -> None:
         action="store_true",
         help="do not look for the running services of each venv",
     )
-    pre.add_argument("--json", action="store_true", help="print predict's JSON")
+    add_format(pre)  # --json: predict's JSON
 
 
 #: apthook.DEFAULT_APT_CONF_DIR, not imported here to keep start-up small (a test checks).
@@ -87,31 +87,32 @@ def _add_install_apt_hooks(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(func=_cmd_install_apt_hooks)
 
 
-def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_apt_hook(args: argparse.Namespace, ctx: Context) -> int:
     """Never breaks apt: every failure is one line on stderr, and the exit status is 0."""
     from venvkeeper.apt import run
 
     def settings() -> run.HookSettings:
         return run.HookSettings(
-            scan=scan_options(args),
-            policy=config_of(args).policy,
+            config=ctx.config,
+            scan=scan_request(args),
             proc_root=args.proc_root,
             processes=not getattr(args, "no_processes", False),
-            json=getattr(args, "json", False),
+            json=getattr(args, "format", None) == "json",
         )
 
     def work() -> None:
         places = run.StatePlaces.default(args.proc_root)
         if args.stage == "pre-install":
-            run.pre_install(run.read_input(), settings, out, args.host_prefix, places, err)
+            run.pre_install(run.read_input(), settings, ctx.out, args.host_prefix, places, ctx.err)
         else:
-            run.post_invoke(settings, out, err, places)
+            run.post_invoke(settings, ctx.out, ctx.err, places)
 
-    run.guarded(args.timeout, work, err)
+    run.guarded(args.timeout, work, ctx.err)
     return int(ExitCode.OK)
 
 
-def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_install_apt_hooks(args: argparse.Namespace, ctx: Context) -> int:
+    out, err = ctx.out, ctx.err
     import shutil
 
     from venvkeeper.apt.hook import CONF_NAME, render_conf, resolve_self, verify_conf
@@ -139,6 +140,7 @@ def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -
     exe = os.path.abspath(exe)
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         raise VenvkeeperError(f"{escape(exe)} is not an executable file")
+    _refuse_untrusted_hook(exe)
     text = render_conf(exe)
     # a file apt cannot parse in apt.conf.d would stop every apt command: ask apt first
     if not verify_conf(text):
@@ -149,6 +151,19 @@ def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -
         " dpkg and apt-hook post-invoke after it\n"
     )
     return int(ExitCode.OK)
+
+
+def _refuse_untrusted_hook(exe: str) -> None:
+    """apt runs the hooks as root on every dpkg run: refuse a venvkeeper that root does
+    not own end to end (the one trust rule), saying why and what to install instead."""
+    from venvkeeper.apt.hook import INSTEAD, hook_distrust
+
+    problem = hook_distrust(exe)
+    if problem is not None:
+        raise VenvkeeperError(
+            f"refused: {escape(problem)}: apt would run it as root on every dpkg run, and"
+            f" another user could change what runs; {INSTEAD}"
+        )
 
 
 def add(sub: argparse._SubParsersAction[Parser]) -> None:

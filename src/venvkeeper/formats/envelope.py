@@ -49,6 +49,7 @@ class Kind(enum.Enum):
     CHANGES = "changes"
     HISTORY = "history"
     MATRIX = "matrix"
+    CONSUMERS = "consumers"
 
 
 def envelope(kind: Kind, payload: dict[str, Any]) -> dict[str, Any]:

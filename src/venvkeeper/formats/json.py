@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pwd
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -22,7 +22,8 @@ from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.textutil import to_json
 
 if TYPE_CHECKING:
-    from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.checks import CodeDoc
+    from venvkeeper.model.consumers import Consumer
 
 
 def _user(uid: int) -> Optional[str]:
@@ -32,12 +33,24 @@ def _user(uid: int) -> Optional[str]:
         return None
 
 
-def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
+def venv_to_dict(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None) -> dict[str, Any]:
+    """One venv; with *consumers* (they were read), its ``consumers`` too."""
+    doc = _venv_to_dict(rep)
+    if consumers is not None:
+        from venvkeeper.formats.consumers import used_by_dicts
+
+        doc["consumers"] = used_by_dicts(consumers)
+    return doc
+
+
+def _venv_to_dict(rep: VenvReport) -> dict[str, Any]:
     f = rep.facts
     base = f.base
     active = base.version if base else None
     return {
         "path": f.path,
+        "root": f.root,
+        "path_in_root": f.path_in_root,
         "status": rep.status.value,
         "kind": f.kind.value,
         "creator": f.creator.value,
@@ -80,6 +93,9 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
                 "python_version": s.python_version,
                 "active": s.python_version == active,
                 "pth_imports": list(s.pth_imports),
+                "pth_paths": [
+                    {"pth": name, "path": where, "exists": ok} for name, where, ok in s.pth_paths
+                ],
                 "distributions": [
                     {
                         "name": d.name,
@@ -101,6 +117,8 @@ def venv_to_dict(rep: VenvReport) -> dict[str, Any]:
                             {"path": x.path, "abi_tag": x.abi_tag} for x in d.extensions
                         ],
                         "problems": list(d.problems),
+                        "placeholder": d.placeholder,
+                        "egg_info": d.egg_info,
                     }
                     for d in s.distributions
                 ],
@@ -157,21 +175,25 @@ def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
             ],
         },
         "aliases": [{"path": a.path, "target": a.target} for a in report.aliases],
-        "conda_envs": [{"path": c.path} for c in report.conda_envs],
+        "conda_envs": [{"path": c.path, "python": c.python} for c in report.conda_envs],
     }
     if with_venvs:
         doc["venvs"] = [venv_to_dict(v) for v in report.venvs]
     return envelope(Kind.SCAN, doc)
 
 
-def render_chunks(report: Report) -> Iterator[str]:
+def render_chunks(
+    report: Report, used_by: Optional[Mapping[str, Sequence[Consumer]]] = None
+) -> Iterator[str]:
     """The JSON document in pieces, a venv at a time: the same text as :func:`render`
-    without holding all of it (or all of its dictionaries) in memory at once."""
+    without holding all of it (or all of its dictionaries) in memory at once. With
+    *used_by* (venv path -> its consumers), each venv has its ``consumers``."""
     head = report_to_dict(report, with_venvs=False)
     text = to_json(head)
     yield text[:-1] + ', "venvs": ['
     for i, v in enumerate(report.venvs):
-        yield ("," if i else "") + to_json(venv_to_dict(v))
+        consumers = None if used_by is None else used_by.get(v.path, ())
+        yield ("," if i else "") + to_json(venv_to_dict(v, consumers))
     yield "]}\n"
 
 
@@ -181,8 +203,8 @@ def render(report: Report) -> str:
     return "".join(render_chunks(report))
 
 
-def render_venv(rep: VenvReport) -> str:
-    return render_doc(Kind.SHOW, {"venv": venv_to_dict(rep)})
+def render_venv(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None) -> str:
+    return render_doc(Kind.SHOW, {"venv": venv_to_dict(rep, consumers)})
 
 
 def render_codes(codes: Mapping[str, CodeDoc]) -> str:

@@ -6,7 +6,8 @@ Every string from a scanned tree goes through :func:`escape` before it is printe
 from __future__ import annotations
 
 import stat
-from typing import Optional
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.formats.layout import (
     PLAIN,
@@ -24,6 +25,14 @@ from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.model.venv import BaseInterpreter, DeepResult
 from venvkeeper.textutil import escape, plural
 
+if TYPE_CHECKING:
+    from venvkeeper.checks import CodeDoc
+    from venvkeeper.model.consumers import Consumer
+
+#: venv path -> its consumers (units, cron jobs ...): USED BY, when they were read.
+UsedBy = Mapping[str, Sequence["Consumer"]]
+USED_BY = Column("USED BY", drop=True)
+
 COLUMNS = (
     Column("STATUS", shrink=False),
     Column("PATH", path=True),
@@ -32,8 +41,11 @@ COLUMNS = (
     Column("PKGS", shrink=False),
 )
 SIZE = Column("SIZE", shrink=False)
+#: The OS root of each venv, shown when some venv is inside another one (a chroot, a
+#: container's root filesystem): ``/`` for this host's own venvs.
+ROOT = Column("ROOT", path=True)
 DETAIL = "FINDING"
-#: The style of each status word, in colour (rich's style names).
+#: The style of each status word, in colour (words of :data:`~venvkeeper.formats.layout.SGR`).
 STYLE = {
     Severity.OK: "green",
     Severity.INFO: "green",
@@ -71,15 +83,25 @@ def _sized(report: Report) -> bool:
     return any(r.facts.size_bytes is not None for r in report.venvs)
 
 
-def rows(report: Report, only_problems: bool = False) -> list[Row]:
+def other_roots(report: Report) -> list[str]:
+    """The other OS roots (not this host's /) that hold venvs of *report*, sorted."""
+    return sorted({r.facts.root for r in report.venvs if r.facts.root is not None})
+
+
+def rows(
+    report: Report, only_problems: bool = False, used_by: Optional[UsedBy] = None
+) -> list[Row]:
     """The table's rows, each cell escaped here, once (the layout prints them as they are)."""
     sized = _sized(report)
+    rooted = bool(other_roots(report))
+    if used_by is not None:
+        from venvkeeper.formats.consumers import labels
     out: list[Row] = []
     for rep in report.venvs:
         if only_problems and rep.status is Severity.OK:
             continue
-        cells = [
-            rep.status.value,
+        cells = [rep.status.value] + ([rep.facts.root or "/"] if rooted else [])
+        cells += [
             rep.path + (f" (via {rep.alias_of})" if rep.alias_of else ""),
             python_column(rep),
             rep.facts.creator.value,
@@ -88,6 +110,8 @@ def rows(report: Report, only_problems: bool = False) -> list[Row]:
         if sized:
             size = rep.facts.size_bytes
             cells.append(human_size(size) if size is not None else "?")
+        if used_by is not None:
+            cells.append(labels(used_by.get(rep.path, ())) or "-")
         out.append(
             Row(tuple(escape(c) for c in cells), escape(finding_cell(rep)), STYLE[rep.status])
         )
@@ -100,6 +124,13 @@ def summary(report: Report) -> str:
         for s in (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
     )
     extra = ""
+    roots = other_roots(report)
+    if roots:
+        inside = sum(1 for r in report.venvs if r.facts.root is not None)
+        extra += (
+            f"; {plural(inside, 'venv')} inside {plural(len(roots), 'other OS root')}"
+            " (chroots, containers), each judged as its root sees it"
+        )
     if report.aliases:
         extra += f", {len(report.aliases)} .venv aliases"
     if report.conda_envs:
@@ -117,19 +148,39 @@ def summary(report: Report) -> str:
 
 
 def render(
-    report: Report, *, color: bool = False, only_problems: bool = False, width: int = 0
+    report: Report,
+    *,
+    color: bool = False,
+    only_problems: bool = False,
+    width: int = 0,
+    used_by: Optional[UsedBy] = None,
 ) -> str:
     """The scan table and its summary line, for a terminal *width* columns wide (0: no
-    limit), in colour when *color* (see :mod:`venvkeeper.formats.layout`)."""
-    return render_for(report, Terminal(width or None, color), only_problems)
+    limit), in colour when *color* (see :mod:`venvkeeper.formats.layout`); USED BY when
+    the consumers were read (*used_by*)."""
+    return render_for(report, Terminal(width or None, color), only_problems, used_by)
 
 
-def render_for(report: Report, term: Terminal = PLAIN, only_problems: bool = False) -> str:
-    columns = COLUMNS + ((SIZE,) if _sized(report) else ())
-    lines = lay_out(columns, rows(report, only_problems), term.width, DETAIL)
+def render_for(
+    report: Report,
+    term: Terminal = PLAIN,
+    only_problems: bool = False,
+    used_by: Optional[UsedBy] = None,
+) -> str:
+    columns = COLUMNS[:1] + ((ROOT,) if other_roots(report) else ()) + COLUMNS[1:]
+    columns += (SIZE,) if _sized(report) else ()
+    columns += (USED_BY,) if used_by is not None else ()
+    lines = lay_out(columns, rows(report, only_problems, used_by), term.width, DETAIL)
     text = summary(report)
     lines += [[]] + [[(t, None)] for t in (wrap(text, term.width) if term.width else [text])]
     return to_text(lines, term.color)
+
+
+def render_codes(codes: Mapping[str, CodeDoc]) -> str:
+    """``codes``: every finding code, its usual severity and what it means, one a line."""
+    return "".join(
+        f"{code:30} {doc.severity.value:9} {doc.summary}\n" for code, doc in sorted(codes.items())
+    )
 
 
 def _copy(b: BaseInterpreter) -> str:
@@ -165,8 +216,9 @@ def _deep(d: Optional[DeepResult]) -> list[tuple[str, str]]:
     return out
 
 
-def render_show(rep: VenvReport) -> str:
-    """Every fact and finding of one venv, as indented text: words, never Python values."""
+def render_show(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None) -> str:
+    """Every fact and finding of one venv, as indented text: words, never Python values;
+    what uses it when the consumers were read (*consumers*)."""
     f = rep.facts
     out: list[str] = []
 
@@ -175,6 +227,9 @@ def render_show(rep: VenvReport) -> str:
         out.append(f"{'  ' * indent}{escape(label)}: {escape(value)}")
 
     put("path", f.path)
+    if f.root is not None:
+        put("root", f"{f.root} (another OS root: judged as it sees the venv)")
+        put("path in root", f.path_in_root)
     put("status", rep.status.value)
     put("kind", f.kind.value)
     put("creator", f.creator.value)
@@ -259,6 +314,9 @@ def render_show(rep: VenvReport) -> str:
         for link, target, exists in s.egg_links:
             gone = "" if exists else " (missing)"
             out.append(f"    egg-link: {escape(link)} -> {escape(target)}{gone}")
+        for pth, where, exists in s.pth_paths:
+            gone = "" if exists else " (missing)"
+            out.append(f"    .pth path: {escape(pth)} -> {escape(where)}{gone}")
     if not f.site_dirs:
         out.append("  none")
     out.append("scripts:")
@@ -280,4 +338,8 @@ def render_show(rep: VenvReport) -> str:
         put("read error", e)
     for label, value in _deep(rep.deep):
         put(label, value, 0 if label == "deep" else 1)
+    if consumers is not None:
+        from venvkeeper.formats.consumers import show_lines
+
+        out += show_lines(consumers)
     return "\n".join(out) + "\n"

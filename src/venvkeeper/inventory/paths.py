@@ -1,4 +1,4 @@
-"""Where venvkeeper keeps its state: the inventory, and beside it the apt hooks' record.
+"""Where the inventory lives (and beside it, in the state directory, the apt hooks' record).
 Its own small module: the apt hook asks it on every apt run, without loading SQLite."""
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ from typing import Optional
 
 
 def default_path(environ: Optional[Mapping[str, str]] = None, euid: Optional[int] = None) -> str:
-    """Where the inventory lives: ``$VENVKEEPER_DB``, else ``/var/lib/venvkeeper`` for
-    root, else ``$XDG_STATE_HOME/venvkeeper`` (``~/.local/state/venvkeeper``)."""
+    """Where the inventory lives: ``$VENVKEEPER_DB``, else ``inventory.db`` in the state
+    directory (:func:`venvkeeper.host.state.state_dir`: ``$VENVKEEPER_STATE_DIR``, else
+    ``/var/lib/venvkeeper`` for root, else ``$XDG_STATE_HOME/venvkeeper``)."""
+    from venvkeeper.host.state import state_dir
+
     env = os.environ if environ is None else environ
     if env.get("VENVKEEPER_DB"):
         return os.path.abspath(env["VENVKEEPER_DB"])
-    if (os.geteuid() if euid is None else euid) == 0:
-        return "/var/lib/venvkeeper/inventory.db"
-    state = env.get("XDG_STATE_HOME") or ""
-    if not os.path.isabs(state):  # the XDG spec: relative values are to be ignored
-        state = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "venvkeeper", "inventory.db")
+    return os.path.join(state_dir(env, euid), "inventory.db")

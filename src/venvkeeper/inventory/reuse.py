@@ -2,12 +2,13 @@
 host paths its verdict depends on, and the walk's directory listings
 (:mod:`venvkeeper.scan.incremental`).
 
-The inventory lists every venv of the host with its facts: root trusts it only when root
-owns it and its directory and nobody else may write either (:func:`untrusted`); anything
-else is read again, with one line saying why. Kept facts are tied to the model's shape and
-venvkeeper's version (:data:`venvkeeper.scan.codec.SIGNATURE`) and listings to the user
-that listed (:func:`venvkeeper.scan.incremental.identity`): another version or another
-user starts cold.
+The inventory lists every venv of the host with its facts: it is trusted only by the one
+trust rule (:func:`venvkeeper.host.state.untrusted`: only this user or root can change it
+and every directory above it); anything else is read again, with one line saying why.
+Kept facts are tied to the model's shape and venvkeeper's version
+(:data:`venvkeeper.scan.codec.SIGNATURE`) and listings to the user that listed
+(:func:`venvkeeper.scan.incremental.identity`): another version or another user starts
+cold.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from venvkeeper.errors import VenvkeeperError
-from venvkeeper.host.statefile import untrusted
-from venvkeeper.inventory.store import Store, _from_db, _to_db, open_store
+from venvkeeper.host.state import untrusted
+from venvkeeper.inventory.store import Store, from_db, open_store, to_db
 from venvkeeper.model.inventory import VenvSnapshot
 from venvkeeper.model.report import Report
 from venvkeeper.scan.incremental import Kept as KeptVenv
@@ -48,6 +49,7 @@ class Kept:
     listings: dict[str, Listing] = field(default_factory=dict)
     listings_valid: bool = False
     roots: tuple[str, ...] = ()  # of the last scan that saved its facts
+    excludes: tuple[str, ...] = ()  # and its --exclude globs
     saved_at: float = 0.0
 
 
@@ -66,13 +68,14 @@ def load(store: Store, *, listings: bool = True) -> Kept:
         return kept
     try:
         kept.roots = tuple(json.loads(meta.get("roots") or "[]"))
+        kept.excludes = tuple(json.loads(meta.get("excludes") or "[]"))
         kept.saved_at = float(meta.get("saved_at") or 0.0)
     except (ValueError, TypeError):
         return Kept()
     for path, fp, checks, own, depends in store.query(
         "SELECT path, fingerprint, checks, own, depends FROM reuse_facts"
     ):
-        p = _from_db(path)
+        p = from_db(path)
         kept.facts[p] = KeptVenv(bytes(fp) if fp is not None else b"", own, checks)
         kept.depends[p] = depends
     if listings and meta.get("identity") == identity():
@@ -132,6 +135,22 @@ def _covered(path: str, roots: Sequence[str]) -> bool:
     return False
 
 
+def _walked(roots: Sequence[str], excludes: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a scan of *roots* with *excludes* walks to a path (``record.covers``)."""
+    abs_roots = [os.path.abspath(r) for r in roots]
+    if not excludes:
+        return lambda path: _covered(path, abs_roots)
+    from venvkeeper.inventory.record import covers
+
+    return lambda path: covers(path, abs_roots, excludes)
+
+
+def within(paths: Sequence[str], roots: Sequence[str], excludes: Sequence[str] = ()) -> list[str]:
+    """Those of *paths* that a scan of *roots* with *excludes* walks to, sorted."""
+    walked = _walked(roots, excludes)
+    return sorted(p for p in paths if walked(p))
+
+
 def save(
     store: Store,
     reuse: Reuse,
@@ -155,13 +174,13 @@ def save(
         depends = json.dumps(depends_of(v.facts))
         if path in reuse.kept:
             fp, own = reuse.kept[path]
-            rows.append((_to_db(path), fp.digest, "\0".join(fp.checks), encode(own), depends))
+            rows.append((to_db(path), fp.digest, "\0".join(fp.checks), encode(own), depends))
         elif path in reuse.reused:
             if kept.depends.get(path) != depends:
-                updates.append((depends, _to_db(path)))
+                updates.append((depends, to_db(path)))
         elif path in reuse.racy:
-            rows.append((_to_db(path), None, "", encode(reuse.racy[path]), depends))
-    gone = [_to_db(p) for p in kept.facts if p not in judged and _covered(p, roots)]
+            rows.append((to_db(path), None, "", encode(reuse.racy[path]), depends))
+    gone = [to_db(p) for p in kept.facts if p not in judged and _covered(p, roots)]
     blob = None
     if not reuse.listings_unchanged:  # else every listing was reused as it was: kept as is
         listings = {p: v for p, v in kept.listings.items() if not _covered(p, roots)}
@@ -226,15 +245,22 @@ def prepare(path: str, *, full: bool, collect: bool) -> tuple[Optional[Increment
 
 
 def record_and_keep(
-    path: str, report: Report, excludes: Sequence[str], inc: Optional[Incremental]
+    path: str,
+    report: Report,
+    excludes: Sequence[str],
+    inc: Optional[Incremental],
+    *,
+    make_parents: bool = False,
 ) -> int:
     """Record *report* in the inventory at *path* and keep what its scan collected for the
     next one (when the inventory may be trusted): the scan's id."""
     from venvkeeper.inventory.record import record
     from venvkeeper.inventory.snapshot import snapshot_of
 
+    if inc is not None and inc.path != path:
+        inc = None
     snap = snapshot_of(report, excludes, time.time())
-    with open_store(path, make_parents=False) as store:
+    with open_store(path, make_parents=make_parents) as store:
         scan_id = record(store, snap)
         if inc is not None and inc.reuse.collect and untrusted(store.path) is None:
             save(store, inc.reuse, report, inc.kept, excludes)
@@ -253,32 +279,51 @@ def unusable_line(why: str) -> str:
 STALE_SECONDS = 8 * 86400
 
 
-def covered_by(kept: Kept, roots: Sequence[str]) -> Optional[str]:
-    """Why the kept facts do not stand for a scan of *roots* now (None when they do)."""
+def load_kept(path: str) -> tuple[Optional[Kept], str]:
+    """What the inventory at *path* keeps of each venv (not the walk's listings), or
+    ``(None, why not)``."""
+    store, why = open_for_reuse(path)
+    if store is None:
+        return None, why or f"no inventory at {path} yet"
+    try:
+        with store:
+            return load(store, listings=False), ""
+    except VenvkeeperError as e:
+        return None, str(e)
+
+
+def covered_by(kept: Kept, roots: Sequence[str], excludes: Sequence[str] = ()) -> Optional[str]:
+    """Why the kept facts do not stand for a scan of *roots* with *excludes* now (None
+    when they do)."""
     if not kept.facts and not kept.saved_at:
         return "the inventory keeps no facts yet (the next venvkeeper scan keeps them)"
     from venvkeeper.inventory.record import covers
 
-    missing = [r for r in roots if not covers(os.path.abspath(r), kept.roots)]
+    missing = [r for r in roots if not covers(os.path.abspath(r), kept.roots, kept.excludes)]
     if missing:
         return (
             f"the inventory's last scan covered {', '.join(kept.roots) or 'nothing'},"
             f" not {', '.join(missing)}"
         )
+    lifted = [e for e in kept.excludes if e not in excludes]
+    if lifted:
+        return f"the inventory's last scan excluded {', '.join(lifted)}"
     age = time.time() - kept.saved_at
     if age > STALE_SECONDS:
         return f"the inventory's last scan is {age / 86400:.0f} days old"
     return None
 
 
-def depending_on(kept: Kept, paths: frozenset[str], roots: Sequence[str]) -> list[str]:
-    """The venvs under *roots* whose verdict depends on any of *paths* (merged-/usr
-    spelling: see :func:`venvkeeper.apt.record.canonical`)."""
+def depending_on(
+    kept: Kept, paths: frozenset[str], roots: Sequence[str], excludes: Sequence[str] = ()
+) -> list[str]:
+    """The venvs a scan of *roots* with *excludes* walks to whose verdict depends on any
+    of *paths* (merged-/usr spelling: see :func:`venvkeeper.apt.record.canonical`)."""
     usr = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/")
-    abs_roots = [os.path.abspath(r) for r in roots]
+    walked = _walked(roots, excludes)
     found = []
     for venv, depends in kept.depends.items():
-        if not _covered(venv, abs_roots):
+        if not walked(venv):
             continue
         try:
             deps = json.loads(depends)
@@ -304,23 +349,34 @@ class Rejudged(NamedTuple):
     duration: float
 
 
+class Hosts(dict[Optional[str], "HostCache"]):
+    """The facts cache of each OS root (None: this host's), made when first asked: a venv
+    inside another OS root is judged as that root sees it."""
+
+    def __missing__(self, root: Optional[str]) -> HostCache:
+        from venvkeeper.host.bases import HostCache
+        from venvkeeper.host.hostfs import RootFS
+
+        found = self[root] = HostCache() if root is None else HostCache(RootFS(root), root)
+        return found
+
+
 def _judge_snapshots(
     kept: Kept,
     paths: Sequence[str],
     again: frozenset[str],
     options: ScanOptions,
     policy: Policy,
-    host: Optional[HostCache] = None,
+    hosts: Optional[Hosts] = None,
 ) -> list[tuple[VenvSnapshot, str]]:
     from venvkeeper.checks.policy import apply_to_venv, ignored
-    from venvkeeper.host.bases import HostCache
     from venvkeeper.inventory.snapshot import snapshot_of_venv
     from venvkeeper.model.venv import VenvKind
     from venvkeeper.scan.codec import CodecError, decode
     from venvkeeper.scan.inspect import VenvVanished, complete, read_own
     from venvkeeper.scan.pipeline import judge
 
-    host = host if host is not None else HostCache()
+    hosts = hosts if hosts is not None else Hosts()
     out = []
     for path in paths:
         if ignored(path, policy):
@@ -332,12 +388,24 @@ def _judge_snapshots(
                 with contextlib.suppress(CodecError):
                     own = decode(found.own)
             if own is None or path in again:
-                own = read_own(path, own.kind if own is not None else VenvKind.VENV)
-            rep = apply_to_venv(judge(complete(own, host), options), policy)
+                root = own.root if own is not None else _root_of(path, options)
+                own = read_own(path, own.kind if own is not None else VenvKind.VENV, root=root)
+                facts = complete(own, hosts[own.root])
+            else:  # kept: gone since the last scan?
+                facts = complete(own, hosts[own.root], check_gone=True)
+            rep = apply_to_venv(judge(facts, options), policy)
         except VenvVanished:
             continue
         out.append((snapshot_of_venv(rep), json.dumps(depends_of(rep.facts))))
     return out
+
+
+def _root_of(path: str, options: ScanOptions) -> Optional[str]:
+    if not options.other_roots:
+        return None
+    from venvkeeper.host.osroots import root_of
+
+    return root_of(path)
 
 
 def rejudge(
@@ -384,9 +452,7 @@ def _in_two(
     import signal
     import threading
 
-    from venvkeeper.host.bases import HostCache
-
-    host = HostCache()
+    host = Hosts()
     if (
         len(todo) < PARALLEL_AT
         or (os.cpu_count() or 1) < 2
@@ -435,7 +501,7 @@ def record_rejudged(path: str, judged: Rejudged, kept: Kept) -> int:
     """Record the venvs judged again (a scan whose roots are those venvs: a venv gone is
     found vanished) and keep the host paths each now depends on."""
     from venvkeeper.inventory.record import record
-    from venvkeeper.inventory.snapshot import _hostname
+    from venvkeeper.inventory.snapshot import hostname
     from venvkeeper.model.inventory import ScanSnapshot
 
     now = time.time()
@@ -443,7 +509,7 @@ def record_rejudged(path: str, judged: Rejudged, kept: Kept) -> int:
         scan_id=None,
         started_at=judged.started_at,
         finished_at=now,
-        host=_hostname(),
+        host=hostname(),
         roots=judged.roots,
         excludes=(),
         duration_seconds=judged.duration,
@@ -452,11 +518,11 @@ def record_rejudged(path: str, judged: Rejudged, kept: Kept) -> int:
     with open_store(path, make_parents=False) as store:
         scan_id = record(store, snap)
         updates = [
-            (depends, _to_db(p))
+            (depends, to_db(p))
             for p, depends in judged.depends.items()
             if kept.depends.get(p) != depends
         ]
-        gone = [(_to_db(p),) for p in judged.roots if p not in judged.depends and p in kept.facts]
+        gone = [(to_db(p),) for p in judged.roots if p not in judged.depends and p in kept.facts]
         with store.transaction("keeping what the venvs depend on") as conn:
             conn.executemany("UPDATE reuse_facts SET depends = ? WHERE path = ?", updates)
             conn.executemany("DELETE FROM reuse_facts WHERE path = ?", gone)

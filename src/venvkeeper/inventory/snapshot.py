@@ -48,7 +48,8 @@ def snapshot_of(
     )
 
 
-def _hostname() -> str:
+def hostname() -> str:
+    """This host's name, as a snapshot records it."""
     import socket
 
     return socket.gethostname()

@@ -131,7 +131,7 @@ assert len(MIGRATIONS) == SCHEMA_VERSION
 DbText = Union[str, bytes]
 
 
-def _to_db(text: str) -> DbText:
+def to_db(text: str) -> DbText:
     """Names from scanned trees may hold bytes that are not UTF-8 (kept as surrogate
     escapes), which SQLite's TEXT cannot hold: those go in as exact bytes."""
     try:
@@ -141,21 +141,21 @@ def _to_db(text: str) -> DbText:
     return text
 
 
-def _opt_to_db(text: Optional[str]) -> Optional[DbText]:
-    return None if text is None else _to_db(text)
+def opt_to_db(text: Optional[str]) -> Optional[DbText]:
+    return None if text is None else to_db(text)
 
 
-def _from_db(value: Any) -> str:
+def from_db(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     return str(value)
 
 
-def _opt_from_db(value: Any) -> Optional[str]:
-    return None if value is None else _from_db(value)
+def opt_from_db(value: Any) -> Optional[str]:
+    return None if value is None else from_db(value)
 
 
-def _enum_or(enum_type: Any, value: Any, default: Any) -> Any:
+def enum_or(enum_type: Any, value: Any, default: Any) -> Any:
     """Read an enum leniently: a value a newer venvkeeper wrote reads as *default*."""
     try:
         return enum_type(value)
@@ -292,7 +292,7 @@ def open_store(path: str, create: bool = True, *, make_parents: bool = False) ->
     exists = os.path.lexists(path)
     if not exists and not create:
         raise InventoryError(
-            f"no inventory at {path} yet: run venvkeeper scan to record one (or pass --db PATH)"
+            f"no inventory at {path} yet: run `venvkeeper scan` to record one (or pass --db PATH)"
         )
     if not exists:
         _create_file(path, make_parents)

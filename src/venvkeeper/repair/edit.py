@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Optional
 
+from venvkeeper.host import fsutil
 from venvkeeper.model.plan import Target
 
 #: Largest file a path rewrite will read (scripts and activate files are small).
@@ -44,14 +45,28 @@ def _pattern(old: str) -> re.Pattern[bytes]:
 
 
 def _read(path: str) -> Optional[bytes]:
+    """The whole of the regular file *path* (not a link, at most :data:`MAX_EDIT` bytes),
+    or None: opened as :func:`fsutil.open_regular` does (the tree is the owner's: a FIFO
+    swapped in never blocks)."""
     try:
-        st = os.lstat(path)
-        if not os.path.isfile(path) or os.path.islink(path) or st.st_size > MAX_EDIT:
-            return None
-        with open(path, "rb") as f:
-            return f.read(MAX_EDIT + 1)
+        return fsutil.read_file(path, MAX_EDIT)
     except OSError:
         return None
+
+
+def _read_cfg(cfg: str) -> Optional[str]:
+    """``pyvenv.cfg``'s text; None when there is none. Anything else that stops reading
+    it whole (a link, a FIFO, a huge file) is an error: rewriting it from nothing would
+    lose its other keys."""
+    try:
+        return fsutil.read_file(cfg, MAX_EDIT).decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        from venvkeeper.errors import os_reason
+        from venvkeeper.repair.transaction import RepairError
+
+        raise RepairError(f"cannot edit {cfg}: {os_reason(e)}") from e
 
 
 def _edit_head(data: bytes, pat: re.Pattern[bytes], new: bytes, lines: int) -> bytes:
@@ -119,6 +134,9 @@ def site_dirs(tree: str) -> list[str]:
 
 
 _INTERP = re.compile(r"^python(\d(\.\d+t?)?)?$")
+#: CPython 3.14's venv also names its interpreter ``𝜋thon``: kept by a relink (always
+#: within the minor), never carried into a venv of another minor (see :data:`_CREATOR_FILES`).
+PI_THON = "\U0001d70bthon"
 
 
 def set_cfg(text: str, values: dict[str, Optional[str]]) -> str:
@@ -141,25 +159,26 @@ def set_cfg(text: str, values: dict[str, Optional[str]]) -> str:
 
 def drop_cfg_key(tree: str, key: str) -> None:
     cfg = os.path.join(tree, "pyvenv.cfg")
-    try:
-        with open(cfg, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read(MAX_EDIT)
-    except OSError:
+    text = _read_cfg(cfg)
+    if text is None:
         return
     new_text = set_cfg(text, {key: None})
     if new_text != text:
         _replace_file(cfg, new_text.encode("utf-8", "surrogateescape"))
 
 
-def relink(tree: str, target: Target) -> list[str]:
+def relink(tree: str, target: Target, *, on_host: bool = True) -> list[str]:
     """Point the venv's interpreter names at *target* (same minor): ``bin/python`` links to
     the target's stable name, ``python3`` and ``pythonX.Y`` to ``python``; ``home``,
     ``executable`` and ``version`` in ``pyvenv.cfg`` follow. A copied interpreter becomes a
-    link (the default policy: links receive the distro's security fixes)."""
+    link (the default policy: links receive the distro's security fixes). *on_host*
+    False: *target* names a file of another OS root (the venv's), taken as it is."""
     bindir = os.path.join(tree, "bin")
     minor = target.version
     names = {n for n in _names(bindir) if _INTERP.match(n)}
     names |= {"python", "python3", f"python{minor}"}
+    if minor.rstrip("t") == "3.14" and os.path.lexists(os.path.join(bindir, PI_THON)):
+        names.add(PI_THON)  # a copy of the old binary (--copies) becomes a link too
     changed: list[str] = []
     for n in sorted(names):
         p = os.path.join(bindir, n)
@@ -179,15 +198,11 @@ def relink(tree: str, target: Target) -> list[str]:
         os.replace(tmp, p)
         changed.append(f"bin/{n}")
     cfg = os.path.join(tree, "pyvenv.cfg")
-    try:
-        with open(cfg, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read(MAX_EDIT)
-    except OSError:
-        text = ""
+    text = _read_cfg(cfg) or ""
     values: dict[str, Optional[str]] = {"home": os.path.dirname(target.path)}
     lower = text.lower()
     if "\nexecutable" in "\n" + lower:
-        values["executable"] = os.path.realpath(target.executable)
+        values["executable"] = os.path.realpath(target.executable) if on_host else target.executable
     if target.patch_version:
         key = "version_info" if "\nversion_info" in "\n" + lower else "version"
         values[key] = target.patch_version
@@ -207,10 +222,10 @@ def owned_files(tree: str) -> set[str]:
             if not n.endswith(".dist-info"):
                 continue
             try:
-                with open(os.path.join(site, n, "RECORD"), encoding="utf-8", errors="replace") as f:
-                    text = f.read(1 << 24)
+                data, _ = fsutil.read_bytes(os.path.join(site, n, "RECORD"), 1 << 24)
             except OSError:
                 continue
+            text = data.decode("utf-8", "replace")
             for line in text.splitlines():
                 rel = line.rsplit(",", 2)[0].strip('"') if line.count(",") >= 2 else line
                 if not rel:
@@ -222,7 +237,7 @@ def owned_files(tree: str) -> set[str]:
 
 #: Files a venv creator writes itself (never carried over from the old venv).
 _CREATOR_FILES = re.compile(
-    r"^(python.*|activate.*|Activate\.ps1|deactivate.*|pip(\d(\.\d+)?)?|pydoc.*)$"
+    r"^(python.*|\U0001d70bthon|activate.*|Activate\.ps1|deactivate.*|pip(\d(\.\d+)?)?|pydoc.*)$"
 )
 _ROOT_OWN = frozenset(
     {"bin", "lib", "lib64", "include", "pyvenv.cfg", "share", "etc", ".lock", ".gitignore"}

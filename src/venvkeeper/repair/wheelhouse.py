@@ -17,26 +17,31 @@ admin's pip settings and proxies; nothing of a venv runs.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from venvkeeper.errors import CommandError, UsageError
-from venvkeeper.host import command
+from venvkeeper.host import command, fsutil
 from venvkeeper.host.command import Completed
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.plan import Prediction, RequirementKind, Strategy, VenvPrediction
 from venvkeeper.model.repair import FetchOutcome, WheelFetch, WheelhouseReport
 from venvkeeper.predict.seeds import is_seed
 from venvkeeper.repair.backends import Sources, index_versions, nearest_first
+from venvkeeper.textutil import canonical_name
 
 Run = Callable[[Sequence[str], float], Completed]
 
 
 def _platforms() -> list[str]:
+    """This machine's platform tags, most specific first. From ``sys_tags()``, which every
+    packaging has: ``platform_tags()`` is missing from the packaging of Debian 11 and
+    Ubuntu 20.04 (20.9 and older), where venvkeeper runs on the distro's own packages."""
     from packaging import tags
 
-    return list(dict.fromkeys(tags.platform_tags()))
+    return [p for p in dict.fromkeys(t.platform for t in tags.sys_tags()) if p != "any"]
 
 
 def _pip_env() -> dict[str, str]:
@@ -71,13 +76,81 @@ class _Pip:
         self.sources = sources.args("--no-index")
         self.directory = directory
 
-    def download(self, *specs: str) -> Completed:
-        argv = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", self.directory]
+    def download(self, *specs: str, deps: bool = False) -> Completed:
+        argv = [sys.executable, "-m", "pip", "download", "-q", "-d", self.directory]
+        if not deps:
+            argv.append("--no-deps")
         return self.run([*argv, *self.target, *self.sources, *specs], 1800)
 
     def versions(self, name: str) -> list[str]:
         argv = [sys.executable, "-m", "pip", "index", "versions", name]
         return index_versions(self.run([*argv, *self.target, *self.sources], 300).stdout) or []
+
+
+#: What pip builds a project with when its pyproject.toml names no build backend (PEP 518's
+#: default; with a current setuptools, an editable install of a setup.py project too).
+DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0",)
+#: For a seed whose pinned version may not run on the new Python (setuptools 44 on 3.12:
+#: no distutils, no pkgutil.ImpImporter), the newest that still provides what old code
+#: uses: setuptools dropped pkg_resources in 82.0.0. The repair tries the pin first, then
+#: the nearest working version the wheelhouse holds.
+SEED_FALLBACKS = {"setuptools": "setuptools<82", "wheel": "wheel", "distribute": None}
+_BUILD_SYSTEM = re.compile(r"^\[build-system\][ \t]*$(.*?)(?=^\[|\Z)", re.M | re.S)
+_REQUIRES = re.compile(r"^requires[ \t]*=[ \t]*\[(.*?)\]", re.M | re.S)
+_STRING = re.compile(r"\"((?:[^\"\\]|\\.)*)\"|'([^']*)'")
+
+
+def build_requires(source: str) -> Optional[list[str]]:
+    """What building the project in directory *source* needs, read (never run) from its
+    ``pyproject.toml``: ``[build-system] requires``, or pip's default when it names none.
+    None when *source* is not a project directory that can be read."""
+    if not os.path.isdir(source):
+        return None
+    path = os.path.join(source, "pyproject.toml")
+    try:
+        data, _ = fsutil.read_bytes(path, 1 << 20)
+    except FileNotFoundError:
+        has_setup = any(os.path.isfile(os.path.join(source, f)) for f in ("setup.py", "setup.cfg"))
+        return list(DEFAULT_BUILD_REQUIRES) if has_setup else None
+    except OSError:
+        return None
+    text = data.decode("utf-8", "replace")
+    try:
+        doc = _toml_loads(text)
+    except ValueError:
+        return None
+    if doc is not None:
+        system = doc.get("build-system")
+        requires = system.get("requires") if isinstance(system, dict) else None
+        if requires is None:
+            return list(DEFAULT_BUILD_REQUIRES)
+        if isinstance(requires, list) and all(isinstance(r, str) for r in requires):
+            return [r.strip() for r in requires if r.strip()]
+        return None
+    # No TOML parser (Python 3.9 and 3.10 without tomli): the one array we need, by hand.
+    table = _BUILD_SYSTEM.search(text)
+    found = _REQUIRES.search(table.group(1)) if table else None
+    if table is None or found is None:
+        return list(DEFAULT_BUILD_REQUIRES)
+    items = _STRING.findall(re.sub(r"#[^\n]*", "", found.group(1)))
+    return [(a or b).strip() for a, b in items if (a or b).strip()]
+
+
+def _toml_loads(text: str) -> Optional[dict[str, Any]]:
+    """*text* parsed by tomllib (tomli before 3.11), None when neither is there; a
+    ValueError when it is not TOML."""
+    if sys.version_info >= (3, 11):
+        import tomllib as toml
+    else:  # pragma: no cover - Python 3.9 and 3.10
+        try:
+            import tomli as toml
+        except ImportError:
+            return None
+    try:
+        doc: dict[str, Any] = toml.loads(text)
+    except (toml.TOMLDecodeError, RecursionError) as e:
+        raise ValueError(str(e)) from e
+    return doc
 
 
 def _why(done: Completed) -> str:
@@ -139,6 +212,15 @@ def prefetch(
     venvs need on their target Pythons."""
     if not os.path.isdir(directory):
         raise UsageError(f"{directory}: not a directory (create it first)")
+    if os.geteuid() == 0:  # pip runs as root: only from an installation root alone controls
+        from venvkeeper.scan.deep import installation_distrust
+
+        bad = installation_distrust(sys.executable, 0)
+        if bad is not None:
+            raise UsageError(
+                f"the prefetch runs pip of {sys.executable} as root, and {bad}: another user"
+                " could change it; run venvkeeper from an installation only root can change"
+            )
     probe = run([sys.executable, "-m", "pip", "--version"], 60)
     if probe.returncode != 0:
         raise UsageError(
@@ -160,42 +242,69 @@ def prefetch(
         pip = pips.setdefault(minor, _Pip(minor, sources, directory, run))
         for r in plan.packages:
             if r.kind is not RequirementKind.INDEX:
-                detail = (
-                    f"rebuilt from {r.source or r.spec} at repair time (needs its build backend)"
-                )
+                detail = f"rebuilt from {r.source or r.spec} at repair time"
+                needs = build_requires(r.source) if r.source else None
+                if needs is not None:
+                    detail += f" (its build requirements: {', '.join(needs) or 'none'})"
                 fetches.append(WheelFetch(vp.path, r.spec, FetchOutcome.FROM_SOURCE, detail))
+                for spec in needs or ():
+                    fetches.append(
+                        _once(done, pip, minor, spec, vp.path, f"to build {r.spec}", deps=True)
+                    )
                 continue
             key = (minor, r.spec)
-            if key in done:
-                fetches.append(WheelFetch(vp.path, r.spec, done[key].outcome, done[key].detail))
-                continue
-            got = pip.download(r.spec)
-            if got.returncode == 0:
-                f = WheelFetch(vp.path, r.spec, FetchOutcome.FETCHED, f"for Python {minor}")
-            else:
-                near = _nearest(pip, r.name, r.version)
-                if near is None:
-                    f = WheelFetch(
-                        vp.path,
-                        r.spec,
-                        FetchOutcome.MISSING,
-                        f"no wheel for Python {minor}: {_why(got)}",
-                    )
-                elif is_seed(r.name):
-                    f = WheelFetch(
-                        vp.path,
-                        r.spec,
-                        FetchOutcome.FETCHED,
-                        f"{r.name} {near} (a seed: the nearest)",
-                    )
-                else:
-                    f = WheelFetch(
-                        vp.path,
-                        r.spec,
-                        FetchOutcome.NEAREST,
-                        f"no wheel of {r.version} for Python {minor}; {near} has one"
-                        " (repair --allow-upgrades takes it)",
-                    )
-            done[key] = f
-            fetches.append(f)
+            if key not in done:
+                done[key] = _fetch_pin(pip, minor, r.spec, r.name, r.version)
+            fetches.append(WheelFetch(vp.path, r.spec, done[key].outcome, done[key].detail))
+            fallback = SEED_FALLBACKS.get(canonical_name(r.name)) if is_seed(r.name) else None
+            if fallback:  # only a second chance: its absence is not a missing pin
+                why = f"in case {r.name} {r.version} does not work there"
+                second = _once(done, pip, minor, fallback, vp.path, why)
+                if second.outcome is FetchOutcome.FETCHED:
+                    fetches.append(second)
     return WheelhouseReport(directory, tuple(fetches), tuple(skipped))
+
+
+def _fetch_pin(pip: _Pip, minor: str, spec: str, name: str, version: str) -> WheelFetch:
+    """The wheel of one exact pin for *minor*, else (a seed) the nearest, else what has
+    one. Its ``venv`` is filled in by the caller."""
+    got = pip.download(spec)
+    if got.returncode == 0:
+        return WheelFetch("", spec, FetchOutcome.FETCHED, f"for Python {minor}")
+    near = _nearest(pip, name, version)
+    if near is None:
+        return WheelFetch(
+            "", spec, FetchOutcome.MISSING, f"no wheel for Python {minor}: {_why(got)}"
+        )
+    if is_seed(name):
+        return WheelFetch("", spec, FetchOutcome.FETCHED, f"{name} {near} (a seed: the nearest)")
+    return WheelFetch(
+        "",
+        spec,
+        FetchOutcome.NEAREST,
+        f"no wheel of {version} for Python {minor}; {near} has one"
+        " (repair --allow-upgrades takes it)",
+    )
+
+
+def _once(
+    done: dict[tuple[str, str], WheelFetch],
+    pip: _Pip,
+    minor: str,
+    spec: str,
+    venv: str,
+    why: str,
+    *,
+    deps: bool = False,
+) -> WheelFetch:
+    """*spec* (a range: the newest it allows) downloaded for *minor*, once per minor."""
+    key = (minor, spec)
+    if key not in done:
+        got = pip.download(spec, deps=deps)
+        if got.returncode == 0:
+            done[key] = WheelFetch(venv, spec, FetchOutcome.FETCHED, f"for Python {minor}, {why}")
+        else:
+            what = f"no wheel for Python {minor} ({why}): {_why(got)}"
+            done[key] = WheelFetch(venv, spec, FetchOutcome.MISSING, what)
+    f = done[key]
+    return WheelFetch(venv, spec, f.outcome, f.detail)

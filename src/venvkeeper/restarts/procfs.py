@@ -5,7 +5,6 @@ process's own links.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +12,18 @@ from typing import Optional
 
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
+from venvkeeper.host.cgroups import parse_cgroup
+
+__all__ = [
+    "DELETED",
+    "MAPS_LIMIT",
+    "PF_KTHREAD",
+    "MappedFile",
+    "Stat",
+    "parse_cgroup",
+    "parse_maps",
+    "parse_stat",
+]
 
 PF_KTHREAD = 0x00200000
 
@@ -26,25 +37,19 @@ SMALL = 64 << 10
 MAPS_LIMIT = 8 << 20
 
 
-_UNIT = re.compile(r".+\.(service|socket|mount|swap|timer|path|target)")
-
-
-_USER_MANAGER = re.compile(r"user@\d+\.service")
-
-
-def _read(path: str, limit: int = SMALL) -> bytes:
+def read_proc(path: str, limit: int = SMALL) -> bytes:
     """At most *limit* bytes of a /proc file (its size reads as 0); raises OSError."""
     return fsutil.read_open(path, limit)[0]
 
 
-def _readlink(path: str) -> Optional[str]:
+def read_link(path: str) -> Optional[str]:
     try:
         return os.readlink(path)
     except (OSError, ValueError):
         return None
 
 
-def _dir_id(path: str) -> Optional[tuple[int, int]]:
+def dir_id(path: str) -> Optional[tuple[int, int]]:
     """(device, inode) of a directory (``/proc/PID/root`` is followed), None if unknown."""
     try:
         st = os.stat(path)
@@ -75,32 +80,6 @@ def parse_stat(data: bytes) -> Stat:
     if len(rest) < 20:
         raise ValueError("short stat")
     return Stat(text[left + 1 : right], rest[0], int(rest[1]), int(rest[6]), int(rest[19]))
-
-
-def parse_cgroup(text: str) -> tuple[Optional[str], bool, Optional[str]]:
-    """(unit, is a user unit, session scope) from ``/proc/PID/cgroup``, v1 or v2."""
-    path = None
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if "name=systemd" in parts[1].split(","):
-            path = parts[2]
-            break
-        if parts[0] == "0" and parts[1] == "":
-            path = parts[2]
-    if not path:
-        return None, False, None
-    comps = [c for c in path.split("/") if c]
-    user = any(_USER_MANAGER.fullmatch(c) for c in comps)
-    for c in reversed(comps):
-        if c.endswith(".scope"):
-            return None, user, c
-        if _UNIT.fullmatch(c) and not _USER_MANAGER.fullmatch(c):
-            return c, user, None
-        if _USER_MANAGER.fullmatch(c):
-            return None, True, None
-    return None, False, None
 
 
 @dataclass(frozen=True)
@@ -138,16 +117,16 @@ def parse_maps(data: bytes) -> list[MappedFile]:
     return list(out.values())
 
 
-def _boot_time(proc: str) -> float:
+def boot_time(proc: str) -> float:
     """When the system booted, to turn start ticks into times. ``/proc/uptime`` has 10 ms
     precision; ``btime`` in ``/proc/stat`` only whole seconds (the fallback)."""
     try:
-        uptime = float(_read(f"{proc}/uptime", 256).split()[0])
+        uptime = float(read_proc(f"{proc}/uptime", 256).split()[0])
         return time.time() - uptime
     except (OSError, ValueError, IndexError):
         pass
     try:
-        for line in _read(f"{proc}/stat", 1 << 20).decode("ascii", "replace").splitlines():
+        for line in read_proc(f"{proc}/stat", 1 << 20).decode("ascii", "replace").splitlines():
             if line.startswith("btime "):
                 return float(line.split()[1])
     except (OSError, ValueError):
@@ -155,7 +134,7 @@ def _boot_time(proc: str) -> float:
     raise VenvkeeperError(f"cannot read the boot time from {proc}/stat: is {proc} a procfs?")
 
 
-def _pids(proc: str) -> Iterator[str]:
+def pids(proc: str) -> Iterator[str]:
     try:
         with os.scandir(proc) as it:
             names = [e.name for e in it if e.name.isdigit()]

@@ -25,11 +25,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from venvkeeper.errors import VenvkeeperError
+from venvkeeper.errors import VenvkeeperError, worker_failed
 from venvkeeper.host import fsutil
 from venvkeeper.host.mounts import Mount
 from venvkeeper.model.report import Alias, CondaEnv
 from venvkeeper.model.venv import VenvKind
+from venvkeeper.scan.creators import conda_python
 from venvkeeper.scan.incremental import (
     BIN,
     CFG,
@@ -48,17 +49,21 @@ MAX_DEPTH = 200
 #: bytecode caches. Not descended into unless WalkOptions.all_dirs (``--all-dirs``).
 NEVER_VENV = frozenset({".git", ".hg", ".svn", ".bzr", "__pycache__"})
 
-#: Places whose venvs belong to other root filesystems (container and image storage: a
-#: venv there links to the container's /usr, not this host's, so judging it here would be
-#: wrong), and kernel filesystems in case the mount table could not be read. Not walked
-#: unless WalkOptions.all_dirs.
+#: Image and container-runtime storage (layers: many copies of one image's files, changed
+#: by rebuilding the image, not in place), and kernel filesystems in case the mount table
+#: could not be read. Not walked unless WalkOptions.all_dirs.
 NEVER_PATHS = frozenset(
     {
         "/proc", "/sys", "/dev",
-        "/var/lib/docker", "/var/lib/containers", "/var/lib/lxc", "/var/lib/lxd",
-        "/var/lib/machines", "/var/lib/containerd", "/var/lib/kubelet/pods", "/snap",
+        "/var/lib/docker", "/var/lib/containers", "/var/lib/containerd",
+        "/var/lib/kubelet/pods", "/snap",
     }
 )  # fmt: skip
+#: Stores of whole OS roots (systemd-nspawn machines, LXC and LXD containers): walked
+#: when their venvs are judged as each root sees them (WalkOptions.other_roots, the
+#: default), skipped like NEVER_PATHS otherwise (judged by this host's paths they would
+#: all look broken).
+ROOT_STORES = frozenset({"/var/lib/machines", "/var/lib/lxc", "/var/lib/lxd"})
 _EXAMPLES = 20
 
 
@@ -86,6 +91,7 @@ class WalkOptions:
     mounts: tuple[Mount, ...] = ()
     workers: int = 1
     all_dirs: bool = False  # also descend into NEVER_VENV directories
+    other_roots: bool = True  # OS roots are judged as roots of their own: walk ROOT_STORES
     #: the listings of the last scan, reused while a directory's stat is unchanged
     known: Mapping[str, Listing] = field(default_factory=dict)
     #: gather every listing made or reused into WalkStats.listings (for the next scan)
@@ -155,7 +161,9 @@ class _Walker:
         self.excluded = compile_excludes(options.exclude)
         self.has_excludes = bool(options.exclude)
         self.never = frozenset() if options.all_dirs else NEVER_VENV
-        self.never_paths = frozenset() if options.all_dirs else NEVER_PATHS
+        self.never_paths: frozenset[str] = frozenset()
+        if not options.all_dirs:
+            self.never_paths = NEVER_PATHS | (frozenset() if options.other_roots else ROOT_STORES)
         skip: dict[str, str] = {}
         for m in options.mounts:
             if m.is_pseudo:
@@ -267,7 +275,7 @@ class _Walker:
                 return []
             stats.skip(path, "pyvenv-cfg-without-bin")
         if has_conda:
-            emit(CondaEnv(path))
+            emit(CondaEnv(path, conda_python(path)))
             return [(base + "envs", depth + 1, dev)] if "envs" in subdirs else []
         if has_bin and has_lib and _is_legacy_virtualenv(base):
             emit(self.candidate(path, VenvKind.LEGACY_VIRTUALENV))
@@ -397,7 +405,10 @@ def _walk_serial(
     stack = list(reversed(start))
     while stack:
         path, depth, dev = stack.pop()
-        children = walker.visit(path, depth, dev, stats, emit)
+        try:
+            children = walker.visit(path, depth, dev, stats, emit)
+        except Exception as e:  # a bug: one line, not a traceback
+            raise worker_failed(e, f"walking {path}") from e
         if children:
             children.reverse()
             stack.extend(children)
@@ -430,6 +441,7 @@ def _walk_parallel(
     shared: list[tuple[str, int, int]] = []
     cv = threading.Condition()
     state = {"limit": 1, "idle": 0, "slow": 0, "fast": 0, "finished": 0}
+    failed: list[BaseException] = []  # what a helper raised: ends the walk
     out: queue.SimpleQueue[Found] = queue.SimpleQueue()
     clock = time.perf_counter
 
@@ -487,7 +499,15 @@ def _walk_parallel(
                         if state["finished"]:
                             return
                         mine.append(shared.pop())
-                mine.extend(step(mine.pop(), local, out.put))
+                item = mine.pop()
+                try:
+                    mine.extend(step(item, local, out.put))
+                except BaseException as e:  # handed to the walk's thread
+                    with cv:
+                        failed.append(worker_failed(e, f"walking {item[0]}"))
+                        state["finished"] = 1
+                        cv.notify_all()
+                    return
         finally:
             with cv:
                 stats.merge(local)
@@ -507,6 +527,8 @@ def _walk_parallel(
             if found:
                 yield from found
                 found.clear()
+            if failed:
+                raise failed[0]
             if not mine:
                 with cv:
                     if shared:
@@ -516,7 +538,11 @@ def _walk_parallel(
                     else:
                         cv.wait(0.05)
                         continue
-            mine.extend(step(mine.pop(), stats, found.append))
+            item = mine.pop()
+            try:
+                mine.extend(step(item, stats, found.append))
+            except Exception as e:
+                raise worker_failed(e, f"walking {item[0]}") from e
     finally:
         with cv:
             state["finished"] = 1
@@ -556,20 +582,31 @@ def walk_beside(
         gc.disable()  # it makes no cycles and lives for one walk
         try:
             os.close(rfd)
-            with os.fdopen(wfd, "wb") as pipe:
+            out = os.fdopen(wfd, "wb")
+            try:
                 child_stats = WalkStats()
                 for item in walk(roots, options, child_stats):
-                    pickle.dump(item, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                    pipe.flush()
+                    pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+                    out.flush()
                 if child_stats.unchanged:
                     child_stats.reused_paths = []  # the parent knows them all
-                pickle.dump(child_stats, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # including KeyboardInterrupt: the parent reports it
+                pickle.dump(child_stats, out, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as e:  # including KeyboardInterrupt: the parent reports it
+                code = 1
+                if not isinstance(e, KeyboardInterrupt):  # the parent says what happened
+                    with contextlib.suppress(BaseException):
+                        told = worker_failed(e, "the directory walk")
+                        pickle.dump(_Failure(str(told)), out, protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                with contextlib.suppress(BaseException):
+                    out.close()
+        except BaseException:
             code = 1
         finally:
             os._exit(code)
     os.close(wfd)
     finished = False
+    failure: Optional[str] = None
     try:
         with os.fdopen(rfd, "rb") as pipe:
             while True:
@@ -580,6 +617,8 @@ def walk_beside(
                 if isinstance(item, WalkStats):
                     stats.merge(item)
                     finished = True
+                elif isinstance(item, _Failure):
+                    failure = item.message
                 else:
                     yield item
     finally:
@@ -587,8 +626,17 @@ def walk_beside(
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
+    if failure is not None:
+        raise WalkFailed(failure)
     if not finished or os.waitstatus_to_exitcode(status) != 0:
         raise WalkFailed("the directory walk stopped before its end (interrupted?)")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What made the forked walker fail, sent to the parent in place of its stats."""
+
+    message: str
 
 
 class WalkFailed(VenvkeeperError):

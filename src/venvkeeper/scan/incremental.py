@@ -321,8 +321,9 @@ def depends_of(facts: VenvFacts) -> list[str]:
     """The paths outside the venv whose change (an OS package upgraded or removed) can
     change its verdict: every hop of its interpreter links, the base and what it was
     copied from, the stdlib directories the base's search looks at, the base's headers,
-    and the interpreters its scripts name. Sorted, without duplicates."""
-    venv = facts.path.rstrip("/") + "/"
+    and the interpreters its scripts name. Sorted, without duplicates; host paths (a venv
+    inside another OS root depends on that root's files: its root in front)."""
+    venv = facts.path_in_root.rstrip("/") + "/"
     found: set[str] = set()
     for c in facts.chains:
         found.update(h for h in c.hops if not h.startswith(venv))
@@ -359,4 +360,7 @@ def depends_of(facts: VenvFacts) -> list[str]:
     for sc in facts.scripts:
         if sc.interpreter and not sc.interpreter.startswith(venv):
             found.add(sc.interpreter)
+    if facts.root:
+        top = facts.root.rstrip("/")
+        return sorted(top + p for p in found)
     return sorted(found)

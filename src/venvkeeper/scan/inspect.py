@@ -18,6 +18,8 @@ from typing import Any, Optional
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
 from venvkeeper.host.bases import HostCache, classify_origin, evolve, resolve_chain
+from venvkeeper.host.hostfs import REAL, HostFS, RootFS
+from venvkeeper.host.shebang import parse_shebang as _parse_shebang
 from venvkeeper.model.venv import (
     BaseInterpreter,
     BaseOrigin,
@@ -32,7 +34,14 @@ from venvkeeper.model.venv import (
 )
 from venvkeeper.scan.cfg import parse_pyvenv_cfg
 from venvkeeper.scan.creators import conda_python, detect_owner
-from venvkeeper.scan.dists import _PY_DIR, SMALL_LIMIT, _site_dirs, _writable_by_others
+from venvkeeper.scan.dists import (
+    PY_DIR,
+    SMALL_LIMIT,
+    read_egg_link,
+    read_site_dirs,
+    writable_by_others,
+)
+from venvkeeper.textutil import canonical_name
 
 CFG_LIMIT = 64 << 10
 
@@ -50,6 +59,10 @@ _ACTIVATE = re.compile(
 
 
 _VERSIONED = re.compile(r"^python\d+(\.\d+t?)?$")
+
+#: CPython 3.14's venv adds ``bin/𝜋thon`` (a link to its python3.14) when the filesystem
+#: encoding is UTF-8: one more interpreter name, judged like the others.
+PI_THON = "\U0001d70bthon"
 
 
 class VenvVanished(VenvkeeperError):
@@ -79,10 +92,12 @@ def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
 
 
 def _chain_names(bin_entries: list[os.DirEntry[str]]) -> list[str]:
-    names = [e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name == "python"]
+    names = [
+        e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name in ("python", PI_THON)
+    ]
 
     def order(n: str) -> tuple[int, str]:
-        return ({"python": 0, "python3": 1}.get(n, 2), n)
+        return ({"python": 0, "python3": 1, PI_THON: 3}.get(n, 2), n)
 
     return sorted(names, key=order)
 
@@ -127,7 +142,7 @@ def _judge_base(
         found = [
             m.group(1)
             for n in host.fs.listdir(prefix_guess + "/lib")
-            if (m := _PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
+            if (m := PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
         ]
         if len(found) == 1:
             version = found[0]
@@ -186,46 +201,13 @@ def _judge_base(
     )
 
 
-_EXEC_TRICK = re.compile(r"""^'''exec' (?:"([^"]*)"|'([^']*)'|(\S+))""")
-
-
-def _parse_shebang(head: bytes) -> tuple[Optional[str], bool]:
-    """(interpreter path, relative) from the start of a script.
-
-    Like the kernel: the interpreter is the first word after ``#!``, no quoting. Also the
-    ``#!/bin/sh`` + ``'''exec' "PATH"`` trick that pip and uv use for paths too long for a
-    shebang, where ``"$(dirname ...)"`` marks uv's relocatable scripts.
-    """
-    if not head.startswith(b"#!"):
-        return None, False
-    text = head.decode("utf-8", "surrogateescape")
-    lines = text.split("\n", 2)
-    words = lines[0][2:].split(None, 1)
-    if not words:
-        return None, False
-    interp = words[0]
-    if interp in ("/bin/sh", "/bin/bash", "/usr/bin/sh") and len(lines) > 1:
-        m = _EXEC_TRICK.match(lines[1])
-        if m is None:
-            return None, False
-        found = m.group(1) or m.group(2) or m.group(3)
-        if found is None:
-            return None, False
-        if found.startswith("$("):
-            return None, True  # uv relocatable: the interpreter beside the script
-        return found, False
-    if os.path.basename(interp) == "env":
-        return None, False  # resolved through PATH at run time
-    return interp, False
-
-
 def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ...]:
     """The scripts of ``bin/`` and the interpreters their shebangs name (whether those
     exist is the host's: :func:`complete` asks)."""
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
-        if name == "python" or _VERSIONED.match(name) or name.startswith("activate"):
+        if name in ("python", PI_THON) or _VERSIONED.match(name) or name.startswith("activate"):
             continue
         try:
             if not e.is_file(follow_symlinks=False):
@@ -245,13 +227,14 @@ def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ..
     return tuple(out)
 
 
-def _same_dir(a: str, b: str) -> bool:
+def _same_dir(a: str, b: str, fs: HostFS = REAL) -> bool:
     if os.path.normpath(a) == os.path.normpath(b):
         return True
     try:
-        return os.path.samefile(a, b)
+        sa, sb = fs.stat(a), fs.stat(b)
     except (OSError, ValueError):
         return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _locations(
@@ -259,7 +242,11 @@ def _locations(
     activate: Optional[str],
     recorded: Optional[str],
     scripts: tuple[Script, ...],
+    fs: HostFS = REAL,
 ) -> tuple[RecordedLocation, ...]:
+    """Every place the venv recorded as its own. Whether such a place exists, is a venv or
+    is this very directory is a fact of the host, outside the venv: asked of *fs*. *venv*
+    is the venv's path as the paths it recorded are read (inside its root)."""
     found: list[tuple[str, str]] = []
     if activate:
         found.append(("activate", activate))
@@ -284,8 +271,8 @@ def _locations(
         if prefix not in venvish:
             venvish[prefix] = (
                 prefix in (activate, recorded)
-                or fsutil.path_state(prefix) is False
-                or fsutil.lexists(prefix + "/pyvenv.cfg")
+                or fs.path_state(prefix) is False
+                or fs.path_state(prefix + "/pyvenv.cfg") is True
             )
         if venvish[prefix]:
             found.append((f"script {sc.name}", prefix))
@@ -293,7 +280,7 @@ def _locations(
     out = []
     for source, where in found:
         if where not in verdict:
-            verdict[where] = _same_dir(where, venv)
+            verdict[where] = _same_dir(where, venv, fs)
         out.append(RecordedLocation(source, where, verdict[where]))
     return tuple(out)
 
@@ -334,7 +321,7 @@ def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
 
 def _legacy(venv: str) -> tuple[Optional[str], Optional[str]]:
     for e in fsutil.listdir(f"{venv}/lib"):
-        m = _PY_DIR.match(e.name)
+        m = PY_DIR.match(e.name)
         if m:
             head = fsutil.read_head(e.path + "/orig-prefix.txt", 4096)
             if head is not None:
@@ -369,39 +356,108 @@ def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter])
 def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
     """*facts* as they would be on the host *host* describes (a planned change, another
     host): everything that depends on files outside the venv is asked again, the venv's own
-    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links."""
+    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links
+    (and its ``.egg-link`` files). A scan's own facts are completed the same way
+    (:func:`complete`)."""
     if facts.kind is VenvKind.CONDA:
         return facts
-    fs = host.fs
-    if fs.path_state(facts.path) is False:
+    if host.fs.path_state(facts.path_in_root) is False:
         raise VenvVanished(facts.path)
-    chains = tuple(resolve_chain(facts.path, c.name, fs) for c in facts.chains)
+    return _outside(facts, host, None)
+
+
+def complete(
+    own: VenvFacts, host: HostCache, *, top_level: bool = False, check_gone: bool = False
+) -> VenvFacts:
+    """*own* (what :func:`read_own` read, now or in an earlier scan) with every fact that
+    depends on the host asked of *host* now, exactly as :func:`rejudge` asks them: the
+    interpreter chains and the base, whether scripts' interpreters and editable sources
+    exist, egg-link targets and their metadata, ``.pth`` directories, the recorded
+    locations, the creator and the host's read errors. *host* is the venv's OS root's
+    (``own.root``). The venv's own files are not read again but its ``bin/`` links and
+    ``.egg-link`` files. *top_level*: read the importable names of legacy editables too
+    (``--deep``). *check_gone*: *own* was kept from an earlier scan: a venv gone since is
+    :class:`VenvVanished`."""
+    if check_gone and host.fs.path_state(own.path_in_root) is False:
+        raise VenvVanished(own.path)
+    return _outside(own, host, top_level)
+
+
+_UNASKED: Any = object()
+
+
+def _outside(facts: VenvFacts, host: HostCache, want_top: Optional[bool]) -> VenvFacts:
+    """*facts* with every outside fact asked of *host* (the one reading of both
+    :func:`complete` and :func:`rejudge`); *want_top*: None keeps each legacy editable's
+    reading of importable names as it was."""
+    fs = host.fs
+    seen = facts.path_in_root
+    chains = tuple(resolve_chain(seen, c.name, fs, host.links) for c in facts.chains)
     legacy_version = None
     if facts.kind is VenvKind.LEGACY_VIRTUALENV:
         legacy_version = next((s.python_version for s in facts.site_dirs), None)
-    base = _judge_base(facts.path, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
-    scripts = tuple(
-        dataclasses.replace(s, interpreter_exists=fs.file_state(s.interpreter))
-        if s.interpreter
-        else s
-        for s in facts.scripts
+    base = _judge_base(
+        seen, chains, facts.cfg, host, facts.orig_prefix, legacy_version, facts.recorded_python
     )
-    site_dirs = tuple(
-        dataclasses.replace(
-            s,
-            distributions=tuple(
-                dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path))
-                if d.editable_path
-                else d
-                for d in s.distributions
-            ),
-        )
-        for s in facts.site_dirs
-    )
+    states: dict[str, Optional[bool]] = {}  # interpreter -> exists (a venv's scripts share)
+    scripts = []
+    for sc in facts.scripts:
+        interp = sc.interpreter
+        if interp is not None:
+            exists = states.get(interp, _UNASKED)
+            if exists is _UNASKED:
+                exists = states[interp] = fs.file_state(interp)
+            if exists != sc.interpreter_exists:
+                sc = evolve(sc, interpreter_exists=exists)
+        scripts.append(sc)
+    site_dirs = tuple(_rejudge_site(s, fs, want_top) for s in facts.site_dirs)
     old = set(_host_errors(facts.chains, facts.base))
     errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
+    locations = _locations(
+        seen, facts.activate_virtual_env, facts.recorded_path, tuple(scripts), fs
+    )
+    creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, fs)
+    return evolve(
+        facts,
+        chains=chains,
+        base=base,
+        scripts=tuple(scripts),
+        site_dirs=site_dirs,
+        locations=locations,
+        creator=creator,
+        tool=tool,
+        errors=tuple(errors),
+    )
+
+
+def _rejudge_site(site: SiteDir, fs: HostFS, want_top: Optional[bool]) -> SiteDir:
+    """A site directory's facts about paths outside the venv, asked of *fs* again: the
+    sources of editable and local installs, the targets of egg-links (with the metadata of
+    the legacy editable each one is), and the directories ``.pth`` files add."""
+    if not (site.egg_links or site.pth_paths or any(d.editable_path for d in site.distributions)):
+        return site  # nothing outside: most site directories
+    egg_links = tuple(
+        (name, target, target.startswith("/") and fs.dir_state(target) is not False)
+        for name, target, _ in site.egg_links
+    )
+    dists = []
+    reread = False
+    for d in site.distributions:
+        if d.egg_info is not None or d.dist_info.endswith(".egg-link"):
+            # The same reading as a scan's: what the source said is gone with it.
+            top = bool(d.top_level) if want_top is None else want_top
+            _, again = read_egg_link(site.path, d.dist_info, top, fs)
+            dists.append(again)
+            reread = True
+        elif d.editable_path:
+            dists.append(dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path)))
+        else:
+            dists.append(d)
+    if reread:  # a legacy editable's name is its metadata's: in the scan's order again
+        dists.sort(key=lambda x: canonical_name(x.name))
+    pth_paths = tuple((name, d, fs.path_state(d) is not False) for name, d, _ in site.pth_paths)
     return dataclasses.replace(
-        facts, chains=chains, base=base, scripts=scripts, site_dirs=site_dirs, errors=tuple(errors)
+        site, distributions=tuple(dists), egg_links=egg_links, pth_paths=pth_paths
     )
 
 
@@ -410,16 +466,26 @@ def _placeholder_chain(name: str) -> LinkChain:
 
 
 def read_own(
-    path: str, kind: VenvKind = VenvKind.VENV, *, size: bool = False, top_level: bool = False
+    path: str,
+    kind: VenvKind = VenvKind.VENV,
+    *,
+    size: bool = False,
+    top_level: bool = False,
+    root: Optional[str] = None,
 ) -> VenvFacts:
     """What the venv at *path* holds itself, read statically: everything of
     :class:`VenvFacts` that depends only on files inside the venv (what
-    :func:`venvkeeper.scan.incremental.fingerprint` covers). The facts that depend on the host
-    are left as placeholders for :func:`complete`: the chains hold only their names, no
-    base, scripts' and editables' existence unknown, no recorded locations, the creator
-    unknown, and only the venv's own read errors.
-    """
+    :func:`venvkeeper.scan.incremental.fingerprint` covers; ``tests/test_seam.py`` lists
+    the fields). The facts about paths outside it are left as placeholders for
+    :func:`complete`: the chains hold only their names, no base, scripts' and editables'
+    existence unknown, legacy editables named after their egg-link, no recorded
+    locations, the creator unknown, and only the venv's own read errors.
+
+    *root*: the OS root the venv belongs to (:mod:`venvkeeper.host.osroots`), when not
+    this host's (kept in ``VenvFacts.root``: :func:`complete` asks that root)."""
     path = path.rstrip("/") or "/"
+    if root is not None and root.rstrip("/") in ("", path):
+        root = None  # the host's own /, or the venv itself: not another root
     errors: list[str] = []
     try:
         st = os.lstat(path)
@@ -431,10 +497,12 @@ def read_own(
         owner, mode = -1, 0
     cfg: Optional[PyvenvCfg] = None
     cfg_error: Optional[str] = None
-    orig_prefix = None
+    orig_prefix = known_patch = None
     if kind is VenvKind.LEGACY_VIRTUALENV:
         orig_prefix = _legacy(path)[0]
-    elif kind is VenvKind.VENV:
+    elif kind is VenvKind.CONDA:
+        known_patch = conda_python(path)
+    else:
         try:
             text, truncated = fsutil.read_text(f"{path}/pyvenv.cfg", CFG_LIMIT)
             cfg = parse_pyvenv_cfg(text, truncated)
@@ -451,12 +519,10 @@ def read_own(
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
     writable = [
-        rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
+        rel for rel in ("", "bin", "pyvenv.cfg") if writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
-    site_dirs = _site_dirs(path, errors, top_level)
+    site_dirs = read_site_dirs(path, errors, top_level, None)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
-    scripts = _scripts(path, bin_entries)
-    activate = _activate_virtual_env(path)
     return VenvFacts(
         path=path,
         kind=kind,
@@ -466,8 +532,8 @@ def read_own(
         chains=tuple(_placeholder_chain(n) for n in _chain_names(bin_entries)),
         base=None,
         site_dirs=site_dirs,
-        scripts=scripts,
-        activate_virtual_env=activate,
+        scripts=_scripts(path, bin_entries),
+        activate_virtual_env=_activate_virtual_env(path),
         recorded_path=recorded_destination(cfg),
         locations=(),
         owner_uid=owner,
@@ -476,68 +542,8 @@ def read_own(
         orig_prefix=orig_prefix,
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
-    )
-
-
-def complete(own: VenvFacts, host: HostCache) -> VenvFacts:
-    """*own* (what :func:`read_own` read, now or in an earlier scan) with every fact that
-    depends on the host asked of *host* now: the interpreter chains and the base, whether
-    scripts' interpreters and editable sources exist, the recorded locations, the creator
-    and the host's read errors. The venv's own files are not read again, except a legacy
-    virtualenv's ``orig-prefix.txt`` version and a conda prefix's ``conda-meta``."""
-    path, kind, cfg, fs = own.path, own.kind, own.cfg, host.fs
-    legacy_version = known_patch = None
-    if kind is VenvKind.LEGACY_VIRTUALENV:
-        legacy_version = _legacy(path)[1]
-    elif kind is VenvKind.CONDA:
-        known_patch = conda_python(path)
-    chains = tuple(resolve_chain(path, c.name, fs, host.links) for c in own.chains)
-    base = _judge_base(path, chains, cfg, host, own.orig_prefix, legacy_version, known_patch)
-    states: dict[str, Optional[bool]] = {}
-    scripts = []
-    for s in own.scripts:
-        interp = s.interpreter
-        if interp is not None:
-            exists = states.get(interp, _UNASKED)
-            if exists is _UNASKED:
-                exists = states[interp] = fs.file_state(interp)
-            if exists != s.interpreter_exists:
-                s = evolve(s, interpreter_exists=exists)
-        scripts.append(s)
-    site_dirs = tuple(_complete_site(s) for s in own.site_dirs)
-    creator, tool = detect_owner(path, kind, cfg)
-    return evolve(
-        own,
-        creator=creator,
-        tool=tool,
-        chains=chains,
-        base=base,
-        scripts=tuple(scripts),
-        site_dirs=site_dirs,
-        locations=_locations(path, own.activate_virtual_env, own.recorded_path, tuple(scripts)),
-        errors=own.errors + tuple(_host_errors(chains, base)),
-    )
-
-
-_UNASKED: Any = object()
-
-
-def _complete_site(site: SiteDir) -> SiteDir:
-    """Whether the editable sources and ``.egg-link`` targets of *site* exist now."""
-    if not site.egg_links and not any(d.editable_path for d in site.distributions):
-        return site
-    return dataclasses.replace(
-        site,
-        distributions=tuple(
-            dataclasses.replace(d, editable_path_exists=fsutil.dir_state(d.editable_path))
-            if d.editable_path
-            else d
-            for d in site.distributions
-        ),
-        egg_links=tuple(
-            (name, target, bool(target) and fsutil.dir_state(target) is not False)
-            for name, target, _ in site.egg_links
-        ),
+        root=root,
+        recorded_python=known_patch,
     )
 
 
@@ -548,12 +554,18 @@ def inspect_venv(
     host: Optional[HostCache] = None,
     size: bool = False,
     top_level: bool = False,
+    root: Optional[str] = None,
 ) -> VenvFacts:
     """Read everything venvkeeper judges about the venv at *path*, statically:
     :func:`complete` of :func:`read_own`.
 
     *top_level* also collects each distribution's importable top-level names (what
     ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+    *root*: the OS root the venv belongs to (:mod:`venvkeeper.host.osroots`), when not
+    this host's: what the venv names outside itself is looked up inside that root, through
+    *host* (by default a :class:`HostCache` of that root).
     """
-    own = read_own(path, kind, size=size, top_level=top_level)
-    return complete(own, host if host is not None else HostCache())
+    own = read_own(path, kind, size=size, top_level=top_level, root=root)
+    if host is None:
+        host = HostCache(RootFS(own.root), own.root) if own.root is not None else HostCache()
+    return complete(own, host, top_level=top_level)

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from venvkeeper.checks.registry import run_checks
-from venvkeeper.errors import UsageError
-from venvkeeper.host.bases import HostCache
+from venvkeeper.errors import UsageError, worker_failed
+from venvkeeper.host.bases import HostCache, evolve
+from venvkeeper.host.hostfs import RootFS
 from venvkeeper.host.mounts import read_mounts
+from venvkeeper.host.osroots import Roots, is_complete
+from venvkeeper.host.trust import TrustCache
+from venvkeeper.model.policy import Policy
 from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
@@ -34,9 +38,10 @@ Progress = Callable[[int, int], None]
 def _queued() -> float:
     """Seconds this thread has waited for a CPU while runnable (Linux schedstat; 0 when
     unknown)."""
+    from venvkeeper.host.fsutil import read_open
+
     try:
-        with open("/proc/thread-self/schedstat", "rb") as f:
-            return int(f.read(128).split()[1]) / 1e9
+        return int(read_open("/proc/thread-self/schedstat", 128)[0].split()[1]) / 1e9
     except (OSError, ValueError, IndexError):
         return 0.0
 
@@ -63,29 +68,47 @@ class ScanOptions:
     walk_beside: bool = True  # walk in a forked process while this one inspects
     inspect_workers: int = 4
     mountinfo: str = "/proc/self/mountinfo"
+    #: Judge a venv inside another OS root (a chroot, a container's root filesystem) as
+    #: that root sees it (:mod:`venvkeeper.host.osroots`); False: as this host sees it.
+    other_roots: bool = True
 
 
-def judge(facts: VenvFacts, options: ScanOptions, alias_of: Optional[str] = None) -> VenvReport:
+def judge(
+    facts: VenvFacts,
+    options: ScanOptions,
+    alias_of: Optional[str] = None,
+    trust: Optional[TrustCache] = None,
+) -> VenvReport:
+    """The checks' findings on *facts*, and ``--deep``'s (*trust*: the scan's cache of the
+    trust rule, each directory above many venvs checked once)."""
     findings = run_checks(facts)
     deep = None
     if options.deep and facts.kind is not VenvKind.CONDA:
         from venvkeeper.checks.deep import deep_findings
         from venvkeeper.scan.deep import run_deep
 
-        deep = run_deep(facts, timeout=options.deep_timeout)
+        deep = run_deep(facts, timeout=options.deep_timeout, trust=trust)
         findings = findings + deep_findings(facts, deep)
         findings = tuple(sorted(findings, key=lambda f: -f.severity.rank))
     return VenvReport(facts, findings, alias_of, deep)
 
 
 def inspect_path(
-    path: str, options: Optional[ScanOptions] = None, *, top_level: bool = False
+    path: str,
+    options: Optional[ScanOptions] = None,
+    *,
+    top_level: bool = False,
+    root: Optional[str] = None,
 ) -> VenvReport:
     """Judge the single venv at *path* (``venvkeeper show``); *top_level* also reads each
-    distribution's importable names (what a repair verifies)."""
+    distribution's importable names (what a repair verifies). The venv is judged as its
+    OS root sees it (:mod:`venvkeeper.host.osroots`), unless ``options.other_roots`` is
+    off; *root* names that root when the caller knows it (a chroot that runs the venv)."""
     options = options or ScanOptions()
+    from venvkeeper.host.bases import forget
     from venvkeeper.host.fsutil import check_directory
 
+    forget()
     path = os.path.abspath(path)
     check_directory(path)
     names = set(os.listdir(path))
@@ -99,15 +122,39 @@ def inspect_path(
     ):
         kind = VenvKind.LEGACY_VIRTUALENV
     else:
+        import shlex
+
         raise UsageError(
             f"{path} is not a virtual environment (no pyvenv.cfg, no legacy"
-            f" orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
+            f" orig-prefix.txt, no conda-meta/); try: `venvkeeper scan {shlex.quote(path)}`"
         )
+    if root is None and options.other_roots:
+        from venvkeeper.host.osroots import root_of
+
+        root = root_of(path)
     try:
-        facts = inspect_venv(path, kind, size=options.size, top_level=options.deep or top_level)
+        facts = inspect_venv(
+            path, kind, size=options.size, top_level=options.deep or top_level, root=root
+        )
     except VenvVanished as e:
         raise UsageError(f"{path} vanished while it was read") from e
     return judge(facts, options)
+
+
+def judge_venv(path: str, policy: Policy, root: Optional[str] = None) -> Optional[VenvReport]:
+    """A venv found other than by a walk (the venv of a running process), judged as a scan
+    as configured judges it: None when *policy* ignores it (it is not even read), else
+    inspected (as the OS *root* sees it, when given: see :func:`inspect_path`), checked
+    and with the policy applied. A venv that cannot be read is None."""
+    from venvkeeper.checks.policy import apply_to_venv, ignored
+
+    if ignored(path, policy):
+        return None
+    try:
+        rep = inspect_path(path, root=root)
+    except Exception:  # one odd venv must not cost the caller's whole report
+        return None
+    return apply_to_venv(rep, policy)
 
 
 class Scanner:
@@ -140,6 +187,7 @@ class Scanner:
             include_network=options.include_network,
             mounts=mounts,
             workers=options.walk_workers,
+            other_roots=options.other_roots,
             known=self.reuse.listings if self.reuse is not None else {},
             collect=self.reuse is not None and self.reuse.collect,
             fingerprints=self.reuse is not None,
@@ -151,12 +199,31 @@ class Scanner:
                 else -1
             ),
         )
-        self.host = HostCache()
-        self.lock = threading.Lock()
+        from venvkeeper.host.bases import forget
 
-    def _own(self, cand: Candidate, reuse: Reuse) -> VenvFacts:
+        forget()  # the host as it is now, not as an earlier scan in this process saw it
+        self.host = HostCache()
+        self.trust = TrustCache()
+        self.lock = threading.Lock()
+        self.os_roots: Optional[Roots] = Roots() if options.other_roots else None
+        #: The facts shared by the venvs of each other OS root (its interpreters, its
+        #: dpkg database), and whether the root is whole (an image layer is not).
+        self.root_hosts: dict[str, tuple[HostCache, bool]] = {}
+
+    def _host_for(self, path: str) -> tuple[Optional[str], HostCache, bool]:
+        """(the OS root of *path*, the facts cache judging it, whether that root is whole)."""
+        root = self.os_roots.root_of(path) if self.os_roots is not None else None
+        if root is None:
+            return None, self.host, True
+        with self.lock:
+            got = self.root_hosts.get(root)
+            if got is None:
+                got = self.root_hosts[root] = (HostCache(RootFS(root), root), is_complete(root))
+        return root, got[0], got[1]
+
+    def _own(self, cand: Candidate, reuse: Reuse, root: Optional[str]) -> VenvFacts:
         """The venv's own facts: kept by the last scan when its fingerprint is unchanged,
-        else read now (and kept for the next scan)."""
+        else read now (and kept for the next scan). *root*: the OS root it lies in now."""
         path = cand.path.rstrip("/") or "/"
         fp = cand.fingerprint or fingerprint(
             path, cand.kind, self.racy_after, reuse.checks_of(path)
@@ -164,11 +231,12 @@ class Scanner:
         own = reuse.own_facts(path, fp)
         if own is not None and own.kind is cand.kind:
             reuse.reused.add(path)
-            return own
+            # where it lies is not a fact of its files: the root's view judges it now
+            return own if own.root == root else evolve(own, root=root)
         if reuse.checks_of(path) is not None:
             # changed: fingerprint it anew (what it holds now), before reading it
             fp = fingerprint(path, cand.kind, self.racy_after)
-        own = read_own(path, cand.kind)
+        own = read_own(path, cand.kind, root=root)
         with self.lock:
             reuse.read_venvs += 1
         if reuse.collect:
@@ -179,16 +247,23 @@ class Scanner:
         return own
 
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
+        root, host, whole = self._host_for(cand.path)
+        if not whole:
+            # An image layer: what its venvs link to lives in the layers below it.
+            with self.lock:
+                self.stats.skip(cand.path, "in-image-layer")
+            return None
         try:
             if self.reuse is not None:
-                facts = complete(self._own(cand, self.reuse), self.host)
+                facts = complete(self._own(cand, self.reuse, root), host)
             else:
                 facts = inspect_venv(
                     cand.path,
                     cand.kind,
-                    host=self.host,
+                    host=host,
                     size=self.options.size,
                     top_level=self.options.deep,
+                    root=root,
                 )
         except VenvVanished:
             with self.lock:
@@ -196,7 +271,10 @@ class Scanner:
             return None
         except Exception as e:  # a bug must cost one venv's verdict, never the whole scan
             facts = empty_facts(cand.path, cand.kind, f"internal error: {type(e).__name__}: {e}")
-        return judge(facts, self.options, alias_of)
+        try:
+            return judge(facts, self.options, alias_of, self.trust)
+        except Exception as e:  # inline or in the pool: one line, then exit 3
+            raise worker_failed(e, f"judging {cand.path}") from e
 
     def reports(self) -> Iterator[VenvReport]:
         """Judge venvs as discovery finds them, yielding each report when it is ready.
