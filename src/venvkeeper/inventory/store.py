@@ -335,16 +335,26 @@ def _set_wal(conn: sqlite3.Connection) -> None:
 
 
 def _validate(store: Store) -> None:
-    """Refuse what is not ours, or newer than us; reads only."""
+    """Refuse what is not ours, or newer than us; reads only.
+
+    The application id, the schema version and the tables are read in one read
+    transaction, one snapshot of the file: read one by one, another process's first
+    migration could commit between them (an id of 0 read before it, its tables after:
+    "another application"). A migration waits for the snapshot to end."""
+    conn = store.conn
     with store._errors("reading its header"):
-        app_id = store.conn.execute("PRAGMA application_id").fetchone()[0]
-        version = store.conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = [
-            r[0]
-            for r in store.conn.execute(
-                "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-            )
-        ]
+        conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+                )
+            ]
+        finally:
+            conn.execute("ROLLBACK")  # read only: nothing to keep
     if app_id == 0 and version == 0 and not tables:
         return  # a new, empty database (fresh file or an empty SQLite file)
     if app_id != APPLICATION_ID:
