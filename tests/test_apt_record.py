@@ -26,7 +26,8 @@ import pytest
 from venvkeeper.apt import record as apt_record
 from venvkeeper.apt.hook import render_conf
 
-from conftest import User, require_python
+from conftest import User, require_python, run_cli
+from consumer_world import World
 from factory import make_venv
 
 pytestmark = pytest.mark.slow
@@ -277,6 +278,7 @@ def test_the_dpkg_lists_are_classified() -> None:
         "/usr/lib/python3.12/json/__init__.py",
         "/usr/include/python3.12/patchlevel.h",
         "/usr/lib/apache2/modules/mod_wsgi_python3.so",
+        "/usr/lib/apache2/modules/mod_wsgi.so-3.11",  # Debian's libapache2-mod-wsgi-py3
         "/usr/lib/uwsgi/plugins/python311_plugin.so",
         "/usr/lib/x86_64-linux-gnu/libpython3.12.so.1.0",
         "/usr/share/doc/python3.12/README",
@@ -290,6 +292,7 @@ def test_the_dpkg_lists_are_classified() -> None:
     assert got.includes == {"/usr/include/python3.12"}
     assert got.modules == {
         "/usr/lib/apache2/modules/mod_wsgi_python3.so",
+        "/usr/lib/apache2/modules/mod_wsgi.so-3.11",  # Debian's libapache2-mod-wsgi-py3
         "/usr/lib/uwsgi/plugins/python311_plugin.so",
         "/usr/lib/x86_64-linux-gnu/libpython3.12.so.1.0",
     }
@@ -365,3 +368,69 @@ def test_judging_again_equals_a_cold_scan_in_one_process_or_two(
     assert one.venvs == two.venvs and one.depends == two.depends and len(one.venvs) == 3
     cold = scan(options=ScanOptions(roots=(str(world),)))
     assert {v.path: snapshot_of_venv(v) for v in cold.venvs} == {v.path: v for v in one.venvs}
+
+
+def test_a_changed_embedding_module_judges_the_consumers_that_embed_it(tmp_path: Path) -> None:
+    """libapache2-mod-wsgi-py3 upgraded to a module built for Python 3.13: the post-invoke
+    hook judges again the mod_wsgi daemon process that embeds it (its venv is Python 3.11:
+    embedded-python-mismatch), and no other consumer; an unrelated run reads none."""
+    import io
+
+    from venvkeeper.apt import run
+    from venvkeeper.config import Config
+    from venvkeeper.configured import ScanRequest
+
+    w = World(tmp_path / "sys")
+    w.venv("/srv/site/venv", str(DEBIAN_PY) if DEBIAN_PY.exists() else None)
+    w.venv("/srv/other/venv")
+    w.write(
+        "/etc/apache2/apache2.conf",
+        "ServerRoot /etc/apache2\nIncludeOptional mods-enabled/*.load\n"
+        "IncludeOptional sites-enabled/*.conf\n",
+    )
+    w.write(
+        "/etc/apache2/mods-available/wsgi.load",
+        "LoadModule wsgi_module /usr/lib/apache2/modules/mod_wsgi.so\n",
+    )
+    w.link("/etc/apache2/mods-enabled/wsgi.load", "../mods-available/wsgi.load")
+    w.write("/usr/lib/apache2/modules/mod_wsgi.so-3.13", "")  # as Debian names it
+    w.link("/usr/lib/apache2/modules/mod_wsgi.so", "mod_wsgi.so-3.13")
+    w.write(
+        "/etc/apache2/sites-enabled/site.conf",
+        "WSGIDaemonProcess site user=www-data python-home=/srv/site/venv\n",
+    )
+    w.write(  # a consumer of the other venv that embeds nothing
+        "/etc/systemd/system/other.service",
+        "[Service]\nExecStart=/srv/other/venv/bin/python -m other\n",
+    )
+    w.link("/etc/systemd/system/multi-user.target.wants/other.service", "../other.service")
+    info = w.p("/var/lib/dpkg/info")
+    info.mkdir(parents=True)
+    (info / "libapache2-mod-wsgi-py3.list").write_text(
+        "/usr/lib/apache2/modules/mod_wsgi.so-3.13\n/usr/share/doc/x/README\n"
+    )
+    (info / "ed.list").write_text("/usr/bin/ed\n")
+    assert run_cli("scan", "-q", w.host("/srv")).code in (0, 1, 2)
+    places = run.StatePlaces(str(db().parent), "/proc", str(w.root))
+    settings = run.HookSettings(
+        config=Config(),
+        scan=ScanRequest(roots=(w.host("/srv"),)),
+        processes=False,
+        system_root=str(w.root),
+    )
+
+    def hook(*packages: str) -> str:
+        assert apt_record.record_run(list(packages), places.state_dir, "/proc", str(w.root), False)
+        out, err = io.StringIO(), io.StringIO()
+        run.post_invoke(lambda: settings, out, err, places)
+        assert err.getvalue() == "", err.getvalue()
+        return out.getvalue()
+
+    assert hook("ed") == ""
+    told = hook("libapache2-mod-wsgi-py3")
+    assert "venvkeeper: no venv depends on the Python packages of this apt run" in told, told
+    lines = [ln for ln in told.splitlines() if "consumer" in ln or "WSGI" in ln]
+    assert lines[0].startswith("venvkeeper: 1 consumer embeds or uses what this apt run"), told
+    assert "1 critical" in lines[0], told
+    assert "WSGIDaemonProcess site" in lines[1] and "embedded-python-mismatch" in lines[1], told
+    assert "other.service" not in told

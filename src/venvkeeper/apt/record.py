@@ -41,9 +41,14 @@ _PREFIX = r"(?:/usr(?:/local)?|/opt/[^/]+(?:/[^/]+)?)?"
 INTERPRETER = re.compile(_PREFIX + r"/s?bin/python(?:\d+(?:\.\d+)?t?)?")
 STDLIB = re.compile(_PREFIX + r"/lib(?:32|64)?/python\d+\.\d+t?")
 INCLUDE = re.compile(_PREFIX + r"/include/python\d+\.\d+t?m?")
+#: Debian's mod_wsgi is ``mod_wsgi.so-3.11`` (the ``mod_wsgi.so`` link is made at install),
+#: uWSGI's plugins ``python311_plugin.so``, and both need ``libpython3.11.so.1.0``.
 MODULE = re.compile(
-    r"/usr/lib/\S*(?:mod_wsgi\S*\.so|uwsgi/plugins/python\S*_plugin\.so|libpython\d+\.\d+t?\S*\.so[.\d]*)"
+    r"/usr/lib/\S*(?:mod_wsgi\S*\.so(?:-\d+\.\d+)?|uwsgi/plugins/python\S*_plugin\.so"
+    r"|libpython\d+\.\d+t?\S*\.so[.\d]*)"
 )
+#: Words one of those paths holds: a dpkg list with none of them owns no Python file.
+_WORDS = ("python", "pyvenv.cfg", "mod_wsgi")
 _STDLIB_FILE = re.compile(r"(" + _PREFIX + r"/lib(?:32|64)?/python\d+\.\d+t?)/.+")
 _INCLUDE_FILE = re.compile(r"(" + _PREFIX + r"/include/python\d+\.\d+t?m?)/patchlevel\.h")
 #: The directories merged-/usr Debian links into /usr: dpkg may list a file under either.
@@ -152,7 +157,7 @@ class Owned(NamedTuple):
 def classify(paths: Iterable[str]) -> Owned:
     """The Python files among *paths* (the lines of a dpkg ``.list``)."""
     interpreters, stdlibs, includes, modules, venvs = set(), set(), set(), set(), set()
-    listed = [p for p in paths if "python" in p or "pyvenv.cfg" in p]
+    listed = [p for p in paths if any(w in p for w in _WORDS)]
     shipped = {p[: -len("/pyvenv.cfg")] for p in listed if p.endswith("/pyvenv.cfg")}
     for p in listed:
         if any(p.startswith(v + "/") for v in shipped):
@@ -200,7 +205,7 @@ def owned(packages: Sequence[str], dpkg_root: str = "/") -> Owned:
         except OSError:
             continue
         text = data.decode("utf-8", "surrogateescape")
-        if "python" not in text and "pyvenv.cfg" not in text:
+        if not any(w in text for w in _WORDS):
             continue
         result = result | classify(text.splitlines())
     return result

@@ -379,7 +379,9 @@ def _tell_consumers(
     """The consumers this apt run can have changed, judged again: those that embed an
     embedding module (mod_wsgi, a uWSGI python plugin, libpython) it changed, and those
     that use one of the venvs judged again. Nothing is read when there are neither."""
-    modules = sorted(modules)
+    root = settings.system_root.rstrip("/")
+    # dpkg names the modules as the system sees them; consumers carry host paths
+    modules = sorted(root + m if root and m.startswith("/") else m for m in modules)
     if not modules and not venvs:
         return
     from venvkeeper.consumers import read_consumers
