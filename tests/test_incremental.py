@@ -289,6 +289,26 @@ def test_incremental_equals_cold_after_each_change(
 def _run_world(
     world_parts: World, tmp_path_factory: pytest.TempPathFactory, steps: list[Any]
 ) -> None:
+    w, top, db, made = _new_world(world_parts, tmp_path_factory)
+    warm, cold, _ = both(w.root, db)
+    assert_same(warm, cold, "first scan")
+    for n, batch in enumerate(steps):
+        _settle_all(w.root)
+        warm, cold, used = both(w.root, db)  # unchanged: everything reused
+        assert_same(warm, cold, f"unchanged before step {n}")
+        assert used.read_venvs == 0 and len(used.reused) == len(warm.venvs), used
+        for op, k in batch:
+            apply(w, op, k, made)
+        warm, cold, used = both(w.root, db)
+        assert_same(warm, cold, f"after {batch}")
+    shutil.rmtree(top)
+
+
+def _new_world(
+    world_parts: World, tmp_path_factory: pytest.TempPathFactory, venvs: int = 3
+) -> tuple[World, Path, Path, dict[int, Path]]:
+    """A world of its own (its base, templates, *venvs* venvs): (world, its top directory,
+    its inventory, the venvs made)."""
     top = tmp_path_factory.mktemp("gen")
     w = dataclasses.replace(world_parts, root=top / "world", base=top / "usr")
     shutil.copytree(world_parts.base, w.base, symlinks=True)
@@ -312,19 +332,124 @@ def _run_world(
     w.root.mkdir()
     db = top / "inventory.db"
     made: dict[int, Path] = {}
-    for i in range(3):
+    for i in range(venvs):
         apply(w, "create", i, made)
-    warm, cold, _ = both(w.root, db)
-    assert_same(warm, cold, "first scan")
-    for n, batch in enumerate(steps):
-        _settle_all(w.root)
-        warm, cold, used = both(w.root, db)  # unchanged: everything reused
-        assert_same(warm, cold, f"unchanged before step {n}")
-        assert used.read_venvs == 0 and len(used.reused) == len(warm.venvs), used
-        for op, k in batch:
-            apply(w, op, k, made)
-        warm, cold, used = both(w.root, db)
-        assert_same(warm, cold, f"after {batch}")
+    return w, top, db, made
+
+
+# --- the apt hook's judging by groups equals judging each venv -----------------------------
+
+#: What a package run changes: the base's files only (an apt run changes no venv).
+HOST_OPS = ("patch", "patch_back", "swap_base", "stdlib_gone", "stdlib_back", "base_replaced")
+
+
+def apply_host(w: World, op: str, n: int, made: dict[int, Path]) -> None:
+    """One change of the base's files, as dpkg would make it."""
+    minor = w.minors[n % 2]
+    include = w.base / "include" / f"python{minor}"
+    if op == "patch":  # a patch upgrade: the headers tell another X.Y.Z
+        from venvkeeper.host.hostfs import patchlevel_bytes
+
+        if include.is_symlink():
+            include.rename(include.with_name(include.name + ".orig"))
+        include.mkdir(exist_ok=True)
+        (include / "patchlevel.h").write_bytes(patchlevel_bytes(f"{minor}.{50 + n}"))
+    elif op == "patch_back":
+        orig = include.with_name(include.name + ".orig")
+        if orig.is_symlink():
+            shutil.rmtree(include)
+            orig.rename(include)
+    else:
+        apply(w, op, n, made)
+
+
+def grouped_and_one_by_one(db: Path, root: Path) -> tuple[Any, Any]:
+    """The apt hook's judging of every kept venv, by groups and one by one."""
+    store, why = inv_reuse.open_for_reuse(str(db))
+    assert store is not None, why
+    with store:
+        kept = inv_reuse.load(store, listings=False, own=False)
+        paths = sorted(kept.facts)
+        opts = ScanOptions(roots=(str(root),))
+        own_of = inv_reuse.own_reader(store)
+        grouped = inv_reuse.rejudge(kept, paths, (), opts, own_of=own_of)
+        each = inv_reuse.rejudge(kept, paths, (), opts, grouped=False, own_of=own_of)
+    return grouped, each
+
+
+def assert_grouped_equals_each(grouped: Any, each: Any, label: str) -> None:
+    assert [v.path for v in grouped.venvs] == [v.path for v in each.venvs], label
+    for a, b in zip(grouped.venvs, each.venvs):
+        assert a == b, f"{label}: {_diff(a, b)}"
+    assert grouped.depends == each.depends, label
+    assert grouped.verdicts == each.verdicts, label  # the groups and reads kept too
+
+
+@settings(max_examples=20, suppress_health_check=list(HealthCheck))
+@given(
+    templates=st.lists(st.integers(0, 50), min_size=2, max_size=6),
+    ops=st.lists(st.tuples(st.sampled_from(HOST_OPS), st.integers(0, 50)), min_size=1, max_size=4),
+)
+def test_judging_by_groups_equals_judging_each_venv(
+    world_parts: World,
+    tmp_path_factory: pytest.TempPathFactory,
+    templates: list[int],
+    ops: list[tuple[str, int]],
+) -> None:
+    """Venvs of every template (symlinked, copies, uv, on python3 or a minor), kept by a
+    recorded scan; then the base's files change as a package run changes them (a patch
+    upgrade, python3 repointed, a stdlib removed and back, the binary replaced): judging
+    the kept venvs by groups gives what judging each one gives, verdicts and what is kept."""
+    w, top, db, made = _new_world(world_parts, tmp_path_factory, venvs=0)
+    for k in templates:
+        apply(w, "create", k, made)
+    both(w.root, db)
+    for op, n in ops:
+        apply_host(w, op, n, made)
+    grouped, each = grouped_and_one_by_one(db, w.root)
+    assert_grouped_equals_each(grouped, each, f"after {ops}")
+    shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("op", HOST_OPS)
+def test_judging_by_groups_after_each_host_change(
+    world_parts: World, tmp_path_factory: pytest.TempPathFactory, op: str
+) -> None:
+    """Each change of the base on its own, with two or three venvs of each template (every
+    group has members to keep or judge again), on each minor in turn."""
+    w, top, db, made = _new_world(world_parts, tmp_path_factory, venvs=0)
+    for k in range(11):
+        apply(w, "create", k, made)
+    both(w.root, db)
+    for n in (0, 1):
+        apply_host(w, "patch" if op == "patch_back" else op, n, made)
+        if op == "patch_back":
+            apply_host(w, op, n, made)
+        grouped, each = grouped_and_one_by_one(db, w.root)
+        assert_grouped_equals_each(grouped, each, f"{op} {n}")
+    shutil.rmtree(top)
+
+
+def test_a_patch_upgrade_judges_one_venv_per_group(
+    world_parts: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """After a patch upgrade of the base, the symlinked venvs keep their verdict (they read
+    nothing of the patch version) and their summary tells the new patch; a copy is judged
+    again (its check reads the patch version: copy-behind)."""
+    w, top, db, made = _new_world(world_parts, tmp_path_factory, venvs=0)
+    # templates by n % 4: copies, py3, uv, v312: one copy, five on python3, four of uv's
+    for k in (0, 1, 5, 9, 13, 17, 2, 6, 10, 14):
+        apply(w, "create", k, made)
+    both(w.root, db)
+    apply_host(w, "patch", 0, made)  # 3.11.50
+    grouped, each = grouped_and_one_by_one(db, w.root)
+    assert_grouped_equals_each(grouped, each, "patch")
+    assert each.judged_in_full == len(each.venvs) == len(made) == 10
+    assert grouped.judged_in_full == 3, grouped.judged_in_full  # a venv of each group, the copy
+    copy = next(v for v in grouped.venvs if v.path.endswith("/v1"))
+    assert "copy-behind-base" in {f.code for f in copy.findings}, copy
+    patched = [v for v in grouped.venvs if v.python == "3.11"]
+    assert patched and all(v.python_patch == "3.11.50" for v in patched)
     shutil.rmtree(top)
 
 

@@ -161,7 +161,7 @@ def _scan(
     reuse = inc.reuse if inc is not None else None
     report = apply(pipeline.scan(options=options, progress=progress, reuse=reuse), config.policy)
     if record is not None:
-        _record(record, report, options, warn, inc)
+        _record(config, record, report, options, warn, inc)
     return Scanned(report, options)
 
 
@@ -197,31 +197,58 @@ def judge_changed(
     applied, and recorded there (:class:`~venvkeeper.inventory.reuse.Rejudged`). When
     that inventory cannot stand for the host (none, not trusted, of other roots, stale),
     one line to *warn* says why and every venv is scanned (:class:`Scanned`)."""
+
+    options = options_for(config, request)
+    roots = options.roots or ("/",)
+    record = request.record
+    why = "this check records in no inventory"
+    if record is not None:
+        judged, why = _judge_kept(config, options, record, roots, paths, shipped, warn)
+        if judged is not None:
+            return judged
+    warn(f"{why}: judging every venv")
+    record = _writable(record, warn)
+    inc = _incremental(record, options, _ignore)  # (why it cannot be used was told)
+    return _scan(config, options, record, inc, None, warn)
+
+
+def _judge_kept(
+    config: ScanConfig,
+    options: ScanOptions,
+    record: Recording,
+    roots: Sequence[str],
+    paths: frozenset[str],
+    shipped: Sequence[str],
+    warn: Callable[[str], None],
+) -> tuple[Optional[Rejudged], str]:
+    """:func:`judge_changed` from what *record*'s inventory kept, recorded there; or
+    (None, why it cannot stand for the host)."""
     from venvkeeper.errors import VenvkeeperError
     from venvkeeper.inventory import reuse
 
-    options = options_for(config, request)
-    record = _writable(request.record, warn)
-    if record is None:
-        return _scan(config, options, None, None, None, warn)
-    roots = options.roots or ("/",)
-    kept, why = reuse.load_kept(record.db)
-    if kept is not None:
+    store, why = reuse.open_for_reuse(record.db)
+    if store is None:
+        return None, why or f"no inventory at {record.db} yet"
+    with store:
+        try:
+            kept = reuse.load(store, listings=False, own=False)
+        except VenvkeeperError as e:
+            return None, str(e)
         why = reuse.covered_by(kept, roots, options.exclude) or ""
-    if kept is None or why:
-        warn(f"{why}: judging every venv")
-        inc = _incremental(record, options, _ignore)  # (why was told)
-        return _scan(config, options, record, inc, None, warn)
-    venvs = reuse.depending_on(kept, paths, roots, options.exclude)
-    shipped = reuse.within(shipped, roots, options.exclude)
-    judged = reuse.rejudge(kept, venvs, shipped, options, config.policy)
-    try:
-        reuse.record_rejudged(record.db, judged, kept)
-    except VenvkeeperError as e:
-        if not record.lenient:
-            raise
-        warn(f"this check is not recorded: {e}")
-    return judged
+        if why:
+            return None, why
+        venvs = reuse.depending_on(kept, paths, roots, options.exclude)
+        again = reuse.within(shipped, roots, options.exclude)
+        judged = reuse.rejudge(
+            kept, venvs, again, options, config.policy, own_of=reuse.own_reader(store)
+        )
+        try:
+            reuse.record_rejudged(store, judged, kept)
+        except VenvkeeperError as e:
+            if not record.lenient:
+                raise
+            warn(f"this check is not recorded: {e}")
+    return judged, ""
 
 
 def _writable(record: Optional[Recording], warn: Callable[[str], None]) -> Optional[Recording]:
@@ -242,6 +269,7 @@ def _writable(record: Optional[Recording], warn: Callable[[str], None]) -> Optio
 
 
 def _record(
+    config: ScanConfig,
     record: Recording,
     report: Report,
     options: ScanOptions,
@@ -252,7 +280,14 @@ def _record(
     from venvkeeper.inventory.reuse import record_and_keep
 
     try:
-        record_and_keep(record.db, report, options.exclude, inc, make_parents=not record.named)
+        record_and_keep(
+            record.db,
+            report,
+            options.exclude,
+            inc,
+            make_parents=not record.named,
+            policy=config.policy,
+        )
     except VenvkeeperError as e:
         if not record.lenient:
             raise

@@ -296,6 +296,7 @@ def post_invoke(
     if isinstance(result, Scanned):
         out.write(_summary(result.report))
         venvs: Sequence[Judged] = result.report.venvs
+        changed: Sequence[str] = [v.path for v in venvs]
     else:
         n = len(result.venvs)
         counts = _counts(v.status for v in result.venvs)
@@ -307,9 +308,9 @@ def post_invoke(
                 f"venvkeeper: {plural(n, 'venv')} {noun(n, 'depends', 'depend')} {scope},"
                 f" judged again in {result.duration:.2f}s: {counts}\n"
             )
-        venvs = result.venvs
+        venvs, changed = result.venvs, result.changed
     _tell_venvs(venvs, out)
-    _tell_consumers(settings, touched.modules, [v.path for v in venvs], out)
+    _tell_consumers(settings, touched.modules, changed, out)
     _tell_restarts(settings, out)
 
 

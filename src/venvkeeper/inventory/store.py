@@ -111,14 +111,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             fingerprint BLOB,                  -- NULL: changed too recently to trust it
             checks TEXT NOT NULL,              -- what to look at to fingerprint it again
             own TEXT NOT NULL,                 -- the venv's own facts (scan.codec, JSON)
-            depends TEXT NOT NULL              -- JSON list of host paths its verdict reads
+            depends TEXT NOT NULL,             -- JSON list of host paths its verdict reads
+            grp TEXT,                          -- its group (scan.grouping), NULL: none
+            reads INTEGER,                     -- what its verdict read of its base view
+            verdict TEXT                       -- its last verdict (JSON), for its group
+        )""",
+        """CREATE TABLE reuse_groups (
+            key TEXT PRIMARY KEY,              -- a group of venvs that share a base view
+            view TEXT NOT NULL                 -- that view: JSON of each part's digest
         )""",
         """CREATE TABLE reuse_listings (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             data BLOB NOT NULL                 -- zlib of a JSON object: path -> listing
         )""",
         """CREATE TABLE reuse_meta (
-            key TEXT PRIMARY KEY,              -- signature, identity, roots, excludes, saved_at
+            key TEXT PRIMARY KEY,              -- signature identity roots excludes policy saved_at
             value TEXT NOT NULL
         )""",
     ),

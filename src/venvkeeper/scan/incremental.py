@@ -269,6 +269,9 @@ class Reuse:
     #: venvs read this time that changed too recently for their fingerprint to be trusted:
     #: their own facts (the apt hook may use them: it never fingerprints)
     racy: dict[str, VenvFacts] = field(default_factory=dict)
+    #: with collect: what each judged venv's verdict read of its base view
+    #: (:func:`venvkeeper.scan.pipeline.judge_noting`)
+    reads: dict[str, int] = field(default_factory=dict)
     #: of the walk, with collect: the listings made anew, the paths of those reused, and
     #: whether every listing kept under the scan's roots was reused and none made anew
     new_listings: dict[str, Listing] = field(default_factory=dict)

@@ -345,7 +345,7 @@ def tree_size(path: str) -> int:
     return total
 
 
-def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter]) -> list[str]:
+def host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter]) -> list[str]:
     """The read errors met outside the venv: they depend on the host, not the venv."""
     out = [f"bin/{c.name}: cannot follow {c.broken_at}: {c.error}" for c in chains if c.unreadable]
     if base is not None and base.stdlib_present is None:
@@ -411,8 +411,8 @@ def _outside(facts: VenvFacts, host: HostCache, want_top: Optional[bool]) -> Ven
                 sc = evolve(sc, interpreter_exists=exists)
         scripts.append(sc)
     site_dirs = tuple(_rejudge_site(s, fs, want_top) for s in facts.site_dirs)
-    old = set(_host_errors(facts.chains, facts.base))
-    errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
+    old = set(host_errors(facts.chains, facts.base))
+    errors = [e for e in facts.errors if e not in old] + host_errors(chains, base)
     locations = _locations(
         seen, facts.activate_virtual_env, facts.recorded_path, tuple(scripts), fs
     )

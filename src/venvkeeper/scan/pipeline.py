@@ -93,6 +93,21 @@ def judge(
     return VenvReport(facts, findings, alias_of, deep)
 
 
+def judge_noting(
+    facts: VenvFacts,
+    options: ScanOptions,
+    alias_of: Optional[str] = None,
+    trust: Optional[TrustCache] = None,
+) -> tuple[VenvReport, int]:
+    """:func:`judge`, and what its verdict read of the venv's base view: a mask of
+    :data:`venvkeeper.scan.grouping.BIT` (kept for the apt hook's judging by groups)."""
+    from venvkeeper.scan.grouping import noting_reads
+
+    noting, cell = noting_reads(facts)
+    rep = judge(noting, options, alias_of, trust)
+    return VenvReport(facts, rep.findings, alias_of, rep.deep), cell[0]
+
+
 def inspect_path(
     path: str,
     options: Optional[ScanOptions] = None,
@@ -272,6 +287,10 @@ class Scanner:
         except Exception as e:  # a bug must cost one venv's verdict, never the whole scan
             facts = empty_facts(cand.path, cand.kind, f"internal error: {type(e).__name__}: {e}")
         try:
+            if self.reuse is not None and self.reuse.collect and alias_of is None:
+                rep, mask = judge_noting(facts, self.options, alias_of, self.trust)
+                self.reuse.reads[facts.path] = mask
+                return rep
             return judge(facts, self.options, alias_of, self.trust)
         except Exception as e:  # inline or in the pool: one line, then exit 3
             raise worker_failed(e, f"judging {cand.path}") from e
