@@ -14,7 +14,14 @@ them, each hook timed by a wrapper (``date +%s%N`` before and after):
 - an apt run of no Python package: a tiny local ``.deb`` installed, then removed;
 - a Python patch upgrade: python3.11, python3.11-minimal, libpython3.11-minimal and
   libpython3.11-stdlib reinstalled (``apt-get install --reinstall``): dpkg replaces the
-  interpreter and its stdlib as a patch upgrade does, under the same version.
+  interpreter and its stdlib as a patch upgrade does, under the same version (Debian's
+  own patch upgrades keep the upstream version: bookworm's python3.11 is 3.11.2 in every
+  point release);
+- the same with the patch version changed: libpython3.11-dev is installed (its
+  ``patchlevel.h`` tells venvkeeper the X.Y.Z), and before each run the bench writes
+  another version into it (3.11.100, 3.11.101, ...), so that every venv's base has a new
+  patch version when the post-invoke hook runs, as after Ubuntu's or a pyenv Python's
+  patch upgrade.
 
 Prints the median time of each hook per kind, the load average, and writes
 bench/out/apt_hook.json. The root is kept in ``--root`` for the next run (``--fresh``
@@ -43,6 +50,7 @@ from debroot import bookworm_root, chroot_run, remove_root  # noqa: E402
 
 SRC = HERE.parent / "src" / "venvkeeper"
 PY311 = ("python3.11", "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
+PATCHLEVEL = "/usr/include/python3.11/patchlevel.h"
 LOG = "/var/log/vk-bench-hooks"
 TIMED = """#!/bin/sh
 # {name} run by apt: timed (nanoseconds) into {log}
@@ -136,6 +144,8 @@ def prepare(root: Path, venvs: int, files: int) -> None:
         TIMED.format(name="needrestart", command="/usr/lib/needrestart/apt-pinvoke", log=LOG)
     )
     (bin_dir / "nr-timed").chmod(0o755)
+    if not (root / PATCHLEVEL.lstrip("/")).exists():  # what tells the X.Y.Z (bench v2)
+        sh(root, "apt-get", "install", "-y", "-q", "libpython3.11-dev")
 
 
 def hook_times(root: Path) -> list[tuple[str, str, float]]:
@@ -182,18 +192,25 @@ def main(argv: list[str] | None = None) -> int:
         "unrelated install": ("install", "/opt/debs/vk-unrelated.deb"),
         "unrelated remove": ("remove", "vk-unrelated"),
         "python patch": ("install", "--reinstall", *PY311),
+        "python patch, version changed": ("install", "--reinstall", *PY311),
     }
     results: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}
     sample = {}
-    for _ in range(args.runs):
-        for kind, run in kinds.items():
-            if True:
+    header = root / PATCHLEVEL.lstrip("/")
+    original = header.read_bytes()
+    try:
+        for i in range(args.runs):
+            for kind, run in kinds.items():
+                if kind.endswith("version changed"):
+                    header.write_bytes(original.replace(b'"3.11.2"', f'"3.11.{100 + i}"'.encode()))
                 out = apt(root, *run)
                 sample[kind] = out
                 for tool, what, seconds in hook_times(root):
                     words = what.split()
                     stage = words[1] if tool == "venvkeeper" and len(words) > 1 else "hook"
                     results[kind].setdefault(f"{tool} {stage}", []).append(seconds)
+    finally:
+        header.write_bytes(original)
     load1 = os.getloadavg()
     print(f"load average: {load0[0]:.1f} at the start, {load1[0]:.1f} at the end")
     summary: dict[str, dict[str, float]] = {}
@@ -210,9 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         nr = summary[kind].get("needrestart hook")
         if vk is not None and nr:
             print(f"{kind}: venvkeeper post-invoke / needrestart's hook = {vk / nr:.2f}x")
-    print("what apt showed (python patch):")
-    print("\n".join("  " + ln for ln in sample.get("python patch", "").splitlines()
-                    if "venvkeeper" in ln or "restart" in ln.lower()))  # fmt: skip
+    for kind in ("python patch", "python patch, version changed"):
+        print(f"what apt showed ({kind}):")
+        print("\n".join("  " + ln for ln in sample.get(kind, "").splitlines()
+                        if "venvkeeper" in ln or "restart" in ln.lower()))  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "apt_hook.json").write_text(
         json.dumps({"runs": results, "median_s": summary, "load": [load0, load1]}, indent=2) + "\n"

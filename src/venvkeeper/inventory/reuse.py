@@ -698,8 +698,13 @@ def _rejudge(
         except ValueError:
             singles += paths
             continue
-        if changes & CONSUMER_READS or f.snap != _kept_snap(kept, first):
-            changed.add(first)
+        was_first = _kept_snap(kept, first)
+        if (
+            changes & CONSUMER_READS
+            or was_first is None
+            or (f.snap.status, f.snap.findings) != (was_first.status, was_first.findings)
+        ):
+            changed.add(first)  # its consumers' verdicts may change
         summary = [f.snap.python, f.snap.python_patch, f.snap.base_executable]
         for path in paths:
             kv = kept.verdicts[path]
