@@ -247,7 +247,7 @@ def _row(
         if grp not in groups:
             from venvkeeper.scan.grouping import view
 
-            groups[grp] = json.dumps(view(values), sort_keys=True)
+            groups[grp] = json.dumps(view(v.facts, values), sort_keys=True)
     return json.dumps(depends_of(v.facts)), grp, reads, verdict_json(snap)
 
 
@@ -279,13 +279,22 @@ def save(
     groups: dict[str, Optional[str]] = {}
     for path, v in judged.items():
         snap = snapshots.get(path) or snapshot_of_venv(v)
+        was = kept.verdicts.get(path)
+        if path in reuse.reused and was is not None and was.group is not None:
+            # unchanged own facts, the same verdict, the same dependencies: the row stands
+            # as it is (its group's view may be older than now: what changed since is what
+            # the apt hook's judging by groups compares, so it judges more, never less)
+            verdict = verdict_json(snap)
+            if verdict == was.verdict:
+                depends = json.dumps(depends_of(v.facts))
+                if depends == kept.depends.get(path):
+                    continue
         depends, grp, reads, verdict = _row(v, snap, reuse.reads.get(path), groups)
         if path in reuse.kept:
             fp, own = reuse.kept[path]
             checks = "\0".join(fp.checks)
             rows.append((to_db(path), fp.digest, checks, encode(own), depends, grp, reads, verdict))
         elif path in reuse.reused:
-            was = kept.verdicts.get(path)
             if kept.depends.get(path) != depends or was != Verdict(grp, reads or 0, verdict):
                 updates.append((depends, grp, reads, verdict, to_db(path)))
         elif path in reuse.racy:
@@ -569,7 +578,7 @@ def _judge_full(
                 json.dumps(depends_of(facts)),
                 grp,
                 reads,
-                json.dumps(view(values), sort_keys=True),
+                json.dumps(view(facts, values), sort_keys=True),
             )
         )
     return out

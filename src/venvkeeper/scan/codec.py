@@ -113,25 +113,33 @@ def _dataclass_decoder(cls: type) -> Decoder:
         return found
     hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    convert = [(i, d) for i, n in enumerate(names) if (d := _decoder(hints[n])) is not None]
+    converters = {i: d for i, n in enumerate(names) if (d := _decoder(hints[n])) is not None}
     width = len(names)
-
-    new = object.__new__
     # what the generated __init__ does, without a call per field: for dataclasses with an
-    # instance dict and nothing run after __init__ (the model's frozen dataclasses)
+    # instance dict and nothing run after __init__ (the model's frozen dataclasses); the
+    # function is written out for the class (as dataclasses writes __init__), the hot path
+    # of an incremental scan
     plain = "__slots__" not in vars(cls) and not hasattr(cls, "__post_init__")
-
-    def dec(v: Any) -> Any:
-        if type(v) is not list or len(v) != width:
-            raise CodecError(f"a {cls.__name__} of another shape")
-        for i, d in convert:
-            v[i] = d(v[i])
-        if not plain:
-            return cls(*v)
-        obj: Any = new(cls)
-        obj.__dict__.update(zip(names, v))
-        return obj
-
+    env: dict[str, Any] = {"cls": cls, "new": object.__new__, "CodecError": CodecError}
+    parts = []
+    for i in range(width):
+        if i in converters:
+            env[f"c{i}"] = converters[i]
+            parts.append(f"c{i}(v[{i}])")
+        else:
+            parts.append(f"v[{i}]")
+    if plain:
+        fields = ", ".join(f"{n!r}: {p}" for n, p in zip(names, parts))
+        body = f"    o = new(cls)\n    o.__dict__.update({{{fields}}})\n    return o\n"
+    else:
+        body = f"    return cls({', '.join(parts)})\n"
+    code = (
+        "def dec(v):\n"
+        f"    if type(v) is not list or len(v) != {width}:\n"
+        f"        raise CodecError({f'a {cls.__name__} of another shape'!r})\n" + body
+    )
+    exec(code, env)  # noqa: S102 - our own text, made from the model's field names
+    dec: Decoder = env["dec"]
     _DECODERS[cls] = dec
     return dec
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, Optional
 
 from venvkeeper.model.policy import Policy
-from venvkeeper.model.venv import BaseInterpreter, LinkChain, VenvFacts, VenvKind
+from venvkeeper.model.venv import BaseInterpreter, VenvFacts, VenvKind
 from venvkeeper.scan.inspect import host_errors
 
 #: The base's fields, each a bit of a venv's read mask; then the parts of the view that
@@ -55,16 +55,23 @@ ALWAYS = (
 CONSUMER_READS = BIT["base"] | BIT["version"] | BIT["chains"]
 
 
+def _noting_property(name: str, bit: int) -> property:
+    def get(self: Any) -> Any:
+        self._cell[0] |= bit
+        return self._values[name]
+
+    return property(get)
+
+
 class _ReadBase(BaseInterpreter):
     """A :class:`BaseInterpreter` that notes which of its fields are read (into the
-    one-element list ``_reads``). Anything that reads every field (equality, ``repr``,
-    :func:`dataclasses.replace`) notes them all."""
+    one-element list ``_cell``): each field is a property that notes its bit. Anything
+    that reads every field (equality, ``repr``, :func:`dataclasses.replace`) notes them
+    all."""
 
-    def __getattribute__(self, name: str) -> Any:
-        bit = _BASE_BIT.get(name)
-        if bit is not None:
-            object.__getattribute__(self, "__dict__")["_reads"][0] |= bit
-        return object.__getattribute__(self, name)
+
+for _name in BASE_FIELDS:
+    setattr(_ReadBase, _name, _noting_property(_name, BIT[_name]))
 
 
 def noting_reads(facts: VenvFacts) -> tuple[VenvFacts, list[int]]:
@@ -75,107 +82,82 @@ def noting_reads(facts: VenvFacts) -> tuple[VenvFacts, list[int]]:
     if base is None:
         return facts, cell
     noting: Any = object.__new__(_ReadBase)
-    vars(noting).update(vars(base), _reads=cell)
+    noting.__dict__["_values"] = vars(base)
+    noting.__dict__["_cell"] = cell
     copy: Any = object.__new__(type(facts))
     vars(copy).update(vars(facts), base=noting)
     return copy, cell
 
 
-def _relative(path: str, inside: str) -> str:
-    return "./" + path[len(inside) :] if path.startswith(inside) else path
-
-
-def _chain_view(c: LinkChain, inside: str) -> tuple[Any, ...]:
-    return (
-        c.name,
-        tuple(_relative(h, inside) for h in c.hops),
-        c.resolved and _relative(c.resolved, inside),
-        c.broken_at and _relative(c.broken_at, inside),
-        c.error,
-        c.unreadable,
-        c.unrunnable,
-        c.is_copy,
-    )
-
-
 def _inputs(facts: VenvFacts) -> tuple[Any, ...]:
+    """What the base view is made from, besides the host (paths inside the venv are made
+    relative by :func:`group_of`)."""
     inside = facts.path_in_root.rstrip("/") + "/"
     chains = []
     for c in facts.chains:
-        own = tuple(_relative(h, inside) for h in c.hops if h.startswith(inside))
         first = next((h for h in c.hops if not h.startswith(inside)), None)
+        own = c.hops if first is None else c.hops[: c.hops.index(first)]
         chains.append((c.name, own, first))
     base = facts.base
     legacy = next((s.python_version for s in facts.site_dirs), None)
-    scripts = sorted({_relative(s.interpreter, inside) for s in facts.scripts if s.interpreter})
     # a copy inside the venv is judged against its own path: a group of its own
-    alone = facts.path if base is not None and base.is_copy else None
+    alone = facts.path.replace("/", "|") if base is not None and base.is_copy else None
     return (
         facts.root,
         facts.kind.value,
-        tuple(chains),
+        chains,
         facts.cfg.get("home") if facts.cfg is not None else None,
         facts.orig_prefix,
         legacy if facts.kind is VenvKind.LEGACY_VIRTUALENV else None,
         facts.recorded_python,
-        tuple(scripts),
         alone,
     )
 
 
-def _digest(value: Any) -> str:
-    text = repr(value).encode("utf-8", "surrogateescape")
-    return hashlib.blake2b(text, digest_size=8).hexdigest()
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 def _view_values(facts: VenvFacts) -> tuple[Any, ...]:
-    """The components of the venv's base view (:data:`COMPONENTS`, in order), paths
-    inside the venv relative: the members of a group have the same view."""
-    inside = facts.path_in_root.rstrip("/") + "/"
+    """The components of the venv's base view (:data:`COMPONENTS`, in order)."""
     base = facts.base
     fields: tuple[Any, ...] = (
         (None,) * len(BASE_FIELDS)
         if base is None
         else tuple(getattr(base, name) for name in BASE_FIELDS)
     )
-    chains = tuple(_chain_view(c, inside) for c in facts.chains)
     # the read errors met outside the venv: derived from the chains and the base, but read
     # by checks as errors (a verdict may read them without reading the base's fields)
-    errors = tuple(host_errors(facts.chains, base))
-    scripts = tuple(
-        sorted(
-            {
-                (_relative(s.interpreter, inside), s.interpreter_exists)
-                for s in facts.scripts
-                if s.interpreter
-            }
-        )
-    )
-    return (*fields, base is None, chains, errors, scripts)
+    errors = host_errors(facts.chains, base)
+    states: dict[str, Optional[bool]] = {}
+    for sc in facts.scripts:
+        if sc.interpreter is not None and sc.interpreter not in states:
+            states[sc.interpreter] = sc.interpreter_exists
+    scripts = sorted(states.items(), key=lambda kv: kv[0])
+    return (*fields, base is None, facts.chains, errors, scripts)
 
 
 def group_of(facts: VenvFacts) -> tuple[str, tuple[Any, ...]]:
-    """(the key of the venv's group: the inputs of its base view and the view itself;
-    the view, for :func:`view`)."""
+    """(the key of the venv's group: the inputs of its base view and the view itself,
+    paths inside the venv relative; the view, for :func:`view`)."""
     values = _view_values(facts)
-    return _digest((_inputs(facts), values)), values
+    inside = facts.path_in_root.rstrip("/") + "/"
+    text = repr((_inputs(facts), values)).replace(inside, "./")
+    return _digest(text), values
 
 
-def view(values: tuple[Any, ...]) -> dict[str, str]:
-    """A view (from :func:`group_of`) as a digest of each of its components, by name: what
-    the inventory keeps of each group, to tell what changed (:func:`delta`)."""
-    return {name: _digest(v) for name, v in zip(COMPONENTS, values)}
+def view(facts: VenvFacts, values: tuple[Any, ...]) -> dict[str, str]:
+    """The view of *facts* (*values*, from :func:`group_of`) as a digest of each of its
+    components, by name, paths inside the venv relative: what the inventory keeps of
+    each group, to tell what changed (:func:`delta`)."""
+    inside = facts.path_in_root.rstrip("/") + "/"
+    return {name: _digest(repr(v).replace(inside, "./")) for name, v in zip(COMPONENTS, values)}
 
 
 def policy_digest(policy: Policy) -> str:
     """What a verdict kept under *policy* depends on of it (another policy: judge anew)."""
-    return _digest(
-        (
-            policy.ignore,
-            policy.allowed_bases,
-            sorted((k, v.value) for k, v in policy.severity.items()),
-        )
-    )
+    severity = sorted((k, v.value) for k, v in policy.severity.items())
+    return _digest(repr((policy.ignore, policy.allowed_bases, severity)))
 
 
 def delta(old: dict[str, str], new: dict[str, str]) -> int:

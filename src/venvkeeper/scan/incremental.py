@@ -150,13 +150,59 @@ def fingerprint(
     except OSError as gone:
         d.ints += (-1, gone.errno or 0)
     if checks is not None:
-        for spec in checks[1:]:
-            d.checks.append(spec)
-            d.check(spec)
+        d.checks += checks[1:]
+        d.newest = max(d.newest, _recheck(venv, checks, d.ints))
     else:
         _discover(d, kind)
     limit = racy_threshold() if racy_after is None else racy_after
     return Fingerprint(d.digest(), d.newest >= limit, tuple(d.checks))
+
+
+def _recheck(venv: str, checks: Sequence[str], ints: list[int]) -> int:
+    """:meth:`_Digest.check` of each of *checks* but the first (the kind), in one loop:
+    the incremental scan takes some 45 of them per venv. Returns the newest ctime."""
+    lstat, stat_, islink = os.lstat, os.stat, stat.S_ISLNK
+    add = ints.extend
+    newest = -(1 << 62)
+    # each name looked up from the venv's directory, not from / again (a venv lies some ten
+    # directories deep: most of a stat's time was walking down to it)
+    try:
+        fd: Optional[int] = os.open(venv, _DIR_FLAGS)
+    except OSError:
+        fd = None  # each path in full: each fails as the venv's own check does
+    base = venv + "/"
+    try:
+        for spec in checks[1:]:
+            how = spec[0]
+            rel = spec[2:]
+            path, at = (rel, fd) if fd is not None and rel else (base + rel if rel else venv, None)
+            try:
+                st = stat_(path, dir_fd=at) if how == "s" else lstat(path, dir_fd=at)
+            except OSError as e:
+                add((-1, e.errno or 0))
+                continue
+            c = st.st_ctime_ns
+            add((st.st_ino, c))
+            if c > newest:
+                newest = c
+            if how == "f" and islink(st.st_mode):
+                try:
+                    st = stat_(path, dir_fd=at)
+                except OSError as e:
+                    add((-2, e.errno or 0))
+                    continue
+                c = st.st_ctime_ns
+                add((st.st_ino, c))
+                if c > newest:
+                    newest = c
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return newest
+
+
+#: A directory opened only to look names up from it (no read: O_PATH where there is one).
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_PATH", 0)
 
 
 def _discover(d: _Digest, kind: VenvKind) -> None:
