@@ -219,6 +219,7 @@ def defs() -> dict[str, Schema]:
         description="one venv, everything inspection read and every finding",
     )
     d.update(consumer_defs())
+    d["predicted_consumer"] = predicted_consumer()
     d["snapshot"] = obj(
         {
             "path": PATH,
@@ -464,7 +465,17 @@ def prediction() -> Schema:
                 }
             ),
             "summary": obj(
-                {"venvs": INT, "worst": ref("status"), **{e.value: INT for e in Effect}}
+                {
+                    "venvs": INT,
+                    "worst": ref("status"),
+                    **{e.value: INT for e in Effect},
+                    "consumers_breaking": {
+                        **INT,
+                        "description": "consumers the change breaks; absent when the"
+                        " consumers were not read (--no-consumers)",
+                    },
+                },
+                optional=("consumers_breaking",),
             ),
             "venvs": arr(
                 obj(
@@ -491,10 +502,53 @@ def prediction() -> Schema:
                                 }
                             )
                         ),
-                    }
+                        "consumers": arr(
+                            ref("predicted_consumer"),
+                            description="what the venv serves, under the change; absent when"
+                            " the consumers were not read (--no-consumers)",
+                        ),
+                    },
+                    optional=("consumers",),
                 )
             ),
         }
+    )
+
+
+def predicted_consumer() -> Schema:
+    from venvkeeper.model.consumers import FailsHow
+
+    return obj(
+        {
+            "kind": ref("consumer_kind"),
+            "name": STR,
+            "source": PATH,
+            "line": INT,
+            "user": null(STR),
+            "ref": null(ref("ref_kind")),
+            "enabled": null(BOOL),
+            "running": null(BOOL),
+            "trigger": null(STR),
+            "breaks": {**BOOL, "description": "it works now and fails after the change"},
+            "fails_how": null(
+                enum_of(FailsHow, "how it fails after the change (null: it does not)")
+            ),
+            "why": STR,
+            "broken_now": {**BOOL, "description": "it fails already, before the change"},
+            "embedded_python": null(STR),
+            "embedded_python_then": null(
+                {**STR, "description": "the Python its server embeds after the change"}
+            ),
+            "after_repair": null(
+                {
+                    **STR,
+                    "description": "what still breaks it after its venv's planned repair"
+                    " (a hard-coded lib/pythonX.Y to change), and what to do",
+                }
+            ),
+            "restart": null({**STR, "description": "the command that restarts it"}),
+        },
+        description="a consumer of the venv under the change",
     )
 
 

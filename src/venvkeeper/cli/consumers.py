@@ -4,7 +4,7 @@ process managers), each judged, and the venvs nothing uses."""
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from venvkeeper.cli._common import (
     Parser,
@@ -15,6 +15,10 @@ from venvkeeper.cli._common import (
     scan_options,
     terminal,
 )
+
+if TYPE_CHECKING:
+    from venvkeeper.model.plan import Prediction
+    from venvkeeper.predict.changes import Change
 
 
 def _add_consumers(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -89,6 +93,45 @@ def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         out.write(fmt.render_table(result, terminal(out)))
     return int(exit_code_for(result.worst))
+
+
+def add_predict_options(p: argparse.ArgumentParser) -> None:
+    """``predict``'s options for the consumers it judges with the venvs."""
+    g = p.add_argument_group("consumers (units, cron jobs, commands, web servers)")
+    g.add_argument(
+        "--no-consumers",
+        action="store_true",
+        help="do not read the units, cron jobs, commands and server configs that use each"
+        " venv, nor tell which of them the change breaks",
+    )
+    g.add_argument(
+        "--system-root",
+        default="/",
+        metavar="DIR",
+        help="read the consumers of the system installed in DIR (a chroot, an image)"
+        " instead of this host's (default /)",
+    )
+
+
+def predicted_consumers(
+    args: argparse.Namespace, pred: Prediction, change: Change, err: TextIO
+) -> Prediction:
+    """*pred* with each venv's consumers judged under *change*, unless ``--no-consumers``
+    (or a command without these options): a consumer file that cannot be read is a
+    finding on its consumer, so only a failure of the whole reading is a warning."""
+    if getattr(args, "no_consumers", True):
+        return pred
+    from venvkeeper.consumers import read_consumers
+    from venvkeeper.host.fsutil import check_directory
+    from venvkeeper.predict.consumers import judge_consumers
+
+    root = args.system_root
+    check_directory(root)
+    # the host's /proc tells nothing of another system's units, unless named
+    proc = args.proc_root if root == "/" or args.proc_root != "/proc" else None
+    if args.no_processes:
+        proc = None
+    return judge_consumers(pred, read_consumers(root, proc), change, root=root)
 
 
 def add(sub: argparse._SubParsersAction[Parser]) -> None:

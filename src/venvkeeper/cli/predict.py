@@ -24,6 +24,7 @@ from venvkeeper.cli._common import (
     sources_of,
     terminal,
 )
+from venvkeeper.cli.consumers import add_predict_options, predicted_consumers
 from venvkeeper.errors import UsageError, VenvkeeperError
 from venvkeeper.textutil import escape_value
 
@@ -39,6 +40,7 @@ def _add_predict(sub: argparse._SubParsersAction[Parser]) -> None:
     add_walk(p)
     add_change(p)
     p.add_argument("--only-problems", action="store_true", help="leave out the venvs that survive")
+    add_predict_options(p)
     p.set_defaults(func=_cmd_predict)
 
 
@@ -148,7 +150,8 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
             users = venv_users(args.proc_root)
         except VenvkeeperError as e:
             err.write(f"venvkeeper: warning: running processes not read: {escape_value(str(e))}\n")
-    return predict(report, change, users=users, policy=policy)
+    pred = predict(report, change, users=users, policy=policy)
+    return predicted_consumers(args, pred, change, err)
 
 
 def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

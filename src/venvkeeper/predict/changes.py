@@ -51,6 +51,11 @@ class Change:
     remove: tuple[str, ...] = ()
     remove_packages: tuple[str, ...] = ()
     profile: Optional[HostProfile] = None
+    #: The embedding modules' packages (libapache2-mod-wsgi-py3, uwsgi-plugin-python3)
+    #: the change upgrades, each with the Python minor it will embed (None: the one
+    #: ``python3`` will be). None: they follow ``python3`` when the change repoints it, as a
+    #: distro release upgrade rebuilds them (:mod:`venvkeeper.predict.consumers`).
+    embedders: Optional[tuple[tuple[str, Optional[str]], ...]] = None
 
     def describe(self) -> ChangeDescription:
         return ChangeDescription(
