@@ -45,6 +45,17 @@ SYSTEMD = (
     "libpam-systemd",
     "dbus-user-session",
 )
+#: The servers and tools the consumers end-to-end test runs apps under: Apache with
+#: mod_wsgi, uWSGI (Debian's init script and apps-enabled) with its python3 plugin,
+#: supervisor, pipx.
+SERVERS = (
+    "apache2",
+    "libapache2-mod-wsgi-py3",
+    "uwsgi",
+    "uwsgi-plugin-python3",
+    "supervisor",
+    "pipx",
+)
 REPORT_UNIT = "venvkeeper-report.service"
 REPORT_SCRIPT = "/usr/local/sbin/venvkeeper-report"
 REPORT_OUT = "/root/venvkeeper-report.out"

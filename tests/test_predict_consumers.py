@@ -212,3 +212,42 @@ def test_apt_run_upgrading_only_the_module(world: World) -> None:
     quiet = Change(embedders=(("libapache2-mod-wsgi-py3", "3.11"),))
     pred = judge_consumers(predict(report, quiet), found, quiet, root=str(w.root))
     assert not any(c.breaks for v in pred.venvs for c in v.consumers)
+
+
+def test_apt_run_packages_of_embedding_modules() -> None:
+    """The interpreter packages of an apt run include the embedding modules' packages:
+    upgraded with python3's minor, they are the change's embedders; upgraded alone, they
+    are named and change no minor."""
+    from venvkeeper.apt.hook import parse_input, python_change
+
+    def hook(*lines: str) -> str:
+        return "VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(lines) + "\n"
+
+    release = parse_input(
+        hook(
+            "python3 3.11.2-1+b1 amd64 allowed < 3.13.5-1 amd64 allowed **CONFIGURE**",
+            "libapache2-mod-wsgi-py3 4.9.4-1+b2 amd64 same < 5.0.2-1 amd64 same **CONFIGURE**",
+            "uwsgi-plugin-python3 2.0.21-5.1 amd64 same < 2.0.28-2 amd64 same **CONFIGURE**",
+            "apache2 2.4.62-1 amd64 foreign < 2.4.65-2 amd64 foreign **CONFIGURE**",
+        )
+    )
+    pc = python_change(release.actions)
+    assert pc is not None and not pc.patch_only
+    assert pc.change.python_becomes == ((None, "3.13"),)
+    assert pc.change.embedders == (
+        ("libapache2-mod-wsgi-py3", None),
+        ("uwsgi-plugin-python3", None),
+    )
+    assert any(n.startswith("libapache2-mod-wsgi-py3 4.9.4-1+b2 -> 5.0.2-1") for n in pc.notes)
+    from venvkeeper.predict.consumers import embedders
+
+    assert embedders(pc.change) == {
+        "libapache2-mod-wsgi-py3": "3.13",
+        "uwsgi-plugin-python3": "3.13",
+    }
+    alone = python_change(
+        parse_input(
+            hook("uwsgi-plugin-python3 2.0.21-5 amd64 same < 2.0.21-5.1 amd64 same x.deb")
+        ).actions
+    )
+    assert alone is not None and alone.patch_only and embedders(alone.change) == {}

@@ -39,6 +39,9 @@ from venvkeeper.scan.inspect import VenvVanished, rejudge
 #: The unversioned names ``--python-becomes X.Y`` repoints when no path is given.
 DEFAULT_LINKS = ("/usr/bin/python3", "/usr/bin/python")
 _MINOR = re.compile(r"\d+\.\d+t?")
+#: The packages of the embedding modules a Python upgrade rebuilds (Debian, then RHEL and
+#: Fedora): an apt run that upgrades one changes the Python its servers embed.
+EMBEDDER_PACKAGES = ("libapache2-mod-wsgi-py3", "uwsgi-plugin-python3", "python3-mod_wsgi")
 
 PackageFiles = Callable[[str], list[str]]
 

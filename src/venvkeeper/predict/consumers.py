@@ -43,11 +43,8 @@ from venvkeeper.model.consumers import (
     RefKind,
 )
 from venvkeeper.model.plan import Effect, Prediction, Strategy, VenvPrediction
-from venvkeeper.predict.changes import DEFAULT_LINKS, Change
+from venvkeeper.predict.changes import DEFAULT_LINKS, EMBEDDER_PACKAGES, Change
 
-#: The packages of the embedding modules a Python upgrade rebuilds (Debian, then RHEL and
-#: Fedora): an apt run that upgrades one changes the Python its servers embed.
-EMBEDDER_PACKAGES = ("libapache2-mod-wsgi-py3", "uwsgi-plugin-python3", "python3-mod_wsgi")
 #: Where those packages put their modules (a path inside the system root), for a root
 #: without dpkg's lists.
 _MODULE_PACKAGES = (
@@ -102,6 +99,8 @@ def embedders(change: Change, root: str = "/") -> dict[str, str]:
     new = default_minor(change, root)
     if change.embedders is None:
         return {p: new for p in EMBEDDER_PACKAGES} if new else {}
+    if new is None and change.python_becomes:  # a distro prefix's python3 (apt's --prefix)
+        new = change.python_becomes[0][1]
     out: dict[str, str] = {}
     for pkg, minor in change.embedders:
         if minor or new:
