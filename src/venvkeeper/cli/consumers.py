@@ -47,6 +47,12 @@ def _add_consumers(sub: argparse._SubParsersAction[Parser]) -> None:
         help="judge only the venvs the consumers name: do not walk the ROOTs for the venvs"
         " that nothing uses",
     )
+    p.add_argument(
+        "--unused",
+        action="store_true",
+        help="list the venvs that nothing uses, one a line (default: only their count;"
+        " --json lists them always)",
+    )
     add_json(p)
     p.set_defaults(func=_cmd_consumers)
 
@@ -91,7 +97,7 @@ def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(fmt.render_json(result))
     else:
-        out.write(fmt.render_table(result, terminal(out)))
+        out.write(fmt.render_table(result, terminal(out), unused=args.unused))
     return int(exit_code_for(result.worst))
 
 
