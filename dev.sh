@@ -3,9 +3,9 @@
 #   ./dev.sh scan [ARGS...]   scan this host (all local filesystems) and print the table
 #   ./dev.sh test [ARGS...]   lint, then the whole test suite (what .ci/run calls); with
 #                             ARGS, only pytest ARGS
-#   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports) and the
-#                             documentation site (mkdocs build --strict, into a temporary
-#                             directory)
+#   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports), no bare
+#                             open() in src/ (tools/check_open.py) and the documentation
+#                             site (mkdocs build --strict, into a temporary directory)
 #   ./dev.sh docs [DIR]       the documentation site (mkdocs.yml, docs/) into DIR (default
 #                             site/); python tools/update_docs.py regenerates its blocks
 #   ./dev.sh bench [ARGS...]  the scan benchmark of bench/ (bench/run.py)
@@ -231,6 +231,7 @@ lint() {
     "$venv/bin/ruff" format --check src tests bench tools
     "$venv/bin/mypy"
     "$venv/bin/lint-imports" --no-cache --no-logo
+    "$venv/bin/python" tools/check_open.py  # no bare open() in src/ (docs/safety.md)
     local site; site=$(mktemp -d)
     docs "$site" || { rm -rf "$site"; return 1; }
     rm -rf "$site"

@@ -507,3 +507,468 @@ def test_a_thread_started_under_the_owners_identity_can_return_to_roots(
         t.start()
         t.join()
     assert seen == ["denied", "root"]
+
+
+# --- issue 20: nothing another user can change ever runs as root ------------------------
+#
+# Each attack below ran the user's code as root (a canary file with uid 0), hung, or read
+# the user's configuration before the one trust rule (venvkeeper.host.trust). Every
+# command runs in a child process under a timeout; the canaries are written into a sticky
+# drop directory, so a canary exists whoever ran the planted code.
+
+_RUNNER = r"""
+import json, sys
+from venvkeeper import config
+config.SYSTEM_CONFIG = sys.argv[1]
+exec(sys.argv[2])
+from venvkeeper.cli import main
+sys.exit(main(json.loads(sys.argv[3])))
+"""
+
+
+@dataclass
+class Bounded:
+    code: int
+    out: str
+    err: str
+
+
+def run_bounded(
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    setup: str = "",
+    timeout: float = 240.0,
+) -> Bounded:
+    """``venvkeeper ARGS`` in a child process (this run's inventory, no host
+    configuration), killed after *timeout*: a hang fails the test instead of blocking it."""
+    import sys
+
+    from venvkeeper import config as vk_config
+
+    base: dict[str, str | None] = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "TMPDIR": os.environ.get("TMPDIR"),
+        "VENVKEEPER_DB": os.environ.get("VENVKEEPER_DB"),
+        "XDG_CONFIG_HOME": os.environ.get("XDG_CONFIG_HOME"),
+    }
+    base.update(env or {})
+    clean = {k: v for k, v in base.items() if v is not None}
+    argv = [sys.executable, "-c", _RUNNER, vk_config.SYSTEM_CONFIG, setup, json.dumps(args)]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=clean, cwd="/"
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"venvkeeper {' '.join(args)} hung: still running after {timeout:g}s ({e})")
+    return Bounded(done.returncode, done.stdout, done.stderr)
+
+
+def _drop(w: World) -> Path:
+    """A sticky directory every user may write: the planted code's canaries land here."""
+    d = w.top / "drop"
+    if not d.exists():
+        d.mkdir()
+        os.chmod(d, 0o1777)
+    return d
+
+
+def _uid_canary(path: Path) -> str:
+    """Python that records the uid it runs as in *path*."""
+    return f"import os; open({str(path)!r}, 'w').write(str(os.getuid()))"
+
+
+def _root_venv(w: World, name: str, python: Path = SYSTEM_PYTHON) -> Path:
+    return make_venv(python, w.top / name)
+
+
+def _site(venv: Path) -> Path:
+    (site,) = venv.glob("lib/python3*/site-packages")
+    return site
+
+
+def _deep_skip(res: Bounded, venv: Path) -> str:
+    assert res.code in (0, 1, 2), res.out + res.err
+    assert "Traceback" not in res.err, res.err
+    (rep,) = [v for v in validate_json("scan", res.out)["venvs"] if v["path"] == str(venv)]
+    skipped = [f["message"] for f in rep["findings"] if f["code"] == "deep-skipped"]
+    assert skipped, rep["findings"]
+    assert rep["deep"] is None or not rep["deep"]["ran"], rep["deep"]
+    return skipped[0]
+
+
+def test_deep_never_imports_a_pth_planted_in_roots_world_writable_site(world: World) -> None:
+    """Root's venv with a world-writable site-packages (venvkeeper reports it as
+    ``writable-by-others``): a user's ``evil.pth`` there ran as root under ``--deep``."""
+    w = world
+    venv = _root_venv(w, "wwsite")
+    site = _site(venv)
+    os.chmod(site, 0o777)
+    canary = _drop(w) / "pth"
+    w.plant(site / "evil.pth", _uid_canary(canary) + "\n")
+    res = run_bounded("scan", "--deep", "--json", "--no-record", str(venv))
+    assert not canary.exists(), canary.read_text()
+    message = _deep_skip(res, venv)
+    assert str(site) in message and "every user" in message, message
+
+
+def test_deep_never_runs_an_interpreter_a_user_controls(world: World) -> None:
+    """Root's venv whose ``bin/python`` leads into a user's interpreter (a user's pyenv)."""
+    w = world
+    venv = _root_venv(w, "linked")
+    canary = _drop(w) / "interpreter"
+    theirs = w.home / "pyenv-python3"
+    w.plant(theirs, f'#!/bin/sh\nid -u > {canary}\nexec {SYSTEM_PYTHON} "$@"\n')
+    w.as_user("chmod", "755", str(theirs))
+    (venv / "bin" / "python").unlink()
+    (venv / "bin" / "python").symlink_to(theirs)
+    res = run_bounded("scan", "--deep", "--json", "--no-record", str(venv))
+    assert not canary.exists(), canary.read_text()
+    message = _deep_skip(res, venv)
+    assert str(theirs) in message and w.user.name in message, message
+
+
+@pytest.mark.parametrize("how", ["pth-directory", "group-writable-site"])
+def test_deep_never_imports_a_sitecustomize_a_user_controls(world: World, how: str) -> None:
+    """A ``sitecustomize`` reached through a site directory a user can write: a directory
+    a ``.pth`` line of root's adds to ``sys.path``, or root's site-packages writable by
+    the user's group. (A pyenv interpreter: Debian's stdlib has a sitecustomize of its
+    own, found first.)"""
+    from conftest import require_python
+
+    w = world
+    py = require_python("3.12")
+    venv = _root_venv(w, "sitecustom", py)
+    site = _site(venv)
+    canary = _drop(w) / "sitecustomize"
+    if how == "pth-directory":
+        theirs = w.home / "lib"
+        w.as_user("mkdir", str(theirs))
+        (site / "extra.pth").write_text(f"{theirs}\n")
+        where = theirs
+    else:
+        os.chown(site, 0, w.user.gid)
+        os.chmod(site, 0o775)
+        where = site
+    w.plant(where / "sitecustomize.py", _uid_canary(canary) + "\n")
+    res = run_bounded("scan", "--deep", "--json", "--no-record", str(venv))
+    assert not canary.exists(), canary.read_text()
+    message = _deep_skip(res, venv)
+    assert str(where) in message and w.user.name in message, message
+
+
+def _fake_program(w: World, path: Path, canary: Path) -> None:
+    w.as_user("mkdir", "-p", str(path.parent))
+    w.plant(path, f"#!/bin/sh\nid -u > {canary}\nexit 1\n")
+    w.as_user("chmod", "755", str(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["path", "home"])
+def test_root_never_runs_a_uv_from_the_callers_path_or_home(world: World, where: str) -> None:
+    """``sudo -E venvkeeper repair``: root's environment carries the user's PATH and HOME,
+    with a fake ``uv`` first on PATH or in ``$HOME/.local/bin``. Root's venv is rebuilt
+    (another minor): no uv of the user's may run. venvkeeper runs here as the Debian
+    package's does, from /usr/bin/python3 (no uv beside it)."""
+    from conftest import require_python
+    from factory import build_wheel, install_from, make_project
+
+    w = world
+    old, new = require_python("3.12"), require_python("3.11")
+    venv = _root_venv(w, "rootapp", old)
+    wheels = build_wheel(make_project(w.top / "src", "alpha"), w.top / "wheels")
+    install_from(venv, wheels, "alpha==1.0")
+    canary = _drop(w) / "uv"
+    _fake_program(w, w.home / "bin" / "uv", canary)
+    _fake_program(w, w.home / ".local" / "bin" / "uv", canary)
+    path = f"{w.home}/bin:/usr/bin:/bin" if where == "path" else "/usr/bin:/bin"
+    res = run_bounded(
+        "repair", "--json", "--python", str(new), "--offline", "--find-links", str(wheels),
+        str(venv),
+        env={"PATH": path, "HOME": str(w.home)},
+        setup="import sys; sys.executable = '/usr/bin/python3'",
+        timeout=600,
+    )  # fmt: skip
+    assert not canary.exists(), canary.read_text()
+    assert "Traceback" not in res.err, res.err
+
+
+def test_install_apt_hooks_refuses_a_venvkeeper_in_a_users_directory(world: World) -> None:
+    """Named with ``--venvkeeper``, or found on a PATH the user set (``sudo -E``): apt
+    would run it as root on every dpkg run."""
+    w = world
+    canary = _drop(w) / "hook"
+    theirs = w.home / "bin" / "venvkeeper"
+    _fake_program(w, theirs, canary)
+    apt_dir = w.top / "apt.conf.d"
+    apt_dir.mkdir()
+    for res in (
+        run_bounded(
+            "install-apt-hooks", "--apt-conf-dir", str(apt_dir), "--venvkeeper", str(theirs)
+        ),
+        run_bounded(
+            "install-apt-hooks", "--apt-conf-dir", str(apt_dir),
+            env={"PATH": f"{w.home}/bin:/usr/bin:/bin"},
+        ),
+    ):  # fmt: skip
+        assert res.code == 3, res.out + res.err
+        assert not (apt_dir / "60venvkeeper").exists()
+        assert str(theirs) in res.err and w.user.name in res.err, res.err
+        assert "/usr/local/bin" in res.err and ".deb" in res.err, res.err  # what to do instead
+    assert not canary.exists()
+
+
+def test_install_apt_hooks_refuses_a_root_script_run_by_a_users_interpreter(
+    world: World,
+) -> None:
+    w = world
+    canary = _drop(w) / "hook-python"
+    theirs = w.home / "python3"
+    _fake_program(w, theirs, canary)
+    script = w.top / "bin" / "venvkeeper"
+    script.parent.mkdir()
+    script.write_text(f"#!{theirs}\nimport venvkeeper\n")
+    script.chmod(0o755)
+    apt_dir = w.top / "apt.conf.d"
+    apt_dir.mkdir()
+    res = run_bounded(
+        "install-apt-hooks", "--apt-conf-dir", str(apt_dir), "--venvkeeper", str(script)
+    )
+    assert res.code == 3, res.out + res.err
+    assert str(theirs) in res.err and w.user.name in res.err, res.err
+    assert not (apt_dir / "60venvkeeper").exists() and not canary.exists()
+
+
+def test_install_apt_hooks_never_runs_an_apt_config_from_the_callers_path(
+    world: World,
+) -> None:
+    import sys
+
+    w = world
+    canary = _drop(w) / "apt-config"
+    _fake_program(w, w.home / "bin" / "apt-config", canary)
+    apt_dir = w.top / "apt.conf.d"
+    apt_dir.mkdir()
+    ours = str(Path(sys.executable).parent / "venvkeeper")
+    res = run_bounded(
+        "install-apt-hooks", "--apt-conf-dir", str(apt_dir), "--venvkeeper", ours,
+        env={"PATH": f"{w.home}/bin:/usr/bin:/bin"},
+    )  # fmt: skip
+    assert not canary.exists(), canary.read_text()
+    assert res.code == 0, res.out + res.err
+    assert (apt_dir / "60venvkeeper").exists()
+
+
+def test_root_skips_a_users_configuration_under_sudo_e(world: World) -> None:
+    """``sudo -E``: HOME names the user's home, whose config.toml ignores everything."""
+    w = world
+    venv = _root_venv(w, "configured")
+    conf = w.home / ".config" / "venvkeeper" / "config.toml"
+    w.as_user("mkdir", "-p", str(conf.parent))
+    w.plant(conf, 'ignore = ["/*"]\n')
+    res = run_bounded(
+        "scan",
+        "--json",
+        "--no-record",
+        str(venv),
+        env={"HOME": str(w.home), "XDG_CONFIG_HOME": None},
+    )
+    assert res.code in (0, 1, 2), res.out + res.err
+    assert [v["path"] for v in validate_json("scan", res.out)["venvs"]] == [str(venv)]
+    warnings = [ln for ln in res.err.splitlines() if "warning" in ln]
+    assert len(warnings) == 1 and str(conf) in warnings[0] and w.user.name in warnings[0], res.err
+    # named through the environment, it is an error: root does not read it either
+    res = run_bounded(
+        "scan", "--json", "--no-record", str(venv), env={"VENVKEEPER_CONFIG": str(conf)}
+    )
+    assert res.code == 3 and str(conf) in res.err and w.user.name in res.err, res.out + res.err
+
+
+# The check, then open: each site given a FIFO, in place before the call and swapped in at
+# the moment between the check and the open (every stat-like call on the path swaps it
+# once, right after it answered). A call that blocks is released and fails the test.
+
+
+class _Lying:
+    """The test hook between a check and an open: every check ``os`` offers by path
+    (``stat``, ``lstat``, ``isfile``, ...) answers for *twin*, a regular file with the same
+    bytes, while *path* itself is a FIFO: as if the FIFO were swapped in right after the
+    last check. Only what looks at the open file (``fstat``) sees the truth."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, path: Path, twin: Path) -> None:
+        self.path, self.twin = str(path), str(twin)
+        for mod, name in (
+            (os, "stat"), (os, "lstat"), (os.path, "isfile"), (os.path, "islink"),
+            (os.path, "isdir"), (os.path, "exists"), (os.path, "lexists"),
+            (os.path, "getsize"),
+        ):  # fmt: skip
+            monkeypatch.setattr(mod, name, self._wrap(getattr(mod, name)))
+
+    def _wrap(self, real):  # type: ignore[no-untyped-def]
+        def checked(p, *a, **k):  # type: ignore[no-untyped-def]
+            if isinstance(p, (str, os.PathLike)) and os.fspath(p) == self.path:
+                p = self.twin
+            return real(p, *a, **k)
+
+        return checked
+
+
+def _bounded_call(fn, fifo: Path, seconds: float = 20.0) -> object:  # type: ignore[no-untyped-def]
+    import threading
+
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        with contextlib.suppress(OSError):  # release the reader, then fail
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(10)
+        pytest.fail(f"blocked on the FIFO {fifo}")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
+SCRIPT = "#!/usr/bin/env python3\nprint('hi')\n"
+
+
+def _fifo_sites(w: World, fifo_first: bool) -> dict[str, tuple[Path, object]]:
+    """Each check-then-open site: (the path it opens, a call of it)."""
+    from venvkeeper.host.hostfs import REAL
+    from venvkeeper.repair import edit, job, verify
+
+    bin_dir = w.venv / "bin"
+    empty = w.top / "empty"
+    empty.write_bytes(b"" if fifo_first else SCRIPT.encode())
+    tool = bin_dir / "tool"
+    notes = w.venv / "notes.txt"
+    for p in (tool, notes):
+        w.plant(p, SCRIPT)
+    copy_to = w.top / "copy"
+    copy_to.mkdir(exist_ok=True)
+    return {
+        "same_bytes": (tool, lambda: REAL.same_bytes(str(tool), str(empty))),
+        "shebang": (tool, lambda: verify._shebang(str(tool))),
+        "check_scripts": (tool, lambda: verify.check_scripts(str(w.venv), str(w.venv))),
+        "edit_read": (tool, lambda: edit._read(str(tool))),
+        "rewrite_paths": (tool, lambda: edit.rewrite_paths(str(w.venv), "/old", "/new")),
+        "copy_extra": (notes, lambda: job._copy_extra(str(notes), str(copy_to / "notes.txt"))),
+    }
+
+
+SITES = ["same_bytes", "shebang", "check_scripts", "edit_read", "rewrite_paths", "copy_extra"]
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_a_fifo_in_place_never_blocks(world: World, site: str) -> None:
+    w = world
+    path, call = _fifo_sites(w, fifo_first=True)[site]  # same_bytes: with an empty file
+    os.unlink(path)
+    w.as_user("mkfifo", str(path))
+    _told(site, path, _bounded_call(call, path))  # type: ignore[arg-type]
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)  # left as it is
+
+
+def _told(site: str, path: Path, value: object) -> None:
+    """What each site answers for a FIFO: nothing read, and the carry-over names it."""
+    if site in ("same_bytes", "shebang", "edit_read"):
+        assert value is None, value
+    elif site in ("check_scripts", "rewrite_paths"):
+        assert value == [], value
+    else:
+        assert isinstance(value, list) and len(value) == 1, value
+        assert value[0].startswith(str(path)) and "fifo" in value[0].lower(), value
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_a_fifo_swapped_in_between_check_and_open_never_blocks(
+    world: World, site: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    path, call = _fifo_sites(w, fifo_first=False)[site]
+    twin = w.top / "twin"
+    twin.write_text(SCRIPT)
+    os.unlink(path)
+    w.as_user("mkfifo", str(path))
+    _Lying(monkeypatch, path, twin)
+    try:
+        value = _bounded_call(call, path)  # type: ignore[arg-type]
+    finally:
+        monkeypatch.undo()
+    _told(site, path, value)
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
+# A worker that raises: one clear error line and exit 3, never a spin or a thread's
+# traceback.
+
+_BOOM = r"""
+import threading, time
+from venvkeeper.scan import discovery, pipeline
+real = discovery._Walker.visit
+def visit(self, path, *a, **k):
+    if {where}:
+        raise RuntimeError("boom in " + path)
+    time.sleep(0.02)  # the main thread is slow: the helpers get work before it ends
+    return real(self, path, *a, **k)
+discovery._Walker.visit = visit
+discovery._SLOW_SECONDS = -1.0  # every listing is slow: the helper walkers wake at once
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "where", "extra"),
+    [
+        ("serial", "True", ["--workers", "1"]),
+        ("helper-thread", "threading.current_thread() is not threading.main_thread()",
+         ["--workers", "4"]),
+        ("forked-walker", "True", []),
+    ],
+)  # fmt: skip
+def test_a_walker_that_raises_ends_the_scan_with_one_line(
+    world: World, mode: str, where: str, extra: list[str]
+) -> None:
+    w = world
+    tree = w.top / "tree"
+    for i in range(10):
+        for j in range(10):
+            (tree / f"x{i}" / f"y{j}").mkdir(parents=True)
+    setup = _BOOM.format(where=where)
+    if mode != "forked-walker":  # the walk in this process
+        setup += "\npipeline.walk_beside = pipeline.walk\n"
+    res = run_bounded("scan", "--no-record", *extra, str(tree), setup=setup, timeout=60)
+    assert res.code == 3, (res.code, res.out, res.err)
+    assert "Traceback" not in res.err and "Exception in thread" not in res.err, res.err
+    lines = [ln for ln in res.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("venvkeeper: error:"), res.err
+    assert "boom in" in lines[0], lines
+
+
+@pytest.mark.parametrize("how", ["option", "config"])
+def test_a_uv_named_explicitly_that_a_user_controls_is_refused(world: World, how: str) -> None:
+    """``repair --uv PATH`` or ``[repair] uv`` naming a uv of the user's: refused before
+    any venv is touched, naming it and who controls it."""
+    w = world
+    canary = _drop(w) / "named-uv"
+    theirs = w.home / "bin" / "uv"
+    _fake_program(w, theirs, canary)
+    venv = _root_venv(w, "named")
+    before = tree_hash(venv)
+    if how == "option":
+        res = run_bounded("repair", "--uv", str(theirs), "--python", str(SYSTEM_PYTHON), str(venv))
+    else:
+        conf = w.top / "config.toml"
+        conf.write_text(f'[repair]\nuv = "{theirs}"\n')
+        res = run_bounded("--config", str(conf), "repair", str(venv))
+    assert res.code == 3, res.out + res.err
+    assert str(theirs) in res.err and w.user.name in res.err, res.err
+    assert not canary.exists() and tree_hash(venv) == before

@@ -177,3 +177,58 @@ def test_the_session_check_finds_this_runs_changes_only(tmp_path: Path) -> None:
     assert host_changes(state, [host_tmp], host_tmp)[0][0].startswith(
         f"recorded into the host's inventory {created}"
     )
+
+
+# --- no bare open() in src/ (tools/check_open.py, run by ./dev.sh lint) ------------------
+
+CHECK_OPEN = Path(__file__).resolve().parent.parent / "tools" / "check_open.py"
+
+
+def _check_open(*args: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, str(CHECK_OPEN), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_src_has_no_bare_open() -> None:
+    res = _check_open()
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_planted_bare_open_fails_the_lint(tmp_path: Path) -> None:
+    """Each way of reading a path that bypasses fsutil is found, with its file and line;
+    the careful ways are not."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "sub" / "bad.py").write_text(
+        "from pathlib import Path\n"
+        "import gzip\n"
+        "def first(p):\n"
+        "    with open(p) as f:\n"  # line 4
+        "        return f.read()\n"
+        "def second(p):\n"
+        "    return Path(p).read_text()\n"  # line 7
+        "def third(p):\n"
+        "    return Path(p).read_bytes(), gzip.open(p), Path(p).open()\n"  # line 9
+    )
+    (pkg / "good.py").write_text(
+        "import os\nfrom venvkeeper.host import fsutil\n"
+        "def fine(p):\n"
+        "    fd = os.open(p, os.O_RDONLY)\n"
+        "    return fd, fsutil.read_bytes(p), fsutil.read_text(p)\n"
+    )
+    res = _check_open("--src", str(pkg))
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    bad = str(pkg / "sub" / "bad.py")
+    assert [ln.split(": ", 1)[0] for ln in lines] == [
+        f"{bad}:4",
+        f"{bad}:7",
+        f"{bad}:9",
+        f"{bad}:9",
+        f"{bad}:9",
+    ], lines
+    assert "open() in first" in lines[0] and "read_text() in second" in lines[1]
+    assert "good.py" not in res.stdout

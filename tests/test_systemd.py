@@ -60,6 +60,8 @@ def test_service_is_a_hardened_oneshot() -> None:
     assert "/var/lib/venvkeeper" in s["ReadWritePaths"][0].split()
     assert "-/var/lib/node_exporter/textfile_collector" in s["ReadWritePaths"][0].split()
     assert s["Nice"] == ["19"] and s["IOSchedulingClass"] == ["idle"]
+    # idle CPU priority, and a run that hangs (or never gets its turn) is ended
+    assert s["CPUSchedulingPolicy"] == ["idle"] and s["TimeoutStartSec"] == ["2h"]
     assert s["ProtectHome"] == ["read-only"]  # the scan must read home directories
 
 

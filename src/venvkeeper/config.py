@@ -25,6 +25,9 @@ docs/reference/configuration.md)::
     critical = 1
     ignore_codes = ["unmanaged-base"]
 
+    [repair]
+    uv = "/usr/local/bin/uv"            # this uv (checked by the trust rule), never PATH's
+
 Files are parsed with tomllib (tomli before 3.11), then validated: every problem is collected,
 and each names the file and the line (``config.toml:7: unknown key "rots" in [scan] (did you
 mean "roots"?)``).
@@ -79,6 +82,7 @@ class Config:
     check_warning: Optional[int] = None
     check_critical: Optional[int] = None
     check_ignore_codes: tuple[str, ...] = ()
+    repair_uv: Optional[str] = None
     sources: tuple[str, ...] = ()  # the files read, in order
     warnings: tuple[str, ...] = ()  # files skipped (a system file this user may not read)
 
@@ -107,7 +111,13 @@ def load_config(
     (default the XDG path), each optional. A system file that a user other than root
     (*euid*, default this process's) may not read is skipped, with a warning in
     :attr:`Config.warnings`: a root-only file must not stop every other user's commands.
-    Raises :class:`ConfigError` naming every problem with its file and line."""
+    Raises :class:`ConfigError` naming every problem with its file and line.
+
+    As root, a file is read only when root alone can change it (the one trust rule,
+    :func:`venvkeeper.host.trust.distrust`): under ``sudo -E``, ``$HOME`` and
+    ``$XDG_CONFIG_HOME`` name the user's directory, and a user's file could blind root's
+    scans (``ignore = ["/*"]``). A default file that fails is skipped with a warning
+    naming it; a file named with ``--config`` or ``$VENVKEEPER_CONFIG`` is an error."""
     explicit = explicit or env.get(ENV_VAR) or None
     if explicit is not None:
         candidates = [(explicit, False)]
@@ -118,6 +128,13 @@ def load_config(
     read: list[str] = []
     warnings: list[str] = []
     for path, is_system in candidates:
+        if root and path != os.devnull:
+            refused = _not_roots(path)
+            if refused is not None and explicit is None:
+                warnings.append(f"{escape(path)}: skipped: {refused}")
+                continue
+            if refused is not None:
+                raise ConfigError(f"{escape(path)}: refused: {refused}")
         try:
             data = b"" if path == os.devnull else _read(path)
         except OSError as e:
@@ -139,6 +156,23 @@ def load_config(
             else:
                 merged[key] = value
     return Config(**merged, sources=tuple(read), warnings=tuple(warnings))
+
+
+def _not_roots(path: str) -> Optional[str]:
+    """None when *path* does not exist or only root can change it (and every directory
+    above it); else why root does not read it."""
+    from venvkeeper.host.fsutil import lexists
+    from venvkeeper.host.trust import distrust
+
+    if not lexists(path):
+        return None  # a default file is optional; a named one is reported as missing
+    problem = distrust(path, 0)
+    if problem is None:
+        return None
+    return (
+        f"{escape(str(problem))}: root reads only configuration that root alone can change"
+        f" (move it to {SYSTEM_CONFIG}, or name a copy of root's with --config)"
+    )
 
 
 def _read(path: str) -> bytes:
@@ -303,6 +337,14 @@ KEYS: tuple[Key, ...] = (
         " count different things: any pair is valid)",
     ),
     Key("check", "ignore_codes", "list of finding codes", "codes `venvkeeper check` leaves out"),
+    Key(
+        "repair",
+        "uv",
+        "absolute path",
+        "the uv binary rebuilds use (`--uv`); as root it must pass the trust rule (only root"
+        " can change it and the directories above it), else the repair is refused. Default:"
+        " /usr/local/bin, the system directories, then beside venvkeeper's interpreter",
+    ),
 )
 
 _TOP_KEYS = list(dict.fromkeys(k.table or k.name for k in KEYS))
@@ -385,6 +427,7 @@ class _Validator:
             ("check", "warning"): self.count,
             ("check", "critical"): self.count,
             ("check", "ignore_codes"): self.code_list,
+            ("repair", "uv"): self.program,
         }
         return check[(table, key)](table, key, value)
 
@@ -415,6 +458,14 @@ class _Validator:
                 return None
             out.append(os.path.normpath(item) if absolute and not globs else item)
         return tuple(out)
+
+    def program(self, table: str, key: str, value: Any) -> Optional[str]:
+        if not isinstance(value, str) or not value.startswith("/") or "\x00" in value:
+            self.problem(
+                table, key, f"{key} in [{table}] must be an absolute path, not {_kind(value)}"
+            )
+            return None
+        return os.path.normpath(value)
 
     def boolean(self, table: str, key: str, value: Any) -> Optional[bool]:
         if not isinstance(value, bool):
@@ -474,6 +525,7 @@ _FIELD = {
     ("check", "warning"): "check_warning",
     ("check", "critical"): "check_critical",
     ("check", "ignore_codes"): "check_ignore_codes",
+    ("repair", "uv"): "repair_uv",
 }
 
 

@@ -50,6 +50,26 @@ class CommandError(VenvkeeperError):
         self.stderr = stderr
 
 
+class WorkerFailed(VenvkeeperError):
+    """A worker (a walker thread, a pool's task, the forked walker) raised: the command
+    ends, with one line that says where, instead of a spin or a thread's traceback."""
+
+
+def worker_failed(e: BaseException, doing: str) -> VenvkeeperError:
+    """The error that ends a command whose worker raised *e* while *doing* something:
+    *e* itself when venvkeeper raised it on purpose, else :class:`WorkerFailed` naming it
+    (an OS error in words, anything else as the bug it is)."""
+    if isinstance(e, VenvkeeperError):
+        return e
+    if isinstance(e, OSError):
+        return WorkerFailed(f"{doing} failed: {describe_os_error(e)}")
+    text = " ".join(str(e).split())[:500]
+    return WorkerFailed(
+        f"{doing} failed: {type(e).__name__}: {text} (a bug: please report it with the"
+        " command line you used)"
+    )
+
+
 class InventoryError(VenvkeeperError):
     """The inventory database cannot be used: corrupt, written by a newer venvkeeper, not a
     venvkeeper inventory, or not writable. The file is always left as it was."""

@@ -294,13 +294,58 @@ def resolve_self(argv0: str, which: Optional[str]) -> Optional[str]:
     return which
 
 
+#: What apt's hooks see as PATH when apt runs under sudo (its secure_path).
+HOOK_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+INSTEAD = (
+    "install venvkeeper for root instead: the Debian package (apt install"
+    " ./venvkeeper_VERSION_all.deb: /usr/bin/venvkeeper), or the zipapp as"
+    " /usr/local/bin/venvkeeper (owned by root, mode 755), then run install-apt-hooks again"
+)
+
+
+def hook_distrust(exe: str) -> Optional[str]:
+    """Why apt must not run *exe* as root on every dpkg run; None when only root can
+    change it end to end: the file (and every link and directory on the way), the
+    interpreter its ``#!`` line names (``env NAME`` found as apt would find it, on
+    :data:`HOOK_PATH`), that interpreter's standard library, and the code it imports (its
+    venv, or its site directories), all under the one trust rule for root."""
+    from venvkeeper.host import fsutil
+    from venvkeeper.host.trust import TrustCache, distrust
+    from venvkeeper.scan.deep import installation_distrust
+
+    cache = TrustCache()
+    problem = distrust(exe, 0, cache=cache)
+    if problem is not None:
+        return str(problem)
+    head = fsutil.read_head(exe, 512) or b""
+    if not head.startswith(b"#!"):
+        return None  # a binary: the file is all there is
+    words = [os.fsdecode(w) for w in head[2:].split(b"\n", 1)[0].split()]
+    if not words:
+        return f"{exe} has an empty #! line"
+    interp = words[0]
+    if os.path.basename(interp) == "env":
+        problem = distrust(interp, 0, cache=cache)
+        if problem is not None:
+            return f"{exe} runs {interp}: {problem}"
+        names = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+        found = [f"{d}/{n}" for n in names[:1] for d in HOOK_PATH if fsutil.is_file(f"{d}/{n}")]
+        if not found:
+            return f"{exe} names {' '.join(words[1:])} through env, and apt finds none"
+        interp = found[0]
+    bad = installation_distrust(interp, 0, cache)
+    return None if bad is None else f"{exe} runs {interp}: {bad}"
+
+
 def verify_conf(text: str, apt_config: Optional[str] = None) -> bool:
     """Ask apt itself to parse *text* (``apt-config -c FILE dump``) and check that it sees
     both hooks and the protocol version. False when this host has no ``apt-config``;
-    raises :class:`VenvkeeperError` when apt rejects the text."""
-    import shutil
+    raises :class:`VenvkeeperError` when apt rejects the text. ``apt-config`` comes from
+    the system's directories (:mod:`venvkeeper.host.programs`), never from PATH."""
+    from venvkeeper.host import programs
 
-    exe = apt_config or shutil.which("apt-config")
+    exe = apt_config or programs.find("apt-config")
     if exe is None:
         return False
     with tempfile.NamedTemporaryFile("w", suffix=".conf", prefix="venvkeeper-apt-") as f:

@@ -21,7 +21,11 @@ SKIPPED = "deep-skipped"
 CODES = {
     START_FAILED: CodeDoc(Severity.CRITICAL, "--deep: the venv's interpreter did not start"),
     IMPORT_FAILED: CodeDoc(Severity.CRITICAL, "--deep: installed packages failed to import"),
-    SKIPPED: CodeDoc(Severity.INFO, "--deep was not possible (not the owner, no interpreter)"),
+    SKIPPED: CodeDoc(
+        Severity.INFO,
+        "--deep was not possible (not the owner, no interpreter, or something it would run"
+        " can be changed by another user: the message names it)",
+    ),
 }
 
 

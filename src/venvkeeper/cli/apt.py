@@ -138,6 +138,7 @@ def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -
     exe = os.path.abspath(exe)
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         raise VenvkeeperError(f"{escape(exe)} is not an executable file")
+    _refuse_untrusted_hook(exe)
     text = render_conf(exe)
     # a file apt cannot parse in apt.conf.d would stop every apt command: ask apt first
     if not verify_conf(text):
@@ -148,6 +149,19 @@ def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -
         " dpkg and apt-hook post-invoke after it\n"
     )
     return int(ExitCode.OK)
+
+
+def _refuse_untrusted_hook(exe: str) -> None:
+    """apt runs the hooks as root on every dpkg run: refuse a venvkeeper that root does
+    not own end to end (the one trust rule), saying why and what to install instead."""
+    from venvkeeper.apt.hook import INSTEAD, hook_distrust
+
+    problem = hook_distrust(exe)
+    if problem is not None:
+        raise VenvkeeperError(
+            f"refused: {escape(problem)}: apt would run it as root on every dpkg run, and"
+            f" another user could change what runs; {INSTEAD}"
+        )
 
 
 def add(sub: argparse._SubParsersAction[Parser]) -> None:

@@ -63,6 +63,7 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
         help="installer for rebuilds: uv when found (default), else pip of the new venv",
     )
     add_sources(p, "rebuilds")
+    _add_uv(p)
     p.add_argument(
         "--allow-upgrades",
         action="store_true",
@@ -162,6 +163,7 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         keep_backups=args.keep_backups,
         copies=args.copies,
         jobs=args.jobs,
+        uv=_uv_of(args),
     )
     if args.sibling and (args.all or not args.paths):
         raise UsageError("repair --sibling: give the shared venvs (not --all)")
@@ -276,3 +278,26 @@ def add(sub: argparse._SubParsersAction[Parser]) -> None:
     _add_repair(sub)
     _add_rollback(sub)
     _add_prune_backups(sub)
+
+
+def _add_uv(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--uv",
+        metavar="PATH",
+        help="the uv binary rebuilds use (default: [repair] uv of the configuration, else"
+        " /usr/local/bin, the system directories, then beside venvkeeper; as root never"
+        " PATH or HOME); as root it must be one only root can change",
+    )
+
+
+def _uv_of(args: argparse.Namespace) -> Optional[str]:
+    """``--uv``, else the configuration's ``[repair] uv``: checked now by the trust rule
+    (a refusal is an error before any venv is touched)."""
+    from venvkeeper.cli._common import config_of
+    from venvkeeper.host import programs
+
+    uv: Optional[str] = args.uv or config_of(args).repair_uv
+    if uv is None:
+        return None
+    what = "--uv" if args.uv else "[repair] uv"
+    return programs.checked(os.path.abspath(uv) if args.uv else uv, what=what)

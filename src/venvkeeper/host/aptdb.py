@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from venvkeeper.errors import CommandError
-from venvkeeper.host import command
+from venvkeeper.host import command, fsutil
 from venvkeeper.model.venv import OsPackage
 
 #: Most read of one file: dpkg's status and a release's Packages list are some 10-100 MiB.
@@ -56,8 +56,7 @@ def _aliases(path: str) -> list[str]:
 
 def _read(path: str) -> Optional[bytes]:
     try:
-        with open(path, "rb") as f:
-            return f.read(READ_LIMIT)
+        return fsutil.read_bytes(path, READ_LIMIT)[0]
     except (OSError, ValueError):
         return None
 
@@ -66,9 +65,9 @@ def _decompress(path: str) -> Optional[bytes]:
     """A list's text, or None when it cannot be read (or no decompressor is installed)."""
     ext = path.rsplit(".", 1)[-1] if not path.endswith("_Packages") else ""
     if ext in _TOOLS:
-        import shutil
+        from venvkeeper.host import programs
 
-        tool = shutil.which(_TOOLS[ext], path="/usr/bin:/bin")
+        tool = programs.find(_TOOLS[ext], dirs=("/usr/bin", "/bin"))
         if tool is None:
             return None
         try:

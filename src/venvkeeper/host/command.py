@@ -6,7 +6,6 @@ import contextlib
 import functools
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import threading
@@ -109,9 +108,11 @@ def run(
 
 @functools.lru_cache(maxsize=1)
 def _setpriv() -> str:
-    """util-linux ``setpriv`` from the system's directories when it knows
-    ``--pdeathsig`` (2.33+), else ''."""
-    exe = shutil.which("setpriv", path="/usr/bin:/bin")
+    """util-linux ``setpriv`` from the system's directories (checked by the trust rule:
+    :mod:`venvkeeper.host.programs`) when it knows ``--pdeathsig`` (2.33+), else ''."""
+    from venvkeeper.host import programs
+
+    exe = programs.find("setpriv", dirs=programs.SYSTEM_DIRS)
     if not exe:
         return ""
     try:

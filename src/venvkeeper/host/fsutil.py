@@ -47,35 +47,105 @@ def describe_mode(mode: int) -> str:
     return "not a regular file"
 
 
-def read_bytes(path: str, limit: int = READ_LIMIT) -> tuple[bytes, bool]:
-    """Read at most *limit* bytes of the regular file *path* (symlinks followed).
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+_O_PATH = getattr(os, "O_PATH", 0)
 
-    Returns ``(data, truncated)``. Raises :class:`NotRegularFile` for anything that is not a
-    regular file (checked before opening, so a FIFO or a device is never opened) and the
-    usual :class:`OSError` subclasses otherwise.
-    """
+
+def open_regular(path: str, *, follow_links: bool = False) -> int:
+    """Open the regular file *path* for reading: **the one way to open a file in a tree
+    another user may control** (a venv, its site-packages, a file a repair copies). Returns
+    the descriptor; the caller closes it.
+
+    - Its type is looked at first (``lstat``): a FIFO, socket, device or directory is
+      never opened (:class:`NotRegularFile`), a link is refused unless *follow_links*
+      (``ELOOP``).
+    - It is then opened with ``O_NOFOLLOW|O_NONBLOCK``, and ``fstat`` of the open file must
+      show a regular file still: one swapped in after the look (a FIFO, a link) is refused
+      without a read, and nothing ever blocks.
+    - With *follow_links*, a link is followed by opening what it leads to as a path only
+      (``O_PATH``), checking that object, and reopening exactly it (``/proc/self/fd``):
+      no device behind a link is ever opened either.
+
+    Reads from the descriptor are the caller's to bound (:func:`read_fd`)."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        if not follow_links:
+            raise OSError(errno.ELOOP, "a symbolic link: not followed", path)
+        return _open_through_link(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
+    return _open_checked(path, _READ_FLAGS | os.O_NOFOLLOW)
+
+
+def _open_checked(path: str, flags: int) -> int:
+    """``open`` with *flags*, then ``fstat``: the descriptor of a regular file, or
+    :class:`NotRegularFile` (the file was swapped since it was looked at)."""
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_through_link(path: str) -> int:
+    if _O_PATH:
+        pfd = os.open(path, _O_PATH | getattr(os, "O_CLOEXEC", 0))
+        try:
+            st = os.fstat(pfd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
+            try:
+                return _open_checked(f"/proc/self/fd/{pfd}", _READ_FLAGS)
+            except FileNotFoundError:  # no /proc here: as below
+                pass
+        finally:
+            os.close(pfd)
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
-    return read_open(path, limit)
+    return _open_checked(path, _READ_FLAGS)
+
+
+def read_fd(fd: int, limit: int) -> tuple[bytes, bool]:
+    """At most *limit* bytes of the open regular file *fd*, and whether there was more."""
+    data = _read_upto(fd, os.fstat(fd), limit)
+    if len(data) > limit:
+        return data[:limit], True
+    return data, False
+
+
+def read_bytes(
+    path: str, limit: int = READ_LIMIT, *, follow_links: bool = True
+) -> tuple[bytes, bool]:
+    """Read at most *limit* bytes of the regular file *path* (symlinks followed unless
+    told), through :func:`open_regular`.
+
+    Returns ``(data, truncated)``. Raises :class:`NotRegularFile` for anything that is not a
+    regular file (never opened, so a FIFO or a device never blocks) and the usual
+    :class:`OSError` subclasses otherwise.
+    """
+    fd = open_regular(path, follow_links=follow_links)
+    try:
+        return read_fd(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def read_open(path: str, limit: int) -> tuple[bytes, bool]:
     """Open and read at most *limit* bytes, checking on the open file that it is regular
-    (files of /proc are, and report a size of 0: they are read until their end)."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    (files of /proc are, and report a size of 0: they are read until their end). For
+    files of the kernel's (/proc): no look before the open, which costs a system call
+    for each of thousands; a tree another user controls goes through
+    :func:`open_regular`."""
+    fd = _open_checked(path, _READ_FLAGS)
     try:
-        # The file may have been swapped for something else since we looked.
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        data = _read_upto(fd, st, limit)
+        return read_fd(fd, limit)
     finally:
         os.close(fd)
-    if len(data) > limit:
-        return data[:limit], True
-    return data, False
 
 
 def _read_upto(fd: int, st: os.stat_result, limit: int) -> bytes:
@@ -106,7 +176,11 @@ def read_listed(entry: os.DirEntry[str], limit: int = READ_LIMIT) -> tuple[bytes
         return read_bytes(entry.path, limit)
     if not entry.is_file(follow_symlinks=False):
         raise NotRegularFile(errno.EINVAL, "not a regular file", entry.path)
-    return read_open(entry.path, limit)
+    fd = _open_checked(entry.path, _READ_FLAGS | os.O_NOFOLLOW)
+    try:
+        return read_fd(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def read_text(path: str, limit: int = READ_LIMIT) -> tuple[str, bool]:
@@ -128,14 +202,9 @@ def read_file(path: str, limit: int, *, follow_links: bool = False) -> bytes:
     read, a file over *limit* raises :class:`TooLarge` (its size is checked before reading,
     and again while reading, for a file that grows). Other failures are the usual
     :class:`OSError` subclasses."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
-    if not follow_links:
-        flags |= os.O_NOFOLLOW
-    fd = os.open(path, flags)
+    fd = open_regular(path, follow_links=follow_links)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(errno.EINVAL, describe_mode(st.st_mode), path)
         if st.st_size > limit:
             raise TooLarge(errno.EFBIG, f"larger than {limit} bytes ({st.st_size})", path)
         data = _read_upto(fd, st, limit)
@@ -213,12 +282,81 @@ def load_json_file(
     )
 
 
-def read_head(path: str, limit: int = 512) -> Optional[bytes]:
+def read_head(path: str, limit: int = 512, *, follow_links: bool = True) -> Optional[bytes]:
     """The first bytes of a regular file, or None when it cannot be read for any reason."""
     try:
-        return read_bytes(path, limit)[0]
+        return read_bytes(path, limit, follow_links=follow_links)[0]
     except OSError:
         return None
+
+
+def same_content(a: str, b: str, limit: int, *, follow_links: bool = True) -> Optional[bool]:
+    """Whether the regular files *a* and *b* hold the same bytes, both opened through
+    :func:`open_regular`; None when either cannot be read or is larger than *limit*."""
+    try:
+        fa = open_regular(a, follow_links=follow_links)
+    except OSError:
+        return None
+    try:
+        fb = open_regular(b, follow_links=follow_links)
+    except OSError:
+        os.close(fa)
+        return None
+    try:
+        sa, sb = os.fstat(fa), os.fstat(fb)
+        if sa.st_size != sb.st_size:
+            return False
+        if sa.st_size > limit:
+            return None
+        left = limit
+        while left >= 0:
+            ca, cb = os.read(fa, 1 << 20), os.read(fb, 1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+            left -= len(ca)
+        return None  # grew past the limit while read
+    except OSError:
+        return None
+    finally:
+        os.close(fa)
+        os.close(fb)
+
+
+def copy_regular(src: str, dst: str, limit: int) -> None:
+    """Copy the regular file *src* (opened through :func:`open_regular`, links not
+    followed) to the new file *dst* (created, never opened through a link), with its
+    mode and times. Raises :class:`TooLarge` over *limit* bytes (nothing left at *dst*),
+    :class:`NotRegularFile`, or another :class:`OSError`."""
+    fd = open_regular(src)
+    try:
+        st = os.fstat(fd)
+        if st.st_size > limit:
+            raise TooLarge(errno.EFBIG, f"larger than {limit} bytes ({st.st_size})", src)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        out = os.open(dst, flags, 0o600)
+        try:
+            left = limit
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                left -= len(chunk)
+                if left < 0:
+                    raise TooLarge(errno.EFBIG, f"larger than {limit} bytes", src)
+                while chunk:
+                    chunk = chunk[os.write(out, chunk) :]
+            os.fchmod(out, stat.S_IMODE(st.st_mode))
+        except BaseException:
+            os.close(out)
+            with contextlib.suppress(OSError):
+                os.unlink(dst)
+            raise
+        os.close(out)
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    finally:
+        os.close(fd)
 
 
 def os_error_reason(e: OSError) -> str:

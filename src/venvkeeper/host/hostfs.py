@@ -52,22 +52,10 @@ class HostFS:
         return fsutil.read_head(path, limit)
 
     def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
-        """Whether two regular files hold the same bytes (None when unreadable or huge)."""
-        try:
-            sa, sb = os.stat(a), os.stat(b)
-            if sa.st_size != sb.st_size:
-                return False
-            if sa.st_size > limit:
-                return None
-            with open(a, "rb") as fa, open(b, "rb") as fb:
-                while True:
-                    ca, cb = fa.read(1 << 20), fb.read(1 << 20)
-                    if ca != cb:
-                        return False
-                    if not ca:
-                        return True
-        except OSError:
-            return None
+        """Whether two regular files hold the same bytes (None when unreadable or huge).
+        *a* is a venv's copy of an interpreter: both are opened as
+        :func:`fsutil.open_regular` does (a FIFO swapped in never blocks)."""
+        return fsutil.same_content(a, b, limit)
 
     # Derived questions, the same for every host.
 

@@ -26,6 +26,7 @@ from venvkeeper.host import command, fsutil, pkgdb
 from venvkeeper.host.bases import HostCache, classify_origin, follow_links
 from venvkeeper.host.fsutil import normpath
 from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
+from venvkeeper.host.trust import distrust
 from venvkeeper.model.host import HostProfile, Interpreter, InterpreterName
 from venvkeeper.model.venv import BaseOrigin
 
@@ -103,20 +104,10 @@ def _version_from_names(names: Iterable[InterpreterName]) -> Optional[str]:
 
 
 def _root_only(path: str) -> bool:
-    """*path* and every directory above it belong to root and only root can write them:
-    running it cannot run anything another user planted."""
-    p = path
-    while True:
-        try:
-            st = os.stat(p)
-        except OSError:
-            return False
-        if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return False
-        parent = os.path.dirname(p)
-        if parent == p:
-            return True
-        p = parent
+    """Only root can change *path*, every link on the way to it and every directory above
+    them (the one trust rule, :func:`venvkeeper.host.trust.distrust`): running it cannot
+    run anything another user planted."""
+    return distrust(path, 0) is None
 
 
 _PROBE = (

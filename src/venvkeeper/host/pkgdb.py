@@ -9,12 +9,11 @@ environment.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 from typing import Optional
 
 from venvkeeper.errors import CommandError, UsageError
-from venvkeeper.host import command
+from venvkeeper.host import command, programs
 
 TIMEOUT = 60.0
 _GLOB = set("*?[]\\")
@@ -26,9 +25,11 @@ _ENV = {"PATH": SYSTEM_PATH, "LC_ALL": "C"}
 
 def _tool(names: Sequence[str], search_path: Optional[str]) -> Optional[tuple[str, str]]:
     """The first of *names* found on *search_path* (an explicit ``PATH``-like list, e.g. a
-    stand-in tool directory), or on :data:`SYSTEM_PATH` when it is None."""
+    stand-in tool directory), or on :data:`SYSTEM_PATH` when it is None; each checked by
+    the trust rule (:mod:`venvkeeper.host.programs`)."""
+    dirs = (SYSTEM_PATH if search_path is None else search_path).split(":")
     for name in names:
-        found = shutil.which(name, path=SYSTEM_PATH if search_path is None else search_path)
+        found = programs.find(name, dirs=dirs)
         if found:
             return name, found
     return None

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
-import shutil
 import stat
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional, Protocol
@@ -19,6 +17,7 @@ from typing import Optional, Protocol
 from packaging.version import InvalidVersion, Version
 
 from venvkeeper.errors import UsageError
+from venvkeeper.host import programs
 from venvkeeper.host.command import Completed
 
 
@@ -56,16 +55,20 @@ class Run(Protocol):
     ) -> Completed: ...
 
 
-def find_uv() -> Optional[str]:
-    """The uv binary: on PATH, else beside the Python running venvkeeper (a pip-installed
-    uv), else the usual per-user places."""
-    cands = [shutil.which("uv"), os.path.join(os.path.dirname(sys.executable), "uv")]
-    home = os.path.expanduser("~")
-    cands += [f"{home}/.local/bin/uv", f"{home}/.cargo/bin/uv", "/usr/local/bin/uv"]
-    for c in cands:
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return c
-    return None
+def find_uv(run_as: Optional[int] = None) -> Optional[str]:
+    """The uv binary (:mod:`venvkeeper.host.programs`): as root, from /usr/local/bin and
+    the system directories, else beside the interpreter running venvkeeper (a
+    pip-installed uv), each trusted for *run_as* (the venv's owner, who runs it) by the
+    one trust rule; never from PATH or HOME, which under ``sudo -E`` are a user's. As
+    another user: their PATH, then ``~/.local/bin`` and ``~/.cargo/bin``, the same
+    directories."""
+    return programs.locate(
+        "uv",
+        run_as=run_as,
+        local=True,
+        own=True,
+        user_dirs=("~/.local/bin", "~/.cargo/bin"),
+    ).path
 
 
 def usable_by(path: str, uid: int, gid: int) -> bool:
@@ -215,15 +218,16 @@ class Pip(Backend):
         return None if done.returncode == 0 else _last_lines(done.stderr)
 
 
-def choose(choice: BackendChoice, uid: int, gid: int) -> Backend:
+def choose(choice: BackendChoice, uid: int, gid: int, uv: Optional[str] = None) -> Backend:
     """The backend for a venv owned by *uid*: uv when asked or found (and the owner can
-    run it), pip otherwise."""
+    run it), pip otherwise. *uv*: this binary (``--uv``, ``[repair] uv``), checked by the
+    trust rule for *uid*: a refusal is an error, never a fallback."""
     if choice is BackendChoice.PIP:
         return Pip()
-    uv = find_uv()
-    if uv is not None and usable_by(uv, uid, gid):
-        return Uv(uv)
-    if choice is BackendChoice.UV:
-        where = f"usable by uid {uid}" if uv else "installed"
+    found = programs.checked(uv, what="--uv", run_as=uid) if uv else find_uv(uid)
+    if found is not None and usable_by(found, uid, gid):
+        return Uv(found)
+    if choice is BackendChoice.UV or uv:
+        where = f"usable by uid {uid}" if found else "installed"
         raise UsageError(f"--backend uv: uv is not {where}; install it or use --backend pip")
     return Pip()

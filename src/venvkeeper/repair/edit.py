@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Optional
 
+from venvkeeper.host import fsutil
 from venvkeeper.model.plan import Target
 
 #: Largest file a path rewrite will read (scripts and activate files are small).
@@ -44,14 +45,28 @@ def _pattern(old: str) -> re.Pattern[bytes]:
 
 
 def _read(path: str) -> Optional[bytes]:
+    """The whole of the regular file *path* (not a link, at most :data:`MAX_EDIT` bytes),
+    or None: opened as :func:`fsutil.open_regular` does (the tree is the owner's: a FIFO
+    swapped in never blocks)."""
     try:
-        st = os.lstat(path)
-        if not os.path.isfile(path) or os.path.islink(path) or st.st_size > MAX_EDIT:
-            return None
-        with open(path, "rb") as f:
-            return f.read(MAX_EDIT + 1)
+        return fsutil.read_file(path, MAX_EDIT)
     except OSError:
         return None
+
+
+def _read_cfg(cfg: str) -> Optional[str]:
+    """``pyvenv.cfg``'s text; None when there is none. Anything else that stops reading
+    it whole (a link, a FIFO, a huge file) is an error: rewriting it from nothing would
+    lose its other keys."""
+    try:
+        return fsutil.read_file(cfg, MAX_EDIT).decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        from venvkeeper.errors import os_reason
+        from venvkeeper.repair.transaction import RepairError
+
+        raise RepairError(f"cannot edit {cfg}: {os_reason(e)}") from e
 
 
 def _edit_head(data: bytes, pat: re.Pattern[bytes], new: bytes, lines: int) -> bytes:
@@ -141,10 +156,8 @@ def set_cfg(text: str, values: dict[str, Optional[str]]) -> str:
 
 def drop_cfg_key(tree: str, key: str) -> None:
     cfg = os.path.join(tree, "pyvenv.cfg")
-    try:
-        with open(cfg, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read(MAX_EDIT)
-    except OSError:
+    text = _read_cfg(cfg)
+    if text is None:
         return
     new_text = set_cfg(text, {key: None})
     if new_text != text:
@@ -179,11 +192,7 @@ def relink(tree: str, target: Target) -> list[str]:
         os.replace(tmp, p)
         changed.append(f"bin/{n}")
     cfg = os.path.join(tree, "pyvenv.cfg")
-    try:
-        with open(cfg, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read(MAX_EDIT)
-    except OSError:
-        text = ""
+    text = _read_cfg(cfg) or ""
     values: dict[str, Optional[str]] = {"home": os.path.dirname(target.path)}
     lower = text.lower()
     if "\nexecutable" in "\n" + lower:
@@ -207,10 +216,10 @@ def owned_files(tree: str) -> set[str]:
             if not n.endswith(".dist-info"):
                 continue
             try:
-                with open(os.path.join(site, n, "RECORD"), encoding="utf-8", errors="replace") as f:
-                    text = f.read(1 << 24)
+                data, _ = fsutil.read_bytes(os.path.join(site, n, "RECORD"), 1 << 24)
             except OSError:
                 continue
+            text = data.decode("utf-8", "replace")
             for line in text.splitlines():
                 rel = line.rsplit(",", 2)[0].strip('"') if line.count(",") >= 2 else line
                 if not rel:

@@ -19,6 +19,7 @@ from typing import Callable, Optional
 from venvkeeper.errors import (
     VenvkeeperError,
     describe_os_error,
+    worker_failed,
 )
 from venvkeeper.host import pkgdb
 from venvkeeper.model.host import Interpreter
@@ -383,6 +384,8 @@ def repair_all(
                         break
                     except FutureTimeout:
                         continue
+                    except Exception as e:  # a bug in a job: one line, exit 3
+                        raise worker_failed(e, f"repairing {p}") from e
         except BaseException:
             cancel.set()
             for f in futures:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from venvkeeper.errors import (
     CommandError,
+    os_reason,
     os_reason_in_output,
 )
-from venvkeeper.host import command, fsutil
+from venvkeeper.host import command, fsutil, programs
 from venvkeeper.host.command import Completed
+from venvkeeper.host.trust import TrustCache, user_name
 from venvkeeper.model.plan import RepairPlan, RequirementKind, Strategy
 from venvkeeper.model.repair import PackageChange, PinFailure
 from venvkeeper.model.report import VenvReport
@@ -37,6 +39,7 @@ from venvkeeper.repair.transaction import (
     RepairError,
 )
 from venvkeeper.repair.verify import modules, verify
+from venvkeeper.scan.deep import interpreter_distrust, venv_distrust
 from venvkeeper.textutil import canonical_name, plural
 
 
@@ -54,6 +57,7 @@ class RepairOptions:
     copies: bool = False  # policy: copy the interpreter instead of linking it
     jobs: int = 2
     package_tools: Optional[str] = None  # where dpkg-query/rpm are (None: the system's dirs)
+    uv: Optional[str] = None  # --uv / [repair] uv: this uv binary, checked by the trust rule
 
 
 class PinsFailed(RepairError):
@@ -70,7 +74,8 @@ def _copy_tree(src: str, dst: str, run: Callable[[Sequence[str], float], Complet
     """``cp -a`` of *src*'s contents into the empty directory *dst*: owners, modes, links,
     timestamps, xattrs (SELinux labels) and hard links kept; reflinks where the
     filesystem has them. *run* runs it as the venv's owner."""
-    done = run(["cp", "-a", "--reflink=auto", "--", src + "/.", dst], 1800)
+    cp = programs.require("cp")  # the system's, by its absolute path (never PATH)
+    done = run([cp, "-a", "--reflink=auto", "--", src + "/.", dst], 1800)
     if done.returncode != 0:
         raise RepairError(f"copying {src} failed: {done.stderr.strip()[-300:]}")
 
@@ -82,18 +87,41 @@ def _root_run(argv: Sequence[str], timeout: float) -> Completed:
         raise RepairError(str(e)) from e
 
 
-def _copy_extra(src: str, dst: str) -> None:
-    if os.path.lexists(dst):
-        return
-    if os.path.islink(src):
-        os.symlink(os.readlink(src), dst)
-    elif os.path.isdir(src):
-        shutil.copytree(src, dst, symlinks=True)
-    else:
-        shutil.copy2(src, dst)
-    st = os.lstat(src)
-    with contextlib.suppress(OSError):
-        os.lchown(dst, st.st_uid, st.st_gid)
+#: Largest file carried over from the old venv into a rebuilt one.
+EXTRA_LIMIT = 1 << 30
+
+
+def _copy_extra(src: str, dst: str) -> list[str]:
+    """Carry *src* (a file, link or directory of the old venv that no package made) over
+    to *dst*, with owners, modes and times; nothing is followed and nothing but regular
+    files is opened (:func:`fsutil.open_regular`: the tree is the owner's, a FIFO there
+    never blocks). Returns what was left behind, and why."""
+    left: list[str] = []
+    stack = [(src, dst)]
+    while stack:
+        s, d = stack.pop()
+        if os.path.lexists(d):
+            continue
+        try:
+            st = os.lstat(s)
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(s), d)
+            elif stat.S_ISDIR(st.st_mode):
+                os.mkdir(d, 0o700)
+                names = sorted(os.listdir(s))
+                stack.extend((os.path.join(s, n), os.path.join(d, n)) for n in reversed(names))
+                os.chmod(d, stat.S_IMODE(st.st_mode))
+            elif stat.S_ISREG(st.st_mode):
+                fsutil.copy_regular(s, d, EXTRA_LIMIT)
+            else:
+                left.append(f"{s} ({fsutil.describe_mode(st.st_mode)})")
+                continue
+        except OSError as e:
+            left.append(f"{s} ({os_reason(e)})")
+            continue
+        with contextlib.suppress(OSError):
+            os.lchown(d, st.st_uid, st.st_gid)
+    return left
 
 
 def _match_root(tree: str, like: str) -> None:
@@ -105,8 +133,9 @@ def _match_root(tree: str, like: str) -> None:
     with contextlib.suppress(OSError):
         label = os.getxattr(like, "security.selinux", follow_symlinks=False)
         os.setxattr(tree, "security.selinux", label, follow_symlinks=False)
-        if shutil.which("restorecon", path="/usr/sbin:/sbin:/usr/bin:/bin"):
-            _root_run(["restorecon", "-R", "-F", tree], 600)
+        restorecon = programs.find("restorecon")  # /usr/sbin: run by its absolute path
+        if restorecon is not None:
+            _root_run([restorecon, "-R", "-F", tree], 600)
 
 
 def _installed(tree: str) -> dict[str, tuple[str, str]]:
@@ -160,7 +189,14 @@ class _Job:
         plan, options = self.plan, self.options
         assert plan.target is not None
         owner = self.run.owner
-        backend = choose(options.backend, owner.uid, owner.gid)
+        uid = self.run.user if self.run.user is not None else os.geteuid()
+        refused = interpreter_distrust(plan.target.path, uid, TrustCache())
+        if refused is not None:
+            raise RepairError(
+                f"not rebuilt with {plan.target.path}: {refused}: another user could change"
+                f" what it would run as {user_name(uid)}"
+            )
+        backend = choose(options.backend, owner.uid, owner.gid, uv=options.uv)
         self._create(new, backend)
         self.seeded = frozenset(_installed(new))
         self.hook("created")
@@ -198,10 +234,13 @@ class _Job:
         self.hook("installed")
         self._check_versions(new, python)
         old_extras = edit.extras(self.path, edit.owned_files(self.path))
+        not_copied: list[str] = []
         for rel in old_extras:
-            _copy_extra(os.path.join(self.path, rel), os.path.join(new, rel))
+            not_copied += _copy_extra(os.path.join(self.path, rel), os.path.join(new, rel))
         if old_extras:
             self.notes.append(f"carried over: {', '.join(old_extras[:6])}")
+        if not_copied:
+            self.notes.append(f"not carried over: {', '.join(not_copied[:6])}")
         edit.rewrite_paths(new, new, self.dest)
         if self.dest != self.path:  # what was carried over names the original
             edit.rewrite_paths(new, self.path, self.dest)
@@ -455,15 +494,28 @@ class _Job:
         return out
 
     def verify(self, new: str) -> None:
+        """Run the new tree as the user the job runs as, only as far as the one trust rule
+        allows (the same question ``--deep`` asks: :func:`venv_distrust`): its interpreter
+        must be trusted, or nothing runs and the repair fails; when something it would
+        import is not (a site directory others can write, a .pth adding a directory of
+        another user's), the interpreter only starts (``-I -S``) and the imports are not
+        verified, said in the notes."""
         facts = self.rep.facts
         dists = [canonical_name(r.name) for r in self.plan.packages]
-        untrusted = (
-            os.geteuid() == 0
-            and self.run.user is None
-            and any(s.writable_by_others for s in facts.site_dirs)
-        )
-        if untrusted and self.plan.strategy is not Strategy.REBUILD:
-            self.notes.append("imports not verified: site-packages writable by others")
+        uid = self.run.user if self.run.user is not None else os.geteuid()
+        cache = TrustCache()
+        python = os.path.join(new, "bin", "python")
+        if not os.path.lexists(python):
+            python = os.path.join(new, "bin", "python3")
+        bad = interpreter_distrust(python, uid, cache)
+        if bad is not None:
+            raise RepairError(
+                f"verification not run: {bad}: another user could change what it would run"
+                f" as {user_name(uid)}"
+            )
+        untrusted = venv_distrust(new, uid, cache)
+        if untrusted is not None:
+            self.notes.append(f"imports not verified: {untrusted}")
         target = self.plan.target
         verify(
             new,
@@ -472,5 +524,5 @@ class _Job:
             dists,
             self.run,
             minor=target.version if target else None,
-            imports=not (untrusted and self.plan.strategy is not Strategy.REBUILD),
+            imports=untrusted is None,
         )

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import grp
 import os
 import platform
 import pwd
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from venvkeeper.errors import VenvkeeperError
+from venvkeeper.host.trust import distrust, user_name
 
 #: A sibling's time stamp: ``YYYYMMDDTHHMMSS-PID-SERIAL`` (see ``transaction.stamp``).
 STAMP = r"[0-9]{8}T[0-9]{6}-[0-9]{1,10}-[0-9]{1,10}"
@@ -175,41 +175,16 @@ def _groups_of(uid: int, gid: int) -> set[int]:
 
 
 def who_controls(directory: str) -> Optional[str]:
-    """None when only root can change *directory* and every directory above it; else
-    which directory another user controls, and how."""
-    d = directory
-    while True:
-        try:
-            st = os.lstat(d)
-        except OSError as e:
-            return f"{d} cannot be checked ({e.strerror})"
-        if stat.S_ISLNK(st.st_mode):
-            return f"{d} is a symbolic link"
-        if st.st_uid != 0:
-            return f"{d} is owned by {_user(st.st_uid)}"
-        if not st.st_mode & stat.S_ISVTX:
-            if st.st_mode & 0o002:
-                return f"{d} is writable by every user"
-            if st.st_mode & 0o020 and st.st_gid != 0:
-                return f"{d} is writable by the group {_group(st.st_gid)}"
-        parent = os.path.dirname(d)
-        if parent == d:
-            return None
-        d = parent
+    """None when only root can change *directory* and every directory above it (the one
+    trust rule, :func:`venvkeeper.host.trust.distrust`, for root; a sticky *directory*
+    counts as safe: others may add names there, which every check below refuses, but not
+    move root's); else which directory another user controls, and how."""
+    problem = distrust(directory, 0, new_names_ok=True)
+    return None if problem is None else str(problem)
 
 
 def _user(uid: int) -> str:
-    try:
-        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
-    except KeyError:
-        return f"uid {uid}"
-
-
-def _group(gid: int) -> str:
-    try:
-        return f"{grp.getgrgid(gid).gr_name} (gid {gid})"
-    except KeyError:
-        return f"gid {gid}"
+    return user_name(uid)
 
 
 def _can_write(st: os.stat_result, uid: int, gid: int) -> bool:

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 from venvkeeper.errors import VenvkeeperError
+from venvkeeper.host import fsutil
 from venvkeeper.host.fsutil import load_json, write_bytes_atomically
 from venvkeeper.model.repair import Backup
 from venvkeeper.repair.safety import (
@@ -393,8 +394,10 @@ def _end_groups(j: Journal, actor: Actor, proc: str = "/proc") -> None:
     if not j.groups:
         return
     try:
-        with open(os.path.join(proc, "stat"), "rb") as f:
-            btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        text = fsutil.read_open(os.path.join(proc, "stat"), 1 << 20)[0]
+        btime = next(
+            int(line.split()[1]) for line in text.splitlines() if line.startswith(b"btime ")
+        )
         tick = os.sysconf("SC_CLK_TCK")
     except (OSError, StopIteration, ValueError):
         return
@@ -405,8 +408,8 @@ def _end_groups(j: Journal, actor: Actor, proc: str = "/proc") -> None:
             continue
         try:
             st = os.stat(os.path.join(proc, name))
-            with open(os.path.join(proc, name, "stat"), "rb") as f:
-                fields = f.read(4096).rsplit(b")", 1)[1].split()
+            data = fsutil.read_open(os.path.join(proc, name, "stat"), 4096)[0]
+            fields = data.rsplit(b")", 1)[1].split()
             pgrp, start = int(fields[2]), int(fields[19]) / tick + btime
         except (OSError, IndexError, ValueError):
             continue

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
+from venvkeeper.errors import worker_failed
 from venvkeeper.host import fsutil
 from venvkeeper.model.venv import VenvFacts
 from venvkeeper.predict.seeds import SeedNeeds
@@ -73,12 +74,10 @@ def modules(
 
 
 def _shebang(path: str) -> Optional[str]:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
-        return None
-    if not head.startswith(b"#!"):
+    """The interpreter the script *path* names (a regular file, not a link: opened as
+    :func:`fsutil.open_regular` does, so a FIFO never blocks)."""
+    head = fsutil.read_head(path, 512, follow_links=False)
+    if head is None or not head.startswith(b"#!"):
         return None
     line = head[2:].split(b"\n", 1)[0].strip()
     if line in (b"/bin/sh", b"/bin/bash", b"/usr/bin/env sh") or line.endswith(b"/sh"):
@@ -105,9 +104,7 @@ def check_scripts(tree: str, final: str) -> list[str]:
         return [f"{tree}/bin unreadable"]
     for n in names:
         p = os.path.join(tree, "bin", n)
-        if os.path.islink(p) or not os.path.isfile(p):
-            continue
-        interp = _shebang(p)
+        interp = _shebang(p)  # None for a link, a FIFO, anything but a regular file
         if interp is None or not interp.startswith(prefix):
             continue
         if not os.path.lexists(os.path.join(tree, "bin", interp[len(prefix) :])):
@@ -160,7 +157,12 @@ def verify(
             for k, part in enumerate(parts)
         ]
         with ThreadPoolExecutor(max_workers=n) as pool:
-            results = list(pool.map(lambda p: _probe(run, argv, p), payloads))
+            try:
+                results = list(pool.map(lambda p: _probe(run, argv, p), payloads))
+            except RepairError:
+                raise
+            except Exception as e:  # a worker's bug fails this repair, said in one line
+                raise RepairError(f"verification: {worker_failed(e, 'a probe')}") from e
     problems: list[str] = []
     for data in results:
         problems += [f"import {m}: {why}" for m, why in data.get("failed", [])]

@@ -139,6 +139,15 @@ def prefetch(
     venvs need on their target Pythons."""
     if not os.path.isdir(directory):
         raise UsageError(f"{directory}: not a directory (create it first)")
+    if os.geteuid() == 0:  # pip runs as root: only from an installation root alone controls
+        from venvkeeper.scan.deep import installation_distrust
+
+        bad = installation_distrust(sys.executable, 0)
+        if bad is not None:
+            raise UsageError(
+                f"the prefetch runs pip of {sys.executable} as root, and {bad}: another user"
+                " could change it; run venvkeeper from an installation only root can change"
+            )
     probe = run([sys.executable, "-m", "pip", "--version"], 60)
     if probe.returncode != 0:
         raise UsageError(

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from venvkeeper.errors import VenvkeeperError
+from venvkeeper.errors import VenvkeeperError, worker_failed
 from venvkeeper.host import fsutil
 from venvkeeper.host.mounts import Mount
 from venvkeeper.model.report import Alias, CondaEnv
@@ -297,7 +297,10 @@ def _walk_serial(
     stack = list(reversed(start))
     while stack:
         path, depth, dev = stack.pop()
-        children = walker.visit(path, depth, dev, stats, emit)
+        try:
+            children = walker.visit(path, depth, dev, stats, emit)
+        except Exception as e:  # a bug: one line, not a traceback
+            raise worker_failed(e, f"walking {path}") from e
         if children:
             children.reverse()
             stack.extend(children)
@@ -330,6 +333,7 @@ def _walk_parallel(
     shared: list[tuple[str, int, int]] = []
     cv = threading.Condition()
     state = {"limit": 1, "idle": 0, "slow": 0, "fast": 0, "finished": 0}
+    failed: list[BaseException] = []  # what a helper raised: ends the walk
     out: queue.SimpleQueue[Found] = queue.SimpleQueue()
     clock = time.perf_counter
 
@@ -387,7 +391,15 @@ def _walk_parallel(
                         if state["finished"]:
                             return
                         mine.append(shared.pop())
-                mine.extend(step(mine.pop(), local, out.put))
+                item = mine.pop()
+                try:
+                    mine.extend(step(item, local, out.put))
+                except BaseException as e:  # handed to the walk's thread
+                    with cv:
+                        failed.append(worker_failed(e, f"walking {item[0]}"))
+                        state["finished"] = 1
+                        cv.notify_all()
+                    return
         finally:
             with cv:
                 stats.merge(local)
@@ -407,6 +419,8 @@ def _walk_parallel(
             if found:
                 yield from found
                 found.clear()
+            if failed:
+                raise failed[0]
             if not mine:
                 with cv:
                     if shared:
@@ -416,7 +430,11 @@ def _walk_parallel(
                     else:
                         cv.wait(0.05)
                         continue
-            mine.extend(step(mine.pop(), stats, found.append))
+            item = mine.pop()
+            try:
+                mine.extend(step(item, stats, found.append))
+            except Exception as e:
+                raise worker_failed(e, f"walking {item[0]}") from e
     finally:
         with cv:
             state["finished"] = 1
@@ -455,18 +473,29 @@ def walk_beside(
         code = 0
         try:
             os.close(rfd)
-            with os.fdopen(wfd, "wb") as pipe:
+            out = os.fdopen(wfd, "wb")
+            try:
                 child_stats = WalkStats()
                 for item in walk(roots, options, child_stats):
-                    pickle.dump(item, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                    pipe.flush()
-                pickle.dump(child_stats, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # including KeyboardInterrupt: the parent reports it
+                    pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+                    out.flush()
+                pickle.dump(child_stats, out, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException as e:  # including KeyboardInterrupt: the parent reports it
+                code = 1
+                if not isinstance(e, KeyboardInterrupt):  # the parent says what happened
+                    with contextlib.suppress(BaseException):
+                        told = worker_failed(e, "the directory walk")
+                        pickle.dump(_Failure(str(told)), out, protocol=pickle.HIGHEST_PROTOCOL)
+            finally:
+                with contextlib.suppress(BaseException):
+                    out.close()
+        except BaseException:
             code = 1
         finally:
             os._exit(code)
     os.close(wfd)
     finished = False
+    failure: Optional[str] = None
     try:
         with os.fdopen(rfd, "rb") as pipe:
             while True:
@@ -477,6 +506,8 @@ def walk_beside(
                 if isinstance(item, WalkStats):
                     stats.merge(item)
                     finished = True
+                elif isinstance(item, _Failure):
+                    failure = item.message
                 else:
                     yield item
     finally:
@@ -484,8 +515,17 @@ def walk_beside(
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
+    if failure is not None:
+        raise WalkFailed(failure)
     if not finished or os.waitstatus_to_exitcode(status) != 0:
         raise WalkFailed("the directory walk stopped before its end (interrupted?)")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """What made the forked walker fail, sent to the parent in place of its stats."""
+
+    message: str
 
 
 class WalkFailed(VenvkeeperError):

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from venvkeeper.checks.registry import run_checks
-from venvkeeper.errors import UsageError
+from venvkeeper.errors import UsageError, worker_failed
 from venvkeeper.host.bases import HostCache
 from venvkeeper.host.mounts import read_mounts
+from venvkeeper.host.trust import TrustCache
 from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
@@ -53,14 +54,21 @@ class ScanOptions:
     mountinfo: str = "/proc/self/mountinfo"
 
 
-def judge(facts: VenvFacts, options: ScanOptions, alias_of: Optional[str] = None) -> VenvReport:
+def judge(
+    facts: VenvFacts,
+    options: ScanOptions,
+    alias_of: Optional[str] = None,
+    trust: Optional[TrustCache] = None,
+) -> VenvReport:
+    """The checks' findings on *facts*, and ``--deep``'s (*trust*: the scan's cache of the
+    trust rule, each directory above many venvs checked once)."""
     findings = run_checks(facts)
     deep = None
     if options.deep and facts.kind is not VenvKind.CONDA:
         from venvkeeper.checks.deep import deep_findings
         from venvkeeper.scan.deep import run_deep
 
-        deep = run_deep(facts, timeout=options.deep_timeout)
+        deep = run_deep(facts, timeout=options.deep_timeout, trust=trust)
         findings = findings + deep_findings(facts, deep)
         findings = tuple(sorted(findings, key=lambda f: -f.severity.rank))
     return VenvReport(facts, findings, alias_of, deep)
@@ -122,6 +130,7 @@ class Scanner:
             workers=options.walk_workers,
         )
         self.host = HostCache()
+        self.trust = TrustCache()
         self.lock = threading.Lock()
 
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
@@ -139,7 +148,10 @@ class Scanner:
             return None
         except Exception as e:  # a bug must cost one venv's verdict, never the whole scan
             facts = empty_facts(cand.path, cand.kind, f"internal error: {type(e).__name__}: {e}")
-        return judge(facts, self.options, alias_of)
+        try:
+            return judge(facts, self.options, alias_of, self.trust)
+        except Exception as e:  # inline or in the pool: one line, then exit 3
+            raise worker_failed(e, f"judging {cand.path}") from e
 
     def reports(self) -> Iterator[VenvReport]:
         """Judge venvs as discovery finds them, yielding each report when it is ready.
