@@ -60,7 +60,14 @@ def build(root: Path) -> World:
         "Environment=PYTHONPATH=/srv/pinned/venv/lib/python3.11/site-packages\n"
         "[Install]\nWantedBy=multi-user.target\n",
     )
-    for u in ("svc", "pinned"):
+    # the system's Python with the packages of svc's venv through a hard-coded path
+    w.write(
+        f"{units}/report.service",
+        "[Service]\nExecStart=/usr/bin/python3 -m app.report\n"
+        "Environment=PYTHONPATH=/srv/svc/venv/lib/python3.11/site-packages\n"
+        "[Install]\nWantedBy=multi-user.target\n",
+    )
+    for u in ("svc", "pinned", "report"):
         w.link(f"{units}/multi-user.target.wants/{u}.service", f"{units}/{u}.service")
     w.write("/etc/cron.d/job", "0 3 * * * root /srv/svc/venv/bin/python -m job\n")
     # uWSGI (Debian's layout) with the python3 plugin of 3.11, through the alternatives
@@ -146,13 +153,19 @@ def test_each_consumer_named_with_how_it_fails(world: World) -> None:
 
 
 def test_hard_coded_minor_breaks_even_after_the_repair(world: World) -> None:
+    """report.service runs the system's python3 with svc's packages through a hard-coded
+    lib/python3.11: the upgrade leaves that directory (pure packages import on 3.13), the
+    repair of svc's venv onto 3.13 removes it. svc.service's own stale PYTHONPATH beside
+    its venv's python is skipped by Python: no break after the repair."""
     cs = consumers(predict(world))
-    svc = cs["svc.service"]
-    drop_in = world.host("/etc/systemd/system/svc.service.d/path.conf")
-    assert svc["after_repair"].startswith(f"{drop_in}:2 hard-codes lib/python3.11")
-    assert "lib/python3.13" in svc["after_repair"]
-    # the survivor is not repaired: its hard-code stays right
-    assert cs["pinned.service"]["after_repair"] is None
+    report = cs["report.service"]
+    assert report["venv"] == world.host("/srv/svc/venv") and report["ref"] == "sitepkgs-hardcode"
+    assert not report["breaks"] and report["fails_how"] is None
+    unit = world.host("/etc/systemd/system/report.service")
+    assert report["after_repair"].startswith(f"{unit}:3 hard-codes lib/python3.11")
+    assert "it must say lib/python3.13" in report["after_repair"]
+    assert cs["svc.service"]["after_repair"] is None
+    assert cs["pinned.service"]["after_repair"] is None  # the survivor is not repaired
 
 
 def test_table_names_units_and_jobs_and_how_they_fail(world: World) -> None:

@@ -15,9 +15,14 @@ does:
   the change: a module whose package the change upgrades (:attr:`Change.embedders`, from
   the apt run) gets the new minor; without that list, the distro's modules follow
   ``python3`` when the change repoints it, as a release upgrade rebuilds them;
-- one that **hard-codes** ``VENV/lib/pythonX.Y`` (``python-path=``, ``PYTHONPATH=``) breaks
-  when the venv's planned repair rebuilds it on another minor, even though the repair
-  worked: :attr:`ConsumerPrediction.after_repair` names the line to change.
+- one that reaches the venv only through a **hard-coded** ``VENV/lib/pythonX.Y``
+  (``PYTHONPATH=`` of a unit that runs ``/usr/bin/python3``, mod_wsgi's ``python-path=``
+  without ``python-home=``) runs a Python of its own: the change does not break it (pure
+  Python packages import across minors; a compiled one is the venv's ``abi-mismatch``),
+  but the venv's planned repair onto another minor removes that directory, and it breaks
+  although the repair worked: :attr:`ConsumerPrediction.after_repair` names the line to
+  change. A stale hard-code beside a venv the consumer runs or embeds is skipped by
+  Python (a missing directory on ``sys.path``) and breaks nothing.
 
 Pure but for one static read: which package owns an embedding module (dpkg's lists of
 the system root, else the distros' known module paths).
@@ -138,8 +143,11 @@ def _judge(
     refs = [r for r in c.refs if r.venv is not None and real(r.venv) == key]
     kinds = {r.kind for r in refs}
     site = site_minor(v.now.facts)
-    embedded = RefKind.EMBEDDED_HOME in kinds and c.embedded_python is not None
-    runs = bool(kinds - _NOT_RUNNING) or not kinds & {RefKind.EMBEDDED_HOME}
+    runs = bool(kinds - _NOT_RUNNING)
+    embeds = RefKind.EMBEDDED_HOME in kinds
+    embedded = embeds and c.embedded_python is not None
+    # it reaches the venv only through a hard-coded lib/pythonX.Y, with a Python of its own
+    path_only = not runs and not embeds
     then_minor = c.embedded_python
     package = None
     if embedded and c.embedded_module and owner is not None:
@@ -151,6 +159,8 @@ def _judge(
         broken_now = True
     elif runs and not embedded and v.effect is Effect.ALREADY_BROKEN:
         broken_now = True
+    elif path_only and site and any(r.minor and r.minor != site for r in refs):
+        broken_now = True  # the directory it names is not the venv's site-packages
 
     fails: Optional[FailsHow] = None
     why = ""
@@ -164,7 +174,7 @@ def _judge(
             moves = package is not None and then_minor != c.embedded_python
             what = f"{package} rebuilt for" if moves else f"{module} embeds"
             why = f"{what} Python {then_minor}, its venv's packages are for Python {site}"
-    elif v.effect.breaks or v.effect is Effect.ALREADY_BROKEN:
+    elif runs and (v.effect.breaks or v.effect is Effect.ALREADY_BROKEN):
         fails = c.fails_how(loud=v.effect in _LOUD)
         main = (v.then or v.now).main_finding
         why = f"its venv {v.effect.value}" + (f" ({main.code})" if main else "")
@@ -176,7 +186,7 @@ def _judge(
         why=why,
         broken_now=broken_now,
         embedded_then=then_minor if embedded else None,
-        after_repair=_after_repair(c, v, refs, then_minor if embedded else None),
+        after_repair=_after_repair(v, refs if path_only else [], then_minor if embedded else None),
     )
 
 
@@ -191,12 +201,16 @@ def _repaired_minor(v: VenvPrediction) -> Optional[str]:
 
 
 def _after_repair(
-    c: Consumer, v: VenvPrediction, refs: list[Reference], embedded_then: Optional[str]
+    v: VenvPrediction, hard_codes: list[Reference], embedded_then: Optional[str]
 ) -> Optional[str]:
+    """What still breaks a consumer after its venv's planned repair: a hard-coded
+    ``lib/pythonX.Y`` of the old minor that is its only way to the venv's packages (one
+    that runs or embeds the venv finds them anyway: its stale path is skipped), or a
+    server that embeds another Python than the repair's."""
     minor = _repaired_minor(v)
     if minor is None:
         return None
-    for r in refs:
+    for r in hard_codes:
         if r.kind is RefKind.SITEPKGS_HARDCODE and r.minor and r.minor != minor:
             where = f"{r.source}:{r.line}" if r.line else r.source
             return (
