@@ -132,7 +132,9 @@ def test_each_consumer_named_with_how_it_fails(world: World) -> None:
     host = w.host
     svc = cs["svc.service"]
     assert svc["effect"] == "breaks-silently" and svc["breaks"] is True
-    assert svc["fails_how"] == "import-error" and svc["restart"] == "systemctl try-restart svc.service"
+    assert (
+        svc["fails_how"] == "import-error" and svc["restart"] == "systemctl try-restart svc.service"
+    )
     job = cs[host("/etc/cron.d/job") + ":1"]
     assert job["breaks"] and job["fails_how"] == "next-run"
     # the venv made with python3.11 survives: so does its unit

@@ -603,6 +603,36 @@ def results() -> Schema:
     return obj({"results": arr(ref("result"))})
 
 
+def repair_results() -> Schema:
+    """``repair --json``: the results, and what was done for the venvs' consumers."""
+    from venvkeeper.model.consumers import ActionKind, ActionOutcome
+
+    action = obj(
+        {
+            "kind": enum_of(ActionKind, "a unit's restart or reload, or a line's edit"),
+            "outcome": enum_of(ActionOutcome),
+            "venv": PATH,
+            "consumers": arr(STR, description="the consumers that asked for it"),
+            "unit": null(STR),
+            "command": null({**STR, "description": "the exact command (run, or to run)"}),
+            "edit": null(obj({"path": PATH, "line": INT, "old": STR, "new": STR})),
+            "detail": STR,
+        },
+        description="one restart or edit for the consumers of a repaired venv",
+    )
+    return obj(
+        {
+            "results": arr(ref("result")),
+            "consumers": arr(
+                action,
+                description="restarts and edits for the repaired venvs' consumers; absent"
+                " with --no-consumers",
+            ),
+        },
+        optional=("consumers",),
+    )
+
+
 def rollback_list() -> Schema:
     return obj(
         {
@@ -847,7 +877,7 @@ def payloads() -> dict[str, tuple[str, Schema]]:
         "plan": ("the repair plans (venvkeeper plan --json)", prediction()),
         "host-profile": ("a host's Pythons (venvkeeper host-profile)", host_profile()),
         "wheelhouse": ("the wheels fetched (venvkeeper wheelhouse --json)", wheelhouse()),
-        "repair": ("the repairs (venvkeeper repair --json)", results()),
+        "repair": ("the repairs (venvkeeper repair --json)", repair_results()),
         "rollback": ("a rollback (venvkeeper rollback --json)", results()),
         "rollback-list": ("a venv's backups (venvkeeper rollback --list --json)", rollback_list()),
         "prune-backups": ("the backups deleted (venvkeeper prune-backups --json)", prune_backups()),

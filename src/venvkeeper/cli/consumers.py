@@ -17,7 +17,9 @@ from venvkeeper.cli._common import (
 )
 
 if TYPE_CHECKING:
+    from venvkeeper.model.consumers import ConsumerAction
     from venvkeeper.model.plan import Prediction
+    from venvkeeper.model.repair import RepairResult
     from venvkeeper.predict.changes import Change
 
 
@@ -138,6 +140,77 @@ def predicted_consumers(
     if args.no_processes:
         proc = None
     return judge_consumers(pred, read_consumers(root, proc), change, root=root)
+
+
+def add_repair_options(p: argparse.ArgumentParser) -> None:
+    """``repair``'s options for what runs from the repaired venvs."""
+    g = p.add_argument_group(
+        "consumers (without these options, the exact commands and edits are printed)"
+    )
+    g.add_argument(
+        "--restart",
+        action="store_true",
+        help="once a venv is repaired and judged working: try-restart the running system"
+        " units that use it and reload the web servers that embed it (apache2, uWSGI);"
+        " never on the word of a file another user can change; users' units are named,"
+        " not touched; off with --dry-run",
+    )
+    g.add_argument(
+        "--fix-consumers",
+        action="store_true",
+        help="change the lines of consumers that hard-code another lib/pythonX.Y than the"
+        " repaired venv's, each as a transaction with a backup beside the file, only in"
+        " files root alone can change",
+    )
+    g.add_argument(
+        "--no-consumers",
+        action="store_true",
+        help="do not read the repaired venvs' units, jobs and server configs",
+    )
+    g.add_argument(
+        "--system-root",
+        default="/",
+        metavar="DIR",
+        help="the consumers are those of the system installed in DIR (a chroot, an image):"
+        " their files are edited there, their units are not this host's to restart"
+        " (default /)",
+    )
+
+
+def repair_consumers(
+    args: argparse.Namespace, results: list[RepairResult]
+) -> tuple[ConsumerAction, ...]:
+    """The restarts and edits for the consumers of the repaired venvs (done, planned or
+    printed), unless ``--no-consumers``."""
+    if args.no_consumers or args.sibling or not results:
+        return ()
+    from typing import Optional
+
+    from venvkeeper.checks.policy import apply_to_venv
+    from venvkeeper.errors import VenvkeeperError
+    from venvkeeper.model.report import VenvReport
+    from venvkeeper.repair.consumers import ActOptions, consumer_actions
+    from venvkeeper.scan.pipeline import ScanOptions, inspect_path
+
+    policy = config_of(args).policy
+
+    def report_of(path: str) -> Optional[VenvReport]:
+        try:
+            return apply_to_venv(inspect_path(path, ScanOptions()), policy)
+        except VenvkeeperError:
+            return None
+
+    from venvkeeper.host.fsutil import check_directory
+
+    check_directory(args.system_root)
+    options = ActOptions(
+        restart=args.restart,
+        fix=args.fix_consumers,
+        dry_run=args.dry_run,
+        root=args.system_root,
+        proc="/proc" if args.system_root == "/" else None,
+    )
+    return consumer_actions(results, options, report_of)
 
 
 def add(sub: argparse._SubParsersAction[Parser]) -> None:

@@ -20,6 +20,7 @@ from venvkeeper.cli._common import (
     sources_of,
     terminal,
 )
+from venvkeeper.cli.consumers import add_repair_options, repair_consumers
 from venvkeeper.errors import UsageError
 from venvkeeper.textutil import escape, plural
 
@@ -92,6 +93,7 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
         "-j", "--jobs", type=positive_int, default=2, metavar="N", help="venvs at once (default 2)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_repair_options(p)
     add_json(p)
     p.set_defaults(func=_cmd_repair)
 
@@ -207,13 +209,14 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    actions = repair_consumers(args, results)
     if args.json:
-        out.write(fmt.render_json(results))
+        out.write(fmt.render_json(results, consumers=actions))
     else:
-        out.write(fmt.render_table(results, terminal(out).width or 0))
+        out.write(fmt.render_table(results, terminal(out).width or 0, actions))
     if any(r.outcome is Outcome.FAILED for r in results):
         return int(ExitCode.CRITICAL)
-    if any(r.outcome is Outcome.REFUSED for r in results):
+    if any(r.outcome is Outcome.REFUSED for r in results) or not all(a.outcome.ok for a in actions):
         return int(ExitCode.WARNING)
     return int(ExitCode.OK)
 

@@ -12,7 +12,6 @@ from venvkeeper.formats.layout import PLAIN, Column, Row, Terminal, lay_out, mor
 from venvkeeper.formats.table import STYLE
 from venvkeeper.model.consumers import (
     Consumer,
-    ConsumerKind,
     ConsumerReport,
     JudgedConsumer,
     Reference,
@@ -34,15 +33,7 @@ DETAIL = "FINDING"
 def label(c: Consumer) -> str:
     """How USED BY names a consumer: ``app.service``, ``cron /etc/cron.d/x:3``,
     ``uapp.service (user alice)``, ``pipx /home/u/.local/bin/x``. Raw: escape it."""
-    if c.kind is ConsumerKind.SYSTEMD:
-        extra = f" (via {c.trigger})" if c.trigger else ""
-        return c.name + extra
-    if c.kind is ConsumerKind.SYSTEMD_USER:
-        return f"{c.name} (user {c.user or '?'})"
-    if c.kind in (ConsumerKind.UWSGI, ConsumerKind.MOD_WSGI, ConsumerKind.SUPERVISOR):
-        parent = c.restart.unit
-        return f"{c.kind.value} {c.name}" + (f" ({parent})" if parent else "")
-    return f"{c.kind.value} {c.name}"
+    return c.label
 
 
 def labels(consumers: Iterable[Consumer], limit: int = 3) -> str:

@@ -218,6 +218,20 @@ class Consumer:
     files: tuple[str, ...] = ()
 
     @property
+    def label(self) -> str:
+        """How a sentence names it: ``app.service``, ``cron /etc/cron.d/x:3``,
+        ``uapp.service (user alice)``, ``uwsgi /etc/uwsgi/x.ini (uwsgi.service)``. Raw:
+        escape it to print."""
+        if self.kind is ConsumerKind.SYSTEMD:
+            return self.name + (f" (via {self.trigger})" if self.trigger else "")
+        if self.kind is ConsumerKind.SYSTEMD_USER:
+            return f"{self.name} (user {self.user or '?'})"
+        if self.kind in (ConsumerKind.UWSGI, ConsumerKind.MOD_WSGI, ConsumerKind.SUPERVISOR):
+            parent = self.restart.unit
+            return f"{self.kind.value} {self.name}" + (f" ({parent})" if parent else "")
+        return f"{self.kind.value} {self.name}"
+
+    @property
     def primary(self) -> Optional[Reference]:
         """The reference that decides the consumer's venv: the surest, then the one that
         runs the venv (exec before embedded before activate ...)."""

@@ -154,13 +154,12 @@ def _judge(
         package = owner(c.embedded_module)
         then_minor = moved.get(package or "", c.embedded_python)
 
-    broken_now = False
-    if embedded and site and c.embedded_python != site:
-        broken_now = True
-    elif runs and not embedded and v.effect is Effect.ALREADY_BROKEN:
-        broken_now = True
-    elif path_only and site and any(r.minor and r.minor != site for r in refs):
-        broken_now = True  # the directory it names is not the venv's site-packages
+    broken_now = (
+        (embedded and bool(site) and c.embedded_python != site)
+        or (runs and not embedded and v.effect is Effect.ALREADY_BROKEN)
+        # the directory it names is not the venv's site-packages
+        or (path_only and bool(site) and any(r.minor and r.minor != site for r in refs))
+    )
 
     fails: Optional[FailsHow] = None
     why = ""
