@@ -77,8 +77,11 @@ def base_tarball(packages: Sequence[str] = PACKAGES, suite: str = SUITE) -> Path
     return CACHE / f"debian-{suite}-{VARIANT}-{cache_key(packages, suite)}.tar{_ext()}"
 
 
-def upgraded_tarball() -> Path:
-    return CACHE / f"debian-{SUITE}-{VARIANT}-{cache_key()}-{NEXT}.tar{_ext()}"
+def upgraded_tarball(packages: Sequence[str] = PACKAGES, key: str = "") -> Path:
+    """The upgraded root's tarball: one per package set, and per *key* (a hash of what a
+    test put in the root before the upgrade besides :data:`KEEP`, such as its configs)."""
+    extra = f"-{key}" if key else ""
+    return CACHE / f"debian-{SUITE}-{VARIANT}-{cache_key(packages)}{extra}-{NEXT}.tar{_ext()}"
 
 
 def _ext() -> str:
@@ -309,25 +312,32 @@ def full_upgrade(root: Path) -> subprocess.CompletedProcess[str]:
     return res
 
 
-def upgrade_to_trixie(root: Path) -> dict[str, float]:
-    """*root* (a bookworm root) as a real ``apt-get full-upgrade`` to trixie leaves it. The
-    first time, the upgrade runs in *root* and the result (without ``KEEP``) is cached; after
-    that the cached root is unpacked and ``KEEP`` moved into it. Returns timings."""
+def upgrade_to_trixie(
+    root: Path,
+    packages: Sequence[str] = PACKAGES,
+    *,
+    key: str = "",
+    keep: Sequence[str] = KEEP,
+) -> dict[str, float]:
+    """*root* (a bookworm root of *packages*) as a real ``apt-get full-upgrade`` to trixie
+    leaves it. The first time, the upgrade runs in *root* and the result (without *keep*,
+    the test's own top directories) is cached under *key* (see :func:`upgraded_tarball`);
+    after that the cached root is unpacked and *keep* moved into it. Returns timings."""
     times: dict[str, float] = {}
-    tarball = upgraded_tarball()
+    tarball = upgraded_tarball(packages, key)
     with _locked(tarball.name):
         t0 = time.monotonic()
         if not tarball.exists():
             full_upgrade(root)
             times["full-upgrade"] = time.monotonic() - t0
-            _pack(root, tarball, exclude=KEEP)
+            _pack(root, tarball, exclude=keep)
             times["pack"] = time.monotonic() - t0 - times["full-upgrade"]
             return times
     new = root.with_name(root.name + ".upgraded")
     old = root.with_name(root.name + ".bookworm")
     remove_root(new)
     _unpack(tarball, new)
-    for name in KEEP:
+    for name in keep:
         if (root / name).exists():
             remove_root(new / name)
             os.rename(root / name, new / name)

@@ -99,10 +99,12 @@ class Boot:
     seconds: float
 
 
-def boot(root: Path, script: str, *, timeout: float = 300) -> Boot:
+def boot(root: Path, script: str, *, timeout: float = 300, private_network: bool = False) -> Boot:
     """Boot *root* once; the report *script* (its text, with its ``#!`` line) runs after
     ``multi-user.target`` and what it prints is :attr:`Boot.output`. The report unit and
-    script are removed again afterwards, so a root can be booted many times."""
+    script are removed again afterwards, so a root can be booted many times. With
+    *private_network* the container has its own loopback only (servers it runs listen
+    there, never on the host's ports)."""
     require_nspawn()
     script_path = root / REPORT_SCRIPT.lstrip("/")
     unit = root / "etc/systemd/system" / REPORT_UNIT
@@ -129,6 +131,7 @@ def boot(root: Path, script: str, *, timeout: float = 300) -> Boot:
                 "-D",
                 str(root),
                 "--console=pipe",
+                *(["--private-network"] if private_network else []),
                 "-b",
             ],
             stdin=subprocess.DEVNULL,

@@ -614,6 +614,7 @@ def repair_results() -> Schema:
             "venv": PATH,
             "consumers": arr(STR, description="the consumers that asked for it"),
             "unit": null(STR),
+            "user": null({**STR, "description": "whose manager runs the unit (a user's unit)"}),
             "command": null({**STR, "description": "the exact command (run, or to run)"}),
             "edit": null(obj({"path": PATH, "line": INT, "old": STR, "new": STR})),
             "detail": STR,

@@ -93,6 +93,7 @@ def action_to_dict(a: ConsumerAction) -> dict[str, Any]:
         "venv": a.venv,
         "consumers": list(a.consumers),
         "unit": a.unit,
+        "user": a.user,
         "command": a.command,
         "edit": None if e is None else {"path": e.path, "line": e.line, "old": e.old, "new": e.new},
         "detail": a.detail,

@@ -403,3 +403,4 @@ class ConsumerAction:
     unit: Optional[str] = None
     command: Optional[str] = None
     edit: Optional[LineEdit] = None
+    user: Optional[str] = None  # the user whose manager runs *unit* (a user's unit)

@@ -162,6 +162,7 @@ def consumer_actions(
                         f"a unit of {who}'s manager: root does not touch it; {who} restarts it",
                         restart.unit,
                         restart.command,
+                        user=restart.user,
                     )
                 )
                 continue
