@@ -266,3 +266,23 @@ def test_apt_run_packages_of_embedding_modules() -> None:
         ).actions
     )
     assert alone is not None and alone.patch_only and embedders(alone.change) == {}
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_the_hosts_own_root_reads_a_config_through_its_link(tmp_path: Path, relative: bool) -> None:
+    """With the root ``/`` (this host: what predict and repair read by default), a config
+    that is a link (Debian's sites-enabled, apps-enabled, mods-enabled) is read through
+    it, as in another root; a link loop is still an error."""
+    from venvkeeper.consumers.rootfs import RootFS
+
+    (tmp_path / "available").mkdir()
+    (tmp_path / "enabled").mkdir()
+    (tmp_path / "available/site.conf").write_text("WSGIDaemonProcess x python-home=/v\n")
+    link = tmp_path / "enabled/site.conf"
+    link.symlink_to("../available/site.conf" if relative else tmp_path / "available/site.conf")
+    fs = RootFS("/")
+    assert fs.read(str(link)).startswith(b"WSGIDaemonProcess x")
+    loop = tmp_path / "enabled/loop.conf"
+    loop.symlink_to("loop.conf")
+    with pytest.raises(OSError):
+        fs.read(str(loop))
