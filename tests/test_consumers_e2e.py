@@ -273,12 +273,16 @@ def observe(wait, cron):
     return seen
 
 
-sh("systemctl", "is-system-running", "--wait", timeout=120)
+# (no "systemctl is-system-running --wait": this report is itself a job of the boot)
 print("PHASE boot " + json.dumps(observe(20, True)), flush=True)
 if "consumers" in PHASES:
     rc, out, err = sh(*VK, "consumers", "--no-scan", "--json")
     print("PHASE consumers " + json.dumps({"rc": rc, "doc": out, "err": err[-2000:]}), flush=True)
 if "repair" in PHASES:
+    rc, out, err = sh("env", "COLUMNS=100", *VK, "repair", "--all", "--force", "--restart",
+                      "--fix-consumers", "--dry-run", "--offline", "--find-links", %(prefetch)r,
+                      *%(roots)r)
+    print("PHASE dry-run " + json.dumps({"rc": rc, "text": out, "err": err[-2000:]}), flush=True)
     rc, out, err = sh(*VK, "repair", "--all", "--force", "--restart", "--fix-consumers",
                       "--offline", "--find-links", %(prefetch)r, "--json", *%(roots)r)
     print("PHASE repair " + json.dumps({"rc": rc, "doc": out, "err": err[-3000:]}), flush=True)
@@ -353,6 +357,7 @@ RELEASE_ACTIONS = (
 def test_consumers_through_a_release_upgrade(tmp_path: Path) -> None:
     times: dict[str, float] = {}
     table: list[str] = []
+    shown: list[str] = []  # real output, for docs/services.md
     t0 = time.monotonic()
     root = tmp_path / "root"
     try:
@@ -371,6 +376,9 @@ def test_consumers_through_a_release_upgrade(tmp_path: Path) -> None:
         _, out = vk(root, "predict", "--json", "--no-processes", "--python-becomes", "3.13",
                        *ROOTS)  # fmt: skip
         doc = validate_json("predict", out)
+        argv = ["python3", "-m", "venvkeeper", "predict", "--python-becomes", "3.13", *ROOTS]
+        text = debroot.chroot_run(root, argv, {**VK_ENV, "COLUMNS": "100"}, check=False).stdout
+        shown.append("$ venvkeeper predict --python-becomes 3.13 /srv /home\n" + text)
         predicted = predicted_by_app(doc)
         times["predicted"] = time.monotonic() - t0
         hook_in = "VERSION 3\nAPT::Architecture=amd64\n\n" + "\n".join(RELEASE_ACTIONS) + "\n"
@@ -406,6 +414,10 @@ def test_consumers_through_a_release_upgrade(tmp_path: Path) -> None:
         assert {a for a, p in predicted.items() if p["breaks"]} == {
             a for a, ok in observed.items() if not ok
         }, "\n".join(table)
+        shown.append(
+            "$ venvkeeper repair --all --force --restart --fix-consumers --dry-run --offline"
+            f" --find-links {PREFETCH} /srv /home\n" + second["dry-run"]["text"]
+        )
         repair = second["repair"]
         rdoc = validate_json("repair", repair["doc"])
         table.append(f"repair rc={repair['rc']}")
@@ -433,6 +445,7 @@ def test_consumers_through_a_release_upgrade(tmp_path: Path) -> None:
         assert all(works(third["boot"]).values()), third["boot"]
         table.append(f"boot 3: {works(third['boot'])}")
     finally:
+        print("\n".join(shown))
         print("\n".join(table))
         print("timings (s):", {k: round(v, 1) for k, v in times.items()})
         debroot.remove_root(root)
