@@ -67,21 +67,23 @@ def _action_head(a: ConsumerAction) -> str:
 
 
 def action_lines(actions: Sequence[ConsumerAction], width: int = 0) -> list[str]:
-    """The consumers' block of ``repair``: one item per restart or edit (what, for which
-    consumers, what came of it), an edit with its line before and after (escaped)."""
+    """The consumers' block of ``repair``: one item per restart or edit (what came of it,
+    what, for which consumers, why), an edit with its line before and after (escaped)."""
     out = ["consumers of the repaired venvs:"]
+    pad = max(len(a.outcome.value) for a in actions) + 1 if actions else 0
     for a in actions:
-        text = f"{a.outcome.value:11} {_action_head(a)}"
+        text = _action_head(a)
         if a.consumers:
             text += f" ({', '.join(a.consumers)})"
         if a.detail:
             text += f": {a.detail}"
         text = escape(text)
-        body = wrap(text, max(20, width - 4)) if width else [text]
-        out += ["  " + body[0], *("      " + b for b in body[1:])]
+        head = f"  {a.outcome.value:{pad}}"
+        body = wrap(text, max(20, width - len(head))) if width else [text]
+        out += [head + body[0], *(" " * len(head) + b for b in body[1:])]
         if a.edit is not None and a.edit.old:
-            out.append(f"      - {escape(a.edit.old)}")
-            out.append(f"      + {escape(a.edit.new)}")
+            out.append(" " * len(head) + f"- {escape(a.edit.old)}")
+            out.append(" " * len(head) + f"+ {escape(a.edit.new)}")
     return out
 
 

@@ -166,14 +166,14 @@ def consumer_actions(
                     )
                 )
                 continue
-            if hold or trouble:
+            if hold or trouble:  # the trust rule first: it says who controls what
                 held.append(
                     ConsumerAction(
                         ActionKind.RESTART,
-                        ActionOutcome.HELD if hold else ActionOutcome.REFUSED,
+                        ActionOutcome.REFUSED if trouble else ActionOutcome.HELD,
                         r.path,
                         (name,),
-                        hold or trouble or "",
+                        trouble or hold or "",
                         restart.unit,
                         restart.command,
                     )
@@ -264,7 +264,6 @@ def _do_edit(
     edit: LineEdit, c: Consumer, venv: str, trouble: Optional[str], options: ActOptions
 ) -> ConsumerAction:
     name = (c.label,)
-    where = f"{edit.path}:{edit.line}"
     if not edit.old:  # plan_edit could not find it: edit.new says why
         return ConsumerAction(ActionKind.EDIT, ActionOutcome.FAILED, venv, name, edit.new)
     if trouble is None:
@@ -275,8 +274,8 @@ def _do_edit(
         )
     if not options.fix or options.dry_run:
         outcome = ActionOutcome.PLANNED if options.fix else ActionOutcome.PRINTED
-        what = "to change" if options.fix else "to change (repair --fix-consumers does it)"
-        return ConsumerAction(ActionKind.EDIT, outcome, venv, name, f"{where} {what}", edit=edit)
+        what = "" if options.fix else "repair --fix-consumers changes it"
+        return ConsumerAction(ActionKind.EDIT, outcome, venv, name, what, edit=edit)
     try:
         backup = edit_line(edit)
     except (EditError, VenvkeeperError) as e:
@@ -286,7 +285,7 @@ def _do_edit(
         ActionOutcome.DONE,
         venv,
         name,
-        f"{where} changed; original kept: {backup}",
+        f"changed; the original is kept as {backup}",
         edit=edit,
     )
 
