@@ -107,8 +107,8 @@ ansible_facts:
           sample: [{"kind": "systemd", "name": "app.service", "venv": "/srv/app/venv", "status": "ok",
                     "running": true, "restart": {"command": "systemctl try-restart app.service"}}]
         restart_units:
-          description: The system units that run from the venvs under the roots (from their
-            consumers): what a repair's handler restarts.
+          description: The system units that run from the venvs under the roots, from their
+            consumers (what a repair's handler restarts).
           type: list
           elements: str
 exit_code:
