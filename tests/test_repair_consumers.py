@@ -291,3 +291,8 @@ def test_hostile_consumer_files_never_make_root_act(setup: Setup, tmp_path: Path
     assert "fifo.conf" in problems and "/etc/default/svc" in problems, problems
     assert log.read_text().splitlines() == ["try-restart svc.service"]
     assert big.stat().st_size > 9 << 20
+
+
+def test_no_consumers_reads_none(setup: Setup) -> None:
+    doc = setup.repair("--no-consumers", code=0)
+    assert doc["results"][0]["outcome"] == "repaired" and "consumers" not in doc

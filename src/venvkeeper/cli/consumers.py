@@ -4,7 +4,7 @@ process managers), each judged, and the venvs nothing uses."""
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
 from venvkeeper.cli._common import (
     Parser,
@@ -60,8 +60,6 @@ def _add_consumers(sub: argparse._SubParsersAction[Parser]) -> None:
 
 
 def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from typing import Optional
-
     from venvkeeper.checks.policy import apply, apply_to_venv
     from venvkeeper.consumers import read_consumers
     from venvkeeper.consumers.judge import judge, real
@@ -179,13 +177,13 @@ def add_repair_options(p: argparse.ArgumentParser) -> None:
 
 def repair_consumers(
     args: argparse.Namespace, results: list[RepairResult]
-) -> tuple[ConsumerAction, ...]:
+) -> Optional[tuple[ConsumerAction, ...]]:
     """The restarts and edits for the consumers of the repaired venvs (done, planned or
-    printed), unless ``--no-consumers``."""
-    if args.no_consumers or args.sibling or not results:
+    printed); None when they are not read (``--no-consumers``, ``--sibling``)."""
+    if args.no_consumers or args.sibling:
+        return None
+    if not results:
         return ()
-    from typing import Optional
-
     from venvkeeper.checks.policy import apply_to_venv
     from venvkeeper.errors import VenvkeeperError
     from venvkeeper.model.report import VenvReport

@@ -213,10 +213,12 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(fmt.render_json(results, consumers=actions))
     else:
-        out.write(fmt.render_table(results, terminal(out).width or 0, actions))
+        out.write(fmt.render_table(results, terminal(out).width or 0, actions or ()))
     if any(r.outcome is Outcome.FAILED for r in results):
         return int(ExitCode.CRITICAL)
-    if any(r.outcome is Outcome.REFUSED for r in results) or not all(a.outcome.ok for a in actions):
+    if any(r.outcome is Outcome.REFUSED for r in results) or not all(
+        a.outcome.ok for a in actions or ()
+    ):
         return int(ExitCode.WARNING)
     return int(ExitCode.OK)
 
