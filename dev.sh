@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # venvkeeper developer entry point: sets up .dev/venv (idempotent) and runs a job in it.
 #   ./dev.sh scan [ARGS...]   scan this host (all local filesystems) and print the table
-#   ./dev.sh test [ARGS...]   lint, then the whole test suite (what .ci/run calls); with
-#                             ARGS, only pytest ARGS
+#   ./dev.sh test             lint, then the whole test suite on every core (pytest-xdist),
+#                             failing on a skip that docs/development.md does not expect on
+#                             CI's machine: what .ci/run calls
+#   ./dev.sh test --fast [ARGS...]  the fast tier only (tests not marked slow), on every
+#                             core, no lint: under a minute
+#   ./dev.sh test ARGS...     only pytest ARGS (serial unless ARGS say -n N)
 #   ./dev.sh lint             ruff, mypy, the import contracts (lint-imports), no bare
 #                             open() in src/ (tools/check_open.py) and the documentation
 #                             site (mkdocs build --strict, into a temporary directory)
@@ -90,7 +94,7 @@ system_tools() {
 
 #: What debian/control's Build-Depends names, dpkg-dev and lintian (bookworm's own).
 DEB_TOOLS=(debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools
-    python3-packaging python3-rich python3-prometheus-client dpkg-dev lintian)
+    python3-packaging python3-prometheus-client dpkg-dev lintian)
 
 deb_tools() {
     local missing=() p
@@ -248,7 +252,17 @@ case "$cmd" in
     setup) setup ;;
     ansible) ansible_tools ;;
     scan) setup; exec "$venv/bin/venvkeeper" scan "$@" ;;
-    test) setup; test_wheels; system_tools; ansible_tools; [ $# -gt 0 ] || lint; exec "$venv/bin/python" -m pytest "$@" ;;
+    test)
+        setup; test_wheels; system_tools; ansible_tools
+        if [ "${1:-}" = --fast ]; then
+            shift
+            exec "$venv/bin/python" -m pytest -m "not slow" -n auto --dist loadgroup "$@"
+        fi
+        [ $# -gt 0 ] && exec "$venv/bin/python" -m pytest "$@"
+        lint
+        # tests named: its conftest then adds --expected-skips before the options are read
+        exec "$venv/bin/python" -m pytest -n auto --dist loadgroup \
+            --expected-skips docs/development.md tests ;;
     lint) setup; lint ;;
     docs) setup; docs "$@" ;;
     pyz) setup; exec "$venv/bin/python" tools/build_pyz.py "$@" ;;

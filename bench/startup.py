@@ -49,7 +49,7 @@ def env_for(python: str) -> dict[str, str]:
 
 
 def usable(python: str) -> bool:
-    probe = "import venvkeeper.cli, packaging, rich"
+    probe = "import venvkeeper.cli, packaging"
     res = subprocess.run(
         [python, "-c", probe], env=env_for(python), capture_output=True, timeout=60, check=False
     )

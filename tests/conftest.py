@@ -30,6 +30,8 @@ from venvkeeper.cli import main
 from venvkeeper.formats import envelope
 from venvkeeper.inventory.store import default_path
 
+import tiers
+
 # Property tests check behaviour, not speed: no per-example deadline that a loaded CI
 # machine could trip over.
 settings.register_profile("venvkeeper", deadline=None, print_blob=True)
@@ -115,6 +117,48 @@ def require_python(minor: str) -> Path:
     return exe
 
 
+@functools.cache
+def os_packaged(exe: Path) -> bool:
+    """Whether the OS's package manager owns interpreter *exe* (its real path), as dpkg or
+    rpm tell, never as venvkeeper does. A test derives from it what venvkeeper must say of a
+    venv on that base (``unmanaged-base``, a warning, when not), whichever interpreter
+    :func:`find_python` found on this machine: pyenv's, Debian's or one in /usr/local."""
+    real = os.path.realpath(exe)
+    for argv in (["dpkg-query", "-S", real], ["rpm", "-qf", real]):
+        if shutil.which(argv[0]):
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            return res.returncode == 0 and bool(res.stdout.strip())
+    return False
+
+
+def base_status(exe: Path) -> str:
+    """The status of a sound venv on base *exe*: ``ok``, or ``warning`` when no package
+    manager patches the base (``unmanaged-base``)."""
+    return "ok" if os_packaged(exe) else "warning"
+
+
+def base_codes(exe: Path) -> list[str]:
+    """The findings of a sound venv on base *exe* (see :func:`base_status`)."""
+    return [] if os_packaged(exe) else ["unmanaged-base"]
+
+
+def require_unmanaged_python(minor: str) -> Path:
+    """A CPython X.Y that no package manager patches (pyenv's, one in /usr/local), for a
+    test whose world needs an ``unmanaged-base`` warning; skips when the machine has none."""
+    cands = [find_python(minor), Path(f"/usr/local/bin/python{minor}")]
+    for exe in cands:
+        if exe is not None and exe.is_file() and not os_packaged(exe):
+            return exe
+    pytest.skip(f"no CPython {minor} outside the OS's packages (pyenv, /usr/local)")
+
+
+def require_root(why: str) -> None:
+    """Skip unless this run is root; *why* says what needs it. A test that calls this
+    (or skips on ``os.geteuid()`` itself) is marked ``root`` (tests/tiers.py)."""
+    if os.geteuid() != 0:
+        pytest.skip(f"needs root: {why}")
+
+
 @pytest.fixture(autouse=True)
 def _private_inventory(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
@@ -141,22 +185,27 @@ def unprivileged_user(request: pytest.FixtureRequest) -> Iterator[User]:
     if os.geteuid() != 0:
         pytest.skip("needs root to create and switch to an unprivileged user")
     name = f"vkt-{os.getpid()}-{secrets.token_hex(2)}"
-    res = subprocess.run(
-        [
-            shutil.which("useradd") or "/usr/sbin/useradd",
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/usr/sbin/nologin",
-            name,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    for attempt in range(5):
+        res = subprocess.run(
+            [
+                shutil.which("useradd") or "/usr/sbin/useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        # another run's (or xdist worker's) useradd or userdel holds /etc/passwd's lock
+        if res.returncode == 0 or "lock" not in res.stderr:
+            break
+        time.sleep(0.5 * (attempt + 1))
     if res.returncode != 0:
         pytest.skip(f"cannot create user {name}: {res.stderr.strip()}")
     request.config.stash[_HOST].users.append(name)
@@ -310,6 +359,8 @@ class _HostState:
 
 
 _HOST = pytest.StashKey[_HostState]()
+#: (worker, what it changed on the host, notes) of each xdist worker, as each ends
+_WORKERS = pytest.StashKey[list[tuple[str, list[str], list[str]]]]()
 
 
 def _inventory_state(db: str) -> Optional[tuple[tuple[int, int, int], int]]:
@@ -342,7 +393,29 @@ def _scans(db: str, after: int) -> list[tuple[int, list[str]]]:
     return [(int(i), json.loads(r)) for i, r in rows]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    tiers.addoption(parser)
+
+
+def xdist_controller(config: pytest.Config) -> bool:
+    """This process hands tests to xdist workers and runs none itself."""
+    return (
+        not hasattr(config, "workerinput")
+        and config.pluginmanager.hasplugin("xdist")
+        and config.getoption("dist", "no") != "no"
+        and bool(config.getoption("tx", None))
+        and not config.getoption("collectonly")
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(tiers.Tiers(config), "venvkeeper-tiers")
+    if xdist_controller(config):
+        # Each worker is a session of its own (below): private inventory, configuration,
+        # TMPDIR, account and the check at its end, reported here (pytest_testnodedown).
+        # The workers inherit this process's environment: it must stay the host's.
+        config.stash[_WORKERS] = []
+        return
     host_dbs = {"/var/lib/venvkeeper/inventory.db"}
     host_dbs.add(default_path({k: v for k, v in os.environ.items() if k != "VENVKEEPER_DB"}))
     session = Path(tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}session-", dir=HOST_TMP))
@@ -358,13 +431,27 @@ def pytest_configure(config: pytest.Config) -> None:
     mp = pytest.MonkeyPatch()
     mp.setenv("VENVKEEPER_DB", str(session / "inventory.db"))
     mp.setenv("XDG_STATE_HOME", str(session / "state"))
+    mp.setenv("VENVKEEPER_STATE_DIR", str(session / "state" / "venvkeeper"))  # root's too
     mp.setenv("XDG_CONFIG_HOME", str(session / "no-config" / "xdg"))
     mp.setattr(vk_config, "SYSTEM_CONFIG", str(session / "no-config" / "etc" / "config.toml"))
     mp.delenv(vk_config.ENV_VAR, raising=False)
+    # A width for venvkeeper's tables only where a test sets one: not the developer's shell's,
+    # nor the one GNU readline exports in an xdist worker (pdb imports it; its input is a pipe).
+    mp.delenv("COLUMNS", raising=False)
+    mp.delenv("LINES", raising=False)
     # The tools the tests run (pip, uv, compilers, venvkeeper in a child process) keep
     # their temporary files in the session's directory: what they fail to remove goes
     # with it, and is told at the end.
     mp.setenv("TMPDIR", str(session / "tmp"))
+    if hasattr(config, "workerinput"):
+        # xdist puts its working directory first on a worker's PYTHONPATH, which every
+        # process a test starts would inherit: the venvs they run must see what a user's do.
+        here, _, rest = os.environ.get("PYTHONPATH", "").partition(os.pathsep)
+        if here == os.getcwd():
+            if rest:
+                mp.setenv("PYTHONPATH", rest)
+            else:
+                mp.delenv("PYTHONPATH")
 
     def restore() -> None:
         mp.undo()
@@ -438,13 +525,33 @@ def host_changes(
     return changed, notes
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """An xdist worker ended: keep what its session-end check found (a worker that
+    crashed sent nothing: its crash already fails the run)."""
+    found = getattr(node, "workeroutput", {}).get("venvkeeper_host")
+    workers = node.config.stash.get(_WORKERS, None)
+    if found is not None and workers is not None:
+        workers.append((node.gateway.id, found[0], found[1]))
+
+
 @pytest.hookimpl(trylast=True)  # after the session fixtures' teardown and pytest's own cleanup
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    state = session.config.stash.get(_HOST, None)
-    if state is None:
+    config = session.config
+    state = config.stash.get(_HOST, None)
+    if state is not None:
+        changed, notes = host_changes(state)
+        if hasattr(config, "workerinput"):  # told by the controller, which prints
+            config.workeroutput["venvkeeper_host"] = (changed, notes)  # type: ignore[attr-defined]
+            return
+    elif _WORKERS in config.stash:
+        changed, notes = [], []
+        for worker, c, n in sorted(config.stash[_WORKERS]):
+            changed += [f"{worker}: {x}" for x in c]
+            notes += [f"{worker}: {x}" for x in n]
+    else:
         return
-    changed, notes = host_changes(state)
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:
         tr.write_line("")
         for note in notes:
@@ -456,3 +563,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 tr.write_line(c)
         if exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def quiet_installers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's pip and uv configuration (a constraints file, extra indexes) is the
+    admin's: installers run by a test (and by venvkeeper in it) use only what it built."""
+    from factory import uv_cache
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", uv_cache())

@@ -1,7 +1,7 @@
 """The Ansible collection venvkeeper.fleet (ansible_collections/venvkeeper/fleet).
 
-Fast: ansible-test's sanity and unit tests of the collection, the collection builds, and
-ansible-doc renders every module. Slow: the playbooks, for real, against two real Debian
+Fast: the collection builds, and ansible-doc renders every module. Slow: ansible-test's
+sanity and unit tests of the collection; the playbooks, for real, against two real Debian
 hosts of different releases, a bookworm root and a trixie root (made by a real upgrade,
 tests/debroot.py) each with the venvkeeper .deb installed by apt, reached by Ansible through
 a chroot connection (tests/ansible/vkchroot.py), with one directory bind-mounted into both
@@ -105,6 +105,8 @@ def ansible_test(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ansible-test's own limit is 1500 s
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_test_sanity_passes() -> None:
     """Every sanity test (validate-modules, ansible-doc, pylint, pep8, yamllint, import,
     compile, ...). The first run makes a venv per test from the registry (a minute or two)."""
@@ -114,6 +116,8 @@ def test_ansible_test_sanity_passes() -> None:
     assert 'Running sanity test "validate-modules"' in res.stdout
 
 
+@pytest.mark.slow  # ansible-test runs pytest on the collection in a venv of its own
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_test_units_pass() -> None:
     res = ansible_test("units")
     print(res.stdout[-2000:])
@@ -121,6 +125,7 @@ def test_ansible_test_units_pass() -> None:
     assert " passed" in res.stdout and " failed" not in res.stdout
 
 
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_the_collection_builds(tmp_path: Path) -> None:
     exe = tool("ansible-galaxy")
     res = subprocess.run(
@@ -144,6 +149,7 @@ def test_the_collection_builds(tmp_path: Path) -> None:
     assert manifest["collection_info"]["license"] == ["MIT"]
 
 
+@pytest.mark.xdist_group("ansible-collection")  # ansible-test writes in it
 def test_ansible_doc_renders_every_module(tmp_path: Path) -> None:
     exe = tool("ansible-doc")
     names = [f"venvkeeper.fleet.{m}" for m in MODULES]

@@ -440,6 +440,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow  # real installers, killed and recovered
 def test_recovery_ends_the_installers_a_killed_run_left(tmp_path: Path) -> None:
     """A run killed outright leaves its journal with the installers' process groups:
     the next run ends what is left of them before it settles the trees."""
@@ -844,7 +845,7 @@ SCRIPT = "#!/usr/bin/env python3\nprint('hi')\n"
 def _fifo_sites(w: World, fifo_first: bool) -> dict[str, tuple[Path, object]]:
     """Each check-then-open site: (the path it opens, a call of it)."""
     from venvkeeper.host.hostfs import REAL
-    from venvkeeper.repair import edit, job, verify
+    from venvkeeper.repair import carry, edit, verify
 
     bin_dir = w.venv / "bin"
     empty = w.top / "empty"
@@ -861,7 +862,7 @@ def _fifo_sites(w: World, fifo_first: bool) -> dict[str, tuple[Path, object]]:
         "check_scripts": (tool, lambda: verify.check_scripts(str(w.venv), str(w.venv))),
         "edit_read": (tool, lambda: edit._read(str(tool))),
         "rewrite_paths": (tool, lambda: edit.rewrite_paths(str(w.venv), "/old", "/new")),
-        "copy_extra": (notes, lambda: job._copy_extra(str(notes), str(copy_to / "notes.txt"))),
+        "copy_extra": (notes, lambda: carry.copy_extra(str(notes), str(copy_to / "notes.txt"))),
     }
 
 
@@ -972,3 +973,40 @@ def test_a_uv_named_explicitly_that_a_user_controls_is_refused(world: World, how
     assert res.code == 3, res.out + res.err
     assert str(theirs) in res.err and w.user.name in res.err, res.err
     assert not canary.exists() and tree_hash(venv) == before
+
+
+def test_deep_never_runs_an_interpreter_a_user_controls_inside_another_os_root(
+    world: World,
+) -> None:
+    """Root's venv inside another OS root (a chroot root's ``/srv/v``) whose ``bin/python``
+    leads, as the root sees it, to ``/usr/bin/python3`` of that root, a file the user owns:
+    ``--deep`` runs it there through ``chroot``, so it is judged inside the root (the
+    host's own ``/usr/bin/python3`` is root's and says nothing about it)."""
+    import shutil
+
+    w = world
+    root = w.top / "machine"
+    for d in ("etc", "usr/bin", "bin", "lib/x86_64-linux-gnu", "lib64", "srv"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    shutil.copy2("/bin/dash", root / "bin" / "sh")
+    shutil.copy2("/lib/x86_64-linux-gnu/libc.so.6", root / "lib/x86_64-linux-gnu/libc.so.6")
+    shutil.copy2("/lib64/ld-linux-x86-64.so.2", root / "lib64/ld-linux-x86-64.so.2")
+    drop = root / "drop"
+    drop.mkdir()
+    os.chmod(drop, 0o1777)
+    theirs = root / "usr" / "bin" / "python3"
+    theirs.write_text("#!/bin/sh\necho ran > /drop/canary\n")
+    os.chown(theirs, w.user.uid, w.user.gid)  # the user's file in root's directory
+    os.chmod(theirs, 0o755)
+    venv = root / "srv" / "v"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text(
+        "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n"
+    )
+    (venv / "bin" / "python").symlink_to("/usr/bin/python3")
+    res = run_bounded("scan", "--deep", "--json", "--no-record", str(venv))
+    assert not (drop / "canary").exists()
+    message = _deep_skip(res, venv)
+    assert str(theirs) in message and w.user.name in message, message

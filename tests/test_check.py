@@ -19,7 +19,7 @@ from venvkeeper.checks.registry import all_codes
 from venvkeeper.errors import UsageError
 from venvkeeper.inventory.monitor import PluginState, Thresholds
 
-from conftest import require_python, run_cli, validate_json
+from conftest import require_unmanaged_python, run_cli, validate_json
 from factory import break_venv, make_venv, system_venv
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -55,12 +55,12 @@ def values(perf: dict[str, re.Match[str]]) -> dict[str, float]:
 
 @pytest.fixture()
 def world(tmp_path: Path) -> dict[str, Path]:
-    """Two ok venvs (system Python), a warning (a pyenv base: unmanaged-base) and a
-    critical one (its interpreter link dangles)."""
+    """Two ok venvs (system Python), a warning (a base no package manager patches, such
+    as pyenv's: unmanaged-base) and a critical one (its interpreter link dangles)."""
     tree = tmp_path / "tree"
     ok = system_venv(tree / "ok" / "venv")
     spare = system_venv(tree / "spare")
-    warn = make_venv(require_python("3.11"), tree / "warn" / "venv")
+    warn = make_venv(require_unmanaged_python("3.11"), tree / "warn" / "venv")
     crit = system_venv(tree / "crit" / "venv")
     break_venv(crit)
     return {"tree": tree, "ok": ok, "warn": warn, "crit": crit, "spare": spare}
@@ -188,12 +188,18 @@ def test_unknown_for_an_internal_error(tmp_path: Path, monkeypatch: pytest.Monke
         raise RuntimeError("simulated bug\nsecond line")
 
     monkeypatch.setattr(venvkeeper.scan.pipeline, "scan", broken)
-    res = run_cli("check", str(tmp_path))
+    state = tmp_path / "state"
+    monkeypatch.setenv("VENVKEEPER_STATE_DIR", str(state))
+    (tmp_path / "root").mkdir()
+    res = run_cli("check", str(tmp_path / "root"))
     assert res.code == 3
-    assert (
-        res.out
-        == "VENVKEEPER UNKNOWN - internal error: RuntimeError: simulated bug\\x0asecond line\n"
+    (saved,) = state.glob("crash-*.txt")  # the traceback, named in the one line
+    assert res.out == (
+        "VENVKEEPER UNKNOWN - internal error: RuntimeError: simulated bug\\x0asecond line"
+        f" (traceback in {saved})\n"
     )
+    assert "Traceback" not in res.out + res.err
+    assert "RuntimeError: simulated bug" in saved.read_text()
 
 
 def test_the_check_is_recorded_unless_told(world: dict[str, Path], tmp_path: Path) -> None:

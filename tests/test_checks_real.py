@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 import factory
-from conftest import User, host_tmpdir, remove_tree, require_python, run_cli, validate_json
+from conftest import (
+    User,
+    host_tmpdir,
+    remove_tree,
+    require_python,
+    require_unmanaged_python,
+    run_cli,
+    validate_json,
+)
 from factory import FakeDistro, imports_ok, install, make_project, make_venv, run_in_venv
 
 pytestmark = pytest.mark.slow
@@ -114,7 +122,7 @@ def test_copy_behind_its_patched_base(tmp_path: Path) -> None:
     assert "copy-behind-base" in codes(rep) and rep["status"] == "warning"
 
 
-def test_system_python_venv_is_ok_and_pyenv_venv_is_unmanaged(tmp_path: Path, py311: Path) -> None:
+def test_system_python_venv_is_ok_and_pyenv_venv_is_unmanaged(tmp_path: Path) -> None:
     system = Path("/usr/bin/python3")
     if not system.exists():
         pytest.skip("no /usr/bin/python3")
@@ -129,9 +137,12 @@ def test_system_python_venv_is_ok_and_pyenv_venv_is_unmanaged(tmp_path: Path, py
     assert rep["status"] == "ok", rep["findings"]
     assert rep["python"]["origin"] == "system"
     assert run_cli("scan", "-q", str(tmp_path / "sys")).code == 0
-    v = make_venv(py311, tmp_path / "pyenv")
+    py = require_unmanaged_python("3.11")
+    root = factory.pyenv_root()
+    origin = "pyenv" if root and py.is_relative_to(root / "versions") else "local"
+    v = make_venv(py, tmp_path / "unmanaged")
     rep = judge(v)
-    assert codes(rep) == ["unmanaged-base"] and rep["python"]["origin"] == "pyenv"
+    assert codes(rep) == ["unmanaged-base"] and rep["python"]["origin"] == origin
 
 
 def test_deep_confirms_imports_as_the_owner(tmp_path: Path, unprivileged_user: User) -> None:

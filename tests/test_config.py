@@ -11,7 +11,7 @@ from venvkeeper.config import KEYS, Config, _toml, load_config, parse_text
 from venvkeeper.errors import ConfigError
 from venvkeeper.model.findings import Severity
 
-from conftest import json_kind, require_python, run_cli, validate_json
+from conftest import json_kind, require_unmanaged_python, run_cli, validate_json
 from factory import make_venv
 
 
@@ -193,10 +193,10 @@ def _scan(*args: str) -> tuple[int, dict[str, dict]]:
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """srv/app (pyenv 3.11: unmanaged-base), srv/cache/tmpenv, srv/system (the system
-    python3), other/elsewhere."""
+    """srv/app (a 3.11 no package manager patches, such as pyenv's: unmanaged-base),
+    srv/cache/tmpenv, srv/system (the system python3), other/elsewhere."""
     root = tmp_path_factory.mktemp("cfgtree")
-    py = require_python("3.11")
+    py = require_unmanaged_python("3.11")
     make_venv(py, root / "srv" / "app")
     make_venv(py, root / "srv" / "cache" / "tmpenv")
     make_venv(py, root / "other" / "elsewhere")
@@ -266,17 +266,19 @@ def test_policy_allowed_bases(tree: Path, tmp_path: Path) -> None:
 
 def test_command_line_booleans_override_the_config(tree: Path, tmp_path: Path) -> None:
     from venvkeeper.cli import build_parser
-    from venvkeeper.cli._common import scan_options as _scan_options
+    from venvkeeper.cli._common import scan_request
+    from venvkeeper.config import load_config
+    from venvkeeper.configured import options_for
 
     cfg = _write(
         tmp_path / "c.toml", "[scan]\none_file_system = true\nnetwork_filesystems = true\n"
     )
     parser = build_parser()
     args = parser.parse_args(["--config", str(cfg), "scan", str(tree)])
-    opts = _scan_options(args)
+    opts = options_for(load_config(args.config), scan_request(args))
     assert opts.one_file_system and opts.include_network
     args = parser.parse_args(
         ["--config", str(cfg), "scan", str(tree), "--no-one-file-system", "--no-include-network"]
     )
-    opts = _scan_options(args)
+    opts = options_for(load_config(args.config), scan_request(args))
     assert not opts.one_file_system and not opts.include_network

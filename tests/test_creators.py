@@ -10,7 +10,7 @@ import os
 import shlex
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -104,16 +104,24 @@ def dry_repair(path: Path, *extra: str) -> dict[str, Any]:
     return result
 
 
-def check_owned(v: Path, creator: str, command: str) -> None:
+def check_owned(v: Path, creator: str, command: str, note: Optional[str] = None) -> None:
     """*v* is judged *creator*'s, planned for *command* (``{target}``: the plan's target
-    Python), and refused without --force."""
+    Python) with *note* beside it, and refused without --force; the command in the
+    refusal's backticks is the plan's, a shell command line as it is."""
     assert scanned(v)["creator"] == creator
     plan = planned(v)
     command = command.replace("{target}", shlex.quote(plan["target"]["path"]))
-    assert (plan["strategy"], plan["tool_command"]) == ("use-tool", command)
+    assert (plan["strategy"], plan["tool_command"], plan["tool_note"]) == (
+        "use-tool",
+        command,
+        note,
+    )
     refused = dry_repair(v)
     assert refused["outcome"] == "refused", refused
-    assert f"managed by {creator}: run `{command}` instead" in refused["message"]
+    where = f" ({note})" if note else ""
+    assert f"managed by {creator}: run `{command}`{where} instead" in refused["message"]
+    quoted = refused["message"].split("`")[1]
+    assert quoted == command and shlex.split(quoted)
     forced = dry_repair(v, "--force")
     assert forced["outcome"] == "planned", forced
 
@@ -175,8 +183,9 @@ def test_pipx_shared_libraries_venv_names_reinstall_all(tmp_path: Path) -> None:
     check_owned(
         shared,
         "pipx",
-        f"PIPX_HOME={shlex.quote(str(home))} pipx reinstall-all  (pipx rebuilds its shared"
-        " libraries venv with the apps; it has no command for that venv alone)",
+        f"PIPX_HOME={shlex.quote(str(home))} pipx reinstall-all",
+        "pipx rebuilds its shared libraries venv with the apps; it has no command for that"
+        " venv alone",
     )
 
 
@@ -184,7 +193,7 @@ def test_pipx_shared_in_the_usual_home_needs_no_pipx_home(tmp_path: Path) -> Non
     shared = system_venv(tmp_path / ".local" / "share" / "pipx" / "shared")
     break_venv(shared)
     command = planned(shared)["tool_command"]
-    assert command.startswith("pipx reinstall-all  (") and "reinstall shared" not in command
+    assert command == "pipx reinstall-all"
 
 
 def test_a_dir_named_shared_beside_plain_venvs_is_not_pipx(tmp_path: Path) -> None:

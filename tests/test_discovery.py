@@ -7,6 +7,9 @@ import os
 import random
 import shutil
 import sys
+import threading
+import time
+import types
 from pathlib import Path
 
 import pytest
@@ -81,17 +84,77 @@ def test_parallel_walk_equals_serial_when_every_walker_runs(
     assert st.directories == st1.directories and st.entries == st1.entries
 
 
-def test_parallel_walk_on_a_warm_tree_parks_extra_walkers(tmp_path: Path) -> None:
-    venvs = build_tree(tmp_path, seed=3)
-    got, _ = found(tmp_path, workers=4)
-    assert got == venvs
+class _Listings:
+    """Which thread lists which directory, on a clock of its own: a listing under a
+    directory named ``cold`` takes one second of it, any other none. The walker's choice
+    to wake or park its helpers follows that clock, whatever the machine's load."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.log: list[tuple[str, bool]] = []  # (directory, listed by a helper)
+        self.main = threading.current_thread()
+        self._now = threading.local()
+        clock = types.SimpleNamespace(perf_counter=lambda: getattr(self._now, "t", 0.0))
+        monkeypatch.setattr(discovery, "time", clock)
+        visit = discovery._Walker.visit
+
+        def timed(walker: object, path: str, *args: object) -> object:
+            self.log.append((path, threading.current_thread() is not self.main))
+            if "/cold" in path:
+                self._now.t = getattr(self._now, "t", 0.0) + 1.0
+            time.sleep(0.001)  # lets the other threads run, as a real listing would
+            return visit(walker, path, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(discovery._Walker, "visit", timed)
+
+
+def _wide_tree(top: Path, fanout: int, depth: int) -> int:
+    """*fanout* subdirectories per directory, *depth* levels: how many directories."""
+    n = 1
+    top.mkdir(parents=True)
+    if depth:
+        for i in range(fanout):
+            n += _wide_tree(top / f"d{i}", fanout, depth - 1)
+    return n
+
+
+def test_parallel_walk_on_a_warm_tree_parks_extra_walkers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a warm cache (every listing fast) the helpers stay parked: the calling thread
+    lists every directory. Slow listings wake them and they share the work; after a
+    streak of fast listings they park again, handing their work back."""
+    listings = _Listings(monkeypatch)
+    monkeypatch.setattr(discovery, "_PARK_AFTER_FAST", 40)
+    warm = tmp_path / "warm"
+    n_warm = _wide_tree(warm, 6, 3)
+    got, st = found(warm, workers=4)
+    assert got == set() and st.directories == n_warm == len(listings.log)
+    assert not any(by_helper for _, by_helper in listings.log)
+
+    listings.log.clear()
+    cold, warm2 = tmp_path / "cold", tmp_path / "warm2"
+    n_cold = _wide_tree(cold, 8, 2)
+    n_warm2 = _wide_tree(warm2, 6, 3)
+    st = WalkStats()
+    assert not list(walk([str(cold), str(warm2)], WalkOptions(workers=4), st))  # cold first
+    assert st.directories == n_cold + n_warm2 == len(listings.log)
+    helpers_cold = sum(1 for p, h in listings.log if h and "/cold" in p)
+    helpers_warm = sum(1 for p, h in listings.log if h and "/warm2" in p)
+    assert helpers_cold > 0, "slow listings never woke a helper"
+    # Parked after 40 fast listings in a row (counted without a lock, so a few more):
+    # the helpers list a bounded share of the warm half, and none of its end.
+    assert helpers_warm < n_warm2 // 4, (helpers_warm, n_warm2)
+    assert not any(h for _, h in listings.log[-100:])
 
 
 def test_early_stop_of_the_consumer_ends_the_walkers(tmp_path: Path) -> None:
     build_tree(tmp_path, seed=5)
+    before = set(threading.enumerate())
     it = walk([str(tmp_path)], WalkOptions(workers=4))
     next(it)
-    it.close()  # must not hang
+    assert len(set(threading.enumerate()) - before) == 3  # the helpers run
+    it.close()  # must not hang (pytest-timeout fails it if it does)
+    assert set(threading.enumerate()) == before
 
 
 def test_conda_and_legacy_and_alias(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from venvkeeper.formats.envelope import Kind
 from conftest import find_python
 from factory import clean_env
 
-pytestmark = pytest.mark.slow
+# builds in isolated environments from the registry, then pip and the sdist's own suite
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A fast, representative part of the suite that the sdist runs from its unpacked tree: the
@@ -152,7 +153,7 @@ def test_wheel_metadata(dists: tuple[Path, Path]) -> None:
     ):
         assert c in classifiers, c
     requires = meta.get_all("Requires-Dist")
-    for r in ("packaging>=22", "rich>=13", "prometheus_client>=0.16"):
+    for r in ("packaging>=22", "prometheus_client>=0.16"):
         assert r in requires, requires
     assert 'tomli>=1.1; python_version < "3.11"' in requires, requires
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))

@@ -174,3 +174,40 @@ def test_the_tour_is_real_output_of_this_version() -> None:
     assert "REPAIR FIRST" in tour["tour-restarts"]
     assert update_docs.stale(tour, update_docs.shape) == [], "run: python tools/update_docs.py"
     assert Path("/srv/demo").exists() == existed  # built in a private namespace only
+
+
+def test_the_architecture_names_every_module_and_every_error_class() -> None:
+    """ARCHITECTURE.md stays the map: every module of the package is named in it (the
+    checks through their registry), and so is every error class with where it lives."""
+    import importlib
+    import pkgutil
+
+    import venvkeeper
+    from venvkeeper.checks import registry
+    from venvkeeper.errors import VenvkeeperError
+
+    doc = (ROOT / "ARCHITECTURE.md").read_text()
+    src = ROOT / "src" / "venvkeeper"
+    families = (getattr(registry, "CHECKS", ()), getattr(registry, "CONSUMER_CHECKS", ()))
+    checks = {c.run.__module__ for family in families for c in family}
+    unnamed = []
+    for p in sorted(src.rglob("*.py")):
+        rel = p.relative_to(src)
+        module = "venvkeeper." + ".".join(rel.with_suffix("").parts)
+        if p.name in ("__init__.py", "__main__.py") or module in checks:
+            continue
+        if f"`{p.stem}`" not in doc and str(rel) not in doc:
+            unnamed.append(str(rel))
+    assert not unnamed, f"ARCHITECTURE.md does not name: {unnamed}"
+    for info in pkgutil.walk_packages(venvkeeper.__path__, "venvkeeper."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    classes, todo = [], [VenvkeeperError]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo += cls.__subclasses__()
+    for cls in classes:
+        where = cls.__module__.removeprefix("venvkeeper.").replace(".", "/") + ".py"
+        assert f"`{cls.__name__}`" in doc, f"ARCHITECTURE.md does not name {cls.__name__}"
+        assert where == "errors.py" or f"`{where}`" in doc, (cls.__name__, where)

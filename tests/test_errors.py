@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import sqlite3
 import stat
@@ -52,6 +53,7 @@ def cli_process(
         "HOME": nowhere,
         "XDG_CONFIG_HOME": nowhere,
         "VENVKEEPER_DB": os.environ["VENVKEEPER_DB"],  # the test's own (conftest)
+        "VENVKEEPER_STATE_DIR": os.environ["VENVKEEPER_STATE_DIR"],  # the session's (conftest)
         **(env or {}),
     }
     return subprocess.run(
@@ -140,7 +142,7 @@ def test_the_default_place_is_still_created(shared_tmp: Path, unprivileged_user:
         "-q",
         str(shared_tmp / "tree"),
         user=unprivileged_user,
-        env={"HOME": str(home), "VENVKEEPER_DB": ""},
+        env={"HOME": str(home), "VENVKEEPER_DB": "", "VENVKEEPER_STATE_DIR": ""},
     )
     assert res.returncode == 0, res.stderr
     db = home / ".local" / "state" / "venvkeeper" / "inventory.db"
@@ -254,7 +256,7 @@ def test_config_problems_one_per_line_and_joined_in_check(tmp_path: Path) -> Non
 def test_show_of_a_directory_that_is_not_a_venv_names_it(tmp_path: Path) -> None:
     res = run_cli("show", str(tmp_path))
     assert res.code == 3
-    assert res.err.rstrip().endswith(f"try: venvkeeper scan {tmp_path}")
+    assert res.err.rstrip().endswith(f"try: `venvkeeper scan {shlex.quote(str(tmp_path))}`")
 
 
 @pytest.mark.parametrize(
@@ -404,3 +406,65 @@ def test_check_thresholds_are_taken_the_same_from_both_places(tmp_path: Path) ->
 )
 def test_os_errors_in_an_installers_output_are_named(output: str, reason: str | None) -> None:
     assert os_reason_in_output(output) == reason
+
+
+# --- an internal error: one line, its traceback kept in the state directory -------------
+
+
+def _a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    import venvkeeper.checks.registry
+
+    def broken() -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(venvkeeper.checks.registry, "all_codes", broken)
+
+
+def test_an_internal_error_saves_its_traceback_and_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _a_bug(monkeypatch)
+    state = tmp_path / "state"
+    monkeypatch.setenv("VENVKEEPER_STATE_DIR", str(state))
+    res = run_cli("codes")
+    assert res.code == 3 and res.out == ""
+    (saved,) = state.glob("crash-*.txt")
+    assert res.err == (
+        f"venvkeeper: internal error: ZeroDivisionError: simulated bug; its traceback is in"
+        f" {saved}: please report it with the command line you used\n"
+    )
+    text = saved.read_text()
+    assert text.startswith("venvkeeper ") and "command line: 'venvkeeper codes'" in text
+    assert "Traceback (most recent call last):" in text and "in broken" in text
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    # --debug prints it too, after the line
+    res = run_cli("--debug", "codes")
+    first, rest = res.err.split("\n", 1)
+    assert first.startswith("venvkeeper: internal error: ZeroDivisionError: simulated bug;")
+    assert "Traceback (most recent call last):" in rest and "ZeroDivisionError" in rest
+    assert len(list(state.glob("crash-*.txt"))) == 2
+
+
+def test_a_traceback_that_cannot_be_saved_is_still_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _a_bug(monkeypatch)
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("VENVKEEPER_STATE_DIR", str(tmp_path / "file" / "state"))
+    res = run_cli("codes")
+    assert res.code == 3
+    assert res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert "its traceback could not be saved" in res.err and "--debug" in res.err
+    assert f"{tmp_path}/file/state: not a directory" in res.err
+
+
+def test_the_state_directory_is_roots_or_the_users() -> None:
+    from venvkeeper.host.state import state_dir
+    from venvkeeper.inventory.store import default_path
+
+    assert state_dir({}, 0) == "/var/lib/venvkeeper"
+    assert state_dir({"XDG_STATE_HOME": "/x/state"}, 1000) == "/x/state/venvkeeper"
+    assert state_dir({"HOME": "/home/u"}, 1000) == "/home/u/.local/state/venvkeeper"
+    assert state_dir({"VENVKEEPER_STATE_DIR": "/t/s"}, 0) == "/t/s"
+    assert default_path({"VENVKEEPER_STATE_DIR": "/t/s"}, 0) == "/t/s/inventory.db"
+    assert default_path({}, 0) == "/var/lib/venvkeeper/inventory.db"

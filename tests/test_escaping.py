@@ -183,10 +183,10 @@ def test_json_is_one_rule_across_commands(world: World) -> None:
     assert f"{world.root}/n\\xff\\x1bo" in paths
 
 
-def test_rich_table(world: World) -> None:
+def test_colour_table(world: World) -> None:
     report = scan([str(world.root)])
     text = table.render(report, color=True, width=400)
-    own = re.sub(r"\x1b\[[0-9;]*m", "", text)  # rich's own colours are the only escapes
+    own = re.sub(r"\x1b\[[0-9;]*m", "", text)  # the table's own colours are the only escapes
     assert_safe(own)
     assert "\\x1b[31m" in own
 

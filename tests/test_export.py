@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from venvkeeper.formats.prometheus import STATUSES
 from venvkeeper.model.findings import Severity
 
-from conftest import require_python, run_cli, validate_json
+from conftest import require_unmanaged_python, run_cli, validate_json
 from factory import break_venv, make_venv, system_venv
 
 
@@ -31,7 +31,7 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
 def tree(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "tree"
     system_venv(root / "ok")
-    make_venv(require_python("3.11"), root / "warn")
+    make_venv(require_unmanaged_python("3.11"), root / "warn")  # unmanaged-base
     break_venv(system_venv(root / "crit"))
     yield root
 

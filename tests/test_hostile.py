@@ -326,6 +326,7 @@ def test_garbage_distribution_metadata(tmp_path: Path) -> None:
     assert rep.venvs[0].status.value in ("ok", "warning")
 
 
+@pytest.mark.slow  # a real install, then a scan and a show process per hostile file
 def test_a_hostile_direct_url_costs_only_that_url(tmp_path: Path) -> None:
     """A real installed distribution whose direct_url.json is replaced by a 100k-deep
     nesting (before: RecursionError, the venv unknown with every fact lost), a 50 MB file,

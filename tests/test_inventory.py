@@ -27,7 +27,7 @@ from conftest import (
     host_tmpdir,
     json_kind,
     remove_tree,
-    require_python,
+    require_unmanaged_python,
     run_cli,
     validate_json,
 )
@@ -67,7 +67,7 @@ def test_a_changing_tree_over_five_scans(tmp_path: Path) -> None:
     tree, other, db = tmp_path / "tree", tmp_path / "other", tmp_path / "state" / "inv.db"
     db.parent.mkdir()
     a = system_venv(tree / "a")
-    b = make_venv(require_python("3.11"), tree / "b")  # a pyenv base: warning
+    b = make_venv(require_unmanaged_python("3.11"), tree / "b")  # unmanaged-base: warning
     c = system_venv(tree / "c")
     sa, sb, sc = str(a), str(b), str(c)
 
@@ -173,7 +173,7 @@ def test_a_changing_tree_over_five_scans(tmp_path: Path) -> None:
         (2, "seen"),
         (3, "vanished"),
     ]
-    # b on pyenv's 3.11 throughout.
+    # b on the same unmanaged 3.11 throughout.
     h = history(db, b)
     assert {x["python"] for x in h["entries"]} == {h["entries"][0]["python"]}
     assert h["entries"][0]["python"].startswith("3.11")
@@ -499,17 +499,41 @@ def test_a_scan_waits_for_another_writer(tmp_path: Path) -> None:
         " duration_seconds, venvs, ok, warning, unknown, critical, tool_version)"
         " VALUES (0, 0, 'h', '[]', '[]', 0, 0, 0, 0, 0, 0, 'test')"
     )
-    t0 = time.monotonic()
     proc = _scan_process(db, tmp_path / "tree")
-    time.sleep(2.0)
-    assert proc.poll() is None  # still waiting for the lock
-    conn.execute("COMMIT")
-    conn.close()
+    try:
+        # The scan opens the database to record what it found: from then on it must wait
+        # for the lock, not fail nor give up while the writer holds it.
+        deadline = time.monotonic() + 120
+        while not _has_open(proc.pid, db):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the scan never opened the database"
+            time.sleep(0.02)
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.communicate()  # still waiting for the lock
+    finally:
+        conn.execute("COMMIT")
+        conn.close()
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert time.monotonic() - t0 >= 2.0
+    assert "not recorded" not in err and "locked" not in err, err
     doc = jcli("inventory", "--json", "--db", str(db))
     assert doc["scans"] == 3 and doc["latest_scan"]["id"] == 3
+    assert doc["latest_scan"]["tool_version"] != "test"  # the waiting scan's, after ours
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process *pid* has *path* open (its /proc/PID/fd)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def test_since_a_duration_picks_the_last_scan_before_that_age(tmp_path: Path) -> None:

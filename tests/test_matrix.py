@@ -350,3 +350,22 @@ def test_bad_profiles_are_one_line_errors(shared: Shared, tmp_path: Path) -> Non
     assert res.code == 3 and "no *.json" in res.err
     res = run_cli("matrix", str(shared.envs), "--profiles-dir", str(tmp_path / "none"))
     assert res.code == 3 and len(res.err.strip().splitlines()) == 1
+
+
+def test_the_table_follows_the_terminal_rules(
+    shared: Shared, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like every command: no progress escapes into a stderr that is no terminal, and the
+    width is COLUMNS when set, else no limit off a terminal (paths whole)."""
+    args = ["matrix", str(shared.envs), "--host-profile", str(shared.profiles["A"])]
+    monkeypatch.delenv("COLUMNS", raising=False)
+    wide = run_cli(*args)
+    assert wide.code in (0, 1, 2), wide.err
+    assert "\x1b" not in wide.err and "\r" not in wide.err, repr(wide.err)
+    paths = [str(p) for p in shared.made.values()]
+    assert all(p in wide.out for p in paths), wide.out
+    monkeypatch.setenv("COLUMNS", "50")
+    narrow = run_cli(*args)
+    table = narrow.out.split("\n\n")[1].splitlines()
+    assert all(len(line) <= 50 for line in table), table
+    assert not all(p in narrow.out for p in paths)

@@ -388,9 +388,12 @@ def test_a_process_in_another_mount_namespace_is_listed_not_judged(world: World)
     assert foreign.exe_deleted
 
 
-def test_a_chrooted_process_is_listed_not_judged(world: World) -> None:
+def test_a_process_that_chroots_itself_is_judged_by_what_it_mapped(world: World) -> None:
     """A real process that chroots itself into an empty directory once started: its
-    command line names host paths no longer its own. Before, it was judged by them."""
+    command line names host paths no longer its own (the jail has no venv: none is taken
+    from it). Before, it was judged by them; then only listed. Its mapped files are shown
+    as our paths by the kernel: they still name the venv it runs, and the interpreter it
+    runs was replaced, so it is judged, with its root."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     jail = world.root / "jail"
@@ -400,9 +403,11 @@ def test_a_chrooted_process_is_listed_not_judged(world: World) -> None:
     p = world.start("chrooted", [f"{world.venv}/bin/python", str(job)])
     replace_file(world.prefix / "bin" / "python3.11")
     rep = scan_processes()
-    assert p.pid not in {x.pid for x in rep.processes}
-    (foreign,) = [f for f in rep.foreign if f.pid == p.pid]
-    assert (foreign.where.value, foreign.root, foreign.exe_deleted) == ("chroot", str(jail), True)
+    assert p.pid not in {f.pid for f in rep.foreign}
+    (mine,) = [x for x in rep.processes if x.pid == p.pid]
+    assert (mine.root, mine.venv, mine.venv_evidence) == (str(jail), str(world.venv), "maps")
+    assert "interpreter-replaced" in {r.code for r in mine.reasons}
+    assert mine.venv_status is not None and mine.venv_status.value != "critical"  # ours judges
 
 
 def test_uwsgi_master_and_workers(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 from pathlib import Path
 from typing import Optional
 
@@ -171,12 +172,13 @@ def test_unit_commands_group_units_and_never_restart_into_broken_venvs(tmp_path:
     assert res.code == 2  # a restart would land in a broken venv
     lines = res.out.splitlines()
     assert "systemctl restart web.service" in lines
+    who = pwd.getpwuid(os.getuid()).pw_name  # the owner of the fake /proc/23: this run's
     assert any(
-        ln.startswith("systemctl --user --machine=root@ restart mine.service") for ln in lines
+        ln.startswith(f"systemctl --user --machine={who}@ restart mine.service") for ln in lines
     )
     assert "# repair its venv first: systemctl restart broken.service" in lines
     table = run_cli("restarts", "--proc-root", str(proc.root))
-    assert "restart these units: web.service, mine.service (user root)" in table.out
+    assert f"restart these units: web.service, mine.service (user {who})" in table.out
     assert "repair these venvs before restarting: broken.service" in table.out
     assert "REPAIR FIRST" in table.out
 
@@ -252,43 +254,38 @@ def test_hard_cases_are_counted_not_crashed(world: tuple[FakeProc, Path]) -> Non
     assert "other mount namespaces (containers) not judged: 44 (py-in-container)" in out
 
 
-def test_a_chrooted_process_is_listed_not_judged(tmp_path: Path) -> None:
-    """A process under another root: the paths of its command line are relative to that
-    root. Before, it was judged by this host's paths (the wrong venv, or a repair of the
-    wrong directory); now it is listed as in another root, like a container."""
+def test_a_chrooted_process_is_judged_against_its_root(tmp_path: Path) -> None:
+    """A process under another root: its command line names paths inside that root (the
+    kernel shows its exe, cwd and maps as our paths). Before, it was judged by this host's
+    paths (the wrong venv, or a repair of the wrong directory), then only listed; now its
+    venv is found inside its root and reported with the root."""
     proc = FakeProc(tmp_path / "proc")
     venv = fake_venv(tmp_path)
     jail = tmp_path / "jail"
-    fake_venv(jail / "srv", "app")  # the venv the chrooted process really runs
+    inner = fake_venv(jail / "srv", "app")  # the venv the chrooted process really runs
     py = f"{venv}/bin/python"
     deleted = "/usr/bin/python3.11 (deleted)"
     proc.add(50, exe=deleted, argv=(py, "app.py"))  # on our root: judged
+    # The same command line in the jail names nothing there: no venv of ours is blamed.
     proc.add(51, exe=deleted, argv=(py, "app.py"), root=str(jail), comm="jailed\x1b")
+    proc.add(53, exe=deleted, argv=("/srv/app/bin/python", "app.py"), root=str(jail))
     proc.add(52, exe=deleted, argv=(py, "app.py"), root=None)  # unreadable: judged
     rep = scan_processes(str(proc.root), judge=False)
-    assert {p.pid for p in rep.processes} == {50, 52}
-    (foreign,) = rep.foreign
-    assert (foreign.pid, foreign.where, foreign.root) == (51, Elsewhere.CHROOT, str(jail))
-    assert foreign.exe_deleted
+    by_pid = {p.pid: p for p in rep.processes}
+    assert set(by_pid) == {50, 51, 52, 53} and not rep.foreign
+    assert (by_pid[50].venv, by_pid[50].root) == (str(venv), None)
+    assert (by_pid[51].venv, by_pid[51].root) == (None, str(jail))
+    assert (by_pid[53].venv, by_pid[53].root) == (str(inner), str(jail))
+    assert by_pid[53].venv_evidence == "cmdline"
     out = run_cli("restarts", "--proc-root", str(proc.root)).out
-    assert (
-        f"1 Python process in another root (chroot) not judged: 51 (jailed\\x1b) in {jail}" in out
-    )
-    assert "mount namespaces" not in out
+    assert f"{inner} (chroot {jail})" in out
+    assert "not judged" not in out
     doc = validate_json(
         "restarts", run_cli("restarts", "--json", "--proc-root", str(proc.root)).out
     )
-    assert doc["foreign"] == [
-        {
-            "pid": 51,
-            "comm": "jailed\\x1b",
-            "exe": "/usr/bin/python3.11",
-            "exe_deleted": True,
-            "where": "chroot",
-            "root": str(jail),
-        }
-    ]
-    assert [p["pid"] for p in doc["processes"]] == [50, 52]
+    assert doc["foreign"] == []
+    roots = {p["pid"]: (p["venv"], p["root"]) for p in doc["processes"]}
+    assert roots[53] == (str(inner), str(jail)) and roots[50] == (str(venv), None)
 
 
 def test_a_root_that_reads_as_slash_but_is_not_ours_is_a_chroot(tmp_path: Path) -> None:

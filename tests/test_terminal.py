@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from venvkeeper.cli._common import progress_line
+from venvkeeper.cli.progress import progress_line
 from venvkeeper.formats.layout import (
     ELLIPSIS,
     Column,
@@ -153,6 +153,38 @@ def test_colour_is_only_the_status_and_the_header() -> None:
     assert "\x1b[1;31mcritical\x1b[0m" in text
     plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
     assert plain == table(COLS, _rows(), Terminal(80), "FINDING")
+
+
+def test_colour_is_plain_sgr_codes_that_load_no_terminal_library() -> None:
+    """Every style a table uses is its ECMA-48 SGR code, reset after the cell; painting
+    loads nothing beyond venvkeeper (rich, which did this, is no longer a dependency)."""
+    code = (
+        "import sys\n"
+        "from venvkeeper.formats.layout import paint\n"
+        "from venvkeeper.formats.table import STYLE\n"
+        "print(repr([paint('x', s) for s in [*STYLE.values(), 'bold']]))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'pygments')))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    painted, loaded = res.stdout.splitlines()
+    assert painted == repr(
+        [
+            "\x1b[32mx\x1b[0m",  # ok
+            "\x1b[32mx\x1b[0m",  # info
+            "\x1b[33mx\x1b[0m",  # warning
+            "\x1b[35mx\x1b[0m",  # unknown
+            "\x1b[1;31mx\x1b[0m",  # critical
+            "\x1b[1mx\x1b[0m",  # the header
+        ]
+    )
+    assert loaded == "[]"
 
 
 def test_human_size() -> None:

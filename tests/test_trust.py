@@ -346,7 +346,7 @@ def test_restorecon_runs_by_its_absolute_path(
     ``PATH=/usr/bin:/bin``: on an SELinux host whose sbin is not merged into bin, every
     relink and rebuild of a labelled venv failed. A stand-in /usr/sbin (root's, as the
     finder requires) holds a restorecon that records how it was called."""
-    from venvkeeper.repair import job
+    from venvkeeper.repair import carry
 
     sbin = tmp_path / "sbin"
     sbin.mkdir()
@@ -362,5 +362,5 @@ def test_restorecon_runs_by_its_absolute_path(
     except OSError as e:
         pytest.skip(f"cannot label a directory here ({e})")
     monkeypatch.setattr(programs, "SYSTEM_DIRS", (str(sbin), "/usr/bin", "/bin"))
-    job._match_root(str(tree), str(like))
+    carry.match_root(str(tree), str(like))
     assert calls.read_text() == f"{fake} -R -F {tree}\n"

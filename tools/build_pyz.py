@@ -12,8 +12,8 @@ with ProtectHome=, contrib/systemd), and leaves a copy per version behind; pex b
 own runtime and bootstrap into every run. A plain zipapp is run by the interpreter's own
 zipimport straight from the archive: nothing is extracted, nothing is needed beyond the
 stdlib, nothing is written at run time. That holds because every dependency is pure Python
-and reads no data file through a ``__file__`` path at run time (rich, pygments,
-markdown-it-py, mdurl, prometheus_client, packaging, tomli: tests/test_pyz.py runs scan,
+and reads no data file through a ``__file__`` path at run time (prometheus_client,
+packaging, tomli: tests/test_pyz.py runs scan,
 its JSON, a colour table, restarts and the Prometheus export from the archive on every
 CPython 3.9-3.13 of the machine).
 

@@ -53,6 +53,14 @@ def null(s: Schema) -> Schema:
     return out
 
 
+OS_ROOT: Schema = {
+    **null(PATH),
+    "description": "the other OS root the venv is in (a chroot, a container's root"
+    " filesystem), as this host names it; null: this host's own. The venv's paths outside"
+    " itself are that root's",
+}
+
+
 def arr(items: Schema, **extra: Any) -> Schema:
     return {"type": "array", "items": items, **extra}
 
@@ -108,6 +116,8 @@ def defs() -> dict[str, Schema]:
     d["venv"] = obj(
         {
             "path": PATH,
+            "root": OS_ROOT,
+            "path_in_root": {**PATH, "description": "the venv's path as its root sees it"},
             "status": ref("status"),
             "kind": ref("venv_kind"),
             "creator": ref("creator"),
@@ -153,6 +163,7 @@ def defs() -> dict[str, Schema]:
                         "python_version": null(STR),
                         "active": BOOL,
                         "pth_imports": arr(STR),
+                        "pth_paths": arr(obj({"pth": STR, "path": PATH, "exists": BOOL})),
                         "distributions": arr(
                             obj(
                                 {
@@ -175,6 +186,8 @@ def defs() -> dict[str, Schema]:
                                     ),
                                     "extensions": arr(obj({"path": STR, "abi_tag": null(STR)})),
                                     "problems": arr(STR),
+                                    "placeholder": null(STR),
+                                    "egg_info": null(PATH),
                                 }
                             )
                         ),
@@ -382,6 +395,8 @@ def plan_defs() -> dict[str, Schema]:
                 "blockers": arr(obj({"code": STR, "package": STR, "fatal": BOOL, "message": STR})),
                 "old_location": null(PATH),
                 "tool_command": null(STR),
+                "tool_note": null(STR),
+                "notes": arr(STR),
             },
             description="a venv's repair plan",
         ),
@@ -435,7 +450,7 @@ def scan() -> Schema:
                 }
             ),
             "aliases": arr(obj({"path": PATH, "target": PATH})),
-            "conda_envs": arr(obj({"path": PATH})),
+            "conda_envs": arr(obj({"path": PATH, "python": null(STR)})),
             "venvs": arr(ref("venv"), description="worst first"),
         }
     )
@@ -462,6 +477,10 @@ def prediction() -> Schema:
                     "removed": arr(PATH),
                     "removed_packages": arr(STR),
                     "host_profile": null(STR),
+                    "root": {
+                        **null(PATH),
+                        "description": "the OS root the change happens in (null: this host)",
+                    },
                 }
             ),
             "summary": obj(
@@ -481,6 +500,7 @@ def prediction() -> Schema:
                 obj(
                     {
                         "path": PATH,
+                        "root": OS_ROOT,
                         "effect": enum_of(Effect, "what the change does to the venv"),
                         "breaks": BOOL,
                         "status_now": ref("status"),
@@ -700,6 +720,11 @@ def restarts() -> Schema:
                         "user_unit": BOOL,
                         "session": null(STR),
                         "venv": null(PATH),
+                        "root": {
+                            **null(PATH),
+                            "description": "the chroot it runs in (null: ours); its venv is"
+                            " judged as that root sees it",
+                        },
                         "venv_evidence": null(STR),
                         "needs_restart": BOOL,
                         "reasons": arr(obj({"code": STR, "message": STR, "path": STR})),

@@ -19,22 +19,27 @@ from venvkeeper.textutil import escape, escape_value, noun, plural
 
 if TYPE_CHECKING:
     from venvkeeper.apt.hook import PythonChange
+    from venvkeeper.configured import ScanConfig, ScanRequest
     from venvkeeper.model.plan import Prediction
     from venvkeeper.model.policy import Policy
     from venvkeeper.model.report import VenvReport
-    from venvkeeper.scan.pipeline import ScanOptions
 
 
 @dataclass(frozen=True)
 class HookSettings:
-    """What a hook run scans and how it reports."""
+    """What a hook run scans (as configured: :mod:`venvkeeper.configured`) and how it
+    reports."""
 
-    scan: ScanOptions
-    policy: Policy
+    config: ScanConfig
+    scan: ScanRequest
     proc_root: str = "/proc"
     processes: bool = True
     json: bool = False
     consumers: bool = True  # judge the units, jobs and web servers of each venv too
+
+    @property
+    def policy(self) -> Policy:
+        return self.config.policy
 
 
 class _HookTimeout(Exception):
@@ -93,12 +98,14 @@ def _predict_command(change: object) -> str:
     from venvkeeper.predict.changes import Change
 
     assert isinstance(change, Change)
+    import shlex
+
     argv = ["venvkeeper", "predict"]
     for link, version in change.python_becomes:
         argv.append(f"--python-becomes={link}={version}" if link else f"--python-becomes={version}")
     argv += [f"--remove={p}" for p in change.remove]
     argv += [f"--remove-package={p}" for p in change.remove_packages]
-    return escape(" ".join(argv))
+    return escape(" ".join(shlex.quote(a) for a in argv))
 
 
 def _obsolete_note(reports: Iterable[VenvReport], limit: int = 5) -> str:
@@ -127,11 +134,10 @@ def pre_install(
     when it leaves Python alone). The settings are asked for only when there is something
     to judge: an apt run that leaves Python alone costs no configuration read."""
     from venvkeeper.apt.hook import parse_input, python_change
-    from venvkeeper.checks.policy import apply
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.formats import predict as fmt
     from venvkeeper.model.plan import Effect
     from venvkeeper.predict.changes import predict
-    from venvkeeper.scan.pipeline import scan
 
     hook = parse_input(text)
     pc = python_change(hook.actions, prefix=host_prefix)
@@ -146,7 +152,7 @@ def pre_install(
         return
     settings = settings_of()
     policy = settings.policy
-    report = apply(scan(options=settings.scan), policy)
+    report = scan_as_configured(settings.config, settings.scan).report
     users = None
     if settings.processes:
         from venvkeeper.restarts.scan import venv_users
@@ -201,25 +207,25 @@ def _with_consumers(pred: Prediction, pc: PythonChange, settings: HookSettings) 
 def post_invoke(settings: HookSettings, out: TextIO, err: TextIO) -> None:
     """After dpkg: the venvs' state (recorded in the default inventory) and the processes
     to restart."""
-    from venvkeeper.checks.policy import apply
+    import dataclasses
+
+    from venvkeeper.configured import Recording, scan_as_configured
     from venvkeeper.formats import restarts as restarts_fmt
     from venvkeeper.formats import table
+    from venvkeeper.inventory.store import default_path
     from venvkeeper.model.findings import Severity
     from venvkeeper.restarts.scan import scan_processes
-    from venvkeeper.scan.pipeline import scan
 
     policy = settings.policy
-    opts = settings.scan
-    report = apply(scan(options=opts), policy)
-    try:  # into the default inventory, so `venvkeeper changes` shows what the upgrade did
-        from venvkeeper.inventory.record import record_report
-        from venvkeeper.inventory.store import default_path
+    # into the default inventory, so `venvkeeper changes` shows what the upgrade did; a
+    # failure to record is a warning: apt goes on
+    record = Recording(default_path(), named=bool(os.environ.get("VENVKEEPER_DB")), lenient=True)
 
-        record_report(
-            default_path(), report, opts.exclude, make_parents=not os.environ.get("VENVKEEPER_DB")
-        )
-    except VenvkeeperError as e:
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
+    def warn(message: str) -> None:
+        err.write(f"venvkeeper: warning: {escape_value(message)}\n")
+
+    request = dataclasses.replace(settings.scan, record=record)
+    report = scan_as_configured(settings.config, request, warn=warn).report
     out.write(f"venvkeeper: {table.summary(report)}\n")
     broken = [v for v in report.venvs if v.status is Severity.CRITICAL]
     for v in broken[:5]:

@@ -8,6 +8,7 @@ from typing import Callable
 
 from venvkeeper.model.consumers import ConsumerFacts
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts
 
 BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})
@@ -15,10 +16,13 @@ BOOTSTRAP = frozenset({"pip", "setuptools", "wheel", "distribute"})
 
 @dataclass(frozen=True)
 class CodeDoc:
-    """A finding code's usual severity and what it means, for ``venvkeeper codes``."""
+    """A finding code's usual severity, what it means (for ``venvkeeper codes``) and the
+    repair that answers it (the planner reads it from the registry: a code's repair
+    follows the code, whatever it is named)."""
 
     severity: Severity
     summary: str  # one line for the README table
+    repair: Remedy = Remedy.NONE
 
 
 @dataclass(frozen=True)

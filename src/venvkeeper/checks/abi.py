@@ -8,6 +8,7 @@ from typing import Optional
 
 from venvkeeper.checks._base import Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import Distribution, VenvFacts
 from venvkeeper.textutil import plural
 
@@ -55,6 +56,12 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
 
 CHECK = Check(
     "abi",
-    {MISMATCH: CodeDoc(Severity.CRITICAL, "compiled extensions tagged for another CPython")},
+    {
+        MISMATCH: CodeDoc(
+            Severity.CRITICAL,
+            "compiled extensions tagged for another CPython",
+            repair=Remedy.INTERPRETER,
+        )
+    },
     run,
 )

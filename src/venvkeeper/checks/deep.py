@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from venvkeeper.checks._base import CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import DeepResult, VenvFacts
 from venvkeeper.textutil import plural
 
@@ -19,8 +20,16 @@ SKIPPED = "deep-skipped"
 
 
 CODES = {
-    START_FAILED: CodeDoc(Severity.CRITICAL, "--deep: the venv's interpreter did not start"),
-    IMPORT_FAILED: CodeDoc(Severity.CRITICAL, "--deep: installed packages failed to import"),
+    START_FAILED: CodeDoc(
+        Severity.CRITICAL,
+        "--deep: the venv's interpreter did not start",
+        repair=Remedy.INTERPRETER,
+    ),
+    IMPORT_FAILED: CodeDoc(
+        Severity.CRITICAL,
+        "--deep: installed packages failed to import",
+        repair=Remedy.INTERPRETER,
+    ),
     SKIPPED: CodeDoc(
         Severity.INFO,
         "--deep was not possible (not the owner, no interpreter, or something it would run"

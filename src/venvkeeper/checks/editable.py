@@ -17,8 +17,12 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
     for site in facts.site_dirs:
         for d in site.distributions:
             if d.direct_url_kind is DirectUrlKind.EDITABLE and d.editable_path_exists is False:
+                # a legacy (egg-link) one is a package too, its source as gone
                 gone.append(f"{d.name} ({d.editable_path})")
+        legacy = {d.dist_info for d in site.distributions if d.egg_info or d.editable_path}
         for name, target, exists in site.egg_links:
+            if name in legacy:
+                continue  # a legacy editable: told above, by its distribution
             if not exists:
                 gone.append(f"{name} ({target or 'empty'})")
     if gone:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts, VenvKind
 
 MISSING = "interpreter-missing"
@@ -86,17 +87,27 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
 CHECK = Check(
     "interpreter",
     {
-        MISSING: CodeDoc(Severity.CRITICAL, "bin/ holds no python at all, or no bin/python"),
+        MISSING: CodeDoc(
+            Severity.CRITICAL,
+            "bin/ holds no python at all, or no bin/python",
+            repair=Remedy.INTERPRETER,
+        ),
         DANGLING: CodeDoc(
-            Severity.CRITICAL, "bin/python's link chain ends in nothing: fails loudly"
+            Severity.CRITICAL,
+            "bin/python's link chain ends in nothing: fails loudly",
+            repair=Remedy.INTERPRETER,
         ),
         STALE_LINK: CodeDoc(Severity.WARNING, "another bin/pythonX.Y link dangles"),
         NOT_BINARY: CodeDoc(
-            Severity.WARNING, "bin/python resolves to a script such as a pyenv shim"
+            Severity.WARNING,
+            "bin/python resolves to a script such as a pyenv shim",
+            repair=Remedy.REBUILD,
         ),
         VERSION_UNKNOWN: CodeDoc(Severity.UNKNOWN, "the base's version cannot be found statically"),
         NOT_EXECUTABLE: CodeDoc(
-            Severity.CRITICAL, "bin/python is an empty or non-executable file, no interpreter"
+            Severity.CRITICAL,
+            "bin/python is an empty or non-executable file, no interpreter",
+            repair=Remedy.INTERPRETER,
         ),
     },
     run,

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts
 from venvkeeper.textutil import plural
 
@@ -66,9 +67,12 @@ CHECK = Check(
         MOVED: CodeDoc(
             Severity.CRITICAL,
             "moved or renamed: critical when scripts can no longer start, else warning",
+            repair=Remedy.PATHS,
         ),
         FOREIGN_SCRIPTS: CodeDoc(
-            Severity.WARNING, "console scripts run another venv's interpreter"
+            Severity.WARNING,
+            "console scripts run another venv's interpreter",
+            repair=Remedy.PATHS,
         ),
     },
     run,

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts
 
 OBSOLETE = "base-obsolete"
@@ -36,6 +37,7 @@ CHECK = Check(
         OBSOLETE: CodeDoc(
             Severity.WARNING,
             "the base's OS package is offered by no configured archive: no more fixes (Debian)",
+            repair=Remedy.NEWER_PYTHON,
         )
     },
     run,

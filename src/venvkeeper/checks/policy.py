@@ -55,7 +55,7 @@ def ignored(path: str, policy: Policy) -> bool:
 def base_candidates(facts: VenvFacts) -> list[str]:
     """Every path the venv names its base by: the link hops outside the venv, the real
     binary, the source of a copied interpreter, and ``home``'s interpreters."""
-    inside = facts.path.rstrip("/") + "/"
+    inside = facts.path_in_root.rstrip("/") + "/"  # the hops are paths inside its root
     out: list[str] = []
     for chain in facts.chains:
         out += [h for h in chain.hops[1:] if not h.startswith(inside)]

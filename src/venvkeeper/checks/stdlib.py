@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from venvkeeper.checks._base import Check, CodeDoc
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts
 
 MISSING = "stdlib-missing"
@@ -28,6 +29,12 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
 
 CHECK = Check(
     "stdlib",
-    {MISSING: CodeDoc(Severity.CRITICAL, "the base's lib/pythonX.Y (os.py landmark) is gone")},
+    {
+        MISSING: CodeDoc(
+            Severity.CRITICAL,
+            "the base's lib/pythonX.Y (os.py landmark) is gone",
+            repair=Remedy.INTERPRETER,
+        )
+    },
     run,
 )

@@ -6,12 +6,19 @@ from collections.abc import Iterator
 
 from venvkeeper.checks._base import BOOTSTRAP, Check, CodeDoc, short_list
 from venvkeeper.model.findings import Finding, Severity
+from venvkeeper.model.plan import Remedy
 from venvkeeper.model.venv import VenvFacts
 from venvkeeper.textutil import canonical_name, plural
 
 MISMATCH = "version-mismatch"
 HALF_UPGRADED = "half-upgraded"
 CFG_DIFFERS = "cfg-version-differs"
+
+
+def _lib_dir(venv: str, site: str) -> str:
+    """``lib/python3.11`` (``lib64/python3.15`` where platlib is lib64) of a site directory."""
+    rel = site[len(venv.rstrip("/")) + 1 :] if site.startswith(venv.rstrip("/") + "/") else site
+    return rel.rsplit("/site-packages", 1)[0]
 
 
 def _minor(version: str) -> str:
@@ -25,12 +32,17 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
     active = [s for s in facts.site_dirs if s.python_version == base.version]
     others = [s for s in facts.site_dirs if s.python_version != base.version]
     active_names = {canonical_name(d.name) for s in active for d in s.distributions}
-    active_real = active_names - BOOTSTRAP
+    # A placeholder no index has (Debian's pkg_resources 0.0.0) came with the seed: like
+    # pip and setuptools it is not what the venv is for. A legacy editable (egg-link) is.
+    seedish = BOOTSTRAP | {
+        canonical_name(d.name) for s in facts.site_dirs for d in s.distributions if d.placeholder
+    }
+    active_real = active_names - seedish
     stranded = [
         d
         for s in others
         for d in s.distributions
-        if canonical_name(d.name) not in active_names and canonical_name(d.name) not in BOOTSTRAP
+        if canonical_name(d.name) not in active_names and canonical_name(d.name) not in seedish
     ]
     recorded = facts.recorded_version
     if not stranded:
@@ -43,7 +55,7 @@ def run(facts: VenvFacts) -> Iterator[Finding]:
                 " recreate the venv or repair it",
             )
         return
-    where = ", ".join(sorted({f"lib/python{s.python_version}" for s in others}))
+    where = ", ".join(sorted({_lib_dir(facts.path, s.path) for s in others}))
     names = sorted({d.name for d in stranded})
     if not active_real:
         yield Finding(
@@ -70,12 +82,17 @@ CHECK = Check(
         MISMATCH: CodeDoc(
             Severity.CRITICAL,
             "the interpreter is X.Y but the packages live in lib/pythonA.B: the silent failure",
+            repair=Remedy.INTERPRETER,
         ),
         HALF_UPGRADED: CodeDoc(
-            Severity.WARNING, "packages in two lib/pythonX.Y directories, some invisible"
+            Severity.WARNING,
+            "packages in two lib/pythonX.Y directories, some invisible",
+            repair=Remedy.INTERPRETER,
         ),
         CFG_DIFFERS: CodeDoc(
-            Severity.WARNING, "pyvenv.cfg records another minor than bin/python runs"
+            Severity.WARNING,
+            "pyvenv.cfg records another minor than bin/python runs",
+            repair=Remedy.INTERPRETER,
         ),
     },
     run,

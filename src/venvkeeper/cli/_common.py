@@ -1,10 +1,10 @@
-"""The command line: parse, call one library function, render, pick the exit code.
+"""What the command families share: the exit codes, the options, and the one way a
+command's result is printed (:func:`emit`, through ``--format``).
 
-This is the only module that prints or exits. Exit codes (a contract: docs/reference/exit-codes.md):
-0 every venv ok, 1 the worst is a warning (or unknown), 2 the worst is critical,
-3 a usage error or an internal failure. ``check`` speaks the monitoring plugin protocol
-instead: one status line on stdout, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, never a
-traceback.
+Exit codes (a contract: docs/reference/exit-codes.md): 0 every venv ok, 1 the worst is a
+warning (or unknown), 2 the worst is critical, 3 a usage error or an internal failure.
+``check`` speaks the monitoring plugin protocol instead: one status line on stdout, 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,20 +12,17 @@ from __future__ import annotations
 import argparse
 import enum
 import os
-import time
-from typing import TYPE_CHECKING, Callable, NoReturn, Optional, TextIO
-
-from venvkeeper.textutil import escape, escape_value, noun
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 # Each command imports what it needs when it runs: start-up stays small (restarts is
 # meant to be cheap enough for a monitoring check).
 if TYPE_CHECKING:
-    from venvkeeper.config import Config
-    from venvkeeper.formats.layout import Terminal
+    from venvkeeper.cli.context import Context
+    from venvkeeper.configured import Recording, ScanRequest
+    from venvkeeper.formats import OutputFormat
+    from venvkeeper.formats.envelope import Kind
     from venvkeeper.model.findings import Severity
-    from venvkeeper.model.report import Report
     from venvkeeper.repair import Sources
-    from venvkeeper.scan.pipeline import ScanOptions
 
 
 class ExitCode(enum.IntEnum):
@@ -96,13 +93,53 @@ class Parser(argparse.ArgumentParser):
         raise ParseError(self, message)
 
 
-def add_json(p: argparse.ArgumentParser) -> None:
-    """``--json``: every command's document is in the one envelope, with a shipped schema."""
+def add_format(p: argparse.ArgumentParser) -> None:
+    """``--format`` (every :class:`~venvkeeper.formats.OutputFormat`; the package is light:
+    no format module is imported until one renders) and its alias ``--json``."""
+    from venvkeeper.formats import DEFAULT, OutputFormat
+
+    p.add_argument(
+        "--format",
+        choices=[f.value for f in OutputFormat],
+        default=DEFAULT.value,
+        help="the output: a table for people (default), or JSON (its JSON Schema ships in"
+        " venvkeeper/schemas/)",
+    )
     p.add_argument(
         "--json",
-        action="store_true",
-        help="print JSON (its JSON Schema ships in venvkeeper/schemas/)",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="print JSON: --format json",
     )
+
+
+#: The name other branches know it by.
+add_json = add_format
+
+
+def output_format(args: argparse.Namespace) -> OutputFormat:
+    """The format the command line asked for (the default for a command without
+    ``--format``)."""
+    from venvkeeper.formats import DEFAULT, OutputFormat
+
+    return OutputFormat(getattr(args, "format", None) or DEFAULT.value)
+
+
+def emit(ctx: Context, args: argparse.Namespace, kind: Kind, value: Any, **options: Any) -> None:
+    """Print *value*, the command's result of *kind*, in the format of ``--format`` for
+    stdout's terminal; *options* are the command's display options (``only_problems``...)."""
+    from venvkeeper.formats import chunks
+
+    for chunk in chunks(output_format(args), kind, value, ctx.term, **options):
+        ctx.out.write(chunk)
+
+
+def machine(args: argparse.Namespace) -> bool:
+    """The output is for programs (not the table): no progress line."""
+    from venvkeeper.formats import DEFAULT
+
+    return getattr(args, "format", DEFAULT.value) != DEFAULT.value
 
 
 def add_selection(p: argparse.ArgumentParser) -> None:
@@ -114,7 +151,7 @@ def add_selection(p: argparse.ArgumentParser) -> None:
         " to confirm its packages import; without it nothing in a scanned tree is executed",
     )
     p.add_argument("--deep-timeout", type=positive_float, default=30.0, metavar="SECONDS")
-    add_json(p)
+    add_format(p)
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
@@ -155,6 +192,15 @@ def add_walk(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also descend into .git, .hg, .svn, .bzr and __pycache__ directories, and into"
         " container storage (/var/lib/docker, ...)",
+    )
+    p.add_argument(
+        "--no-other-roots",
+        dest="other_roots",
+        action="store_false",
+        help="judge venvs inside other OS roots (chroots, /var/lib/machines/*, container"
+        " roots) by this host's paths, as venvkeeper did before, and do not walk"
+        " /var/lib/machines, /var/lib/lxc and /var/lib/lxd (default: each such venv is"
+        " judged as its own root sees it)",
     )
     p.add_argument(
         "--one-file-system",
@@ -209,6 +255,13 @@ def add_change(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="judge the venvs as the host of this profile would (venvkeeper host-profile)",
     )
+    g.add_argument(
+        "--in-root",
+        metavar="DIR",
+        help="the change happens inside the OS root DIR (a chroot, /var/lib/machines/NAME),"
+        " its paths as DIR names them; venvs elsewhere are judged as they are (default:"
+        " the change happens on this host, and venvs inside other roots are unaffected)",
+    )
     p.add_argument(
         "--proc-root",
         default="/proc",
@@ -220,7 +273,7 @@ def add_change(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not look for the running processes (services) of each venv",
     )
-    add_json(p)
+    add_format(p)
 
 
 def add_sources(p: argparse.ArgumentParser, what: str) -> None:
@@ -248,128 +301,26 @@ def sources_of(args: argparse.Namespace) -> Sources:
     )
 
 
-def terminal(stream: TextIO) -> Terminal:
-    """What *stream* allows (width, colour, live progress): the rule of
-    :func:`venvkeeper.formats.layout.decide` on this process's environment."""
-    from venvkeeper.formats.layout import decide
+def scan_request(args: argparse.Namespace, **overrides: Any) -> ScanRequest:
+    """What the command line says about the scan (the options of :func:`add_walk`,
+    :func:`add_selection`, :func:`add_record`); *overrides* replace fields."""
+    from venvkeeper.configured import ScanRequest
 
-    tty = stream.isatty()
-    size: Optional[int] = None
-    if tty:
-        try:
-            size = os.get_terminal_size(stream.fileno()).columns
-        except (OSError, ValueError):
-            size = None
-    return decide(tty, os.environ, size)
-
-
-#: The progress line on screen now, if any: :func:`clear_progress` takes it away.
-_shown: list[ProgressLine] = []
-
-
-class ProgressLine:
-    """The scan's progress on *stream* (stderr). A terminal that can gets one line redrawn
-    in place (``\r``, ``ESC[K``); a dumb terminal one plain line, once, when the scan
-    takes a while; anything else nothing. Used as a context manager, it takes its line
-    away when the scan ends however it ends (an error, Ctrl-C)."""
-
-    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
-        self.stream = stream
-        term = terminal(stream) if enabled else None
-        self.live = term is not None and term.live
-        self.dumb = enabled and not self.live and stream.isatty()
-        self.started = time.monotonic()
-        self.drawn = False
-        self.told = False
-
-    def __call__(self, dirs: int, venvs: int) -> None:
-        elapsed = time.monotonic() - self.started
-        if self.dumb:
-            if not self.told and elapsed >= 1:
-                self.told = True
-                self.stream.write("venvkeeper: scanning...\n")
-                self.stream.flush()
-            return
-        # The walk may run in another process: then only venvs are counted as they come.
-        walked = f"{dirs:,} {noun(dirs, 'directory', 'directories')}, " if dirs else ""
-        judged = f"{venvs:,} {noun(venvs, 'venv')} judged"
-        self.stream.write(f"\r\x1b[Kscanning: {walked}{judged} ({elapsed:.0f}s)")
-        self.stream.flush()
-        if not self.drawn:
-            self.drawn = True
-            _shown.append(self)
-
-    def clear(self) -> None:
-        if self.drawn:
-            self.drawn = False
-            if self in _shown:
-                _shown.remove(self)
-            try:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-            except (OSError, ValueError):  # the terminal went away: nothing to clear
-                pass
-
-    def __enter__(self) -> Optional[Callable[[int, int], None]]:
-        return self if (self.live or self.dumb) else None
-
-    def __exit__(self, *exc: object) -> None:
-        self.clear()
-
-
-def progress_line(stream: TextIO, enabled: bool = True) -> ProgressLine:
-    """``with progress_line(err) as progress: scan(..., progress=progress)``."""
-    return ProgressLine(stream, enabled)
-
-
-def clear_progress() -> None:
-    """Take away any progress line still on screen (main's Ctrl-C path)."""
-    for shown in list(_shown):
-        shown.clear()
-
-
-def config_of(args: argparse.Namespace) -> Config:
-    """The configuration (read once per run); command-line options override it."""
-    from venvkeeper.config import load_config
-
-    cached: Optional[Config] = getattr(args, "loaded_config", None)
-    if cached is None:
-        cached = load_config(getattr(args, "config", None))
-        args.loaded_config = cached
-        err: Optional[TextIO] = getattr(args, "err", None)
-        if err is not None:
-            for warning in cached.warnings:
-                err.write(f"venvkeeper: warning: {escape(warning)}\n")
-    return cached
-
-
-def either(option: Optional[bool], configured: Optional[bool]) -> bool:
-    if option is not None:
-        return option
-    return bool(configured)
-
-
-def scan_options(args: argparse.Namespace) -> ScanOptions:
-    from venvkeeper.scan.pipeline import ScanOptions
-
-    cfg = config_of(args)
-    opts = ScanOptions(
-        roots=tuple(args.roots) or cfg.roots,
-        exclude=cfg.exclude + tuple(args.exclude),
-        all_dirs=args.all_dirs,
-        one_file_system=either(args.one_file_system, cfg.one_file_system),
-        include_network=either(args.include_network, cfg.network_filesystems),
-        size=getattr(args, "size", False),
-        deep=getattr(args, "deep", False),
-        deep_timeout=getattr(args, "deep_timeout", 30.0),
-        **({"walk_workers": args.workers} if args.workers else {}),
-    )
-    from venvkeeper.host.fsutil import check_directory
-
-    for r in opts.roots:
-        # a root that cannot be listed would be an empty scan: "OK, no venvs" is a lie
-        check_directory(r)
-    return opts
+    fields: dict[str, Any] = {
+        "roots": tuple(getattr(args, "roots", ())),
+        "exclude": tuple(getattr(args, "exclude", ())),
+        "all_dirs": getattr(args, "all_dirs", False),
+        "one_file_system": getattr(args, "one_file_system", None),
+        "include_network": getattr(args, "include_network", None),
+        "size": getattr(args, "size", False),
+        "deep": getattr(args, "deep", False),
+        "deep_timeout": getattr(args, "deep_timeout", 30.0),
+        "workers": getattr(args, "workers", None),
+        "other_roots": getattr(args, "other_roots", True),
+        "record": recording(args),
+    }
+    fields.update(overrides)
+    return ScanRequest(**fields)
 
 
 def db_path(args: argparse.Namespace) -> str:
@@ -384,73 +335,11 @@ def db_named(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "db", None) or os.environ.get("VENVKEEPER_DB"))
 
 
-def record_to(args: argparse.Namespace, err: TextIO) -> Optional[str]:
-    """The inventory this scan goes to (None with --no-record), checked before the scan:
-    a database that cannot take it fails now, not after minutes of walking.
-
-    A default place that cannot be created or opened (a user without a writable home, a
-    read-only filesystem) costs a warning, not the scan; a database given by --db or
-    $VENVKEEPER_DB must work, and a corrupt or newer one is always an error."""
-    if args.no_record:
+def recording(args: argparse.Namespace) -> Optional[Recording]:
+    """The inventory this scan goes to: None for a command that does not record, or with
+    --no-record."""
+    if not hasattr(args, "no_record") or args.no_record:
         return None
-    from venvkeeper.errors import InventoryUnavailable
-    from venvkeeper.inventory.store import check_writable
+    from venvkeeper.configured import Recording
 
-    db = db_path(args)
-    try:
-        check_writable(db, make_parents=not db_named(args))
-    except InventoryUnavailable as e:
-        if db_named(args):
-            raise
-        err.write(f"venvkeeper: warning: this scan is not recorded: {escape_value(str(e))}\n")
-        return None
-    return db
-
-
-def record_scan(db: str, report: Report, opts: ScanOptions) -> int:
-    from venvkeeper.inventory.record import record_report
-
-    return record_report(db, report, opts.exclude)
-
-
-class Output:
-    """The commands' stdout. Once its reader has gone (``| head``: a broken pipe) the rest
-    is dropped, so that the command runs to its end and exits with its verdict's code;
-    the interpreter's last flush at exit goes to /dev/null instead of failing."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.gone = False
-
-    def write(self, text: str) -> int:
-        if not self.gone:
-            try:
-                self.stream.write(text)
-            except BrokenPipeError:
-                self._reader_gone()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.gone:
-            try:
-                self.stream.flush()
-            except BrokenPipeError:
-                self._reader_gone()
-
-    def isatty(self) -> bool:
-        return self.stream.isatty()
-
-    def fileno(self) -> int:
-        return self.stream.fileno()
-
-    def _reader_gone(self) -> None:
-        self.gone = True
-        try:
-            fd = self.stream.fileno()
-        except (OSError, ValueError):  # not a file (io.UnsupportedOperation is both)
-            return
-        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.dup2(null, fd)
-        finally:
-            os.close(null)
+    return Recording(db_path(args), named=db_named(args))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
 
 from venvkeeper.cli._common import (
     ExitCode,
     Parser,
+    add_format,
     add_walk,
-    config_of,
     positive_float,
-    scan_options,
+    scan_request,
 )
+from venvkeeper.cli.context import Context
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.textutil import escape
 
@@ -60,7 +60,7 @@ def _add_apt_hook(sub: argparse._SubParsersAction[Parser]) -> None:
         action="store_true",
         help="do not look for the running services of each venv",
     )
-    pre.add_argument("--json", action="store_true", help="print predict's JSON")
+    add_format(pre)  # --json: predict's JSON
 
 
 #: apthook.DEFAULT_APT_CONF_DIR, not imported here to keep start-up small (a test checks).
@@ -87,30 +87,31 @@ def _add_install_apt_hooks(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(func=_cmd_install_apt_hooks)
 
 
-def _cmd_apt_hook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_apt_hook(args: argparse.Namespace, ctx: Context) -> int:
     """Never breaks apt: every failure is one line on stderr, and the exit status is 0."""
     from venvkeeper.apt import run
 
     def settings() -> run.HookSettings:
         return run.HookSettings(
-            scan=scan_options(args),
-            policy=config_of(args).policy,
+            config=ctx.config,
+            scan=scan_request(args),
             proc_root=args.proc_root,
             processes=not getattr(args, "no_processes", False),
-            json=getattr(args, "json", False),
+            json=getattr(args, "format", None) == "json",
         )
 
     def work() -> None:
         if args.stage == "pre-install":
-            run.pre_install(run.read_input(), settings, out, args.host_prefix)
+            run.pre_install(run.read_input(), settings, ctx.out, args.host_prefix)
         else:
-            run.post_invoke(settings(), out, err)
+            run.post_invoke(settings(), ctx.out, ctx.err)
 
-    run.guarded(args.timeout, work, err)
+    run.guarded(args.timeout, work, ctx.err)
     return int(ExitCode.OK)
 
 
-def _cmd_install_apt_hooks(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_install_apt_hooks(args: argparse.Namespace, ctx: Context) -> int:
+    out, err = ctx.out, ctx.err
     import shutil
 
     from venvkeeper.apt.hook import CONF_NAME, render_conf, resolve_self, verify_conf

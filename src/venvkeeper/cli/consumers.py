@@ -4,17 +4,18 @@ process managers), each judged, and the venvs nothing uses."""
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Optional, TextIO
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.cli._common import (
     Parser,
-    add_json,
+    add_format,
     add_walk,
-    config_of,
+    emit,
     exit_code_for,
-    scan_options,
-    terminal,
+    scan_request,
 )
+from venvkeeper.cli.context import Context
+from venvkeeper.formats.envelope import Kind
 
 if TYPE_CHECKING:
     from venvkeeper.model.consumers import ConsumerAction
@@ -55,31 +56,32 @@ def _add_consumers(sub: argparse._SubParsersAction[Parser]) -> None:
         help="list the venvs that nothing uses, one a line (default: only their count;"
         " --json lists them always)",
     )
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_consumers)
 
 
-def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.checks.policy import apply, apply_to_venv
+def _cmd_consumers(args: argparse.Namespace, ctx: Context) -> int:
+    from venvkeeper.checks.policy import apply_to_venv
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.consumers import read_consumers
     from venvkeeper.consumers.judge import judge, real
     from venvkeeper.errors import VenvkeeperError
-    from venvkeeper.formats import consumers as fmt
     from venvkeeper.host.fsutil import check_directory
     from venvkeeper.model.report import VenvReport
-    from venvkeeper.scan.pipeline import ScanOptions, inspect_path, scan
+    from venvkeeper.scan.pipeline import ScanOptions, inspect_path
 
     check_directory(args.system_root)
-    if args.system_root != "/" and not args.roots:
-        args.roots = [args.system_root]
-    policy = config_of(args).policy
+    # another system's venvs are scanned when no ROOT is given
+    roots = args.roots or ([args.system_root] if args.system_root != "/" else [])
+    policy = ctx.config.policy
     # the host's /proc tells nothing of another system's units, unless named
     proc = args.proc_root if args.system_root == "/" or args.proc_root != "/proc" else None
     found = read_consumers(args.system_root, proc)
     reports: dict[str, VenvReport] = {}
     scanned: list[str] = []
     if not args.no_scan:
-        report = apply(scan(options=scan_options(args)), policy)
+        request = scan_request(args, roots=tuple(roots))
+        report = scan_as_configured(ctx.config, request, warn=ctx.warn).report
         for v in report.venvs:
             reports[real(v.path)] = v
             scanned.append(v.path)
@@ -94,10 +96,7 @@ def _cmd_consumers(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return None
 
     result = judge(found, report_of, scanned)
-    if args.json:
-        out.write(fmt.render_json(result))
-    else:
-        out.write(fmt.render_table(result, terminal(out), unused=args.unused))
+    emit(ctx, args, Kind.CONSUMERS, result, unused=args.unused)
     return int(exit_code_for(result.worst))
 
 
@@ -119,19 +118,17 @@ def add_predict_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def predicted_consumers(
-    args: argparse.Namespace, pred: Prediction, change: Change, err: TextIO
-) -> Prediction:
+def predicted_consumers(args: argparse.Namespace, pred: Prediction, change: Change) -> Prediction:
     """*pred* with each venv's consumers judged under *change*, unless ``--no-consumers``
-    (or a command without these options): a consumer file that cannot be read is a
-    finding on its consumer, so only a failure of the whole reading is a warning."""
+    (or a command without these options). The consumers are those of ``--system-root``,
+    else of the OS root the change happens in (``--in-root``), else this host's."""
     if getattr(args, "no_consumers", True):
         return pred
     from venvkeeper.consumers import read_consumers
     from venvkeeper.host.fsutil import check_directory
     from venvkeeper.predict.consumers import judge_consumers
 
-    root = args.system_root
+    root = args.system_root if args.system_root != "/" else (change.root or "/")
     check_directory(root)
     # the host's /proc tells nothing of another system's units, unless named
     proc = args.proc_root if root == "/" or args.proc_root != "/proc" else None
@@ -176,7 +173,7 @@ def add_repair_options(p: argparse.ArgumentParser) -> None:
 
 
 def repair_consumers(
-    args: argparse.Namespace, results: list[RepairResult]
+    args: argparse.Namespace, ctx: Context, results: list[RepairResult]
 ) -> Optional[tuple[ConsumerAction, ...]]:
     """The restarts and edits for the consumers of the repaired venvs (done, planned or
     printed); None when they are not read (``--no-consumers``, ``--sibling``)."""
@@ -190,7 +187,7 @@ def repair_consumers(
     from venvkeeper.repair.consumers import ActOptions, consumer_actions
     from venvkeeper.scan.pipeline import ScanOptions, inspect_path
 
-    policy = config_of(args).policy
+    policy = ctx.config.policy
 
     def report_of(path: str) -> Optional[VenvReport]:
         try:

@@ -6,25 +6,27 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from venvkeeper.cli._common import (
     ExitCode,
     Parser,
     add_db,
-    add_json,
+    add_format,
     add_record,
     add_walk,
-    config_of,
     db_path,
+    emit,
     positive_int,
-    record_scan,
-    record_to,
-    scan_options,
-    terminal,
+    scan_request,
 )
+from venvkeeper.cli.context import Context
 from venvkeeper.errors import VenvkeeperError
+from venvkeeper.formats.envelope import Kind
 from venvkeeper.textutil import escape
+
+if TYPE_CHECKING:
+    from venvkeeper.model.inventory import ScanSnapshot
 
 
 def _add_inventory(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -33,7 +35,7 @@ def _add_inventory(sub: argparse._SubParsersAction[Parser]) -> None:
         help="every venv the recorded scans know: last status, first and last seen, vanished",
     )
     add_db(p)
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_inventory)
 
 
@@ -48,7 +50,7 @@ def _add_changes(sub: argparse._SubParsersAction[Parser]) -> None:
         " scan before the latest",
     )
     add_db(p)
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_changes)
 
 
@@ -56,7 +58,7 @@ def _add_history(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("history", help="one venv over the recorded scans")
     p.add_argument("path", metavar="PATH")
     add_db(p)
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_history)
 
 
@@ -122,56 +124,46 @@ def _add_export(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(func=_cmd_export)
 
 
-def _cmd_inventory(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import inventory as fmt
+def _cmd_inventory(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.inventory.queries import inventory
     from venvkeeper.inventory.store import open_store
 
     db = db_path(args)
     with open_store(db, create=False) as store:
         inv = inventory(store)
-    out.write(
-        fmt.inventory_json(inv, db)
-        if args.json
-        else fmt.inventory_table(inv, terminal(out).width or 0)
-    )
+    emit(ctx, args, Kind.INVENTORY, (inv, db))
     return int(ExitCode.OK)
 
 
-def _cmd_changes(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import inventory as fmt
+def _cmd_changes(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.inventory.queries import changes, parse_since
     from venvkeeper.inventory.store import open_store
 
     since = parse_since(args.since) if args.since is not None else None
     with open_store(db_path(args), create=False) as store:
         ch = changes(store, since)
-    out.write(
-        fmt.changes_json(ch) if args.json else fmt.changes_table(ch, terminal(out).width or 0)
-    )
+    emit(ctx, args, Kind.CHANGES, ch)
     return int(ExitCode.OK)
 
 
-def _cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import inventory as fmt
+def _cmd_history(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.inventory.queries import history
     from venvkeeper.inventory.store import open_store
 
     with open_store(db_path(args), create=False) as store:
         h = history(store, args.path)
-    out.write(fmt.history_json(h) if args.json else fmt.history_table(h, terminal(out).width or 0))
+    emit(ctx, args, Kind.HISTORY, h)
     return int(ExitCode.OK)
 
 
-def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     """Every failure is UNKNOWN on stdout, in one line: :func:`main` writes it."""
-    from venvkeeper.checks.policy import apply
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.formats import nagios
     from venvkeeper.inventory.monitor import Thresholds, evaluate
     from venvkeeper.inventory.snapshot import snapshot_of
-    from venvkeeper.scan.pipeline import scan
 
-    cfg = config_of(args)
+    cfg = ctx.config
     # Set values only (0 in the configuration means "not set"): the defaults are 1 and 1.
     warning = args.warning if args.warning is not None else (cfg.check_warning or None)
     critical = args.critical if args.critical is not None else (cfg.check_critical or None)
@@ -182,41 +174,34 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ignore_codes=(*cfg.check_ignore_codes, *args.ignore_code),
     )
     thresholds.validate()
-    opts = scan_options(args)
-    db = record_to(args, err)
-    report = apply(scan(options=opts), cfg.policy)
-    if db is not None:
-        record_scan(db, report, opts)
-    result = evaluate(snapshot_of(report, opts.exclude), thresholds)
-    out.write(nagios.render(result))
+    scanned = scan_as_configured(cfg, scan_request(args), warn=ctx.warn)
+    result = evaluate(snapshot_of(scanned.report, scanned.options.exclude), thresholds)
+    ctx.out.write(nagios.render(result))
     return result.state.exit_code
 
 
-def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.formats import prometheus
     from venvkeeper.host.fsutil import write_atomically
-    from venvkeeper.inventory.queries import last_snapshot
-    from venvkeeper.inventory.snapshot import snapshot_of
-    from venvkeeper.inventory.store import open_store
-    from venvkeeper.scan.pipeline import scan
 
     target = os.path.abspath(args.prometheus)
     if not os.path.isdir(os.path.dirname(target)):
         raise VenvkeeperError(f"cannot write {escape(target)}: its directory does not exist")
+    snap: ScanSnapshot
     if args.from_inventory:
+        from venvkeeper.inventory.queries import last_snapshot
+        from venvkeeper.inventory.store import open_store
+
         if args.roots:
             raise VenvkeeperError("--from-inventory exports a recorded scan: give no ROOT")
         with open_store(db_path(args), create=False) as store:
             snap = last_snapshot(store)
     else:
-        from venvkeeper.checks.policy import apply
+        from venvkeeper.configured import scan_as_configured
+        from venvkeeper.inventory.snapshot import snapshot_of
 
-        opts = scan_options(args)
-        db = record_to(args, err)
-        report = apply(scan(options=opts), config_of(args).policy)
-        if db is not None:
-            record_scan(db, report, opts)
-        snap = snapshot_of(report, opts.exclude)
+        scanned = scan_as_configured(ctx.config, scan_request(args), warn=ctx.warn)
+        snap = snapshot_of(scanned.report, scanned.options.exclude)
     write_atomically(target, prometheus.render(snap), mode=0o644, exact_mode=True)
     return int(ExitCode.OK)
 

@@ -12,9 +12,14 @@ from typing import Any, Optional, TextIO, cast
 
 from venvkeeper import __version__
 from venvkeeper.cli import apt, consumers, inventory, predict, repair, restarts, scan
-from venvkeeper.cli._common import ExitCode, Output, ParseError, Parser, clear_progress
+from venvkeeper.cli._common import ExitCode, ParseError, Parser
+from venvkeeper.cli.context import Context, Output
+from venvkeeper.cli.progress import clear_progress
 from venvkeeper.errors import failure_of
 from venvkeeper.textutil import escape_value
+
+#: The command families, in the order of --help: each module's add(sub) adds its commands.
+FAMILIES = (scan, consumers, predict, repair, restarts, inventory, apt)
 
 
 class _Inert:
@@ -76,9 +81,15 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         help="read only this configuration file (default: /etc/venvkeeper/config.toml, then"
         " $XDG_CONFIG_HOME/venvkeeper/config.toml; also $VENVKEEPER_CONFIG)",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an internal error, also print its traceback (it is always saved in the"
+        " state directory: /var/lib/venvkeeper for root, else $XDG_STATE_HOME/venvkeeper)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     target = sub if only is None else _Only(sub, only)
-    for family in (scan, consumers, predict, repair, restarts, inventory, apt):
+    for family in FAMILIES:
         family.add(cast(Any, target))
     if isinstance(target, _Only) and not target.found:
         return build_parser()
@@ -102,7 +113,7 @@ def main(
             if sys.stdout is stdout.stream:  # --help and --version print to sys.stdout
                 stdout.flush()
     except ParseError as e:
-        if words[:1] == ["check"]:  # a monitoring plugin answers on stdout, in one line
+        if command_of(words) == "check":  # a monitoring plugin answers on stdout, in one line
             from venvkeeper.formats import nagios
 
             out.write(nagios.render_unknown(f"usage error: {e.message}"))
@@ -120,9 +131,9 @@ def main(
         parser.print_usage(err)
         err.write(f"{parser.prog}: error: give a COMMAND (venvkeeper --help lists them)\n")
         return int(ExitCode.ERROR)
-    args.err = err
+    ctx = Context(out, err, config_file=args.config, debug=args.debug)
     try:
-        code = int(args.func(args, out, err))
+        code = int(args.func(args, ctx))
     except KeyboardInterrupt:
         clear_progress()
         err.write("venvkeeper: interrupted\n")
@@ -130,17 +141,12 @@ def main(
     except Exception as e:
         clear_progress()
         failure = failure_of(e)
-        if args.command == "check":
+        if failure.internal:
+            _internal(e, words, ctx, check=args.command == "check")
+        elif args.command == "check":
             from venvkeeper.formats import nagios
 
-            text = "; ".join(failure.lines)
-            text = f"internal error: {text}" if failure.internal else text
-            out.write(nagios.render_unknown(text))
-        elif failure.internal:
-            err.write(
-                f"venvkeeper: internal error: {escape_value(failure.lines[0])}\n"
-                "Please report this with the command line you used.\n"
-            )
+            out.write(nagios.render_unknown("; ".join(failure.lines)))
         else:
             for line in failure.lines:
                 err.write(f"venvkeeper: error: {escape_value(line)}\n")
@@ -150,3 +156,20 @@ def main(
         return failure.code
     stdout.flush()
     return code
+
+
+def _internal(e: Exception, words: Sequence[str], ctx: Context, check: bool) -> None:
+    """An internal error: its traceback saved in the state directory (and printed with
+    --debug), one line that names the file (``check``: the plugin's UNKNOWN line)."""
+    from venvkeeper.cli.crash import internal_error_line, save_traceback, traceback_text
+
+    saved, why_not = save_traceback(e, words)
+    line = internal_error_line(failure_of(e).lines[0], saved, why_not, brief=check)
+    if check:  # a monitoring plugin answers on stdout, in one line
+        from venvkeeper.formats import nagios
+
+        ctx.out.write(nagios.render_unknown(line))
+    else:
+        ctx.err.write(f"venvkeeper: {escape_value(line)}\n")
+    if ctx.debug:
+        ctx.err.write(traceback_text(e, words))

@@ -8,25 +8,25 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.cli._common import (
     ExitCode,
     Parser,
     add_change,
-    add_json,
+    add_format,
     add_sources,
     add_walk,
-    config_of,
+    emit,
     exit_code_for,
-    progress_line,
-    scan_options,
+    machine,
+    scan_request,
     sources_of,
-    terminal,
 )
 from venvkeeper.cli.consumers import add_predict_options, predicted_consumers
+from venvkeeper.cli.context import Context
 from venvkeeper.errors import UsageError, VenvkeeperError
-from venvkeeper.textutil import escape_value
+from venvkeeper.formats.envelope import Kind
 
 if TYPE_CHECKING:
     from venvkeeper.model.host import HostProfile
@@ -107,7 +107,7 @@ def _add_matrix(sub: argparse._SubParsersAction[Parser]) -> None:
         metavar="DIR",
         help="every *.json file in DIR is a host profile; repeatable",
     )
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_matrix)
 
 
@@ -126,22 +126,22 @@ def _add_wheelhouse(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(func=_cmd_wheelhouse, no_processes=True)
 
 
-def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
-    from venvkeeper.checks.policy import apply
+def _predict(args: argparse.Namespace, ctx: Context) -> Prediction:
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.host.interpreters import load_profile
     from venvkeeper.predict.changes import Change, parse_python_becomes, predict
-    from venvkeeper.scan.pipeline import scan
 
     change = Change(
         python_becomes=tuple(parse_python_becomes(t) for t in args.python_becomes),
         remove=tuple(os.path.abspath(p) for p in args.remove),
         remove_packages=tuple(args.remove_package),
         profile=load_profile(args.host_profile) if args.host_profile else None,
+        root=_in_root(args),
     )
-    opts = scan_options(args)
-    policy = config_of(args).policy
-    with progress_line(err, enabled=not args.json) as progress:
-        report = apply(scan(options=opts, progress=progress), policy)
+    with ctx.progress(enabled=not machine(args)) as progress:
+        report = scan_as_configured(
+            ctx.config, scan_request(args), progress=progress, warn=ctx.warn
+        ).report
     users = None
     if not args.no_processes:
         from venvkeeper.restarts.scan import venv_users
@@ -149,44 +149,54 @@ def _predict(args: argparse.Namespace, err: TextIO) -> Prediction:
         try:
             users = venv_users(args.proc_root)
         except VenvkeeperError as e:
-            err.write(f"venvkeeper: warning: running processes not read: {escape_value(str(e))}\n")
-    pred = predict(report, change, users=users, policy=policy)
-    return predicted_consumers(args, pred, change, err)
+            ctx.warn(f"running processes not read: {e}")
+    pred = predict(report, change, users=users, policy=ctx.config.policy)
+    return predicted_consumers(args, pred, change)
 
 
-def _cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import predict as fmt
+def _in_root(args: argparse.Namespace) -> Optional[str]:
+    """``--in-root DIR``: the OS root the change happens in (a usage error unless DIR is
+    one, or with ``--no-other-roots``, which judges no venv inside it)."""
+    if not getattr(args, "in_root", None):
+        return None
+    from venvkeeper.host.fsutil import check_directory
+    from venvkeeper.host.osroots import Roots
 
-    pred = _predict(args, err)
-    if args.json:
-        out.write(fmt.render_json(pred))
-    else:
-        out.write(fmt.render_predict(pred, args.only_problems, terminal(out).width or 0))
+    given: str = args.in_root
+    check_directory(given, listable=False)
+    root = os.path.realpath(given)
+    if not args.other_roots:
+        raise UsageError(
+            "--in-root: venvs inside other OS roots are judged only without --no-other-roots"
+        )
+    if root == "/" or not Roots().is_root(root):
+        raise UsageError(
+            f"--in-root {given}: not an OS root (no etc/os-release with a usr/bin,"
+            " not a known container store)"
+        )
+    return root
+
+
+def _cmd_predict(args: argparse.Namespace, ctx: Context) -> int:
+    pred = _predict(args, ctx)
+    emit(ctx, args, Kind.PREDICT, pred, only_problems=args.only_problems)
     return int(exit_code_for(pred.worst))
 
 
-def _cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import predict as fmt
-
-    pred = _predict(args, err)
-    if args.json:
-        from venvkeeper.formats.envelope import Kind
-
-        out.write(fmt.render_json(pred, Kind.PLAN))
-    else:
-        out.write(fmt.render_plan(pred, not args.all))
+def _cmd_plan(args: argparse.Namespace, ctx: Context) -> int:
+    pred = _predict(args, ctx)
+    emit(ctx, args, Kind.PLAN, pred, only_needed=not args.all)
     return int(exit_code_for(pred.worst))
 
 
-def _cmd_wheelhouse(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import repair as fmt
+def _cmd_wheelhouse(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.host.fsutil import check_directory
     from venvkeeper.repair.wheelhouse import prefetch
 
     check_directory(args.dest)
-    pred = _predict(args, err)
+    pred = _predict(args, ctx)
     report = prefetch(pred, os.path.abspath(args.dest), sources_of(args))
-    out.write(fmt.render_wheelhouse_json(report) if args.json else fmt.render_wheelhouse(report))
+    emit(ctx, args, Kind.WHEELHOUSE, report)
     return report.worst
 
 
@@ -210,36 +220,34 @@ def _profiles_of(args: argparse.Namespace) -> list[tuple[str, HostProfile]]:
     return [(f, load_profile(f)) for f in files]
 
 
-def _cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_matrix(args: argparse.Namespace, ctx: Context) -> int:
     """Exit 0 when every venv works on every host it is for, 1 when some cell is
     unknown (and none breaks), 2 when a venv breaks on some host."""
-    from venvkeeper.checks.policy import apply
-    from venvkeeper.formats import matrix as fmt
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.model.matrix import CellState
     from venvkeeper.predict.matrix import build_matrix
-    from venvkeeper.scan.pipeline import scan
 
     profiles = _profiles_of(args)
-    if args.include_network is None:  # the trees a matrix is for are network mounts
-        args.include_network = True
-    opts = scan_options(args)
-    policy = config_of(args).policy
-    progress = None if args.json else progress_line(err)
-    report = apply(scan(options=opts, progress=progress), policy)
-    if progress is not None:
-        err.write("\r\x1b[K")
-    m = build_matrix(report, profiles, policy=policy)
-    if args.json:
-        out.write(fmt.render_json(m))
-    else:
-        width = os.get_terminal_size(out.fileno()).columns if out.isatty() else 80
-        out.write(fmt.render_table(m, width))
+    # the trees a matrix is for are network mounts: walked unless --no-include-network
+    network = True if args.include_network is None else args.include_network
+    with ctx.progress(enabled=not machine(args)) as progress:
+        report = scan_as_configured(
+            ctx.config,
+            # Each profile describes a whole host, which sees the tree at its paths: a venv
+            # is judged as that host sees it, wherever the tree sits here (even inside an
+            # OS root).
+            scan_request(args, include_network=network, other_roots=False),
+            progress=progress,
+            warn=ctx.warn,
+        ).report
+    m = build_matrix(report, profiles, policy=ctx.config.policy)
+    emit(ctx, args, Kind.MATRIX, m)
     if m.count(CellState.BREAKS):
         return int(ExitCode.CRITICAL)
     return int(ExitCode.WARNING if m.count(CellState.UNKNOWN) else ExitCode.OK)
 
 
-def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_host_profile(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.formats.profile import render_profile
     from venvkeeper.host.interpreters import Places, default_places, host_profile
 
@@ -256,7 +264,7 @@ def _cmd_host_profile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
         write_atomically(args.output, text)
     else:
-        out.write(text)
+        ctx.out.write(text)
     return int(ExitCode.OK)
 
 

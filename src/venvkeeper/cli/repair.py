@@ -6,23 +6,26 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-from typing import TYPE_CHECKING, Optional, TextIO
+from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.cli._common import (
     BACKENDS,
     ExitCode,
     Parser,
-    add_json,
+    add_format,
     add_sources,
+    emit,
+    machine,
     non_negative_int,
     positive_int,
+    scan_request,
     sources_of,
-    terminal,
 )
 from venvkeeper.cli.consumers import add_repair_options, repair_consumers
+from venvkeeper.cli.context import Context
 from venvkeeper.errors import UsageError
-from venvkeeper.textutil import escape, plural
+from venvkeeper.formats.envelope import Kind
+from venvkeeper.textutil import escape
 
 if TYPE_CHECKING:
     from venvkeeper.model.repair import RepairResult
@@ -38,8 +41,9 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
     p.add_argument(
         "--all",
         action="store_true",
-        help="treat the PATHs as roots (default /): repair every venv under them whose plan"
-        " needs work",
+        help="treat the PATHs as roots (default: [scan] roots of the configuration, else /):"
+        " repair every venv under them that is not ok, as the configuration says (its"
+        " exclude, network filesystems and ignore)",
     )
     p.add_argument(
         "--sibling",
@@ -94,7 +98,7 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     add_repair_options(p)
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_repair)
 
 
@@ -104,7 +108,7 @@ def _add_rollback(sub: argparse._SubParsersAction[Parser]) -> None:
     )
     p.add_argument("path", metavar="PATH")
     p.add_argument("--list", action="store_true", help="only list the backups, newest first")
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_rollback)
 
 
@@ -121,13 +125,14 @@ def _add_prune_backups(sub: argparse._SubParsersAction[Parser]) -> None:
         metavar="N",
         help="newest backups kept per venv (default 0: delete them all)",
     )
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_prune_backups)
 
 
-def _repair_targets(args: argparse.Namespace, err: TextIO) -> list[str]:
+def _repair_targets(args: argparse.Namespace, ctx: Context) -> list[str]:
     """The venvs to repair. A PATH that is not a directory is a usage error (exit 3),
-    with or without --all: there is nothing there to repair or to search."""
+    with or without --all: there is nothing there to repair or to search. With --all,
+    the venvs of a scan as configured (its roots, exclude and ignore) that are not ok."""
     from venvkeeper.host.fsutil import check_directory
 
     if not args.all and not args.paths:
@@ -136,22 +141,20 @@ def _repair_targets(args: argparse.Namespace, err: TextIO) -> list[str]:
         check_directory(p, listable=args.all)
     if not args.all:
         return [os.path.abspath(p) for p in args.paths]
-    from venvkeeper.scan.pipeline import ScanOptions, scan
-
-    roots = tuple(args.paths)
-    report = scan(options=ScanOptions(roots=roots))
+    from venvkeeper.configured import scan_as_configured
     from venvkeeper.model.findings import Severity
 
+    request = scan_request(args, roots=tuple(args.paths))
+    report = scan_as_configured(ctx.config, request, warn=ctx.warn).report
     return [
         v.facts.path for v in report.venvs if v.alias_of is None and v.status is not Severity.OK
     ]
 
 
-def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_repair(args: argparse.Namespace, ctx: Context) -> int:
     import signal
     import threading
 
-    from venvkeeper.formats import repair as fmt
     from venvkeeper.model.repair import Outcome
     from venvkeeper.repair import BackendChoice, RepairOptions, repair_all
 
@@ -165,17 +168,18 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         keep_backups=args.keep_backups,
         copies=args.copies,
         jobs=args.jobs,
-        uv=_uv_of(args),
+        uv=_uv_of(args, ctx),
     )
     if args.sibling and (args.all or not args.paths):
         raise UsageError("repair --sibling: give the shared venvs (not --all)")
-    targets = _repair_targets(args, err)
+    targets = _repair_targets(args, ctx)
+    err = ctx.err
     cancel = threading.Event()
     total = len(targets)
     done = [0]
 
     def progress(path: str, result: Optional[RepairResult]) -> None:
-        if args.quiet or args.json:
+        if args.quiet or machine(args):
             return
         if result is None:
             err.write(f"venvkeeper: repairing {escape(path)} ...\n")
@@ -209,11 +213,8 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    actions = repair_consumers(args, results)
-    if args.json:
-        out.write(fmt.render_json(results, consumers=actions))
-    else:
-        out.write(fmt.render_table(results, terminal(out).width or 0, actions or ()))
+    actions = repair_consumers(args, ctx, results)
+    emit(ctx, args, Kind.REPAIR, results, consumers=actions)
     if any(r.outcome is Outcome.FAILED for r in results):
         return int(ExitCode.CRITICAL)
     if any(r.outcome is Outcome.REFUSED for r in results) or not all(
@@ -223,32 +224,18 @@ def _cmd_repair(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return int(ExitCode.OK)
 
 
-def _cmd_rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import repair as fmt
+def _cmd_rollback(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.repair import list_backups, rollback
 
     if args.list:
-        kept = list_backups(args.path)
-        if args.json:
-            out.write(fmt.render_backups_json(os.path.abspath(args.path), kept))
-        else:
-            for b in kept:
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(b.created))
-                out.write(f"{when}  {escape(b.reason):20}  {escape(b.path)}\n")
-            if not kept:
-                out.write(f"no backups of {escape(args.path)}\n")
+        emit(ctx, args, Kind.ROLLBACK_LIST, (os.path.abspath(args.path), list_backups(args.path)))
         return int(ExitCode.OK)
     result = rollback(args.path)
-    if args.json:
-        from venvkeeper.formats.envelope import Kind
-
-        out.write(fmt.render_json([result], Kind.ROLLBACK))
-    else:
-        out.write(fmt.render_table([result], terminal(out).width or 0))
+    emit(ctx, args, Kind.ROLLBACK, result)
     return int(ExitCode.OK if result.outcome.ok else ExitCode.CRITICAL)
 
 
-def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _cmd_prune_backups(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.host.fsutil import check_directory
     from venvkeeper.repair import prune_backups
 
@@ -261,20 +248,8 @@ def _cmd_prune_backups(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
         where = ", ".join(args.paths)
         raise os_failure(e, f"cannot delete the backups in {where}:") from e
-    refused = sum(1 for _, _, why in pruned if why is not None)
-    if args.json:
-        from venvkeeper.formats import repair as fmt
-
-        out.write(fmt.render_pruned_json(pruned))
-    else:
-        n = 0
-        for venv, gone, why in pruned:
-            for g in gone:
-                out.write(f"deleted {escape(g)}\n")
-                n += 1
-            if why is not None:
-                out.write(f"refused {escape(venv)}: {escape(why)}\n")
-        out.write(f"{plural(n, 'backup')} deleted, {plural(len(pruned), 'venv')} with backups\n")
+    emit(ctx, args, Kind.PRUNE_BACKUPS, pruned)
+    refused = any(why is not None for _, _, why in pruned)
     return int(ExitCode.WARNING if refused else ExitCode.OK)
 
 
@@ -295,13 +270,12 @@ def _add_uv(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _uv_of(args: argparse.Namespace) -> Optional[str]:
+def _uv_of(args: argparse.Namespace, ctx: Context) -> Optional[str]:
     """``--uv``, else the configuration's ``[repair] uv``: checked now by the trust rule
     (a refusal is an error before any venv is touched)."""
-    from venvkeeper.cli._common import config_of
     from venvkeeper.host import programs
 
-    uv: Optional[str] = args.uv or config_of(args).repair_uv
+    uv: Optional[str] = args.uv or ctx.config.repair_uv
     if uv is None:
         return None
     what = "--uv" if args.uv else "[repair] uv"

@@ -5,9 +5,10 @@ their units.
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
 
-from venvkeeper.cli._common import ExitCode, Parser, add_json, config_of, terminal
+from venvkeeper.cli._common import ExitCode, Parser, add_format, emit
+from venvkeeper.cli.context import Context
+from venvkeeper.formats.envelope import Kind
 
 
 def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -29,21 +30,15 @@ def _add_restarts(sub: argparse._SubParsersAction[Parser]) -> None:
         action="store_true",
         help="do not judge the venvs of the processes (no 'repair first' warnings)",
     )
-    add_json(p)
+    add_format(p)
     p.set_defaults(func=_cmd_restarts)
 
 
-def _cmd_restarts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from venvkeeper.formats import restarts as fmt
+def _cmd_restarts(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.restarts.scan import scan_processes
 
-    report = scan_processes(args.proc_root, judge=not args.no_judge, policy=config_of(args).policy)
-    if args.json:
-        out.write(fmt.render_json(report))
-    elif args.unit_commands:
-        out.write(fmt.unit_commands(report))
-    else:
-        out.write(fmt.render_table(report, terminal(out).width or 0))
+    report = scan_processes(args.proc_root, judge=not args.no_judge, policy=ctx.config.policy)
+    emit(ctx, args, Kind.RESTARTS, report, unit_commands=args.unit_commands)
     if report.broken:
         return int(ExitCode.CRITICAL)
     return int(ExitCode.WARNING if report.needing_restart else ExitCode.OK)

@@ -98,7 +98,7 @@ def argv_refs(
         return found
     name = posixpath.basename(argv[0])
     if name in shell.SH_NAMES:
-        script = shell._dash_c(list(argv[1:]))
+        script = shell.dash_c(list(argv[1:]))
         if script is not None:
             refs, _, _ = string_refs(
                 cls,

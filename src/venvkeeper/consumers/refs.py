@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from venvkeeper.consumers.rootfs import MAX_HOPS, RootFS
-from venvkeeper.consumers.rootfs import _norm as normpath
+from venvkeeper.consumers.rootfs import norm as normpath
 from venvkeeper.host.shebang import env_target, parse_shebang, relocatable_name
 from venvkeeper.model.consumers import Confidence, Reference, RefKind, VenvState
 

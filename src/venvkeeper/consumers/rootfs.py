@@ -28,7 +28,7 @@ FILE_LIMIT = 1 << 20
 MAX_HOPS = 40
 
 
-def _norm(path: str) -> str:
+def norm(path: str) -> str:
     """:func:`fsutil.normpath`, skipped for a path that is already normal (most are)."""
     if (
         path.startswith("/")
@@ -55,7 +55,7 @@ class RootFS:
 
     def host(self, path: str) -> str:
         """The host path of *path* (inside the root), links not resolved."""
-        path = _norm(path)
+        path = norm(path)
         return path if self.plain else self.root + path if path != "/" else self.root
 
     def inside(self, host_path: str) -> str:
@@ -71,7 +71,7 @@ class RootFS:
     def real(self, path: str) -> Optional[str]:
         """The host path of *path* with every link resolved inside the root, or None on a
         loop. A missing tail is kept as it is (like ``realpath``)."""
-        path = _norm(path)
+        path = norm(path)
         if path in self._real:
             return self._real[path]
         if self.plain:
@@ -125,7 +125,7 @@ class RootFS:
 
     def lstat(self, path: str) -> Optional[os.stat_result]:
         """``lstat`` of *path* itself (its directory resolved), None when absent."""
-        d, name = posixpath.split(_norm(path))
+        d, name = posixpath.split(norm(path))
         parent = self.real(d)
         if parent is None or not name:
             return None
@@ -155,7 +155,7 @@ class RootFS:
         return st is not None and stat.S_ISREG(st.st_mode)
 
     def readlink(self, path: str) -> Optional[str]:
-        d, name = posixpath.split(_norm(path))
+        d, name = posixpath.split(norm(path))
         parent = self.real(d)
         if parent is None:
             return None
@@ -184,7 +184,7 @@ class RootFS:
     def _file(self, path: str) -> Optional[str]:
         """The host path to open for *path*: its directory resolved (cached), and the file
         itself resolved only when it is a link (most are not)."""
-        d, name = posixpath.split(_norm(path))
+        d, name = posixpath.split(norm(path))
         parent = self.real(d)
         if parent is None or not name:
             return None
@@ -208,7 +208,7 @@ class RootFS:
 
     def venv_state(self, d: str) -> VenvState:
         """Whether the directory *d* (inside the root) is a venv."""
-        d = _norm(d)
+        d = norm(d)
         known = self._venv.get(d)
         if known is not None:
             return known

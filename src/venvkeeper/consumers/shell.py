@@ -339,7 +339,7 @@ def _command(
             argv = _env(argv[1:], cur)
             continue
         if name in SH_NAMES:
-            script = _dash_c(argv[1:])
+            script = dash_c(argv[1:])
             if script is not None:
                 inner = cur.copy()
                 _walk(script, inner, inv, src, depth + 1)
@@ -372,7 +372,7 @@ def _command(
 SH_NAMES = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 
 
-def _dash_c(args: list[str]) -> Optional[str]:
+def dash_c(args: list[str]) -> Optional[str]:
     """The script of ``sh [-opts] -c SCRIPT`` (``-lc``, ``-ec`` ...), or None."""
     for i, a in enumerate(args):
         if a.startswith("-") and not a.startswith("--") and "c" in a[1:]:

@@ -22,7 +22,7 @@ from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.textutil import to_json
 
 if TYPE_CHECKING:
-    from venvkeeper.checks._base import CodeDoc
+    from venvkeeper.checks import CodeDoc
     from venvkeeper.model.consumers import Consumer
 
 
@@ -49,6 +49,8 @@ def _venv_to_dict(rep: VenvReport) -> dict[str, Any]:
     active = base.version if base else None
     return {
         "path": f.path,
+        "root": f.root,
+        "path_in_root": f.path_in_root,
         "status": rep.status.value,
         "kind": f.kind.value,
         "creator": f.creator.value,
@@ -91,6 +93,9 @@ def _venv_to_dict(rep: VenvReport) -> dict[str, Any]:
                 "python_version": s.python_version,
                 "active": s.python_version == active,
                 "pth_imports": list(s.pth_imports),
+                "pth_paths": [
+                    {"pth": name, "path": where, "exists": ok} for name, where, ok in s.pth_paths
+                ],
                 "distributions": [
                     {
                         "name": d.name,
@@ -112,6 +117,8 @@ def _venv_to_dict(rep: VenvReport) -> dict[str, Any]:
                             {"path": x.path, "abi_tag": x.abi_tag} for x in d.extensions
                         ],
                         "problems": list(d.problems),
+                        "placeholder": d.placeholder,
+                        "egg_info": d.egg_info,
                     }
                     for d in s.distributions
                 ],
@@ -168,7 +175,7 @@ def report_to_dict(report: Report, with_venvs: bool = True) -> dict[str, Any]:
             ],
         },
         "aliases": [{"path": a.path, "target": a.target} for a in report.aliases],
-        "conda_envs": [{"path": c.path} for c in report.conda_envs],
+        "conda_envs": [{"path": c.path, "python": c.python} for c in report.conda_envs],
     }
     if with_venvs:
         doc["venvs"] = [venv_to_dict(v) for v in report.venvs]

@@ -12,53 +12,28 @@ Every table has a few short columns and one long one, the *detail* (a finding, a
 Nothing is ever wrapped inside a cell, so a path is never split across lines. Cells come
 in escaped (each renderer escapes what it got from a scanned tree): this module only
 measures, pads and shortens them. :func:`decide` is the rule for the width, colour and
-live progress of a stream, a pure function of what the command line found out.
+live progress of a stream, a pure function of what the command line found out
+(:mod:`venvkeeper.formats.terminal`, re-exported here).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
+
+from venvkeeper.formats.terminal import DEFAULT_WIDTH as DEFAULT_WIDTH
+from venvkeeper.formats.terminal import PLAIN as PLAIN
+from venvkeeper.formats.terminal import Terminal as Terminal
+from venvkeeper.formats.terminal import decide as decide
 
 ELLIPSIS = "…"
 INDENT = 4
 GAP = 2
 #: The narrowest a path column gets before other columns give way.
 MIN_PATH = 20
-#: The width of a terminal that does not say (no ``COLUMNS``, no size).
-DEFAULT_WIDTH = 80
-
-
-@dataclass(frozen=True)
-class Terminal:
-    """What a stream allows. ``width`` None: no limit (one line per row, never cut);
-    ``color``: SGR colours; ``live``: a progress line redrawn with ``\\r`` and ``ESC[K``."""
-
-    width: Optional[int] = None
-    color: bool = False
-    live: bool = False
-
-
-PLAIN = Terminal()
-
-
-def decide(isatty: bool, environ: Mapping[str, str], size: Optional[int] = None) -> Terminal:
-    """The rule. ``COLUMNS`` (a positive whole number) is the width whenever it is set, a
-    terminal or not; else a terminal's own *size* (80 when unknown); else no limit.
-    A terminal with ``TERM`` unset or ``dumb``, and anything that is not a terminal, gets
-    plain text: no colour, no live progress. ``NO_COLOR`` (set and not empty, see
-    no-color.org) turns colour off."""
-    columns: Optional[int] = None
-    text = environ.get("COLUMNS", "").strip()
-    if text.isdigit() and int(text) > 0:
-        columns = int(text)
-    if columns is None and isatty:
-        columns = size if size and size > 0 else DEFAULT_WIDTH
-    smart = isatty and environ.get("TERM", "") not in ("", "dumb")
-    return Terminal(width=columns, color=smart and not environ.get("NO_COLOR"), live=smart)
 
 
 def cells(text: str) -> int:
@@ -165,8 +140,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Row:
-    """One row: its short cells, its detail (the long last column), and the style (a rich
-    style name) of its first cell."""
+    """One row: its short cells, its detail (the long last column), and the style (words of
+    :data:`SGR`, e.g. ``"bold red"``) of its first cell."""
 
     cells: tuple[str, ...]
     detail: str = ""
@@ -283,19 +258,25 @@ def _cut(line: Line, width: int) -> Line:
     return out
 
 
+#: The SGR parameters (ECMA-48 "select graphic rendition") of each word a style may hold:
+#: a style is words such as ``"bold red"``, attributes before colours.
+SGR = {"bold": "1", "red": "31", "green": "32", "yellow": "33", "magenta": "35"}
+_RESET = "\x1b[0m"
+
+
+def paint(text: str, style: Optional[str]) -> str:
+    """*text* in *style*: ``ESC[1;31m`` ... ``ESC[0m`` for ``"bold red"`` (nothing for no
+    style, or no text)."""
+    if not style or not text:
+        return text
+    return f"\x1b[{';'.join(SGR[w] for w in style.split())}m{text}{_RESET}"
+
+
 def to_text(lines: Sequence[Line], color: bool = False) -> str:
-    """The lines as text, each ended by a newline; coloured with rich's styles when
+    """The lines as text, each ended by a newline; in colour (:func:`paint`) when
     *color*."""
     if not color:
         return "".join("".join(t for t, _ in line) + "\n" for line in lines)
-    from rich.color import ColorSystem
-    from rich.style import Style
-
-    def paint(text: str, style: Optional[str]) -> str:
-        if not style or not text:
-            return text
-        return Style.parse(style).render(text, color_system=ColorSystem.STANDARD)
-
     return "".join("".join(paint(t, s) for t, s in line) + "\n" for line in lines)
 
 

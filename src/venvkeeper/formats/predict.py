@@ -7,7 +7,7 @@ from typing import Any, Optional
 from venvkeeper.formats.consumers import label
 from venvkeeper.formats.envelope import Kind, dumps, envelope
 from venvkeeper.formats.layout import Column, Row, lay_out, more, to_text, wrap
-from venvkeeper.formats.table import python_column
+from venvkeeper.formats.table import ROOT, python_column
 from venvkeeper.model.consumers import ConsumerPrediction
 from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
 from venvkeeper.model.report import VenvReport
@@ -87,12 +87,19 @@ def _why(v: VenvPrediction) -> str:
 def predict_rows(pred: Prediction, only_problems: bool = False) -> list[Row]:
     """The table's rows, each cell escaped here, once."""
     out: list[Row] = []
+    rooted = _rooted(pred)
     for v in pred.venvs:
         if only_problems and v.effect is Effect.SURVIVES and not v.breaking_consumers:
             continue
-        cells = (v.effect.value, v.path, _python(v), plan_summary(v.plan), used_by(v))
+        cells = [v.effect.value] + ([v.now.facts.root or "/"] if rooted else [])
+        cells += [v.path, _python(v), plan_summary(v.plan), used_by(v)]
         out.append(Row(tuple(escape(c) for c in cells), escape(_why(v))))
     return out
+
+
+def _rooted(pred: Prediction) -> bool:
+    """Whether some venv is inside another OS root (the table then shows each one's)."""
+    return any(v.now.facts.root is not None for v in pred.venvs)
 
 
 def describe_change(pred: Prediction) -> str:
@@ -102,6 +109,9 @@ def describe_change(pred: Prediction) -> str:
     parts += [f"remove package {p}" for p in c.removed_packages]
     if c.host_profile:
         parts.insert(0, f"on host {c.host_profile}")
+    if c.root:
+        where = f"in the OS root {c.root}"
+        return escape(f"{where}: " + "; ".join(parts)) if parts else f"no change ({escape(where)})"
     return escape("; ".join(parts)) if parts else "no change (this host as it is)"
 
 
@@ -161,12 +171,17 @@ def item_lines(text: str, width: int) -> list[str]:
 
 def render_predict(pred: Prediction, only_problems: bool = False, width: int = 0) -> str:
     out = [*lines(f"change: {describe_change(pred)}", width), ""]
-    text = to_text(lay_out(COLUMNS, predict_rows(pred, only_problems), width or None, DETAIL))
+    columns = COLUMNS[:1] + ((ROOT,) if _rooted(pred) else ()) + COLUMNS[1:]
+    text = to_text(lay_out(columns, predict_rows(pred, only_problems), width or None, DETAIL))
     out += [text.rstrip("\n"), ""]
     for line in consumer_lines(pred):
         out += item_lines(line, width)
     for part in predict_summary(pred).split("\n"):
         out += lines(part, width)
+    for v in pred.venvs:  # what the repair of a venv that breaks will leave out, and why
+        if v.effect.breaks and v.plan is not None:
+            for note in v.plan.notes:
+                out += lines(f"note: {escape(v.path)}: {escape(note)}", width)
     return "\n".join(out) + "\n"
 
 
@@ -180,6 +195,8 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
             continue
         shown += 1
         b = [f"{escape(v.path)}: {plan.strategy.value}" + (" (blocked)" if plan.blocked else "")]
+        if v.now.facts.root is not None:
+            b.append(f"  root:     {escape(v.now.facts.root)} (paths below are inside it)")
         b.append(f"  why:      {escape(plan.reason)}")
         if plan.target is not None:
             t = plan.target
@@ -188,7 +205,8 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
                 f"  target:   {escape(f'{t.path} (Python {t.patch_version or t.version}{exe})')}"
             )
         if plan.tool_command:
-            b.append(f"  run:      {escape(plan.tool_command)}")
+            where = f"  ({plan.tool_note})" if plan.tool_note else ""
+            b.append(f"  run:      {escape(plan.tool_command)}{escape(where)}")
         if plan.old_location and plan.strategy is Strategy.REWRITE_PATHS:
             b.append(f"  moved:    from {escape(plan.old_location)}")
         opts = []
@@ -210,6 +228,8 @@ def render_plan(pred: Prediction, only_needed: bool = True) -> str:
         for blk in plan.blockers:
             mark = "BLOCKER" if blk.fatal else "risk"
             b.append(f"  {mark + ':':9} {escape(blk.message)}")
+        for note in plan.notes:
+            b.append(f"  note:     {escape(note)}")
         blocks.append("\n".join(b))
     n = len(pred.venvs)
     blocks.append(f"{shown} of {plural(n, 'venv')} {noun(shown, 'needs', 'need')} a repair")
@@ -252,11 +272,13 @@ def plan_to_dict(plan: Optional[RepairPlan]) -> Optional[dict[str, Any]]:
         ],
         "seed_skipped": list(plan.skipped),
         "blockers": [
-            {"code": b.code, "package": b.package, "fatal": b.fatal, "message": b.message}
+            {"code": b.code.value, "package": b.package, "fatal": b.fatal, "message": b.message}
             for b in plan.blockers
         ],
         "old_location": plan.old_location,
         "tool_command": plan.tool_command,
+        "tool_note": plan.tool_note,
+        "notes": list(plan.notes),
     }
 
 
@@ -277,6 +299,7 @@ def _prediction_payload(pred: Prediction) -> dict[str, Any]:
             "removed": list(c.removed),
             "removed_packages": list(c.removed_packages),
             "host_profile": c.host_profile,
+            "root": c.root,
         },
         "summary": {
             "venvs": len(pred.venvs),
@@ -287,6 +310,7 @@ def _prediction_payload(pred: Prediction) -> dict[str, Any]:
         "venvs": [
             {
                 "path": v.path,
+                "root": v.now.facts.root,
                 "effect": v.effect.value,
                 "breaks": v.effect.breaks,
                 "status_now": v.now.status.value,

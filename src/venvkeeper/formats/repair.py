@@ -127,6 +127,30 @@ def result_to_dict(r: RepairResult) -> dict[str, Any]:
     }
 
 
+def render_backups(venv: str, kept: Sequence[Backup]) -> str:
+    """``rollback --list``: the backups of *venv*, newest first, one a line."""
+    import time
+
+    lines = [
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(b.created))}"
+        f"  {escape(b.reason):20}  {escape(b.path)}\n"
+        for b in kept
+    ]
+    return "".join(lines) if kept else f"no backups of {escape(venv)}\n"
+
+
+def render_pruned(pruned: Sequence[tuple[str, Sequence[str], Optional[str]]]) -> str:
+    """``prune-backups``: each backup deleted, each venv refused and why, then the count."""
+    lines: list[str] = []
+    for venv, gone, why in pruned:
+        lines += [f"deleted {escape(g)}\n" for g in gone]
+        if why is not None:
+            lines.append(f"refused {escape(venv)}: {escape(why)}\n")
+    n = sum(len(gone) for _, gone, _ in pruned)
+    lines.append(f"{plural(n, 'backup')} deleted, {plural(len(pruned), 'venv')} with backups\n")
+    return "".join(lines)
+
+
 def render_backups_json(venv: str, kept: Sequence[Backup]) -> str:
     """``rollback --list --json``: the backups of *venv*, newest first."""
     return render(

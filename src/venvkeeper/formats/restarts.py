@@ -29,6 +29,13 @@ def _command(p: ProcessReport) -> str:
     return shorten_end(text, COMMAND_WIDTH)
 
 
+def _venv(p: ProcessReport) -> str:
+    """The venv's path, and the chroot the process runs in (its venv judged as it sees it)."""
+    if p.venv and p.root:
+        return escape(f"{p.venv} (chroot {p.root})")
+    return escape(p.venv or "-")
+
+
 def _unit(p: ProcessReport) -> str:
     if p.unit:
         return escape(p.unit) + (" (user)" if p.user_unit else "")
@@ -109,7 +116,7 @@ def summary(report: RestartReport) -> str:
 
 def render_table(report: RestartReport, width: int = 0) -> str:
     rows = [
-        Row((str(p.pid), escape(p.user), _unit(p), escape(p.venv or "-"), _command(p)), _why(p))
+        Row((str(p.pid), escape(p.user), _unit(p), _venv(p), _command(p)), _why(p))
         for p in report.processes
     ]
     text = ""
@@ -139,7 +146,7 @@ def render_table(report: RestartReport, width: int = 0) -> str:
     if chrooted:
         lines.append(
             f"{plural(len(chrooted), 'Python process', 'Python processes')} in another root"
-            " (chroot) not judged: "
+            " (chroot) that cannot be named here, not judged: "
             + ", ".join(
                 f"{f.pid} ({escape(f.comm)}) in {escape(f.root or '?')}" for f in chrooted[:10]
             )
@@ -180,6 +187,7 @@ def _payload(report: RestartReport) -> dict[str, Any]:
                 "user_unit": p.user_unit,
                 "session": p.session,
                 "venv": p.venv or None,
+                "root": p.root,
                 "venv_evidence": p.venv_evidence,
                 "needs_restart": p.needs_restart,
                 "reasons": [

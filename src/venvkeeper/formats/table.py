@@ -26,6 +26,7 @@ from venvkeeper.model.venv import BaseInterpreter, DeepResult
 from venvkeeper.textutil import escape, plural
 
 if TYPE_CHECKING:
+    from venvkeeper.checks import CodeDoc
     from venvkeeper.model.consumers import Consumer
 
 #: venv path -> its consumers (units, cron jobs ...): USED BY, when they were read.
@@ -40,8 +41,11 @@ COLUMNS = (
     Column("PKGS", shrink=False),
 )
 SIZE = Column("SIZE", shrink=False)
+#: The OS root of each venv, shown when some venv is inside another one (a chroot, a
+#: container's root filesystem): ``/`` for this host's own venvs.
+ROOT = Column("ROOT", path=True)
 DETAIL = "FINDING"
-#: The style of each status word, in colour (rich's style names).
+#: The style of each status word, in colour (words of :data:`~venvkeeper.formats.layout.SGR`).
 STYLE = {
     Severity.OK: "green",
     Severity.INFO: "green",
@@ -79,19 +83,25 @@ def _sized(report: Report) -> bool:
     return any(r.facts.size_bytes is not None for r in report.venvs)
 
 
+def other_roots(report: Report) -> list[str]:
+    """The other OS roots (not this host's /) that hold venvs of *report*, sorted."""
+    return sorted({r.facts.root for r in report.venvs if r.facts.root is not None})
+
+
 def rows(
     report: Report, only_problems: bool = False, used_by: Optional[UsedBy] = None
 ) -> list[Row]:
     """The table's rows, each cell escaped here, once (the layout prints them as they are)."""
     sized = _sized(report)
+    rooted = bool(other_roots(report))
     if used_by is not None:
         from venvkeeper.formats.consumers import labels
     out: list[Row] = []
     for rep in report.venvs:
         if only_problems and rep.status is Severity.OK:
             continue
-        cells = [
-            rep.status.value,
+        cells = [rep.status.value] + ([rep.facts.root or "/"] if rooted else [])
+        cells += [
             rep.path + (f" (via {rep.alias_of})" if rep.alias_of else ""),
             python_column(rep),
             rep.facts.creator.value,
@@ -114,6 +124,13 @@ def summary(report: Report) -> str:
         for s in (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
     )
     extra = ""
+    roots = other_roots(report)
+    if roots:
+        inside = sum(1 for r in report.venvs if r.facts.root is not None)
+        extra += (
+            f"; {plural(inside, 'venv')} inside {plural(len(roots), 'other OS root')}"
+            " (chroots, containers), each judged as its root sees it"
+        )
     if report.aliases:
         extra += f", {len(report.aliases)} .venv aliases"
     if report.conda_envs:
@@ -150,12 +167,20 @@ def render_for(
     only_problems: bool = False,
     used_by: Optional[UsedBy] = None,
 ) -> str:
-    columns = COLUMNS + ((SIZE,) if _sized(report) else ())
+    columns = COLUMNS[:1] + ((ROOT,) if other_roots(report) else ()) + COLUMNS[1:]
+    columns += (SIZE,) if _sized(report) else ()
     columns += (USED_BY,) if used_by is not None else ()
     lines = lay_out(columns, rows(report, only_problems, used_by), term.width, DETAIL)
     text = summary(report)
     lines += [[]] + [[(t, None)] for t in (wrap(text, term.width) if term.width else [text])]
     return to_text(lines, term.color)
+
+
+def render_codes(codes: Mapping[str, CodeDoc]) -> str:
+    """``codes``: every finding code, its usual severity and what it means, one a line."""
+    return "".join(
+        f"{code:30} {doc.severity.value:9} {doc.summary}\n" for code, doc in sorted(codes.items())
+    )
 
 
 def _copy(b: BaseInterpreter) -> str:
@@ -202,6 +227,9 @@ def render_show(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None)
         out.append(f"{'  ' * indent}{escape(label)}: {escape(value)}")
 
     put("path", f.path)
+    if f.root is not None:
+        put("root", f"{f.root} (another OS root: judged as it sees the venv)")
+        put("path in root", f.path_in_root)
     put("status", rep.status.value)
     put("kind", f.kind.value)
     put("creator", f.creator.value)
@@ -286,6 +314,9 @@ def render_show(rep: VenvReport, consumers: Optional[Sequence[Consumer]] = None)
         for link, target, exists in s.egg_links:
             gone = "" if exists else " (missing)"
             out.append(f"    egg-link: {escape(link)} -> {escape(target)}{gone}")
+        for pth, where, exists in s.pth_paths:
+            gone = "" if exists else " (missing)"
+            out.append(f"    .pth path: {escape(pth)} -> {escape(where)}{gone}")
     if not f.site_dirs:
         out.append("  none")
     out.append("scripts:")

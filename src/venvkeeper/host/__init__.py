@@ -5,6 +5,7 @@
 predictions); :mod:`.mounts` the mount table; :mod:`.pkgdb` and :mod:`.aptdb` the OS
 package databases (read-only queries, static reads of dpkg and apt state);
 :mod:`.interpreters` the interpreters installed; :mod:`.bases` base interpreters as venvs
-see them; :mod:`.command` running a program (bounded output, timeout, clean environment).
+see them; :mod:`.command` running a program (bounded output, timeout, clean environment);
+:mod:`.state` the state directory (the inventory's default place, saved tracebacks).
 May use: model, errors, textutil.
 """

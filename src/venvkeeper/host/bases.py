@@ -121,6 +121,42 @@ class HostCache:
         return bool(head and head.startswith(b"#!"))
 
 
+#: A uv-managed installation's directory: ``cpython-3.12.11-linux-x86_64-gnu`` (also
+#: ``cpython-3.13.1+freethreaded-...``, pre-releases ``cpython-3.14.0rc2-...``).
+_UV_INSTALL = re.compile(
+    r"^(?P<impl>cpython)-(?P<minor>\d+\.\d+)\.\d+(?:(?:a|b|rc)\d+)?(?P<variant>\+[a-z]+)?-(?P<platform>.+)$"
+)
+
+
+def uv_minor_link(path: str, fs: HostFS = REAL) -> Optional[str]:
+    """*path* (a file or directory inside a uv-managed Python installation, or the
+    installation itself) through uv's minor-version link directory, when uv keeps one for
+    it: ``.../uv/python/cpython-3.12.11-linux-x86_64-gnu/bin/python3.12`` ->
+    ``.../uv/python/cpython-3.12-linux-x86_64-gnu/bin/python3.12``. uv repoints that link at
+    each patch upgrade, so a venv linked through it follows them. None when *path* is not
+    in such an installation, or no such link exists (an older uv, or a link that points at
+    another installation: then the path itself is the one to keep)."""
+    parts = path.rstrip("/").split("/")
+    for i in range(len(parts) - 1, 0, -1):
+        m = _UV_INSTALL.match(parts[i])
+        if m is None:
+            continue
+        if parts[i - 1] != "python":
+            return None
+        link_name = f"{m['impl']}-{m['minor']}{m['variant'] or ''}-{m['platform']}"
+        parent = "/".join(parts[:i])
+        link = f"{parent}/{link_name}"
+        try:
+            if not stat.S_ISLNK(fs.lstat(link).st_mode):
+                return None
+            if fs.realpath(link) != fs.realpath("/".join(parts[: i + 1])):
+                return None
+        except (OSError, ValueError):
+            return None
+        return "/".join([link, *parts[i + 1 :]])
+    return None
+
+
 def classify_origin(executable: str, venv_path: str) -> BaseOrigin:
     p = executable
     if p.startswith(venv_path.rstrip("/") + "/"):
@@ -147,6 +183,13 @@ def _realdir(path: str) -> str:
         return os.path.realpath(path).rstrip("/") or ""
     except (OSError, RuntimeError, ValueError):
         return path
+
+
+def forget() -> None:
+    """Drop what :func:`_realdir` remembered: a scan, or a search for interpreters, starts
+    from the host as it is now (a long-lived process, a test running commands in turn:
+    a uv minor link repointed since the last one must not be followed to its old target)."""
+    _realdir.cache_clear()
 
 
 def _realdir_in(fs: HostFS, path: str) -> str:

@@ -333,6 +333,61 @@ class Overlay(HostFS):
         return self.base.same_bytes(pa, pb, limit)
 
 
+class _Below(HostFS):
+    """The files below the directory *root*, each path taken exactly as given: no link is
+    resolved here. :class:`RootFS` above it resolves every link inside the root first, so
+    the paths it hands down have none left (but their last component, for ``lstat`` and
+    ``readlink``)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+
+    def _host(self, path: str) -> str:
+        return self.root + path if path != "/" else (self.root or "/")
+
+    def lstat(self, path: str) -> os.stat_result:
+        return os.lstat(self._host(path))
+
+    def stat(self, path: str) -> os.stat_result:
+        return os.stat(self._host(path))
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self._host(path))
+
+    def realpath(self, path: str) -> str:  # never asked: RootFS resolves by itself
+        return normpath(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return super().listdir(self._host(path))
+
+    def read_head(self, path: str, limit: int) -> Optional[bytes]:
+        return fsutil.read_head(self._host(path), limit)
+
+    def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
+        return super().same_bytes(self._host(a), self._host(b), limit)
+
+
+class RootFS(Overlay):
+    """Another OS root (a chroot, a container's root filesystem) as a process chrooted
+    into it sees it: every path is a path inside the root, an absolute link target
+    (``/usr/bin/python3``) means the root's own file, and ``..`` never climbs out of it
+    (the kernel's ``chroot``, or ``openat2``'s ``RESOLVE_IN_ROOT``). Answers use the root
+    directory's real path on this host, *host_root*.
+
+    An :class:`Overlay` can stand on a ``RootFS`` like on the host: a change predicted
+    inside the root."""
+
+    def __init__(self, root: str) -> None:
+        host_root = os.path.realpath(root)
+        super().__init__(_Below(host_root))
+        self.host_root = host_root
+
+    def host_path(self, path: str) -> str:
+        """Where *path* of the root (its links resolved inside the root) is on this host."""
+        inner = self.realpath(path)
+        return self.host_root.rstrip("/") + inner if inner != "/" else self.host_root
+
+
 def interpreter_bytes(script: bool = False) -> bytes:
     """The head of a file standing for an interpreter in an overlay."""
     return b"#!/bin/sh\n" if script else _ELF

@@ -23,7 +23,13 @@ from typing import Any, Optional
 
 from venvkeeper.errors import CommandError, UsageError
 from venvkeeper.host import command, fsutil, pkgdb
-from venvkeeper.host.bases import HostCache, classify_origin, follow_links
+from venvkeeper.host.bases import (
+    HostCache,
+    classify_origin,
+    follow_links,
+    forget,
+    uv_minor_link,
+)
 from venvkeeper.host.fsutil import normpath
 from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes, patchlevel_bytes
 from venvkeeper.host.trust import distrust
@@ -150,6 +156,7 @@ def find_interpreters(
     A system interpreter whose package no archive of the Debian root *packages_root*
     offers any more is marked ``obsolete`` (None: another host's files, do not ask this
     one's dpkg)."""
+    forget()  # links as they are now (a uv minor link repointed since the last scan)
     by_exe: dict[str, list[InterpreterName]] = {}
     seen_dirs: set[str] = set()
     dirs = list(places.bin_dirs) + [b for t in places.trees for b in _tree_bins(t, fs)]
@@ -161,6 +168,9 @@ def find_interpreters(
         if real in seen_dirs or fs.dir_state(d) is not True or _is_venv_bin(d, fs):
             continue
         seen_dirs.add(real)
+        # A uv-managed Python is named through uv's minor-version link when it has one: the
+        # name a venv must keep to follow uv's patch upgrades.
+        d = uv_minor_link(d, fs) or d
         for name in sorted(fs.listdir(d)):
             if not NAME.fullmatch(name):
                 continue
@@ -444,6 +454,24 @@ def profile_overlay(p: HostProfile, base: HostFS = REAL) -> Overlay:
         dir_links=dict(p.dir_links),
         denied=denied,
     )
+
+
+def places_in_root(fs: HostFS, extra: Sequence[str] = ()) -> Places:
+    """The usual places of another OS root, listed through *fs* (its
+    :class:`~venvkeeper.host.hostfs.RootFS`): its system and ``/usr/local`` bin
+    directories, ``/opt/*/bin`` and ``/opt/*/*/bin``, its users' ``~/.local/bin``, pyenv
+    and uv installations, plus *extra* bin directories. Not ``PATH``: this process's
+    ``PATH`` says nothing of the root."""
+    bins = ["/usr/bin", "/bin", "/usr/local/bin"]
+    opt = [f"/opt/{n}" for n in sorted(fs.listdir("/opt")) if not n.startswith(".")]
+    bins += [f"{d}/bin" for d in opt]
+    bins += [f"{d}/{n}/bin" for d in opt for n in sorted(fs.listdir(d)) if not n.startswith(".")]
+    homes = ["/root", *(f"/home/{n}" for n in sorted(fs.listdir("/home"))[:MAX_HOMES])]
+    trees: list[str] = []
+    for home in homes:
+        bins.append(f"{home}/.local/bin")
+        trees += [f"{home}/.pyenv/versions", f"{home}/.local/share/uv/python"]
+    return Places(tuple(dict.fromkeys([*bins, *extra])), tuple(trees))
 
 
 def places_for(profile: Optional[HostProfile], extra: Sequence[str] = ()) -> Places:

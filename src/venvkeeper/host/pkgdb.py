@@ -89,10 +89,14 @@ def _parse_rpm_owners(text: str, paths: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def package_files(package: str, search_path: Optional[str] = None) -> list[str]:
+def package_files(
+    package: str, search_path: Optional[str] = None, root: Optional[str] = None
+) -> list[str]:
     """Every file and link *package* installed (directories left out: other packages share
     them; none for a package dpkg knows without files). Raises :class:`UsageError` when
-    there is no package manager or no such package."""
+    there is no package manager or no such package. *root*: ask the package database of
+    that OS root (a chroot) instead of this host's; the paths are then as the root names
+    them."""
     found = _tool(("dpkg-query", "rpm"), search_path)
     if found is None:
         raise UsageError(
@@ -100,7 +104,12 @@ def package_files(package: str, search_path: Optional[str] = None) -> list[str]:
             " cannot tell which files the package owns; name them with --remove PATH instead"
         )
     name, exe = found
-    argv = [exe, "-L", package] if name == "dpkg-query" else [exe, "-ql", package]
+    where: list[str] = []
+    if root is not None and root != "/":
+        where = [f"--admindir={root.rstrip('/')}/var/lib/dpkg"]
+        if name != "dpkg-query":
+            where = ["--root", root]
+    argv = [exe, *where, "-L", package] if name == "dpkg-query" else [exe, *where, "-ql", package]
     res = command.run(argv, timeout=TIMEOUT, env=_ENV)
     listed = [ln for ln in res.stdout.splitlines() if ln.startswith("/")]
     if res.returncode == 0 and "does not contain any files" in res.stdout:
@@ -115,9 +124,10 @@ def package_files(package: str, search_path: Optional[str] = None) -> list[str]:
             + (f" ({why[0]})" if why else "")
         )
     out = []
+    below = root.rstrip("/") if root is not None else ""
     for p in dict.fromkeys(listed):
         try:
-            if os.path.isdir(p) and not os.path.islink(p):
+            if os.path.isdir(below + p) and not os.path.islink(below + p):
                 continue
         except (OSError, ValueError):
             pass

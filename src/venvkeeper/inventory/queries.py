@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from venvkeeper.errors import InventoryError, UsageError
 from venvkeeper.host import fsutil
-from venvkeeper.inventory.store import Store, _enum_or, _from_db, _opt_from_db, _to_db
+from venvkeeper.inventory.store import Store, enum_or, from_db, opt_from_db, to_db
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.inventory import (
     ChangeKind,
@@ -50,7 +50,7 @@ def _scan_info(row: Sequence[Any]) -> ScanInfo:
         scan_id=int(row[0]),
         started_at=float(row[1]),
         finished_at=float(row[2]),
-        host=_from_db(row[3]),
+        host=from_db(row[3]),
         roots=strings(row[4]),
         excludes=strings(row[5]),
         duration_seconds=float(row[6]),
@@ -61,7 +61,7 @@ def _scan_info(row: Sequence[Any]) -> ScanInfo:
             "unknown": int(row[10]),
             "critical": int(row[11]),
         },
-        tool_version=_from_db(row[12]),
+        tool_version=from_db(row[12]),
     )
 
 
@@ -100,9 +100,9 @@ def _snapshots(
             if (sid, venv_id) in wanted:
                 findings.setdefault((sid, venv_id), []).append(
                     Finding(
-                        _from_db(code),
-                        _enum_or(Severity, severity, Severity.UNKNOWN),
-                        _from_db(message),
+                        from_db(code),
+                        enum_or(Severity, severity, Severity.UNKNOWN),
+                        from_db(message),
                     )
                 )
         for row in store.query(
@@ -115,14 +115,14 @@ def _snapshots(
             if key not in wanted:
                 continue
             out[key] = VenvSnapshot(
-                path=_from_db(row[1]),
-                status=_enum_or(Severity, row[2], Severity.UNKNOWN),
-                kind=_enum_or(VenvKind, row[3], VenvKind.VENV),
-                creator=_enum_or(Creator, row[4], Creator.UNKNOWN),
-                python_recorded=_opt_from_db(row[5]),
-                python=_opt_from_db(row[6]),
-                python_patch=_opt_from_db(row[7]),
-                base_executable=_opt_from_db(row[8]),
+                path=from_db(row[1]),
+                status=enum_or(Severity, row[2], Severity.UNKNOWN),
+                kind=enum_or(VenvKind, row[3], VenvKind.VENV),
+                creator=enum_or(Creator, row[4], Creator.UNKNOWN),
+                python_recorded=opt_from_db(row[5]),
+                python=opt_from_db(row[6]),
+                python_patch=opt_from_db(row[7]),
+                base_executable=opt_from_db(row[8]),
                 packages=int(row[9]),
                 findings=tuple(findings.get(key, ())),
             )
@@ -174,7 +174,9 @@ def last_snapshot(store: Store) -> ScanSnapshot:
     """The latest recorded scan with its venvs (``export --from-inventory``)."""
     latest = latest_scan(store)
     if latest is None:
-        raise InventoryError(f"inventory {store.path} holds no scan yet: run venvkeeper scan first")
+        raise InventoryError(
+            f"inventory {store.path} holds no scan yet: run `venvkeeper scan` first"
+        )
     ids = [
         int(r[0])
         for r in store.query("SELECT venv_id FROM sightings WHERE scan_id = ?", (latest.scan_id,))
@@ -245,7 +247,7 @@ def changes(store: Store, since: Optional[Since] = None, now: Optional[float] = 
     scans of other roots in between neither hide nor invent changes."""
     latest = latest_scan(store)
     if latest is None:
-        raise InventoryError(f"inventory {store.path} holds no scan yet: run venvkeeper scan")
+        raise InventoryError(f"inventory {store.path} holds no scan yet: run `venvkeeper scan`")
     base: Optional[ScanInfo]
     if since is None:
         rows = store.query(
@@ -332,7 +334,7 @@ def history(store: Store, path: str) -> VenvHistory:
     row = None
     for cand in candidates:
         rows = store.query(
-            "SELECT id, vanished_scan, last_seen_scan FROM venvs WHERE path = ?", (_to_db(cand),)
+            "SELECT id, vanished_scan, last_seen_scan FROM venvs WHERE path = ?", (to_db(cand),)
         )
         if rows:
             row = rows[0]

@@ -13,7 +13,7 @@ from typing import Optional
 
 from venvkeeper import __version__
 from venvkeeper.inventory.snapshot import snapshot_of
-from venvkeeper.inventory.store import Store, _enum_or, _from_db, _opt_to_db, _to_db, open_store
+from venvkeeper.inventory.store import Store, enum_or, from_db, open_store, opt_to_db, to_db
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.inventory import (
     ScanSnapshot,
@@ -101,7 +101,7 @@ def record(store: Store, snap: ScanSnapshot) -> int:
         )
         scan_id = int(cur.lastrowid or 0)
         known: dict[str, tuple[int, Optional[int]]] = {
-            _from_db(p): (i, v)
+            from_db(p): (i, v)
             for i, p, v in conn.execute("SELECT id, path, vanished_scan FROM venvs")
         }
         seen: set[int] = set()
@@ -110,7 +110,7 @@ def record(store: Store, snap: ScanSnapshot) -> int:
             if entry is None:
                 cur = conn.execute(
                     "INSERT INTO venvs (path, first_seen_scan, last_seen_scan) VALUES (?, ?, ?)",
-                    (_to_db(v.path), scan_id, scan_id),
+                    (to_db(v.path), scan_id, scan_id),
                 )
                 venv_id = int(cur.lastrowid or 0)
                 known[v.path] = (venv_id, None)
@@ -133,10 +133,10 @@ def record(store: Store, snap: ScanSnapshot) -> int:
                     v.status.value,
                     v.kind.value,
                     v.creator.value,
-                    _opt_to_db(v.python_recorded),
-                    _opt_to_db(v.python),
-                    _opt_to_db(v.python_patch),
-                    _opt_to_db(v.base_executable),
+                    opt_to_db(v.python_recorded),
+                    opt_to_db(v.python),
+                    opt_to_db(v.python_patch),
+                    opt_to_db(v.base_executable),
                     v.packages,
                 ),
             )
@@ -144,7 +144,7 @@ def record(store: Store, snap: ScanSnapshot) -> int:
                 "INSERT INTO findings (scan_id, venv_id, code, severity, message)"
                 " VALUES (?, ?, ?, ?, ?)",
                 [
-                    (scan_id, venv_id, f.code, f.severity.value, _to_db(f.message))
+                    (scan_id, venv_id, f.code, f.severity.value, to_db(f.message))
                     for f in v.findings
                 ],
             )
@@ -163,7 +163,7 @@ def record(store: Store, snap: ScanSnapshot) -> int:
         for path, venv_id in missing:
             if not covers(path, snap.roots, snap.excludes):
                 continue
-            kind = _enum_or(VenvKind, kinds.get(venv_id), VenvKind.VENV)
+            kind = enum_or(VenvKind, kinds.get(venv_id), VenvKind.VENV)
             if landmark_gone(path, kind):
                 conn.execute("UPDATE venvs SET vanished_scan = ? WHERE id = ?", (scan_id, venv_id))
                 conn.execute(

@@ -109,23 +109,21 @@ assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 def default_path(environ: Optional[Mapping[str, str]] = None, euid: Optional[int] = None) -> str:
-    """Where the inventory lives: ``$VENVKEEPER_DB``, else ``/var/lib/venvkeeper`` for
-    root, else ``$XDG_STATE_HOME/venvkeeper`` (``~/.local/state/venvkeeper``)."""
+    """Where the inventory lives: ``$VENVKEEPER_DB``, else ``inventory.db`` in the state
+    directory (:func:`venvkeeper.host.state.state_dir`: ``$VENVKEEPER_STATE_DIR``, else
+    ``/var/lib/venvkeeper`` for root, else ``$XDG_STATE_HOME/venvkeeper``)."""
+    from venvkeeper.host.state import state_dir
+
     env = os.environ if environ is None else environ
     if env.get("VENVKEEPER_DB"):
         return os.path.abspath(env["VENVKEEPER_DB"])
-    if (os.geteuid() if euid is None else euid) == 0:
-        return "/var/lib/venvkeeper/inventory.db"
-    state = env.get("XDG_STATE_HOME") or ""
-    if not os.path.isabs(state):  # the XDG spec: relative values are to be ignored
-        state = os.path.join(env.get("HOME") or os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "venvkeeper", "inventory.db")
+    return os.path.join(state_dir(env, euid), "inventory.db")
 
 
 DbText = Union[str, bytes]
 
 
-def _to_db(text: str) -> DbText:
+def to_db(text: str) -> DbText:
     """Names from scanned trees may hold bytes that are not UTF-8 (kept as surrogate
     escapes), which SQLite's TEXT cannot hold: those go in as exact bytes."""
     try:
@@ -135,21 +133,21 @@ def _to_db(text: str) -> DbText:
     return text
 
 
-def _opt_to_db(text: Optional[str]) -> Optional[DbText]:
-    return None if text is None else _to_db(text)
+def opt_to_db(text: Optional[str]) -> Optional[DbText]:
+    return None if text is None else to_db(text)
 
 
-def _from_db(value: Any) -> str:
+def from_db(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     return str(value)
 
 
-def _opt_from_db(value: Any) -> Optional[str]:
-    return None if value is None else _from_db(value)
+def opt_from_db(value: Any) -> Optional[str]:
+    return None if value is None else from_db(value)
 
 
-def _enum_or(enum_type: Any, value: Any, default: Any) -> Any:
+def enum_or(enum_type: Any, value: Any, default: Any) -> Any:
     """Read an enum leniently: a value a newer venvkeeper wrote reads as *default*."""
     try:
         return enum_type(value)
@@ -286,7 +284,7 @@ def open_store(path: str, create: bool = True, *, make_parents: bool = False) ->
     exists = os.path.lexists(path)
     if not exists and not create:
         raise InventoryError(
-            f"no inventory at {path} yet: run venvkeeper scan to record one (or pass --db PATH)"
+            f"no inventory at {path} yet: run `venvkeeper scan` to record one (or pass --db PATH)"
         )
     if not exists:
         _create_file(path, make_parents)

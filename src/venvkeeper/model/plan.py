@@ -54,6 +54,28 @@ class Strategy(enum.Enum):
     MANUAL = "manual"  # needs a person: no usable interpreter, a lost source, ...
 
 
+class Remedy(enum.Enum):
+    """The repair that answers a finding code: each code declares its own in its
+    :class:`~venvkeeper.checks._base.CodeDoc`, and the planner
+    (:func:`venvkeeper.predict.plan.make_plan`) reads it from the registry."""
+
+    #: no repair answers it: when it is critical, a person must act (manual)
+    NONE = "none"
+    #: the interpreter or its version: relink to the same minor, else rebuild
+    INTERPRETER = "interpreter"
+    #: what bin/python runs is no interpreter (a shim): rebuild, never relink
+    REBUILD = "rebuild"
+    #: it works, on a Python no archive patches any more: move it onto a supported minor
+    NEWER_PYTHON = "newer-python"
+    #: moved: rewrite the paths (with the relink, when the interpreter needs one too)
+    PATHS = "paths"
+
+    @property
+    def interpreter(self) -> bool:
+        """The venv needs another interpreter (a relink or a rebuild)."""
+        return self in (Remedy.INTERPRETER, Remedy.REBUILD, Remedy.NEWER_PYTHON)
+
+
 class RequirementKind(enum.Enum):
     INDEX = "index"  # name==version from an index (or a wheelhouse)
     EDITABLE = "editable"  # -e the local source directory
@@ -73,14 +95,29 @@ class Requirement:
     source: Optional[str] = None  # the local path or URL, when not from an index
 
 
+class BlockerCode(str, enum.Enum):
+    """What may stop a rebuild (the ``code`` of a blocker in plans and their JSON)."""
+
+    REQUIRES_PYTHON = "requires-python"  # the pin's Requires-Python excludes the new Python
+    NEEDS_NEW_WHEEL = "needs-new-wheel"  # extensions built for another minor
+    SOURCE_MISSING = "source-missing"  # an editable or local source is gone
+    VCS_SOURCE = "vcs-source"  # the rebuild needs a repository (network, credentials)
+    NO_METADATA = "no-metadata"  # a distribution without Name/Version: nothing to pin
+
+
 @dataclass(frozen=True)
 class Blocker:
     """Something that may stop a rebuild, with the package it concerns."""
 
-    code: str  # requires-python, needs-new-wheel, source-missing, vcs-source, no-metadata
+    code: BlockerCode
     package: str
     message: str
     fatal: bool = True  # False: a risk to know about, not a certain failure
+
+    @property
+    def upgradable(self) -> bool:
+        """``repair --allow-upgrades`` answers it: the nearest version that installs."""
+        return self.code is BlockerCode.REQUIRES_PYTHON
 
 
 @dataclass(frozen=True)
@@ -108,7 +145,11 @@ class RepairPlan:
     prompt: Optional[str] = None
     copies: bool = False  # the old venv held a copied interpreter
     old_location: Optional[str] = None  # rewrite-paths: where the venv was
-    tool_command: Optional[str] = None  # use-tool: what to run instead
+    tool_command: Optional[str] = None  # use-tool: what to run instead (a shell command line)
+    #: What goes with the command, outside it: where to run it ("in the project directory").
+    tool_note: Optional[str] = None
+    #: What the user should know about the package set (placeholders left out, ...).
+    notes: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:
@@ -150,6 +191,9 @@ class ChangeDescription:
     removed: tuple[str, ...] = ()
     removed_packages: tuple[str, ...] = ()
     host_profile: Optional[str] = None  # the profiled host's name
+    #: The OS root the change happens in (``predict --in-root``), as this host names it;
+    #: None: this host. Venvs of other roots are judged as they are.
+    root: Optional[str] = None
 
     @property
     def empty(self) -> bool:

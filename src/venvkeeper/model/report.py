@@ -52,6 +52,7 @@ class CondaEnv:
     """A conda environment found by the walk: listed, not judged."""
 
     path: str
+    python: Optional[str] = None  # X.Y.Z from conda-meta (None: no Python installed)
 
 
 @dataclass(frozen=True)

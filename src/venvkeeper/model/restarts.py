@@ -38,6 +38,9 @@ class ProcessReport:
     reasons: tuple[RestartReason, ...] = ()
     venv_status: Optional[Severity] = None  # the venv's verdict now
     venv_finding: Optional[Finding] = None  # its main finding when it is broken
+    #: The chroot it runs in, as this host names it (None: our root). Its venv is judged
+    #: as that root sees it; ``venv`` is still the venv's path on this host.
+    root: Optional[str] = None
 
     @property
     def needs_restart(self) -> bool:

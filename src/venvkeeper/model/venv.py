@@ -5,6 +5,12 @@ Inspection turns a directory into a :class:`VenvFacts`; checks turn facts into
 :class:`~venvkeeper.model.report.Report` gathers every judged venv of a scan.
 Paths are ``str`` as the OS gave them (undecodable bytes kept as surrogate escapes);
 they are escaped only when rendered.
+
+A venv inside another OS root (a chroot, a container's root filesystem: ``VenvFacts.root``)
+is judged as that root sees it. Its ``path`` and its site directories are this host's paths
+(where it is, what a repair acts on); every path it names outside itself (the link hops,
+the base interpreter, shebangs, recorded locations, editable sources) is a path *inside*
+its root, as a process chrooted there reads it (``path_in_root`` is the venv's own).
 """
 
 from __future__ import annotations
@@ -172,6 +178,13 @@ class Distribution:
     wheel_tags: tuple[str, ...] = ()
     top_level: tuple[str, ...] = ()  # importable names; collected only for --deep
     problems: tuple[str, ...] = ()
+    #: Why no package index can provide this distribution (a placeholder a distro made,
+    #: such as the ``pkg_resources 0.0.0`` of Debian's pip wheel): a rebuild leaves it out.
+    placeholder: Optional[str] = None
+    #: A legacy editable install (``setup.py develop``): only an ``.egg-link`` (named by
+    #: ``dist_info``) in the site directory, its metadata in this ``.egg-info`` directory of
+    #: the source tree, outside the venv.
+    egg_info: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,9 @@ class SiteDir:
     pth_imports: tuple[str, ...] = ()  # ".pth file: line" for lines that execute code
     egg_links: tuple[tuple[str, str, bool], ...] = ()  # (egg-link file, target, exists)
     writable_by_others: bool = False
+    #: (.pth file, absolute directory it adds to sys.path, exists) for .pth files no
+    #: distribution owns (easy-install.pth left to its egg-links).
+    pth_paths: tuple[tuple[str, str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,11 +253,22 @@ class VenvFacts:
     size_bytes: Optional[int] = None
     errors: tuple[str, ...] = ()  # I/O problems met while reading (counted, never raised)
     tool: ToolMarks = ToolMarks()
+    #: The OS root the venv belongs to, as this host names it (a chroot, a container's
+    #: root filesystem), when it is not this host's ``/``: the venv is judged as a process
+    #: chrooted there sees it. None: the host's own venv.
+    root: Optional[str] = None
+    #: The Python version a package manager recorded (conda: ``conda-meta/python-X.Y.Z-*.json``).
+    recorded_python: Optional[str] = None
+
+    @property
+    def path_in_root(self) -> str:
+        """The venv's path as its root sees it (its ``path`` on the host itself)."""
+        return path_in_root(self.root, self.path)
 
     @property
     def recorded_version(self) -> Optional[str]:
         if self.cfg is None:
-            return None
+            return self.recorded_python
         for key in ("version_info", "version", "python-version"):
             v = self.cfg.get(key)
             if v:
@@ -251,6 +278,20 @@ class VenvFacts:
     @property
     def distributions(self) -> tuple[Distribution, ...]:
         return tuple(d for s in self.site_dirs for d in s.distributions)
+
+
+def path_in_root(root: Optional[str], path: str) -> str:
+    """*path*, a path on this host at or below the OS root *root*, as that root names it
+    (``/srv/r`` and ``/srv/r/opt/app`` -> ``/opt/app``); *path* itself when *root* is None
+    (the host) or *path* is not below it."""
+    if not root or root == "/":
+        return path
+    base = root.rstrip("/")
+    if path == base:
+        return "/"
+    if not path.startswith(base + "/"):
+        return path
+    return path[len(base) :]
 
 
 @dataclass(frozen=True)

@@ -6,25 +6,37 @@ another host's interpreters (a profile) in place of this one's. Each venv's fact
 normal scan are asked again against that host (:func:`venvkeeper.scan.inspect.rejudge`: its own
 files are not re-read), the same checks judge them, and the two verdicts are compared.
 Nothing is written and nothing is run.
+
+A venv inside another OS root (a chroot, a container's root filesystem) is judged as that
+root sees it, through the root's own files (:class:`~venvkeeper.host.hostfs.RootFS`). A
+change happens on this host, or (``Change.root``, ``predict --in-root DIR``) inside one OS
+root: the venvs of every other root are judged as they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from venvkeeper.checks import abi, interpreter, stdlib, versions
 from venvkeeper.checks.policy import apply_to_venv
 from venvkeeper.checks.registry import run_checks
 from venvkeeper.errors import UsageError
 from venvkeeper.host import pkgdb
 from venvkeeper.host.bases import HostCache
 from venvkeeper.host.fsutil import normpath
-from venvkeeper.host.hostfs import REAL, HostFS, Overlay, interpreter_bytes
-from venvkeeper.host.interpreters import find_interpreters, places_for, profile_overlay
+from venvkeeper.host.hostfs import REAL, HostFS, Overlay, RootFS, interpreter_bytes
+from venvkeeper.host.interpreters import (
+    find_interpreters,
+    places_for,
+    places_in_root,
+    profile_overlay,
+)
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.host import HostProfile, Interpreter
 from venvkeeper.model.plan import ChangeDescription, Effect, Prediction, VenvPrediction
@@ -59,6 +71,9 @@ class Change:
     #: ``python3`` will be). None: they follow ``python3`` when the change repoints it, as a
     #: distro release upgrade rebuilds them (:mod:`venvkeeper.predict.consumers`).
     embedders: Optional[tuple[tuple[str, Optional[str]], ...]] = None
+    #: The OS root the change happens in (its paths are the root's), as this host names
+    #: it; None: this host.
+    root: Optional[str] = None
 
     def describe(self) -> ChangeDescription:
         return ChangeDescription(
@@ -69,6 +84,7 @@ class Change:
             removed=self.remove,
             removed_packages=self.remove_packages,
             host_profile=self.profile.hostname if self.profile else None,
+            root=self.root,
         )
 
 
@@ -114,10 +130,10 @@ def build_world(
 
 #: Critical findings after the change -> the effect they mean, the first match wins.
 _CRITICAL_EFFECTS = (
-    (frozenset({"interpreter-dangling", "interpreter-missing"}), Effect.BREAKS_LOUDLY),
-    (frozenset({"stdlib-missing"}), Effect.LOSES_STDLIB),
-    (frozenset({"version-mismatch"}), Effect.BREAKS_SILENTLY),
-    (frozenset({"abi-mismatch"}), Effect.ABI_MISMATCH),
+    (frozenset({interpreter.DANGLING, interpreter.MISSING}), Effect.BREAKS_LOUDLY),
+    (frozenset({stdlib.MISSING}), Effect.LOSES_STDLIB),
+    (frozenset({versions.MISMATCH}), Effect.BREAKS_SILENTLY),
+    (frozenset({abi.MISMATCH}), Effect.ABI_MISMATCH),
 )
 
 
@@ -150,10 +166,6 @@ def classify(now: VenvReport, then: VenvReport) -> Effect:
 MAX_SIBLINGS = 64
 
 
-def _homes(report: Report, fs: HostFS = REAL) -> list[str]:
-    return homes_of(report.venvs, fs)
-
-
 def homes_of(venvs: Iterable[VenvReport], fs: HostFS = REAL) -> list[str]:
     """Directories the venvs' interpreters were in, and the bin/ of their sibling
     installations (``versions/3.11.7/bin`` -> ``versions/*/bin``, a Homebrew Cellar):
@@ -179,20 +191,41 @@ def _home_dirs(venvs: Iterable[VenvReport]) -> list[str]:
         home = cfg.get("home") if cfg else None
         if home and home.startswith("/"):
             out.append(normpath(home))
+        inside = v.facts.path_in_root.rstrip("/") + "/"  # hops are paths in the venv's root
         for c in v.facts.chains:
             for hop in c.hops[1:]:
-                if not hop.startswith(v.path.rstrip("/") + "/"):
+                if not hop.startswith(inside):
                     out.append(os.path.dirname(hop))
                     break
     return sorted(set(out))
 
 
-def host_interpreters(
-    report: Report, fs: HostFS = REAL, profile: Optional[HostProfile] = None
+def root_interpreters(
+    venvs: Iterable[VenvReport], fs: HostFS, root: str, profile: Optional[HostProfile] = None
 ) -> tuple[Interpreter, ...]:
-    """The interpreters a repair could use on the host *fs* describes (found statically)."""
-    root = None if profile is not None else "/"
-    return find_interpreters(places_for(profile, _homes(report, fs)), fs, packages_root=root)
+    """The interpreters a repair could use inside the OS root *root*, as *fs* (its
+    :class:`RootFS`, or a change on it) describes it: its paths, its dpkg database."""
+    homes = homes_of(venvs, fs)
+    if profile is not None:
+        return find_interpreters(places_for(profile, homes), fs, packages_root=None)
+    return find_interpreters(places_in_root(fs, homes), fs, packages_root=root)
+
+
+def same_root(a: Optional[str], b: Optional[str]) -> bool:
+    """Whether two OS roots (None: this host) are the same directory."""
+    if a is None or b is None:
+        return a is b
+    return a == b or _real(a) == _real(b)
+
+
+@dataclass
+class _World:
+    """One OS root as the prediction judges it: its files (changed or not), the facts
+    its venvs share, the interpreters a repair could use there."""
+
+    fs: HostFS
+    host: HostCache
+    interps: tuple[Interpreter, ...]
 
 
 def predict(
@@ -206,23 +239,58 @@ def predict(
     policy: Optional[Policy] = None,
     read_seeds: bool = True,
 ) -> Prediction:
-    """Judge every venv of *report* (a scan of this host) on the host after *change*.
+    """Judge every venv of *report* (a scan of this host) on the host after *change*
+    (a venv of another OS root: on that root, changed only when the change is there).
     *users* maps venv paths to their running processes (:func:`venvkeeper.restarts.scan.
     venv_users`), to tell which services each breaking venv would take down. *policy*
     (the configuration's) judges the venvs after the change as it judged *report*.
     *read_seeds* False makes plans that keep every seed without reading what the venv's
     code needs of them (its every module: the costly part, for callers that use only each
     plan's target, such as the matrix)."""
-    world = build_world(change, base, package_files)
-    # Another host's interpreters (a profile) are not this one's packages: do not ask dpkg.
-    host = HostCache(world, None if change.profile is not None else "/")
-    interps = host_interpreters(report, world, change.profile) if plans else ()
+    worlds: dict[Optional[str], _World] = {}
+    keys: dict[Optional[str], Optional[str]] = {}
+
+    def key_of(root: Optional[str]) -> Optional[str]:
+        """The venvs' OS root as the worlds are keyed: the change's own spelling of its
+        root when it is that one (a link, a relative path: the same directory)."""
+        if root not in keys:
+            keys[root] = change.root if same_root(change.root, root) else root
+        return keys[root]
+
+    def world_of(root: Optional[str]) -> _World:
+        if root in worlds:
+            return worlds[root]
+        applies = root == change.root
+        fs: HostFS = base if root is None else RootFS(root)
+        if applies:
+            lister = package_files
+            if root is not None and lister is None:
+                lister = functools.partial(pkgdb.package_files, root=root)
+            fs = build_world(change, fs, lister)
+        profile = change.profile if applies else None
+        # Another host's interpreters (a profile) are not this one's packages: do not
+        # ask dpkg.
+        host = HostCache(fs, None if profile is not None else (root or "/"))
+        interps: tuple[Interpreter, ...] = ()
+        mine = [v for v in report.venvs if key_of(v.facts.root) == root]
+        if plans and root is None:
+            homes = homes_of(mine, fs)
+            packages_root = None if profile is not None else "/"
+            interps = find_interpreters(places_for(profile, homes), fs, packages_root=packages_root)
+        elif plans and root is not None:
+            interps = root_interpreters(mine, fs, root, profile)
+        worlds[root] = _World(fs, host, interps)
+        return worlds[root]
+
+    world_of(change.root)  # the change itself, checked (a package unknown) with no venv too
     by_real = {_real(v): u for v, u in (users or {}).items()}
     out: list[VenvPrediction] = []
     for now in report.venvs:
         used_by = by_real.get(_real(now.path), ())
         if now.facts.kind is VenvKind.CONDA:
             continue
+        w = world_of(key_of(now.facts.root))
+        world, host, interps = w.fs, w.host, w.interps
         try:
             then_facts = rejudge(now.facts, host)
         except VenvVanished:

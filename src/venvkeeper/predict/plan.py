@@ -18,21 +18,25 @@ Strategies, cheapest first:
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Callable, Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.checks import BOOTSTRAP
 from venvkeeper.host.bases import classify_origin
 from venvkeeper.model.findings import Finding, Severity
 from venvkeeper.model.host import Interpreter
 from venvkeeper.model.plan import (
     Blocker,
+    BlockerCode,
+    Remedy,
     RepairPlan,
     Requirement,
     RequirementKind,
@@ -53,54 +57,65 @@ from venvkeeper.textutil import canonical_name
 
 Exists = Callable[[str], Optional[bool]]
 
-#: Problems of the interpreter or its version: fixed by a relink or a rebuild.
-INTERPRETER_CODES = frozenset(
-    {
-        "interpreter-dangling",
-        "interpreter-missing",
-        "stdlib-missing",
-        "version-mismatch",
-        "half-upgraded",
-        "abi-mismatch",
-        "cfg-version-differs",
-        "interpreter-not-binary",
-        "interpreter-not-executable",
-        "deep-start-failed",
-        "deep-import-failed",
-        "base-obsolete",
-    }
-)
-OBSOLETE = "base-obsolete"
 #: The distro's default names: a venv made through one follows what it is now.
 DEFAULT_NAMES = frozenset({"python", "python3"})
-MOVED_CODES = frozenset({"moved", "scripts-foreign-interpreter"})
+
+
+@functools.cache
+def remedies() -> Mapping[str, Remedy]:
+    """The repair each registered finding code declares (its ``CodeDoc.repair``)."""
+    from venvkeeper.checks.registry import all_codes
+
+    return MappingProxyType({code: doc.repair for code, doc in all_codes().items()})
+
+
+def remedy_of(finding: Finding) -> Remedy:
+    """The repair that answers *finding*: its code's, as registered (none for a code the
+    registry does not know)."""
+    return remedies().get(finding.code, Remedy.NONE)
+
 
 #: How each creator's own tool remakes a venv (``None``: venvkeeper repairs it itself).
-#: Exhaustive: every :class:`Creator` is here (a test loops over them). The words in
-#: braces are filled in by :func:`_tool_command`, shell-quoted.
+#: Exhaustive: every :class:`Creator` is here (a test loops over them). Each is a shell
+#: command line as printed for the user to paste; the words in braces are filled in by
+#: :func:`_tool_command`, shell-quoted. What goes with it (where to run it) is
+#: :data:`TOOL_NOTES`, printed outside the command.
 TOOL_COMMANDS: dict[Creator, Optional[str]] = {
     Creator.VENV: None,
     Creator.VIRTUALENV: None,
     Creator.UV: None,  # uv tool venvs are told by their place: see _tool_command
     Creator.PIPX: "{pipx_home}pipx reinstall {name}{python}",
-    Creator.POETRY: "poetry env remove --all && poetry install  (in the project directory)",
+    Creator.POETRY: "poetry env remove --all && poetry install",
     Creator.PIPENV: None,  # needs its project directory (.project): see _project_command
-    Creator.PDM: "pdm venv remove in-project && pdm install  (in the project directory)",
-    Creator.HATCH: "hatch env prune && hatch env create  (in the project directory)",
-    Creator.TOX: "tox --recreate  (in the project directory)",
-    Creator.NOX: "nox --no-reuse-existing-virtualenvs  (in the project directory)",
+    Creator.PDM: "pdm venv remove --yes in-project && pdm install",
+    Creator.HATCH: "hatch env prune && hatch env create",
+    Creator.TOX: "tox --recreate",
+    Creator.NOX: "nox --no-reuse-existing-virtualenvs",
     Creator.PYENV_VIRTUALENV: None,
     Creator.LEGACY_VIRTUALENV: None,
     Creator.CONDA: None,
     Creator.UNKNOWN: None,
 }
 
+#: Where a tool's command must run when venvkeeper cannot tell the directory itself.
+PROJECT_DIRECTORY = "in the project directory"
+TOOL_NOTES: dict[Creator, str] = {
+    Creator.POETRY: PROJECT_DIRECTORY,
+    Creator.PDM: PROJECT_DIRECTORY,
+    Creator.HATCH: PROJECT_DIRECTORY,
+    Creator.TOX: PROJECT_DIRECTORY,
+    Creator.NOX: PROJECT_DIRECTORY,
+}
+
 #: pipx has no command for its shared libraries venv: it recreates the venv (with its
 #: default Python) whenever an app is installed or reinstalled and the venv is broken.
-PIPX_SHARED = (
-    "{pipx_home}pipx reinstall-all  (pipx rebuilds its shared libraries venv with the"
-    " apps; it has no command for that venv alone)"
+PIPX_SHARED = "{pipx_home}pipx reinstall-all"
+PIPX_SHARED_NOTE = (
+    "pipx rebuilds its shared libraries venv with the apps; it has no command for that venv alone"
 )
+
+#: tox and nox keep their venvs in the project: PROJECT/.tox/ENV, PROJECT/.nox/SESSION.
+_IN_PROJECT_DIRS = {Creator.TOX: ".tox", Creator.NOX: ".nox"}
 
 
 def _pipx_home(facts: VenvFacts) -> str:
@@ -141,20 +156,44 @@ def _project_command(
 
 def _tool_command(
     facts: VenvFacts, target: Optional[Target], exists: Optional[Exists] = None
-) -> Optional[str]:
+) -> Optional[tuple[str, Optional[str]]]:
+    """The tool's command line for the venv (runnable as printed), and its note."""
     python = f" --python {shlex.quote(target.path)}" if target else ""
     if facts.creator is Creator.UV and "/uv/tools/" in facts.path + "/":
-        return f"uv tool install --reinstall{python} {shlex.quote(os.path.basename(facts.path))}"
+        name = shlex.quote(os.path.basename(facts.path))
+        return f"uv tool install --reinstall{python} {name}", None
     if facts.creator is Creator.PIPX and facts.tool.shared_libs:
-        return PIPX_SHARED.format(pipx_home=_pipx_home(facts))
+        return PIPX_SHARED.format(pipx_home=_pipx_home(facts)), PIPX_SHARED_NOTE
     in_project = _project_command(facts, target, exists)
     if in_project is not None:
-        return in_project
+        return in_project, None
     pattern = TOOL_COMMANDS[facts.creator]
     if pattern is None:
         return None
     name = facts.tool.package or os.path.basename(facts.path)
-    return pattern.format(name=shlex.quote(name), python=python, pipx_home=_pipx_home(facts))
+    command = pattern.format(name=shlex.quote(name), python=python, pipx_home=_pipx_home(facts))
+    marker = _IN_PROJECT_DIRS.get(facts.creator)
+    parent = os.path.dirname(facts.path)
+    if marker is not None and os.path.basename(parent) == marker:
+        if facts.creator is Creator.TOX:  # PROJECT/.tox/ENV: recreate that env only
+            command += f" -e {shlex.quote(os.path.basename(facts.path))}"
+        return f"cd {shlex.quote(os.path.dirname(parent))} && {command}", None
+    return command, TOOL_NOTES.get(facts.creator)
+
+
+def _tool_command_in_root(
+    facts: VenvFacts, target: Optional[Target], exists: Optional[Exists] = None
+) -> Optional[tuple[str, Optional[str]]]:
+    """The tool's command and its note; for a venv inside another OS root, run there:
+    ``chroot ROOT sh -c '...'`` with the venv's paths as the root names them."""
+    if facts.root is None:
+        return _tool_command(facts, target, exists)
+    inner = replace(facts, path=facts.path_in_root, root=None)
+    found = _tool_command(inner, target, exists)
+    if found is None:
+        return None
+    command, note = found
+    return f"chroot {shlex.quote(facts.root)} sh -c {shlex.quote(command)}", note
 
 
 def packages_minor(facts: VenvFacts) -> Optional[str]:
@@ -164,7 +203,11 @@ def packages_minor(facts: VenvFacts) -> Optional[str]:
     for s in facts.site_dirs:
         if s.python_version is None:
             continue
-        n = sum(1 for d in s.distributions if canonical_name(d.name) not in BOOTSTRAP)
+        n = sum(
+            1
+            for d in s.distributions
+            if canonical_name(d.name) not in BOOTSTRAP and d.placeholder is None
+        )
         if best is None or n > best[0]:
             best = (n, s.python_version)
     if best is not None:
@@ -174,19 +217,19 @@ def packages_minor(facts: VenvFacts) -> Optional[str]:
 
 def _old_origin(facts: VenvFacts) -> Optional[BaseOrigin]:
     """Where the venv's interpreter came from: its first link target outside the venv."""
-    root = facts.path.rstrip("/") + "/"
+    root = facts.path_in_root.rstrip("/") + "/"
     for c in facts.chains:
         for hop in c.hops[1:]:
             if not hop.startswith(root):
-                return classify_origin(hop, facts.path)
+                return classify_origin(hop, facts.path_in_root)
     if facts.cfg is not None and facts.cfg.get("home"):
-        return classify_origin(str(facts.cfg.get("home")) + "/python", facts.path)
+        return classify_origin(str(facts.cfg.get("home")) + "/python", facts.path_in_root)
     return None
 
 
 def _external_name(facts: VenvFacts) -> Optional[str]:
     """The first path outside the venv that bin/python led to (e.g. /usr/bin/python3)."""
-    root = facts.path.rstrip("/") + "/"
+    root = facts.path_in_root.rstrip("/") + "/"
     for c in facts.chains:
         for hop in c.hops[1:]:
             if not hop.startswith(root):
@@ -386,13 +429,15 @@ def package_set(
     blockers: list[Blocker] = []
     for key in sorted(chosen):
         d = chosen[key]
+        if d.placeholder is not None:
+            continue  # no index has it: never pinned (placeholder_notes says so)
         if key == "pip" or (is_seed(key) and not seeds.needed(key)):
             skipped.append(f"{d.name}=={d.version}")
             continue
         if "metadata lacks Name or Version" in d.problems:
             blockers.append(
                 Blocker(
-                    "no-metadata",
+                    BlockerCode.NO_METADATA,
                     d.name,
                     f"{d.dist_info} has no usable Name/Version: it cannot be pinned;"
                     " reinstall it by hand",
@@ -405,12 +450,14 @@ def package_set(
         if local and exists is not None and exists(local) is False:
             what = "editable source" if req.kind is RequirementKind.EDITABLE else "local source"
             blockers.append(
-                Blocker("source-missing", d.name, f"the {what} {local} of {d.name} is gone")
+                Blocker(
+                    BlockerCode.SOURCE_MISSING, d.name, f"the {what} {local} of {d.name} is gone"
+                )
             )
         if req.kind is RequirementKind.VCS:
             blockers.append(
                 Blocker(
-                    "vcs-source",
+                    BlockerCode.VCS_SOURCE,
                     d.name,
                     f"{d.name} comes from {req.source}: the rebuild needs that repository"
                     " (network access, credentials)",
@@ -418,6 +465,15 @@ def package_set(
                 )
             )
     return tuple(reqs), tuple(skipped), tuple(blockers)
+
+
+def placeholder_notes(facts: VenvFacts) -> tuple[str, ...]:
+    """What a rebuild leaves out because no index can provide it, and why."""
+    return tuple(
+        f"{d.name} {d.version} left out: {d.placeholder}"
+        for d in facts.distributions
+        if d.placeholder is not None
+    )
 
 
 def version_blockers(
@@ -441,7 +497,7 @@ def version_blockers(
             if not ok:
                 out.append(
                     Blocker(
-                        "requires-python",
+                        BlockerCode.REQUIRES_PYTHON,
                         d.name,
                         f"{d.name} {d.version} requires Python {d.requires_python}, not {py}:"
                         " the pin cannot install (repair --allow-upgrades picks the nearest"
@@ -453,7 +509,7 @@ def version_blockers(
             tag = "cp" + target.version.replace(".", "")
             out.append(
                 Blocker(
-                    "needs-new-wheel",
+                    BlockerCode.NEEDS_NEW_WHEEL,
                     d.name,
                     f"{d.name} {d.version} has extensions compiled for CPython"
                     f" {', '.join(pinned)}: it needs a {tag} wheel of {d.version} (index or"
@@ -470,10 +526,89 @@ def make_plan(
     interpreters: Sequence[Interpreter],
     exists: Optional[Exists] = None,
     seeds: Optional[SeedNeeds] = None,
+    *,
+    python: Optional[Target] = None,
+    force: bool = False,
 ) -> RepairPlan:
-    """The repair plan for one judged venv on a host with *interpreters*. *seeds*: which
-    seed packages the venv's code needs (:mod:`venvkeeper.predict.seeds`); a rebuild leaves the
-    others to the new venv's creator. Without it every seed is kept."""
+    """The repair plan for one judged venv on a host with *interpreters*: the one planner
+    of ``plan``, ``predict`` and ``repair``. Each finding's repair is the one its code
+    declares in the registry (:func:`remedy_of`). *seeds*: which seed packages the venv's
+    code needs (:mod:`venvkeeper.predict.seeds`); a rebuild leaves the others to the new
+    venv's creator. Without it every seed is kept. *python* is the interpreter the admin
+    chose (``repair --python``: also moves a venv that works); *force* rebuilds a venv
+    that its tool manages instead of giving the tool's command (``repair --force``)."""
+    plan = _plan(facts, findings, interpreters, exists, seeds)
+    if python is not None:
+        plan = _with_python(plan, facts, python, force, exists, seeds)
+    if plan.strategy is Strategy.USE_TOOL and force and plan.target is not None:
+        minor = packages_minor(facts)
+        plan = replace(
+            plan,
+            strategy=Strategy.RELINK if minor == plan.target.version else Strategy.REBUILD,
+            blockers=plan.blockers
+            + tuple(version_blockers(facts, plan.packages, minor, plan.target)),
+        )
+    return plan
+
+
+def _with_python(
+    plan: RepairPlan,
+    facts: VenvFacts,
+    target: Target,
+    force: bool,
+    exists: Optional[Exists],
+    seeds: Optional[SeedNeeds],
+) -> RepairPlan:
+    """The plan when the admin chose the interpreter (also for a venv that works: a
+    deliberate move to another Python)."""
+    base = facts.base
+    if (
+        plan.strategy is Strategy.NONE
+        and base is not None
+        and not base.is_copy
+        and base.executable == target.executable
+    ):
+        return plan
+    if plan.strategy is Strategy.USE_TOOL and not force:
+        return replace(plan, target=target)
+    reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
+    plan = rebuild_on(plan, facts, target, exists, seeds)  # no version blockers on its minor
+    if packages_minor(facts) == target.version:  # a relink keeps the venv's files
+        return replace(plan, strategy=Strategy.RELINK, reason=reason, notes=())
+    return replace(plan, reason=reason)
+
+
+def rebuild_on(
+    plan: RepairPlan,
+    facts: VenvFacts,
+    target: Target,
+    exists: Optional[Exists],
+    seeds: Optional[SeedNeeds],
+) -> RepairPlan:
+    """*plan* as a rebuild on *target* with the venv's very packages, what may stop them
+    installing there, and what a new venv leaves out (placeholder notes)."""
+    minor = packages_minor(facts)
+    reqs, skipped, blockers = package_set(facts, minor, exists, seeds)
+    blockers += tuple(version_blockers(facts, reqs, minor, target))
+    return replace(
+        plan,
+        strategy=Strategy.REBUILD,
+        target=target,
+        packages=reqs,
+        skipped=skipped,
+        blockers=blockers,
+        notes=placeholder_notes(facts),
+    )
+
+
+def _plan(
+    facts: VenvFacts,
+    findings: Sequence[Finding],
+    interpreters: Sequence[Interpreter],
+    exists: Optional[Exists],
+    seeds: Optional[SeedNeeds],
+) -> RepairPlan:
+    """The plan the findings ask for, before the admin's choices."""
     cfg = facts.cfg
     blank = RepairPlan(
         facts.path,
@@ -485,10 +620,9 @@ def make_plan(
     )
     if facts.kind is VenvKind.CONDA:
         return replace(blank, reason="a conda environment: not judged")
-    codes = {f.code for f in findings}
     broken = [f for f in findings if f.severity is Severity.CRITICAL]
-    interp_problems = [f for f in findings if f.code in INTERPRETER_CODES]
-    moved = [f for f in findings if f.code in MOVED_CODES]
+    interp_problems = [f for f in findings if remedy_of(f).interpreter]
+    moved = [f for f in findings if remedy_of(f) is Remedy.PATHS]
     minor = packages_minor(facts)
     if not interp_problems and not moved:
         if broken:
@@ -503,7 +637,7 @@ def make_plan(
         return replace(blank, strategy=Strategy.REWRITE_PATHS, reason=reason, old_location=old)
     # Never onto an interpreter no archive patches any more while a supported one exists.
     pool = _supported(interpreters)
-    if {f.code for f in interp_problems} == {OBSOLETE}:
+    if all(remedy_of(f) is Remedy.NEWER_PYTHON for f in interp_problems):
         # It works: move it only forward, onto a supported minor no older than its own.
         floor = _release(minor or (facts.base.version if facts.base else None))
         pool = [i for i in pool if not i.obsolete and _version_key(i)[:2] >= floor[:2]]
@@ -517,7 +651,7 @@ def make_plan(
     strategy = Strategy.REBUILD
     base = facts.base
     default = follows_default(facts)
-    if "interpreter-not-binary" not in codes:
+    if not any(remedy_of(f) is Remedy.REBUILD for f in interp_problems):
         # Made with the distro's python3: it follows what that name is now. Otherwise (or
         # when that name is gone) the same minor at another path: a versioned leftover the
         # venv named itself, a patch release that replaced its prefix.
@@ -541,12 +675,13 @@ def make_plan(
             packages=reqs,
             skipped=skipped,
             blockers=blockers,
+            notes=placeholder_notes(facts),
         )
     if strategy is Strategy.REBUILD:
         blockers = blockers + tuple(version_blockers(facts, reqs, minor, target))
     elif moved:
         reason += "; it was also moved: paths are rewritten with the relink"
-    tool = _tool_command(facts, target, exists)
+    tool = _tool_command_in_root(facts, target, exists)
     if tool is not None:
         strategy = Strategy.USE_TOOL
     return replace(
@@ -557,6 +692,9 @@ def make_plan(
         packages=reqs,
         skipped=skipped,
         blockers=blockers,
-        tool_command=tool,
+        tool_command=tool[0] if tool else None,
+        tool_note=tool[1] if tool else None,
+        # a relink keeps the venv's files: only a new venv leaves anything out
+        notes=placeholder_notes(facts) if strategy is not Strategy.RELINK else (),
         old_location=next((loc.path for loc in facts.locations if not loc.same_as_venv), None),
     )

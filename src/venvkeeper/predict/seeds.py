@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.checks import BOOTSTRAP
 from venvkeeper.host import fsutil
 from venvkeeper.model.venv import Distribution, VenvFacts
 
@@ -163,6 +163,8 @@ def seed_needs(facts: VenvFacts, dists: Iterable[Distribution] | None = None) ->
     budget = _MAX_FILES
     for d in dists:
         name = _canonical(d.name)
+        if d.placeholder is not None:
+            continue  # came with the seed (Debian's pkg_resources): never kept, never read
         if name in SEEDS:
             if _requested_later(d, cfg_mtime):
                 reasons[name].append(f"installed on request after the venv was made ({d.version})")

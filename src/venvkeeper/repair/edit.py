@@ -134,6 +134,9 @@ def site_dirs(tree: str) -> list[str]:
 
 
 _INTERP = re.compile(r"^python(\d(\.\d+t?)?)?$")
+#: CPython 3.14's venv also names its interpreter ``𝜋thon``: kept by a relink (always
+#: within the minor), never carried into a venv of another minor (see :data:`_CREATOR_FILES`).
+PI_THON = "\U0001d70bthon"
 
 
 def set_cfg(text: str, values: dict[str, Optional[str]]) -> str:
@@ -164,15 +167,18 @@ def drop_cfg_key(tree: str, key: str) -> None:
         _replace_file(cfg, new_text.encode("utf-8", "surrogateescape"))
 
 
-def relink(tree: str, target: Target) -> list[str]:
+def relink(tree: str, target: Target, *, on_host: bool = True) -> list[str]:
     """Point the venv's interpreter names at *target* (same minor): ``bin/python`` links to
     the target's stable name, ``python3`` and ``pythonX.Y`` to ``python``; ``home``,
     ``executable`` and ``version`` in ``pyvenv.cfg`` follow. A copied interpreter becomes a
-    link (the default policy: links receive the distro's security fixes)."""
+    link (the default policy: links receive the distro's security fixes). *on_host*
+    False: *target* names a file of another OS root (the venv's), taken as it is."""
     bindir = os.path.join(tree, "bin")
     minor = target.version
     names = {n for n in _names(bindir) if _INTERP.match(n)}
     names |= {"python", "python3", f"python{minor}"}
+    if minor.rstrip("t") == "3.14" and os.path.lexists(os.path.join(bindir, PI_THON)):
+        names.add(PI_THON)  # a copy of the old binary (--copies) becomes a link too
     changed: list[str] = []
     for n in sorted(names):
         p = os.path.join(bindir, n)
@@ -196,7 +202,7 @@ def relink(tree: str, target: Target) -> list[str]:
     values: dict[str, Optional[str]] = {"home": os.path.dirname(target.path)}
     lower = text.lower()
     if "\nexecutable" in "\n" + lower:
-        values["executable"] = os.path.realpath(target.executable)
+        values["executable"] = os.path.realpath(target.executable) if on_host else target.executable
     if target.patch_version:
         key = "version_info" if "\nversion_info" in "\n" + lower else "version"
         values[key] = target.patch_version
@@ -231,7 +237,7 @@ def owned_files(tree: str) -> set[str]:
 
 #: Files a venv creator writes itself (never carried over from the old venv).
 _CREATOR_FILES = re.compile(
-    r"^(python.*|activate.*|Activate\.ps1|deactivate.*|pip(\d(\.\d+)?)?|pydoc.*)$"
+    r"^(python.*|\U0001d70bthon|activate.*|Activate\.ps1|deactivate.*|pip(\d(\.\d+)?)?|pydoc.*)$"
 )
 _ROOT_OWN = frozenset(
     {"bin", "lib", "lib64", "include", "pyvenv.cfg", "share", "etc", ".lock", ".gitignore"}

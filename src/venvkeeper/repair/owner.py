@@ -61,6 +61,21 @@ def owner_of(actor: Actor) -> Owner:
     return Owner(actor.owner_uid, actor.owner_gid, home)
 
 
+def _installer_env(home: str) -> dict[str, str]:
+    """The environment installers run in: the admin's proxy and index settings, nothing
+    else inherited."""
+    env = {k: v for k, v in os.environ.items() if k in _PASS or k.startswith(_PASS_PREFIXES)}
+    env.update(
+        PATH="/usr/local/bin:/usr/bin:/bin",
+        HOME=home,
+        LANG="C.UTF-8",
+        UV_PYTHON_DOWNLOADS="never",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+    )
+    return env
+
+
 class OwnerRunner:
     """Runs commands as the venv's owner (privileges dropped when we are root) with a
     minimal environment, in ``/``, under a timeout, stoppable through *cancel*."""
@@ -74,15 +89,7 @@ class OwnerRunner:
                 f"the venv belongs to uid {owner.uid}: run the repair as that user or as root"
             )
         self.user = owner.uid if me == 0 and owner.uid != 0 else None
-        env = {k: v for k, v in os.environ.items() if k in _PASS or k.startswith(_PASS_PREFIXES)}
-        env.update(
-            PATH="/usr/local/bin:/usr/bin:/bin",
-            HOME=owner.home,
-            LANG="C.UTF-8",
-            UV_PYTHON_DOWNLOADS="never",
-            PIP_DISABLE_PIP_VERSION_CHECK="1",
-            PIP_NO_INPUT="1",
-        )
+        env = _installer_env(owner.home)
         self.tmp: Optional[str] = None
         #: Told the process group of each program started (the journal records them).
         self.on_start: Optional[Callable[[int], None]] = None
@@ -97,17 +104,22 @@ class OwnerRunner:
             env.pop("TMPDIR", None)  # the admin's own: the owner could not use it
         self.env = env
 
+    def _spawn(self, argv: Sequence[str]) -> tuple[list[str], Optional[int]]:
+        """The program to start for *argv*, and the user to start it as (None: as we are)."""
+        return list(argv), self.user
+
     def __call__(
         self, argv: Sequence[str], timeout: float, input: Optional[str] = None
     ) -> Completed:
+        spawn, user = self._spawn(argv)
         try:
             return command.run(
-                argv,
+                spawn,
                 timeout=timeout,
                 env=self.env,
                 cwd="/",
-                user=self.user,
-                group=self.owner.gid if self.user is not None else None,
+                user=user,
+                group=self.owner.gid if user is not None else None,
                 input=input,
                 cancel=self.cancel,
                 on_start=self.on_start,
@@ -145,3 +157,59 @@ def _writable_home(owner: Owner) -> bool:
     except OSError:
         return False
     return st.st_uid == owner.uid and bool(st.st_mode & 0o200)
+
+
+class ChrootRunner(OwnerRunner):
+    """Runs commands inside the OS root *root* (a chroot, a container's root filesystem)
+    as the venv's owner, through coreutils' ``chroot`` started as root: the root's own
+    interpreter and tools run, never this host's. A path of this host below the root in
+    an argument becomes the path the root names (``ROOT/opt/app`` -> ``/opt/app``). The
+    environment is the installers' one, with the root's ``HOME`` of the owner and no
+    ``TMPDIR`` (a path of this host)."""
+
+    def __init__(self, root: str, owner: Owner, cancel: Optional[threading.Event]) -> None:
+        if os.geteuid() != 0:
+            raise RepairError(
+                f"the venv is inside the OS root {root}: it is repaired with that root's own"
+                " Python through chroot, which needs root"
+            )
+        self.root = root.rstrip("/") or "/"
+        home = _home_in_root(self.root, owner.uid)
+        self.owner = Owner(owner.uid, owner.gid, home)
+        self.cancel = cancel
+        self.user = owner.uid if owner.uid != 0 else None  # who the code runs as
+        self.tmp = None
+        self.on_start = None
+        self.env = _installer_env(home)
+        self.env.pop("TMPDIR", None)  # a directory of this host
+        self.env["PIP_NO_CACHE_DIR"] = "1"  # no cache of this host's, none left in the root
+
+    def inside(self, arg: str) -> str:
+        """*arg* as the root names it, when it is a path of this host below the root."""
+        if arg == self.root:
+            return "/"
+        if arg.startswith(self.root + "/"):
+            return arg[len(self.root) :]
+        return arg
+
+    def _spawn(self, argv: Sequence[str]) -> tuple[list[str], Optional[int]]:
+        """``chroot`` (started as root: it changes the user after the root) and *argv*."""
+        from venvkeeper.host.osroots import chroot_argv
+
+        inner = [self.inside(a) for a in argv]
+        try:
+            return chroot_argv(self.root, inner, self.owner.uid, self.owner.gid), None
+        except OSError as e:
+            raise RepairError(f"cannot run in the OS root {self.root}: {e.strerror}") from e
+
+
+def _home_in_root(root: str, uid: int) -> str:
+    """The home directory of *uid* in the root's ``/etc/passwd`` (``/`` when unknown)."""
+    from venvkeeper.host.hostfs import RootFS
+
+    head = RootFS(root).read_head("/etc/passwd", 4 << 20)
+    for line in (head or b"").decode("utf-8", "surrogateescape").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[2] == str(uid) and fields[5].startswith("/"):
+            return fields[5]
+    return "/"

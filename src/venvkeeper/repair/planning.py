@@ -8,36 +8,53 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Optional
 
-from venvkeeper.errors import (
-    UsageError,
-)
-from venvkeeper.host.fsutil import path_state
+from venvkeeper.errors import UsageError
+from venvkeeper.host.bases import uv_minor_link
+from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.interpreters import find_interpreters, places_for
 from venvkeeper.model.host import Interpreter
-from venvkeeper.model.plan import RepairPlan, Strategy, Target
+from venvkeeper.model.plan import RepairPlan, Target
 from venvkeeper.model.report import VenvReport
-from venvkeeper.model.venv import VenvFacts
-from venvkeeper.predict.plan import make_plan, package_set, packages_minor, version_blockers
+from venvkeeper.predict.plan import make_plan, rebuild_on
 from venvkeeper.predict.seeds import SeedNeeds, seed_needs
-from venvkeeper.repair.job import RepairOptions
+from venvkeeper.repair.options import RepairOptions
 
 
-def interpreters_for(venvs: Iterable[VenvReport]) -> tuple[Interpreter, ...]:
+def interpreters_for(
+    venvs: Iterable[VenvReport], root: Optional[str] = None
+) -> tuple[Interpreter, ...]:
     """The host's interpreters, found statically, plus those beside the venvs' old ones
-    (their homes and sibling installations: where a relink target is)."""
-    from venvkeeper.predict.changes import homes_of
+    (their homes and sibling installations: where a relink target is). *root*: those of
+    that OS root instead (the venvs' own), as it names them."""
+    from venvkeeper.predict.changes import homes_of, root_interpreters
 
+    if root is not None:
+        return root_interpreters(venvs, RootFS(root), root)
     return find_interpreters(places_for(None, homes_of(venvs)))
 
 
-def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
+def fs_of(root: Optional[str]) -> HostFS:
+    """The files a venv of the OS root *root* sees (this host's for None)."""
+    return REAL if root is None else RootFS(root)
+
+
+def target_for(python: str, known: Sequence[Interpreter], fs: HostFS = REAL) -> Target:
+    """``--python PATH`` among *known*; *fs*: the OS root whose path it is (the venvs')."""
     path = os.path.abspath(python)
-    real = os.path.realpath(path)
+    if fs is REAL:
+        # A uv-managed Python's patch directory: the venv is linked through uv's minor link.
+        path = uv_minor_link(path) or path
+    try:
+        real = fs.realpath(path)
+    except (OSError, ValueError):
+        real = path
     pool = list(known)
     if not any(i.executable == real for i in pool):
         from venvkeeper.host.interpreters import Places
 
-        pool = list(find_interpreters(Places((os.path.dirname(path),), ()), run=True))
+        found = Places((os.path.dirname(path),), ())
+        root = "/" if fs is REAL else fs.host_root if isinstance(fs, RootFS) else None
+        pool = list(find_interpreters(found, fs, run=True, packages_root=root))
     for i in pool:
         if i.executable == real or any(n.path == path for n in i.names):
             if not i.usable or i.version is None:
@@ -49,59 +66,22 @@ def _target_for(python: str, known: Sequence[Interpreter]) -> Target:
     raise UsageError(f"--python {python}: no Python interpreter there")
 
 
-def _with_python(
-    plan: RepairPlan, facts: VenvFacts, target: Target, force: bool, seeds: SeedNeeds
-) -> RepairPlan:
-    """The plan when the admin chose the interpreter (also for a venv that works: a
-    deliberate move to another Python)."""
-    base = facts.base
-    if (
-        plan.strategy is Strategy.NONE
-        and base is not None
-        and not base.is_copy
-        and base.executable == target.executable
-    ):
-        return plan
-    if plan.strategy is Strategy.USE_TOOL and not force:
-        return replace(plan, target=target)
-    minor = packages_minor(facts)
-    strategy = Strategy.RELINK if minor == target.version else Strategy.REBUILD
-    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
-    if strategy is Strategy.REBUILD:
-        blockers += tuple(version_blockers(facts, reqs, minor, target))
-    reason = plan.reason if plan.strategy is not Strategy.NONE else f"--python {target.path}"
-    return replace(
-        plan,
-        strategy=strategy,
-        target=target,
-        packages=reqs,
-        skipped=skipped,
-        blockers=blockers,
-        reason=reason,
-    )
-
-
 def plan_for(
     rep: VenvReport,
     interps: Sequence[Interpreter],
     options: RepairOptions,
     seeds: Optional[SeedNeeds] = None,
 ) -> RepairPlan:
-    """*seeds*: what the venv's code needs of its seed packages (read when not given)."""
+    """The plan of the venv of *rep* with the repair's choices (``--python``, ``--force``):
+    the one planner's (:func:`venvkeeper.predict.plan.make_plan`). *seeds*: what the venv's
+    code needs of its seed packages (read when not given). A venv inside another OS root is
+    planned with that root's files (*interps* must be its interpreters)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
-    plan = make_plan(rep.facts, rep.findings, interps, path_state, seeds)
-    if options.python:
-        target = _target_for(options.python, interps)
-        plan = _with_python(plan, rep.facts, target, options.force, seeds)
-    if plan.strategy is Strategy.USE_TOOL and options.force and plan.target is not None:
-        minor = packages_minor(rep.facts)
-        plan = replace(
-            plan,
-            strategy=Strategy.RELINK if minor == plan.target.version else Strategy.REBUILD,
-            blockers=plan.blockers
-            + tuple(version_blockers(rep.facts, plan.packages, minor, plan.target)),
-        )
-    return plan
+    fs = fs_of(rep.facts.root)
+    python = target_for(options.python, interps, fs) if options.python else None
+    return make_plan(
+        rep.facts, rep.findings, interps, fs.path_state, seeds, python=python, force=options.force
+    )
 
 
 def sibling_target(
@@ -114,7 +94,7 @@ def sibling_target(
     from venvkeeper.predict.plan import by_default_name, choose_rebuild, follows_default
 
     if python:
-        return _target_for(python, interps)
+        return target_for(python, interps, fs_of(rep.facts.root))
     default = follows_default(rep.facts)
     usable = [i for i in interps if i.usable]
     target = by_default_name(default, usable) if default else None
@@ -139,19 +119,15 @@ def sibling_plan(
     same packages as *rep*'s venv (always a rebuild; the venv itself is only read)."""
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     facts = rep.facts
-    base = make_plan(facts, rep.findings, interps, path_state, seeds)
-    minor = packages_minor(facts)
-    reqs, skipped, blockers = package_set(facts, minor, path_state, seeds)
-    blockers += tuple(version_blockers(facts, reqs, minor, target))
+    exists = fs_of(facts.root).path_state
+    plan = rebuild_on(
+        make_plan(facts, rep.findings, interps, exists, seeds), facts, target, exists, seeds
+    )
     return replace(
-        base,
+        plan,
         path=dest,
-        strategy=Strategy.REBUILD,
         reason=f"the sibling of {facts.path} for Python {target.version}",
-        target=target,
-        packages=reqs,
-        skipped=skipped,
-        blockers=blockers,
         old_location=None,
         tool_command=None,
+        tool_note=None,
     )

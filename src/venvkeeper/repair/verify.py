@@ -18,11 +18,14 @@ from typing import Any, Optional
 
 from venvkeeper.errors import worker_failed
 from venvkeeper.host import fsutil
+from venvkeeper.host.trust import TrustCache, user_name
 from venvkeeper.model.venv import VenvFacts
 from venvkeeper.predict.seeds import SeedNeeds
 from venvkeeper.repair.backends import Run
 from venvkeeper.repair.transaction import RepairError
-from venvkeeper.scan.deep import importable_names
+from venvkeeper.repair.work import Log, Work
+from venvkeeper.scan.deep import importable_names, interpreter_distrust, venv_distrust
+from venvkeeper.textutil import canonical_name
 
 MAX_MODULES = 2000
 #: Most interpreters importing at once during a verification.
@@ -67,7 +70,8 @@ def modules(
     left to the seed, e.g. pip). A seed's modules are asked for only as far as the venv
     used them: ``pkg_resources`` only when something used it (*seeds*), since the nearest
     setuptools that works on a new Python may not have it."""
-    names = importable_names(facts.distributions, (s.split("==")[0] for s in skip), MAX_MODULES)
+    dists = [d for d in facts.distributions if d.placeholder is None]  # left out of rebuilds
+    names = importable_names(dists, (s.split("==")[0] for s in skip), MAX_MODULES)
     if seeds is not None and not seeds.pkg_resources:
         names = [n for n in names if n != "pkg_resources"]
     return names
@@ -175,3 +179,36 @@ def verify(
         more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
         shown = "; ".join(problems[:5]) + more
         raise RepairError(f"verification failed: {shown}")
+
+
+def verify_built(work: Work, log: Log, new: str) -> None:
+    """Verify the tree *work* built at *new* (:func:`verify`), run as the user the job runs
+    as, only as far as the one trust rule allows (the question ``--deep`` asks:
+    :func:`venv_distrust`): its interpreter must be trusted, or nothing runs and the
+    repair fails; when something it would import is not (a site directory others can
+    write, a .pth adding a directory of another user's), the interpreter only starts
+    (``-I -S``) and the imports are not verified, said in *log*."""
+    plan = work.plan
+    uid = work.uid
+    cache = TrustCache()
+    python = os.path.join(new, "bin", "python")
+    if not os.path.lexists(python):
+        python = os.path.join(new, "bin", "python3")
+    bad = interpreter_distrust(python, uid, cache)
+    if bad is not None:
+        raise RepairError(
+            f"verification not run: {bad}: another user could change what it would run"
+            f" as {user_name(uid)}"
+        )
+    untrusted = venv_distrust(new, uid, cache)
+    if untrusted is not None:
+        log.note(f"imports not verified: {untrusted}")
+    verify(
+        new,
+        work.in_root(work.dest),
+        modules(work.rep.facts, plan.skipped, seeds=work.seeds),
+        [canonical_name(r.name) for r in plan.packages],
+        work.run,
+        minor=plan.target.version if plan.target else None,
+        imports=untrusted is None,
+    )

@@ -37,19 +37,19 @@ SMALL = 64 << 10
 MAPS_LIMIT = 8 << 20
 
 
-def _read(path: str, limit: int = SMALL) -> bytes:
+def read_proc(path: str, limit: int = SMALL) -> bytes:
     """At most *limit* bytes of a /proc file (its size reads as 0); raises OSError."""
     return fsutil.read_open(path, limit)[0]
 
 
-def _readlink(path: str) -> Optional[str]:
+def read_link(path: str) -> Optional[str]:
     try:
         return os.readlink(path)
     except (OSError, ValueError):
         return None
 
 
-def _dir_id(path: str) -> Optional[tuple[int, int]]:
+def dir_id(path: str) -> Optional[tuple[int, int]]:
     """(device, inode) of a directory (``/proc/PID/root`` is followed), None if unknown."""
     try:
         st = os.stat(path)
@@ -117,16 +117,16 @@ def parse_maps(data: bytes) -> list[MappedFile]:
     return list(out.values())
 
 
-def _boot_time(proc: str) -> float:
+def boot_time(proc: str) -> float:
     """When the system booted, to turn start ticks into times. ``/proc/uptime`` has 10 ms
     precision; ``btime`` in ``/proc/stat`` only whole seconds (the fallback)."""
     try:
-        uptime = float(_read(f"{proc}/uptime", 256).split()[0])
+        uptime = float(read_proc(f"{proc}/uptime", 256).split()[0])
         return time.time() - uptime
     except (OSError, ValueError, IndexError):
         pass
     try:
-        for line in _read(f"{proc}/stat", 1 << 20).decode("ascii", "replace").splitlines():
+        for line in read_proc(f"{proc}/stat", 1 << 20).decode("ascii", "replace").splitlines():
             if line.startswith("btime "):
                 return float(line.split()[1])
     except (OSError, ValueError):
@@ -134,7 +134,7 @@ def _boot_time(proc: str) -> float:
     raise VenvkeeperError(f"cannot read the boot time from {proc}/stat: is {proc} a procfs?")
 
 
-def _pids(proc: str) -> Iterator[str]:
+def pids(proc: str) -> Iterator[str]:
     try:
         with os.scandir(proc) as it:
             names = [e.name for e in it if e.name.isdigit()]

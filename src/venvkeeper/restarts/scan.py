@@ -18,10 +18,14 @@ workers with rewritten titles), else by ``VIRTUAL_ENV``. It needs a restart when
 - ``venv-swapped``: it runs packages from another directory than the venv its command line
   names (the old venv moved aside by a repair).
 
-Processes in another mount namespace (containers) or under another root directory (chroots:
-``/proc/PID/root`` is not our ``/``) are listed, not judged: the paths of their command lines
-and maps are not this host's, and judging (or repairing) a venv by them would name the
-wrong directory.
+Processes in another mount namespace (containers) are listed, not judged: the paths of
+their command lines and maps are not this host's, and judging (or repairing) a venv by them
+would name the wrong directory. A process under another root directory (a chroot:
+``/proc/PID/root`` names a directory of ours) is judged against that root: its command line
+(and ``VIRTUAL_ENV``) names paths inside the root, while the kernel shows its ``exe``,
+``cwd`` and mapped files as this host's paths (seen on Linux 6.1); its venv is judged as
+the root sees it, and reported with the root. A chroot whose directory cannot be named
+(outside ours, or deleted) is listed, not judged.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from venvkeeper.host.hostfs import RootFS
 from venvkeeper.model.findings import Severity
 from venvkeeper.model.restarts import (
     Elsewhere,
@@ -41,30 +46,31 @@ from venvkeeper.model.restarts import (
     RestartReport,
     VenvUser,
 )
+from venvkeeper.model.venv import path_in_root
 from venvkeeper.restarts.procfs import (
     DELETED,
     MAPS_LIMIT,
     PF_KTHREAD,
     MappedFile,
     Stat,
-    _boot_time,
-    _dir_id,
-    _pids,
-    _read,
-    _readlink,
+    boot_time,
+    dir_id,
     parse_cgroup,
     parse_maps,
     parse_stat,
+    pids,
+    read_link,
+    read_proc,
 )
 from venvkeeper.restarts.venvs import (
-    _BASE_LIB,
-    _LIBPYTHON,
-    _PYTHONISH,
-    _TOLERANCE,
-    _environ_hint,
-    _newest_change,
-    _venv_above,
-    _VenvState,
+    BASE_LIB,
+    LIBPYTHON,
+    PYTHONISH,
+    TOLERANCE,
+    VenvState,
+    environ_hint,
+    newest_change,
+    venv_above,
     venv_from_argv,
     venv_from_maps,
 )
@@ -86,9 +92,16 @@ class _Scan:
     own_pid: Optional[int]
     own_root: Optional[tuple[int, int]] = None
     skipped: dict[str, int] = field(default_factory=dict)
-    venvs: dict[str, _VenvState] = field(default_factory=dict)
+    venvs: dict[str, VenvState] = field(default_factory=dict)
     users: dict[int, str] = field(default_factory=dict)
     policy: Optional[Policy] = None
+    roots: dict[str, RootFS] = field(default_factory=dict)
+
+    def root_fs(self, root: str) -> RootFS:
+        """The files of the chroot *root* as its processes see them (one per root)."""
+        if root not in self.roots:
+            self.roots[root] = RootFS(root)
+        return self.roots[root]
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -101,23 +114,20 @@ class _Scan:
                 self.users[uid] = str(uid)
         return self.users[uid]
 
-    def venv_state(self, venv: str) -> _VenvState:
+    def venv_state(self, venv: str, root: Optional[str] = None) -> VenvState:
+        """What changed last in *venv* (a path of ours), and its verdict; *root*: the chroot
+        whose processes run it, which judges it."""
         if venv not in self.venvs:
-            t, p = _newest_change(venv)
+            t, p = newest_change(venv)
             rep = None
             if self.judge:
-                from venvkeeper.scan.pipeline import inspect_path
+                from venvkeeper.model.policy import Policy
+                from venvkeeper.scan.pipeline import judge_venv
 
-                try:
-                    rep = inspect_path(venv)
-                except Exception:  # one odd venv must not cost the whole report
-                    rep = None
-                if rep is not None and self.policy is not None:
-                    from venvkeeper.checks.policy import apply_to_venv, ignored
-
-                    ignore = ignored(venv, self.policy)
-                    rep = None if ignore else apply_to_venv(rep, self.policy)
-            self.venvs[venv] = _VenvState(t, p, rep)
+                if root is not None and path_in_root(root, venv) == venv:
+                    root = None  # not in the chroot (its maps name ours): its own root judges
+                rep = judge_venv(venv, self.policy or Policy(), root)
+            self.venvs[venv] = VenvState(t, p, rep)
         return self.venvs[venv]
 
 
@@ -132,8 +142,9 @@ class _Candidate:
     argv: tuple[str, ...]
     cwd: Optional[str]
     maps: list[MappedFile]
-    venv: Optional[str] = None
+    venv: Optional[str] = None  # a path of ours, also for a chrooted process
     evidence: Optional[str] = None
+    root: Optional[str] = None  # the chroot it runs in (a directory of ours), if any
 
 
 def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
@@ -146,16 +157,16 @@ def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
     pid = int(name)
     if pid == s.own_pid:
         return None
-    exe_link = _readlink(f"{base}/exe")
+    exe_link = read_link(f"{base}/exe")
     if exe_link is None:
         _classify_unreadable(s, base, pid)
         return None
     exe_name = os.path.basename(exe_link.removesuffix(DELETED))
-    if not _PYTHONISH.fullmatch(exe_name):
+    if not PYTHONISH.fullmatch(exe_name):
         return None
     try:
         uid = os.stat(base).st_uid
-        st = parse_stat(_read(f"{base}/stat"))
+        st = parse_stat(read_proc(f"{base}/stat"))
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         s.skip("vanished")
         return None
@@ -166,36 +177,41 @@ def _examine(s: _Scan, name: str) -> Optional[_Candidate | ForeignProcess]:
         s.skip("zombie")
         return None
     exe, exe_deleted = exe_link.removesuffix(DELETED), exe_link.endswith(DELETED)
-    ns = _readlink(f"{base}/ns/mnt")
+    ns = read_link(f"{base}/ns/mnt")
     if s.own_ns is not None and ns is not None and ns != s.own_ns:
         return ForeignProcess(pid, st.comm, exe, exe_deleted)
     # A chroot: its root reads as another directory, or (when that directory is outside
     # ours) as "/" that is not our root. Unreadable (another user's): judged as before.
-    root = _readlink(f"{base}/root")
-    if root is not None and (root != "/" or _dir_id(f"{base}/root") not in (None, s.own_root)):
-        return ForeignProcess(pid, st.comm, exe, exe_deleted, Elsewhere.CHROOT, root)
+    root = read_link(f"{base}/root")
+    chroot: Optional[str] = None
+    if root is not None and (root != "/" or dir_id(f"{base}/root") not in (None, s.own_root)):
+        if root == "/" or not root.startswith("/") or root.endswith(DELETED):
+            # Its root is not a directory we can name: its paths cannot be read here.
+            return ForeignProcess(pid, st.comm, exe, exe_deleted, Elsewhere.CHROOT, root)
+        chroot = root
     try:
-        raw = _read(f"{base}/cmdline", 256 << 10)
+        raw = read_proc(f"{base}/cmdline", 256 << 10)
     except OSError:
         raw = b""
     argv = tuple(a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0") if a)
-    if len(argv) == 1 and " " in argv[0] and not os.path.exists(argv[0]):
+    here = (chroot or "").rstrip("/")  # its command line names paths inside its root
+    if len(argv) == 1 and " " in argv[0] and not os.path.exists(here + argv[0]):
         argv = tuple(argv[0].split())  # a rewritten process title ("gunicorn: worker [app]")
     try:
-        maps = parse_maps(_read(f"{base}/maps", MAPS_LIMIT))
+        maps = parse_maps(read_proc(f"{base}/maps", MAPS_LIMIT))
     except FileNotFoundError:
         s.skip("vanished")
         return None
     except OSError:
         maps = []
-    cwd = _readlink(f"{base}/cwd")
-    return _Candidate(pid, st, uid, exe_link, argv, cwd, maps)
+    cwd = read_link(f"{base}/cwd")
+    return _Candidate(pid, st, uid, exe_link, argv, cwd, maps, root=chroot)
 
 
 def _classify_unreadable(s: _Scan, base: str, pid: int) -> None:
     """Why a process's ``exe`` could not be read: counted, never raised."""
     try:
-        st = parse_stat(_read(f"{base}/stat"))
+        st = parse_stat(read_proc(f"{base}/stat"))
     except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
         s.skip("vanished")
         return
@@ -228,7 +244,7 @@ def _reasons(s: _Scan, c: _Candidate, started: float) -> list[RestartReason]:
     venv_root = (c.venv.rstrip("/") + "/") if c.venv else None
     for m in replaced_lib:
         name = os.path.basename(m.path)
-        if _LIBPYTHON.match(name):
+        if LIBPYTHON.match(name):
             out.append(
                 RestartReason("interpreter-replaced", f"its {name} was replaced or deleted", m.path)
             )
@@ -240,7 +256,7 @@ def _reasons(s: _Scan, c: _Candidate, started: float) -> list[RestartReason]:
                     m.path,
                 )
             )
-        elif _BASE_LIB.search(m.path) and ".so" in name:
+        elif BASE_LIB.search(m.path) and ".so" in name:
             out.append(
                 RestartReason(
                     "library-replaced",
@@ -259,8 +275,8 @@ def _reasons(s: _Scan, c: _Candidate, started: float) -> list[RestartReason]:
                     others[0],
                 )
             )
-        state = s.venv_state(c.venv)
-        if state.newest > started + _TOLERANCE:
+        state = s.venv_state(c.venv, c.root)
+        if state.newest > started + TOLERANCE:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.newest))
             out.append(
                 RestartReason(
@@ -275,15 +291,15 @@ def _reasons(s: _Scan, c: _Candidate, started: float) -> list[RestartReason]:
 
 
 def _start(proc: str, judge: bool) -> _Scan:
-    self_link = _readlink(f"{proc}/self")
+    self_link = read_link(f"{proc}/self")
     return _Scan(
         proc=proc,
         judge=judge,
-        boot=_boot_time(proc),
+        boot=boot_time(proc),
         tick=float(os.sysconf("SC_CLK_TCK")),
-        own_ns=_readlink(f"{proc}/self/ns/mnt"),
+        own_ns=read_link(f"{proc}/self/ns/mnt"),
         own_pid=int(self_link) if self_link and self_link.isdigit() else None,
-        own_root=_dir_id(f"{proc}/self/root") or _dir_id("/"),
+        own_root=dir_id(f"{proc}/self/root") or dir_id("/"),
     )
 
 
@@ -292,7 +308,7 @@ def _collect(s: _Scan) -> tuple[dict[int, _Candidate], list[ForeignProcess], int
     cands: dict[int, _Candidate] = {}
     foreign: list[ForeignProcess] = []
     scanned = 0
-    for name in _pids(s.proc):
+    for name in pids(s.proc):
         scanned += 1
         got = _examine(s, name)
         if isinstance(got, ForeignProcess):
@@ -300,12 +316,20 @@ def _collect(s: _Scan) -> tuple[dict[int, _Candidate], list[ForeignProcess], int
         elif got is not None:
             cands[got.pid] = got
     for c in cands.values():
-        v = venv_from_argv(c.argv, c.cwd)
-        if v:
-            c.venv, c.evidence = v, "cmdline"
-            continue
+        if c.root is not None:  # a chroot: its command line names the root's paths
+            fs = s.root_fs(c.root)
+            cwd = path_in_root(c.root, c.cwd) if c.cwd else None
+            inner = venv_from_argv(c.argv, cwd, fs)
+            if inner:
+                c.venv, c.evidence = fs.host_path(inner), "cmdline"
+                continue
+        else:
+            v = venv_from_argv(c.argv, c.cwd)
+            if v:
+                c.venv, c.evidence = v, "cmdline"
+                continue
         exe = (c.exe or "").removesuffix(DELETED)
-        in_maps = ([v] if (v := _venv_above(exe, 2)) else []) + venv_from_maps(c.maps)
+        in_maps = ([v] if (v := venv_above(exe, 2)) else []) + venv_from_maps(c.maps)
         if in_maps:
             c.venv, c.evidence = in_maps[0], "maps"
     for c in cands.values():  # workers with rewritten titles: their master's venv
@@ -314,15 +338,16 @@ def _collect(s: _Scan) -> tuple[dict[int, _Candidate], list[ForeignProcess], int
             c.venv, c.evidence = parent.venv, "parent"
     for c in cands.values():
         if c.venv is None:
-            hint = _environ_hint(f"{s.proc}/{c.pid}")
+            rfs = s.root_fs(c.root) if c.root is not None else None
+            hint = environ_hint(f"{s.proc}/{c.pid}", rfs)
             if hint:
-                c.venv, c.evidence = hint, "environ (hint)"
+                c.venv, c.evidence = rfs.host_path(hint) if rfs else hint, "environ (hint)"
     return cands, foreign, scanned
 
 
 def _unit_of(proc: str, pid: int) -> tuple[Optional[str], bool, Optional[str]]:
     try:
-        return parse_cgroup(_read(f"{proc}/{pid}/cgroup").decode("utf-8", "replace"))
+        return parse_cgroup(read_proc(f"{proc}/{pid}/cgroup").decode("utf-8", "replace"))
     except OSError:
         return None, False, None
 
@@ -359,7 +384,7 @@ def scan_processes(
     for c in cands.values():
         started = s.boot + c.st.starttime / s.tick
         reasons = _reasons(s, c, started)
-        state = s.venv_state(c.venv) if c.venv else None
+        state = s.venv_state(c.venv, c.root) if c.venv else None
         rep = state.report if state else None
         if not reasons and (rep is None or rep.status is not Severity.CRITICAL):
             continue
@@ -382,6 +407,7 @@ def scan_processes(
                 reasons=tuple(reasons),
                 venv_status=rep.status if rep else None,
                 venv_finding=rep.main_finding if rep and rep.status is Severity.CRITICAL else None,
+                root=c.root,
             )
         )
     out.sort(key=lambda p: (p.unit or "~", p.pid))

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.host import fsutil
-from venvkeeper.restarts.procfs import MappedFile, _read
+from venvkeeper.host.hostfs import HostFS
+from venvkeeper.restarts.procfs import MappedFile, read_proc
 
 if TYPE_CHECKING:
     from venvkeeper.model.report import VenvReport
 
 #: Executables worth reading the maps of: Pythons and programs that embed one.
-_PYTHONISH = re.compile(
+PYTHONISH = re.compile(
     r"(python|pypy)(\d+(\.\d+)?t?)?(-dbg|d|m)?|uwsgi.*|apache2|httpd|unitd|gunicorn.*"
 )
 
@@ -24,10 +25,10 @@ _PYTHONISH = re.compile(
 _SITE = re.compile(r"^(/.+?)/lib(?:64)?/python\d+\.\d+t?/site-packages/")
 
 
-_BASE_LIB = re.compile(r"/lib(?:64)?/python\d+\.\d+t?/")
+BASE_LIB = re.compile(r"/lib(?:64)?/python\d+\.\d+t?/")
 
 
-_LIBPYTHON = re.compile(r"libpython\d+\.\d+t?\w*\.so")
+LIBPYTHON = re.compile(r"libpython\d+\.\d+t?\w*\.so")
 
 
 #: Interpreter options that take a value (``-X dev``), which is then not the script.
@@ -37,24 +38,29 @@ _VALUE_OPTS = {"-X", "-W", "-Q", "--check-hash-based-pycs"}
 _UWSGI_HOME = {"-H", "--home", "--virtualenv", "--venv", "--pyhome"}
 
 
-def _is_venv(path: str) -> bool:
-    return fsutil.is_file(path.rstrip("/") + "/pyvenv.cfg")
+def _is_venv(path: str, fs: Optional[HostFS] = None) -> bool:
+    cfg = path.rstrip("/") + "/pyvenv.cfg"
+    return fsutil.is_file(cfg) if fs is None else fs.file_state(cfg) is True
 
 
-def _venv_above(path: str, levels: int = 5) -> Optional[str]:
+def venv_above(path: str, levels: int = 5, fs: Optional[HostFS] = None) -> Optional[str]:
     """The venv a file lies in (``VENV/bin/x``, ``VENV/lib/.../x``), looking a few levels up."""
     d = os.path.dirname(path)
     for _ in range(levels):
         if d in ("/", ""):
             return None
-        if _is_venv(d):
+        if _is_venv(d, fs):
             return d
         d = os.path.dirname(d)
     return None
 
 
-def venv_from_argv(argv: tuple[str, ...], cwd: Optional[str]) -> Optional[str]:
-    """The venv a command line names: its interpreter, its script, or uwsgi's home."""
+def venv_from_argv(
+    argv: tuple[str, ...], cwd: Optional[str], fs: Optional[HostFS] = None
+) -> Optional[str]:
+    """The venv a command line names: its interpreter, its script, or uwsgi's home. *fs*:
+    the process's root (a chroot) when it is not ours; *cwd* and the paths found are then
+    that root's."""
     args = list(argv)
     # env [-i] [-u NAME] [NAME=VALUE...] PROGRAM ...
     if args and os.path.basename(args[0]) == "env":
@@ -76,15 +82,15 @@ def venv_from_argv(argv: tuple[str, ...], cwd: Optional[str]) -> Optional[str]:
     for i, a in enumerate(args):
         if a in _UWSGI_HOME and i + 1 < len(args):
             home = absolute(args[i + 1])
-            if home and _is_venv(home):
+            if home and _is_venv(home, fs):
                 return home
         if a.startswith("--home=") or a.startswith("--virtualenv="):
             home = absolute(a.split("=", 1)[1])
-            if home and _is_venv(home):
+            if home and _is_venv(home, fs):
                 return home
     first = absolute(args[0])
     if first is not None:
-        found = _venv_above(first, 2)
+        found = venv_above(first, 2, fs)
         if found:
             return found
     # the script: the first argument that is not an option (or an option's value)
@@ -100,7 +106,7 @@ def venv_from_argv(argv: tuple[str, ...], cwd: Optional[str]) -> Optional[str]:
             i += 1
             continue
         script = absolute(a)
-        return _venv_above(script) if script else None
+        return venv_above(script, fs=fs) if script else None
     return None
 
 
@@ -114,22 +120,23 @@ def venv_from_maps(maps: list[MappedFile]) -> list[str]:
     return found
 
 
-def _environ_hint(proc_pid: str) -> Optional[str]:
-    """``VIRTUAL_ENV`` from the environment: a hint only, and used for nothing else."""
+def environ_hint(proc_pid: str, fs: Optional[HostFS] = None) -> Optional[str]:
+    """``VIRTUAL_ENV`` from the environment: a hint only, and used for nothing else (*fs*:
+    the process's root, whose path it is, when not ours)."""
     try:
-        data = _read(f"{proc_pid}/environ", 256 << 10)
+        data = read_proc(f"{proc_pid}/environ", 256 << 10)
     except OSError:
         return None
     for item in data.split(b"\0"):
         if item.startswith(b"VIRTUAL_ENV="):
             value = item[12:].decode("utf-8", "surrogateescape")
-            if value.startswith("/") and _is_venv(value):
+            if value.startswith("/") and _is_venv(value, fs):
                 return os.path.normpath(value)
     return None
 
 
 @dataclass
-class _VenvState:
+class VenvState:
     """What changed last in a venv, and its verdict when judged."""
 
     newest: float
@@ -137,7 +144,7 @@ class _VenvState:
     report: Optional[VenvReport] = None
 
 
-def _newest_change(venv: str) -> tuple[float, str]:
+def newest_change(venv: str) -> tuple[float, str]:
     """The latest change to what decides a venv's code: the venv directory itself (a swap
     by rename changes its ctime), ``pyvenv.cfg``, ``bin/``, every site-packages and every
     distribution directory in it. Files inside packages are not walked (cost)."""
@@ -176,9 +183,9 @@ def _only_bytecode_since(site: str) -> bool:
         cache_ctime = os.lstat(f"{site}/__pycache__").st_ctime
     except OSError:
         return False
-    return cache_ctime >= site_mtime - _TOLERANCE
+    return cache_ctime >= site_mtime - TOLERANCE
 
 
 #: A file counts as changed when it is newer than the process by more than this (the start
 #: time is known to a clock tick, the boot time to 10 ms).
-_TOLERANCE = 0.05
+TOLERANCE = 0.05

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Optional
 
-from venvkeeper.checks._base import BOOTSTRAP
+from venvkeeper.checks import BOOTSTRAP
 from venvkeeper.errors import CommandError
 from venvkeeper.host import command, fsutil
 from venvkeeper.host.trust import Distrust, TrustCache, distrust, tree_distrust, user_name
@@ -339,6 +339,43 @@ def installation_distrust(
     return None
 
 
+#: What a dynamically linked interpreter reads in its root before any Python: the loader's
+#: preload list and cache, and the library directories (each with every directory above).
+_ROOT_LOADER = ("etc/ld.so.preload", "etc/ld.so.cache", "etc/ld.so.conf", "etc/ld.so.conf.d")
+_ROOT_LIBS = (
+    "usr",
+    "usr/lib",
+    "usr/lib64",
+    "lib",
+    "lib64",
+    "usr/lib/x86_64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu",
+)
+
+
+def root_distrust(
+    root: str, python: str, uid: int, cache: Optional[TrustCache] = None
+) -> Optional[Untrusted]:
+    """Why running *python* (a path inside the OS root *root*) there through ``chroot`` as
+    *uid* could run what someone other than *uid* and root can change: the root directory,
+    its loader's configuration and library directories, and the interpreter as the root
+    resolves it (its links read inside the root), with its prefix and standard library;
+    None when nobody else can."""
+    from venvkeeper.host.hostfs import RootFS
+
+    c = cache if cache is not None else TrustCache()
+    problem = distrust(root, uid, cache=c)
+    if problem is not None:
+        return Untrusted(f"the OS root {root}", problem)
+    for rel in (*_ROOT_LOADER, *_ROOT_LIBS):
+        path = f"{root.rstrip('/')}/{rel}"
+        if fsutil.lexists(path):
+            problem = distrust(path, uid, cache=c)
+            if problem is not None:
+                return Untrusted(f"{path} of the OS root {root}", problem)
+    return interpreter_distrust(RootFS(root).host_path(python), uid, c)
+
+
 def run_deep(
     facts: VenvFacts, timeout: float = 30.0, trust: Optional[TrustCache] = None
 ) -> DeepResult:
@@ -375,9 +412,34 @@ def run_deep(
         )
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home}
     modules, elsewhere = _modules(facts)
+    argv = [python, "-E", "-s", "-c", _PROBE]
+    if facts.root is not None:
+        # Another OS root: its interpreter runs there (chroot), as the venv's owner.
+        if me != 0:
+            return DeepResult(
+                ran=False,
+                error=f"inside the OS root {facts.root}: its interpreter runs there through"
+                " chroot, which needs root",
+            )
+        from venvkeeper.host.osroots import chroot_argv
+
+        inner = facts.path_in_root + python[len(facts.path) :]
+        untrusted = root_distrust(facts.root, inner, run_as, trust)
+        if untrusted is not None:
+            who = "root" if run_as == 0 else user_name(run_as)
+            return DeepResult(
+                ran=False,
+                error=f"not run as {who}: {untrusted}: another user could change what it would run",
+            )
+        try:
+            argv = chroot_argv(facts.root, [inner, *argv[1:]], owner, group)
+        except OSError as e:
+            return DeepResult(ran=False, error=str(e))
+        user = group = None  # chroot changes the user, after it changed the root
+        env["HOME"] = "/"
     try:
         done = command.run(
-            [python, "-E", "-s", "-c", _PROBE],
+            argv,
             timeout=timeout,
             env=env,
             cwd="/",

@@ -29,6 +29,7 @@ from venvkeeper.host import fsutil
 from venvkeeper.host.mounts import Mount
 from venvkeeper.model.report import Alias, CondaEnv
 from venvkeeper.model.venv import VenvKind
+from venvkeeper.scan.creators import conda_python
 
 MAX_DEPTH = 200
 
@@ -36,17 +37,21 @@ MAX_DEPTH = 200
 #: bytecode caches. Not descended into unless WalkOptions.all_dirs (``--all-dirs``).
 NEVER_VENV = frozenset({".git", ".hg", ".svn", ".bzr", "__pycache__"})
 
-#: Places whose venvs belong to other root filesystems (container and image storage: a
-#: venv there links to the container's /usr, not this host's, so judging it here would be
-#: wrong), and kernel filesystems in case the mount table could not be read. Not walked
-#: unless WalkOptions.all_dirs.
+#: Image and container-runtime storage (layers: many copies of one image's files, changed
+#: by rebuilding the image, not in place), and kernel filesystems in case the mount table
+#: could not be read. Not walked unless WalkOptions.all_dirs.
 NEVER_PATHS = frozenset(
     {
         "/proc", "/sys", "/dev",
-        "/var/lib/docker", "/var/lib/containers", "/var/lib/lxc", "/var/lib/lxd",
-        "/var/lib/machines", "/var/lib/containerd", "/var/lib/kubelet/pods", "/snap",
+        "/var/lib/docker", "/var/lib/containers", "/var/lib/containerd",
+        "/var/lib/kubelet/pods", "/snap",
     }
 )  # fmt: skip
+#: Stores of whole OS roots (systemd-nspawn machines, LXC and LXD containers): walked
+#: when their venvs are judged as each root sees them (WalkOptions.other_roots, the
+#: default), skipped like NEVER_PATHS otherwise (judged by this host's paths they would
+#: all look broken).
+ROOT_STORES = frozenset({"/var/lib/machines", "/var/lib/lxc", "/var/lib/lxd"})
 _EXAMPLES = 20
 
 
@@ -71,6 +76,7 @@ class WalkOptions:
     mounts: tuple[Mount, ...] = ()
     workers: int = 1
     all_dirs: bool = False  # also descend into NEVER_VENV directories
+    other_roots: bool = True  # OS roots are judged as roots of their own: walk ROOT_STORES
 
 
 @dataclass
@@ -119,7 +125,9 @@ class _Walker:
         self.excluded = compile_excludes(options.exclude)
         self.has_excludes = bool(options.exclude)
         self.never = frozenset() if options.all_dirs else NEVER_VENV
-        self.never_paths = frozenset() if options.all_dirs else NEVER_PATHS
+        self.never_paths: frozenset[str] = frozenset()
+        if not options.all_dirs:
+            self.never_paths = NEVER_PATHS | (frozenset() if options.other_roots else ROOT_STORES)
         skip: dict[str, str] = {}
         for m in options.mounts:
             if m.is_pseudo:
@@ -176,7 +184,7 @@ class _Walker:
                 return []
             stats.skip(path, "pyvenv-cfg-without-bin")
         if has_conda:
-            emit(CondaEnv(path))
+            emit(CondaEnv(path, conda_python(path)))
             return [(base + "envs", depth + 1, dev)] if "envs" in subdirs else []
         if has_bin and has_lib and _is_legacy_virtualenv(base):
             emit(Candidate(path, VenvKind.LEGACY_VIRTUALENV))

@@ -10,6 +10,7 @@ import stat
 from typing import NamedTuple, Optional
 
 from venvkeeper.host import fsutil
+from venvkeeper.host.hostfs import REAL, HostFS
 from venvkeeper.model.venv import (
     DirectUrlKind,
     Distribution,
@@ -30,7 +31,7 @@ RECORD_LIMIT = 4 << 20
 MAX_DISTS = 20000
 
 
-_PY_DIR = re.compile(r"python(\d+\.\d+t?)$")
+PY_DIR = re.compile(r"python(\d+\.\d+t?)$")
 
 
 _EXT_TAG = re.compile(r"\.(cpython-(\d)(\d+)(t?)-[^.]+|abi3)\.so$")
@@ -154,7 +155,46 @@ def _direct_url(data: bytes | str, truncated: bool = False) -> _DirectUrl:
     return _DirectUrl(DirectUrlKind.INVALID, url, local=local, problem="is not valid PEP 610 JSON")
 
 
-def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Optional[list[str]]]:
+#: A version that a distro's packaging wrote (``1.2-3+deb11u1``, ``2.0+ubuntu0.20.04.1``,
+#: ``1.1build1``): no package index serves it.
+_DISTRO_VERSION = re.compile(r"[+~](?:deb\d|ubuntu)|\dbuild\d+$|[+~]dfsg", re.I)
+
+
+def placeholder_reason(
+    name: str, version: str, installer: Optional[str], has_record: bool
+) -> Optional[str]:
+    """Why no package index can provide the distribution *name* *version*, on the evidence
+    of its metadata (None: an index may have it).
+
+    - ``pkg_resources 0.0.0``: Debian's and Ubuntu's pip wheel (``python-pip-whl``, up to
+      bullseye and focal) carried pkg_resources as a wheel of its own, which their
+      ``python3 -m venv`` installed into every venv: the ``pkg-resources==0.0.0`` line of
+      ``pip freeze``. No index has it; setuptools provides the module.
+    - version ``0.0.0`` with no RECORD and no INSTALLER: nothing installed it through an
+      installer, and no release is numbered 0.0.0.
+    - a distro build's version (``+deb11u1``, ``ubuntu``, ``build1``, ``+dfsg``) that no
+      installer recorded: the distro's packaging made it.
+    """
+    key = canonical_name(name)
+    if key == "pkg-resources" and version == "0.0.0":
+        return (
+            "the placeholder that Debian's and Ubuntu's pip wheel put into every venv their"
+            " python3 -m venv made (pkg_resources split out of setuptools): no index has it,"
+            " setuptools provides the module"
+        )
+    if installer is None and not has_record:
+        if version == "0.0.0":
+            return "version 0.0.0 and no installer's record: a placeholder no index has"
+        if _DISTRO_VERSION.search(version):
+            return (
+                f"version {version} is a distro build's, recorded by no installer: no index has it"
+            )
+    return None
+
+
+def _read_dist(
+    site: str, entry: str, want_top: bool, fs: HostFS = REAL
+) -> tuple[Distribution, Optional[list[str]]]:
     """One distribution, and the top-level ``.pth`` files its RECORD says it installed
     (None when the RECORD was not read).
 
@@ -211,7 +251,7 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Opt
         if du.problem:
             problems.append(f"direct_url.json {du.problem}")
         if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local:
-            editable_exists = fsutil.dir_state(local)
+            editable_exists = fs.dir_state(local)  # outside the venv: through the seam
     exts: list[Extension] = []
     pths: list[str] = []
     record_top: list[str] = []
@@ -260,8 +300,23 @@ def _read_dist(site: str, entry: str, want_top: bool) -> tuple[Distribution, Opt
         wheel_tags=wheel_tags,
         top_level=top_level,
         problems=tuple(problems),
+        placeholder=placeholder_reason(name, version, installer, "RECORD" in listing),
     )
     return dist, (pths if record_read else None)
+
+
+MAX_PTH_DIRS = 64
+
+
+def _pth_dirs(text: str) -> list[str]:
+    """The absolute directories a ``.pth`` file names, one a line, as ``site`` reads it
+    (comments and ``import`` lines are not directories; relative ones are inside the venv)."""
+    out: list[str] = []
+    for ln in text.splitlines():
+        ln = ln.rstrip()
+        if ln.startswith("/") and "\0" not in ln and len(out) < MAX_PTH_DIRS:
+            out.append(os.path.normpath(ln))
+    return out
 
 
 def _record_lists(site: str, dist_info: str, name: str) -> bool:
@@ -276,8 +331,83 @@ def _record_lists(site: str, dist_info: str, name: str) -> bool:
 _KNOWN_PTH = ("_virtualenv.pth", "distutils-precedence.pth")
 
 
+def _egg_info_of(target: str, stem: str, fs: HostFS) -> Optional[str]:
+    """The ``.egg-info`` directory in *target* that the egg-link *stem* names: setuptools
+    names both after the project (``my_proj.egg-link``, ``my_proj.egg-info``); else the one
+    whose name is the same project spelt otherwise (``My-Proj.egg-info``)."""
+    exact = f"{target.rstrip('/')}/{stem}.egg-info"
+    if fs.dir_state(exact):
+        return exact
+    want = canonical_name(stem)
+    for n in fs.listdir(target)[:MAX_DISTS]:
+        if not n.endswith(".egg-info"):
+            continue
+        path = f"{target.rstrip('/')}/{n}"
+        if canonical_name(n[: -len(".egg-info")].split("-")[0]) == want and fs.dir_state(path):
+            return path
+    return None
+
+
+def read_egg_link(
+    site: str, name: str, want_top: bool, fs: HostFS = REAL
+) -> tuple[tuple[str, str, bool], Distribution]:
+    """A legacy editable install (``setup.py develop``, or ``pip install -e`` of a setup.py
+    project with pip before 21.3): ``NAME.egg-link`` in the site directory names the
+    directory holding the project's ``.egg-info`` (first line) and the way back to the
+    project's root (second line, ``.`` or ``../`` for a ``src/`` layout); an
+    ``easy-install.pth`` line puts it on ``sys.path``. The distribution is read from that
+    ``.egg-info``, outside the venv: through *fs*, the host seam.
+
+    Returns the ``(egg-link, target, target exists)`` triple and the distribution."""
+    head = fsutil.read_head(f"{site}/{name}", 4096)
+    lines = head.decode("utf-8", "surrogateescape").splitlines() if head else []
+    target = lines[0].strip() if lines else ""
+    back = lines[1].strip() if len(lines) > 1 else "."
+    stem = name[: -len(".egg-link")]
+    problems: list[str] = []
+    exists: Optional[bool] = False
+    root: Optional[str] = None
+    egg_info: Optional[str] = None
+    fields = {"name": "", "version": "", "requires-python": ""}
+    top_level: tuple[str, ...] = ()
+    if not target.startswith("/"):
+        problems.append(f"{name} names no absolute directory")
+    else:
+        target = os.path.normpath(target)
+        exists = fs.dir_state(target)
+        root = os.path.normpath(os.path.join(target, back or "."))
+        egg_info = _egg_info_of(target, stem, fs) if exists else None
+        if egg_info is not None:
+            meta = fs.read_head(f"{egg_info}/PKG-INFO", METADATA_LIMIT)
+            if meta:
+                fields = _header_fields(decode(meta))
+            if want_top:
+                top = fs.read_head(f"{egg_info}/top_level.txt", SMALL_LIMIT)
+                if top:
+                    top_level = tuple(
+                        t.strip() for t in decode(top).splitlines() if t.strip().isidentifier()
+                    )
+        if exists and (not fields["name"] or not fields["version"]):
+            problems.append("metadata lacks Name or Version")
+    root_exists = fs.dir_state(root) if root is not None and root != target else exists
+    dist = Distribution(
+        name=fields["name"] or stem,
+        version=fields["version"],
+        site_dir=site,
+        dist_info=name,
+        requires_python=fields["requires-python"] or None,
+        direct_url_kind=DirectUrlKind.EDITABLE,
+        editable_path=root,
+        editable_path_exists=root_exists,
+        top_level=top_level,
+        problems=tuple(problems),
+        egg_info=egg_info,
+    )
+    return (name, target, exists is not False), dist
+
+
 def _read_site_dir(
-    site: str, version: Optional[str], errors: list[str], top_level: bool
+    site: str, version: Optional[str], errors: list[str], top_level: bool, fs: HostFS = REAL
 ) -> SiteDir:
     try:
         with os.scandir(site) as it:
@@ -297,7 +427,7 @@ def _read_site_dir(
                     continue
             except OSError:
                 continue
-            dist, pths = _read_dist(site, name, top_level)
+            dist, pths = _read_dist(site, name, top_level, fs)
             dists.append(dist)
             if pths is None:
                 unread.append(dist.dist_info)
@@ -306,12 +436,13 @@ def _read_site_dir(
         elif name.endswith(".pth"):
             pth_files.append(name)
         elif name.endswith(".egg-link"):
-            head = fsutil.read_head(f"{site}/{name}", 4096)
-            target = head.decode("utf-8", "surrogateescape").splitlines()[0].strip() if head else ""
-            exists = fsutil.dir_state(target) if target else False
-            egg_links.append((name, target, exists is not False))
+            link, dist = read_egg_link(site, name, top_level, fs)
+            egg_links.append(link)
+            if len(dists) < MAX_DISTS:
+                dists.append(dist)
     # .pth files owned by a distribution (listed in its RECORD) are accounted for.
     pth_imports: list[str] = []
+    pth_paths: list[tuple[str, str, bool]] = []
     for name in pth_files:
         if name in owned_pth or name in _KNOWN_PTH:
             continue
@@ -320,9 +451,13 @@ def _read_site_dir(
         except OSError:
             continue
         lines = [ln for ln in text.splitlines() if ln.startswith(("import ", "import\t"))]
-        if not lines or any(_record_lists(site, d, name) for d in unread):
+        # Absolute directories a hand-made .pth puts on sys.path (easy-install.pth's are the
+        # egg-links' own): outside the venv, so asked of the host seam.
+        dirs = [] if name == "easy-install.pth" else _pth_dirs(text)
+        if (lines or dirs) and any(_record_lists(site, d, name) for d in unread):
             continue
         pth_imports += [f"{name}: {ln[:120]}" for ln in lines]
+        pth_paths += [(name, d, fs.path_state(d) is not False) for d in dirs]
     dists.sort(key=lambda x: canonical_name(x.name))
     return SiteDir(
         path=site,
@@ -330,11 +465,12 @@ def _read_site_dir(
         distributions=tuple(dists),
         pth_imports=tuple(pth_imports),
         egg_links=tuple(egg_links),
-        writable_by_others=_writable_by_others(site),
+        pth_paths=tuple(pth_paths),
+        writable_by_others=writable_by_others(site),
     )
 
 
-def _writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
+def writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
     """World-writable (without sticky bit), or group-writable by a non-root group while
     owned by root: a way for other users to change what the owner runs."""
     if st is None:
@@ -350,12 +486,14 @@ def _writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
     return bool(mode & stat.S_IWGRP and st.st_uid == 0 and st.st_gid != 0)
 
 
-def _site_dirs(venv: str, errors: list[str], top_level: bool) -> tuple[SiteDir, ...]:
+def read_site_dirs(
+    venv: str, errors: list[str], top_level: bool, fs: HostFS = REAL
+) -> tuple[SiteDir, ...]:
     seen: set[tuple[int, int]] = set()
     out: list[SiteDir] = []
     for lib in ("lib", "lib64", "local/lib"):
         for e in fsutil.listdir(f"{venv}/{lib}"):
-            m = _PY_DIR.match(e.name)
+            m = PY_DIR.match(e.name)
             if not m:
                 continue
             site = f"{e.path}/site-packages"
@@ -367,6 +505,6 @@ def _site_dirs(venv: str, errors: list[str], top_level: bool) -> tuple[SiteDir, 
             if key in seen or not stat.S_ISDIR(st.st_mode):
                 continue
             seen.add(key)
-            out.append(_read_site_dir(site, m.group(1), errors, top_level))
+            out.append(_read_site_dir(site, m.group(1), errors, top_level, fs))
     out.sort(key=lambda s: s.path)
     return tuple(out)

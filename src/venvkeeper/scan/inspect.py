@@ -18,7 +18,7 @@ from typing import Optional
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
 from venvkeeper.host.bases import HostCache, classify_origin, resolve_chain
-from venvkeeper.host.hostfs import REAL, HostFS
+from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.shebang import parse_shebang as _parse_shebang
 from venvkeeper.model.venv import (
     BaseInterpreter,
@@ -28,12 +28,20 @@ from venvkeeper.model.venv import (
     PyvenvCfg,
     RecordedLocation,
     Script,
+    SiteDir,
     VenvFacts,
     VenvKind,
+    path_in_root,
 )
 from venvkeeper.scan.cfg import parse_pyvenv_cfg
 from venvkeeper.scan.creators import conda_python, detect_owner
-from venvkeeper.scan.dists import _PY_DIR, SMALL_LIMIT, _site_dirs, _writable_by_others
+from venvkeeper.scan.dists import (
+    PY_DIR,
+    SMALL_LIMIT,
+    read_egg_link,
+    read_site_dirs,
+    writable_by_others,
+)
 
 CFG_LIMIT = 64 << 10
 
@@ -51,6 +59,10 @@ _ACTIVATE = re.compile(
 
 
 _VERSIONED = re.compile(r"^python\d+(\.\d+t?)?$")
+
+#: CPython 3.14's venv adds ``bin/𝜋thon`` (a link to its python3.14) when the filesystem
+#: encoding is UTF-8: one more interpreter name, judged like the others.
+PI_THON = "\U0001d70bthon"
 
 
 class VenvVanished(VenvkeeperError):
@@ -80,10 +92,12 @@ def empty_facts(path: str, kind: VenvKind, error: str) -> VenvFacts:
 
 
 def _chain_names(bin_entries: list[os.DirEntry[str]]) -> list[str]:
-    names = [e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name == "python"]
+    names = [
+        e.name for e in bin_entries if _VERSIONED.match(e.name) or e.name in ("python", PI_THON)
+    ]
 
     def order(n: str) -> tuple[int, str]:
-        return ({"python": 0, "python3": 1}.get(n, 2), n)
+        return ({"python": 0, "python3": 1, PI_THON: 3}.get(n, 2), n)
 
     return sorted(names, key=order)
 
@@ -128,7 +142,7 @@ def _judge_base(
         found = [
             m.group(1)
             for n in host.fs.listdir(prefix_guess + "/lib")
-            if (m := _PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
+            if (m := PY_DIR.match(n)) and host.fs.is_file(f"{prefix_guess}/lib/{n}/os.py")
         ]
         if len(found) == 1:
             version = found[0]
@@ -193,7 +207,7 @@ def _scripts(
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
-        if name == "python" or _VERSIONED.match(name) or name.startswith("activate"):
+        if name in ("python", PI_THON) or _VERSIONED.match(name) or name.startswith("activate"):
             continue
         try:
             if not e.is_file(follow_symlinks=False):
@@ -214,13 +228,14 @@ def _scripts(
     return tuple(out)
 
 
-def _same_dir(a: str, b: str) -> bool:
+def _same_dir(a: str, b: str, fs: HostFS = REAL) -> bool:
     if os.path.normpath(a) == os.path.normpath(b):
         return True
     try:
-        return os.path.samefile(a, b)
+        sa, sb = fs.stat(a), fs.stat(b)
     except (OSError, ValueError):
         return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def _locations(
@@ -228,7 +243,11 @@ def _locations(
     activate: Optional[str],
     recorded: Optional[str],
     scripts: tuple[Script, ...],
+    fs: HostFS = REAL,
 ) -> tuple[RecordedLocation, ...]:
+    """Every place the venv recorded as its own. Whether such a place exists, is a venv or
+    is this very directory is a fact of the host, outside the venv: asked of *fs*. *venv*
+    is the venv's path as the paths it recorded are read (inside its root)."""
     found: list[tuple[str, str]] = []
     if activate:
         found.append(("activate", activate))
@@ -245,8 +264,8 @@ def _locations(
         if prefix not in venvish:
             venvish[prefix] = (
                 prefix in (activate, recorded)
-                or fsutil.path_state(prefix) is False
-                or fsutil.lexists(prefix + "/pyvenv.cfg")
+                or fs.path_state(prefix) is False
+                or fs.path_state(prefix + "/pyvenv.cfg") is True
             )
         if venvish[prefix]:
             found.append((f"script {sc.name}", prefix))
@@ -254,7 +273,7 @@ def _locations(
     out = []
     for source, where in found:
         if where not in verdict:
-            verdict[where] = _same_dir(where, venv)
+            verdict[where] = _same_dir(where, venv, fs)
         out.append(RecordedLocation(source, where, verdict[where]))
     return tuple(out)
 
@@ -295,7 +314,7 @@ def recorded_destination(cfg: Optional[PyvenvCfg]) -> Optional[str]:
 
 def _legacy(venv: str) -> tuple[Optional[str], Optional[str]]:
     for e in fsutil.listdir(f"{venv}/lib"):
-        m = _PY_DIR.match(e.name)
+        m = PY_DIR.match(e.name)
         if m:
             head = fsutil.read_head(e.path + "/orig-prefix.txt", 4096)
             if head is not None:
@@ -334,35 +353,59 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
     if facts.kind is VenvKind.CONDA:
         return facts
     fs = host.fs
-    if fs.path_state(facts.path) is False:
+    seen = facts.path_in_root
+    if fs.path_state(seen) is False:
         raise VenvVanished(facts.path)
-    chains = tuple(resolve_chain(facts.path, c.name, fs) for c in facts.chains)
+    chains = tuple(resolve_chain(seen, c.name, fs) for c in facts.chains)
     legacy_version = None
     if facts.kind is VenvKind.LEGACY_VIRTUALENV:
         legacy_version = next((s.python_version for s in facts.site_dirs), None)
-    base = _judge_base(facts.path, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
+    base = _judge_base(seen, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
     scripts = tuple(
         dataclasses.replace(s, interpreter_exists=fs.file_state(s.interpreter))
         if s.interpreter
         else s
         for s in facts.scripts
     )
-    site_dirs = tuple(
-        dataclasses.replace(
-            s,
-            distributions=tuple(
-                dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path))
-                if d.editable_path
-                else d
-                for d in s.distributions
-            ),
-        )
-        for s in facts.site_dirs
-    )
+    site_dirs = tuple(_rejudge_site(s, fs) for s in facts.site_dirs)
     old = set(_host_errors(facts.chains, facts.base))
     errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
+    locations = _locations(seen, facts.activate_virtual_env, facts.recorded_path, scripts, fs)
+    creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, fs)
     return dataclasses.replace(
-        facts, chains=chains, base=base, scripts=scripts, site_dirs=site_dirs, errors=tuple(errors)
+        facts,
+        chains=chains,
+        base=base,
+        scripts=scripts,
+        site_dirs=site_dirs,
+        locations=locations,
+        creator=creator,
+        tool=tool,
+        errors=tuple(errors),
+    )
+
+
+def _rejudge_site(site: SiteDir, fs: HostFS) -> SiteDir:
+    """A site directory's facts about paths outside the venv, asked of *fs* again: the
+    sources of editable and local installs, and the targets of egg-links (with the
+    metadata of the legacy editable each one is)."""
+    egg_links = tuple(
+        (name, target, bool(target) and fs.dir_state(target) is not False)
+        for name, target, _ in site.egg_links
+    )
+    dists = []
+    for d in site.distributions:
+        if d.egg_info is not None or d.dist_info.endswith(".egg-link"):
+            # The same reading as a scan's: what the source said is gone with it.
+            _, again = read_egg_link(site.path, d.dist_info, bool(d.top_level), fs)
+            dists.append(again)
+        elif d.editable_path:
+            dists.append(dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path)))
+        else:
+            dists.append(d)
+    pth_paths = tuple((name, d, fs.path_state(d) is not False) for name, d, _ in site.pth_paths)
+    return dataclasses.replace(
+        site, distributions=tuple(dists), egg_links=egg_links, pth_paths=pth_paths
     )
 
 
@@ -373,14 +416,22 @@ def inspect_venv(
     host: Optional[HostCache] = None,
     size: bool = False,
     top_level: bool = False,
+    root: Optional[str] = None,
 ) -> VenvFacts:
     """Read everything venvkeeper judges about the venv at *path*, statically.
 
     *top_level* also collects each distribution's importable top-level names (what
     ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+    *root*: the OS root the venv belongs to (:mod:`venvkeeper.host.osroots`), when not
+    this host's: what the venv names outside itself is looked up inside that root, through
+    *host* (by default a :class:`HostCache` of that root).
     """
-    host = host if host is not None else HostCache()
     path = path.rstrip("/") or "/"
+    if root is not None and root.rstrip("/") in ("", path):
+        root = None  # the host's own /, or the venv itself: not another root
+    if host is None:
+        host = HostCache(RootFS(root), root) if root is not None else HostCache()
+    seen = path_in_root(root, path)  # the venv's path as the paths it recorded are read
     errors: list[str] = []
     try:
         st = os.lstat(path)
@@ -413,18 +464,18 @@ def inspect_venv(
     except OSError as e:
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
-    chains = tuple(resolve_chain(path, n, host.fs) for n in _chain_names(bin_entries))
-    base = _judge_base(path, chains, cfg, host, orig_prefix, legacy_version, known_patch)
+    chains = tuple(resolve_chain(seen, n, host.fs) for n in _chain_names(bin_entries))
+    base = _judge_base(seen, chains, cfg, host, orig_prefix, legacy_version, known_patch)
     errors += _host_errors(chains, base)
     writable = [
-        rel for rel in ("", "bin", "pyvenv.cfg") if _writable_by_others(f"{path}/{rel}".rstrip("/"))
+        rel for rel in ("", "bin", "pyvenv.cfg") if writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
-    site_dirs = _site_dirs(path, errors, top_level)
+    site_dirs = read_site_dirs(path, errors, top_level, host.fs)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
     scripts = _scripts(path, bin_entries, host.fs)
     activate = _activate_virtual_env(path)
     recorded = recorded_destination(cfg)
-    creator, tool = detect_owner(path, kind, cfg)
+    creator, tool = detect_owner(path, kind, cfg, host.fs)
     return VenvFacts(
         path=path,
         kind=kind,
@@ -437,7 +488,7 @@ def inspect_venv(
         scripts=scripts,
         activate_virtual_env=activate,
         recorded_path=recorded,
-        locations=_locations(path, activate, recorded, scripts),
+        locations=_locations(seen, activate, recorded, scripts, host.fs),
         owner_uid=owner,
         mode=mode,
         writable_by_others=tuple(w or "." for w in writable),
@@ -445,4 +496,6 @@ def inspect_venv(
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
         tool=tool,
+        root=root,
+        recorded_python=known_patch,
     )

@@ -13,8 +13,11 @@ from typing import Callable, Optional
 from venvkeeper.checks.registry import run_checks
 from venvkeeper.errors import UsageError, worker_failed
 from venvkeeper.host.bases import HostCache
+from venvkeeper.host.hostfs import RootFS
 from venvkeeper.host.mounts import read_mounts
+from venvkeeper.host.osroots import Roots, is_complete
 from venvkeeper.host.trust import TrustCache
+from venvkeeper.model.policy import Policy
 from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
@@ -52,6 +55,9 @@ class ScanOptions:
     walk_beside: bool = True  # walk in a forked process while this one inspects
     inspect_workers: int = 4
     mountinfo: str = "/proc/self/mountinfo"
+    #: Judge a venv inside another OS root (a chroot, a container's root filesystem) as
+    #: that root sees it (:mod:`venvkeeper.host.osroots`); False: as this host sees it.
+    other_roots: bool = True
 
 
 def judge(
@@ -75,13 +81,21 @@ def judge(
 
 
 def inspect_path(
-    path: str, options: Optional[ScanOptions] = None, *, top_level: bool = False
+    path: str,
+    options: Optional[ScanOptions] = None,
+    *,
+    top_level: bool = False,
+    root: Optional[str] = None,
 ) -> VenvReport:
     """Judge the single venv at *path* (``venvkeeper show``); *top_level* also reads each
-    distribution's importable names (what a repair verifies)."""
+    distribution's importable names (what a repair verifies). The venv is judged as its
+    OS root sees it (:mod:`venvkeeper.host.osroots`), unless ``options.other_roots`` is
+    off; *root* names that root when the caller knows it (a chroot that runs the venv)."""
     options = options or ScanOptions()
+    from venvkeeper.host.bases import forget
     from venvkeeper.host.fsutil import check_directory
 
+    forget()
     path = os.path.abspath(path)
     check_directory(path)
     names = set(os.listdir(path))
@@ -95,15 +109,39 @@ def inspect_path(
     ):
         kind = VenvKind.LEGACY_VIRTUALENV
     else:
+        import shlex
+
         raise UsageError(
             f"{path} is not a virtual environment (no pyvenv.cfg, no legacy"
-            f" orig-prefix.txt, no conda-meta/); try: venvkeeper scan {path}"
+            f" orig-prefix.txt, no conda-meta/); try: `venvkeeper scan {shlex.quote(path)}`"
         )
+    if root is None and options.other_roots:
+        from venvkeeper.host.osroots import root_of
+
+        root = root_of(path)
     try:
-        facts = inspect_venv(path, kind, size=options.size, top_level=options.deep or top_level)
+        facts = inspect_venv(
+            path, kind, size=options.size, top_level=options.deep or top_level, root=root
+        )
     except VenvVanished as e:
         raise UsageError(f"{path} vanished while it was read") from e
     return judge(facts, options)
+
+
+def judge_venv(path: str, policy: Policy, root: Optional[str] = None) -> Optional[VenvReport]:
+    """A venv found other than by a walk (the venv of a running process), judged as a scan
+    as configured judges it: None when *policy* ignores it (it is not even read), else
+    inspected (as the OS *root* sees it, when given: see :func:`inspect_path`), checked
+    and with the policy applied. A venv that cannot be read is None."""
+    from venvkeeper.checks.policy import apply_to_venv, ignored
+
+    if ignored(path, policy):
+        return None
+    try:
+        rep = inspect_path(path, root=root)
+    except Exception:  # one odd venv must not cost the caller's whole report
+        return None
+    return apply_to_venv(rep, policy)
 
 
 class Scanner:
@@ -128,19 +166,45 @@ class Scanner:
             include_network=options.include_network,
             mounts=mounts,
             workers=options.walk_workers,
+            other_roots=options.other_roots,
         )
+        from venvkeeper.host.bases import forget
+
+        forget()  # the host as it is now, not as an earlier scan in this process saw it
         self.host = HostCache()
         self.trust = TrustCache()
         self.lock = threading.Lock()
+        self.os_roots: Optional[Roots] = Roots() if options.other_roots else None
+        #: The facts shared by the venvs of each other OS root (its interpreters, its
+        #: dpkg database), and whether the root is whole (an image layer is not).
+        self.root_hosts: dict[str, tuple[HostCache, bool]] = {}
+
+    def _host_for(self, path: str) -> tuple[Optional[str], HostCache, bool]:
+        """(the OS root of *path*, the facts cache judging it, whether that root is whole)."""
+        root = self.os_roots.root_of(path) if self.os_roots is not None else None
+        if root is None:
+            return None, self.host, True
+        with self.lock:
+            got = self.root_hosts.get(root)
+            if got is None:
+                got = self.root_hosts[root] = (HostCache(RootFS(root), root), is_complete(root))
+        return root, got[0], got[1]
 
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
+        root, host, whole = self._host_for(cand.path)
+        if not whole:
+            # An image layer: what its venvs link to lives in the layers below it.
+            with self.lock:
+                self.stats.skip(cand.path, "in-image-layer")
+            return None
         try:
             facts = inspect_venv(
                 cand.path,
                 cand.kind,
-                host=self.host,
+                host=host,
                 size=self.options.size,
                 top_level=self.options.deep,
+                root=root,
             )
         except VenvVanished:
             with self.lock:
