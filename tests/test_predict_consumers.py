@@ -20,8 +20,6 @@ from conftest import require_python, run_cli, validate_json
 from consumer_world import World
 from factory import FakeDistro, install, make_project, make_venv
 
-pytestmark = pytest.mark.slow
-
 
 def _site(w: World, name: str, venv: str, module: str = "mod_wsgi.so-3.11") -> None:
     w.write(
@@ -125,6 +123,7 @@ def consumers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 def test_each_consumer_named_with_how_it_fails(world: World) -> None:
     w = world
     doc = predict(w)
@@ -154,6 +153,7 @@ def test_each_consumer_named_with_how_it_fails(world: World) -> None:
     assert idle["consumers"] == []
 
 
+@pytest.mark.slow
 def test_hard_coded_minor_breaks_even_after_the_repair(world: World) -> None:
     """report.service runs the system's python3 with svc's packages through a hard-coded
     lib/python3.11: the upgrade leaves that directory (pure packages import on 3.13), the
@@ -170,6 +170,7 @@ def test_hard_coded_minor_breaks_even_after_the_repair(world: World) -> None:
     assert cs["pinned.service"]["after_repair"] is None  # the survivor is not repaired
 
 
+@pytest.mark.slow
 def test_table_names_units_and_jobs_and_how_they_fail(world: World) -> None:
     w = world
     res = run_cli(
@@ -194,12 +195,14 @@ def test_table_names_units_and_jobs_and_how_they_fail(world: World) -> None:
     assert any(ln.startswith("survives") and "wsgi" in ln for ln in text.splitlines())
 
 
+@pytest.mark.slow
 def test_no_consumers_leaves_them_out(world: World) -> None:
     doc = predict(world, "--no-consumers")
     assert all("consumers" not in v for v in doc["venvs"])
     assert "consumers_breaking" not in doc["summary"]
 
 
+@pytest.mark.slow
 def test_apt_run_upgrading_only_the_module(world: World) -> None:
     """Through the library: an apt run that upgrades the mod_wsgi package while python3
     moves, and leaves uWSGI's plugin alone: only mod_wsgi's consumers follow. The uWSGI app
