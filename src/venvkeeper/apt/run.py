@@ -18,7 +18,9 @@ from venvkeeper.errors import VenvkeeperError, failure_of
 from venvkeeper.textutil import escape, escape_value, noun, plural
 
 if TYPE_CHECKING:
+    from venvkeeper.apt.hook import PythonChange
     from venvkeeper.configured import ScanConfig, ScanRequest
+    from venvkeeper.model.plan import Prediction
     from venvkeeper.model.policy import Policy
     from venvkeeper.model.report import VenvReport
 
@@ -33,6 +35,7 @@ class HookSettings:
     proc_root: str = "/proc"
     processes: bool = True
     json: bool = False
+    consumers: bool = True  # judge the units, jobs and web servers of each venv too
 
     @property
     def policy(self) -> Policy:
@@ -158,15 +161,17 @@ def pre_install(
             users = venv_users(settings.proc_root)
         except VenvkeeperError:
             users = None
-    pred = predict(report, pc.change, users=users, policy=policy)
+    pred = _with_consumers(predict(report, pc.change, users=users, policy=policy), pc, settings)
     if settings.json:
         out.write(fmt.render_json(pred))
         return
     breaking = [v for v in pred.venvs if v.effect.breaks]
-    if breaking:
+    consumers = pred.breaking_consumers
+    if breaking or consumers:
         out.write(fmt.render_predict(pred, only_problems=True))
+        also = f" and {plural(len(consumers), 'consumer')}" if consumers else ""
         out.write(
-            f"venvkeeper: {plural(len(breaking), 'venv')} will break"
+            f"venvkeeper: {plural(len(breaking), 'venv')}{also} will break"
             " when dpkg goes on; repair plans: "
             + _predict_command(pc.change).replace(" predict ", " plan ", 1)
             + "\nvenvkeeper: for an offline repair, fetch the wheels the rebuilds need now: "
@@ -185,6 +190,18 @@ def pre_install(
     # Those that break are told above; those that survive may still be left on a Python
     # no archive patches any more (python3.11 after a full-upgrade to trixie).
     out.write(_obsolete_note(v.then for v in pred.venvs if v.then and not v.effect.breaks))
+
+
+def _with_consumers(pred: Prediction, pc: PythonChange, settings: HookSettings) -> Prediction:
+    """*pred* with the consumers of each venv judged under the apt run's change (the
+    embedding modules' packages of the run included)."""
+    if not settings.consumers:
+        return pred
+    from venvkeeper.consumers import read_consumers
+    from venvkeeper.predict.consumers import judge_consumers
+
+    found = read_consumers("/", settings.proc_root if settings.processes else None)
+    return judge_consumers(pred, found, pc.change)
 
 
 def post_invoke(settings: HookSettings, out: TextIO, err: TextIO) -> None:

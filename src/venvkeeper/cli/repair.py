@@ -21,6 +21,7 @@ from venvkeeper.cli._common import (
     scan_request,
     sources_of,
 )
+from venvkeeper.cli.consumers import add_repair_options, repair_consumers
 from venvkeeper.cli.context import Context
 from venvkeeper.errors import UsageError
 from venvkeeper.formats.envelope import Kind
@@ -96,6 +97,7 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
         "-j", "--jobs", type=positive_int, default=2, metavar="N", help="venvs at once (default 2)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_repair_options(p)
     add_format(p)
     p.set_defaults(func=_cmd_repair)
 
@@ -211,10 +213,13 @@ def _cmd_repair(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    emit(ctx, args, Kind.REPAIR, results)
+    actions = repair_consumers(args, ctx, results)
+    emit(ctx, args, Kind.REPAIR, results, consumers=actions)
     if any(r.outcome is Outcome.FAILED for r in results):
         return int(ExitCode.CRITICAL)
-    if any(r.outcome is Outcome.REFUSED for r in results):
+    if any(r.outcome is Outcome.REFUSED for r in results) or not all(
+        a.outcome.ok for a in actions or ()
+    ):
         return int(ExitCode.WARNING)
     return int(ExitCode.OK)
 

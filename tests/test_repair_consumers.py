@@ -1,0 +1,298 @@
+"""repair and the consumers of the venvs it repairs: the exact restarts and edits printed,
+``--fix-consumers`` changing a hard-coded lib/pythonX.Y as a transaction, ``--restart``
+through systemctl, and root acting on nothing another user can change.
+
+One OS root (tests/consumer_world.py) with a distro prefix of its own (factory.FakeDistro)
+whose python3 moves from 3.11 to 3.12, as a release upgrade does; a venv made with that
+python3 with a wheel installed, units that run it, a unit that reaches its packages with
+the system's python3 through ``PYTHONPATH=.../lib/python3.11/site-packages``. The repairs
+are real (offline, from a wheelhouse). This host's PID 1 is not systemd: restarts run a
+stand-in ``systemctl`` that records its arguments (the booted end-to-end test,
+tests/test_consumers_e2e.py, restarts real units); edits are real files.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import User, require_python, run_cli, validate_json
+from consumer_world import World
+from factory import FakeDistro, build_wheel, install_from, make_project, make_venv
+
+pytestmark = pytest.mark.slow
+
+UNITS = "/etc/systemd/system"
+HARD = "Environment=PYTHONPATH=/srv/svc/venv/lib/python3.11/site-packages"
+
+
+class Setup:
+    def __init__(self, root: Path) -> None:
+        require_python("3.11")
+        require_python("3.12")
+        self.w = w = World(root)
+        self.distro = FakeDistro(root / "usr")
+        self.distro.install("3.11")
+        py3 = self.distro.set_default("3.11")
+        self.wheels = root.parent / "wheels"
+        build_wheel(make_project(root.parent, "vkapp"), self.wheels)
+        self.venv = make_venv(py3, root / "srv/svc/venv")
+        install_from(self.venv, self.wheels, "vkapp==1.0")
+        w.write(
+            f"{UNITS}/svc.service",
+            "[Service]\nExecStart=/srv/svc/venv/bin/python -m vkapp\n"
+            "[Install]\nWantedBy=multi-user.target\n",
+        )
+        self.report = w.write(
+            f"{UNITS}/report.service",
+            f"[Service]\nExecStart=/usr/bin/python3 -m vkapp\n{HARD}\n"
+            "[Install]\nWantedBy=multi-user.target\n",
+        )
+        for u in ("svc", "report"):
+            w.link(f"{UNITS}/multi-user.target.wants/{u}.service", f"{UNITS}/{u}.service")
+        # the upgrade: python3 becomes 3.12; 3.11 stays installed
+        self.distro.install("3.12")
+        self.distro.set_default("3.12")
+
+    def repair(self, *extra: str, code: int = 0) -> dict[str, Any]:
+        res = run_cli(
+            "repair",
+            "--json",
+            "--offline",
+            "--find-links",
+            str(self.wheels),
+            "--system-root",
+            str(self.w.root),
+            *extra,
+            str(self.venv),
+        )
+        assert res.code == code, (res.out, res.err)
+        return validate_json("repair", res.out)
+
+
+def actions(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(kind, unit or edited file) -> the action."""
+    out = {}
+    for a in doc["consumers"]:
+        key = a["unit"] if a["kind"] == "restart" else a["edit"]["path"]
+        out[(a["kind"], key)] = a
+    return out
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path / "root")
+
+
+def test_without_options_the_exact_commands_and_lines_are_printed(setup: Setup) -> None:
+    s = setup
+    before = s.report.read_text()
+    res = run_cli(
+        "repair",
+        "--offline",
+        "--find-links",
+        str(s.wheels),
+        "--system-root",
+        str(s.w.root),
+        str(s.venv),
+    )
+    assert res.code == 1, res.err  # repaired; a consumer is held until its line changes
+    text = " ".join(res.out.split())  # the block wraps at the terminal's width
+    assert "consumers of the repaired venvs:" in text
+    edit = f"printed edit {s.report}:3 (report.service): repair --fix-consumers changes it"
+    assert f"{edit} - {HARD} + {HARD.replace('3.11', '3.12')} " in text
+    assert "printed systemctl try-restart svc.service (svc.service)" in text
+    assert (
+        "held systemctl try-restart report.service (report.service):"
+        f" {s.report}:3 still hard-codes lib/python3.11" in text
+    )
+    assert s.report.read_text() == before  # printed, not changed
+
+
+def test_fix_consumers_changes_the_line_as_a_transaction(setup: Setup) -> None:
+    s = setup
+    os.chmod(s.report, 0o640)
+    doc = s.repair("--fix-consumers")
+    assert doc["results"][0]["outcome"] == "repaired"
+    edit = actions(doc)[("edit", str(s.report))]
+    assert edit["outcome"] == "done" and edit["edit"]["line"] == 3
+    assert edit["edit"]["old"] == HARD and edit["edit"]["new"] == HARD.replace("3.11", "3.12")
+    text = s.report.read_text()
+    assert HARD.replace("3.11", "3.12") in text and "3.11" not in text
+    assert stat.S_IMODE(s.report.stat().st_mode) == 0o640  # the file's mode kept
+    backups = sorted(s.report.parent.glob(".report.service.venvkeeper-backup-*"))
+    assert len(backups) == 1 and HARD in backups[0].read_text()
+    assert str(backups[0]) in edit["detail"]
+    assert not list(s.report.parent.glob(".report.service.venvkeeper-new-*"))
+    assert not list(s.report.parent.glob(".report.service.venvkeeper-lock"))
+    # the repaired venv really has the package where the line now points
+    assert (s.venv / "lib/python3.12/site-packages/vkapp").is_dir()
+    # the units of another system's root are printed, never restarted from this host
+    restart = actions(doc)[("restart", "report.service")]
+    assert restart["outcome"] == "printed" and "run it there" in restart["detail"]
+
+
+def test_dry_run_plans_and_changes_nothing(setup: Setup) -> None:
+    s = setup
+    before = s.report.read_text()
+    doc = s.repair("--dry-run", "--fix-consumers", "--restart")
+    assert doc["results"][0]["outcome"] == "planned"
+    assert actions(doc)[("edit", str(s.report))]["outcome"] == "planned"
+    assert s.report.read_text() == before
+
+
+def _systemctl(tmp: Path) -> tuple[str, Path]:
+    """A stand-in systemctl that appends its arguments to a log."""
+    log = tmp / "systemctl.log"
+    exe = tmp / "systemctl"
+    exe.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    exe.chmod(0o755)
+    return str(exe), log
+
+
+def _act(
+    s: Setup, tmp: Path, results: list[Any], running: dict[int, str], **kw: Any
+) -> tuple[tuple[Any, ...], Path]:
+    from venvkeeper.repair.consumers import ActOptions, consumer_actions
+    from venvkeeper.scan.pipeline import ScanOptions, inspect_path
+
+    exe, log = _systemctl(tmp)
+    proc = s.w.fake_proc(running)
+    scan = s.w.read(proc)
+    opts = ActOptions(systemctl=exe, **kw)
+    return consumer_actions(results, opts, lambda p: inspect_path(p, ScanOptions()), scan), log
+
+
+def _repaired(s: Setup) -> list[Any]:
+    """A real repair of the venv, through the library, offline."""
+    from venvkeeper.repair import RepairOptions, Sources, repair_all
+
+    opts = RepairOptions(sources=Sources(None, (str(s.wheels),), True))
+    results = repair_all([str(s.venv)], opts)
+    assert results[0].outcome.value == "repaired", results[0].message
+    return results
+
+
+def test_restart_after_the_edit_with_a_daemon_reload(setup: Setup, tmp_path: Path) -> None:
+    s = setup
+    results = _repaired(s)
+    running = {10: "/system.slice/svc.service", 11: "/system.slice/report.service"}
+    done, log = _act(s, tmp_path, results, running, restart=True, fix=True)
+    outcomes = {(a.kind.value, a.unit or (a.edit.path if a.edit else "")): a for a in done}
+    assert outcomes[("edit", str(s.report))].outcome.value == "done"
+    assert outcomes[("restart", "svc.service")].outcome.value == "done"
+    assert outcomes[("restart", "report.service")].command == "systemctl try-restart report.service"
+    # a unit's file changed: systemd reads it again first
+    calls = log.read_text().splitlines()
+    assert calls[0] == "daemon-reload"
+    assert sorted(calls[1:]) == ["try-restart report.service", "try-restart svc.service"]
+
+
+def test_never_restarted_into_a_venv_that_still_fails(setup: Setup, tmp_path: Path) -> None:
+    """A repair that failed (no wheelhouse, offline): nothing is restarted into it."""
+    from venvkeeper.repair import RepairOptions, Sources, repair_all
+
+    s = setup
+    results = repair_all([str(s.venv)], RepairOptions(sources=Sources(None, (), True)))
+    assert results[0].outcome.value == "failed"
+    done, log = _act(s, tmp_path, results, {10: "/system.slice/svc.service"}, restart=True)
+    svc = next(a for a in done if a.unit == "svc.service")
+    assert svc.outcome.value == "held" and "was not repaired" in svc.detail
+    assert not log.exists()
+
+
+def test_not_running_units_are_not_restarted(setup: Setup, tmp_path: Path) -> None:
+    s = setup
+    done, log = _act(s, tmp_path, _repaired(s), {}, restart=True, fix=True)
+    svc = next(a for a in done if a.unit == "svc.service")
+    assert svc.outcome.value == "not-running"
+    assert "systemctl restart svc.service" in svc.detail  # enabled: how to start it
+    assert not log.exists()
+
+
+# --- root trusts nothing another user can change ----------------------------------------
+
+
+def _give(path: Path, user: User) -> None:
+    os.chown(path, user.uid, user.gid)
+
+
+def test_a_drop_in_another_user_controls_makes_root_restart_nothing(
+    setup: Setup, tmp_path: Path, unprivileged_user: User
+) -> None:
+    s = setup
+    drop = s.w.write(f"{UNITS}/svc.service.d/override.conf", "[Service]\nNice=5\n")
+    _give(drop, unprivileged_user)
+    running = {10: "/system.slice/svc.service"}
+    done, log = _act(s, tmp_path, _repaired(s), running, restart=True, fix=True)
+    svc = next(a for a in done if a.unit == "svc.service")
+    assert svc.outcome.value == "refused", svc
+    assert str(drop) in svc.detail and unprivileged_user.name in svc.detail
+    assert "try-restart svc.service" not in (log.read_text() if log.exists() else "")
+
+
+def test_a_unit_file_another_user_can_write_is_not_edited(
+    setup: Setup, tmp_path: Path, unprivileged_user: User
+) -> None:
+    s = setup
+    before = s.report.read_text()
+    os.chmod(s.report, 0o666)  # writable by every user
+    done, log = _act(
+        s, tmp_path, _repaired(s), {11: "/system.slice/report.service"}, fix=True, restart=True
+    )
+    edit = next(a for a in done if a.kind.value == "edit")
+    assert edit.outcome.value == "refused" and "writable by every user" in edit.detail
+    assert s.report.read_text() == before
+    assert not list(s.report.parent.glob(".report.service.venvkeeper-*"))
+    report = next(a for a in done if a.unit == "report.service")
+    assert report.outcome.value == "refused" and "writable by every user" in report.detail
+    assert "report.service" not in (log.read_text() if log.exists() else "")
+
+
+def test_a_crontab_of_another_user_naming_roots_venv_is_not_edited(
+    setup: Setup, tmp_path: Path, unprivileged_user: User
+) -> None:
+    """A user's crontab hard-codes root's venv: root changes no line of it."""
+    s = setup
+    line = "0 3 * * * PYTHONPATH=/srv/svc/venv/lib/python3.11/site-packages python3 -m vkapp\n"
+    tab = s.w.write(f"/var/spool/cron/crontabs/{unprivileged_user.name}", line, 0o600)
+    _give(tab, unprivileged_user)
+    s.w.write("/etc/passwd", (s.w.p("/etc/passwd").read_text()
+                              + f"{unprivileged_user.name}:x:{unprivileged_user.uid}:"
+                              f"{unprivileged_user.gid}::/nonexistent:/bin/sh\n"))  # fmt: skip
+    done, _ = _act(s, tmp_path, _repaired(s), {}, fix=True)
+    edits = [a for a in done if a.kind.value == "edit" and a.edit and a.edit.path == str(tab)]
+    assert edits and edits[0].outcome.value == "refused", done
+    assert tab.read_text() == line
+
+
+def test_hostile_consumer_files_never_make_root_act(setup: Setup, tmp_path: Path) -> None:
+    """A FIFO drop-in, a drop-in that is a link out of the root, a huge environment
+    file: each is a finding on its consumer or a refusal, never a hang or an edit."""
+    s = setup
+    d = s.w.p(f"{UNITS}/svc.service.d")
+    d.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(d / "fifo.conf")
+    (d / "out.conf").symlink_to("/etc/hostname")
+    big = s.w.write("/etc/default/svc", "A=" + "x" * (9 << 20) + "\n")
+    s.w.write(f"{UNITS}/svc.service.d/env.conf", "[Service]\nEnvironmentFile=/etc/default/svc\n")
+    done, log = _act(s, tmp_path, _repaired(s), {10: "/system.slice/svc.service"}, restart=True)
+    svc = next(a for a in done if a.unit == "svc.service")
+    # root's own files, unreadable or not: systemd reads them, not us; the problems are
+    # findings on the consumer, and the restart is systemd's to refuse
+    assert svc.outcome.value == "done", svc
+    problems = " ".join(
+        f.message for c in s.w.read().consumers if c.name == "svc.service" for f in c.problems
+    )
+    assert "fifo.conf" in problems and "/etc/default/svc" in problems, problems
+    assert log.read_text().splitlines() == ["try-restart svc.service"]
+    assert big.stat().st_size > 9 << 20
+
+
+def test_no_consumers_reads_none(setup: Setup) -> None:
+    doc = setup.repair("--no-consumers", code=0)
+    assert doc["results"][0]["outcome"] == "repaired" and "consumers" not in doc
