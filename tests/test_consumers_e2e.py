@@ -432,7 +432,8 @@ def test_consumers_through_a_release_upgrade(tmp_path: Path) -> None:
         acted = {a["unit"] for a in rdoc["consumers"] if a["outcome"] == "done" and a["unit"]}
         assert {"apache2.service", "uwsgi.service", "supervisor.service"} <= acted, acted
         assert "vk-hard.service" in acted and "vk-pinned.service" in acted, acted
-        for app in ("wsgi", "uwsgi", "sup", "pinned", "hard", "tool", "pipx"):
+        assert "vk-svc.service" in acted, acted  # it had failed on its venv: restarted
+        for app in ("svc", "wsgi", "uwsgi", "sup", "pinned", "hard", "tool", "pipx"):
             assert after[app], (app, second["after-repair"][app])
         edits = [a for a in rdoc["consumers"] if a["kind"] == "edit"]
         assert [(e["outcome"], e["edit"]["path"]) for e in edits] == [

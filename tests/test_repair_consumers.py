@@ -145,22 +145,35 @@ def test_dry_run_plans_and_changes_nothing(setup: Setup) -> None:
     assert s.report.read_text() == before
 
 
-def _systemctl(tmp: Path) -> tuple[str, Path]:
-    """A stand-in systemctl that appends its arguments to a log."""
+def _systemctl(tmp: Path, failed: tuple[str, ...] = ()) -> tuple[str, Path]:
+    """A stand-in systemctl that appends its arguments to a log; ``is-failed`` answers
+    yes (0) for the units of *failed* only, as systemd does (its queries are not logged)."""
     log = tmp / "systemctl.log"
     exe = tmp / "systemctl"
-    exe.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    units = " ".join(failed)
+    exe.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = is-failed ]; then\n'
+        f'  for u in {units}; do [ "$3" = "$u" ] && exit 0; done; exit 1\n'
+        "fi\n"
+        f'echo "$*" >> {log}\n'
+    )
     exe.chmod(0o755)
     return str(exe), log
 
 
 def _act(
-    s: Setup, tmp: Path, results: list[Any], running: dict[int, str], **kw: Any
+    s: Setup,
+    tmp: Path,
+    results: list[Any],
+    running: dict[int, str],
+    failed: tuple[str, ...] = (),
+    **kw: Any,
 ) -> tuple[tuple[Any, ...], Path]:
     from venvkeeper.repair.consumers import ActOptions, consumer_actions
     from venvkeeper.scan.pipeline import ScanOptions, inspect_path
 
-    exe, log = _systemctl(tmp)
+    exe, log = _systemctl(tmp, failed)
     proc = s.w.fake_proc(running)
     scan = s.w.read(proc)
     opts = ActOptions(systemctl=exe, **kw)
@@ -212,6 +225,20 @@ def test_not_running_units_are_not_restarted(setup: Setup, tmp_path: Path) -> No
     assert svc.outcome.value == "not-running"
     assert "systemctl restart svc.service" in svc.detail  # enabled: how to start it
     assert not log.exists()
+
+
+def test_a_unit_that_failed_on_its_broken_venv_is_restarted_once_it_works(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """An enabled unit that systemd says failed (it died on the broken venv: it is not
+    running, so ``try-restart`` would leave it down) is restarted once its venv works; one
+    that is merely stopped (an admin's choice) is left alone (the test above)."""
+    s = setup
+    done, log = _act(s, tmp_path, _repaired(s), {}, ("svc.service",), restart=True, fix=True)
+    svc = next(a for a in done if a.unit == "svc.service")
+    assert svc.outcome.value == "done", svc
+    assert svc.command == "systemctl restart svc.service" and "had failed" in svc.detail
+    assert "restart svc.service" in log.read_text().splitlines()
 
 
 # --- root trusts nothing another user can change ----------------------------------------
@@ -296,3 +323,61 @@ def test_hostile_consumer_files_never_make_root_act(setup: Setup, tmp_path: Path
 def test_no_consumers_reads_none(setup: Setup) -> None:
     doc = setup.repair("--no-consumers", code=0)
     assert doc["results"][0]["outcome"] == "repaired" and "consumers" not in doc
+
+
+# --- a server that embeds the venv: the venv follows the server's Python ----------------
+
+
+def test_a_venv_a_server_embeds_is_rebuilt_for_the_servers_python(tmp_path: Path) -> None:
+    """A venv made with ``python3.11``, which stays installed after python3 became 3.12:
+    the venv itself works, but uWSGI's python3 plugin is now built for 3.12 and loads the
+    venv's packages with its own libpython (a 500 for every request). ``repair --all``
+    takes the venv although it is ok, and rebuilds it for 3.12 (its server's Python) with
+    the same packages; then the server is reloaded, not held."""
+    require_python("3.11")
+    require_python("3.12")
+    root = tmp_path / "root"
+    w = World(root)
+    distro = FakeDistro(root / "usr")
+    distro.install("3.11")
+    distro.set_default("3.11")
+    wheels = tmp_path / "wheels"
+    build_wheel(make_project(tmp_path, "vkapp"), wheels)
+    venv = make_venv(root / "usr/bin/python3.11", root / "srv/web/venv")
+    install_from(venv, wheels, "vkapp==1.0")
+    w.write(
+        "/etc/uwsgi/apps-available/web.ini",
+        "[uwsgi]\nplugins = python3\nhome = /srv/web/venv\nmodule = vkapp\n",
+    )
+    w.link("/etc/uwsgi/apps-enabled/web.ini", "../apps-available/web.ini")
+    w.write("/etc/init.d/uwsgi", "#!/bin/sh\n", 0o755)
+    # the upgrade: python3 and the uWSGI plugin move to 3.12; python3.11 stays installed
+    distro.install("3.12")
+    distro.set_default("3.12")
+    w.write("/usr/lib/uwsgi/plugins/python312_plugin.so", "")
+    w.link("/etc/alternatives/uwsgi-plugin-python3", "/usr/lib/uwsgi/plugins/python312_plugin.so")
+    w.link("/usr/lib/uwsgi/plugins/python3_plugin.so", "/etc/alternatives/uwsgi-plugin-python3")
+
+    scan = run_cli("scan", "--json", "--no-record", str(venv))
+    assert validate_json("scan", scan.out)["venvs"][0]["status"] == "ok"  # the venv alone
+    res = run_cli(
+        "repair", "--all", "--json", "--offline", "--find-links", str(wheels),
+        "--system-root", str(root), str(root / "srv"),
+    )  # fmt: skip
+    doc = validate_json("repair", res.out)
+    (r,) = doc["results"]
+    assert r["path"] == str(venv) and r["outcome"] == "repaired", (r, res.err)
+    assert r["target"]["version"] == "3.12", r
+    assert (venv / "lib/python3.12/site-packages/vkapp").is_dir()
+    cfg = (venv / "pyvenv.cfg").read_text()
+    assert "3.12" in cfg, cfg
+    reload = next(a for a in doc["consumers"] if a["kind"] == "restart")
+    assert reload["outcome"] != "held", reload  # its server's Python now: not held
+    # and what the repair says is so: the venv runs its package on 3.12
+    import subprocess
+
+    out = subprocess.run(
+        [str(venv / "bin/python"), "-c", "import sys, vkapp; print(sys.version_info[:2])"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert out.strip() == "(3, 12)"

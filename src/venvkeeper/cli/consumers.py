@@ -18,7 +18,7 @@ from venvkeeper.cli.context import Context
 from venvkeeper.formats.envelope import Kind
 
 if TYPE_CHECKING:
-    from venvkeeper.model.consumers import ConsumerAction
+    from venvkeeper.model.consumers import ConsumerAction, ConsumerScan
     from venvkeeper.model.plan import Prediction
     from venvkeeper.model.repair import RepairResult
     from venvkeeper.predict.changes import Change
@@ -172,11 +172,29 @@ def add_repair_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def repair_scan(args: argparse.Namespace) -> Optional[ConsumerScan]:
+    """The consumers ``repair`` acts for (of ``--system-root``), read once before the
+    repair (which venvs a server embeds, and for which Python) and used again after it
+    (what to restart and edit); None when they are not read (``--no-consumers``,
+    ``--sibling``)."""
+    if args.no_consumers or args.sibling:
+        return None
+    from venvkeeper.consumers import read_consumers
+    from venvkeeper.host.fsutil import check_directory
+
+    check_directory(args.system_root)
+    return read_consumers(args.system_root, "/proc" if args.system_root == "/" else None)
+
+
 def repair_consumers(
-    args: argparse.Namespace, ctx: Context, results: list[RepairResult]
+    args: argparse.Namespace,
+    ctx: Context,
+    results: list[RepairResult],
+    scan: Optional[ConsumerScan] = None,
 ) -> Optional[tuple[ConsumerAction, ...]]:
     """The restarts and edits for the consumers of the repaired venvs (done, planned or
-    printed); None when they are not read (``--no-consumers``, ``--sibling``)."""
+    printed); None when they are not read (``--no-consumers``, ``--sibling``). *scan*: the
+    consumers read before the repair (read now when not given)."""
     if args.no_consumers or args.sibling:
         return None
     if not results:
@@ -205,7 +223,7 @@ def repair_consumers(
         root=args.system_root,
         proc="/proc" if args.system_root == "/" else None,
     )
-    return consumer_actions(results, options, report_of)
+    return consumer_actions(results, options, report_of, scan)
 
 
 def add(sub: argparse._SubParsersAction[Parser]) -> None:

@@ -8,7 +8,8 @@ do:
   another minor than the venv's now gets that line changed (:mod:`.lineedit`: lock,
   backup beside, one edit, atomic rename, read back; put back on any failure);
 - **restarts**: the running units of the system manager that use the venv are
-  ``try-restart``-ed, the web servers that embed it reloaded (apache2, uWSGI), once each,
+  ``try-restart``-ed, the enabled ones systemd holds as failed (they died on the broken
+  venv) restarted, the web servers that embed it reloaded (apache2, uWSGI), once each,
   after the edits (and ``daemon-reload`` when a unit's file was edited); ``systemctl`` is
   found by :mod:`venvkeeper.host.programs` (an absolute path root may trust).
 
@@ -332,6 +333,22 @@ def _restarts(units: list[_Unit], options: ActOptions, reload_first: bool) -> li
             )  # fmt: skip
     for u in units:
         asking = tuple(u.asking)
+        if u.running is False and act and u.enabled and exe is not None and _failed(exe, u.unit):
+            # It died on the broken venv: try-restart would leave it down; bring it back.
+            command = f"systemctl restart {u.unit}"
+            failed = _run(exe, ["restart", u.unit])
+            out.append(
+                ConsumerAction(
+                    ActionKind.RESTART,
+                    ActionOutcome.FAILED if failed else ActionOutcome.DONE,
+                    u.venv,
+                    asking,
+                    failed or "it had failed (on its broken venv): restarted now that it works",
+                    u.unit,
+                    command,
+                )
+            )
+            continue
         if u.running is False:
             hint = f"; start it when wanted: systemctl restart {u.unit}" if u.enabled else ""
             out.append(
@@ -369,6 +386,17 @@ def _restarts(units: list[_Unit], options: ActOptions, reload_first: bool) -> li
             )
         )
     return out
+
+
+def _failed(exe: str, unit: str) -> bool:
+    """Whether systemd holds *unit* in the failed state (``systemctl is-failed``: a query)."""
+    from venvkeeper.host import command
+
+    try:
+        res = command.run([exe, "is-failed", "--quiet", unit], timeout=TIMEOUT, env=_ENV)
+    except CommandError:
+        return False
+    return res.returncode == 0
 
 
 def _run(exe: str, args: list[str]) -> Optional[str]:
