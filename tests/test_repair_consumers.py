@@ -328,12 +328,10 @@ def test_no_consumers_reads_none(setup: Setup) -> None:
 # --- a server that embeds the venv: the venv follows the server's Python ----------------
 
 
-def test_a_venv_a_server_embeds_is_rebuilt_for_the_servers_python(tmp_path: Path) -> None:
-    """A venv made with ``python3.11``, which stays installed after python3 became 3.12:
-    the venv itself works, but uWSGI's python3 plugin is now built for 3.12 and loads the
-    venv's packages with its own libpython (a 500 for every request). ``repair --all``
-    takes the venv although it is ok, and rebuilds it for 3.12 (its server's Python) with
-    the same packages; then the server is reloaded, not held."""
+def _embedded_world(tmp_path: Path) -> tuple[World, Path, Path, Path]:
+    """A venv made with ``python3.11``, embedded by uWSGI (``home=``); then python3 and
+    the uWSGI plugin move to 3.12 while python3.11 stays installed. (world, venv, wheels,
+    the app's config)"""
     require_python("3.11")
     require_python("3.12")
     root = tmp_path / "root"
@@ -357,7 +355,16 @@ def test_a_venv_a_server_embeds_is_rebuilt_for_the_servers_python(tmp_path: Path
     w.write("/usr/lib/uwsgi/plugins/python312_plugin.so", "")
     w.link("/etc/alternatives/uwsgi-plugin-python3", "/usr/lib/uwsgi/plugins/python312_plugin.so")
     w.link("/usr/lib/uwsgi/plugins/python3_plugin.so", "/etc/alternatives/uwsgi-plugin-python3")
+    return w, venv, wheels, root / "etc/uwsgi/apps-available/web.ini"
 
+
+def test_a_venv_a_server_embeds_is_rebuilt_for_the_servers_python(tmp_path: Path) -> None:
+    """The venv itself works, but uWSGI's python3 plugin is now built for 3.12 and loads
+    the venv's packages with its own libpython (a 500 for every request). ``repair --all``
+    takes the venv although it is ok, and rebuilds it for 3.12 (its server's Python) with
+    the same packages; then the server is reloaded, not held."""
+    w, venv, wheels, _ = _embedded_world(tmp_path)
+    root = w.root
     scan = run_cli("scan", "--json", "--no-record", str(venv))
     assert validate_json("scan", scan.out)["venvs"][0]["status"] == "ok"  # the venv alone
     res = run_cli(
@@ -381,3 +388,21 @@ def test_a_venv_a_server_embeds_is_rebuilt_for_the_servers_python(tmp_path: Path
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     assert out.strip() == "(3, 12)"
+
+
+def test_a_server_config_another_user_controls_makes_root_rebuild_nothing(
+    tmp_path: Path, unprivileged_user: User
+) -> None:
+    """The same world, with the uWSGI app's config the user's: its word (``home=`` this
+    venv) would have root rebuild root's venv on another Python; root takes nothing of it,
+    and the venv (ok by itself) is left as it is."""
+    w, venv, wheels, config = _embedded_world(tmp_path)
+    _give(config, unprivileged_user)
+    before = (venv / "pyvenv.cfg").read_text()
+    res = run_cli(
+        "repair", "--all", "--json", "--offline", "--find-links", str(wheels),
+        "--system-root", str(w.root), str(w.root / "srv"),
+    )  # fmt: skip
+    doc = validate_json("repair", res.out)
+    assert doc["results"] == [], doc
+    assert (venv / "pyvenv.cfg").read_text() == before

@@ -177,9 +177,9 @@ def _cmd_repair(args: argparse.Namespace, ctx: Context) -> int:
     scan = repair_scan(args)
     embedded: Mapping[str, str] = {}
     if scan is not None and not args.python:
-        from venvkeeper.consumers.judge import embedded_minors
+        from venvkeeper.repair.consumers import embedded_targets
 
-        embedded = embedded_minors(scan.consumers)
+        embedded = embedded_targets(scan)
     targets = _repair_targets(args, ctx, embedded)
     minor_for = tuple(
         (real, embedded[real])

@@ -27,7 +27,7 @@ not run.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -105,6 +105,18 @@ def _trouble(c: Consumer, uid: int, cache: TrustCache, extra: Sequence[str] = ()
                 " unit, edits no file on its word)"
             )
     return None
+
+
+def embedded_targets(scan: ConsumerScan, uid: Optional[int] = None) -> Mapping[str, str]:
+    """The Python ``X.Y`` each venv must be rebuilt for because a server embeds it
+    (:func:`venvkeeper.consumers.judge.embedded_minors`), taken only from consumers whose
+    files nobody but the acting user (*uid*, default this process's) and root can change:
+    a rebuild on another minor is an act, never taken on another user's word."""
+    from venvkeeper.consumers.judge import embedded_minors
+
+    me = os.geteuid() if uid is None else uid
+    cache = TrustCache()
+    return embedded_minors(c for c in scan.consumers if _trouble(c, me, cache) is None)
 
 
 def _inside(path: str, root: str) -> str:
