@@ -15,6 +15,9 @@ shebang, other scripts and binaries). Then, warm cache, medians of ``--runs`` ru
 - ``venvkeeper scan --no-record --no-consumers --json DIR`` (a full scan of that root);
 - ``venvkeeper consumers --system-root DIR --json`` (the same scan, plus reading and
   judging every consumer);
+- with ``--predict``, ``venvkeeper predict --python-becomes 3.13 --no-processes --json
+  --system-root DIR DIR`` with and without ``--no-consumers`` (what judging every
+  consumer under the change adds to a prediction);
 - with ``--host``, a full scan of this machine (``venvkeeper scan --no-record --json``,
   every local filesystem from /) with and without ``--no-consumers``, and the stage's
   time on DIR as a share of that full scan (a host with DIR's consumers).
@@ -235,6 +238,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--root", default="/tmp/vk-bench-consumers")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--host", action="store_true", help="also time full scans of this host")
+    ap.add_argument("--predict", action="store_true", help="also time predict with consumers")
     args = ap.parse_args(argv)
     root = Path(args.root)
     counts = build(root)
@@ -267,6 +271,17 @@ def main(argv: list[str]) -> int:
         "python": sys.version.split()[0],
         "runs": args.runs,
     }
+    if args.predict:
+        pred = ("predict", "--python-becomes", "3.13", "--no-processes", "--json")
+        pred += ("--system-root", str(root), str(root))
+        with_c = median_of(args.runs, lambda: cli(*pred))
+        without = median_of(args.runs, lambda: cli(*pred, "--no-consumers"))
+        res.update(
+            predict_s=round(with_c, 3),
+            predict_no_consumers_s=round(without, 3),
+            predict_cpu_s=cpu_of(*pred),
+            predict_no_consumers_cpu_s=cpu_of(*pred, "--no-consumers"),
+        )
     if args.host:
         full = median_of(3, lambda: cli("scan", "--no-record", "--no-consumers", "--json"))
         full_with = median_of(3, lambda: cli("scan", "--no-record", "--json"))

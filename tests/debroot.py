@@ -209,8 +209,15 @@ def base_tarball() -> Path:
     return BOOKWORM.tarball()
 
 
-def upgraded_tarball() -> Path:
-    return TRIXIE.tarball()
+def upgraded_tarball(packages: Sequence[str] = PACKAGES, key: str = "") -> Path:
+    """The upgraded root's tarball: the chain's for the default package set and no *key*;
+    else one per package set and per *key* (a hash of what a test put in the root before
+    the upgrade besides :data:`KEEP`, such as its configs, which the upgrade reads)."""
+    if tuple(packages) == PACKAGES and not key:
+        return TRIXIE.tarball()
+    base = Chain(SUITE, tuple(packages))
+    extra = f"-{key}" if key else ""
+    return CACHE / f"debian-{SUITE}-{VARIANT}-{base.key()}{extra}-{NEXT}.tar{_ext()}"
 
 
 def _ext() -> str:
@@ -559,10 +566,45 @@ def become(root: Path, chain: Chain) -> dict[str, float]:
     return times
 
 
-def upgrade_to_trixie(root: Path) -> dict[str, float]:
-    """*root* (a bookworm root) as a real ``apt-get full-upgrade`` to trixie leaves it (the
-    cached upgraded root, built once). Returns timings."""
-    return become(root, TRIXIE)
+def upgrade_to_trixie(
+    root: Path,
+    packages: Sequence[str] = PACKAGES,
+    *,
+    key: str = "",
+    keep: Sequence[str] = KEEP,
+) -> dict[str, float]:
+    """*root* (a bookworm root of *packages*) as a real ``apt-get full-upgrade`` to trixie
+    leaves it. The default root is the chain's cached trixie (:func:`become`). A root of
+    other packages, or with a test's own files the upgrade reads (*key*: their hash, such
+    as configs in /etc), is upgraded in place the first time and cached without *keep*
+    (the test's own top directories); after that the cached root is unpacked and *keep*
+    moved into it. Returns timings."""
+    if tuple(packages) == PACKAGES and not key:
+        return become(root, TRIXIE)
+    times: dict[str, float] = {}
+    tarball = upgraded_tarball(packages, key)
+    with _locked(tarball.name):
+        t0 = time.monotonic()
+        if not tarball.exists():
+            full_upgrade(root)
+            times["full-upgrade"] = time.monotonic() - t0
+            _pack(root, tarball, exclude=keep)
+            times["pack"] = time.monotonic() - t0 - times["full-upgrade"]
+            return times
+    new = root.with_name(root.name + ".upgraded")
+    old = root.with_name(root.name + ".bookworm")
+    remove_root(new)
+    _unpack(tarball, new)
+    for name in keep:
+        if (root / name).exists():
+            remove_root(new / name)
+            os.rename(root / name, new / name)
+    os.rename(root, old)
+    os.rename(new, root)
+    remove_root(old)
+    _network_files(root)
+    times["unpack-upgraded"] = time.monotonic() - t0
+    return times
 
 
 def purge(root: Path, pkgs: Sequence[str]) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,9 @@ systemd-container``) and root; without them the test is skipped with the reason.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -44,6 +46,17 @@ SYSTEMD = (
     "cron",
     "libpam-systemd",
     "dbus-user-session",
+)
+#: The servers and tools the consumers end-to-end test runs apps under: Apache with
+#: mod_wsgi, uWSGI (Debian's init script and apps-enabled) with its python3 plugin,
+#: supervisor, pipx.
+SERVERS = (
+    "apache2",
+    "libapache2-mod-wsgi-py3",
+    "uwsgi",
+    "uwsgi-plugin-python3",
+    "supervisor",
+    "pipx",
 )
 REPORT_UNIT = "venvkeeper-report.service"
 REPORT_SCRIPT = "/usr/local/sbin/venvkeeper-report"
@@ -88,10 +101,12 @@ class Boot:
     seconds: float
 
 
-def boot(root: Path, script: str, *, timeout: float = 300) -> Boot:
+def boot(root: Path, script: str, *, timeout: float = 300, private_network: bool = False) -> Boot:
     """Boot *root* once; the report *script* (its text, with its ``#!`` line) runs after
     ``multi-user.target`` and what it prints is :attr:`Boot.output`. The report unit and
-    script are removed again afterwards, so a root can be booted many times."""
+    script are removed again afterwards, so a root can be booted many times. With
+    *private_network* the container has its own loopback only (servers it runs listen
+    there, never on the host's ports)."""
     require_nspawn()
     script_path = root / REPORT_SCRIPT.lstrip("/")
     unit = root / "etc/systemd/system" / REPORT_UNIT
@@ -108,29 +123,26 @@ def boot(root: Path, script: str, *, timeout: float = 300) -> Boot:
     with contextlib.suppress(FileNotFoundError):
         out.unlink()
     t0 = time.monotonic()
+    argv = ["systemd-nspawn", "-q", "--register=no", "--keep-unit", "-D", str(root)]
+    argv += ["--console=pipe", *(["--private-network"] if private_network else []), "-b"]
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
     try:
-        res = subprocess.run(
-            [
-                "systemd-nspawn",
-                "-q",
-                "--register=no",
-                "--keep-unit",
-                "-D",
-                str(root),
-                "--console=pipe",
-                "-b",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-        )
-        console, code = res.stdout + res.stderr, res.returncode
-    except subprocess.TimeoutExpired as e:
-        raw = (e.stdout or b"") + (e.stderr or b"")
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        raise RuntimeError(f"booting {root} took over {timeout}s:\n{text[-4000:]}") from e
+        try:
+            console, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            console = _stop(proc)
+            raise RuntimeError(f"booting {root} took over {timeout}s:\n{console[-4000:]}") from None
+        except BaseException:  # an interrupt: the container must not outlive the test
+            _stop(proc)
+            raise
+        code = proc.returncode
     finally:
         seconds = time.monotonic() - t0
         _clean_run(root)
@@ -143,6 +155,33 @@ def boot(root: Path, script: str, *, timeout: float = 300) -> Boot:
     if not output and code != 0:
         raise RuntimeError(f"booting {root} failed ({code}):\n{console[-4000:]}")
     return Boot(output, console, code, seconds)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is *pid* (the container's init, for nspawn)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (d / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+    return out
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    """A boot that overran: nspawn asked to shut the container down (SIGTERM), then the
+    container's init and nspawn killed, so that nothing of it outlives the test."""
+    inits = _children(proc.pid)
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        for pid in [*inits, proc.pid]:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+    return out or ""
 
 
 def _clean_run(root: Path) -> None:

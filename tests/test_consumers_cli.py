@@ -31,8 +31,12 @@ def test_consumers_table_and_exit_code(tmp_path: Path) -> None:
     res = run_cli("consumers", "--system-root", str(w.root))
     assert res.code == 2, res.err  # the dangling cron job is critical
     assert "app.service" in res.out and "consumer-dangling" in res.out
-    assert "venvs nothing uses: " + w.host("/opt/idle/venv") in res.out.replace("\n", " ")
+    assert w.host("/opt/idle/venv") not in res.out  # counted, not listed
+    assert "1 venv nothing uses (--unused lists them)" in res.out
     assert "3 consumers: 1 critical" in res.out
+    res = run_cli("consumers", "--system-root", str(w.root), "--unused")
+    assert f"venvs nothing uses:\n  {w.host('/opt/idle/venv')}\n" in res.out
+    assert "1 venv nothing uses (" in res.out and "--unused lists" not in res.out
 
 
 def test_consumers_json_matches_its_schema(tmp_path: Path) -> None:

@@ -232,6 +232,7 @@ def defs() -> dict[str, Schema]:
         description="one venv, everything inspection read and every finding",
     )
     d.update(consumer_defs())
+    d["predicted_consumer"] = predicted_consumer()
     d["snapshot"] = obj(
         {
             "path": PATH,
@@ -483,7 +484,17 @@ def prediction() -> Schema:
                 }
             ),
             "summary": obj(
-                {"venvs": INT, "worst": ref("status"), **{e.value: INT for e in Effect}}
+                {
+                    "venvs": INT,
+                    "worst": ref("status"),
+                    **{e.value: INT for e in Effect},
+                    "consumers_breaking": {
+                        **INT,
+                        "description": "consumers the change breaks; absent when the"
+                        " consumers were not read (--no-consumers)",
+                    },
+                },
+                optional=("consumers_breaking",),
             ),
             "venvs": arr(
                 obj(
@@ -511,10 +522,53 @@ def prediction() -> Schema:
                                 }
                             )
                         ),
-                    }
+                        "consumers": arr(
+                            ref("predicted_consumer"),
+                            description="what the venv serves, under the change; absent when"
+                            " the consumers were not read (--no-consumers)",
+                        ),
+                    },
+                    optional=("consumers",),
                 )
             ),
         }
+    )
+
+
+def predicted_consumer() -> Schema:
+    from venvkeeper.model.consumers import FailsHow
+
+    return obj(
+        {
+            "kind": ref("consumer_kind"),
+            "name": STR,
+            "source": PATH,
+            "line": INT,
+            "user": null(STR),
+            "ref": null(ref("ref_kind")),
+            "enabled": null(BOOL),
+            "running": null(BOOL),
+            "trigger": null(STR),
+            "breaks": {**BOOL, "description": "it works now and fails after the change"},
+            "fails_how": null(
+                enum_of(FailsHow, "how it fails after the change (null: it does not)")
+            ),
+            "why": STR,
+            "broken_now": {**BOOL, "description": "it fails already, before the change"},
+            "embedded_python": null(STR),
+            "embedded_python_then": null(
+                {**STR, "description": "the Python its server embeds after the change"}
+            ),
+            "after_repair": null(
+                {
+                    **STR,
+                    "description": "what still breaks it after its venv's planned repair"
+                    " (a hard-coded lib/pythonX.Y to change), and what to do",
+                }
+            ),
+            "restart": null({**STR, "description": "the command that restarts it"}),
+        },
+        description="a consumer of the venv under the change",
     )
 
 
@@ -567,6 +621,37 @@ def wheelhouse() -> Schema:
 
 def results() -> Schema:
     return obj({"results": arr(ref("result"))})
+
+
+def repair_results() -> Schema:
+    """``repair --json``: the results, and what was done for the venvs' consumers."""
+    from venvkeeper.model.consumers import ActionKind, ActionOutcome
+
+    action = obj(
+        {
+            "kind": enum_of(ActionKind, "a unit's restart or reload, or a line's edit"),
+            "outcome": enum_of(ActionOutcome),
+            "venv": PATH,
+            "consumers": arr(STR, description="the consumers that asked for it"),
+            "unit": null(STR),
+            "user": null({**STR, "description": "whose manager runs the unit (a user's unit)"}),
+            "command": null({**STR, "description": "the exact command (run, or to run)"}),
+            "edit": null(obj({"path": PATH, "line": INT, "old": STR, "new": STR})),
+            "detail": STR,
+        },
+        description="one restart or edit for the consumers of a repaired venv",
+    )
+    return obj(
+        {
+            "results": arr(ref("result")),
+            "consumers": arr(
+                action,
+                description="restarts and edits for the repaired venvs' consumers; absent"
+                " with --no-consumers",
+            ),
+        },
+        optional=("consumers",),
+    )
 
 
 def rollback_list() -> Schema:
@@ -818,7 +903,7 @@ def payloads() -> dict[str, tuple[str, Schema]]:
         "plan": ("the repair plans (venvkeeper plan --json)", prediction()),
         "host-profile": ("a host's Pythons (venvkeeper host-profile)", host_profile()),
         "wheelhouse": ("the wheels fetched (venvkeeper wheelhouse --json)", wheelhouse()),
-        "repair": ("the repairs (venvkeeper repair --json)", results()),
+        "repair": ("the repairs (venvkeeper repair --json)", repair_results()),
         "rollback": ("a rollback (venvkeeper rollback --json)", results()),
         "rollback-list": ("a venv's backups (venvkeeper rollback --list --json)", rollback_list()),
         "prune-backups": ("the backups deleted (venvkeeper prune-backups --json)", prune_backups()),

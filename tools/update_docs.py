@@ -17,7 +17,9 @@ Static blocks, made from the code's own registries:
 Tour blocks (``tour-*``): the real output of venvkeeper on the world of tools/demo_world.py,
 built at /srv/demo inside private mount, PID and cgroup namespaces (``unshare``, as root,
 with CPython 3.10 and 3.12 from pyenv): the world vanishes with them, the host is left as it
-was, and ``restarts`` sees only the demo's own processes. Their check compares the shape
+was, and ``restarts`` sees only the demo's own processes. What uses the demo's venvs (a
+unit with a drop-in, a cron job) is written over empty tmpfs mounts of ``/etc/systemd/system``
+and ``/etc/cron.d`` in the same namespace. Their check compares the shape
 (numbers such as PIDs and times, and column padding, aside), since those change every run.
 
 tests/test_docs.py runs the checks, so a change to --help, a finding code, a configuration
@@ -222,6 +224,24 @@ _UNSHARE = [
 ]
 
 _SERVER = "import time\nimport alpha\n\nwhile True:\n    time.sleep(60)\n"
+#: What uses the demo's venvs (written over empty tmpfs mounts of these directories, in the
+#: tour's private mount namespace): a service, its drop-in with a hard-coded minor, a job.
+_CONSUMER_DIRS = ("/etc/systemd/system", "/etc/cron.d")
+_CONSUMERS = {
+    "/etc/systemd/system/demo-app.service": (
+        f"[Service]\nExecStart={DEMO}/app/bin/python /srv/serve.py\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    ),
+    "/etc/systemd/system/demo-app.service.d/path.conf": (
+        f"[Service]\nEnvironment=PYTHONPATH={DEMO}/app/lib/python3.10/site-packages\n"
+    ),
+    "/etc/cron.d/demo-batch": f"15 3 * * * root {DEMO}/batch/bin/python -m gamma\n",
+}
+_CONSUMER_LINKS = {
+    "/etc/systemd/system/multi-user.target.wants/demo-app.service": (
+        "/etc/systemd/system/demo-app.service"
+    ),
+}
 
 
 def _shown(argv: list[str]) -> str:
@@ -265,6 +285,14 @@ def _run_tour_inside() -> dict[str, str]:
             raise RuntimeError(f"venvkeeper {argv} failed ({res.returncode}): {res.stderr}")
         return f"{_shown(argv)}\n{res.stdout.rstrip()}\n"
 
+    for d in _CONSUMER_DIRS:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", d], check=True)
+    for path, text in _CONSUMERS.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    for path, target in _CONSUMER_LINKS.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).symlink_to(target)
     root = Path(DEMO)
     distro = demo_world.build(root)
     server = Path("/srv/serve.py")

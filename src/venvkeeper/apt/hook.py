@@ -25,7 +25,7 @@ from urllib.parse import unquote
 
 from venvkeeper.errors import CommandError, VenvkeeperError
 from venvkeeper.host import command
-from venvkeeper.predict.changes import Change
+from venvkeeper.predict.changes import EMBEDDER_PACKAGES, Change
 from venvkeeper.textutil import escape
 
 #: Most of stdin read; apt's configuration dump is some KiB, each action one short line.
@@ -158,7 +158,7 @@ class PythonChange:
 
 
 def _interesting(name: str) -> bool:
-    return name in _DEFAULT or _VERSIONED.fullmatch(name) is not None
+    return name in _DEFAULT or name in EMBEDDER_PACKAGES or _VERSIONED.fullmatch(name) is not None
 
 
 def python_change(
@@ -185,6 +185,7 @@ def python_change(
     if not last:
         return None
     becomes: Optional[str] = None
+    embedders: list[str] = []  # embedding modules' packages upgraded or installed
     removed_pkgs: list[str] = []
     notes: list[str] = []
     patch_only = True
@@ -196,6 +197,8 @@ def python_change(
             notes.append(f"{name} {old} removed")
             patch_only = False
             continue
+        if name in EMBEDDER_PACKAGES:
+            embedders.append(name)
         if name in _DEFAULT:
             was, will = minor_of(a.old_version), minor_of(a.new_version)
             if will is not None and will != was:
@@ -232,6 +235,8 @@ def python_change(
         python_becomes=((link, becomes),) if becomes else (),
         remove=tuple(dict.fromkeys(remove)),
         remove_packages=remove_packages,
+        # rebuilt for the python3 of this run (an upgrade alone keeps the minor it has)
+        embedders=tuple((p, None) for p in embedders),
     )
     return PythonChange(change, tuple(notes), patch_only)
 

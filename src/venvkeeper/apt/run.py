@@ -18,8 +18,10 @@ from venvkeeper.errors import VenvkeeperError, failure_of
 from venvkeeper.textutil import escape, escape_value, noun, plural
 
 if TYPE_CHECKING:
+    from venvkeeper.apt.hook import PythonChange
     from venvkeeper.configured import ScanConfig, ScanRequest
     from venvkeeper.model.findings import Finding, Severity
+    from venvkeeper.model.plan import Prediction
     from venvkeeper.model.policy import Policy
     from venvkeeper.model.report import Report
 
@@ -34,6 +36,7 @@ class HookSettings:
     proc_root: str = "/proc"
     processes: bool = True
     json: bool = False
+    consumers: bool = True  # judge the units, jobs and web servers of each venv too
     system_root: str = "/"  # whose units and server configs name the consumers
 
     @property
@@ -227,15 +230,17 @@ def pre_install(
             users = venv_users(settings.proc_root)
         except VenvkeeperError:
             users = None
-    pred = predict(report, pc.change, users=users, policy=policy)
+    pred = _with_consumers(predict(report, pc.change, users=users, policy=policy), pc, settings)
     if settings.json:
         out.write(fmt.render_json(pred))
         return
     breaking = [v for v in pred.venvs if v.effect.breaks]
-    if breaking:
+    consumers = pred.breaking_consumers
+    if breaking or consumers:
         out.write(fmt.render_predict(pred, only_problems=True))
+        also = f" and {plural(len(consumers), 'consumer')}" if consumers else ""
         out.write(
-            f"venvkeeper: {plural(len(breaking), 'venv')} will break"
+            f"venvkeeper: {plural(len(breaking), 'venv')}{also} will break"
             " when dpkg goes on; repair plans: "
             + _predict_command(pc.change).replace(" predict ", " plan ", 1)
             + "\nvenvkeeper: for an offline repair, fetch the wheels the rebuilds need now: "
@@ -254,6 +259,18 @@ def pre_install(
     # Those that break are told above; those that survive may still be left on a Python
     # no archive patches any more (python3.11 after a full-upgrade to trixie).
     out.write(_obsolete_note(v.then for v in pred.venvs if v.then and not v.effect.breaks))
+
+
+def _with_consumers(pred: Prediction, pc: PythonChange, settings: HookSettings) -> Prediction:
+    """*pred* with the consumers of each venv judged under the apt run's change (the
+    embedding modules' packages of the run included)."""
+    if not settings.consumers:
+        return pred
+    from venvkeeper.consumers import read_consumers
+    from venvkeeper.predict.consumers import judge_consumers
+
+    found = read_consumers(settings.system_root, _proc(settings))
+    return judge_consumers(pred, found, pc.change)
 
 
 def post_invoke(
@@ -383,7 +400,7 @@ def _tell_consumers(
     root = settings.system_root.rstrip("/")
     # dpkg names the modules as the system sees them; consumers carry host paths
     modules = sorted(root + m if root and m.startswith("/") else m for m in modules)
-    if not modules and not venvs:
+    if not settings.consumers or (not modules and not venvs):
         return
     from venvkeeper.consumers import read_consumers
     from venvkeeper.consumers.judge import depending, judge
@@ -391,8 +408,7 @@ def _tell_consumers(
     from venvkeeper.model.findings import Severity
     from venvkeeper.scan.pipeline import judge_venv
 
-    proc = settings.proc_root if settings.processes and settings.system_root == "/" else None
-    found = depending(read_consumers(settings.system_root, proc), modules, venvs)
+    found = depending(read_consumers(settings.system_root, _proc(settings)), modules, venvs)
     if not found.consumers:
         return
     report = judge(found, lambda path: judge_venv(path, settings.policy))
@@ -408,6 +424,12 @@ def _tell_consumers(
         out.write(f"  critical  {escape(label(j.consumer))}  {escape(code)}\n")
     if len(broken) > 5:
         out.write(f"  ... and {len(broken) - 5} more: venvkeeper consumers\n")
+
+
+def _proc(settings: HookSettings) -> Optional[str]:
+    """The /proc that tells which units run now (None: not looked at; another system's
+    units do not run in this host's /proc)."""
+    return settings.proc_root if settings.processes and settings.system_root == "/" else None
 
 
 def _tell_restarts(settings: HookSettings, out: TextIO) -> None:

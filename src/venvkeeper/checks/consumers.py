@@ -41,6 +41,16 @@ def venv_minor(facts: VenvFacts) -> Optional[str]:
     return ".".join(rec.split(".")[:2]) if rec else None
 
 
+def site_minor(facts: VenvFacts) -> Optional[str]:
+    """The ``X.Y`` the venv's packages are installed for (its ``lib/pythonX.Y``): what an
+    embedding server imports from it, whatever its ``bin/python`` says now; else
+    :func:`venv_minor`."""
+    for s in facts.site_dirs:
+        if s.python_version:
+            return s.python_version.rstrip("t")
+    return venv_minor(facts)
+
+
 def _dangling(cf: ConsumerFacts) -> Iterator[Finding]:
     c = cf.consumer
     seen: set[str] = set()
@@ -67,14 +77,7 @@ def _where(name: str, r: Reference) -> str:
 
 
 def _fails(cf: ConsumerFacts) -> str:
-    how = cf.consumer.fails_how(loud=True).value
-    return {
-        "will-not-start": "will not start (203/EXEC)",
-        "import-error": "fails at import",
-        "http-500": "answers HTTP 500 while its server looks healthy",
-        "next-run": "fails at its next run",
-        "next-use": "fails when it is run",
-    }[how]
+    return cf.consumer.fails_how(loud=True).phrase
 
 
 def _embedded(cf: ConsumerFacts) -> Iterator[Finding]:
@@ -85,7 +88,7 @@ def _embedded(cf: ConsumerFacts) -> Iterator[Finding]:
         if r.kind is not RefKind.EMBEDDED_HOME:
             continue
         facts = cf.facts_of(r.venv)
-        minor = venv_minor(facts) if facts is not None else None
+        minor = site_minor(facts) if facts is not None else None
         if minor is None or minor == c.embedded_python:
             continue
         yield Finding(

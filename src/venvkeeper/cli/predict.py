@@ -23,6 +23,7 @@ from venvkeeper.cli._common import (
     scan_request,
     sources_of,
 )
+from venvkeeper.cli.consumers import add_predict_options, predicted_consumers
 from venvkeeper.cli.context import Context
 from venvkeeper.errors import UsageError, VenvkeeperError
 from venvkeeper.formats.envelope import Kind
@@ -39,6 +40,7 @@ def _add_predict(sub: argparse._SubParsersAction[Parser]) -> None:
     add_walk(p)
     add_change(p)
     p.add_argument("--only-problems", action="store_true", help="leave out the venvs that survive")
+    add_predict_options(p)
     p.set_defaults(func=_cmd_predict)
 
 
@@ -148,7 +150,8 @@ def _predict(args: argparse.Namespace, ctx: Context) -> Prediction:
             users = venv_users(args.proc_root)
         except VenvkeeperError as e:
             ctx.warn(f"running processes not read: {e}")
-    return predict(report, change, users=users, policy=ctx.config.policy)
+    pred = predict(report, change, users=users, policy=ctx.config.policy)
+    return predicted_consumers(args, pred, change)
 
 
 def _in_root(args: argparse.Namespace) -> Optional[str]:

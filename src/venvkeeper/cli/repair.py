@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Optional
 
 from venvkeeper.cli._common import (
@@ -21,6 +22,7 @@ from venvkeeper.cli._common import (
     scan_request,
     sources_of,
 )
+from venvkeeper.cli.consumers import add_repair_options, repair_consumers, repair_scan
 from venvkeeper.cli.context import Context
 from venvkeeper.errors import UsageError
 from venvkeeper.formats.envelope import Kind
@@ -96,6 +98,7 @@ def _add_repair(sub: argparse._SubParsersAction[Parser]) -> None:
         "-j", "--jobs", type=positive_int, default=2, metavar="N", help="venvs at once (default 2)"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_repair_options(p)
     add_format(p)
     p.set_defaults(func=_cmd_repair)
 
@@ -127,10 +130,14 @@ def _add_prune_backups(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(func=_cmd_prune_backups)
 
 
-def _repair_targets(args: argparse.Namespace, ctx: Context) -> list[str]:
+def _repair_targets(
+    args: argparse.Namespace, ctx: Context, embedded: Mapping[str, str]
+) -> list[str]:
     """The venvs to repair. A PATH that is not a directory is a usage error (exit 3),
     with or without --all: there is nothing there to repair or to search. With --all,
-    the venvs of a scan as configured (its roots, exclude and ignore) that are not ok."""
+    the venvs of a scan as configured (its roots, exclude and ignore) that are not ok, and
+    those a server embeds with another Python than theirs (*embedded*: the minor each
+    venv's server needs, by the venv's real path)."""
     from venvkeeper.host.fsutil import check_directory
 
     if not args.all and not args.paths:
@@ -144,8 +151,17 @@ def _repair_targets(args: argparse.Namespace, ctx: Context) -> list[str]:
 
     request = scan_request(args, roots=tuple(args.paths))
     report = scan_as_configured(ctx.config, request, warn=ctx.warn).report
+    from venvkeeper.checks.consumers import site_minor
+
     return [
-        v.facts.path for v in report.venvs if v.alias_of is None and v.status is not Severity.OK
+        v.facts.path
+        for v in report.venvs
+        if v.alias_of is None
+        and (
+            v.status is not Severity.OK
+            or embedded.get(os.path.realpath(v.facts.path), site_minor(v.facts))
+            != site_minor(v.facts)
+        )
     ]
 
 
@@ -156,6 +172,20 @@ def _cmd_repair(args: argparse.Namespace, ctx: Context) -> int:
     from venvkeeper.model.repair import Outcome
     from venvkeeper.repair import BackendChoice, RepairOptions, repair_all
 
+    if args.sibling and (args.all or not args.paths):
+        raise UsageError("repair --sibling: give the shared venvs (not --all)")
+    scan = repair_scan(args)
+    embedded: Mapping[str, str] = {}
+    if scan is not None and not args.python:
+        from venvkeeper.repair.consumers import embedded_targets
+
+        embedded = embedded_targets(scan)
+    targets = _repair_targets(args, ctx, embedded)
+    minor_for = tuple(
+        (real, embedded[real])
+        for real in sorted({os.path.realpath(t) for t in targets})
+        if real in embedded
+    )
     options = RepairOptions(
         python=args.python,
         backend=BackendChoice(args.backend),
@@ -167,10 +197,8 @@ def _cmd_repair(args: argparse.Namespace, ctx: Context) -> int:
         copies=args.copies,
         jobs=args.jobs,
         uv=_uv_of(args, ctx),
+        minor_for=minor_for,
     )
-    if args.sibling and (args.all or not args.paths):
-        raise UsageError("repair --sibling: give the shared venvs (not --all)")
-    targets = _repair_targets(args, ctx)
     err = ctx.err
     cancel = threading.Event()
     total = len(targets)
@@ -211,10 +239,13 @@ def _cmd_repair(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    emit(ctx, args, Kind.REPAIR, results)
+    actions = repair_consumers(args, ctx, results, scan)
+    emit(ctx, args, Kind.REPAIR, results, consumers=actions)
     if any(r.outcome is Outcome.FAILED for r in results):
         return int(ExitCode.CRITICAL)
-    if any(r.outcome is Outcome.REFUSED for r in results):
+    if any(r.outcome is Outcome.REFUSED for r in results) or not all(
+        a.outcome.ok for a in actions or ()
+    ):
         return int(ExitCode.WARNING)
     return int(ExitCode.OK)
 

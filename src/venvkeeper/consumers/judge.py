@@ -19,6 +19,7 @@ from venvkeeper.model.consumers import (
     ConsumerReport,
     ConsumerScan,
     JudgedConsumer,
+    RefKind,
     VenvState,
 )
 from venvkeeper.model.report import VenvReport
@@ -97,3 +98,21 @@ def depending(scan: ConsumerScan, modules: Iterable[str], venvs: Iterable[str]) 
         ) or any(real(v) in judged for v in c.venvs):
             keep.append(c)
     return ConsumerScan(tuple(keep), (), scan.seconds, scan.files)
+
+
+def embedded_minors(consumers: Iterable[Consumer]) -> Mapping[str, str]:
+    """The Python ``X.Y`` each venv must be built for because a server embeds it (mod_wsgi's
+    ``python-home=``, uWSGI's ``home=``: the server's own libpython imports the venv's
+    ``lib/pythonX.Y``), keyed by the venv's real path. A venv that servers of different
+    minors embed, or whose server's minor is unknown, is left out: no one rebuild serves it."""
+    seen: dict[str, set[Optional[str]]] = {}
+    for c in consumers:
+        for r in c.refs:
+            if r.kind is RefKind.EMBEDDED_HOME and r.venv and r.venv_state is VenvState.VENV:
+                seen.setdefault(real(r.venv), set()).add(c.embedded_python)
+    out: dict[str, str] = {}
+    for v, minors in seen.items():
+        (only,) = minors if len(minors) == 1 else (None,)
+        if only is not None:
+            out[v] = only
+    return out

@@ -189,8 +189,6 @@ class RootFS:
         if parent is None or not name:
             return None
         host = os.path.join(parent, name)
-        if self.plain:
-            return host
         try:
             if not stat.S_ISLNK(os.lstat(host).st_mode):
                 return host

@@ -12,7 +12,6 @@ from venvkeeper.formats.layout import PLAIN, Column, Row, Terminal, lay_out, mor
 from venvkeeper.formats.table import STYLE
 from venvkeeper.model.consumers import (
     Consumer,
-    ConsumerKind,
     ConsumerReport,
     JudgedConsumer,
     Reference,
@@ -34,15 +33,7 @@ DETAIL = "FINDING"
 def label(c: Consumer) -> str:
     """How USED BY names a consumer: ``app.service``, ``cron /etc/cron.d/x:3``,
     ``uapp.service (user alice)``, ``pipx /home/u/.local/bin/x``. Raw: escape it."""
-    if c.kind is ConsumerKind.SYSTEMD:
-        extra = f" (via {c.trigger})" if c.trigger else ""
-        return c.name + extra
-    if c.kind is ConsumerKind.SYSTEMD_USER:
-        return f"{c.name} (user {c.user or '?'})"
-    if c.kind in (ConsumerKind.UWSGI, ConsumerKind.MOD_WSGI, ConsumerKind.SUPERVISOR):
-        parent = c.restart.unit
-        return f"{c.kind.value} {c.name}" + (f" ({parent})" if parent else "")
-    return f"{c.kind.value} {c.name}"
+    return c.label
 
 
 def labels(consumers: Iterable[Consumer], limit: int = 3) -> str:
@@ -95,7 +86,9 @@ def rows(report: ConsumerReport) -> list[Row]:
     return out
 
 
-def summary(report: ConsumerReport) -> str:
+def summary(report: ConsumerReport, listed: bool = False) -> str:
+    """The last line; the venvs nothing uses are counted (*listed*: they are listed
+    above, else how to list them)."""
     counts: dict[Severity, int] = {}
     for j in report.consumers:
         counts[j.status] = counts.get(j.status, 0) + 1
@@ -104,22 +97,23 @@ def summary(report: ConsumerReport) -> str:
         for s in (Severity.CRITICAL, Severity.WARNING, Severity.UNKNOWN, Severity.OK)
     )
     unused = plural(len(report.unused), "venv")
+    hint = " (--unused lists them)" if report.unused and not listed else ""
     return (
-        f"{plural(len(report.consumers), 'consumer')}: {parts}; {unused} nothing uses"
+        f"{plural(len(report.consumers), 'consumer')}: {parts}; {unused} nothing uses{hint}"
         f" ({report.seconds:.2f}s)"
     )
 
 
-def render_table(report: ConsumerReport, term: Terminal = PLAIN) -> str:
+def render_table(report: ConsumerReport, term: Terminal = PLAIN, unused: bool = False) -> str:
+    """The consumers' table, the readers' problems and the summary; with *unused*, the
+    venvs nothing uses, one a line (else only their count)."""
     text = ""
     if report.consumers:
         text = to_text(lay_out(COLUMNS, rows(report), term.width, DETAIL), term.color) + "\n"
-    lines: list[str] = []
-    if report.unused:
-        lines.append("venvs nothing uses: " + escape(", ".join(report.unused)))
-    for p in report.problems:
-        lines.append(f"{p.code}: {escape(p.message)}")
-    lines.append(summary(report))
+    if unused and report.unused:
+        text += "venvs nothing uses:\n" + "".join(f"  {escape(p)}\n" for p in report.unused)
+    lines = [f"{p.code}: {escape(p.message)}" for p in report.problems]
+    lines.append(summary(report, listed=unused))
     width = term.width
     return text + "".join(t + "\n" for ln in lines for t in (wrap(ln, width) if width else [ln]))
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from venvkeeper.checks import CodeDoc
     from venvkeeper.formats.table import UsedBy
     from venvkeeper.formats.terminal import Terminal
-    from venvkeeper.model.consumers import Consumer, ConsumerReport
+    from venvkeeper.model.consumers import Consumer, ConsumerAction, ConsumerReport
     from venvkeeper.model.inventory import Changes, Inventory, VenvHistory
     from venvkeeper.model.matrix import Matrix
     from venvkeeper.model.plan import Prediction
@@ -69,10 +69,16 @@ def _wheelhouse(report: WheelhouseReport, term: Terminal, **_: Any) -> str:
     return repair.render_wheelhouse_json(report)
 
 
-def _repair(results: Sequence[RepairResult], term: Terminal, **_: Any) -> str:
+def _repair(
+    results: Sequence[RepairResult],
+    term: Terminal,
+    *,
+    consumers: Optional[Sequence[ConsumerAction]] = None,
+    **_: Any,
+) -> str:
     from venvkeeper.formats import repair
 
-    return repair.render_json(results)
+    return repair.render_json(results, consumers=consumers)
 
 
 def _rollback(result: RepairResult, term: Terminal, **_: Any) -> str:

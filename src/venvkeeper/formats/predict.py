@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from venvkeeper.formats.consumers import label
 from venvkeeper.formats.envelope import Kind, dumps, envelope
-from venvkeeper.formats.layout import Column, Row, lay_out, to_text, wrap
+from venvkeeper.formats.layout import Column, Row, lay_out, more, to_text, wrap
 from venvkeeper.formats.table import ROOT, python_column
+from venvkeeper.model.consumers import ConsumerPrediction
 from venvkeeper.model.plan import Effect, Prediction, RepairPlan, Strategy, VenvPrediction
 from venvkeeper.model.report import VenvReport
 from venvkeeper.textutil import escape, noun, plural
@@ -54,8 +56,13 @@ def plan_summary(plan: Optional[RepairPlan]) -> str:
 
 
 def used_by(v: VenvPrediction, limit: int = 2) -> str:
-    """The venv's running services (units, else PIDs), a few of them (raw)."""
-    labels = list(dict.fromkeys(u.label for u in v.used_by))
+    """What uses the venv: its consumers (units, jobs, commands, web servers), then the
+    running processes no consumer names (units, else PIDs), a few of them (raw)."""
+    labels = list(dict.fromkeys([label(c.consumer) for c in v.consumers]))
+    units = {c.consumer.name for c in v.consumers} | {
+        c.consumer.restart.unit for c in v.consumers if c.consumer.restart.unit
+    }
+    labels += [u.label for u in v.used_by if u.label not in units and u.label not in labels]
     if not labels:
         return "-"
     text = ", ".join(labels[:limit])
@@ -66,6 +73,11 @@ def _why(v: VenvPrediction) -> str:
     if v.then is None:
         return "the change removes the venv itself"
     if v.effect is Effect.SURVIVES:
+        broken = v.breaking_consumers
+        if broken:
+            c = broken[0]
+            how = c.fails_how.phrase if c.fails_how else "breaks"
+            return f"its venv survives, but {label(c.consumer)} {how}" + more(len(broken) - 1)
         return ""
     rep = v.then if v.effect is not Effect.ALREADY_BROKEN else v.now
     main = rep.main_finding
@@ -77,7 +89,7 @@ def predict_rows(pred: Prediction, only_problems: bool = False) -> list[Row]:
     out: list[Row] = []
     rooted = _rooted(pred)
     for v in pred.venvs:
-        if only_problems and v.effect in (Effect.SURVIVES,):
+        if only_problems and v.effect is Effect.SURVIVES and not v.breaking_consumers:
             continue
         cells = [v.effect.value] + ([v.now.facts.root or "/"] if rooted else [])
         cells += [v.path, _python(v), plan_summary(v.plan), used_by(v)]
@@ -103,11 +115,40 @@ def describe_change(pred: Prediction) -> str:
     return escape("; ".join(parts)) if parts else "no change (this host as it is)"
 
 
+def _consumer_line(c: ConsumerPrediction) -> str:
+    """``app.service will not start (203/EXEC): its venv breaks-loudly`` (raw)."""
+    how = c.fails_how.phrase if c.fails_how is not None else "works"
+    return f"{label(c.consumer)} {how}" + (f": {c.why}" if c.why else "")
+
+
+def consumer_lines(pred: Prediction) -> list[str]:
+    """The consumers the change breaks, each with how it will fail, and those a planned
+    repair leaves broken until a line changes (escaped)."""
+    if not pred.consumers_read:
+        return []
+    out: list[str] = []
+    broken = pred.breaking_consumers
+    if broken:
+        out.append("consumers that would break:")
+        out += ["  " + escape(_consumer_line(c)) for c in broken]
+    after: dict[str, None] = {}
+    for v in pred.venvs:
+        for c in v.consumers:
+            if c.after_repair:
+                after.setdefault(f"{label(c.consumer)}: {c.after_repair}", None)
+    if after:
+        out.append("broken even after the repair, until changed:")
+        out += ["  " + escape(line) for line in after]
+    return out
+
+
 def predict_summary(pred: Prediction) -> str:
     counts = [f"{pred.count(e)} {e.value}" for e in _ORDER if pred.count(e)]
     breaking = [v for v in pred.venvs if v.effect.breaks]
     n = len(pred.venvs)
     text = f"{plural(n, 'venv')}, {len(breaking)} would break: {', '.join(counts) or 'none'}"
+    if pred.consumers_read:
+        text += f"; {plural(len(pred.breaking_consumers), 'consumer')} would break"
     services = list(dict.fromkeys(u.label for v in breaking for u in v.used_by))
     if services:
         text += "\nrunning services that would break: " + escape(", ".join(services))
@@ -119,11 +160,22 @@ def lines(text: str, width: int) -> list[str]:
     return wrap(text, width) if width else [text]
 
 
+def item_lines(text: str, width: int) -> list[str]:
+    """*text* wrapped for *width*; an item (``  ...``) keeps its indent, and its further
+    lines hang under it."""
+    if not width or not text.startswith("  "):
+        return lines(text, width)
+    body = wrap(text[2:], max(20, width - 4))
+    return ["  " + body[0], *("    " + b for b in body[1:])]
+
+
 def render_predict(pred: Prediction, only_problems: bool = False, width: int = 0) -> str:
     out = [*lines(f"change: {describe_change(pred)}", width), ""]
     columns = COLUMNS[:1] + ((ROOT,) if _rooted(pred) else ()) + COLUMNS[1:]
     text = to_text(lay_out(columns, predict_rows(pred, only_problems), width or None, DETAIL))
     out += [text.rstrip("\n"), ""]
+    for line in consumer_lines(pred):
+        out += item_lines(line, width)
     for part in predict_summary(pred).split("\n"):
         out += lines(part, width)
     for v in pred.venvs:  # what the repair of a venv that breaks will leave out, and why
@@ -240,6 +292,7 @@ def _findings(rep: Optional[VenvReport]) -> list[dict[str, str]]:
 
 def _prediction_payload(pred: Prediction) -> dict[str, Any]:
     c = pred.change
+    consumers = pred.consumers_read
     return {
         "change": {
             "python_becomes": [{"link": link, "version": v} for link, v in c.python_becomes],
@@ -252,6 +305,7 @@ def _prediction_payload(pred: Prediction) -> dict[str, Any]:
             "venvs": len(pred.venvs),
             "worst": pred.worst.value,
             **{e.value: pred.count(e) for e in _ORDER},
+            **({"consumers_breaking": len(pred.breaking_consumers)} if consumers else {}),
         },
         "venvs": [
             {
@@ -277,9 +331,34 @@ def _prediction_payload(pred: Prediction) -> dict[str, Any]:
                     }
                     for u in v.used_by
                 ],
+                **({"consumers": [_consumer(c) for c in v.consumers]} if consumers else {}),
             }
             for v in pred.venvs
         ],
+    }
+
+
+def _consumer(c: ConsumerPrediction) -> dict[str, Any]:
+    k = c.consumer
+    p = k.primary
+    return {
+        "kind": k.kind.value,
+        "name": k.name,
+        "source": k.source,
+        "line": k.line,
+        "user": k.user,
+        "ref": p.kind.value if p else None,
+        "enabled": k.enabled,
+        "running": k.running,
+        "trigger": k.trigger,
+        "breaks": c.breaks,
+        "fails_how": c.fails_how.value if c.fails_how is not None else None,
+        "why": c.why,
+        "broken_now": c.broken_now,
+        "embedded_python": k.embedded_python,
+        "embedded_python_then": c.embedded_then,
+        "after_repair": c.after_repair,
+        "restart": k.restart.command,
     }
 
 

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from venvkeeper.formats.envelope import Kind, render
-from venvkeeper.formats.layout import Column, Row, lay_out, to_text
+from venvkeeper.formats.layout import Column, Row, lay_out, to_text, wrap
+from venvkeeper.model.consumers import ActionKind, ConsumerAction
 from venvkeeper.model.repair import Backup, FetchOutcome, Outcome, RepairResult, WheelhouseReport
 from venvkeeper.textutil import escape, plural
 
@@ -26,7 +27,9 @@ def _what(r: RepairResult) -> str:
     return text
 
 
-def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
+def render_table(
+    results: Sequence[RepairResult], width: int = 0, actions: Sequence[ConsumerAction] = ()
+) -> str:
     rows = [
         Row(
             (r.outcome.value, escape(r.path), r.strategy.value, f"{r.seconds:.1f}s"),
@@ -49,8 +52,54 @@ def render_table(results: Sequence[RepairResult], width: int = 0) -> str:
             ]
         if r.backup:
             lines.append(f"{escape(r.path)}: original kept at {escape(r.backup)}")
+    if actions:
+        lines += ["", *action_lines(actions, width)]
     lines += ["", summary(results)]
     return "\n".join(lines) + "\n"
+
+
+def _action_head(a: ConsumerAction) -> str:
+    """What the action is (raw): the command, or the file and line to edit."""
+    if a.kind is ActionKind.EDIT:
+        where = f"{a.edit.path}:{a.edit.line}" if a.edit else "a consumer's file"
+        return f"edit {where}"
+    return a.command or f"restart {a.unit or '?'}"
+
+
+def action_lines(actions: Sequence[ConsumerAction], width: int = 0) -> list[str]:
+    """The consumers' block of ``repair``: one item per restart or edit (what came of it,
+    what, for which consumers, why), an edit with its line before and after (escaped)."""
+    out = ["consumers of the repaired venvs:"]
+    pad = max(len(a.outcome.value) for a in actions) + 1 if actions else 0
+    for a in actions:
+        text = _action_head(a)
+        if a.consumers:
+            text += f" ({', '.join(a.consumers)})"
+        if a.detail:
+            text += f": {a.detail}"
+        text = escape(text)
+        head = f"  {a.outcome.value:{pad}}"
+        body = wrap(text, max(20, width - len(head))) if width else [text]
+        out += [head + body[0], *(" " * len(head) + b for b in body[1:])]
+        if a.edit is not None and a.edit.old:
+            out.append(" " * len(head) + f"- {escape(a.edit.old)}")
+            out.append(" " * len(head) + f"+ {escape(a.edit.new)}")
+    return out
+
+
+def action_to_dict(a: ConsumerAction) -> dict[str, Any]:
+    e = a.edit
+    return {
+        "kind": a.kind.value,
+        "outcome": a.outcome.value,
+        "venv": a.venv,
+        "consumers": list(a.consumers),
+        "unit": a.unit,
+        "user": a.user,
+        "command": a.command,
+        "edit": None if e is None else {"path": e.path, "line": e.line, "old": e.old, "new": e.new},
+        "detail": a.detail,
+    }
 
 
 def summary(results: Sequence[RepairResult]) -> str:
@@ -113,11 +162,19 @@ def render_backups_json(venv: str, kept: Sequence[Backup]) -> str:
     )
 
 
-def render_json(results: Sequence[RepairResult], kind: Kind = Kind.REPAIR) -> str:
-    """``repair --json``, or (*kind* ``rollback``) ``rollback --json``: one result each."""
+def render_json(
+    results: Sequence[RepairResult],
+    kind: Kind = Kind.REPAIR,
+    consumers: Optional[Sequence[ConsumerAction]] = None,
+) -> str:
+    """``repair --json``, or (*kind* ``rollback``) ``rollback --json``: one result each;
+    with *consumers* (``repair`` read them), the restarts and edits for them."""
     if kind not in (Kind.REPAIR, Kind.ROLLBACK):
         raise ValueError(f"repair results are not a {kind.value} document")
-    return render(kind, {"results": [result_to_dict(r) for r in results]})
+    doc: dict[str, Any] = {"results": [result_to_dict(r) for r in results]}
+    if consumers is not None:
+        doc["consumers"] = [action_to_dict(a) for a in consumers]
+    return render(kind, doc)
 
 
 def render_pruned_json(pruned: Sequence[tuple[str, Sequence[str], Optional[str]]]) -> str:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from venvkeeper.checks import CodeDoc
     from venvkeeper.formats.table import UsedBy
     from venvkeeper.formats.terminal import Terminal
-    from venvkeeper.model.consumers import Consumer, ConsumerReport
+    from venvkeeper.model.consumers import Consumer, ConsumerAction, ConsumerReport
     from venvkeeper.model.inventory import Changes, Inventory, VenvHistory
     from venvkeeper.model.matrix import Matrix
     from venvkeeper.model.plan import Prediction
@@ -47,10 +47,10 @@ def _show(
     return table.render_show(rep, consumers)
 
 
-def _consumers(report: ConsumerReport, term: Terminal) -> str:
+def _consumers(report: ConsumerReport, term: Terminal, *, unused: bool = False) -> str:
     from venvkeeper.formats import consumers
 
-    return consumers.render_table(report, term)
+    return consumers.render_table(report, term, unused=unused)
 
 
 def _codes(codes: Mapping[str, CodeDoc], term: Terminal) -> str:
@@ -77,10 +77,15 @@ def _wheelhouse(report: WheelhouseReport, term: Terminal) -> str:
     return repair.render_wheelhouse(report)
 
 
-def _repair(results: Sequence[RepairResult], term: Terminal) -> str:
+def _repair(
+    results: Sequence[RepairResult],
+    term: Terminal,
+    *,
+    consumers: Optional[Sequence[ConsumerAction]] = None,
+) -> str:
     from venvkeeper.formats import repair
 
-    return repair.render_table(results, term.width or 0)
+    return repair.render_table(results, term.width or 0, consumers or ())
 
 
 def _rollback(result: RepairResult, term: Terminal) -> str:

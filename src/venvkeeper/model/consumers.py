@@ -90,6 +90,20 @@ class FailsHow(enum.Enum):
     NEXT_RUN = "next-run"  # a scheduled job: fails at its next run
     NEXT_USE = "next-use"  # a command: fails when someone runs it
 
+    @property
+    def phrase(self) -> str:
+        """How a sentence says it: ``it will not start (203/EXEC)``."""
+        return _FAILS_PHRASE[self]
+
+
+_FAILS_PHRASE = {
+    FailsHow.WONT_START: "will not start (203/EXEC)",
+    FailsHow.IMPORT_ERROR: "starts and fails at import",
+    FailsHow.HTTP_500: "answers HTTP 500 while its server looks healthy",
+    FailsHow.NEXT_RUN: "fails at its next run",
+    FailsHow.NEXT_USE: "fails when it is run",
+}
+
 
 class Manager(enum.Enum):
     """Who restarts a consumer."""
@@ -204,6 +218,20 @@ class Consumer:
     files: tuple[str, ...] = ()
 
     @property
+    def label(self) -> str:
+        """How a sentence names it: ``app.service``, ``cron /etc/cron.d/x:3``,
+        ``uapp.service (user alice)``, ``uwsgi /etc/uwsgi/x.ini (uwsgi.service)``. Raw:
+        escape it to print."""
+        if self.kind is ConsumerKind.SYSTEMD:
+            return self.name + (f" (via {self.trigger})" if self.trigger else "")
+        if self.kind is ConsumerKind.SYSTEMD_USER:
+            return f"{self.name} (user {self.user or '?'})"
+        if self.kind in (ConsumerKind.UWSGI, ConsumerKind.MOD_WSGI, ConsumerKind.SUPERVISOR):
+            parent = self.restart.unit
+            return f"{self.kind.value} {self.name}" + (f" ({parent})" if parent else "")
+        return f"{self.kind.value} {self.name}"
+
+    @property
     def primary(self) -> Optional[Reference]:
         """The reference that decides the consumer's venv: the surest, then the one that
         runs the venv (exec before embedded before activate ...)."""
@@ -307,3 +335,72 @@ class ConsumerReport:
 
     def of_venv(self, venv: str) -> tuple[JudgedConsumer, ...]:
         return tuple(c for c in self.consumers if venv in c.consumer.venvs)
+
+
+@dataclass(frozen=True)
+class ConsumerPrediction:
+    """One consumer of a venv under a planned change: whether it breaks, and how.
+
+    *breaks*: it works now and fails after the change; *fails_how* is how it then fails
+    (None when it does not); *broken_now*: it fails already. *after_repair*: the venv's
+    planned repair leaves it broken until a line of its config changes (a hard-coded
+    ``lib/pythonX.Y``), as ``FILE:LINE: lib/python3.11 -> lib/python3.13``."""
+
+    consumer: Consumer
+    venv: str
+    breaks: bool
+    fails_how: Optional[FailsHow]
+    why: str
+    broken_now: bool = False
+    embedded_then: Optional[str] = None  # the embedding module's Python after the change
+    after_repair: Optional[str] = None
+
+
+class ActionKind(enum.Enum):
+    """What ``repair`` does for a consumer once its venv is repaired."""
+
+    RESTART = "restart"  # systemctl try-restart (or reload) a unit
+    EDIT = "edit"  # change a hard-coded lib/pythonX.Y in a consumer's file
+
+
+class ActionOutcome(enum.Enum):
+    DONE = "done"
+    FAILED = "failed"  # the command failed, or the edit was put back
+    PRINTED = "printed"  # not asked for (no --restart / --fix-consumers): printed
+    PLANNED = "planned"  # --dry-run
+    REFUSED = "refused"  # a file another user can change: root does not act on its word
+    HELD = "held"  # its venv still fails: never restarted into
+    NAMED = "named"  # a unit of a user's manager: named, never touched by root
+    NOT_RUNNING = "not-running"  # nothing runs: nothing to restart
+
+    @property
+    def ok(self) -> bool:
+        return self not in (ActionOutcome.FAILED, ActionOutcome.REFUSED, ActionOutcome.HELD)
+
+
+@dataclass(frozen=True)
+class LineEdit:
+    """One line of a consumer's file changed: *old* and *new* are the whole line."""
+
+    path: str
+    line: int
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class ConsumerAction:
+    """One restart or edit for the consumers of a repaired venv, and what came of it.
+
+    *consumers* are the labels of the consumers that ask for it (one reload of apache2
+    serves every site of a venv); *command* the exact command line (run, or to run)."""
+
+    kind: ActionKind
+    outcome: ActionOutcome
+    venv: str
+    consumers: tuple[str, ...]
+    detail: str
+    unit: Optional[str] = None
+    command: Optional[str] = None
+    edit: Optional[LineEdit] = None
+    user: Optional[str] = None  # the user whose manager runs *unit* (a user's unit)

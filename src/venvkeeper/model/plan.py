@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Optional
 
+from venvkeeper.model.consumers import ConsumerPrediction
 from venvkeeper.model.findings import Severity, worst_of
 from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.model.restarts import VenvUser
@@ -164,10 +165,17 @@ class VenvPrediction:
     effect: Effect
     plan: Optional[RepairPlan] = None
     used_by: tuple[VenvUser, ...] = ()  # its running processes (services)
+    #: What it serves (units, cron jobs, web servers ...) under the change; empty when the
+    #: consumers were not read.
+    consumers: tuple[ConsumerPrediction, ...] = ()
 
     @property
     def path(self) -> str:
         return self.now.path
+
+    @property
+    def breaking_consumers(self) -> tuple[ConsumerPrediction, ...]:
+        return tuple(c for c in self.consumers if c.breaks)
 
     @property
     def status(self) -> Severity:
@@ -201,6 +209,8 @@ class Prediction:
     change: ChangeDescription
     scan: Report
     venvs: tuple[VenvPrediction, ...]
+    #: The consumers were read and judged (:mod:`venvkeeper.predict.consumers`).
+    consumers_read: bool = False
 
     @property
     def worst(self) -> Severity:
@@ -208,3 +218,13 @@ class Prediction:
 
     def count(self, effect: Effect) -> int:
         return sum(1 for v in self.venvs if v.effect is effect)
+
+    @property
+    def breaking_consumers(self) -> tuple[ConsumerPrediction, ...]:
+        """Every consumer the change breaks, once (a consumer of two venvs is one)."""
+        seen: dict[tuple[str, str, str, int], ConsumerPrediction] = {}
+        for v in self.venvs:
+            for c in v.breaking_consumers:
+                k = c.consumer
+                seen.setdefault((k.kind.value, k.name, k.source, k.line), c)
+        return tuple(seen.values())

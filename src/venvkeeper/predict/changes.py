@@ -51,6 +51,9 @@ from venvkeeper.scan.inspect import VenvVanished, rejudge
 #: The unversioned names ``--python-becomes X.Y`` repoints when no path is given.
 DEFAULT_LINKS = ("/usr/bin/python3", "/usr/bin/python")
 _MINOR = re.compile(r"\d+\.\d+t?")
+#: The packages of the embedding modules a Python upgrade rebuilds (Debian, then RHEL and
+#: Fedora): an apt run that upgrades one changes the Python its servers embed.
+EMBEDDER_PACKAGES = ("libapache2-mod-wsgi-py3", "uwsgi-plugin-python3", "python3-mod_wsgi")
 
 PackageFiles = Callable[[str], list[str]]
 
@@ -63,6 +66,11 @@ class Change:
     remove: tuple[str, ...] = ()
     remove_packages: tuple[str, ...] = ()
     profile: Optional[HostProfile] = None
+    #: The embedding modules' packages (libapache2-mod-wsgi-py3, uwsgi-plugin-python3)
+    #: the change upgrades, each with the Python minor it will embed (None: the one
+    #: ``python3`` will be). None: they follow ``python3`` when the change repoints it, as a
+    #: distro release upgrade rebuilds them (:mod:`venvkeeper.predict.consumers`).
+    embedders: Optional[tuple[tuple[str, Optional[str]], ...]] = None
     #: The OS root the change happens in (its paths are the root's), as this host names
     #: it; None: this host.
     root: Optional[str] = None

@@ -24,6 +24,9 @@ class RepairOptions:
     jobs: int = 2
     package_tools: Optional[str] = None  # where dpkg-query/rpm are (None: the system's dirs)
     uv: Optional[str] = None  # --uv / [repair] uv: this uv binary, checked by the trust rule
+    #: The Python ``X.Y`` a venv (by its real path) must be rebuilt for when no ``python``
+    #: is given: the minor of the server that embeds it (mod_wsgi, uWSGI).
+    minor_for: tuple[tuple[str, str], ...] = ()
 
 
 def backend_for(options: RepairOptions, root: Optional[str], uid: int, gid: int) -> Backend:

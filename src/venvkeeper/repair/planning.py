@@ -79,8 +79,30 @@ def plan_for(
     seeds = seeds if seeds is not None else seed_needs(rep.facts)
     fs = fs_of(rep.facts.root)
     python = target_for(options.python, interps, fs) if options.python else None
+    minor = dict(options.minor_for).get(os.path.realpath(rep.facts.path))
+    if python is None and minor is not None:
+        python = embedder_target(rep, interps, minor)
     return make_plan(
         rep.facts, rep.findings, interps, fs.path_state, seeds, python=python, force=options.force
+    )
+
+
+def embedder_target(
+    rep: VenvReport, interps: Sequence[Interpreter], minor: str
+) -> Optional[Target]:
+    """The interpreter of Python *minor* to rebuild the venv of *rep* on, for the server that
+    embeds it (None: the venv is of that minor already, or no usable one is installed):
+    the one a rebuild would choose among those of that minor (the distro's first, by the
+    name the venv was made with where it has one)."""
+    from venvkeeper.checks.consumers import site_minor
+    from venvkeeper.predict.plan import by_default_name, choose_rebuild, follows_default
+
+    if site_minor(rep.facts) == minor and rep.facts.base and rep.facts.base.version == minor:
+        return None
+    usable = [i for i in interps if i.usable and i.version == minor]
+    default = follows_default(rep.facts)
+    return (by_default_name(default, usable) if default else None) or choose_rebuild(
+        rep.facts, usable
     )
 
 

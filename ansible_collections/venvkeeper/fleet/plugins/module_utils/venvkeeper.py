@@ -218,6 +218,36 @@ def restart_units(restarts, still_broken=()):
     return system, users, held
 
 
+def consumer_units(actions):
+    """(system units to restart, [user, unit] pairs, units held back, units restarted) from
+    the ``consumers`` actions of ``venvkeeper repair --json``: what runs from the repaired
+    venvs, as venvkeeper judged it (a unit whose venv still fails, or whose files another
+    user can change, is held back; a user's unit is named, for its user)."""
+    system, users, held, done = [], [], [], []
+    for a in actions or []:
+        unit = a.get("unit")
+        if a.get("kind") != "restart" or not unit:
+            continue
+        outcome = a.get("outcome")
+        if outcome in ("printed", "planned"):
+            target = system
+        elif outcome == "named":
+            pair = [a.get("user"), unit]
+            if pair not in users:
+                users.append(pair)
+            continue
+        elif outcome in ("held", "refused", "failed"):
+            target = held
+        elif outcome == "done":
+            target = done
+        else:
+            continue
+        if unit not in target:
+            target.append(unit)
+    system = [u for u in system if u not in held]
+    return system, users, held, done
+
+
 def _last_line(text):
     lines = [ln for ln in (text or "").splitlines() if ln.strip()]
     return lines[-1].strip() if lines else ""

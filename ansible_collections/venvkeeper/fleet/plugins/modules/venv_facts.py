@@ -29,6 +29,14 @@ options:
         O(venvkeeper.fleet.venv_predict#module:host_profile) on the other hosts of a shared tree.
     type: bool
     default: true
+  consumers:
+    description:
+      - Also read what uses each venv (systemd units, cron jobs, commands, uWSGI and
+        mod_wsgi apps, supervisor programs) into C(ansible_facts.venvkeeper.consumers), each
+        judged (C(venvkeeper consumers --json --no-scan)); each venv's own C(consumers) (in
+        C(venvs)) names them briefly either way.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -90,6 +98,19 @@ ansible_facts:
           description: Paths of the venvs whose status is C(critical).
           type: list
           elements: str
+        consumers:
+          description: Every consumer of a venv, as C(venvkeeper consumers --json) prints it
+            (C(kind), C(name), C(source), C(venv), C(status), C(findings), C(restart) ...);
+            empty with O(consumers=false).
+          type: list
+          elements: dict
+          sample: [{"kind": "systemd", "name": "app.service", "venv": "/srv/app/venv", "status": "ok",
+                    "running": true, "restart": {"command": "systemctl try-restart app.service"}}]
+        restart_units:
+          description: The system units that run from the venvs under the roots, from their
+            consumers (what a repair's handler restarts).
+          type: list
+          elements: str
 exit_code:
   description: venvkeeper scan's exit code (0 ok, 1 warning, 2 critical).
   returned: always
@@ -119,7 +140,11 @@ from ansible_collections.venvkeeper.fleet.plugins.module_utils.venvkeeper import
 
 def main():
     module = AnsibleModule(
-        argument_spec=spec(COMMON_ARGS, SCAN_ARGS, dict(host_profile=dict(type="bool", default=True))),
+        argument_spec=spec(
+            COMMON_ARGS,
+            SCAN_ARGS,
+            dict(host_profile=dict(type="bool", default=True), consumers=dict(type="bool", default=True)),
+        ),
         supports_check_mode=True,
     )
     vk = Venvkeeper(module)
@@ -133,6 +158,17 @@ def main():
         except ValueError as e:
             module.fail_json(msg="venvkeeper host-profile printed no JSON document (%s)" % e, stderr=err)
     venvs = report.get("venvs") or []
+    consumers = []
+    if params["consumers"]:
+        _rc, doc = vk.run_json(["consumers", "--no-scan"], kind="consumers")
+        consumers = doc.get("consumers") or []
+    paths = set(v.get("path") for v in venvs)
+    units = []
+    for c in consumers:
+        restart = c.get("restart") or {}
+        unit = restart.get("unit")
+        if restart.get("manager") == "system" and c.get("venv") in paths and unit not in units:
+            units.append(unit)
     facts = dict(
         version=(report.get("tool") or {}).get("version"),
         roots=report.get("roots") or [],
@@ -141,6 +177,8 @@ def main():
         venvs=venvs,
         broken=[v.get("path") for v in venvs if v.get("status") == "critical"],
         host_profile=profile,
+        consumers=consumers,
+        restart_units=units,
     )
     module.exit_json(changed=False, exit_code=rc, verdict=VERDICT_NAMES.get(rc), ansible_facts=dict(venvkeeper=facts))
 

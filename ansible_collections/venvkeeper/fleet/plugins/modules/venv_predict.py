@@ -14,8 +14,13 @@ description:
     O(remove), O(remove_package)) or another host's O(host_profile), and returns each venv's
     effect and repair plan.
   - Reads files only; nothing is written or run. With no change, judges the host as it is.
-  - With O(fail_on_break=true) the task fails when any venv would break. This is a pre-flight
-    check that stops a release upgrade (or takes the host out of a C(serial) batch) before it starts.
+  - Each venv comes with its consumers (systemd units, cron jobs, commands, uWSGI and
+    mod_wsgi apps, supervisor programs, read from their files) and whether and how each
+    breaks; RV(breaking_consumers) lists those the change breaks, also where the venv
+    itself survives (a web server that will embed another Python).
+  - With O(fail_on_break=true) the task fails when any venv or consumer would break. This is
+    a pre-flight check that stops a release upgrade (or takes the host out of a C(serial)
+    batch) before it starts.
 version_added: "0.1.0"
 author:
   - venvkeeper authors (@venvkeeper)
@@ -27,9 +32,16 @@ extends_documentation_fragment:
 options:
   fail_on_break:
     description:
-      - Fail the task when at least one venv would break (RV(breaking) is not empty).
+      - Fail the task when at least one venv or consumer would break (RV(breaking) or
+        RV(breaking_consumers) is not empty).
     type: bool
     default: false
+  consumers:
+    description:
+      - Read each venv's consumers and judge them under the change (RV(venvs[].consumers),
+        RV(breaking_consumers)).
+    type: bool
+    default: true
   processes:
     description:
       - Also list the running processes (services) of each venv in RV(venvs[].used_by).
@@ -105,6 +117,21 @@ venvs:
       description: Its running processes (C(pid), C(user), C(comm), C(unit)).
       type: list
       elements: dict
+    consumers:
+      description: What uses it (C(kind), C(name), C(source), C(breaks), C(fails_how), C(why),
+        C(after_repair), C(restart)), as C(venvkeeper predict --json) judges it; empty with
+        O(consumers=false).
+      type: list
+      elements: dict
+breaking_consumers:
+  description: The consumers the change breaks, each with C(kind), C(name), C(venv), C(fails_how)
+    (C(will-not-start), C(import-error), C(http-500), C(next-run), C(next-use)) and C(why).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "mod-wsgi", "name": "WSGIDaemonProcess blog", "venv": "/srv/blog/venv",
+            "fails_how": "http-500",
+            "why": "libapache2-mod-wsgi-py3 rebuilt for Python 3.13, its venv's packages are for Python 3.11"}]
 summary:
   description: Counts per effect, and C(worst) (the worst status after the change).
   returned: always
@@ -157,7 +184,25 @@ def summarize(venv):
         strategy=plan.get("strategy"),
         reason=plan.get("reason"),
         used_by=venv.get("used_by") or [],
+        consumers=venv.get("consumers") or [],
     )
+
+
+def breaking_consumers(venvs):
+    out = []
+    for v in venvs:
+        for c in v["consumers"]:
+            if c.get("breaks"):
+                out.append(
+                    dict(
+                        kind=c.get("kind"),
+                        name=c.get("name"),
+                        venv=v["path"],
+                        fails_how=c.get("fails_how"),
+                        why=c.get("why"),
+                    )
+                )
+    return out
 
 
 def main():
@@ -169,6 +214,7 @@ def main():
             dict(
                 fail_on_break=dict(type="bool", default=False),
                 processes=dict(type="bool", default=True),
+                consumers=dict(type="bool", default=True),
             ),
         ),
         supports_check_mode=True,
@@ -178,24 +224,32 @@ def main():
     args = ["predict"] + scan_args(params) + change_args(vk, params)
     if not params["processes"]:
         args.append("--no-processes")
+    if not params["consumers"]:
+        args.append("--no-consumers")
     rc, doc = vk.run_json(args + roots(params), kind=("predict", "prediction"))
     venvs = [summarize(v) for v in doc.get("venvs") or []]
     breaking = [v["path"] for v in venvs if v["breaks"]]
+    consumers = breaking_consumers(venvs)
     result = dict(
         changed=False,
         exit_code=rc,
         verdict=VERDICT_NAMES.get(rc),
         breaking=breaking,
+        breaking_consumers=consumers,
         venvs=venvs,
         summary=doc.get("summary") or {},
         change=doc.get("change") or {},
         prediction=doc,
     )
-    if params["fail_on_break"] and breaking:
+    if params["fail_on_break"] and (breaking or consumers):
         lines = ["%s (%s)" % (v["path"], v["effect"]) for v in venvs if v["breaks"]]
-        module.fail_json(
-            msg="the change would break %d venv(s): %s" % (len(breaking), ", ".join(lines)), **result
-        )
+        msg = "the change would break %d venv(s): %s" % (len(breaking), ", ".join(lines))
+        if consumers:
+            msg += "; and %d consumer(s): %s" % (
+                len(consumers),
+                ", ".join("%s (%s)" % (c["name"], c["fails_how"]) for c in consumers),
+            )
+        module.fail_json(msg=msg, **result)
     module.exit_json(**result)
 
 

@@ -18,10 +18,14 @@ description:
     exists, this rebuilds a venv whose Python changed under it, with the same packages read
     from its old site-packages.
   - In check mode it runs C(venvkeeper repair --dry-run --json), which gives the plan and changes nothing.
-  - After a real run it runs C(venvkeeper restarts --json) and returns the systemd units
-    to restart in RV(restart_units), for a handler. A unit with a process whose venv is
-    still broken (its repair failed or was refused, or venvkeeper judges it broken) is never
-    listed there but in RV(units_held_back), since restarting it would fail.
+  - The units to restart come from the repaired venvs' consumers (units, web servers that
+    embed the venv, supervisor), as C(venvkeeper repair) reads them from their files, and,
+    after a real run, from C(venvkeeper restarts --json) (processes still on a replaced
+    interpreter). They are returned in RV(restart_units), for a handler, unless
+    O(restart=true) had venvkeeper restart them (RV(restarted_units)). A unit whose venv is
+    still broken (its repair failed or was refused, or venvkeeper judges it broken), or
+    whose files another user can change, is never listed there but in
+    RV(units_held_back).
 version_added: "0.1.0"
 author:
   - venvkeeper authors (@venvkeeper)
@@ -87,6 +91,23 @@ options:
       - After a real repair, ask C(venvkeeper restarts) which units to restart.
     type: bool
     default: true
+  restart:
+    description:
+      - Let venvkeeper itself C(try-restart) the running system units that use each
+        repaired venv and reload the web servers that embed it (C(venvkeeper repair
+        --restart)), once the venv is repaired and judged working. Without it the units
+        come back in RV(restart_units) for a handler. Never on the word of a file another
+        user can change; never into a venv that still fails.
+    type: bool
+    default: false
+  fix_consumers:
+    description:
+      - Change the lines of consumers (units, server configs) that hard-code another
+        C(lib/pythonX.Y) than the repaired venv's, each as a transaction with a backup
+        beside the file, only in files root alone can change (C(venvkeeper repair
+        --fix-consumers)). Without it the lines come back in RV(consumers).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -159,6 +180,24 @@ restart_units:
   type: list
   elements: str
   sample: [web.service]
+restarted_units:
+  description: System units venvkeeper restarted or reloaded itself (O(restart=true)).
+  returned: always
+  type: list
+  elements: str
+consumers:
+  description: What C(venvkeeper repair) did (or would do, or printed) for the repaired
+    venvs' consumers, one item per restart or edit (C(kind), C(outcome), C(venv),
+    C(consumers), C(unit), C(user), C(command), C(edit) with C(path), C(line), C(old),
+    C(new), and C(detail)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"kind": "edit", "outcome": "done", "venv": "/srv/app", "consumers": ["report.service"],
+            "edit": {"path": "/etc/systemd/system/report.service", "line": 3,
+                     "old": "Environment=PYTHONPATH=/srv/app/lib/python3.11/site-packages",
+                     "new": "Environment=PYTHONPATH=/srv/app/lib/python3.13/site-packages"},
+            "detail": "changed; original kept"}]
 restart_user_units:
   description: User units to restart, as C([user, unit]) pairs (C(systemctl --user --machine=USER@)).
   returned: always
@@ -191,6 +230,7 @@ from ansible_collections.venvkeeper.fleet.plugins.module_utils.venvkeeper import
     COMMON_ARGS,
     VERDICT_NAMES,
     Venvkeeper,
+    consumer_units,
     restart_units,
     spec,
 )
@@ -252,6 +292,8 @@ def main():
                 allow_upgrades=dict(type="bool", default=False),
                 keep_backups=dict(type="int"),
                 restarts=dict(type="bool", default=True),
+                restart=dict(type="bool", default=False),
+                fix_consumers=dict(type="bool", default=False),
             ),
         ),
         mutually_exclusive=[("paths", "all"), ("paths", "roots")],
@@ -270,6 +312,10 @@ def main():
     args = ["repair", "--quiet"] + repair_args(params)
     if params["all"]:
         args.append("--all")
+    if params["restart"]:
+        args.append("--restart")
+    if params["fix_consumers"]:
+        args.append("--fix-consumers")
     if module.check_mode:
         args.append("--dry-run")
     targets = params["paths"] or params["roots"]
@@ -289,8 +335,14 @@ def main():
             restarts = None
         else:
             units, user_units, held = restart_units(restarts, not_done)
+    actions = doc.get("consumers") or []
+    c_units, c_users, c_held, restarted = consumer_units(actions)
+    held = _merged(held, c_held)
+    units = [u for u in _merged(units, c_units) if u not in held and u not in restarted]
+    user_units = _merged(user_units, c_users)
+    acted = any(a.get("outcome") == "done" for a in actions)
     result = dict(
-        changed=bool(repaired),
+        changed=bool(repaired) or acted,
         exit_code=rc,
         verdict=VERDICT_NAMES.get(rc),
         results=results,
@@ -299,11 +351,21 @@ def main():
         restart_units=units,
         restart_user_units=user_units,
         units_held_back=held,
+        restarted_units=restarted,
+        consumers=actions,
         restarts=restarts,
     )
     if module._diff:
         result["diff"] = diff_of(results)
     module.exit_json(**result)
+
+
+def _merged(first, second):
+    out = list(first)
+    for item in second:
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def _would_restart(restarts, planned, not_done):

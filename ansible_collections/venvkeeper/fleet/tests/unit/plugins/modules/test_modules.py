@@ -47,6 +47,22 @@ PREDICTION = {
 }
 
 
+CONSUMERS = {
+    "schema_version": 2,
+    "kind": "consumers",
+    "consumers": [
+        {"kind": "systemd", "name": "web.service", "venv": "/srv/a", "status": "critical",
+         "restart": {"manager": "system", "unit": "web.service", "verb": "try-restart"}},
+        {"kind": "mod-wsgi", "name": "WSGIDaemonProcess blog", "venv": "/srv/b", "status": "ok",
+         "restart": {"manager": "system", "unit": "apache2.service", "verb": "reload"}},
+        {"kind": "cron", "name": "/etc/cron.d/x:1", "venv": "/srv/b", "status": "ok",
+         "restart": {"manager": "none", "unit": None, "verb": "none"}},
+        {"kind": "systemd", "name": "other.service", "venv": "/opt/elsewhere", "status": "ok",
+         "restart": {"manager": "system", "unit": "other.service", "verb": "try-restart"}},
+    ],
+}
+
+
 def result(path, outcome, strategy="rebuild", message="rebuild on /usr/bin/python3 (3.13)"):
     return {"path": path, "outcome": outcome, "strategy": strategy, "message": message}
 
@@ -122,6 +138,7 @@ def test_exit_3_of_repair_and_wheelhouse(run, fake, tmp_path):
 def test_warning_and_critical_are_verdicts(run, fake, rc):
     fake.answer("scan", SCAN, rc=rc)
     fake.answer("host-profile", PROFILE)
+    fake.answer("consumers", CONSUMERS, rc=2)
     res = run(venv_facts, {"executable": fake.path})
     assert not res.get("failed") and res["exit_code"] == rc and res["changed"] is False
     assert res["verdict"] == {1: "warning", 2: "critical"}[rc] and "rc" not in res
@@ -162,22 +179,28 @@ def test_a_document_of_another_kind_is_refused(run, fake):
 def test_facts(run, fake):
     fake.answer("scan", SCAN, rc=2)
     fake.answer("host-profile", PROFILE)
+    fake.answer("consumers", CONSUMERS, rc=2)
     res = run(venv_facts, {"executable": fake.path, "roots": ["/srv", "-odd"], "exclude": ["node_modules"]})
     facts = res["ansible_facts"]["venvkeeper"]
     assert facts["venvs"] == SCAN["venvs"] and facts["summary"] == SCAN["summary"]
     assert facts["host_profile"] == PROFILE and facts["broken"] == ["/srv/a"]
     assert facts["version"] == "0.1.0"
+    assert facts["consumers"] == CONSUMERS["consumers"]
+    # the units of the venvs under the roots, once each (not other.service's /opt venv)
+    assert facts["restart_units"] == ["web.service", "apache2.service"]
     assert fake.calls() == [
         ["scan", "--json", "--no-record", "--exclude", "node_modules", "--", "/srv", "-odd"],
         ["host-profile"],
+        ["consumers", "--json", "--no-scan"],
     ]
 
 
 def test_facts_in_check_mode_and_without_profile(run, fake):
     fake.answer("scan", SCAN)
-    res = run(venv_facts, {"executable": fake.path, "host_profile": False, "include_network": True},
-              check_mode=True)
+    res = run(venv_facts, {"executable": fake.path, "host_profile": False, "include_network": True,
+                           "consumers": False}, check_mode=True)
     assert res["ansible_facts"]["venvkeeper"]["host_profile"] is None and not res["changed"]
+    assert res["ansible_facts"]["venvkeeper"]["consumers"] == []
     assert fake.calls() == [["scan", "--json", "--no-record", "--include-network"]]
 
 
@@ -209,6 +232,26 @@ def test_fail_on_break(run, fake):
     res = run(venv_predict, {"executable": fake.path, "fail_on_break": True})
     assert res["failed"] and res["breaking"] == ["/srv/a"]
     assert res["msg"] == "the change would break 1 venv(s): /srv/a (breaks-silently)"
+
+
+def test_predict_consumers(run, fake):
+    """A venv that survives while its web server will embed another Python: the consumer
+    breaks, and the pre-flight fails on it."""
+    web = {"kind": "mod-wsgi", "name": "WSGIDaemonProcess blog", "breaks": True,
+           "fails_how": "http-500", "why": "libapache2-mod-wsgi-py3 rebuilt for Python 3.13"}
+    cron = {"kind": "cron", "name": "/etc/cron.d/x:1", "breaks": False, "fails_how": None}
+    venvs = [dict(PREDICTION["venvs"][1], consumers=[web, cron])]
+    fake.answer("predict", dict(PREDICTION, venvs=venvs))
+    res = run(venv_predict, {"executable": fake.path})
+    assert res["breaking"] == [] and res["venvs"][0]["consumers"] == [web, cron]
+    assert res["breaking_consumers"] == [
+        {"kind": "mod-wsgi", "name": "WSGIDaemonProcess blog", "venv": "/srv/b",
+         "fails_how": "http-500", "why": "libapache2-mod-wsgi-py3 rebuilt for Python 3.13"}]
+    res = run(venv_predict, {"executable": fake.path, "fail_on_break": True, "consumers": True})
+    assert res["failed"] and res["msg"] == (
+        "the change would break 0 venv(s): ; and 1 consumer(s): WSGIDaemonProcess blog (http-500)")
+    run(venv_predict, {"executable": fake.path, "consumers": False})
+    assert fake.calls()[-1] == ["predict", "--json", "--no-consumers"]
 
 
 def test_fail_on_break_passes_when_nothing_breaks(run, fake):
@@ -284,6 +327,42 @@ def test_repair_with_nothing_to_do_still_names_the_units_to_restart(run, fake):
     assert [c[0] for c in fake.calls()] == ["repair", "restarts"]
     res = run(venv_repair, {"executable": fake.path, "paths": ["/srv/b"]}, check_mode=True)
     assert res["restart_units"] == [] and [c[0] for c in fake.calls()][2:] == ["repair"]
+
+
+def action(outcome, unit=None, edit=None, user=None, kind="restart"):
+    return {"kind": kind if edit is None else "edit", "outcome": outcome, "venv": "/srv/a",
+            "consumers": ["x"], "unit": unit, "user": user, "command": None, "edit": edit,
+            "detail": ""}
+
+
+def test_repair_restart_units_come_from_the_consumers(run, fake):
+    """The repaired venv's consumers name the units: the web server that embeds it, a unit
+    with a user-writable drop-in held back, a user's unit named, an edit done."""
+    edit = {"path": "/etc/systemd/system/r.service", "line": 3, "old": "a", "new": "b"}
+    actions = [action("done", edit=edit), action("printed", "apache2.service"),
+               action("printed", "web.service"), action("refused", "evil.service"),
+               action("named", "mine.service", user="alice"), action("not-running", "off.service")]
+    fake.answer("repair", {"schema_version": 2, "results": [result("/srv/a", "repaired")],
+                           "consumers": actions})
+    fake.answer("restarts", restarts(proc(10, "web.service", "/srv/a"), proc(11, "evil.service", "/srv/a"),
+                                     restart=["web.service", "evil.service"]))
+    res = run(venv_repair, {"executable": fake.path, "paths": ["/srv/a"], "fix_consumers": True})
+    assert res["restart_units"] == ["web.service", "apache2.service"]
+    assert res["units_held_back"] == ["evil.service"]
+    assert res["restart_user_units"] == [["alice", "mine.service"]]
+    assert res["restarted_units"] == [] and res["consumers"] == actions and res["changed"]
+    assert fake.calls()[0] == ["repair", "--json", "--quiet", "--fix-consumers", "--", "/srv/a"]
+
+
+def test_repair_restart_lets_venvkeeper_restart(run, fake):
+    actions = [action("done", "apache2.service"), action("held", "uwsgi.service")]
+    fake.answer("repair", {"schema_version": 2, "results": [result("/srv/a", "repaired")],
+                           "consumers": actions}, rc=1)
+    fake.answer("restarts", restarts())
+    res = run(venv_repair, {"executable": fake.path, "paths": ["/srv/a"], "restart": True})
+    assert res["restarted_units"] == ["apache2.service"] and res["restart_units"] == []
+    assert res["units_held_back"] == ["uwsgi.service"]
+    assert fake.calls()[0] == ["repair", "--json", "--quiet", "--restart", "--", "/srv/a"]
 
 
 @pytest.mark.parametrize("args, message", [
