@@ -18,6 +18,10 @@
 #   ./dev.sh bench startup [ARGS...] the short commands' start-up, restarts against
 #                             needrestart on this host as it is (bench/startup.py)
 #   ./dev.sh bench matrix [ARGS...] a shared tree against 100 host profiles (bench/matrix.py)
+#   ./dev.sh bench incremental [ARGS...] an incremental scan against a cold one, 10,000
+#                             venvs (bench/incremental.py)
+#   ./dev.sh bench apt_hook [ARGS...] the apt hooks against needrestart's in a Debian root
+#                             with 10,000 venvs (bench/apt_hook.py; root)
 #   ./dev.sh bench consumers [ARGS...] reading consumers on a host with 500 units, 200 cron
 #                             lines and 2,000 PATH files (bench/consumers.py)
 #   ./dev.sh pyz [ARGS...]    dist/venvkeeper.pyz: a zipapp with its dependencies inside, for
@@ -278,6 +282,8 @@ case "$cmd" in
         if [ "${1:-}" = repair ]; then shift; exec "$venv/bin/python" bench/repair.py "$@"; fi
         if [ "${1:-}" = startup ]; then shift; exec "$venv/bin/python" bench/startup.py "$@"; fi
         if [ "${1:-}" = matrix ]; then shift; exec "$venv/bin/python" bench/matrix.py "$@"; fi
+        if [ "${1:-}" = incremental ]; then shift; exec "$venv/bin/python" bench/incremental.py "$@"; fi
+        if [ "${1:-}" = apt_hook ]; then shift; exec "$venv/bin/python" bench/apt_hook.py "$@"; fi
         if [ "${1:-}" = consumers ]; then shift; exec "$venv/bin/python" bench/consumers.py "$@"; fi
         exec "$venv/bin/python" bench/run.py "$@" ;;
     *) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 2 ;;

@@ -2,7 +2,10 @@
 ordinary files in nested, project-like directories.
 
     python bench/make_tree.py ROOT [--venvs 300] [--files 300000] [--seed 1]
-                                   [--template service|small]
+                                   [--template service|small|fleet]
+
+10,000 venvs (bench/incremental.py): ``--venvs 10000 --files 1000000 --template fleet``
+(about 10 M entries, mostly hard links, 750,000 directories: some 7 GB of disk).
 
 Idempotent: a finished tree with the same parameters (a stamp file) is left as it is.
 """
@@ -39,38 +42,64 @@ TEMPLATES = {
         "rich",
     ],
     "small": ["requests", "rich", "click", "packaging", "pyyaml", "markupsafe", "jinja2"],
+    # the packages of "small" in a venv made --without-pip: 14 distributions and about
+    # 1,000 entries per venv, so that 10,000 of them fit a benchmark machine's disk
+    "fleet": ["requests", "rich", "click", "packaging", "pyyaml", "markupsafe", "jinja2"],
 }
+#: Templates whose venv is made without pip (and so without setuptools).
+WITHOUT_PIP = {"fleet"}
 
 
-def make_template(dest: Path, packages: list[str]) -> int:
+def make_template(
+    dest: Path, packages: list[str], *, pip: bool = True, python: str = sys.executable
+) -> int:
     """A real venv with real packages (from PyPI when reachable). Returns its file count."""
-    subprocess.run([sys.executable, "-m", "venv", str(dest)], check=True, timeout=600)
+    made = [python, "-m", "venv", *([] if pip else ["--without-pip"]), str(dest)]
+    subprocess.run(made, check=True, timeout=600)
     uv = Path(sys.executable).parent / "uv"
     cmd = (
         [str(uv), "pip", "install", "-q", "--python", str(dest / "bin" / "python"), *packages]
         if uv.exists()
-        else [str(dest / "bin" / "python"), "-m", "pip", "install", "-q", *packages]
+        else [sys.executable, "-m", "pip", "--python", str(dest / "bin" / "python"), "install"]
     )
+    if not uv.exists():
+        cmd += ["-q", *packages]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if res.returncode != 0:
         print(f"make_tree: package install failed, using a bare venv: {res.stderr[-300:]}")
     return sum(len(files) + len(dirs) for _, dirs, files in os.walk(dest))
 
 
+_PLANS: dict[Path, list[tuple[str, list[tuple[str, str, str]]]]] = {}
+
+
 def link_copy(src: Path, dst: Path) -> None:
-    """``cp -al``: directories recreated, files hard-linked, symlinks recreated."""
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel = os.path.relpath(dirpath, src)
-        target = dst / rel if rel != "." else dst
-        target.mkdir(parents=True, exist_ok=True)
-        for name in dirnames + filenames:
-            s = Path(dirpath) / name
-            if s.is_symlink():
-                (target / name).symlink_to(os.readlink(s))
-                if name in dirnames:
-                    dirnames.remove(name)
-            elif name in filenames:
-                os.link(s, target / name)
+    """``cp -al``: directories recreated, files hard-linked, symlinks recreated (the
+    template is walked once, however many copies are made)."""
+    plan = _PLANS.get(src)
+    if plan is None:
+        plan = []
+        for dirpath, dirnames, filenames in os.walk(src):
+            rel = os.path.relpath(dirpath, src)
+            items = []
+            for name in list(dirnames) + filenames:
+                s = os.path.join(dirpath, name)
+                if os.path.islink(s):
+                    items.append((name, "link", os.readlink(s)))
+                    if name in dirnames:
+                        dirnames.remove(name)
+                elif name in filenames:
+                    items.append((name, "file", s))
+            plan.append((rel, items))
+        _PLANS[src] = plan
+    for rel, items in plan:
+        target = str(dst) if rel == "." else os.path.join(dst, rel)
+        os.makedirs(target, exist_ok=True)
+        for name, kind, what in items:
+            if kind == "link":
+                os.symlink(what, os.path.join(target, name))
+            else:
+                os.link(what, os.path.join(target, name))
 
 
 def make_ordinary(root: Path, nfiles: int, rng: random.Random) -> list[Path]:
@@ -125,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     rng = random.Random(args.seed)
     template = root / "template-venv"
-    per_venv = make_template(template, TEMPLATES[args.template])
+    per_venv = make_template(
+        template, TEMPLATES[args.template], pip=args.template not in WITHOUT_PIP
+    )
     projects = make_ordinary(root, args.files, rng)
     venvs = []
     for i in range(args.venvs):

@@ -146,6 +146,8 @@ def test_patch_upgrades_and_other_packages() -> None:
         )
     )
     assert pc is not None and pc.patch_only and pc.change.describe().empty
+    again = python_change(_actions(_line("python3.11-minimal", "3.11.2-6", "3.11.2-6", "/x.deb")))
+    assert again is not None and again.notes == ("python3.11-minimal 3.11.2-6 reinstalled",)
     assert python_change(_actions(_line("python3-requests", "2.28", "2.31", "/z.deb"))) is None
     assert python_change(_actions(_line("libpython3-dev", "3.11", "3.12", "/z.deb"))) is None
 

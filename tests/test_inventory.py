@@ -487,6 +487,53 @@ def test_concurrent_scans_all_record(tmp_path: Path) -> None:
     assert all(v["presence"] in ("seen", "not-seen") for v in doc["venvs"])
 
 
+def test_the_header_is_read_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's first migration between two reads of the header (seen by
+    test_concurrent_scans_all_record, now and then: "an SQLite database of another
+    application"): here at the worst moment, from a thread, when the application id was
+    read and the schema version is next. The reads are one snapshot: the migration waits
+    for them, and both openings succeed."""
+    import threading
+
+    from venvkeeper.inventory import store as store_mod
+
+    db = tmp_path / "inv.db"
+    db.touch(mode=0o600)  # a new database, as the first scan leaves it before migrating
+    real_connect = sqlite3.connect
+    other: list[BaseException] = []
+    done = threading.Event()
+
+    def migrate_meanwhile() -> None:
+        try:
+            store_mod.open_store(str(db)).close()
+        except BaseException as e:
+            other.append(e)
+        finally:
+            done.set()
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)
+        started: list[threading.Thread] = []
+
+        def trace(sql: str) -> None:
+            if "user_version" in sql and not started:
+                started.append(threading.Thread(target=migrate_meanwhile))
+                started[0].start()
+                done.wait(3)  # time enough to migrate, unless our reads hold it off
+
+        conn.set_trace_callback(trace)
+        monkeypatch.setattr(sqlite3, "connect", real_connect)  # the thread's is plain
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    store_mod.open_store(str(db)).close()
+    assert done.wait(120) and not other, other
+    with store_mod.open_store(str(db)) as st:
+        assert st.query("PRAGMA user_version")[0][0] == store_mod.SCHEMA_VERSION
+
+
 def test_a_scan_waits_for_another_writer(tmp_path: Path) -> None:
     """A scan that finds the database locked by a writer waits for it, then records."""
     system_venv(tmp_path / "tree" / "v")

@@ -268,6 +268,50 @@ def test_a_venv_in_a_root_is_judged_as_the_root_sees_it(tmp_path: Path) -> None:
     assert "moved" in old[str(good)]  # what was reported before: wrong
 
 
+def test_kept_facts_of_a_venv_in_a_root_are_judged_as_the_root_sees_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An incremental scan reuses the venv's own facts and asks its root (not this host)
+    for the rest; what its verdict depends on are the root's files, named as host paths:
+    the apt hook of this host judges it again only when the root's Python changes."""
+    import time
+
+    from venvkeeper.inventory import reuse
+    from venvkeeper.scan import incremental
+
+    monkeypatch.setattr(incremental, "RACY_SECONDS", 0.05)
+    r = make_root(tmp_path / "r")
+    v = make_venv_in(r, "/srv/app")
+    db = str(tmp_path / "inventory.db")
+    options = ScanOptions(roots=(str(r),), walk_beside=False)
+    time.sleep(0.1)
+    inc, why = reuse.prepare(db, full=False, collect=True)
+    assert inc is not None, why
+    first = scan(options=options, reuse=inc.reuse)
+    reuse.record_and_keep(db, first, (), inc)
+    (rep,) = first.venvs
+    assert rep.facts.root == str(r) and rep.status.value == "ok", rep.findings
+    kept, why = reuse.load_kept(db)
+    assert kept is not None, why
+    deps = json.loads(kept.depends[str(v)])
+    assert str(r / "usr/bin/python3.11") in deps and all(d.startswith(str(r)) for d in deps)
+    assert reuse.depending_on(kept, frozenset({"/usr/bin/python3.11"}), ("/",)) == []
+    assert reuse.depending_on(kept, frozenset({str(r / "usr/bin/python3.11")}), ("/",)) == [str(v)]
+    # the root's Python removed (this host's /usr/bin/python3.11 is still there)
+    (r / "usr/bin/python3.11").unlink()
+    inc, why = reuse.prepare(db, full=False, collect=True)
+    assert inc is not None, why
+    warm = scan(options=options, reuse=inc.reuse)
+    cold = scan(options=options)
+    assert inc.reuse.reused == {str(v)}
+    (w,), (c,) = warm.venvs, cold.venvs
+    assert (w.facts, w.findings) == (c.facts, c.findings)
+    assert w.status.value == "critical" and w.facts.root == str(r)
+    # the apt hook's judging from the kept facts: the same, as the root sees it
+    again = reuse.rejudge(kept, [str(v)], (), options)
+    assert [x.status.value for x in again.venvs] == ["critical"]
+
+
 def test_table_and_json_name_the_root(tmp_path: Path) -> None:
     r = make_root(tmp_path / "r")
     make_venv_in(r, "/srv/app")

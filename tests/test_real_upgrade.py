@@ -5,11 +5,17 @@ venvkeeper runs *inside* the root (its source copied to /opt/venvkeeper-src, run
 root's own python3 with Debian's python3-packaging): the venvs link to the root's
 /usr/bin/python3, which only exists as such there. In each state after the upgrade, what
 ``scan`` says equals what ``predict`` said before it, and both equal running each venv.
+
+Before the upgrade, apt installs a package with no Python file in it, with venvkeeper's apt
+hooks installed: the hooks print nothing, record no scan, and the log shows what each hook
+run cost (issue 22: an unrelated apt run costs no walk).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,7 @@ import pytest
 import inroot
 from debroot import bookworm_root, chroot_run, purge, remove_root, upgrade_to_trixie
 from inroot import VK_ENV
+from venvkeeper.apt.hook import render_conf
 
 from factory import build_wheel, make_project
 
@@ -121,6 +128,8 @@ def test_bookworm_to_trixie(tmp_path: Path) -> None:
         _prepare(root, tmp_path)
         times["venvs made"] = time.monotonic() - t0
         assert all(runs(root).values())
+        _unrelated_apt_run(root, report)
+        times["unrelated apt run"] = time.monotonic() - t0
         _, before = vk(root, "scan", "--no-record", VENVS)
         assert {v["status"] for v in before["venvs"]} <= {"ok", "warning"}
         assert not any(codes(v["findings"]) & {"base-obsolete"} for v in before["venvs"])
@@ -251,3 +260,77 @@ def _prepare(root: Path, tmp: Path) -> None:
         chroot_run(root, [*pip, "--no-index", "--find-links", "/opt/wheels", PROJECT])
         if name == "editable":
             chroot_run(root, [*pip, "--no-index", "-e", f"/srv/src/{EDITABLE}"])
+
+
+#: The command the hooks run in the root: venvkeeper by the root's python3, timed, each run
+#: logged (stage, exit status, milliseconds, what it printed) in HOOK_LOG.
+HOOK_WRAPPER = "/usr/local/sbin/venvkeeper"
+HOOK_LOG = "/var/tmp/venvkeeper-hooks.log"
+WRAPPER_TEXT = f"""#!/bin/sh
+t0=$(date +%s%N)
+PYTHONPATH={VK_ENV["PYTHONPATH"]} VENVKEEPER_DB={VK_ENV["VENVKEEPER_DB"]} \\
+  /usr/bin/python3 -m venvkeeper "$@" {VENVS} >/var/tmp/vk-hook.out 2>/var/tmp/vk-hook.err
+rc=$?
+t1=$(date +%s%N)
+{{ echo "== $2 exit $rc $(( (t1 - t0) / 1000000 )) ms"
+  cat /var/tmp/vk-hook.out /var/tmp/vk-hook.err; }} >>{HOOK_LOG}
+cat /var/tmp/vk-hook.out
+cat /var/tmp/vk-hook.err >&2
+exit $rc
+"""
+UNRELATED = "vk-unrelated"
+
+
+def _scans(root: Path) -> int:
+    with sqlite3.connect(root / VK_ENV["VENVKEEPER_DB"].lstrip("/")) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0])
+
+
+def _unrelated_apt_run(root: Path, report: list[str]) -> None:
+    """``apt-get install`` of a package that holds no Python file, dpkg for real, with the
+    hooks installed and an inventory that keeps the venvs: both hooks run (the pre-install
+    hook leaves its record of the run), print nothing, and record no scan (any walk is a
+    scan recorded and a summary printed). Their time is in the log, beside apt-get's with
+    the hooks and without them."""
+    vk(root, "scan", VENVS)  # the inventory the post-invoke hook would judge from
+    before = _scans(root)
+    wrapper = root / HOOK_WRAPPER.lstrip("/")
+    wrapper.parent.mkdir(parents=True, exist_ok=True)
+    wrapper.write_text(WRAPPER_TEXT)
+    wrapper.chmod(0o755)
+    pkg = root / "tmp" / UNRELATED
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN" / "control").write_text(
+        f"Package: {UNRELATED}\nVersion: 1.0-1\nArchitecture: all\n"
+        "Maintainer: venvkeeper tests <root@localhost>\nDescription: no Python file\n"
+    )
+    (pkg / "usr/share/doc" / UNRELATED).mkdir(parents=True)
+    (pkg / "usr/share/doc" / UNRELATED / "README").write_text("nothing to see\n")
+    deb = f"/tmp/{UNRELATED}_1.0-1_all.deb"
+    chroot_run(root, ["dpkg-deb", "--build", f"/tmp/{UNRELATED}", deb])
+    install = ["apt-get", "install", "-y", "--reinstall", deb]
+    chroot_run(root, install)  # installed once first: the runs timed below are alike
+    conf = root / "etc/apt/apt.conf.d/60venvkeeper"
+    conf.write_text(render_conf(HOOK_WRAPPER))
+    try:
+        t0 = time.monotonic()
+        res = chroot_run(root, install)
+        with_hooks = time.monotonic() - t0
+    finally:
+        conf.unlink()
+    t0 = time.monotonic()
+    chroot_run(root, install)  # the same again, without the hooks
+    without = time.monotonic() - t0
+    log = (root / HOOK_LOG.lstrip("/")).read_text()
+    report.append(
+        f"apt-get install {UNRELATED}: {with_hooks:.2f}s with the hooks, {without:.2f}s"
+        " without; the hooks' log: " + log.strip().replace("\n", " | ")
+    )
+    chroot_run(root, ["dpkg", "--purge", UNRELATED])
+    assert "venvkeeper" not in res.stdout + res.stderr, res.stdout + res.stderr
+    runs_logged = [ln.split() for ln in log.splitlines() if ln.startswith("== ")]
+    assert [(r[1], r[3]) for r in runs_logged] == [("pre-install", "0"), ("post-invoke", "0")]
+    assert all(ln.startswith("== ") for ln in log.splitlines()), log  # they printed nothing
+    assert _scans(root) == before  # no walk: nothing judged, nothing recorded
+    record = json.loads((root / "var/tmp/apt-run.json").read_text())
+    assert record["packages"] == [UNRELATED] and record["interpreters"] == [], record

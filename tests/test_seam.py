@@ -6,8 +6,10 @@ outside fact of the seam and ``rejudge`` asks each again. This file lists those 
 a venv whose verdict depends on each one (real venvs of a pyenv Python; an egg-link layout
 by hand, the real one is tests/test_legacy.py), removes the outside path in an overlay, then
 for real, and checks that the prediction is the scan after the change: the facts and the
-findings. A last test classifies every field of the facts, so a new field is placed on one
-side or the other.
+findings. An incremental scan reuses a venv's own facts and asks the outside ones again the same
+way: for each fact, a scan kept in an inventory, the outside path removed, and the next
+scan (which reuses the venv) equals a scan from nothing. A last test classifies every
+field of the facts, so a new field is placed on one side or the other.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,8 +28,11 @@ import pytest
 from venvkeeper.checks.registry import run_checks
 from venvkeeper.host.bases import HostCache
 from venvkeeper.host.hostfs import Overlay
+from venvkeeper.inventory import reuse
 from venvkeeper.model.venv import Distribution, SiteDir, VenvFacts, VenvKind
-from venvkeeper.scan.inspect import inspect_venv, rejudge
+from venvkeeper.scan import incremental
+from venvkeeper.scan.inspect import inspect_venv, read_own, rejudge
+from venvkeeper.scan.pipeline import ScanOptions, scan
 
 from factory import FakeDistro, can_hide, make_project, make_venv
 
@@ -203,6 +209,38 @@ def test_a_prediction_is_the_scan_after_the_change(tmp_path: Path, fact: str) ->
         then = rejudge(now, HostCache(Overlay(removed=[str(gone)]), None))
         changed = (now.creator, now.tool) != (then.creator, then.tool)
     assert changed, f"{fact}: removing {gone} changed nothing"
+
+
+@pytest.mark.parametrize("fact", sorted(FACTS))
+def test_an_incremental_scan_asks_each_outside_fact_again(
+    tmp_path: Path, fact: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venv's own facts are reused from the inventory (its files did not change); its
+    outside facts are asked again: the scan after the removal equals a cold one."""
+    monkeypatch.setattr(incremental, "RACY_SECONDS", 0.05)  # the venv was just made
+    venv, gone = FACTS[fact](tmp_path)
+    db = str(tmp_path / "inventory.db")
+    options = ScanOptions(roots=(str(venv),))
+    time.sleep(0.1)
+    inc, why = reuse.prepare(db, full=False, collect=True)
+    assert inc is not None, why
+    reuse.record_and_keep(db, scan(options=options, reuse=inc.reuse), (), inc)
+    own = read_own(str(venv))
+    aside = gone.with_name(gone.name + ".aside")
+    os.rename(gone, aside)
+    try:
+        # what is kept reads nothing outside the venv: the same without the outside path
+        assert read_own(str(venv)) == own
+        inc, why = reuse.prepare(db, full=False, collect=True)
+        assert inc is not None, why
+        warm = scan(options=options, reuse=inc.reuse)
+        cold = scan(options=options)
+    finally:
+        os.rename(aside, gone)
+    assert inc.reuse.reused == {str(venv)}, f"{fact}: the venv was read again"
+    (w,), (c,) = warm.venvs, cold.venvs
+    assert outside(w.facts) == outside(c.facts)
+    assert (w.facts, w.findings) == (c.facts, c.findings)
 
 
 # --- every field is on one side ------------------------------------------------------------

@@ -210,6 +210,8 @@ def python_change(
             notes.append(f"{name} {new} installed")
         elif a.old_version != a.new_version:
             notes.append(f"{name} {old} -> {new}")
+        else:  # dpkg replaces its files all the same
+            notes.append(f"{name} {new} reinstalled")
     remove: list[str] = []
     remove_packages: tuple[str, ...] = ()
     if prefix is None:

@@ -169,6 +169,16 @@ def add_record(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-record", action="store_true", help="do not record this scan in the inventory"
     )
+    add_full(p)
+
+
+def add_full(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="read every venv and list every directory again, instead of reusing what the"
+        " inventory kept of those unchanged since the last scan",
+    )
 
 
 def add_walk(p: argparse.ArgumentParser) -> None:
@@ -342,4 +352,4 @@ def recording(args: argparse.Namespace) -> Optional[Recording]:
         return None
     from venvkeeper.configured import Recording
 
-    return Recording(db_path(args), named=db_named(args))
+    return Recording(db_path(args), named=db_named(args), full=getattr(args, "full", False))

@@ -101,10 +101,11 @@ def _cmd_apt_hook(args: argparse.Namespace, ctx: Context) -> int:
         )
 
     def work() -> None:
+        places = run.StatePlaces.default(args.proc_root)
         if args.stage == "pre-install":
-            run.pre_install(run.read_input(), settings, ctx.out, args.host_prefix)
+            run.pre_install(run.read_input(), settings, ctx.out, args.host_prefix, places, ctx.err)
         else:
-            run.post_invoke(settings(), ctx.out, ctx.err)
+            run.post_invoke(settings, ctx.out, ctx.err, places)
 
     run.guarded(args.timeout, work, ctx.err)
     return int(ExitCode.OK)

@@ -76,6 +76,30 @@ def by_venv(consumers: Iterable[Consumer]) -> Mapping[str, tuple[Consumer, ...]]
     return {k: tuple(v) for k, v in out.items()}
 
 
+def depending(scan: ConsumerScan, modules: Iterable[str], venvs: Iterable[str]) -> ConsumerScan:
+    """The consumers of *scan* that a package run can have changed, when it changed the
+    embedding modules *modules* (``mod_wsgi*.so``, uWSGI's python plugins, ``libpython``)
+    and the venvs *venvs* were judged again: those embedding one of the modules (every
+    consumer that embeds Python when a ``libpython`` changed: each module needs one), and
+    those that name one of the venvs."""
+    changed = {real(m) for m in modules} | set(modules)
+    libpython = any(os.path.basename(m).startswith("libpython") for m in changed)
+    judged = {real(v) for v in venvs}
+    keep = []
+    for c in scan.consumers:
+        embeds = c.embedded_module is not None or c.embedded_python is not None
+        if (
+            embeds
+            and (
+                libpython
+                or c.embedded_module in changed
+                or (c.embedded_module is not None and real(c.embedded_module) in changed)
+            )
+        ) or any(real(v) in judged for v in c.venvs):
+            keep.append(c)
+    return ConsumerScan(tuple(keep), (), scan.seconds, scan.files)
+
+
 def embedded_minors(consumers: Iterable[Consumer]) -> Mapping[str, str]:
     """The Python ``X.Y`` each venv must be built for because a server embeds it (mod_wsgi's
     ``python-home=``, uWSGI's ``home=``: the server's own libpython imports the venv's

@@ -10,7 +10,7 @@ import os
 import re
 import stat
 import threading
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
 from venvkeeper.host import aptdb, fsutil
 from venvkeeper.host.aptdb import AptState
@@ -48,6 +48,31 @@ class HostCache:
         self._stdlib: dict[tuple[str, str], tuple[Optional[str], bool]] = {}
         self._patch: dict[tuple[str, str], Optional[str]] = {}
         self._head: dict[str, Optional[bytes]] = {}
+        self._obsolete: dict[str, Optional[OsPackage]] = {}
+        #: follow_links results by path, shared by the venvs of a scan (links to one base)
+        self.links: dict[str, LinkChain] = {}
+        self._real: dict[str, str] = {"/": "/"}
+
+    def realpath(self, path: str) -> str:
+        """``os.path.realpath`` of the absolute, normalized *path*, with the directories
+        on its way remembered: the venvs of a scan share their parents, so each directory
+        costs one ``lstat`` per scan instead of one per venv below it."""
+        if self.fs is not REAL:
+            return self.fs.realpath(path)
+        found = self._real.get(path)
+        if found is not None:
+            return found
+        parent, _, name = path.rpartition("/")
+        if not path.startswith("/") or not name or name in (".", ".."):
+            return os.path.realpath(path)
+        above = self.realpath(parent or "/")
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            link = False  # realpath treats what it cannot look at as no link
+        real = os.path.realpath(path) if link else (above.rstrip("/") + "/" + name)
+        self._real[path] = real
+        return real
 
     def stdlib_prefix(self, start_dir: str, version: str) -> tuple[Optional[str], bool]:
         """Search upwards from *start_dir* for the stdlib landmark, as getpath does:
@@ -105,9 +130,12 @@ class HostCache:
         """The OS package owning *path* when no configured archive offers it any more."""
         if self.packages_root is None:
             return None
+        if path in self._obsolete:
+            return self._obsolete[path]
         if self._apt is None:
             self._apt = aptdb.state(self.packages_root)
-        return self._apt.obsolete(path)
+        found = self._obsolete[path] = self._apt.obsolete(path)
+        return found
 
     def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
         """Whether two regular files hold the same bytes (None when unreadable or huge)."""
@@ -201,15 +229,55 @@ def _realdir_in(fs: HostFS, path: str) -> str:
         return path
 
 
-def resolve_chain(venv: str, name: str, fs: HostFS = REAL) -> LinkChain:
+def resolve_chain(
+    venv: str, name: str, fs: HostFS = REAL, memo: Optional[dict[str, LinkChain]] = None
+) -> LinkChain:
     """Follow ``bin/NAME`` hop by hop without resolving anything the OS would not."""
-    return follow_links(f"{venv}/bin/{name}", name, fs)
+    return follow_links(f"{venv}/bin/{name}", name, fs, memo)
 
 
-def follow_links(path: str, name: str, fs: HostFS = REAL) -> LinkChain:
-    """Follow the absolute *path* hop by hop, as the kernel would when executing it."""
+def follow_links(
+    path: str, name: str, fs: HostFS = REAL, memo: Optional[dict[str, LinkChain]] = None
+) -> LinkChain:
+    """Follow the absolute *path* hop by hop, as the kernel would when executing it.
+
+    *memo* (:attr:`HostCache.links`, for one state of *fs*) keeps the chain from each hop
+    on: the venvs of a scan link to a few bases, and each venv's ``python``,
+    ``python3`` and ``python3.X`` to one another."""
+    if memo is None:
+        return _follow(path, name, fs)
+    found = memo.get(path)
+    if found is None:
+        found = memo[path] = _follow(path, name, fs, memo)
+        if found.error is None:  # what every later hop leads to, for the next venvs
+            for i in range(1, len(found.hops)):
+                if found.hops[i] not in memo:
+                    memo[found.hops[i]] = evolve(found, hops=found.hops[i:])
+    return found if found.name == name else evolve(found, name=name)
+
+
+_T = TypeVar("_T")
+
+
+def evolve(obj: _T, **changes: Any) -> _T:
+    """:func:`dataclasses.replace` for the model's frozen dataclasses (no ``__post_init__``,
+    no init-only fields), without its per-call machinery: a scan makes one for every link
+    and script of every venv."""
+    new = object.__new__(type(obj))
+    vars(new).update(vars(obj), **changes)
+    return new
+
+
+def _follow(
+    path: str, name: str, fs: HostFS, memo: Optional[dict[str, LinkChain]] = None
+) -> LinkChain:
     hops = [path]
     for _ in range(MAX_HOPS):
+        if memo is not None and len(hops) > 1:
+            tail = memo.get(path)
+            # a tail that ended in a loop would end elsewhere with the hops spent so far
+            if tail is not None and tail.error is None and len(hops) + len(tail.hops) <= MAX_HOPS:
+                return evolve(tail, name=name, hops=tuple(hops[:-1]) + tail.hops)
         try:
             st = fs.lstat(path)
         except FileNotFoundError:

@@ -9,7 +9,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from venvkeeper import __version__
 from venvkeeper.inventory.snapshot import snapshot_of
@@ -105,6 +105,11 @@ def record(store: Store, snap: ScanSnapshot) -> int:
             for i, p, v in conn.execute("SELECT id, path, vanished_scan FROM venvs")
         }
         seen: set[int] = set()
+        # Rows gathered first and written a statement per table: a host's ten thousand
+        # venvs are three statements, not thirty thousand.
+        updated: list[tuple[int, int]] = []
+        sightings: list[tuple[Any, ...]] = []
+        findings: list[tuple[Any, ...]] = []
         for v in snap.venvs:
             entry = known.get(v.path)
             if entry is None:
@@ -116,17 +121,11 @@ def record(store: Store, snap: ScanSnapshot) -> int:
                 known[v.path] = (venv_id, None)
             else:
                 venv_id = entry[0]
-                conn.execute(
-                    "UPDATE venvs SET last_seen_scan = ?, vanished_scan = NULL WHERE id = ?",
-                    (scan_id, venv_id),
-                )
+                updated.append((scan_id, venv_id))
             if venv_id in seen:  # the same venv twice in one scan (an alias): keep the first
                 continue
             seen.add(venv_id)
-            conn.execute(
-                "INSERT INTO sightings (scan_id, venv_id, status, kind, creator,"
-                " python_recorded, python, python_patch, base_executable, packages)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            sightings.append(
                 (
                     scan_id,
                     venv_id,
@@ -138,16 +137,25 @@ def record(store: Store, snap: ScanSnapshot) -> int:
                     opt_to_db(v.python_patch),
                     opt_to_db(v.base_executable),
                     v.packages,
-                ),
+                )
             )
-            conn.executemany(
-                "INSERT INTO findings (scan_id, venv_id, code, severity, message)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [
-                    (scan_id, venv_id, f.code, f.severity.value, to_db(f.message))
-                    for f in v.findings
-                ],
-            )
+            findings += [
+                (scan_id, venv_id, f.code, f.severity.value, to_db(f.message)) for f in v.findings
+            ]
+        conn.executemany(
+            "UPDATE venvs SET last_seen_scan = ?, vanished_scan = NULL WHERE id = ?", updated
+        )
+        conn.executemany(
+            "INSERT INTO sightings (scan_id, venv_id, status, kind, creator,"
+            " python_recorded, python, python_patch, base_executable, packages)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            sightings,
+        )
+        conn.executemany(
+            "INSERT INTO findings (scan_id, venv_id, code, severity, message)"
+            " VALUES (?, ?, ?, ?, ?)",
+            findings,
+        )
         # Candidates for vanishing: known, not vanished already, not seen now.
         missing = [
             (path, venv_id)

@@ -46,3 +46,10 @@ def snapshot_of(
         duration_seconds=duration,
         venvs=tuple(snapshot_of_venv(v) for v in report.venvs),
     )
+
+
+def hostname() -> str:
+    """This host's name, as a snapshot records it."""
+    import socket
+
+    return socket.gethostname()

@@ -25,12 +25,13 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from venvkeeper import __version__
 from venvkeeper.errors import InventoryError, InventoryUnavailable, os_reason
+from venvkeeper.inventory.paths import default_path as default_path  # re-exported
 from venvkeeper.textutil import escape
 
 #: ``PRAGMA application_id`` of a venvkeeper inventory ("vkin").
@@ -38,7 +39,7 @@ APPLICATION_ID = 0x766B696E
 
 
 #: The schema this venvkeeper writes. ``MIGRATIONS[n]`` brings version n to n + 1.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 #: How long a writer waits for another one (a concurrent scan) before giving up.
@@ -102,22 +103,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (venv_id, scan_id)
         ) WITHOUT ROWID""",
     ),
+    # 1 -> 2: what a scan keeps for the next one (venvkeeper.inventory.reuse): incremental
+    # scans, and the apt hooks' judging of only the venvs an apt run can change.
+    (
+        """CREATE TABLE reuse_facts (
+            path NOT NULL PRIMARY KEY,         -- TEXT, or BLOB when the name is not UTF-8
+            fingerprint BLOB,                  -- NULL: changed too recently to trust it
+            checks TEXT NOT NULL,              -- what to look at to fingerprint it again
+            own TEXT NOT NULL,                 -- the venv's own facts (scan.codec, JSON)
+            depends TEXT NOT NULL,             -- JSON list of host paths its verdict reads
+            grp TEXT,                          -- its group (scan.grouping), NULL: none
+            reads INTEGER,                     -- what its verdict read of its base view
+            verdict TEXT                       -- its last verdict (JSON), for its group
+        )""",
+        """CREATE TABLE reuse_groups (
+            key TEXT PRIMARY KEY,              -- a group of venvs that share a base view
+            view TEXT NOT NULL                 -- that view: JSON of each part's digest
+        )""",
+        """CREATE TABLE reuse_listings (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            data BLOB NOT NULL                 -- zlib of a JSON object: path -> listing
+        )""",
+        """CREATE TABLE reuse_meta (
+            key TEXT PRIMARY KEY,              -- signature identity roots excludes policy saved_at
+            value TEXT NOT NULL
+        )""",
+    ),
 )
 
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-def default_path(environ: Optional[Mapping[str, str]] = None, euid: Optional[int] = None) -> str:
-    """Where the inventory lives: ``$VENVKEEPER_DB``, else ``inventory.db`` in the state
-    directory (:func:`venvkeeper.host.state.state_dir`: ``$VENVKEEPER_STATE_DIR``, else
-    ``/var/lib/venvkeeper`` for root, else ``$XDG_STATE_HOME/venvkeeper``)."""
-    from venvkeeper.host.state import state_dir
-
-    env = os.environ if environ is None else environ
-    if env.get("VENVKEEPER_DB"):
-        return os.path.abspath(env["VENVKEEPER_DB"])
-    return os.path.join(state_dir(env, euid), "inventory.db")
 
 
 DbText = Union[str, bytes]
@@ -327,16 +342,26 @@ def _set_wal(conn: sqlite3.Connection) -> None:
 
 
 def _validate(store: Store) -> None:
-    """Refuse what is not ours, or newer than us; reads only."""
+    """Refuse what is not ours, or newer than us; reads only.
+
+    The application id, the schema version and the tables are read in one read
+    transaction, one snapshot of the file: read one by one, another process's first
+    migration could commit between them (an id of 0 read before it, its tables after:
+    "another application"). A migration waits for the snapshot to end."""
+    conn = store.conn
     with store._errors("reading its header"):
-        app_id = store.conn.execute("PRAGMA application_id").fetchone()[0]
-        version = store.conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = [
-            r[0]
-            for r in store.conn.execute(
-                "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-            )
-        ]
+        conn.execute("BEGIN")
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+                )
+            ]
+        finally:
+            conn.execute("ROLLBACK")  # read only: nothing to keep
     if app_id == 0 and version == 0 and not tables:
         return  # a new, empty database (fresh file or an empty SQLite file)
     if app_id != APPLICATION_ID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -22,8 +23,9 @@ class VenvReport:
     def path(self) -> str:
         return self.facts.path
 
-    @property
+    @functools.cached_property
     def status(self) -> Severity:
+        # cached: sorting, counting and recording ask it many times per venv
         worst = Severity.OK
         for f in self.findings:
             if f.severity.status.rank > worst.rank:

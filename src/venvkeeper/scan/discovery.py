@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import gc
 import os
 import pickle
 import queue
@@ -20,7 +21,7 @@ import stat
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
@@ -30,6 +31,17 @@ from venvkeeper.host.mounts import Mount
 from venvkeeper.model.report import Alias, CondaEnv
 from venvkeeper.model.venv import VenvKind
 from venvkeeper.scan.creators import conda_python
+from venvkeeper.scan.incremental import (
+    BIN,
+    CFG,
+    CONDA,
+    LIB,
+    Fingerprint,
+    Listing,
+    fingerprint,
+    listing_matches,
+    racy_threshold,
+)
 
 MAX_DEPTH = 200
 
@@ -61,6 +73,9 @@ class Candidate:
 
     path: str
     kind: VenvKind
+    #: taken by the walk as it finds the venv (WalkOptions.fingerprints), so that in a walk
+    #: beside the inspection it costs the inspecting process nothing
+    fingerprint: Optional[Fingerprint] = None
 
 
 Found = Union[Candidate, Alias, CondaEnv]
@@ -77,6 +92,17 @@ class WalkOptions:
     workers: int = 1
     all_dirs: bool = False  # also descend into NEVER_VENV directories
     other_roots: bool = True  # OS roots are judged as roots of their own: walk ROOT_STORES
+    #: the listings of the last scan, reused while a directory's stat is unchanged
+    known: Mapping[str, Listing] = field(default_factory=dict)
+    #: gather every listing made or reused into WalkStats.listings (for the next scan)
+    collect: bool = False
+    #: fingerprint each venv found (Candidate.fingerprint); *checks* give, by venv, what
+    #: to look at again (the checks of its last fingerprint, NUL-separated)
+    fingerprints: bool = False
+    checks: Mapping[str, str] = field(default_factory=dict)
+    #: how many of *known* lie under the roots: a walk that reuses exactly these and lists
+    #: nothing anew changed nothing (WalkStats.unchanged); -1 when not known
+    expect_reused: int = -1
 
 
 @dataclass
@@ -87,6 +113,12 @@ class WalkStats:
     entries: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     examples: list[tuple[str, str]] = field(default_factory=list)
+    reused: int = 0  # directories whose listing of the last scan was reused
+    #: with WalkOptions.collect: the listings made anew, and the paths of those reused
+    listings: dict[str, Listing] = field(default_factory=dict)
+    reused_paths: list[str] = field(default_factory=list)
+    #: the walk reused every known listing under its roots and made none anew
+    unchanged: bool = False
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped[reason] += 1
@@ -96,6 +128,10 @@ class WalkStats:
     def merge(self, other: WalkStats) -> None:
         self.directories += other.directories
         self.entries += other.entries
+        self.reused += other.reused
+        self.listings.update(other.listings)
+        self.reused_paths += other.reused_paths
+        self.unchanged = self.unchanged or other.unchanged
         self.skipped.update(other.skipped)
         room = _EXAMPLES - len(self.examples)
         if room > 0:
@@ -140,54 +176,109 @@ class _Walker:
         self.mountpoints = frozenset(m.mountpoint for m in options.mounts)
         self.seen_mounts: set[tuple[int, int]] = set()
         self.seen_lock = threading.Lock()
+        self.known = options.known
+        self.collect = options.collect
+        self.racy_after = racy_threshold()
 
     # One directory: list it once, decide venv or not, return the subdirectories to visit.
     def visit(
         self, path: str, depth: int, dev: int, stats: WalkStats, emit: Callable[[Found], None]
     ) -> list[tuple[str, int, int]]:
-        try:
-            with os.scandir(path) as it:
-                entries = list(it)
-        except OSError as e:
-            stats.skip(path, fsutil.os_error_reason(e))
-            return []
-        stats.directories += 1
-        stats.entries += len(entries)
-        cfg = False  # a pyvenv.cfg of any type: inspection judges a FIFO or a directory
-        has_bin = has_lib = has_conda = False
-        subdirs: list[str] = []
-        for entry in entries:
-            name = entry.name
+        st: Optional[os.stat_result] = None
+        rec: Optional[Listing] = None
+        subdirs: Sequence[str]
+        aliases: Sequence[str]
+        if self.known or self.collect:
+            # stat before listing: a change made meanwhile shows next time
             try:
-                if entry.is_dir(follow_symlinks=False):
-                    subdirs.append(name)
-                    if name == "bin":
-                        has_bin = True
-                    elif name == "lib":
-                        has_lib = True
-                    elif name == "conda-meta":
-                        has_conda = True
+                st = os.stat(path)
+            except OSError as e:
+                stats.skip(path, fsutil.os_error_reason(e))
+                return []
+            rec = self.known.get(path)
+            if rec is not None and not listing_matches(rec, st):
+                rec = None
+        if rec is not None:
+            stats.reused += 1
+            if self.collect:
+                stats.reused_paths.append(path)
+            _, _, _, _, count, flags, subdirs, aliases = rec
+            cfg, has_bin = bool(flags & CFG), bool(flags & BIN)
+            has_lib, has_conda = bool(flags & LIB), bool(flags & CONDA)
+        else:
+            try:
+                with os.scandir(path) as it:
+                    entries = list(it)
+            except OSError as e:
+                stats.skip(path, fsutil.os_error_reason(e))
+                return []
+            count = len(entries)
+            cfg = False  # a pyvenv.cfg of any type: inspection judges a FIFO or a directory
+            has_bin = has_lib = has_conda = False
+            dir_list: list[str] = []
+            alias_list: list[str] = []
+            failed = False
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        dir_list.append(name)
+                        if name == "bin":
+                            has_bin = True
+                        elif name == "lib":
+                            has_lib = True
+                        elif name == "conda-meta":
+                            has_conda = True
+                        elif name == "pyvenv.cfg":
+                            cfg = True
                     elif name == "pyvenv.cfg":
                         cfg = True
-                elif name == "pyvenv.cfg":
-                    cfg = True
-                elif name == ".venv" and entry.is_symlink():
-                    self.alias(entry.path, stats, emit)
-            except OSError as err:
-                stats.skip(entry.path, fsutil.os_error_reason(err))
+                    elif name == ".venv" and entry.is_symlink():
+                        alias_list.append(name)
+                except OSError as err:
+                    failed = True
+                    stats.skip(entry.path, fsutil.os_error_reason(err))
+            subdirs, aliases = dir_list, alias_list
+            if (
+                st is not None
+                and self.collect
+                and not failed
+                and st.st_mtime_ns < self.racy_after
+                and st.st_ctime_ns < self.racy_after
+            ):
+                flags = (
+                    (CFG if cfg else 0)
+                    | (BIN if has_bin else 0)
+                    | (LIB if has_lib else 0)
+                    | (CONDA if has_conda else 0)
+                )
+                stats.listings[path] = [
+                    st.st_dev,
+                    st.st_ino,
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    count,
+                    flags,
+                    dir_list,
+                    alias_list,
+                ]
+        stats.directories += 1
+        stats.entries += count
         base = path if path.endswith("/") else path + "/"
+        for name in aliases:
+            self.alias(base + name, stats, emit)
         if cfg:
             if has_bin:
                 # A venv root, even when pyvenv.cfg is a FIFO or a directory: inspection
                 # reports that. Never descend.
-                emit(Candidate(path, VenvKind.VENV))
+                emit(self.candidate(path, VenvKind.VENV))
                 return []
             stats.skip(path, "pyvenv-cfg-without-bin")
         if has_conda:
             emit(CondaEnv(path, conda_python(path)))
             return [(base + "envs", depth + 1, dev)] if "envs" in subdirs else []
         if has_bin and has_lib and _is_legacy_virtualenv(base):
-            emit(Candidate(path, VenvKind.LEGACY_VIRTUALENV))
+            emit(self.candidate(path, VenvKind.LEGACY_VIRTUALENV))
             return []
         if depth >= MAX_DEPTH:
             if subdirs:
@@ -241,6 +332,13 @@ class _Walker:
             out.append((child, depth + 1, child_dev))
         return out
 
+    def candidate(self, path: str, kind: VenvKind) -> Candidate:
+        if not self.options.fingerprints:
+            return Candidate(path, kind)
+        known = self.options.checks.get(path)
+        checks = known.split("\0") if known else None
+        return Candidate(path, kind, fingerprint(path, kind, self.racy_after, checks))
+
     def alias(self, link: str, stats: WalkStats, emit: Callable[[Found], None]) -> None:
         try:
             target = os.path.realpath(link)
@@ -286,6 +384,8 @@ def walk(
         yield from _walk_serial(walker, start, stats)
     else:
         yield from _walk_parallel(walker, start, stats, options.workers)
+    if not stats.listings and stats.reused == options.expect_reused:
+        stats.unchanged = True
 
 
 def _normalize_roots(roots: Sequence[str]) -> list[str]:
@@ -479,6 +579,7 @@ def walk_beside(
         return
     if pid == 0:  # the child: walk, send, and leave without running any exit handler
         code = 0
+        gc.disable()  # it makes no cycles and lives for one walk
         try:
             os.close(rfd)
             out = os.fdopen(wfd, "wb")
@@ -487,6 +588,8 @@ def walk_beside(
                 for item in walk(roots, options, child_stats):
                     pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
                     out.flush()
+                if child_stats.unchanged:
+                    child_stats.reused_paths = []  # the parent knows them all
                 pickle.dump(child_stats, out, protocol=pickle.HIGHEST_PROTOCOL)
             except BaseException as e:  # including KeyboardInterrupt: the parent reports it
                 code = 1

@@ -193,10 +193,11 @@ def placeholder_reason(
 
 
 def _read_dist(
-    site: str, entry: str, want_top: bool, fs: HostFS = REAL
+    site: str, entry: str, want_top: bool, fs: Optional[HostFS] = REAL
 ) -> tuple[Distribution, Optional[list[str]]]:
     """One distribution, and the top-level ``.pth`` files its RECORD says it installed
-    (None when the RECORD was not read).
+    (None when the RECORD was not read). Whether an editable or local source exists is
+    asked of *fs* (None: not asked, left for :func:`venvkeeper.scan.inspect.complete`).
 
     The dist-info directory is listed once; then only the files that exist and are regular
     are opened (no probing of absent files, no ``stat`` per file)."""
@@ -250,7 +251,7 @@ def _read_dist(
         du_kind, du_url, vcs, commit, local = du.kind, du.url, du.vcs, du.commit, du.local
         if du.problem:
             problems.append(f"direct_url.json {du.problem}")
-        if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local:
+        if du_kind in (DirectUrlKind.EDITABLE, DirectUrlKind.DIRECTORY) and local and fs:
             editable_exists = fs.dir_state(local)  # outside the venv: through the seam
     exts: list[Extension] = []
     pths: list[str] = []
@@ -349,7 +350,7 @@ def _egg_info_of(target: str, stem: str, fs: HostFS) -> Optional[str]:
 
 
 def read_egg_link(
-    site: str, name: str, want_top: bool, fs: HostFS = REAL
+    site: str, name: str, want_top: bool, fs: Optional[HostFS] = REAL
 ) -> tuple[tuple[str, str, bool], Distribution]:
     """A legacy editable install (``setup.py develop``, or ``pip install -e`` of a setup.py
     project with pip before 21.3): ``NAME.egg-link`` in the site directory names the
@@ -358,7 +359,10 @@ def read_egg_link(
     ``easy-install.pth`` line puts it on ``sys.path``. The distribution is read from that
     ``.egg-info``, outside the venv: through *fs*, the host seam.
 
-    Returns the ``(egg-link, target, target exists)`` triple and the distribution."""
+    Returns the ``(egg-link, target, target exists)`` triple and the distribution. With no
+    *fs*, nothing outside the venv is read: the distribution is a placeholder named after
+    the egg-link (no version, its source's existence unknown) that
+    :func:`venvkeeper.scan.inspect.complete` reads again through the seam."""
     head = fsutil.read_head(f"{site}/{name}", 4096)
     lines = head.decode("utf-8", "surrogateescape").splitlines() if head else []
     target = lines[0].strip() if lines else ""
@@ -374,8 +378,9 @@ def read_egg_link(
         problems.append(f"{name} names no absolute directory")
     else:
         target = os.path.normpath(target)
-        exists = fs.dir_state(target)
         root = os.path.normpath(os.path.join(target, back or "."))
+    if fs is not None and root is not None:
+        exists = fs.dir_state(target)
         egg_info = _egg_info_of(target, stem, fs) if exists else None
         if egg_info is not None:
             meta = fs.read_head(f"{egg_info}/PKG-INFO", METADATA_LIMIT)
@@ -389,7 +394,9 @@ def read_egg_link(
                     )
         if exists and (not fields["name"] or not fields["version"]):
             problems.append("metadata lacks Name or Version")
-    root_exists = fs.dir_state(root) if root is not None and root != target else exists
+    root_exists: Optional[bool] = None
+    if fs is not None:
+        root_exists = fs.dir_state(root) if root is not None and root != target else exists
     dist = Distribution(
         name=fields["name"] or stem,
         version=fields["version"],
@@ -407,7 +414,11 @@ def read_egg_link(
 
 
 def _read_site_dir(
-    site: str, version: Optional[str], errors: list[str], top_level: bool, fs: HostFS = REAL
+    site: str,
+    version: Optional[str],
+    errors: list[str],
+    top_level: bool,
+    fs: Optional[HostFS] = REAL,
 ) -> SiteDir:
     try:
         with os.scandir(site) as it:
@@ -457,7 +468,7 @@ def _read_site_dir(
         if (lines or dirs) and any(_record_lists(site, d, name) for d in unread):
             continue
         pth_imports += [f"{name}: {ln[:120]}" for ln in lines]
-        pth_paths += [(name, d, fs.path_state(d) is not False) for d in dirs]
+        pth_paths += [(name, d, fs is not None and fs.path_state(d) is not False) for d in dirs]
     dists.sort(key=lambda x: canonical_name(x.name))
     return SiteDir(
         path=site,
@@ -487,8 +498,11 @@ def writable_by_others(path: str, st: Optional[os.stat_result] = None) -> bool:
 
 
 def read_site_dirs(
-    venv: str, errors: list[str], top_level: bool, fs: HostFS = REAL
+    venv: str, errors: list[str], top_level: bool, fs: Optional[HostFS] = REAL
 ) -> tuple[SiteDir, ...]:
+    """The venv's site directories, read. Facts about paths outside the venv (editable
+    sources, egg-link targets and their metadata, ``.pth`` directories) are asked of *fs*;
+    with None they are left as placeholders (:func:`venvkeeper.scan.inspect.read_own`)."""
     seen: set[tuple[int, int]] = set()
     out: list[SiteDir] = []
     for lib in ("lib", "lib64", "local/lib"):

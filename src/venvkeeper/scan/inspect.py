@@ -13,11 +13,11 @@ import dataclasses
 import os
 import re
 import stat
-from typing import Optional
+from typing import Any, Optional
 
 from venvkeeper.errors import VenvkeeperError
 from venvkeeper.host import fsutil
-from venvkeeper.host.bases import HostCache, classify_origin, resolve_chain
+from venvkeeper.host.bases import HostCache, classify_origin, evolve, resolve_chain
 from venvkeeper.host.hostfs import REAL, HostFS, RootFS
 from venvkeeper.host.shebang import parse_shebang as _parse_shebang
 from venvkeeper.model.venv import (
@@ -31,7 +31,6 @@ from venvkeeper.model.venv import (
     SiteDir,
     VenvFacts,
     VenvKind,
-    path_in_root,
 )
 from venvkeeper.scan.cfg import parse_pyvenv_cfg
 from venvkeeper.scan.creators import conda_python, detect_owner
@@ -42,6 +41,7 @@ from venvkeeper.scan.dists import (
     read_site_dirs,
     writable_by_others,
 )
+from venvkeeper.textutil import canonical_name
 
 CFG_LIMIT = 64 << 10
 
@@ -147,7 +147,7 @@ def _judge_base(
         if len(found) == 1:
             version = found[0]
     try:
-        venv_real = host.fs.realpath(venv)
+        venv_real = host.realpath(venv)
     except (OSError, ValueError):
         venv_real = venv
     origin = classify_origin(exe, venv_real)
@@ -201,9 +201,9 @@ def _judge_base(
     )
 
 
-def _scripts(
-    venv: str, bin_entries: list[os.DirEntry[str]], fs: HostFS = REAL
-) -> tuple[Script, ...]:
+def _scripts(venv: str, bin_entries: list[os.DirEntry[str]]) -> tuple[Script, ...]:
+    """The scripts of ``bin/`` and the interpreters their shebangs name (whether those
+    exist is the host's: :func:`complete` asks)."""
     out: list[Script] = []
     for e in bin_entries[:MAX_SCRIPTS]:
         name = e.name
@@ -222,8 +222,7 @@ def _scripts(
             continue
         if interp is not None and "python" not in os.path.basename(interp):
             continue
-        exists = None if interp is None else fs.file_state(interp)
-        out.append(Script(name, interp, exists, relative))
+        out.append(Script(name, interp, None, relative))
     out.sort(key=lambda s: s.name)
     return tuple(out)
 
@@ -254,11 +253,19 @@ def _locations(
     if recorded:
         found.append(("pyvenv.cfg command", recorded))
     venvish: dict[str, bool] = {}
+    prefixes: dict[str, Optional[str]] = {}  # interpreter -> its prefix, if in a bin/
     for sc in scripts:
         interp = sc.interpreter
-        if not interp or os.path.basename(os.path.dirname(interp)) != "bin":
+        if not interp:
             continue
-        prefix = os.path.dirname(os.path.dirname(interp))
+        if interp in prefixes:
+            prefix = prefixes[interp]
+        else:
+            bin_dir = os.path.dirname(interp)
+            prefix = os.path.dirname(bin_dir) if os.path.basename(bin_dir) == "bin" else None
+            prefixes[interp] = prefix
+        if prefix is None:
+            continue
         # A script run by /usr/bin/python3 (a copied-in tool) says nothing of where this
         # venv was: only a prefix that is gone, or is a venv, is a recorded location.
         if prefix not in venvish:
@@ -338,7 +345,7 @@ def tree_size(path: str) -> int:
     return total
 
 
-def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter]) -> list[str]:
+def host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter]) -> list[str]:
     """The read errors met outside the venv: they depend on the host, not the venv."""
     out = [f"bin/{c.name}: cannot follow {c.broken_at}: {c.error}" for c in chains if c.unreadable]
     if base is not None and base.stdlib_present is None:
@@ -349,34 +356,72 @@ def _host_errors(chains: tuple[LinkChain, ...], base: Optional[BaseInterpreter])
 def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
     """*facts* as they would be on the host *host* describes (a planned change, another
     host): everything that depends on files outside the venv is asked again, the venv's own
-    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links."""
+    contents (packages, scripts, records) are kept. Reads only the venv's ``bin/`` links
+    (and its ``.egg-link`` files). A scan's own facts are completed the same way
+    (:func:`complete`)."""
     if facts.kind is VenvKind.CONDA:
         return facts
+    if host.fs.path_state(facts.path_in_root) is False:
+        raise VenvVanished(facts.path)
+    return _outside(facts, host, None)
+
+
+def complete(
+    own: VenvFacts, host: HostCache, *, top_level: bool = False, check_gone: bool = False
+) -> VenvFacts:
+    """*own* (what :func:`read_own` read, now or in an earlier scan) with every fact that
+    depends on the host asked of *host* now, exactly as :func:`rejudge` asks them: the
+    interpreter chains and the base, whether scripts' interpreters and editable sources
+    exist, egg-link targets and their metadata, ``.pth`` directories, the recorded
+    locations, the creator and the host's read errors. *host* is the venv's OS root's
+    (``own.root``). The venv's own files are not read again but its ``bin/`` links and
+    ``.egg-link`` files. *top_level*: read the importable names of legacy editables too
+    (``--deep``). *check_gone*: *own* was kept from an earlier scan: a venv gone since is
+    :class:`VenvVanished`."""
+    if check_gone and host.fs.path_state(own.path_in_root) is False:
+        raise VenvVanished(own.path)
+    return _outside(own, host, top_level)
+
+
+_UNASKED: Any = object()
+
+
+def _outside(facts: VenvFacts, host: HostCache, want_top: Optional[bool]) -> VenvFacts:
+    """*facts* with every outside fact asked of *host* (the one reading of both
+    :func:`complete` and :func:`rejudge`); *want_top*: None keeps each legacy editable's
+    reading of importable names as it was."""
     fs = host.fs
     seen = facts.path_in_root
-    if fs.path_state(seen) is False:
-        raise VenvVanished(facts.path)
-    chains = tuple(resolve_chain(seen, c.name, fs) for c in facts.chains)
+    chains = tuple(resolve_chain(seen, c.name, fs, host.links) for c in facts.chains)
     legacy_version = None
     if facts.kind is VenvKind.LEGACY_VIRTUALENV:
         legacy_version = next((s.python_version for s in facts.site_dirs), None)
-    base = _judge_base(seen, chains, facts.cfg, host, facts.orig_prefix, legacy_version)
-    scripts = tuple(
-        dataclasses.replace(s, interpreter_exists=fs.file_state(s.interpreter))
-        if s.interpreter
-        else s
-        for s in facts.scripts
+    base = _judge_base(
+        seen, chains, facts.cfg, host, facts.orig_prefix, legacy_version, facts.recorded_python
     )
-    site_dirs = tuple(_rejudge_site(s, fs) for s in facts.site_dirs)
-    old = set(_host_errors(facts.chains, facts.base))
-    errors = [e for e in facts.errors if e not in old] + _host_errors(chains, base)
-    locations = _locations(seen, facts.activate_virtual_env, facts.recorded_path, scripts, fs)
+    states: dict[str, Optional[bool]] = {}  # interpreter -> exists (a venv's scripts share)
+    scripts = []
+    for sc in facts.scripts:
+        interp = sc.interpreter
+        if interp is not None:
+            exists = states.get(interp, _UNASKED)
+            if exists is _UNASKED:
+                exists = states[interp] = fs.file_state(interp)
+            if exists != sc.interpreter_exists:
+                sc = evolve(sc, interpreter_exists=exists)
+        scripts.append(sc)
+    site_dirs = tuple(_rejudge_site(s, fs, want_top) for s in facts.site_dirs)
+    old = set(host_errors(facts.chains, facts.base))
+    errors = [e for e in facts.errors if e not in old] + host_errors(chains, base)
+    locations = _locations(
+        seen, facts.activate_virtual_env, facts.recorded_path, tuple(scripts), fs
+    )
     creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, fs)
-    return dataclasses.replace(
+    return evolve(
         facts,
         chains=chains,
         base=base,
-        scripts=scripts,
+        scripts=tuple(scripts),
         site_dirs=site_dirs,
         locations=locations,
         creator=creator,
@@ -385,53 +430,62 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
     )
 
 
-def _rejudge_site(site: SiteDir, fs: HostFS) -> SiteDir:
+def _rejudge_site(site: SiteDir, fs: HostFS, want_top: Optional[bool]) -> SiteDir:
     """A site directory's facts about paths outside the venv, asked of *fs* again: the
-    sources of editable and local installs, and the targets of egg-links (with the
-    metadata of the legacy editable each one is)."""
+    sources of editable and local installs, the targets of egg-links (with the metadata of
+    the legacy editable each one is), and the directories ``.pth`` files add."""
+    if not (site.egg_links or site.pth_paths or any(d.editable_path for d in site.distributions)):
+        return site  # nothing outside: most site directories
     egg_links = tuple(
-        (name, target, bool(target) and fs.dir_state(target) is not False)
+        (name, target, target.startswith("/") and fs.dir_state(target) is not False)
         for name, target, _ in site.egg_links
     )
     dists = []
+    reread = False
     for d in site.distributions:
         if d.egg_info is not None or d.dist_info.endswith(".egg-link"):
             # The same reading as a scan's: what the source said is gone with it.
-            _, again = read_egg_link(site.path, d.dist_info, bool(d.top_level), fs)
+            top = bool(d.top_level) if want_top is None else want_top
+            _, again = read_egg_link(site.path, d.dist_info, top, fs)
             dists.append(again)
+            reread = True
         elif d.editable_path:
             dists.append(dataclasses.replace(d, editable_path_exists=fs.dir_state(d.editable_path)))
         else:
             dists.append(d)
+    if reread:  # a legacy editable's name is its metadata's: in the scan's order again
+        dists.sort(key=lambda x: canonical_name(x.name))
     pth_paths = tuple((name, d, fs.path_state(d) is not False) for name, d, _ in site.pth_paths)
     return dataclasses.replace(
         site, distributions=tuple(dists), egg_links=egg_links, pth_paths=pth_paths
     )
 
 
-def inspect_venv(
+def _placeholder_chain(name: str) -> LinkChain:
+    return LinkChain(name, (), None)
+
+
+def read_own(
     path: str,
     kind: VenvKind = VenvKind.VENV,
     *,
-    host: Optional[HostCache] = None,
     size: bool = False,
     top_level: bool = False,
     root: Optional[str] = None,
 ) -> VenvFacts:
-    """Read everything venvkeeper judges about the venv at *path*, statically.
+    """What the venv at *path* holds itself, read statically: everything of
+    :class:`VenvFacts` that depends only on files inside the venv (what
+    :func:`venvkeeper.scan.incremental.fingerprint` covers; ``tests/test_seam.py`` lists
+    the fields). The facts about paths outside it are left as placeholders for
+    :func:`complete`: the chains hold only their names, no base, scripts' and editables'
+    existence unknown, legacy editables named after their egg-link, no recorded
+    locations, the creator unknown, and only the venv's own read errors.
 
-    *top_level* also collects each distribution's importable top-level names (what
-    ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
     *root*: the OS root the venv belongs to (:mod:`venvkeeper.host.osroots`), when not
-    this host's: what the venv names outside itself is looked up inside that root, through
-    *host* (by default a :class:`HostCache` of that root).
-    """
+    this host's (kept in ``VenvFacts.root``: :func:`complete` asks that root)."""
     path = path.rstrip("/") or "/"
     if root is not None and root.rstrip("/") in ("", path):
         root = None  # the host's own /, or the venv itself: not another root
-    if host is None:
-        host = HostCache(RootFS(root), root) if root is not None else HostCache()
-    seen = path_in_root(root, path)  # the venv's path as the paths it recorded are read
     errors: list[str] = []
     try:
         st = os.lstat(path)
@@ -443,9 +497,9 @@ def inspect_venv(
         owner, mode = -1, 0
     cfg: Optional[PyvenvCfg] = None
     cfg_error: Optional[str] = None
-    orig_prefix = legacy_version = known_patch = None
+    orig_prefix = known_patch = None
     if kind is VenvKind.LEGACY_VIRTUALENV:
-        orig_prefix, legacy_version = _legacy(path)
+        orig_prefix = _legacy(path)[0]
     elif kind is VenvKind.CONDA:
         known_patch = conda_python(path)
     else:
@@ -464,38 +518,54 @@ def inspect_venv(
     except OSError as e:
         errors.append(f"bin/: {e.strerror}")
         bin_entries = []
-    chains = tuple(resolve_chain(seen, n, host.fs) for n in _chain_names(bin_entries))
-    base = _judge_base(seen, chains, cfg, host, orig_prefix, legacy_version, known_patch)
-    errors += _host_errors(chains, base)
     writable = [
         rel for rel in ("", "bin", "pyvenv.cfg") if writable_by_others(f"{path}/{rel}".rstrip("/"))
     ]
-    site_dirs = read_site_dirs(path, errors, top_level, host.fs)
+    site_dirs = read_site_dirs(path, errors, top_level, None)
     writable += [os.path.relpath(s.path, path) for s in site_dirs if s.writable_by_others]
-    scripts = _scripts(path, bin_entries, host.fs)
-    activate = _activate_virtual_env(path)
-    recorded = recorded_destination(cfg)
-    creator, tool = detect_owner(path, kind, cfg, host.fs)
     return VenvFacts(
         path=path,
         kind=kind,
-        creator=creator,
+        creator=Creator.UNKNOWN,
         cfg=cfg,
         cfg_error=cfg_error,
-        chains=chains,
-        base=base,
+        chains=tuple(_placeholder_chain(n) for n in _chain_names(bin_entries)),
+        base=None,
         site_dirs=site_dirs,
-        scripts=scripts,
-        activate_virtual_env=activate,
-        recorded_path=recorded,
-        locations=_locations(seen, activate, recorded, scripts, host.fs),
+        scripts=_scripts(path, bin_entries),
+        activate_virtual_env=_activate_virtual_env(path),
+        recorded_path=recorded_destination(cfg),
+        locations=(),
         owner_uid=owner,
         mode=mode,
         writable_by_others=tuple(w or "." for w in writable),
         orig_prefix=orig_prefix,
         size_bytes=tree_size(path) if size else None,
         errors=tuple(errors),
-        tool=tool,
         root=root,
         recorded_python=known_patch,
     )
+
+
+def inspect_venv(
+    path: str,
+    kind: VenvKind = VenvKind.VENV,
+    *,
+    host: Optional[HostCache] = None,
+    size: bool = False,
+    top_level: bool = False,
+    root: Optional[str] = None,
+) -> VenvFacts:
+    """Read everything venvkeeper judges about the venv at *path*, statically:
+    :func:`complete` of :func:`read_own`.
+
+    *top_level* also collects each distribution's importable top-level names (what
+    ``--deep`` imports); *size* sums the venv's file sizes. Both cost extra reads.
+    *root*: the OS root the venv belongs to (:mod:`venvkeeper.host.osroots`), when not
+    this host's: what the venv names outside itself is looked up inside that root, through
+    *host* (by default a :class:`HostCache` of that root).
+    """
+    own = read_own(path, kind, size=size, top_level=top_level, root=root)
+    if host is None:
+        host = HostCache(RootFS(own.root), own.root) if own.root is not None else HostCache()
+    return complete(own, host, top_level=top_level)

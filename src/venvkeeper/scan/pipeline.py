@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Callable, Optional
 
 from venvkeeper.checks.registry import run_checks
 from venvkeeper.errors import UsageError, worker_failed
-from venvkeeper.host.bases import HostCache
+from venvkeeper.host.bases import HostCache, evolve
 from venvkeeper.host.hostfs import RootFS
 from venvkeeper.host.mounts import read_mounts
 from venvkeeper.host.osroots import Roots, is_complete
@@ -21,7 +22,8 @@ from venvkeeper.model.policy import Policy
 from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
-from venvkeeper.scan.inspect import VenvVanished, empty_facts, inspect_venv
+from venvkeeper.scan.incremental import Reuse, fingerprint, racy_threshold
+from venvkeeper.scan.inspect import VenvVanished, complete, empty_facts, inspect_venv, read_own
 
 #: Inspection moves to a thread pool after this many inline venvs if more than this share
 #: of their wall time was spent waiting (not on the CPU), and they took at least this long.
@@ -31,6 +33,17 @@ _MIN_SPENT = 0.02
 
 #: Called now and then with (directories walked, venvs judged).
 Progress = Callable[[int, int], None]
+
+
+def _queued() -> float:
+    """Seconds this thread has waited for a CPU while runnable (Linux schedstat; 0 when
+    unknown)."""
+    from venvkeeper.host.fsutil import read_open
+
+    try:
+        return int(read_open("/proc/thread-self/schedstat", 128)[0].split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _hostname() -> str:
@@ -78,6 +91,21 @@ def judge(
         findings = findings + deep_findings(facts, deep)
         findings = tuple(sorted(findings, key=lambda f: -f.severity.rank))
     return VenvReport(facts, findings, alias_of, deep)
+
+
+def judge_noting(
+    facts: VenvFacts,
+    options: ScanOptions,
+    alias_of: Optional[str] = None,
+    trust: Optional[TrustCache] = None,
+) -> tuple[VenvReport, int]:
+    """:func:`judge`, and what its verdict read of the venv's base view: a mask of
+    :data:`venvkeeper.scan.grouping.BIT` (kept for the apt hook's judging by groups)."""
+    from venvkeeper.scan.grouping import noting_reads
+
+    noting, cell = noting_reads(facts)
+    rep = judge(noting, options, alias_of, trust)
+    return VenvReport(facts, rep.findings, alias_of, rep.deep), cell[0]
 
 
 def inspect_path(
@@ -147,8 +175,16 @@ def judge_venv(path: str, policy: Policy, root: Optional[str] = None) -> Optiona
 class Scanner:
     """Runs one scan; iterate :meth:`reports` to stream, then read :meth:`report`."""
 
-    def __init__(self, options: ScanOptions, progress: Optional[Progress] = None) -> None:
+    def __init__(
+        self,
+        options: ScanOptions,
+        progress: Optional[Progress] = None,
+        reuse: Optional[Reuse] = None,
+    ) -> None:
         self.options = options
+        # --size and --deep read more than the kept facts hold: every venv is read
+        self.reuse = None if options.size or options.deep else reuse
+        self.racy_after = racy_threshold()
         self.progress = progress
         self.stats = WalkStats()
         self.aliases: list[Alias] = []
@@ -167,6 +203,16 @@ class Scanner:
             mounts=mounts,
             workers=options.walk_workers,
             other_roots=options.other_roots,
+            known=self.reuse.listings if self.reuse is not None else {},
+            collect=self.reuse is not None and self.reuse.collect,
+            fingerprints=self.reuse is not None,
+            checks={p: k.checks for p, k in self.reuse.facts.items()} if self.reuse else {},
+            expect_reused=(
+                len(self.reuse.listings)
+                if self.reuse is not None
+                and sorted(self.reuse.listings_roots) == sorted(self.roots)
+                else -1
+            ),
         )
         from venvkeeper.host.bases import forget
 
@@ -190,6 +236,31 @@ class Scanner:
                 got = self.root_hosts[root] = (HostCache(RootFS(root), root), is_complete(root))
         return root, got[0], got[1]
 
+    def _own(self, cand: Candidate, reuse: Reuse, root: Optional[str]) -> VenvFacts:
+        """The venv's own facts: kept by the last scan when its fingerprint is unchanged,
+        else read now (and kept for the next scan). *root*: the OS root it lies in now."""
+        path = cand.path.rstrip("/") or "/"
+        fp = cand.fingerprint or fingerprint(
+            path, cand.kind, self.racy_after, reuse.checks_of(path)
+        )
+        own = reuse.own_facts(path, fp)
+        if own is not None and own.kind is cand.kind:
+            reuse.reused.add(path)
+            # where it lies is not a fact of its files: the root's view judges it now
+            return own if own.root == root else evolve(own, root=root)
+        if reuse.checks_of(path) is not None:
+            # changed: fingerprint it anew (what it holds now), before reading it
+            fp = fingerprint(path, cand.kind, self.racy_after)
+        own = read_own(path, cand.kind, root=root)
+        with self.lock:
+            reuse.read_venvs += 1
+        if reuse.collect:
+            if fp.racy:
+                reuse.racy[path] = own
+            else:
+                reuse.kept[path] = (fp, own)
+        return own
+
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
         root, host, whole = self._host_for(cand.path)
         if not whole:
@@ -198,14 +269,17 @@ class Scanner:
                 self.stats.skip(cand.path, "in-image-layer")
             return None
         try:
-            facts = inspect_venv(
-                cand.path,
-                cand.kind,
-                host=host,
-                size=self.options.size,
-                top_level=self.options.deep,
-                root=root,
-            )
+            if self.reuse is not None:
+                facts = complete(self._own(cand, self.reuse, root), host)
+            else:
+                facts = inspect_venv(
+                    cand.path,
+                    cand.kind,
+                    host=host,
+                    size=self.options.size,
+                    top_level=self.options.deep,
+                    root=root,
+                )
         except VenvVanished:
             with self.lock:
                 self.stats.skip(cand.path, "vanished")
@@ -213,6 +287,10 @@ class Scanner:
         except Exception as e:  # a bug must cost one venv's verdict, never the whole scan
             facts = empty_facts(cand.path, cand.kind, f"internal error: {type(e).__name__}: {e}")
         try:
+            if self.reuse is not None and self.reuse.collect and alias_of is None:
+                rep, mask = judge_noting(facts, self.options, alias_of, self.trust)
+                self.reuse.reads[facts.path] = mask
+                return rep
             return judge(facts, self.options, alias_of, self.trust)
         except Exception as e:  # inline or in the pool: one line, then exit 3
             raise worker_failed(e, f"judging {cand.path}") from e
@@ -229,12 +307,16 @@ class Scanner:
         from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
         t0 = time.perf_counter()
-        workers = max(1, self.options.inspect_workers)
+        # Reused venvs cost CPU only (threads would fight over the GIL), and the few read
+        # again do not make a pool worth it.
+        reusing = self.reuse is not None and bool(self.reuse.facts)
+        workers = 1 if reusing else max(1, self.options.inspect_workers)
         limit = workers * 8
         pending: set[Future[Optional[VenvReport]]] = set()
         seen: set[str] = set()
         last = 0.0
         waited = spent = 0.0
+        queued_at_start = _queued()
         inline = 0
         pool: Optional[ThreadPoolExecutor] = None
 
@@ -252,6 +334,12 @@ class Scanner:
         def submit(cand: Candidate, alias_of: Optional[str] = None) -> Iterator[VenvReport]:
             nonlocal pool, waited, spent, inline
             if pool is None:
+                if workers == 1:  # no pool to decide on: no clocks to read
+                    rep = self._inspect(cand, alias_of)
+                    if rep is not None:
+                        self.venvs.append(rep)
+                        yield rep
+                    return
                 w0, c0 = time.perf_counter(), time.thread_time()
                 rep = self._inspect(cand, alias_of)
                 wall = time.perf_counter() - w0
@@ -266,6 +354,9 @@ class Scanner:
                     and inline >= _POOL_AFTER
                     and waited > _IO_SHARE * spent
                     and spent > _MIN_SPENT
+                    # waiting for a CPU (a loaded host) is not waiting for the disk: threads
+                    # would only fight over the GIL there
+                    and max(0.0, waited - (_queued() - queued_at_start)) > _IO_SHARE * spent
                 ):
                     pool = ThreadPoolExecutor(workers)
                 return
@@ -274,6 +365,11 @@ class Scanner:
                 yield from drain(True)
             yield from drain(False)
 
+        # A scan allocates some hundred objects per venv, none of them in a reference
+        # cycle: the cyclic collector would only traverse the growing report again and
+        # again (measured: a quarter of an incremental scan's time).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             walker = walk_beside if self.options.walk_beside else walk
             for item in walker(self.roots, self.walk_options, self.stats):
@@ -300,9 +396,19 @@ class Scanner:
             while pending:
                 yield from drain(True)
         finally:
+            if collecting:
+                # The report lives on, acyclic: out of the collector's sight for good
+                # (recording ten thousand venvs next would otherwise traverse it often).
+                gc.freeze()
+                gc.enable()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self.duration = time.perf_counter() - t0
+        if self.reuse is not None:
+            self.reuse.new_listings = self.stats.listings
+            self.reuse.reused_listings = self.stats.reused_paths
+            self.reuse.listings_unchanged = self.stats.unchanged
+            self.reuse.reused_dirs = self.stats.reused
         if self.progress is not None:
             self.progress(self.stats.directories, len(self.venvs))
 
@@ -329,12 +435,17 @@ def scan(
     roots: Sequence[str] = (),
     options: Optional[ScanOptions] = None,
     progress: Optional[Progress] = None,
+    reuse: Optional[Reuse] = None,
 ) -> Report:
-    """Find and judge every venv under *roots* (every local filesystem when empty)."""
+    """Find and judge every venv under *roots* (every local filesystem when empty).
+
+    With *reuse* (the last scan's, from the inventory: :mod:`venvkeeper.scan.incremental`),
+    an unchanged venv is not read again and an unchanged directory not listed again; the
+    verdicts are the same."""
     options = options or ScanOptions()
     if roots:
         options = dataclasses.replace(options, roots=tuple(roots))
-    scanner = Scanner(options, progress)
+    scanner = Scanner(options, progress, reuse)
     for _ in scanner.reports():
         pass
     return scanner.report()
