@@ -272,8 +272,17 @@ class Consumer:
             return FailsHow.IMPORT_ERROR
         return FailsHow.WONT_START if loud else FailsHow.IMPORT_ERROR
 
+    def fails_phrase(self, how: FailsHow) -> str:
+        """How a sentence says that it fails *how*: an init script's or rc.local's daemon
+        does not start, but the script may end well all the same (Debian's skeleton ends
+        with ``:``): no 203/EXEC, and its unit can look active."""
+        if how is FailsHow.WONT_START and self.kind in _SCRIPT_KINDS:
+            return "will not start (its script cannot run it; the unit may still look active)"
+        return how.phrase
+
 
 _KIND_ORDER = {k: i for i, k in enumerate(RefKind)}
+_SCRIPT_KINDS = frozenset({ConsumerKind.SYSV_INIT, ConsumerKind.RC_LOCAL})
 
 
 @dataclass(frozen=True)
