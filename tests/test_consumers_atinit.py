@@ -6,12 +6,14 @@ job and the job and the init script are run before and after the venv's base goe
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from test_consumers_hostile import SRC, codes, read_in_child
 from venvkeeper.checks.consumers import SYNTAX, UNREADABLE
 from venvkeeper.consumers import atjobs, shell, sysv
 from venvkeeper.model.consumers import (
@@ -21,8 +23,9 @@ from venvkeeper.model.consumers import (
     RefKind,
 )
 
-from conftest import run_cli, validate_json
+from conftest import User, host_tmpdir, remove_tree, run_cli, validate_json
 from consumer_world import World
+from factory import runner_for_others
 
 SPOOL = "/var/spool/cron/atjobs"
 JOB = f"{SPOOL}/a0000101c8e6c1"
@@ -241,6 +244,35 @@ def test_bad_jobs_are_findings(w: World) -> None:
     assert [f.code for f in six.problems] == [UNREADABLE] and "too large" in six.problems[0].message
     seven = jobs[w.host(f"{SPOOL}/a0000701c8e6c1")]
     assert "symlink" in seven.problems[0].message and not seven.refs
+
+
+def test_spool_and_script_root_may_not_read_as_its_user_are_findings(
+    unprivileged_user: User,
+) -> None:
+    """As an unprivileged user, over a root whose at spool is closed to others (Debian's is
+    ``daemon``'s, mode 1770) and whose init script is 0700 root's: findings, no traceback."""
+    top = host_tmpdir("consumers-atinit-perm")
+    try:
+        w = World(top / "root")
+        w.venv("/srv/app/venv")
+        w.write(JOB, debian_job(0, "python x.py"), 0o700)
+        w.write("/etc/init.d/appd", INIT_SCRIPT, 0o700)
+        for dirpath, dirs, _files in os.walk(top):
+            for x in dirs:
+                os.chmod(os.path.join(dirpath, x), 0o755)
+        os.chmod(top, 0o755)
+        w.p(SPOOL).chmod(0o770)
+        python, path = runner_for_others()
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        got = read_in_child(
+            w.root, (runuser, "-u", unprivileged_user.name, "--"), python, f"{SRC}:{path}"
+        )
+        spool = got["(reader)"]
+        assert codes(spool) == {UNREADABLE}
+        assert any(w.host(SPOOL) in m and "permission denied" in m for _, m in spool["findings"])
+        assert codes(got["appd.service"]) == {UNREADABLE}
+    finally:
+        remove_tree(top)
 
 
 def test_run_time_of_a_job_name() -> None:
@@ -496,5 +528,69 @@ def test_real_at_job_and_init_script_fail_as_predicted(tmp_path: Path) -> None:
         # (RemainAfterExit=yes) looks started while its daemon never ran
         assert started.returncode == 0
         assert outputs() == ("", "")
+    finally:
+        debroot.remove_root(root)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_real_generators_make_the_units_the_reader_names(tmp_path: Path) -> None:
+    """In a bookworm root with systemd 252, systemd-sysv-generator and
+    systemd-rc-local-generator run (as at boot, into ``/run/systemd/generator*``) over init
+    scripts the generator takes or skips; the reader names the same units, enabled the
+    same, and still names them with the generators' output present."""
+    import debroot
+
+    import nspawn
+
+    nspawn.require_nspawn()
+    root = tmp_path / "root"
+    try:
+        debroot.bookworm_root(root, nspawn.SYSTEMD)
+
+        def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+            return debroot.chroot_run(root, argv, check=False)
+
+        assert run(["python3", "-m", "venv", "--without-pip", "/srv/app/venv"]).returncode == 0
+        w = World.__new__(World)  # the root's own passwd and group stay
+        w.root = root
+        w.write("/srv/app/venv/bin/appd", f"#!/srv/app/venv/bin/python3\n{APPD}", 0o755)
+        for name, mode in {
+            "appd": 0o755,  # enabled below
+            "other.sh": 0o755,  # other.service, not enabled
+            "native": 0o755,  # a native unit of the name wins
+            "masked": 0o755,  # so does a mask
+            "appd.dpkg-old": 0o755,  # a backup
+            ".hidden": 0o755,
+            "plain": 0o644,  # not executable
+        }.items():
+            w.write(f"/etc/init.d/{name}", INIT_SCRIPT, mode)
+        w.write("/etc/systemd/system/native.service", "[Service]\nExecStart=/bin/true\n")
+        w.link("/etc/systemd/system/masked.service", "/dev/null")
+        w.link("/etc/rc2.d/S01appd", "../init.d/appd")
+        w.link("/etc/rc0.d/K01other.sh", "../init.d/other.sh")
+        w.write("/etc/rc.local", "#!/bin/sh\n/srv/app/venv/bin/appd --out /tmp/rc &\n", 0o755)
+        gen = "/run/systemd/generator"
+        for d in (gen, f"{gen}.early", f"{gen}.late"):
+            (root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)  # as systemd makes them
+        for g in ("systemd-sysv-generator", "systemd-rc-local-generator"):
+            res = run([f"/lib/systemd/system-generators/{g}", gen, f"{gen}.early", f"{gen}.late"])
+            assert res.returncode == 0, res
+        made: dict[str, bool] = {}
+        wants = ("multi-user.target.wants", "graphical.target.wants")
+        for d in (gen, f"{gen}.early", f"{gen}.late"):
+            base = root / d.lstrip("/")
+            for f in base.glob("*.service"):
+                made[f.name] = any((base / t / f.name).is_symlink() for t in wants)
+            for t in wants:
+                for link in (base / t).glob("rc-local.service"):
+                    made[link.name] = True
+        assert made == {"appd.service": True, "other.service": False, "rc-local.service": True}
+        read = {
+            c.name: bool(c.enabled)
+            for c in w.read().consumers
+            if c.kind in (ConsumerKind.SYSV_INIT, ConsumerKind.RC_LOCAL)
+        }
+        assert read == made
     finally:
         debroot.remove_root(root)
