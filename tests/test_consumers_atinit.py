@@ -183,6 +183,7 @@ def test_debian_job_runs_the_venvs_python_through_its_path(w: World) -> None:
     assert job.fails_how() is FailsHow.NEXT_RUN and job.restart.command is None
     assert job.trigger is not None and job.trigger.endswith("UTC (queue a)")
     assert dict(job.launch.env)["VIRTUAL_ENV"] == "/srv/app/venv"
+    assert "LS_COLORS" not in dict(job.launch.env)  # the submitter's environment is not kept
     assert job.launch.cwd == "/srv/app" and not job.problems
 
 

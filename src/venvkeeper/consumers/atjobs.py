@@ -35,6 +35,11 @@ HEADER = re.compile(r"\A#!/bin/sh\n# atrun uid=(\d+) gid=(\d+)\n# mail +(\S+) +(
 DASH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: RHEL's at: the commands in a here-document for the submitter's shell.
 _HEREDOC = re.compile(r"^\$\{SHELL:-/bin/sh\}\s*<<\s*'([^']+)'\s*$")
+#: The variables of a job's environment kept with it: the submitter's whole environment
+#: (tokens and passwords among it) is no business of a consumer's.
+LAUNCH_ENV = frozenset(
+    {"PATH", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "HOME", "SHELL", "USER", "LOGNAME"}
+)
 #: Most jobs read from one spool: a spool of millions is cut short.
 MAX_JOBS = 10000
 
@@ -144,7 +149,7 @@ def read_job(fs: RootFS, cls: Classifier, users: Users, path: str) -> Optional[C
         # atd runs only what at made executable (a job still being written is not)
         enabled=bool(lst.st_mode & stat.S_IXUSR) and head is not None,
         trigger=when(name),
-        launch=Launch((), tuple(sorted(env.items())), cwd),
+        launch=Launch((), tuple(sorted((k, v) for k, v in env.items() if k in LAUNCH_ENV)), cwd),
         problems=tuple(problems),
     )
 
