@@ -77,7 +77,7 @@ def _where(name: str, r: Reference) -> str:
 
 
 def _fails(cf: ConsumerFacts) -> str:
-    return cf.consumer.fails_how(loud=True).phrase
+    return cf.consumer.fails_phrase(cf.consumer.fails_how(loud=True))
 
 
 def _embedded(cf: ConsumerFacts) -> Iterator[Finding]:

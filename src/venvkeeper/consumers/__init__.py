@@ -1,12 +1,14 @@
 """The consumers stage: what will start each venv's interpreter or scripts, read from files.
 
 One module per reader: :mod:`.systemd` (system and users' units), :mod:`.cron`,
-:mod:`.commands` (PATH directories, pipx), :mod:`.uwsgi`, :mod:`.apache` (mod_wsgi),
-:mod:`.supervisor` and :mod:`.gunicorn`, reached directly or through a config chain
-(:mod:`.chains`: a unit running ``uwsgi --ini F`` hands F to the uWSGI reader); the shared
-pieces are :mod:`.rootfs` (one OS root's files), :mod:`.refs` (a path to a reference),
-:mod:`.shell` and :mod:`.launch` (command lines), :mod:`.unitfile` (systemd's syntax) and
-:mod:`.elf` (an embedding module's Python). :mod:`.judge` runs the consumer checks.
+:mod:`.atjobs` (atd's spool), :mod:`.sysv` (``/etc/init.d`` scripts run as units, and
+``/etc/rc.local``), :mod:`.commands` (PATH directories, pipx), :mod:`.uwsgi`,
+:mod:`.apache` (mod_wsgi), :mod:`.supervisor` and :mod:`.gunicorn`, reached directly or
+through a config chain (:mod:`.chains`: a unit running ``uwsgi --ini F`` hands F to the
+uWSGI reader); the shared pieces are :mod:`.rootfs` (one OS root's files), :mod:`.refs` (a
+path to a reference), :mod:`.shell` and :mod:`.launch` (command lines and scripts),
+:mod:`.unitfile` (systemd's syntax) and :mod:`.elf` (an embedding module's Python).
+:mod:`.judge` runs the consumer checks.
 
 Nothing here runs a consumer, asks systemctl, a shell or the bus, or executes a config
 (gunicorn's Python configs are read with :mod:`ast`, literals only). The OS root and the

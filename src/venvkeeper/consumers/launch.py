@@ -5,7 +5,8 @@ directory and search path the launcher gives it. Shared by every reader."""
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Optional
 
 from venvkeeper.checks.consumers import SYNTAX
@@ -67,6 +68,107 @@ def string_refs(
                     )
                 )
     return refs, problems, parsed
+
+
+#: A script's sourced file to read as part of it (``. /etc/default/NAME``): its host path,
+#: its text (None: unreadable) and the problems met reading it; None: not followed.
+Include = Callable[[str], Optional[tuple[str, Optional[str], list[Finding]]]]
+
+
+@dataclass
+class ScriptRead:
+    """What a shell script runs, read line by line (its control flow is not followed,
+    its commands are): the references, the problems, the shell's state at its end, the
+    users its referencing commands switch to (``sudo -u``, ``--chuid``) and the files it
+    sourced that were read with it."""
+
+    refs: list[Reference] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Optional[str] = None
+    users: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def script_refs(
+    cls: Classifier,
+    lines: Iterable[tuple[int, str]],
+    *,
+    source: str,
+    env: Mapping[str, str],
+    home: Optional[str],
+    user: Optional[str],
+    cwd: Optional[str],
+    include: Optional[Include] = None,
+) -> ScriptRead:
+    """The references of a script's numbered *lines*, each line read as a command string
+    with the state (variables, ``cd``) the lines before it left. A line that cannot be
+    split is skipped silently (a multi-line quote: the script is not wrong, the line is
+    only part of it). Files that *include* accepts are read in place, once each."""
+    out = ScriptRead(env=dict(env), cwd=cwd)
+    seen: set[str] = set()
+    _walk_lines(cls, lines, source, home, user, include, out, seen)
+    return out
+
+
+def _walk_lines(
+    cls: Classifier,
+    lines: Iterable[tuple[int, str]],
+    source: str,
+    home: Optional[str],
+    user: Optional[str],
+    include: Optional[Include],
+    out: ScriptRead,
+    seen: set[str],
+) -> None:
+    for n, line in _logical(lines):
+        where = Where(source, n, "script")
+        refs, problems, parsed = string_refs(
+            cls, line, env=out.env, home=home, user=user, where=where, cwd=out.cwd or "/"
+        )
+        out.refs += refs
+        if refs:
+            out.users += [i.user for i in parsed.invocations if i.user and i.user != user]
+        out.env, out.cwd = dict(parsed.env), parsed.cwd
+        if parsed.error is None:
+            out.problems += problems
+        if include is None:
+            continue
+        for s in parsed.sourced:
+            if s.path in seen:
+                continue
+            seen.add(s.path)
+            got = include(s.path)
+            if got is None:
+                continue
+            host, text, probs = got
+            out.problems += probs
+            out.files.append(host)
+            if text is not None:
+                numbered = enumerate(text.split("\n"), 1)
+                _walk_lines(cls, numbered, host, home, user, None, out, seen)
+
+
+def _logical(lines: Iterable[tuple[int, str]]) -> Iterable[tuple[int, str]]:
+    """Numbered logical lines, as ``sh`` joins them: a backslash at the end of a line joins
+    it to the next (numbered by its first); blank and comment lines left out."""
+    cont = ""
+    start = 0
+    for n, raw in lines:
+        if not cont:
+            start = n
+            if not raw.strip() or raw.lstrip().startswith("#"):
+                continue
+        body = raw.rstrip()
+        if (len(body) - len(body.rstrip("\\"))) % 2:
+            cont += body[:-1]
+            continue
+        line = (cont + raw).strip()
+        cont = ""
+        if line:
+            yield start, line
+    if cont.strip():
+        yield start, cont.strip()
 
 
 def argv_refs(

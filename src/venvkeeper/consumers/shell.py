@@ -354,6 +354,12 @@ def _command(
                 _walk(script, inner, inv, src, depth + 1)
                 return
             return
+        if name == "start-stop-daemon":
+            started = _start_stop_daemon(argv[1:], cur)
+            if started is None:
+                return
+            argv = started
+            continue
         if name in _WRAPPERS:
             unwrapped = _unwrap(name, argv[1:], cur)
             if unwrapped is None:
@@ -437,6 +443,55 @@ def _env(args: list[str], cur: State) -> list[str]:
             break
         i += 1
     return args[i:]
+
+
+#: start-stop-daemon's options that take a value (dpkg 1.21), short and long.
+_SSD_VALUE = frozenset(
+    {
+        "-p", "--pidfile", "-n", "--name", "-u", "--user", "-g", "--group", "-s", "--signal",
+        "-R", "--retry", "-r", "--chroot", "-N", "--nicelevel", "-P", "--procsched",
+        "-I", "--iosched", "-k", "--umask", "--ppid", "--notify-timeout", "--output",
+        "-x", "--exec", "-a", "--startas", "-c", "--chuid", "-d", "--chdir",
+    }
+)  # fmt: skip
+
+
+def _start_stop_daemon(args: list[str], cur: State) -> Optional[list[str]]:
+    """What ``start-stop-daemon --start`` runs: ``--startas`` (else ``--exec``) with the
+    arguments after ``--``, as ``--chuid`` USER in ``--chdir`` DIR; None for ``--stop``,
+    ``--status`` or ``--test`` (nothing is run)."""
+    start = test = False
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        opt, eq, val = a.partition("=")
+        if opt in _SSD_VALUE and a.startswith("-"):
+            if not eq:
+                if i + 1 >= len(args):
+                    break
+                val = args[i + 1]
+                i += 1
+            values[opt.lstrip("-")[:1] if not opt.startswith("--") else opt[2:]] = val
+        elif a in ("-S", "--start"):
+            start = True
+        elif a in ("-t", "--test"):
+            test = True
+        i += 1
+    prog = values.get("startas") or values.get("a") or values.get("exec") or values.get("x")
+    if not start or test or not prog:
+        return None
+    user = values.get("chuid") or values.get("c")
+    if user:
+        cur.user = user.split(":")[0]
+        cur.home = None
+    cwd = values.get("chdir") or values.get("d")
+    if cwd:
+        cur.cwd = _abs(cwd, cur)
+    return [prog, *args[i:]]
 
 
 def _unwrap(name: str, args: list[str], cur: State) -> Optional[list[str]]:

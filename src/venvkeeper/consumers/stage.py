@@ -1,6 +1,7 @@
 """All the readers in order: units first (they name the configs they hand to servers),
-then cron, commands, and the servers' own layouts that no unit named (Debian's uWSGI apps
-run by ``/etc/init.d/uwsgi``, Apache's and supervisor's default configs). Each config is
+then cron, at jobs, SysV init scripts and rc.local, commands, and the servers' own layouts
+that no unit named (Debian's uWSGI apps run by ``/etc/init.d/uwsgi``, Apache's and
+supervisor's default configs). Each config is
 read once, through the first chain that reaches it."""
 
 from __future__ import annotations
@@ -9,7 +10,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Optional
 
-from venvkeeper.consumers import apache, commands, cron, gunicorn, supervisor, systemd, uwsgi
+from venvkeeper.consumers import (
+    apache,
+    atjobs,
+    commands,
+    cron,
+    gunicorn,
+    supervisor,
+    systemd,
+    sysv,
+    uwsgi,
+)
 from venvkeeper.consumers.chains import APACHE, GUNICORN, SUPERVISOR, UWSGI, Chain, packaged
 from venvkeeper.consumers.refs import Classifier
 from venvkeeper.consumers.rootfs import RootFS, syntax
@@ -53,6 +64,10 @@ def read_all(root: str, proc: Optional[str]) -> tuple[list[Consumer], list[Findi
     for chain in units.chains:
         follow(chain)
     out += cron.read_cron(fs, cls, users)
+    jobs, spool_problems = atjobs.read_atjobs(fs, cls, users)
+    out += jobs
+    problems += spool_problems
+    out += sysv.read_sysv(fs, cls, users, running)
     out += commands.read_commands(fs, cls, users)
     # the servers' own layouts, when no unit named them
     if fs.is_dir(uwsgi.APPS_ENABLED):

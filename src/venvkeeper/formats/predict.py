@@ -76,7 +76,7 @@ def _why(v: VenvPrediction) -> str:
         broken = v.breaking_consumers
         if broken:
             c = broken[0]
-            how = c.fails_how.phrase if c.fails_how else "breaks"
+            how = c.consumer.fails_phrase(c.fails_how) if c.fails_how else "breaks"
             return f"its venv survives, but {label(c.consumer)} {how}" + more(len(broken) - 1)
         return ""
     rep = v.then if v.effect is not Effect.ALREADY_BROKEN else v.now
@@ -117,7 +117,7 @@ def describe_change(pred: Prediction) -> str:
 
 def _consumer_line(c: ConsumerPrediction) -> str:
     """``app.service will not start (203/EXEC): its venv breaks-loudly`` (raw)."""
-    how = c.fails_how.phrase if c.fails_how is not None else "works"
+    how = c.consumer.fails_phrase(c.fails_how) if c.fails_how is not None else "works"
     return f"{label(c.consumer)} {how}" + (f": {c.why}" if c.why else "")
 
 

@@ -3,11 +3,12 @@
 A :class:`Consumer` is something that starts Python from a venv, now or later: a systemd
 unit (system or a user's), a cron line, a run-parts script, a command in a PATH directory
 (a pipx app among them), a uWSGI app, an Apache ``WSGIDaemonProcess``, a supervisor
-program, a gunicorn config. It holds the :class:`Reference` values that name a venv (how
-and how surely), who runs it, whether it is enabled and running, the Python an embedding
-server was built for, what to restart after a repair and how it fails when its venv
-breaks. Readers (``venvkeeper.consumers``) make them from files only; checks judge them
-(:class:`ConsumerFacts` -> findings); :class:`JudgedConsumer` is the verdict.
+program, a gunicorn config, an at job, a SysV init script or ``/etc/rc.local``. It holds
+the :class:`Reference` values that name a venv (how and how surely), who runs it, whether
+it is enabled and running, the Python an embedding server was built for, what to restart
+after a repair and how it fails when its venv breaks. Readers (``venvkeeper.consumers``)
+make them from files only; checks judge them (:class:`ConsumerFacts` -> findings);
+:class:`JudgedConsumer` is the verdict.
 
 Paths are host paths as the OS gives them (a consumer read in another root has that root
 in front); the literal text a file holds is kept in :attr:`Reference.text`.
@@ -39,6 +40,9 @@ class ConsumerKind(enum.Enum):
     MOD_WSGI = "mod-wsgi"  # Apache mod_wsgi: WSGIDaemonProcess or WSGIPythonHome
     SUPERVISOR = "supervisor"  # a supervisor [program:x]
     GUNICORN = "gunicorn"  # a gunicorn config (-c FILE, GUNICORN_CMD_ARGS)
+    AT_JOB = "at-job"  # a pending at job in atd's spool
+    SYSV_INIT = "sysv-init"  # an /etc/init.d script run as NAME.service (no native unit)
+    RC_LOCAL = "rc-local"  # /etc/rc.local, run by rc-local.service when executable
 
 
 class RefKind(enum.Enum):
@@ -268,8 +272,17 @@ class Consumer:
             return FailsHow.IMPORT_ERROR
         return FailsHow.WONT_START if loud else FailsHow.IMPORT_ERROR
 
+    def fails_phrase(self, how: FailsHow) -> str:
+        """How a sentence says that it fails *how*: an init script's or rc.local's daemon
+        does not start, but the script may end well all the same (Debian's skeleton ends
+        with ``:``): no 203/EXEC, and its unit can look active."""
+        if how is FailsHow.WONT_START and self.kind in _SCRIPT_KINDS:
+            return "will not start (its script cannot run it; the unit may still look active)"
+        return how.phrase
+
 
 _KIND_ORDER = {k: i for i, k in enumerate(RefKind)}
+_SCRIPT_KINDS = frozenset({ConsumerKind.SYSV_INIT, ConsumerKind.RC_LOCAL})
 
 
 @dataclass(frozen=True)
