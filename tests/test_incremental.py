@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from venvkeeper.inventory import reuse as inv_reuse
+from venvkeeper.inventory.snapshot import snapshot_of_venv
 from venvkeeper.inventory.store import MIGRATIONS, SCHEMA_VERSION, open_store
 from venvkeeper.model.report import Report
 from venvkeeper.scan import incremental
@@ -48,11 +49,12 @@ def _short_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def verdicts(report: Report) -> list[Any]:
-    """What must not differ: every venv's facts and findings, the aliases, conda
-    environments and the walk's counts."""
+    """What must not differ: every venv's facts and findings, what the inventory records
+    of it (a kept verdict's snapshot is the kept one), the aliases, conda environments and
+    the walk's counts."""
     s = report.stats
     return [
-        [(v.path, v.alias_of, v.facts, v.findings) for v in report.venvs],
+        [(v.path, v.alias_of, v.facts, v.findings, snapshot_of_venv(v)) for v in report.venvs],
         report.aliases,
         report.conda_envs,
         (s.directories, s.entries, sorted(s.skipped.items())),
@@ -282,26 +284,43 @@ def test_incremental_equals_cold_after_each_change(
     world_parts: World, tmp_path_factory: pytest.TempPathFactory, op: str
 ) -> None:
     """Each kind of change on its own, on each venv in turn (random sequences could mask
-    one change by another on the same venv)."""
-    _run_world(world_parts, tmp_path_factory, [[(op, 0)], [(op, 0)], [(op, 1)], [(op, 2)]])
+    one change by another on the same venv). Two venvs of each template: the verdicts of
+    the unchanged venvs of a group are kept (:class:`incremental.KeptReport`), and must
+    still equal a cold scan's."""
+    kept = _run_world(
+        world_parts,
+        tmp_path_factory,
+        [[(op, 0)], [(op, 0)], [(op, 1)], [(op, 2)], [(op, 5)]],
+        venvs=8,
+    )
+    assert kept > 0, "no verdict was kept: the shortcut went untested"
 
 
 def _run_world(
-    world_parts: World, tmp_path_factory: pytest.TempPathFactory, steps: list[Any]
-) -> None:
-    w, top, db, made = _new_world(world_parts, tmp_path_factory)
+    world_parts: World,
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[Any],
+    venvs: int = 3,
+) -> int:
+    """Run *steps* on a new world of *venvs* venvs, an incremental and a cold scan after
+    each; how many verdicts the incremental scans kept (without judging them)."""
+    w, top, db, made = _new_world(world_parts, tmp_path_factory, venvs)
     warm, cold, _ = both(w.root, db)
     assert_same(warm, cold, "first scan")
+    kept = 0
     for n, batch in enumerate(steps):
         _settle_all(w.root)
         warm, cold, used = both(w.root, db)  # unchanged: everything reused
         assert_same(warm, cold, f"unchanged before step {n}")
         assert used.read_venvs == 0 and len(used.reused) == len(warm.venvs), used
+        kept += len(used.verdicts_kept)
         for op, k in batch:
             apply(w, op, k, made)
         warm, cold, used = both(w.root, db)
         assert_same(warm, cold, f"after {batch}")
+        kept += len(used.verdicts_kept)
     shutil.rmtree(top)
+    return kept
 
 
 def _new_world(
@@ -654,7 +673,7 @@ def test_schema_1_is_migrated_and_its_scans_kept(world_parts: World, tmp_path: P
     warm, cold, used = both(root, db)
     assert_same(warm, cold)
     with open_store(str(db), create=False) as store:
-        assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 2
+        assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 3
         assert store.query("SELECT COUNT(*) FROM scans")[0][0] == 2
         assert store.query("SELECT COUNT(*) FROM reuse_facts")[0][0] == 1
     warm, cold, used = both(root, db)

@@ -39,7 +39,7 @@ APPLICATION_ID = 0x766B696E
 
 
 #: The schema this venvkeeper writes. ``MIGRATIONS[n]`` brings version n to n + 1.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 #: How long a writer waits for another one (a concurrent scan) before giving up.
@@ -129,6 +129,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value TEXT NOT NULL
         )""",
     ),
+    # 2 -> 3: what a venv's verdict asked of the host besides its base view (JSON of each
+    # question and its answer; NULL: unknown, or not to be kept on them): an incremental
+    # scan keeps the verdict of a venv whose every input is unchanged.
+    ("ALTER TABLE reuse_facts ADD COLUMN asks TEXT",),
 )
 
 

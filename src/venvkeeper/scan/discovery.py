@@ -100,6 +100,9 @@ class WalkOptions:
     #: to look at again (the checks of its last fingerprint, NUL-separated)
     fingerprints: bool = False
     checks: Mapping[str, str] = field(default_factory=dict)
+    #: of the venvs found, the share the walk fingerprints (the others are fingerprinted
+    #: by the caller: in a walk beside an incremental scan, the walk's side is the longer)
+    fingerprint_share: float = 1.0
     #: how many of *known* lie under the roots: a walk that reuses exactly these and lists
     #: nothing anew changed nothing (WalkStats.unchanged); -1 when not known
     expect_reused: int = -1
@@ -179,6 +182,7 @@ class _Walker:
         self.known = options.known
         self.collect = options.collect
         self.racy_after = racy_threshold()
+        self._owed = 0.0  # fingerprints owed to the share the walk takes
 
     # One directory: list it once, decide venv or not, return the subdirectories to visit.
     def visit(
@@ -335,6 +339,12 @@ class _Walker:
     def candidate(self, path: str, kind: VenvKind) -> Candidate:
         if not self.options.fingerprints:
             return Candidate(path, kind)
+        share = self.options.fingerprint_share
+        if share < 1.0:
+            self._owed += share
+            if self._owed < 1.0:
+                return Candidate(path, kind)  # the caller's to fingerprint
+            self._owed -= 1.0
         known = self.options.checks.get(path)
         checks = known.split("\0") if known else None
         return Candidate(path, kind, fingerprint(path, kind, self.racy_after, checks))
