@@ -183,6 +183,7 @@ class _Walker:
         self.collect = options.collect
         self.racy_after = racy_threshold()
         self._owed = 0.0  # fingerprints owed to the share the walk takes
+        self._fingerprinting = threading.local()
 
     # One directory: list it once, decide venv or not, return the subdirectories to visit.
     def visit(
@@ -347,7 +348,16 @@ class _Walker:
             self._owed -= 1.0
         known = self.options.checks.get(path)
         checks = known.split("\0") if known else None
-        return Candidate(path, kind, fingerprint(path, kind, self.racy_after, checks))
+        t0 = time.perf_counter()
+        fp = fingerprint(path, kind, self.racy_after, checks)
+        tl = self._fingerprinting
+        tl.seconds = getattr(tl, "seconds", 0.0) + time.perf_counter() - t0
+        return Candidate(path, kind, fp)
+
+    def fingerprint_seconds(self) -> float:
+        """The time this thread spent fingerprinting venvs (the stats of a venv's files,
+        not a directory's listing: it does not tell a slow device)."""
+        return float(getattr(self._fingerprinting, "seconds", 0.0))
 
     def alias(self, link: str, stats: WalkStats, emit: Callable[[Found], None]) -> None:
         try:
@@ -475,9 +485,10 @@ def _walk_parallel(
         item: tuple[str, int, int], local: WalkStats, emit: Callable[[Found], None]
     ) -> list[tuple[str, int, int]]:
         before = local.entries
+        fp0 = walker.fingerprint_seconds()
         t0 = clock()
         children = walker.visit(item[0], item[1], item[2], local, emit)
-        note(clock() - t0, local.entries - before)
+        note(clock() - t0 - (walker.fingerprint_seconds() - fp0), local.entries - before)
         if not children:
             return children
         children.reverse()

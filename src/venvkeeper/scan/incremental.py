@@ -397,8 +397,8 @@ class KeptReport(VenvReport):
     def facts(self) -> VenvFacts:
         d = self.__dict__
         made = d.get("_facts")
-        if made is None:
-            made = d["_facts"] = d.pop("_make")()
+        if made is None:  # (two threads asking at once both make the same facts)
+            made = d["_facts"] = d["_make"]()
         return made  # type: ignore[no-any-return]
 
     @property
