@@ -434,7 +434,7 @@ def test_pages_corrupted_after_an_open_are_refused_by_the_next_one(tmp_path: Pat
         f.write(b"\xa5" * size)
     os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert (db.stat().st_size, db.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
-    with pytest.raises(InventoryError, match="corrupt|malformed"):
+    with pytest.raises(InventoryError, match=r"corrupt|malformed"):
         open_store(str(db), create=False).close()
 
 
