@@ -4,8 +4,27 @@ A scan with an inventory re-reads a venv only when its *fingerprint* changed, an
 venv's own facts (what :func:`venvkeeper.scan.inspect.read_own` read last time) otherwise.
 Everything that depends on the host (the base interpreter and its stdlib, whether scripts'
 interpreters and editable sources exist, ...) is asked again in every scan
-(:func:`venvkeeper.scan.inspect.complete`) and the checks always run on the result: a
-changed base re-judges every venv on it, and the verdicts equal a cold scan's.
+(:func:`venvkeeper.scan.inspect.complete`) and the checks run on the result: a changed
+base re-judges every venv on it, and the verdicts equal a cold scan's.
+
+**Kept verdicts.** A venv's facts are a function of its own facts, its *base view*
+(:mod:`venvkeeper.scan.grouping`: its links past the venv, its base, the host's read
+errors about those, its scripts' interpreters) and the other questions
+:func:`~venvkeeper.scan.inspect.complete` asks the host about it (editable sources,
+egg-link targets, ``.pth`` directories, recorded locations, an owner's files beside the
+venv), which :class:`~venvkeeper.scan.inspect.Asking` notes with their answers; the checks
+are pure functions of the facts. So a venv whose fingerprint is unchanged, whose group's
+view is the same (the first venv of the group met in the scan is judged in full: its
+group's key, which digests the view, is the kept one), and whose every other question gets
+the same answer (:func:`~venvkeeper.scan.inspect.replay`) has the same facts and the same
+verdict: the scan keeps that verdict (:class:`KeptReport`) without decoding its facts,
+asking the host for its view or running the checks. Only under the policy the verdict was
+made under, only of a venv of this host, and never of a venv holding a mark whose content
+the fingerprint does not cover (:func:`~venvkeeper.scan.inspect.self_contained`). Its
+facts are made (decoded and completed, as the scan would have) only when the output reads
+them: ``-q``, the summary and the inventory's rows do not. ``tests/test_seam.py`` removes
+each outside fact under a venv whose verdict would be kept, ``tests/test_incremental.py``
+compares incremental and cold scans over generated worlds with several venvs per group.
 
 The fingerprint digests the inode and the ctime (in nanoseconds) of everything ``read_own``
 reads and of every directory it lists, with the device of the venv:
