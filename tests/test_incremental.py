@@ -596,6 +596,51 @@ def test_full_reads_everything_again(one: tuple[Path, Path]) -> None:
     assert res.code in (0, 1, 2) and res.err == "", res.err
 
 
+def _stable(out: str) -> str:
+    """A command's output without what differs between two runs (times, durations)."""
+    import json
+    import re
+
+    if out.startswith("{"):
+        doc = json.loads(out)
+        for key in ("started_at", "duration_seconds"):
+            doc.pop(key, None)
+        return json.dumps(doc, sort_keys=True)
+    return re.sub(r"seconds=[\d.]+s", "seconds=Ts", re.sub(r" in \d+\.\d+s", " in Ts", out))
+
+
+def test_kept_verdicts_print_what_a_cold_scan_prints(
+    world_parts: World, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every output of a scan whose verdicts were kept (:class:`incremental.KeptReport`:
+    its facts made only when the output reads them) is the cold scan's: the JSON document,
+    the table, ``-q``'s line and ``check``'s."""
+    from venvkeeper.scan import pipeline
+
+    w, top, db, _ = _new_world(world_parts, tmp_path_factory, venvs=8)
+    kept: list[str] = []
+    real = pipeline.Scanner._kept
+
+    def noting(self: Any, cand: Any, reuse: Reuse, host: Any) -> Any:
+        got = real(self, cand, reuse, host)
+        if got is not None:
+            kept.append(cand.path)
+        return got
+
+    monkeypatch.setattr(pipeline.Scanner, "_kept", noting)
+    _settle_all(w.root)
+    assert run_cli("scan", "--db", str(db), "-q", str(w.root)).code in (1, 2)
+    time.sleep(SETTLE * 1.5)
+    for argv in (["scan", "--json"], ["scan"], ["scan", "-q"], ["check"]):
+        kept.clear()
+        warm = run_cli(*argv, "--db", str(db), str(w.root))
+        assert kept, f"{argv}: no verdict was kept"
+        cold = run_cli(*argv, "--db", str(db), "--full", str(w.root))
+        assert (warm.code, warm.err) == (cold.code, cold.err), argv
+        assert _stable(warm.out) == _stable(cold.out), argv
+    shutil.rmtree(top)
+
+
 # --- real changes by the real tools --------------------------------------------------------
 
 
