@@ -326,6 +326,8 @@ class Scanner:
                 return complete(own, host)
             except VenvVanished:
                 return empty_facts(path, kind, "the venv vanished after it was judged")
+            except Exception as e:  # as in _inspect: one venv's facts, never the output
+                return empty_facts(path, kind, f"internal error: {type(e).__name__}: {e}")
 
         reuse.reused.add(path)
         reuse.verdicts_kept.add(path)
@@ -356,7 +358,10 @@ class Scanner:
             fp = fingerprint(path, cand.kind, self.racy_after, self.reuse.checks_of(path))
             cand = Candidate(cand.path, cand.kind, fp)
         if self.reuse is not None and self.reuse.verdicts and alias_of is None and root is None:
-            kept = self._kept(cand, self.reuse, host)
+            try:
+                kept = self._kept(cand, self.reuse, host)
+            except Exception:  # a bug in keeping costs the shortcut, never the verdict
+                kept = None
             if kept is not None:
                 return kept
         asking: Optional[Asking] = None
