@@ -452,6 +452,40 @@ def test_judging_by_groups_after_each_host_change(
     shutil.rmtree(top)
 
 
+@pytest.mark.parametrize("op", HOST_OPS)
+def test_a_scan_after_the_apt_hook_recorded_its_judging_equals_a_cold_one(
+    world_parts: World, tmp_path_factory: pytest.TempPathFactory, op: str
+) -> None:
+    """The apt hook records what it judged again by groups (a member's verdict with the
+    new base's summary, the group's new key); the next incremental scan keeps verdicts
+    from those rows, and must still equal a cold scan, change after change."""
+    w, top, db, made = _new_world(world_parts, tmp_path_factory, venvs=0)
+    for k in range(11):
+        apply(w, "create", k, made)
+    both(w.root, db)
+    kept = 0
+    for n in (0, 1, 0):
+        apply_host(w, "patch" if op == "patch_back" else op, n, made)
+        if op == "patch_back":
+            apply_host(w, op, n, made)
+        store, why = inv_reuse.open_for_reuse(str(db))
+        assert store is not None, why
+        with store:
+            k = inv_reuse.load(store, listings=False, own=False)
+            opts = ScanOptions(roots=(str(w.root),))
+            judged = inv_reuse.rejudge(
+                k, sorted(k.facts), (), opts, own_of=inv_reuse.own_reader(store)
+            )
+            inv_reuse.record_rejudged(store, judged, k)
+        warm, cold, used = both(w.root, db)
+        assert_same(warm, cold, f"{op} {n}, after the hook")
+        warm, cold, used = both(w.root, db)  # and once more, from what that scan kept
+        assert_same(warm, cold, f"{op} {n}, the scan after")
+        kept += len(used.verdicts_kept)
+    assert kept > 0, "no verdict was kept: the shortcut went untested"
+    shutil.rmtree(top)
+
+
 def test_a_patch_upgrade_judges_one_venv_per_group(
     world_parts: World, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
