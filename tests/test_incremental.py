@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from venvkeeper.inventory import reuse as inv_reuse
+from venvkeeper.inventory.snapshot import snapshot_of_venv
 from venvkeeper.inventory.store import MIGRATIONS, SCHEMA_VERSION, open_store
 from venvkeeper.model.report import Report
 from venvkeeper.scan import incremental
@@ -48,11 +49,12 @@ def _short_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def verdicts(report: Report) -> list[Any]:
-    """What must not differ: every venv's facts and findings, the aliases, conda
-    environments and the walk's counts."""
+    """What must not differ: every venv's facts and findings, what the inventory records
+    of it (a kept verdict's snapshot is the kept one), the aliases, conda environments and
+    the walk's counts."""
     s = report.stats
     return [
-        [(v.path, v.alias_of, v.facts, v.findings) for v in report.venvs],
+        [(v.path, v.alias_of, v.facts, v.findings, snapshot_of_venv(v)) for v in report.venvs],
         report.aliases,
         report.conda_envs,
         (s.directories, s.entries, sorted(s.skipped.items())),
@@ -282,26 +284,43 @@ def test_incremental_equals_cold_after_each_change(
     world_parts: World, tmp_path_factory: pytest.TempPathFactory, op: str
 ) -> None:
     """Each kind of change on its own, on each venv in turn (random sequences could mask
-    one change by another on the same venv)."""
-    _run_world(world_parts, tmp_path_factory, [[(op, 0)], [(op, 0)], [(op, 1)], [(op, 2)]])
+    one change by another on the same venv). Two venvs of each template: the verdicts of
+    the unchanged venvs of a group are kept (:class:`incremental.KeptReport`), and must
+    still equal a cold scan's."""
+    kept = _run_world(
+        world_parts,
+        tmp_path_factory,
+        [[(op, 0)], [(op, 0)], [(op, 1)], [(op, 2)], [(op, 5)]],
+        venvs=8,
+    )
+    assert kept > 0, "no verdict was kept: the shortcut went untested"
 
 
 def _run_world(
-    world_parts: World, tmp_path_factory: pytest.TempPathFactory, steps: list[Any]
-) -> None:
-    w, top, db, made = _new_world(world_parts, tmp_path_factory)
+    world_parts: World,
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[Any],
+    venvs: int = 3,
+) -> int:
+    """Run *steps* on a new world of *venvs* venvs, an incremental and a cold scan after
+    each; how many verdicts the incremental scans kept (without judging them)."""
+    w, top, db, made = _new_world(world_parts, tmp_path_factory, venvs)
     warm, cold, _ = both(w.root, db)
     assert_same(warm, cold, "first scan")
+    kept = 0
     for n, batch in enumerate(steps):
         _settle_all(w.root)
         warm, cold, used = both(w.root, db)  # unchanged: everything reused
         assert_same(warm, cold, f"unchanged before step {n}")
         assert used.read_venvs == 0 and len(used.reused) == len(warm.venvs), used
+        kept += len(used.verdicts_kept)
         for op, k in batch:
             apply(w, op, k, made)
         warm, cold, used = both(w.root, db)
         assert_same(warm, cold, f"after {batch}")
+        kept += len(used.verdicts_kept)
     shutil.rmtree(top)
+    return kept
 
 
 def _new_world(
@@ -430,6 +449,40 @@ def test_judging_by_groups_after_each_host_change(
         # the next scan keeps the rows whose verdict did not change as they were (their
         # group's view older than the host): the next change is judged against that
         both(w.root, db)
+    shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("op", HOST_OPS)
+def test_a_scan_after_the_apt_hook_recorded_its_judging_equals_a_cold_one(
+    world_parts: World, tmp_path_factory: pytest.TempPathFactory, op: str
+) -> None:
+    """The apt hook records what it judged again by groups (a member's verdict with the
+    new base's summary, the group's new key); the next incremental scan keeps verdicts
+    from those rows, and must still equal a cold scan, change after change."""
+    w, top, db, made = _new_world(world_parts, tmp_path_factory, venvs=0)
+    for k in range(11):
+        apply(w, "create", k, made)
+    both(w.root, db)
+    kept = 0
+    for n in (0, 1, 0):
+        apply_host(w, "patch" if op == "patch_back" else op, n, made)
+        if op == "patch_back":
+            apply_host(w, op, n, made)
+        store, why = inv_reuse.open_for_reuse(str(db))
+        assert store is not None, why
+        with store:
+            k = inv_reuse.load(store, listings=False, own=False)
+            opts = ScanOptions(roots=(str(w.root),))
+            judged = inv_reuse.rejudge(
+                k, sorted(k.facts), (), opts, own_of=inv_reuse.own_reader(store)
+            )
+            inv_reuse.record_rejudged(store, judged, k)
+        warm, cold, used = both(w.root, db)
+        assert_same(warm, cold, f"{op} {n}, after the hook")
+        warm, cold, used = both(w.root, db)  # and once more, from what that scan kept
+        assert_same(warm, cold, f"{op} {n}, the scan after")
+        kept += len(used.verdicts_kept)
+    assert kept > 0, "no verdict was kept: the shortcut went untested"
     shutil.rmtree(top)
 
 
@@ -577,6 +630,51 @@ def test_full_reads_everything_again(one: tuple[Path, Path]) -> None:
     assert res.code in (0, 1, 2) and res.err == "", res.err
 
 
+def _stable(out: str) -> str:
+    """A command's output without what differs between two runs (times, durations)."""
+    import json
+    import re
+
+    if out.startswith("{"):
+        doc = json.loads(out)
+        for key in ("started_at", "duration_seconds"):
+            doc.pop(key, None)
+        return json.dumps(doc, sort_keys=True)
+    return re.sub(r"seconds=[\d.]+s", "seconds=Ts", re.sub(r" in \d+\.\d+s", " in Ts", out))
+
+
+def test_kept_verdicts_print_what_a_cold_scan_prints(
+    world_parts: World, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every output of a scan whose verdicts were kept (:class:`incremental.KeptReport`:
+    its facts made only when the output reads them) is the cold scan's: the JSON document,
+    the table, ``-q``'s line and ``check``'s."""
+    from venvkeeper.scan import pipeline
+
+    w, top, db, _ = _new_world(world_parts, tmp_path_factory, venvs=8)
+    kept: list[str] = []
+    real = pipeline.Scanner._kept
+
+    def noting(self: Any, cand: Any, reuse: Reuse, host: Any) -> Any:
+        got = real(self, cand, reuse, host)
+        if got is not None:
+            kept.append(cand.path)
+        return got
+
+    monkeypatch.setattr(pipeline.Scanner, "_kept", noting)
+    _settle_all(w.root)
+    assert run_cli("scan", "--db", str(db), "-q", str(w.root)).code in (1, 2)
+    time.sleep(SETTLE * 1.5)
+    for argv in (["scan", "--json"], ["scan"], ["scan", "-q"], ["check"]):
+        kept.clear()
+        warm = run_cli(*argv, "--db", str(db), str(w.root))
+        assert kept, f"{argv}: no verdict was kept"
+        cold = run_cli(*argv, "--db", str(db), "--full", str(w.root))
+        assert (warm.code, warm.err) == (cold.code, cold.err), argv
+        assert _stable(warm.out) == _stable(cold.out), argv
+    shutil.rmtree(top)
+
+
 # --- real changes by the real tools --------------------------------------------------------
 
 
@@ -654,7 +752,7 @@ def test_schema_1_is_migrated_and_its_scans_kept(world_parts: World, tmp_path: P
     warm, cold, used = both(root, db)
     assert_same(warm, cold)
     with open_store(str(db), create=False) as store:
-        assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 2
+        assert store.query("PRAGMA user_version")[0][0] == SCHEMA_VERSION == 3
         assert store.query("SELECT COUNT(*) FROM scans")[0][0] == 2
         assert store.query("SELECT COUNT(*) FROM reuse_facts")[0][0] == 1
     warm, cold, used = both(root, db)

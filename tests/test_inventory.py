@@ -410,6 +410,34 @@ def test_a_database_with_corrupt_pages_is_refused_and_left_alone(tmp_path: Path)
         assert db.read_bytes() == bytes(data)
 
 
+def test_pages_corrupted_after_an_open_are_refused_by_the_next_one(tmp_path: Path) -> None:
+    """A process opens its inventory up to three times per scan and checks its pages only
+    when a byte of it may have changed since it last found it whole: a corruption that
+    keeps the size and the mtime is still found (the ctime tells)."""
+    from venvkeeper.errors import InventoryError
+    from venvkeeper.inventory.store import open_store
+
+    tree = tmp_path / "tree"
+    for i in range(3):
+        system_venv(tree / f"v{i}")
+    db = tmp_path / "inv.db"
+    scan(db, tree)
+    conn = sqlite3.connect(db)
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'sightings'").fetchone()
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    open_store(str(db), create=False).close()  # whole: the next open need not check
+    open_store(str(db), create=False).close()
+    st = db.stat()
+    with open(db, "r+b") as f:  # a page of rows (not of the schema), in place
+        f.seek((root[0] - 1) * size)
+        f.write(b"\xa5" * size)
+    os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (db.stat().st_size, db.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    with pytest.raises(InventoryError, match=r"corrupt|malformed"):
+        open_store(str(db), create=False).close()
+
+
 def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
     db = tmp_path / "inv.db"
     content = _sqlite_db(db, app_id=APPLICATION_ID, version=SCHEMA_VERSION + 1)

@@ -243,6 +243,65 @@ def test_an_incremental_scan_asks_each_outside_fact_again(
     assert (w.facts, w.findings) == (c.facts, c.findings)
 
 
+def _twin(venv: Path, dest: Path) -> Path:
+    """A copy of *venv* in the same group (:mod:`venvkeeper.scan.grouping`): its scripts
+    run its own python, as the original's run the original's."""
+    shutil.copytree(venv, dest, symlinks=True)
+    for p in (dest / "bin").iterdir():
+        if p.is_file() and not p.is_symlink():
+            head = p.read_bytes()
+            if head.startswith(b"#!"):
+                p.write_bytes(head.replace(str(venv).encode(), str(dest).encode()))
+    return dest
+
+
+#: The facts whose venv is never kept: pipenv's ``.project`` is read again in every scan.
+NEVER_KEPT = {"pipenv's project (Pipfile)"}
+
+
+@pytest.mark.parametrize("fact", sorted(FACTS))
+def test_a_verdict_is_kept_only_while_every_outside_answer_is_the_same(
+    tmp_path: Path, fact: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An incremental scan keeps the verdict of an unchanged venv without judging it
+    (:class:`venvkeeper.scan.incremental.KeptReport`) while its group's view (told by a
+    twin in the same group, walked first and judged) and every other answer of the host
+    it asked are the same; with the outside path removed, it is judged again, and the
+    scan (what the inventory records too) equals a scan from nothing."""
+    from venvkeeper.inventory.snapshot import snapshot_of_venv
+
+    monkeypatch.setattr(incremental, "RACY_SECONDS", 0.05)  # the venvs were just made
+    venv, gone = FACTS[fact](tmp_path)
+    twin = _twin(venv, tmp_path / "0twin")  # walked first: roots go in sorted order
+    db = str(tmp_path / "inventory.db")
+    options = ScanOptions(roots=(str(twin), str(venv)), walk_workers=1, walk_beside=False)
+
+    def incremental_scan() -> tuple[Any, incremental.Reuse]:
+        inc, why = reuse.prepare(db, full=False, collect=True)
+        assert inc is not None, why
+        report = scan(options=options, reuse=inc.reuse)
+        reuse.record_and_keep(db, report, (), inc)
+        return report, inc.reuse
+
+    time.sleep(0.1)
+    incremental_scan()  # everything read
+    _, used = incremental_scan()  # nothing changed
+    assert str(twin) not in used.verdicts_kept  # judged: it tells its group's view
+    assert (str(venv) in used.verdicts_kept) is (fact not in NEVER_KEPT), fact
+    aside = gone.with_name(gone.name + ".aside")
+    os.rename(gone, aside)
+    try:
+        warm, used = incremental_scan()
+        cold = scan(options=options)
+    finally:
+        os.rename(aside, gone)
+    assert str(venv) not in used.verdicts_kept, f"{fact}: its verdict was kept"
+    assert [v.path for v in warm.venvs] == [v.path for v in cold.venvs]
+    for w, c in zip(warm.venvs, cold.venvs):
+        assert (w.facts, w.findings) == (c.facts, c.findings), fact
+        assert snapshot_of_venv(w) == snapshot_of_venv(c), fact
+
+
 # --- every field is on one side ------------------------------------------------------------
 
 #: Fields whose value depends on paths outside the venv: asked of the seam, re-asked by

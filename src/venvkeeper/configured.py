@@ -144,7 +144,8 @@ def scan_as_configured(
     is told to *warn* and the scan goes on unrecorded."""
     options = options_for(config, request)
     record = _writable(request.record, warn)
-    return _scan(config, options, record, _incremental(record, options, warn), progress, warn)
+    inc = _incremental(record, options, warn, config.policy)
+    return _scan(config, options, record, inc, progress, warn)
 
 
 def _scan(
@@ -166,7 +167,10 @@ def _scan(
 
 
 def _incremental(
-    record: Optional[Recording], options: ScanOptions, warn: Callable[[str], None]
+    record: Optional[Recording],
+    options: ScanOptions,
+    warn: Callable[[str], None],
+    policy: Optional[Policy] = None,
 ) -> Optional[Incremental]:
     """What a recorded scan may take from its inventory, and gathers for the next scan;
     None when it does not record, with ``--deep`` or ``--size`` (they read more than is
@@ -176,7 +180,7 @@ def _incremental(
         return None
     from venvkeeper.inventory.reuse import prepare
 
-    inc, why = prepare(record.db, full=record.full, collect=True)
+    inc, why = prepare(record.db, full=record.full, collect=True, policy=policy)
     if why:
         warn(f"reading every venv again: {why}")
     return inc
@@ -208,7 +212,7 @@ def judge_changed(
             return judged
     warn(f"{why}: judging every venv")
     record = _writable(record, warn)
-    inc = _incremental(record, options, _ignore)  # (why it cannot be used was told)
+    inc = _incremental(record, options, _ignore, config.policy)  # (why not: told)
     return _scan(config, options, record, inc, None, warn)
 
 

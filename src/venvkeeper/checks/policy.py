@@ -90,7 +90,8 @@ def base_finding(facts: VenvFacts, allowed: tuple[str, ...]) -> Optional[Finding
 def apply_to_venv(rep: VenvReport, policy: Policy) -> VenvReport:
     """*rep* with the policy's finding added and its severity overrides applied."""
     findings = list(rep.findings)
-    extra = base_finding(rep.facts, policy.allowed_bases)
+    # (a report an incremental scan kept makes its facts only when they are read)
+    extra = base_finding(rep.facts, policy.allowed_bases) if policy.allowed_bases else None
     if extra is not None and all(f.code != BASE_NOT_ALLOWED for f in findings):
         findings.append(extra)
     if policy.severity:

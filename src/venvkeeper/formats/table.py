@@ -85,7 +85,7 @@ def _sized(report: Report) -> bool:
 
 def other_roots(report: Report) -> list[str]:
     """The other OS roots (not this host's /) that hold venvs of *report*, sorted."""
-    return sorted({r.facts.root for r in report.venvs if r.facts.root is not None})
+    return sorted({r.root for r in report.venvs if r.root is not None})
 
 
 def rows(
@@ -126,7 +126,7 @@ def summary(report: Report) -> str:
     extra = ""
     roots = other_roots(report)
     if roots:
-        inside = sum(1 for r in report.venvs if r.facts.root is not None)
+        inside = sum(1 for r in report.venvs if r.root is not None)
         extra += (
             f"; {plural(inside, 'venv')} inside {plural(len(roots), 'other OS root')}"
             " (chroots, containers), each judged as its root sees it"

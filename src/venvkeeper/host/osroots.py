@@ -105,6 +105,8 @@ class Roots:
         self.configured = schroot_dirs() if configured is None else configured
         self._is_root: dict[str, bool] = {}
         self._lock = threading.Lock()
+        #: directory -> the deepest OS root at or above it (None: this host's)
+        self._at_or_above: dict[str, Optional[str]] = {}
 
     def is_root(self, path: str) -> bool:
         """Whether the directory *path* (absolute, normalised) is an OS root."""
@@ -121,13 +123,18 @@ class Roots:
         """The deepest OS root strictly above *path* (a venv is never its own root), or
         None when *path* belongs to this host."""
         path = os.path.normpath(os.path.abspath(path))
+        return self._root_at_or_above(os.path.dirname(path))
+
+    def _root_at_or_above(self, d: str) -> Optional[str]:
+        # venvs share their parents: each directory is answered once
+        known = self._at_or_above.get(d, False)
+        if known is not False:
+            return known  # type: ignore[return-value]
         found: Optional[str] = None
-        parts = path.strip("/").split("/")[:-1]
-        cur = ""
-        for part in parts:
-            cur = f"{cur}/{part}"
-            if self.is_root(cur):
-                found = cur
+        if d not in ("/", ""):
+            found = d if self.is_root(d) else self._root_at_or_above(os.path.dirname(d))
+        with self._lock:
+            self._at_or_above[d] = found
         return found
 
 

@@ -30,7 +30,7 @@ from venvkeeper.inventory.store import Store, from_db, open_store, to_db
 from venvkeeper.model.inventory import VenvSnapshot
 from venvkeeper.model.report import Report, VenvReport
 from venvkeeper.scan.incremental import Kept as KeptVenv
-from venvkeeper.scan.incremental import Listing, Reuse, depends_of, identity
+from venvkeeper.scan.incremental import KeptReport, Listing, Reuse, depends_of, identity
 from venvkeeper.textutil import escape
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ class Kept:
     #: the apt hook's judging by groups (:mod:`venvkeeper.scan.grouping`)
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)  # key -> its view (JSON)
+    #: path -> what its verdict asked of the host besides its base view (JSON), for those
+    #: whose verdict may be kept on their answers (:mod:`venvkeeper.scan.incremental`)
+    asks: dict[str, str] = field(default_factory=dict)
     policy: str = ""  # the digest of the policy the verdicts were made under
     listings: dict[str, Listing] = field(default_factory=dict)
     listings_valid: bool = False
@@ -147,16 +150,17 @@ def load(store: Store, *, listings: bool = True, own: bool = True) -> Kept:
         kept.policy = str(meta.get("policy") or "")
     except (ValueError, TypeError):
         return Kept()
-    query = (
-        "SELECT path, fingerprint, checks, own, depends, grp, reads, verdict FROM reuse_facts"
-        if own
-        else "SELECT path, fingerprint, checks, '', depends, grp, reads, verdict FROM reuse_facts"
-    )
-    for path, fp, checks, text, depends, grp, reads, verdict in store.query(query):
+    columns = "path, fingerprint, checks, own, depends, grp, reads, verdict, asks"
+    if not own:
+        columns = columns.replace(" own,", " '',")
+    query = f"SELECT {columns} FROM reuse_facts"  # noqa: S608 - no input in it
+    for path, fp, checks, text, depends, grp, reads, verdict, asks in store.query(query):
         p = from_db(path)
         kept.facts[p] = KeptVenv(bytes(fp) if fp is not None else b"", text, checks)
         kept.depends[p] = depends
         kept.verdicts[p] = Verdict(grp, reads or 0, verdict)
+        if asks is not None:
+            kept.asks[p] = asks
     kept.groups = {k: v for k, v in store.query("SELECT key, view FROM reuse_groups")}
     if listings and meta.get("identity") == identity():
         kept.listings = _load_listings(store)
@@ -179,18 +183,30 @@ def _load_listings(store: Store) -> dict[str, Listing]:
     return doc
 
 
-def reuse_from(kept: Kept, *, full: bool, collect: bool) -> Reuse:
+def reuse_from(kept: Kept, *, full: bool, collect: bool, policy: Optional[Policy] = None) -> Reuse:
     """A :class:`Reuse` for the next scan from what *store* kept: nothing to reuse with
-    *full* (a cold scan), but with *collect* it still gathers what the scan after needs."""
+    *full* (a cold scan), but with *collect* it still gathers what the scan after needs.
+    The kept verdicts are offered (:class:`~venvkeeper.scan.incremental.KeptReport`) only
+    to a scan that collects under the *policy* they were made under."""
     from venvkeeper.scan.codec import decode
+    from venvkeeper.scan.grouping import policy_digest
 
     facts = {} if full else {p: k for p, k in kept.facts.items() if k.digest}
+    same_policy = bool(kept.policy) and kept.policy == policy_digest(policy or _no_policy())
+    verdicts = {}
+    if collect and not full and same_policy:
+        for p, asks in kept.asks.items():
+            v = kept.verdicts.get(p)
+            if v is not None and v.group and v.verdict:
+                verdicts[p] = (v.group, v.reads, v.verdict, asks)
     return Reuse(
         facts=facts,
         decode=decode,
         listings={} if full else kept.listings,
         collect=collect,
         listings_roots=kept.roots,
+        verdicts=verdicts,
+        verdict_of=verdict_of,
     )
 
 
@@ -278,14 +294,22 @@ def save(
     updates: list[tuple[Any, ...]] = []
     groups: dict[str, Optional[str]] = {}
     for path, v in judged.items():
+        if path in reuse.verdicts_kept and isinstance(v, KeptReport):
+            continue  # the same facts, the same verdict: the row stands as it is
         snap = snapshots.get(path) or snapshot_of_venv(v)
         was = kept.verdicts.get(path)
-        if path in reuse.reused and was is not None and was.group is not None:
+        asks = reuse.asks.get(path)
+        if (
+            path in reuse.reused
+            and was is not None
+            and was.group is not None
+            and asks == kept.asks.get(path)
+        ):
             # unchanged own facts, the same verdict, the same dependencies: the row stands
             # as it is (its group's view may be older than now: what changed since is what
             # the apt hook's judging by groups compares, so it judges more, never less)
             verdict = verdict_json(snap)
-            if verdict == was.verdict:
+            if verdict == was.verdict and reuse.reads.get(path) == was.reads:
                 depends = json.dumps(depends_of(v.facts))
                 if depends == kept.depends.get(path):
                     continue
@@ -293,14 +317,19 @@ def save(
         if path in reuse.kept:
             fp, own = reuse.kept[path]
             checks = "\0".join(fp.checks)
-            rows.append((to_db(path), fp.digest, checks, encode(own), depends, grp, reads, verdict))
-        elif path in reuse.reused:
-            if kept.depends.get(path) != depends or was != Verdict(grp, reads or 0, verdict):
-                updates.append((depends, grp, reads, verdict, to_db(path)))
-        elif path in reuse.racy:
             rows.append(
-                (to_db(path), None, "", encode(reuse.racy[path]), depends, grp, reads, verdict)
+                (to_db(path), fp.digest, checks, encode(own), depends, grp, reads, verdict, asks)
             )
+        elif path in reuse.reused:
+            if (
+                kept.depends.get(path) != depends
+                or was != Verdict(grp, reads or 0, verdict)
+                or kept.asks.get(path) != asks
+            ):
+                updates.append((depends, grp, reads, verdict, asks, to_db(path)))
+        elif path in reuse.racy:
+            own_text = encode(reuse.racy[path])
+            rows.append((to_db(path), None, "", own_text, depends, grp, reads, verdict, asks))
     gone = [to_db(p) for p in kept.facts if p not in judged and _covered(p, roots)]
     blob = None
     if not reuse.listings_unchanged:  # else every listing was reused as it was: kept as is
@@ -314,11 +343,12 @@ def save(
         conn.executemany("DELETE FROM reuse_facts WHERE path = ?", [(p,) for p in gone])
         conn.executemany(
             "INSERT OR REPLACE INTO reuse_facts (path, fingerprint, checks, own, depends,"
-            " grp, reads, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " grp, reads, verdict, asks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         conn.executemany(
-            "UPDATE reuse_facts SET depends = ?, grp = ?, reads = ?, verdict = ? WHERE path = ?",
+            "UPDATE reuse_facts SET depends = ?, grp = ?, reads = ?, verdict = ?, asks = ?"
+            " WHERE path = ?",
             updates,
         )
         _keep_groups(conn, groups, bool(rows or updates or gone))
@@ -367,7 +397,9 @@ class Incremental:
     trusted: bool = True
 
 
-def prepare(path: str, *, full: bool, collect: bool) -> tuple[Optional[Incremental], str]:
+def prepare(
+    path: str, *, full: bool, collect: bool, policy: Optional[Policy] = None
+) -> tuple[Optional[Incremental], str]:
     """What a scan may reuse from the inventory at *path* (nothing with *full*), and with
     *collect* what it gathers to keep there after it is recorded. ``(None, why)`` when the
     inventory exists but may not be used (why is "" when there is simply none yet and
@@ -387,7 +419,7 @@ def prepare(path: str, *, full: bool, collect: bool) -> tuple[Optional[Increment
             kept = load(store)
     except VenvkeeperError as e:
         return None, str(e)
-    return Incremental(path, kept, reuse_from(kept, full=full, collect=collect)), ""
+    return Incremental(path, kept, reuse_from(kept, full=full, collect=collect, policy=policy)), ""
 
 
 def record_and_keep(
@@ -873,8 +905,10 @@ def record_rejudged(store: Store, judged: Rejudged, kept: Kept) -> int:
     ]
     gone = [(to_db(p),) for p in judged.roots if p not in judged.depends and p in kept.facts]
     with store.transaction("keeping what the venvs depend on") as conn:
+        # (what else each asked of the host was not asked again: unknown until a scan)
         conn.executemany(
-            "UPDATE reuse_facts SET depends = ?, grp = ?, reads = ?, verdict = ? WHERE path = ?",
+            "UPDATE reuse_facts SET depends = ?, grp = ?, reads = ?, verdict = ?, asks = NULL"
+            " WHERE path = ?",
             updates,
         )
         conn.executemany("DELETE FROM reuse_facts WHERE path = ?", gone)

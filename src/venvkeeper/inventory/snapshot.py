@@ -15,6 +15,9 @@ from venvkeeper.model.report import Report, VenvReport
 
 
 def snapshot_of_venv(rep: VenvReport) -> VenvSnapshot:
+    kept = getattr(rep, "snapshot", None)  # a verdict an incremental scan kept as it was
+    if kept is not None and kept.findings == rep.findings:
+        return kept  # type: ignore[no-any-return]
     f = rep.facts
     base = f.base
     return VenvSnapshot(

@@ -39,7 +39,7 @@ APPLICATION_ID = 0x766B696E
 
 
 #: The schema this venvkeeper writes. ``MIGRATIONS[n]`` brings version n to n + 1.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 #: How long a writer waits for another one (a concurrent scan) before giving up.
@@ -129,6 +129,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value TEXT NOT NULL
         )""",
     ),
+    # 2 -> 3: what a venv's verdict asked of the host besides its base view (JSON of each
+    # question and its answer; NULL: unknown, or not to be kept on them): an incremental
+    # scan keeps the verdict of a venv whose every input is unchanged.
+    ("ALTER TABLE reuse_facts ADD COLUMN asks TEXT",),
 )
 
 
@@ -380,10 +384,35 @@ def _validate(store: Store) -> None:
     _check_integrity(store)
 
 
+#: path -> the state of the database and its WAL when this process last found it whole
+_WHOLE: dict[str, tuple[Any, ...]] = {}
+
+
+def _file_state(path: str) -> tuple[Any, ...]:
+    """What changes when a byte of the database (or of its write-ahead log) does."""
+    out: list[Any] = []
+    for p in (path, path + "-wal"):
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(None)
+            continue
+        if st.st_size or p == path:  # (an empty log comes and goes with each connection)
+            out += (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        else:
+            out.append(None)
+    return tuple(out)
+
+
 def _check_integrity(store: Store) -> None:
     """Refuse a database with corrupt pages, whichever command opens it: a reader would
     otherwise print what the readable pages hold as if it were all. ``quick_check``
-    reads every page (linear in the size; no index cross-checks)."""
+    reads every page (linear in the size; no index cross-checks): a scan opens its
+    inventory up to three times, so a database this process found whole, and no byte of
+    which (nor of its log) was written since, is not read again."""
+    state = _file_state(store.path)
+    if _WHOLE.get(store.path) == state:
+        return
     with store._errors("checking its integrity"):
         rows = store.conn.execute("PRAGMA quick_check(3)").fetchall()
     problems = [line for r in rows for line in str(r[0]).splitlines() if line.strip()]
@@ -391,6 +420,7 @@ def _check_integrity(store: Store) -> None:
         problems = [p for p in problems if not p.startswith("***")] or problems
         shown = "; ".join(escape(p) for p in problems[:3])
         raise _refuse(store.path, f"is corrupt (SQLite quick_check: {shown})")
+    _WHOLE[store.path] = state
 
 
 def _migrate(store: Store) -> None:

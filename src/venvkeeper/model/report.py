@@ -23,6 +23,11 @@ class VenvReport:
     def path(self) -> str:
         return self.facts.path
 
+    @property
+    def root(self) -> Optional[str]:
+        """The other OS root the venv lies in (None: this host's)."""
+        return self.facts.root
+
     @functools.cached_property
     def status(self) -> Severity:
         # cached: sorting, counting and recording ask it many times per venv

@@ -100,6 +100,9 @@ class WalkOptions:
     #: to look at again (the checks of its last fingerprint, NUL-separated)
     fingerprints: bool = False
     checks: Mapping[str, str] = field(default_factory=dict)
+    #: of the venvs found, the share the walk fingerprints (the others are fingerprinted
+    #: by the caller: in a walk beside an incremental scan, the walk's side is the longer)
+    fingerprint_share: float = 1.0
     #: how many of *known* lie under the roots: a walk that reuses exactly these and lists
     #: nothing anew changed nothing (WalkStats.unchanged); -1 when not known
     expect_reused: int = -1
@@ -179,6 +182,8 @@ class _Walker:
         self.known = options.known
         self.collect = options.collect
         self.racy_after = racy_threshold()
+        self._owed = 0.0  # fingerprints owed to the share the walk takes
+        self._fingerprinting = threading.local()
 
     # One directory: list it once, decide venv or not, return the subdirectories to visit.
     def visit(
@@ -335,9 +340,24 @@ class _Walker:
     def candidate(self, path: str, kind: VenvKind) -> Candidate:
         if not self.options.fingerprints:
             return Candidate(path, kind)
+        share = self.options.fingerprint_share
+        if share < 1.0:
+            self._owed += share
+            if self._owed < 1.0:
+                return Candidate(path, kind)  # the caller's to fingerprint
+            self._owed -= 1.0
         known = self.options.checks.get(path)
         checks = known.split("\0") if known else None
-        return Candidate(path, kind, fingerprint(path, kind, self.racy_after, checks))
+        t0 = time.perf_counter()
+        fp = fingerprint(path, kind, self.racy_after, checks)
+        tl = self._fingerprinting
+        tl.seconds = getattr(tl, "seconds", 0.0) + time.perf_counter() - t0
+        return Candidate(path, kind, fp)
+
+    def fingerprint_seconds(self) -> float:
+        """The time this thread spent fingerprinting venvs (the stats of a venv's files,
+        not a directory's listing: it does not tell a slow device)."""
+        return float(getattr(self._fingerprinting, "seconds", 0.0))
 
     def alias(self, link: str, stats: WalkStats, emit: Callable[[Found], None]) -> None:
         try:
@@ -465,9 +485,10 @@ def _walk_parallel(
         item: tuple[str, int, int], local: WalkStats, emit: Callable[[Found], None]
     ) -> list[tuple[str, int, int]]:
         before = local.entries
+        fp0 = walker.fingerprint_seconds()
         t0 = clock()
         children = walker.visit(item[0], item[1], item[2], local, emit)
-        note(clock() - t0, local.entries - before)
+        note(clock() - t0 - (walker.fingerprint_seconds() - fp0), local.entries - before)
         if not children:
             return children
         children.reverse()

@@ -17,6 +17,11 @@ facts, so a verdict that read the same values is the same verdict:
 ``tests/test_incremental.py`` compares grouped and one-by-one judging over generated
 worlds.
 
+An incremental scan (:mod:`venvkeeper.scan.incremental`) uses the groups too: the first
+venv of a group it meets is judged in full and tells whether the group's view is what it
+was (its key is the kept one); every other venv of the group whose own files and other
+answers of the host are unchanged keeps its verdict.
+
 The view's inputs (:func:`group_key`): the venv's OS root; each link chain's names and
 hops inside the venv (relative) and its first hop outside; pyvenv.cfg's ``home``; a legacy
 virtualenv's ``orig-prefix.txt`` and version; the Python a conda prefix recorded; the

@@ -4,8 +4,27 @@ A scan with an inventory re-reads a venv only when its *fingerprint* changed, an
 venv's own facts (what :func:`venvkeeper.scan.inspect.read_own` read last time) otherwise.
 Everything that depends on the host (the base interpreter and its stdlib, whether scripts'
 interpreters and editable sources exist, ...) is asked again in every scan
-(:func:`venvkeeper.scan.inspect.complete`) and the checks always run on the result: a
-changed base re-judges every venv on it, and the verdicts equal a cold scan's.
+(:func:`venvkeeper.scan.inspect.complete`) and the checks run on the result: a changed
+base re-judges every venv on it, and the verdicts equal a cold scan's.
+
+**Kept verdicts.** A venv's facts are a function of its own facts, its *base view*
+(:mod:`venvkeeper.scan.grouping`: its links past the venv, its base, the host's read
+errors about those, its scripts' interpreters) and the other questions
+:func:`~venvkeeper.scan.inspect.complete` asks the host about it (editable sources,
+egg-link targets, ``.pth`` directories, recorded locations, an owner's files beside the
+venv), which :class:`~venvkeeper.scan.inspect.Asking` notes with their answers; the checks
+are pure functions of the facts. So a venv whose fingerprint is unchanged, whose group's
+view is the same (the first venv of the group met in the scan is judged in full: its
+group's key, which digests the view, is the kept one), and whose every other question gets
+the same answer (:func:`~venvkeeper.scan.inspect.replay`) has the same facts and the same
+verdict: the scan keeps that verdict (:class:`KeptReport`) without decoding its facts,
+asking the host for its view or running the checks. Only under the policy the verdict was
+made under, only of a venv of this host, and never of a venv holding a mark whose content
+the fingerprint does not cover (:func:`~venvkeeper.scan.inspect.self_contained`). Its
+facts are made (decoded and completed, as the scan would have) only when the output reads
+them: ``-q``, the summary and the inventory's rows do not. ``tests/test_seam.py`` removes
+each outside fact under a venv whose verdict would be kept, ``tests/test_incremental.py``
+compares incremental and cold scans over generated worlds with several venvs per group.
 
 The fingerprint digests the inode and the ctime (in nanoseconds) of everything ``read_own``
 reads and of every directory it lists, with the device of the venv:
@@ -36,9 +55,12 @@ import time
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Union
 
-from venvkeeper.model.venv import VenvFacts, VenvKind
+from venvkeeper.model.findings import Finding
+from venvkeeper.model.inventory import VenvSnapshot
+from venvkeeper.model.report import VenvReport
+from venvkeeper.model.venv import DeepResult, VenvFacts, VenvKind
 
 #: A timestamp this close to the scan (or after it) may still be followed by a change within
 #: the same tick of a coarse filesystem clock: what carries it is not kept for reuse.
@@ -325,6 +347,21 @@ class Reuse:
     listings_unchanged: bool = False
     #: the roots of the scan that kept *listings* (all of them lie under these)
     listings_roots: tuple[str, ...] = ()
+    #: venv path -> (its group, its read mask, its verdict, what else it asked of the host)
+    #: as kept, when they were made under the scan's policy (else empty): a venv whose
+    #: fingerprint and group's view are unchanged, and whose other questions get the same
+    #: answers, keeps its verdict (:class:`KeptReport`)
+    verdicts: Mapping[str, tuple[Optional[str], int, Optional[str], Optional[str]]] = field(
+        default_factory=dict
+    )
+    #: with collect: what each venv judged in full asked of the host besides its base
+    #: view (:class:`venvkeeper.scan.inspect.Asking`, JSON), when its verdict may be kept
+    #: on their answers (:func:`venvkeeper.scan.inspect.self_contained`)
+    asks: dict[str, str] = field(default_factory=dict)
+    #: a kept verdict's text loaded (ValueError for anything else)
+    verdict_of: Optional[Callable[[str, str], VenvSnapshot]] = None
+    #: the venvs whose verdict was kept as it was (a :class:`KeptReport` each)
+    verdicts_kept: set[str] = field(default_factory=set)
     read_venvs: int = 0
     reused_dirs: int = 0
     listed_dirs: int = 0
@@ -345,6 +382,66 @@ class Reuse:
             return self.decode(found.own)
         except CodecError:
             return None
+
+
+class KeptReport(VenvReport):
+    """A venv's report whose verdict an incremental scan kept as it was (the venv's own
+    files, its group's view and every other answer of the host unchanged): its findings
+    and its :attr:`snapshot` (what the inventory records) from the kept verdict, its facts
+    made only when asked (the kept own facts decoded and completed by the host, as the
+    scan would have made them). A scan whose output needs no facts (``-q``, the summary,
+    the inventory's rows) never makes them. It equals the :class:`VenvReport` of the same
+    facts and findings."""
+
+    snapshot: Optional[VenvSnapshot]
+
+    def __init__(
+        self,
+        facts: Union[VenvFacts, Callable[[], VenvFacts]],
+        findings: tuple[Finding, ...],
+        alias_of: Optional[str] = None,
+        deep: Optional[DeepResult] = None,
+        *,
+        snapshot: Optional[VenvSnapshot] = None,
+    ) -> None:
+        # (also what dataclasses.replace calls, with the facts made: a plain report then)
+        d = self.__dict__
+        d["findings"], d["alias_of"], d["deep"], d["snapshot"] = findings, alias_of, deep, snapshot
+        if callable(facts):
+            d["_make"] = facts
+        else:
+            d["_facts"] = facts
+
+    @property
+    def facts(self) -> VenvFacts:
+        d = self.__dict__
+        made = d.get("_facts")
+        if made is None:  # (two threads asking at once both make the same facts)
+            made = d["_facts"] = d["_make"]()
+        return made  # type: ignore[no-any-return]
+
+    @property
+    def path(self) -> str:
+        snap = self.snapshot
+        return snap.path if snap is not None else self.facts.path
+
+    @property
+    def root(self) -> Optional[str]:
+        # a verdict is kept only of a venv of this host
+        return None if self.snapshot is not None else self.facts.root
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VenvReport):
+            return NotImplemented
+        return (self.facts, self.findings, self.alias_of, self.deep) == (
+            other.facts,
+            other.findings,
+            other.alias_of,
+            other.deep,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.facts, self.findings, self.alias_of, self.deep))
 
 
 # --- what a verdict depends on outside the venv -------------------------------------------

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 import stat
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from venvkeeper.errors import VenvkeeperError
@@ -367,7 +369,12 @@ def rejudge(facts: VenvFacts, host: HostCache) -> VenvFacts:
 
 
 def complete(
-    own: VenvFacts, host: HostCache, *, top_level: bool = False, check_gone: bool = False
+    own: VenvFacts,
+    host: HostCache,
+    *,
+    top_level: bool = False,
+    check_gone: bool = False,
+    asks: Optional[Asking] = None,
 ) -> VenvFacts:
     """*own* (what :func:`read_own` read, now or in an earlier scan) with every fact that
     depends on the host asked of *host* now, exactly as :func:`rejudge` asks them: the
@@ -377,20 +384,26 @@ def complete(
     (``own.root``). The venv's own files are not read again but its ``bin/`` links and
     ``.egg-link`` files. *top_level*: read the importable names of legacy editables too
     (``--deep``). *check_gone*: *own* was kept from an earlier scan: a venv gone since is
-    :class:`VenvVanished`."""
+    :class:`VenvVanished`. *asks* (an :class:`Asking` of ``host.fs``) notes every question
+    asked of the host besides the venv's base view."""
     if check_gone and host.fs.path_state(own.path_in_root) is False:
         raise VenvVanished(own.path)
-    return _outside(own, host, top_level)
+    return _outside(own, host, top_level, asks)
 
 
 _UNASKED: Any = object()
 
 
-def _outside(facts: VenvFacts, host: HostCache, want_top: Optional[bool]) -> VenvFacts:
+def _outside(
+    facts: VenvFacts, host: HostCache, want_top: Optional[bool], asks: Optional[Asking] = None
+) -> VenvFacts:
     """*facts* with every outside fact asked of *host* (the one reading of both
     :func:`complete` and :func:`rejudge`); *want_top*: None keeps each legacy editable's
-    reading of importable names as it was."""
+    reading of importable names as it was. The base view is asked of *host*; everything
+    else of *asks* when given (an incremental scan asks those questions again to keep a
+    venv's verdict: :func:`replay`)."""
     fs = host.fs
+    other: HostFS = asks if asks is not None else fs
     seen = facts.path_in_root
     chains = tuple(resolve_chain(seen, c.name, fs, host.links) for c in facts.chains)
     legacy_version = None
@@ -410,13 +423,13 @@ def _outside(facts: VenvFacts, host: HostCache, want_top: Optional[bool]) -> Ven
             if exists != sc.interpreter_exists:
                 sc = evolve(sc, interpreter_exists=exists)
         scripts.append(sc)
-    site_dirs = tuple(_rejudge_site(s, fs, want_top) for s in facts.site_dirs)
+    site_dirs = tuple(_rejudge_site(s, other, want_top) for s in facts.site_dirs)
     old = set(host_errors(facts.chains, facts.base))
     errors = [e for e in facts.errors if e not in old] + host_errors(chains, base)
     locations = _locations(
-        seen, facts.activate_virtual_env, facts.recorded_path, tuple(scripts), fs
+        seen, facts.activate_virtual_env, facts.recorded_path, tuple(scripts), other
     )
-    creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, fs)
+    creator, tool = detect_owner(facts.path, facts.kind, facts.cfg, other)
     return evolve(
         facts,
         chains=chains,
@@ -459,6 +472,123 @@ def _rejudge_site(site: SiteDir, fs: HostFS, want_top: Optional[bool]) -> SiteDi
     return dataclasses.replace(
         site, distributions=tuple(dists), egg_links=egg_links, pth_paths=pth_paths
     )
+
+
+class _Unreplayable(Exception):
+    """An answer of the host that :class:`Asking` cannot keep to compare later."""
+
+
+def _answer(got: Any) -> Any:
+    """What is kept of one answer of the host (JSON): enough to tell whether the same
+    question gets the same answer (a file's head by its digest, a stat but its access
+    time)."""
+    if got is None or isinstance(got, (bool, int, str)):
+        return got
+    if isinstance(got, bytes):
+        return ["b", hashlib.blake2b(got, digest_size=16).hexdigest()]
+    if isinstance(got, os.stat_result):
+        return [
+            "s", got.st_mode, got.st_ino, got.st_dev, got.st_nlink, got.st_uid, got.st_gid,
+            got.st_size, got.st_mtime_ns, got.st_ctime_ns,
+        ]  # fmt: skip
+    if isinstance(got, (list, tuple)) and all(isinstance(x, str) for x in got):
+        return ["l", list(got)]
+    raise _Unreplayable(type(got).__name__)
+
+
+def _failed(e: Exception) -> list[Any]:
+    return ["e", type(e).__name__, getattr(e, "errno", None)]
+
+
+class Asking(HostFS):
+    """A :class:`HostFS` that asks *fs* and notes each question with what was kept of its
+    answer (:func:`_answer`) in *asked*: what :func:`complete` asked the host of one venv
+    besides its base view (:func:`replay` asks them again). *ok* turns False when an
+    answer could not be kept."""
+
+    def __init__(self, fs: HostFS, asked: list[Any]) -> None:
+        self.fs = fs
+        self.asked = asked
+        self.ok = True
+
+    def _ask(self, name: str, *args: Any) -> Any:
+        try:
+            got = getattr(self.fs, name)(*args)
+        except (OSError, ValueError) as e:
+            self.asked.append([name, list(args), _failed(e)])
+            raise
+        try:
+            self.asked.append([name, list(args), _answer(got)])
+        except _Unreplayable:
+            self.ok = False
+        return got
+
+    def lstat(self, path: str) -> os.stat_result:
+        return self._ask("lstat", path)  # type: ignore[no-any-return]
+
+    def stat(self, path: str) -> os.stat_result:
+        return self._ask("stat", path)  # type: ignore[no-any-return]
+
+    def readlink(self, path: str) -> str:
+        return self._ask("readlink", path)  # type: ignore[no-any-return]
+
+    def realpath(self, path: str) -> str:
+        return self._ask("realpath", path)  # type: ignore[no-any-return]
+
+    def listdir(self, path: str) -> list[str]:
+        return self._ask("listdir", path)  # type: ignore[no-any-return]
+
+    def read_head(self, path: str, limit: int) -> Optional[bytes]:
+        return self._ask("read_head", path, limit)  # type: ignore[no-any-return]
+
+    def same_bytes(self, a: str, b: str, limit: int = 256 << 20) -> Optional[bool]:
+        return self._ask("same_bytes", a, b, limit)  # type: ignore[no-any-return]
+
+    def path_state(self, path: str) -> Optional[bool]:
+        return self._ask("path_state", path)  # type: ignore[no-any-return]
+
+    def file_state(self, path: str) -> Optional[bool]:
+        return self._ask("file_state", path)  # type: ignore[no-any-return]
+
+    def dir_state(self, path: str) -> Optional[bool]:
+        return self._ask("dir_state", path)  # type: ignore[no-any-return]
+
+    def is_file(self, path: str) -> bool:
+        return self._ask("is_file", path)  # type: ignore[no-any-return]
+
+
+def replay(asked: Sequence[Any], fs: HostFS) -> bool:
+    """Whether every question :class:`Asking` noted gets the same answer from *fs* now
+    (asked in the same order: each one was asked because of the answers before it)."""
+    try:
+        for name, args, was in asked:
+            try:
+                now = _answer(getattr(fs, name)(*args))
+            except (OSError, ValueError) as e:
+                now = _failed(e)
+            if now != was:
+                return False
+    except (_Unreplayable, TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
+#: Files inside a venv whose content :func:`complete` reads again in every scan (an
+#: owner's marks) but its fingerprint does not cover (their presence it does).
+UNCOVERED_MARKS = ("pipx_metadata.json", ".project")
+
+
+def self_contained(facts: VenvFacts) -> bool:
+    """Whether :func:`complete` makes the facts of this venv from its own facts, its base
+    view (:mod:`venvkeeper.scan.grouping`: its link chains past the venv, its base, the
+    host's read errors about those, its scripts' interpreters) and the questions it asked
+    through :class:`Asking` (editable sources, egg-link targets, ``.pth`` directories,
+    recorded locations, an owner's files beside the venv) alone: a venv or a legacy
+    virtualenv of this host (not of another OS root), none of whose
+    :data:`UNCOVERED_MARKS` is there."""
+    if facts.kind not in (VenvKind.VENV, VenvKind.LEGACY_VIRTUALENV) or facts.root is not None:
+        return False
+    return not any(os.path.lexists(f"{facts.path}/{mark}") for mark in UNCOVERED_MARKS)
 
 
 def _placeholder_chain(name: str) -> LinkChain:

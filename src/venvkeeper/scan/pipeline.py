@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import os
 import threading
 import time
@@ -22,14 +23,28 @@ from venvkeeper.model.policy import Policy
 from venvkeeper.model.report import Alias, CondaEnv, Report, ScanStats, VenvReport
 from venvkeeper.model.venv import VenvFacts, VenvKind
 from venvkeeper.scan.discovery import Candidate, WalkOptions, WalkStats, walk, walk_beside
-from venvkeeper.scan.incremental import Reuse, fingerprint, racy_threshold
-from venvkeeper.scan.inspect import VenvVanished, complete, empty_facts, inspect_venv, read_own
+from venvkeeper.scan.incremental import KeptReport, Reuse, fingerprint, racy_threshold
+from venvkeeper.scan.inspect import (
+    Asking,
+    VenvVanished,
+    complete,
+    empty_facts,
+    inspect_venv,
+    read_own,
+    replay,
+    self_contained,
+)
 
 #: Inspection moves to a thread pool after this many inline venvs if more than this share
 #: of their wall time was spent waiting (not on the CPU), and they took at least this long.
 _POOL_AFTER = 4
 _IO_SHARE = 0.5
 _MIN_SPENT = 0.02
+
+#: The share of the venvs the walk fingerprints when it runs beside an incremental scan
+#: that may keep verdicts: such a scan's side costs some 40 µs a venv, the walk's some
+#: 120 µs a venv plus its listings; this process fingerprints the rest.
+_WALK_FINGERPRINTS = 0.5
 
 #: Called now and then with (directories walked, venvs judged).
 Progress = Callable[[int, int], None]
@@ -207,6 +222,11 @@ class Scanner:
             collect=self.reuse is not None and self.reuse.collect,
             fingerprints=self.reuse is not None,
             checks={p: k.checks for p, k in self.reuse.facts.items()} if self.reuse else {},
+            fingerprint_share=(
+                _WALK_FINGERPRINTS
+                if self.reuse is not None and self.reuse.verdicts and options.walk_beside
+                else 1.0
+            ),
             expect_reused=(
                 len(self.reuse.listings)
                 if self.reuse is not None
@@ -224,6 +244,9 @@ class Scanner:
         #: The facts shared by the venvs of each other OS root (its interpreters, its
         #: dpkg database), and whether the root is whole (an image layer is not).
         self.root_hosts: dict[str, tuple[HostCache, bool]] = {}
+        #: Of each kept group (:mod:`venvkeeper.scan.grouping`) met: whether its view is
+        #: as it was (told by the first of its venvs judged in full in this scan).
+        self.groups: dict[str, bool] = {}
 
     def _host_for(self, path: str) -> tuple[Optional[str], HostCache, bool]:
         """(the OS root of *path*, the facts cache judging it, whether that root is whole)."""
@@ -261,6 +284,67 @@ class Scanner:
                 reuse.kept[path] = (fp, own)
         return own
 
+    def _kept(self, cand: Candidate, reuse: Reuse, host: HostCache) -> Optional[KeptReport]:
+        """The venv's verdict as the last scan left it, when nothing it was made from can
+        have changed (None: judge it): its own files (the fingerprint), its group's view
+        (the first venv of the group judged in full in this scan found it the same), and
+        nothing else of the host asked (kept only of a self-contained venv: see
+        :func:`venvkeeper.scan.inspect.self_contained`), under the same policy. Its facts
+        are made only if the output asks for them."""
+        path = cand.path.rstrip("/") or "/"
+        kv = reuse.verdicts.get(path)
+        if kv is None or not kv[0] or not kv[2] or kv[3] is None:
+            return None
+        if not self.groups.get(kv[0]) or reuse.verdict_of is None:
+            return None
+        found = reuse.facts.get(path)
+        if found is None:
+            return None
+        fp = cand.fingerprint or fingerprint(
+            path, cand.kind, self.racy_after, reuse.checks_of(path)
+        )
+        if fp.racy or fp.digest != found.digest:
+            return None
+        try:
+            snap = reuse.verdict_of(path, kv[2])
+        except ValueError:
+            return None
+        if snap.kind is not cand.kind:
+            return None
+        try:
+            asked = json.loads(kv[3])
+        except ValueError:
+            return None
+        if not replay(asked, host.fs):
+            return None  # something else it asks of the host answers otherwise now
+        kind = cand.kind
+
+        def facts() -> VenvFacts:
+            # as the scan would have made them: the kept own facts, completed now
+            try:
+                own = reuse.own_facts(path, fp) or read_own(path, kind)
+                return complete(own, host)
+            except VenvVanished:
+                return empty_facts(path, kind, "the venv vanished after it was judged")
+            except Exception as e:  # as in _inspect: one venv's facts, never the output
+                return empty_facts(path, kind, f"internal error: {type(e).__name__}: {e}")
+
+        reuse.reused.add(path)
+        reuse.verdicts_kept.add(path)
+        reuse.reads[path] = kv[1]
+        return KeptReport(facts, snap.findings, snapshot=snap)
+
+    def _decide_group(self, reuse: Reuse, facts: VenvFacts) -> None:
+        """After a venv was judged in full: whether its kept group's view is as it was
+        (the group's key digests its inputs and its view: the same key now, the same
+        view for every venv of the same inputs)."""
+        kv = reuse.verdicts.get(facts.path)
+        if kv is None or not kv[0] or kv[0] in self.groups:
+            return
+        from venvkeeper.scan.grouping import group_of
+
+        self.groups[kv[0]] = group_of(facts)[0] == kv[0]
+
     def _inspect(self, cand: Candidate, alias_of: Optional[str] = None) -> Optional[VenvReport]:
         root, host, whole = self._host_for(cand.path)
         if not whole:
@@ -268,9 +352,24 @@ class Scanner:
             with self.lock:
                 self.stats.skip(cand.path, "in-image-layer")
             return None
+        if self.reuse is not None and cand.fingerprint is None and self.reuse.facts:
+            # the walk left it to this process (WalkOptions.fingerprint_share)
+            path = cand.path.rstrip("/") or "/"
+            fp = fingerprint(path, cand.kind, self.racy_after, self.reuse.checks_of(path))
+            cand = Candidate(cand.path, cand.kind, fp)
+        if self.reuse is not None and self.reuse.verdicts and alias_of is None and root is None:
+            try:
+                kept = self._kept(cand, self.reuse, host)
+            except Exception:  # a bug in keeping costs the shortcut, never the verdict
+                kept = None
+            if kept is not None:
+                return kept
+        asking: Optional[Asking] = None
         try:
             if self.reuse is not None:
-                facts = complete(self._own(cand, self.reuse, root), host)
+                if self.reuse.collect and alias_of is None:
+                    asking = Asking(host.fs, [])
+                facts = complete(self._own(cand, self.reuse, root), host, asks=asking)
             else:
                 facts = inspect_venv(
                     cand.path,
@@ -286,10 +385,19 @@ class Scanner:
             return None
         except Exception as e:  # a bug must cost one venv's verdict, never the whole scan
             facts = empty_facts(cand.path, cand.kind, f"internal error: {type(e).__name__}: {e}")
+            failed = True
+        else:
+            failed = False
         try:
             if self.reuse is not None and self.reuse.collect and alias_of is None:
                 rep, mask = judge_noting(facts, self.options, alias_of, self.trust)
                 self.reuse.reads[facts.path] = mask
+                if failed or asking is None:
+                    return rep
+                if asking.ok and self_contained(facts):
+                    self.reuse.asks[facts.path] = json.dumps(asking.asked, separators=(",", ":"))
+                if self.reuse.verdicts:
+                    self._decide_group(self.reuse, facts)
                 return rep
             return judge(facts, self.options, alias_of, self.trust)
         except Exception as e:  # inline or in the pool: one line, then exit 3
