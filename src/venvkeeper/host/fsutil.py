@@ -473,6 +473,17 @@ def listdir(path: str) -> list[os.DirEntry[str]]:
         return []
 
 
+def fsync_dir(path: str) -> None:
+    """Sync the directory *path*, so a rename in it survives a crash; best effort (a
+    filesystem that cannot sync a directory is left as it is)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def write_atomically(path: str, text: str, mode: int = 0o644, exact_mode: bool = False) -> None:
     """Write *text* to *path* as one step: a temporary file beside it, fsync, rename. A
     reader sees the old file or the new one, never half of one. *mode* is masked by the

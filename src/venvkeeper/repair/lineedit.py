@@ -38,31 +38,17 @@ class EditError(VenvkeeperError):
     """The line could not be changed; the file is as it was."""
 
 
-def _fsync_dir(path: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _read(path: str) -> tuple[bytes, os.stat_result]:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-    fd = os.open(path, flags)
+    try:
+        fd = fsutil.open_regular(path)
+    except fsutil.NotRegularFile:
+        raise EditError(f"{path} is not a regular file: not changed") from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise EditError(f"{path} is not a regular file: not changed")
-        if st.st_size > LIMIT:
+        data, more = fsutil.read_fd(fd, LIMIT)
+        if more:
             raise EditError(f"{path} is larger than {LIMIT >> 20} MiB: not changed")
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks), st
+        return data, st
     finally:
         os.close(fd)
 
@@ -134,7 +120,7 @@ def _edit(real: str, edit: LineEdit) -> str:
         _write(tmp, new, st, attrs)
         os.replace(tmp, real)
         renamed = True
-        _fsync_dir(os.path.dirname(real))
+        fsutil.fsync_dir(os.path.dirname(real))
         if _read(real)[0] != new:
             raise EditError(f"{real} does not read back as written: put back")
     except BaseException:
@@ -154,7 +140,7 @@ def _restore(
     try:
         _write(back, data, st, attrs)
         os.replace(back, real)
-        _fsync_dir(os.path.dirname(real))
+        fsutil.fsync_dir(os.path.dirname(real))
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(back)

@@ -166,15 +166,6 @@ def rename_new(a: str, b: str) -> None:
     os.rename(a, b)
 
 
-def _fsync_dir(path: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_durably(path: str, data: bytes, mode: int = 0o600) -> None:
     """Temp file beside *path*, fsync, rename, fsync the directory."""
     write_bytes_atomically(path, data, mode, durable=True)
@@ -262,7 +253,7 @@ class Journal:
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.file)
-        _fsync_dir(os.path.dirname(self.file))
+        fsutil.fsync_dir(os.path.dirname(self.file))
 
     @classmethod
     def load(cls, path: str, actor: Optional[Actor] = None) -> Optional[Journal]:
@@ -627,7 +618,7 @@ def _transact(
             rename_new(path, j.backup)
             step("exchanged")
             rename_new(j.new, path)
-        _fsync_dir(os.path.dirname(path))
+        fsutil.fsync_dir(os.path.dirname(path))
         j.step = "swapped"
         step("backed-up")
         write_backup_note(j)
